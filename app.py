@@ -1,0 +1,16 @@
+"""vitdemo: entry point. Page config, the shared sidebar and navigation; no model logic here."""
+
+import streamlit as st
+
+from vitdemo import ui
+
+ui.page_setup()
+pages = [
+    st.Page("pages/draw.py", title="Draw", icon=":material/draw:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+]
+page = st.navigation(pages)
+ui.sidebar()
+page.run()

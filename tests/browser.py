@@ -1,0 +1,243 @@
+"""Drive the real app: a free port, `streamlit run app.py` in the background (output to a log file), and a
+headless Debian Chromium through Playwright. Used by the browser tests and by scripts/screenshot_*.py.
+
+    with serve_app({"VITDEMO_HOME": str(home)}) as base_url, sync_playwright() as pw:
+        browser = launch_browser(pw)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(base_url)
+        wait_for_app(page)
+
+No pytest here, so scripts can import it too (after putting tests/ on sys.path).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1280, "height": 720}  # the projector
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's own process group (it and anything it started), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+def log_tail(path: Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+@contextmanager
+def serve_app(
+    env: dict[str, str] | None = None,
+    *,
+    app: str = "app.py",
+    log_path: str | os.PathLike | None = None,
+    timeout_s: float = 90.0,
+) -> Iterator[str]:
+    """Run `streamlit run app` on a free loopback port until the block ends; yields the base URL.
+
+    `env` is added to this process's environment. The server's output goes to `log_path` (default: a
+    temporary file), whose tail is in the error when it does not come up. The server is always stopped.
+    """
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    if log_path is None:
+        fd, log_path = tempfile.mkstemp(prefix="streamlit-", suffix=".log")
+        os.close(fd)
+    log = Path(log_path)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", app,
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so _stop reaches its children too
+        )
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not _healthy(base_url):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"streamlit exited with code {proc.returncode}:\n{log_tail(log)}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"streamlit did not answer {base_url} within {timeout_s:.0f} s:\n{log_tail(log)}"
+                    )
+                time.sleep(0.25)
+            yield base_url
+        finally:
+            _stop(proc)
+
+
+def launch_browser(playwright: Any, **kwargs: Any) -> Any:
+    """Headless Debian Chromium (never a downloaded one: no `playwright install`)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, **kwargs)
+
+
+def wait_for_app(page: Any, timeout_ms: float = 60_000) -> None:
+    """Wait until the app has rendered and no script run is in progress."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_selector(
+        '[data-testid="stMainBlockContainer"] [data-testid="stElementContainer"]', timeout=timeout_ms
+    )
+    wait_idle(page, timeout_ms)
+
+
+def wait_idle(page: Any, timeout_ms: float = 60_000, settle_ms: int = 500) -> None:
+    """Wait until no script run is in progress and the page has stopped changing for `settle_ms`.
+
+    Streamlit streams elements in as the script runs and shows its running indicator only after a
+    moment, so "quiet" means: no indicator, no stale (greyed) element, and the same main-area text
+    twice `settle_ms` apart.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    main = page.locator('[data-testid="stMain"]')
+    last, quiet_since = None, None
+    while time.monotonic() < deadline:
+        busy = page.locator('[data-testid="stStatusWidget"], [data-stale="true"]').count() > 0
+        snapshot = None if busy else main.inner_text()
+        if busy or snapshot != last:
+            last, quiet_since = snapshot, time.monotonic()
+        elif (time.monotonic() - quiet_since) * 1000 >= settle_ms:
+            return
+        page.wait_for_timeout(100)
+    raise TimeoutError("the app kept running or changing")
+
+
+def draw_stroke(page: Any, box: dict[str, float], points: list[tuple[float, float]], steps: int = 8) -> None:
+    """Press, move through `points` (fractions of the box) and release, like a hand with a mouse."""
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=steps)
+    page.mouse.up()
+
+
+def touch_stroke(page: Any, box: dict[str, float], points: list[tuple[float, float]], steps: int = 8) -> None:
+    """The same stroke with a finger: raw touch events through the DevTools protocol (Chromium only)."""
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    path = [xy[0]]
+    for (x0, y0), (x1, y1) in zip(xy, xy[1:], strict=False):
+        path += [(x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps) for k in range(1, steps + 1)]
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": path[0][0], "y": path[0][1]}]})
+    for x, y in path[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def read_prediction(page: Any, model: str, timeout_ms: float = 30_000) -> str:
+    """The label after '<model> predicts' on the page, e.g. read_prediction(page, 'ViT') -> '7'."""
+    locator = page.get_by_text(re.compile(rf"^{model} predicts")).first
+    locator.wait_for(timeout=timeout_ms)
+    text = " ".join(locator.inner_text().split())
+    return text.removeprefix(f"{model} predicts").strip()
+
+
+# --- test drawings ------------------------------------------------------------------------------------
+DIGIT_STROKES = {  # strokes as fractions of the canvas, drawn the way people draw these digits
+    "1": [[(0.52, 0.18), (0.50, 0.82)]],
+    "7": [[(0.30, 0.22), (0.70, 0.22), (0.45, 0.82)]],
+}
+
+
+def stroke_image(strokes: list[list[tuple[float, float]]], size: int = 280, width: int = 20) -> np.ndarray:
+    """RGBA (size, size, 4) uint8 with white strokes on black, as the canvas returns it."""
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 255))
+    draw = ImageDraw.Draw(image)
+    for stroke in strokes:
+        points = [(x * size, y * size) for x, y in stroke]
+        draw.line(points, fill=(255, 255, 255, 255), width=width, joint="curve")
+        for x, y in (points[0], points[-1]):  # round ends, like the canvas pen
+            draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=(255, 255, 255, 255))
+    return np.array(image)
+
+
+def digit_png(digit: str, *, dark_on_light: bool = False, size: int = 280) -> bytes:
+    """A PNG file of one of DIGIT_STROKES (as a phone photo of paper would be: dark ink on white, if asked)."""
+    gray = stroke_image(DIGIT_STROKES[digit], size)[..., 0]  # (size, size) uint8
+    if dark_on_light:
+        gray = 255 - gray
+    buf = io.BytesIO()
+    Image.fromarray(gray).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def canvas(page: Any, timeout_ms: float = 30_000) -> Any:
+    """The drawing surface of streamlit-drawable-canvas (Fabric's upper canvas), in the page or an iframe."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while time.monotonic() < deadline:
+        direct = page.locator("canvas.upper-canvas")
+        if direct.count():
+            return direct.first
+        for frame in page.frames[1:]:
+            inner = frame.locator("canvas.upper-canvas")
+            if inner.count():
+                return inner.first
+        page.wait_for_timeout(100)
+    raise TimeoutError("no drawing canvas (canvas.upper-canvas) on the page")

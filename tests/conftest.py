@@ -1,0 +1,116 @@
+"""Shared fixtures: where the data and checkpoints are, a private VITDEMO_HOME, and the real app in Chromium."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import browser` from any test module
+
+import browser as browser_helpers  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+IN_CI = bool(os.environ.get("CI"))
+
+
+def _skip_or_fail(reason: str) -> None:
+    """Outside CI a missing prerequisite skips; in CI it fails (these tests must run there)."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI is set, so this is an error, not a skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """$VITDEMO_DATA_DIR, else the shared data folder next to the repository."""
+    return Path(os.environ.get("VITDEMO_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def checkpoints_dir() -> Path:
+    """$VITDEMO_CHECKPOINTS, else the repository's shipped checkpoints."""
+    return Path(os.environ.get("VITDEMO_CHECKPOINTS") or REPO_ROOT / "checkpoints")
+
+
+@pytest.fixture(scope="session")
+def mnist_checkpoints(checkpoints_dir: Path) -> Path:
+    """The shipped MNIST ViT and CNN, needed where a test checks that predictions are right."""
+    missing = [k for k in ("vit", "cnn") if not (checkpoints_dir / f"{k}_mnist.safetensors").is_file()]
+    if missing:
+        names = " and ".join(f"{kind}_mnist.safetensors" for kind in missing)
+        _skip_or_fail(f"needs trained checkpoints: {names} not in {checkpoints_dir}")
+    return checkpoints_dir
+
+
+@pytest.fixture
+def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """VITDEMO_HOME in a fresh temporary folder, so no test touches ./runs."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("VITDEMO_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium: skip without it, unless CI is set (then fail)."""
+    if not browser_helpers.CHROMIUM.exists():
+        _skip_or_fail(f"{browser_helpers.CHROMIUM} is missing")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _skip_or_fail("the playwright package is not installed")
+    return browser_helpers.CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def app_env(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoints_dir: Path) -> dict[str, str]:
+    """Environment for a `streamlit run` server: its own VITDEMO_HOME, the data and the checkpoints."""
+    home = tmp_path_factory.mktemp("app-home")
+    return {"VITDEMO_HOME": str(home), "VITDEMO_DATA_DIR": str(data_dir), "VITDEMO_CHECKPOINTS": str(checkpoints_dir)}
+
+
+@pytest.fixture(scope="module")
+def app_url(app_env: dict[str, str], chromium: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port for one test module; stopped afterwards.
+    Its output is in $VITDEMO_HOME/streamlit.log (the tail is in the error if it does not start)."""
+    log = Path(app_env["VITDEMO_HOME"]) / "streamlit.log"
+    with browser_helpers.serve_app(app_env, log_path=log) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chromium_browser(chromium: Path) -> Iterator[Any]:
+    """One headless Chromium per test module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = browser_helpers.launch_browser(pw)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def app_page(chromium_browser: Any, app_url: str) -> Iterator[Any]:
+    """A fresh 1280x720 page (a new session) on the app's default page, fully rendered."""
+    context = chromium_browser.new_context(viewport=browser_helpers.VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    browser_helpers.wait_for_app(page)
+    try:
+        yield page
+    finally:
+        context.close()

@@ -1,0 +1,198 @@
+"""The app shell and the Draw page, run in-process with Streamlit's AppTest (the canvas is patched)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from unittest.mock import patch
+
+import numpy as np
+import pytest
+from browser import DIGIT_STROKES, digit_png, stroke_image
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from vitdemo import display
+from vitdemo.preprocess import preprocess
+from vitdemo.registry import Registry
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = ["pages/draw.py", "pages/train.py", "pages/evaluate.py", "pages/leaderboard.py"]
+PREDICTION = re.compile(r'aria-label="(ViT|CNN) predicts ([^"]+)"')
+TIMEOUT_S = 120  # the first run imports torch and loads both models; a busy 2-core CI box is slow
+
+
+@pytest.fixture
+def draw_env(tmp_home: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private VITDEMO_HOME and the shared data; the checkpoints are whatever conftest found."""
+    monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
+    return tmp_home
+
+
+def _init_as_navigation_app(self: PagesManager, *args: object, **kwargs: object) -> None:
+    """PagesManager.__init__, then what the real server knows after its first run: this app navigates with
+    st.navigation. AppTest builds a fresh PagesManager every run, which sees the pages/ folder and takes
+    the app for a legacy (v1) multipage app: its reruns then run the page file alone, without app.py."""
+    _pages_manager_init(self, *args, **kwargs)
+    PagesManager.uses_pages_directory = False
+
+
+_pages_manager_init = PagesManager.__init__
+
+
+def run_app(canvas: np.ndarray | None, at: AppTest | None = None) -> AppTest:
+    """Run (or rerun) the app with the canvas returning `canvas`."""
+    at = at or AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    with (
+        patch("vitdemo.ui.draw_canvas", return_value=canvas),
+        patch.object(PagesManager, "__init__", _init_as_navigation_app),
+    ):
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def predictions(at: AppTest) -> dict[str, str]:
+    return dict(m for md in at.markdown for m in PREDICTION.findall(md.value))
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [caption for image in at.image for caption in image.captions]
+
+
+@pytest.mark.parametrize("digit", ["1", "7"])
+def test_drawn_digit_is_predicted_and_explained(draw_env: Path, mnist_checkpoints: Path, digit: str) -> None:
+    at = run_app(stroke_image(DIGIT_STROKES[digit]))
+    assert predictions(at) == {"ViT": digit, "CNN": digit}
+    captions = image_captions(at)
+    assert captions.count("on the model input") == 2  # rollout and Grad-CAM
+    assert captions.count("on the drawing") == 2
+    assert "layer 1" in captions  # the ViT's per-layer class-token attention
+    assert [c for c in captions if c.startswith("4 · centred 28×28")]  # the preprocessing strip
+    assert any("Server time" in c.value for c in at.caption)
+    assert not at.info  # no prompt next to a prediction
+
+
+@pytest.mark.parametrize("canvas", [None, np.zeros((280, 280, 4), np.uint8)], ids=["no-stroke-yet", "blank"])
+def test_empty_canvas_prompts_and_predicts_nothing(draw_env: Path, canvas: np.ndarray | None) -> None:
+    at = run_app(canvas)
+    assert predictions(at) == {}
+    assert any("Draw a digit" in info.value for info in at.info)
+    assert "on the model input" not in image_captions(at)
+
+
+def test_rollout_controls_rerun_the_explanation(draw_env: Path, mnist_checkpoints: Path) -> None:
+    image = stroke_image(DIGIT_STROKES["7"])
+    at = run_app(image)
+    at.button_group(key="head_fusion").set_value("max")
+    at.slider(key="discard_ratio").set_value(0.5)
+    at = run_app(image, at)
+    assert predictions(at) == {"ViT": "7", "CNN": "7"}
+    assert image_captions(at).count("on the drawing") == 2
+
+
+def test_missing_checkpoints_are_explained_not_raised(
+    draw_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "no-checkpoints"
+    empty.mkdir()
+    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(empty))
+    at = run_app(stroke_image(DIGIT_STROKES["7"]))
+    warnings = " ".join(w.value for w in at.warning)
+    assert "No ViT model" in warnings and "No CNN model" in warnings
+    assert "vit_mnist.safetensors" in warnings
+    assert predictions(at) == {}
+
+
+def test_uploaded_png_is_predicted(draw_env: Path, mnist_checkpoints: Path) -> None:
+    at = run_app(None)
+    at.button_group(key="input_mode").set_value("upload")
+    at = run_app(None, at)
+    at.file_uploader(key="upload").upload("seven.png", digit_png("7", dark_on_light=True), "image/png")
+    at = run_app(None, at)
+    assert predictions(at) == {"ViT": "7", "CNN": "7"}
+
+
+def test_uploaded_non_image_is_a_clear_error(draw_env: Path) -> None:
+    at = run_app(None)
+    at.button_group(key="input_mode").set_value("upload")
+    at = run_app(None, at)
+    at.file_uploader(key="upload").upload("notes.png", b"this is not a picture", "image/png")
+    at = run_app(None, at)
+    assert any("notes.png" in e.value and "image" in e.value for e in at.error)
+    assert predictions(at) == {}
+
+
+def test_random_test_image_shows_its_true_label(draw_env: Path, mnist_checkpoints: Path) -> None:
+    at = run_app(None)
+    at.button_group(key="input_mode").set_value("test")
+    at = run_app(None, at)
+    truth = [m.value for m in at.markdown if "True label" in m.value]
+    assert len(truth) == 1
+    assert set(predictions(at)) == {"ViT", "CNN"}
+    at.button(key="next_test").click()
+    at = run_app(None, at)
+    assert len([m for m in at.markdown if "True label" in m.value]) == 1
+
+
+def test_a_finished_run_can_replace_the_shipped_model(draw_env: Path, mnist_checkpoints: Path) -> None:
+    registry = Registry(draw_env)
+    copy = draw_env / "my_vit.safetensors"
+    shutil.copyfile(mnist_checkpoints / "vit_mnist.safetensors", copy)
+    common = {"kind": "vit", "config": {}, "checkpoint": str(copy), "test_acc": 0.97}
+    mine = registry.create_run(name="my-vit", dataset="mnist", status="done", **common)
+    registry.create_run(name="other-dataset", dataset="fashion", status="done", **common)
+    registry.create_run(name="still-training", dataset="mnist", status="running", **common)
+    image = stroke_image(DIGIT_STROKES["7"])
+    at = run_app(image)
+    picker = at.selectbox(key="vit_model_mnist")
+    assert picker.value == "shipped"
+    assert picker.options[0].startswith("Shipped ViT")
+    assert picker.options[1:] == [f"#{mine} my-vit (97.00%)"]  # not the fashion run, not the running one
+    assert at.selectbox(key="cnn_model_mnist").options[1:] == []  # a ViT run is no CNN choice
+    picker.set_value(f"run:{mine}")
+    at = run_app(image, at)
+    assert at.selectbox(key="vit_model_mnist").value == f"run:{mine}"
+    assert predictions(at) == {"ViT": "7", "CNN": "7"}
+
+
+def test_fashion_uses_fashion_class_names(draw_env: Path, checkpoints_dir: Path) -> None:
+    at = run_app(stroke_image(DIGIT_STROKES["1"]))
+    at.radio(key="dataset").set_value("fashion")
+    at = run_app(stroke_image(DIGIT_STROKES["1"]), at)
+    found = predictions(at)
+    if (checkpoints_dir / "vit_fashion.safetensors").is_file():
+        fashion = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"}
+        assert found and set(found.values()) <= fashion
+    else:
+        assert any("No ViT model" in w.value for w in at.warning)
+
+
+def test_every_page_runs(draw_env: Path) -> None:
+    at = run_app(None)
+    assert at.radio(key="dataset").value == "mnist"  # the shared sidebar is there
+    for page in PAGES:
+        at.switch_page(page)
+        at = run_app(None, at)
+        assert at.selectbox(key="vit_model_mnist").value == "shipped"  # app.py ran: the sidebar is there
+
+
+# --- pure display helpers the page relies on ----------------------------------------------------------
+def test_upscale_keeps_pixels_square_and_pad_square_letterboxes() -> None:
+    image = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    big = display.upscale(image, 12)  # a whole factor of 4
+    assert big.shape == (8, 12)
+    assert (big[:4, :4] == 0).all() and (big[4:, 8:] == 5).all()
+    assert display.pad_square(big).shape == (12, 12)
+
+
+def test_heat_on_input_lands_on_the_strokes() -> None:
+    drawing = stroke_image(DIGIT_STROKES["1"])
+    pre = preprocess(drawing)
+    heat = (pre.image > 0.5).astype(np.float32)  # "attention" exactly on the model input's ink
+    on_drawing = display.heat_on_input(heat, pre)
+    ink = drawing[..., 0] > 127
+    assert on_drawing.shape == ink.shape
+    assert on_drawing[ink].mean() > 0.5  # hot where the drawing has ink...
+    assert on_drawing[~ink].mean() < 0.05  # ...and cold elsewhere

@@ -1,0 +1,262 @@
+"""The Train, Evaluate and Leaderboard pages under Streamlit's AppTest: the whole app (navigation and the
+shared sidebar) runs in this process against a private registry, with the worker start patched out."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from vitdemo import forms, jobs
+from vitdemo.checkpoints import make_meta, save_checkpoint
+from vitdemo.config import CNNConfig, TrainConfig
+from vitdemo.data import load_dataset
+from vitdemo.metrics import evaluate_predictions
+from vitdemo.registry import Registry
+from vitdemo.train import train
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 90  # the Evaluate page classifies 10,000 test images on a busy CPU
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A folder holding one tiny trained 'shipped' CNN for MNIST (a few seconds of training)."""
+    folder = tmp_path_factory.mktemp("shipped")
+    config = TrainConfig(model=CNNConfig(width=4, depth=1), epochs=1, train_subset=1000, val_size=200, device="cpu")
+    data = load_dataset("mnist", data_dir, val_size=200, train_subset=1000)
+    result = train(config, data=data)
+    report = evaluate_predictions(data.test.labels.numpy(), result.test_preds, 10)
+    metrics = {"test_acc": report.accuracy, "macro_f1": report.macro_f1, "num_params": result.num_params}
+    metrics |= {"epochs": 1, "device": "cpu", "train_time_s": result.train_time_s}
+    metrics["history"] = [e.to_dict() for e in result.history]
+    meta = make_meta(config.model, "mnist", metrics=metrics, train_config=config.to_dict(), name="cnn_mnist")
+    save_checkpoint(folder / "cnn_mnist.safetensors", result.model, meta)
+    return folder
+
+
+@pytest.fixture
+def env(tmp_home: Path, shipped: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(shipped))
+    monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
+    return Registry(tmp_home)
+
+
+@pytest.fixture
+def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Replaces jobs.ensure_worker: records the calls, starts nothing."""
+    calls: list[tuple] = []
+    monkeypatch.setattr(jobs, "ensure_worker", lambda *args, **kwargs: calls.append(args) or True)
+    return calls
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def finished_run(reg: Registry, shipped: Path, name: str = "my-cnn") -> int:
+    """A done run with a checkpoint (a copy of the shipped one) and two epochs of curves."""
+    run_id = reg.create_run(
+        name=name,
+        kind="cnn",
+        dataset="mnist",
+        config=TrainConfig(model=CNNConfig(width=4, depth=1), epochs=2, seed=7, batch_size=64).to_dict(),
+        status="done",
+        device="cpu",
+        test_acc=0.5,
+        macro_f1=0.45,
+        train_time_s=3.0,
+        num_params=8000,
+        finished_at=time.time(),
+    )
+    path = reg.checkpoint_dir / f"run-{run_id}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shipped / "cnn_mnist.safetensors", path)
+    reg.update_run(run_id, checkpoint=str(path))
+    for epoch in (1, 2):
+        reg.add_epoch(run_id, {"epoch": epoch, "train_loss": 1 / epoch, "val_loss": 1.1 / epoch, "train_acc": 0.5,
+                               "val_acc": 0.4 + epoch / 10})  # fmt: skip
+    return run_id
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+@pytest.mark.parametrize("page", ["train", "evaluate", "leaderboard"])
+def test_pages_run_on_an_empty_registry(page: str, tmp_home: Path, tmp_path: Path, monkeypatch, worker_starts) -> None:
+    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    at = open_page(page)
+    assert not at.error
+    if page != "train":
+        assert any("Train page" in text for text in texts(at, "info"))
+
+
+def test_train_page_shows_the_estimate(env: Registry, worker_starts) -> None:
+    at = open_page("train")
+    metrics = {m.label: m.value for m in at.metric}
+    expected = forms.estimate(forms.config_from_values(forms.default_values()))
+    assert metrics["Parameters"] == f"{expected.num_params:,}"
+    assert metrics["Memory (training)"] == f"~{forms.human_bytes(expected.total_bytes)}"
+    at.radio(key="tf_model_kind").set_value("cnn").run()
+    cnn = forms.estimate(forms.config_from_values({**forms.default_values(), "model_kind": "cnn"}))
+    assert {m.label: m.value for m in at.metric}["Parameters"] == f"{cnn.num_params:,}"
+
+
+def test_train_form_invalid_value_shows_the_error_and_queues_nothing(env: Registry, worker_starts) -> None:
+    at = open_page("train")
+    at.number_input(key="tf_num_heads").set_value(5).run()
+    assert "Embedding dim (64) must be divisible by heads (5)." in texts(at, "error")
+    assert not any(m.label == "Parameters" for m in at.metric)  # no estimate for a model that cannot be built
+    at.button(key="start_training").click().run()
+    assert any(text.startswith("Nothing was queued: Embedding dim (64)") for text in texts(at, "error"))
+    assert [r for r in env.list_runs() if not r.baseline] == [] and worker_starts == []
+
+
+def test_train_preset_and_valid_submit_queue_a_run(env: Registry, worker_starts) -> None:
+    at = open_page("train")
+    at.button(key="preset_fast_demo").click().run()
+    assert at.number_input(key="tf_train_subset").value == forms.PRESETS["fast demo"]["train_subset"]
+    at.radio(key="tf_model_kind").set_value("cnn").run()
+    at.text_input(key="tf_name").input("class demo").run()
+    at.button(key="start_training").click().run()
+    assert not at.exception and not at.error
+    runs = [r for r in env.list_runs() if not r.baseline]
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.status == "queued" and run.name == "class demo" and run.device == "cpu"
+    expected = forms.apply_preset({**forms.default_values(), "model_kind": "cnn", "name": "class demo"}, "fast demo")
+    assert TrainConfig.from_dict(run.config) == forms.config_from_values(expected)
+    assert [call[1] for call in worker_starts] == ["cpu"]  # a worker was asked for on the run's device
+    assert list(at.dataframe[0].value["name"]) == ["class demo"]  # the queue shows it
+
+
+def test_train_page_shows_progress_and_cancels(env: Registry, worker_starts) -> None:
+    run_id = env.create_run(
+        name="live", kind="vit", dataset="mnist", config=TrainConfig(epochs=3).to_dict(), status="running",
+        device="cpu", worker_pid=os.getpid(), heartbeat=time.time(),
+        progress={"epoch": 2, "step": 40, "total_steps": 120, "images_per_s": 1500.0, "eta_s": 30.0},
+    )  # fmt: skip
+    env.add_epoch(run_id, {"epoch": 1, "train_loss": 0.9, "val_loss": 0.8, "train_acc": 0.7, "val_acc": 0.75})
+    at = open_page("train")
+    (progress,) = at.get("progress")
+    assert progress.proto.text == "epoch 2/3 · step 40/120 · 1,500 images/s · about 30 s left"
+    assert progress.proto.value == 33
+    assert len(at.get("plotly_chart")) == 1  # the curves of epoch 1
+    at.button(key=f"cancel_{run_id}").click().run()
+    assert env.get_run(run_id).cancel_requested
+    assert "Cancelling: the run stops after its current step." in texts(at, "caption")
+
+
+def test_train_page_marks_a_dead_workers_run_failed_and_shows_errors(env: Registry, worker_starts) -> None:
+    orphan = env.create_run(
+        name="orphan", kind="vit", dataset="mnist", config={}, status="running", worker_pid=None, heartbeat=None
+    )
+    at = open_page("train")
+    assert env.get_run(orphan).status == "failed"
+    assert any("stopped unexpectedly" in text for text in texts(at, "error"))
+    env.update_run(orphan, finished_at=time.time() - 100)
+    env.create_run(
+        name="oom", kind="vit", dataset="mnist", config={}, status="failed", finished_at=time.time(),
+        error="out of memory: try a smaller batch size or model",
+    )  # fmt: skip
+    at = open_page("train")
+    assert any(text == "Failed: out of memory: try a smaller batch size or model" for text in texts(at, "error"))
+
+
+def test_train_page_shows_a_finished_runs_result(env: Registry, shipped: Path, worker_starts) -> None:
+    finished_run(env, shipped)
+    at = open_page("train")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == "50.00%" and metrics["Macro F1"] == "0.4500"
+    assert "Done: trained in 3.0 s on cpu." in texts(at, "success")
+
+
+def test_leaderboard_shows_baseline_rows(env: Registry, shipped: Path, worker_starts) -> None:
+    run_id = finished_run(env, shipped)
+    at = open_page("leaderboard")
+    table = at.dataframe[0].value
+    assert set(table["name"]) == {"cnn_mnist", "my-cnn"}
+    baseline = table[table["shipped"]].iloc[0]
+    assert baseline["name"] == "cnn_mnist" and baseline["status"] == "done" and baseline["kind"] == "CNN"
+    assert baseline["test accuracy"] > 0.3  # the tiny shipped CNN's own test accuracy
+    at.multiselect(key="lb_kinds").set_value(["ViT"]).run()
+    assert len(at.dataframe[0].value) == 0
+    at.multiselect(key="lb_kinds").set_value([]).run()
+    at.text_input(key="lb_text").input("my-").run()
+    assert list(at.dataframe[0].value["id"]) == [run_id]
+
+
+def test_leaderboard_baselines_cannot_be_deleted_runs_can(env: Registry, shipped: Path, worker_starts) -> None:
+    run_id = finished_run(env, shipped)
+    at = open_page("leaderboard")
+    baseline_id = next(r.id for r in env.list_runs() if r.baseline)
+    at.selectbox(key="lb_run").set_value(baseline_id).run()
+    assert any("can't be deleted" in text for text in texts(at, "info"))
+    assert not any(b.key == f"lb_delete_{baseline_id}" for b in at.button)
+
+    at.selectbox(key="lb_run").set_value(run_id).run()
+    assert at.button(key=f"lb_delete_{run_id}").disabled  # until the deletion is confirmed
+    checkpoint = Path(env.get_run(run_id).checkpoint)
+    at.checkbox(key=f"lb_confirm_{run_id}").check().run()
+    at.button(key=f"lb_delete_{run_id}").click().run()
+    assert [r.id for r in env.list_runs()] == [baseline_id] and not checkpoint.exists()
+    assert f"Run #{run_id} (my-cnn) was deleted." in texts(at, "success")
+
+
+def test_leaderboard_overlays_curves_and_copies_settings(env: Registry, shipped: Path, worker_starts) -> None:
+    run_id = finished_run(env, shipped)
+    at = open_page("leaderboard")
+    baseline = next(r for r in env.list_runs() if r.baseline)
+    assert at.multiselect(key="lb_compare").value == [baseline.id]  # the shipped model's curves, from its file
+    assert baseline.name in at.get("plotly_chart")[0].proto.spec
+    at.multiselect(key="lb_compare").set_value([run_id]).run()
+    (chart,) = at.get("plotly_chart")
+    assert "my-cnn" in chart.proto.spec
+    at.selectbox(key="lb_run").set_value(run_id).run()
+    at.button(key=f"lb_use_{run_id}").click().run()
+    assert not at.exception
+    assert at.radio(key="tf_model_kind").value == "cnn"  # now on the Train page, filled in
+    assert at.number_input(key="tf_cnn_width").value == 4
+    assert at.number_input(key="tf_seed").value == 7 and at.number_input(key="tf_batch_size").value == 64
+    assert any("#" + str(run_id) in text for text in texts(at, "info"))
+
+
+def test_evaluate_shows_accuracy_confusion_matrix_and_cells(env: Registry, shipped: Path, worker_starts) -> None:
+    at = open_page("evaluate")
+    baseline = next(r for r in env.list_runs() if r.baseline)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{baseline.test_acc:.2%}"  # recomputed here, equal to the stored one
+    assert metrics["Macro F1"] == f"{baseline.macro_f1:.4f}"
+    charts = at.get("plotly_chart")
+    assert charts and '"type":"heatmap"' in charts[0].proto.spec
+    per_class = at.dataframe[0].value
+    assert list(per_class["class"]) == [str(i) for i in range(10)] and per_class["support"].sum() == 10_000
+
+    at.selectbox(key=f"cm_{baseline.id}_true").set_value(3).run()
+    at.selectbox(key=f"cm_{baseline.id}_pred").set_value(3).run()
+    headers = [m for m in texts(at, "markdown") if m.startswith("#### True 3, predicted 3")]
+    assert headers and "correctly classified" in headers[0]
+    (gallery,) = at.get("image")
+    captions = [img.caption for img in gallery.proto.imgs]
+    assert 0 < len(captions) <= 12 and all(c.startswith("true 3 · predicted 3 (") for c in captions)
+
+
+def test_evaluate_compares_two_runs(env: Registry, shipped: Path, worker_starts) -> None:
+    other = finished_run(env, shipped, name="twin")
+    at = open_page("evaluate")
+    baseline = next(r for r in env.list_runs() if r.baseline)
+    at.selectbox(key="eval_run").set_value(baseline.id).run()
+    at.selectbox(key="eval_other_mnist").set_value(other).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 3  # the picker's matrix, then both side by side
+    # the same weights: neither gets anything right that the other gets wrong
+    assert f"**#{baseline.id} right, #{other} wrong: 0 images**" in texts(at, "markdown")

@@ -1,0 +1,34 @@
+"""The benchmark prints figures (never asserts speed); here it only has to run and measure what it says."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from vitdemo.bench import time_to_accuracy
+from vitdemo.config import CNNConfig, TrainConfig
+
+
+def test_time_to_accuracy_stops_at_the_target_and_reports_test_accuracy(data_dir: Path) -> None:
+    config = TrainConfig(
+        model=CNNConfig(width=8), epochs=3, lr=4e-3, train_subset=2000, val_size=500, augment=0, device="cpu"
+    )
+    t = time_to_accuracy(config, 0.5, str(data_dir))  # a tiny CNN passes 50% within its first epoch
+    assert t.reached_s is not None and t.epoch == 1 and t.val_acc >= 0.5
+    assert 0 < t.reached_s <= t.train_time_s and 0.4 < t.test_acc <= 1
+    never = time_to_accuracy(config, 1.01, str(data_dir))
+    assert never.reached_s is None and never.epoch == 3  # ran the whole recipe
+
+
+def test_quick_bench_prints_latency_and_pipeline_figures(data_dir: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vitdemo", "bench", "--quick", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert len(re.findall(r"training throughput +[\d,]+ images/s", out)) == 2
+    assert len(re.findall(r"inference, 1 image +median +[\d.]+ ms +p95 +[\d.]+ ms", out)) == 2
+    assert re.search(r"attention rollout +median", out) and re.search(r"Grad-CAM +median", out)
+    assert re.search(r"Draw page pipeline .*median +[\d.]+ ms", out)
+    assert "time to" not in out  # --quick skips training to a target

@@ -1,0 +1,81 @@
+"""The real app in a real browser: `streamlit run app.py` driven by headless Chromium (marker `browser`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import (
+    DIGIT_STROKES,
+    VIEWPORT,
+    canvas,
+    digit_png,
+    draw_stroke,
+    read_prediction,
+    touch_stroke,
+    wait_for_app,
+    wait_idle,
+)
+
+pytestmark = pytest.mark.browser
+
+PROMPT = "Draw a digit on the black canvas"
+
+
+def predictions_on_page(page: Any) -> int:
+    return page.get_by_text(re.compile(r"^(ViT|CNN) predicts")).count()
+
+
+def test_drawing_with_the_mouse_gets_both_predictions(app_page: Any, mnist_checkpoints: Path) -> None:
+    page = app_page
+    page.get_by_text(PROMPT).wait_for()  # a blank canvas asks for a digit...
+    assert predictions_on_page(page) == 0  # ...and predicts nothing
+    surface = canvas(page)
+    for stroke in DIGIT_STROKES["7"]:
+        draw_stroke(page, surface.bounding_box(), stroke)
+    assert read_prediction(page, "ViT") == "7"
+    assert read_prediction(page, "CNN") == "7"
+    wait_idle(page)
+    assert page.get_by_text("on the drawing").count() == 2  # rollout and Grad-CAM overlays
+    assert page.get_by_text("Server time").is_visible()
+
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_text(PROMPT).wait_for()
+    wait_idle(page)
+    assert predictions_on_page(page) == 0
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_drawing_with_a_finger_works_too(chromium_browser: Any, app_url: str, mnist_checkpoints: Path) -> None:
+    context = chromium_browser.new_context(viewport=VIEWPORT, has_touch=True)  # a touch screen or a tablet
+    try:
+        page = context.new_page()
+        page.goto(app_url)
+        wait_for_app(page)
+        for stroke in DIGIT_STROKES["1"]:
+            touch_stroke(page, canvas(page).bounding_box(), stroke)
+        assert read_prediction(page, "ViT") == "1"
+        assert read_prediction(page, "CNN") == "1"
+    finally:
+        context.close()
+
+
+def test_uploading_a_png_gets_both_predictions(app_page: Any, mnist_checkpoints: Path, tmp_path: Path) -> None:
+    page = app_page
+    page.get_by_role("radio", name=re.compile("Upload")).click()
+    wait_idle(page)
+    photo = tmp_path / "seven.png"
+    photo.write_bytes(digit_png("7", dark_on_light=True))  # dark ink on white paper
+    page.locator('input[type="file"]').set_input_files(str(photo))
+    assert read_prediction(page, "ViT") == "7"
+    assert read_prediction(page, "CNN") == "7"
+
+    junk = tmp_path / "notes.png"
+    junk.write_bytes(b"this is not a picture")
+    page.locator('input[type="file"]').set_input_files(str(junk))
+    page.get_by_text(re.compile(r"^notes\.png: .*image")).wait_for()  # a clear error, no traceback
+    wait_idle(page)
+    assert predictions_on_page(page) == 0
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -1,0 +1,300 @@
+"""The Train form's rules (presets, validation messages, estimates) and the pages' tables and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vitdemo import charts, forms
+from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
+from vitdemo.metrics import evaluate_predictions
+from vitdemo.models import build_model, count_parameters
+from vitdemo.registry import Registry
+
+
+# -- forms ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("preset", list(forms.PRESETS))
+@pytest.mark.parametrize("kind", ["vit", "cnn"])
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
+def test_presets_validate(preset: str, kind: str, dataset: str) -> None:
+    values = forms.apply_preset({**forms.default_values(), "model_kind": kind, "dataset": dataset}, preset)
+    config, messages = forms.check_values(values)
+    assert messages == []
+    assert config is not None and config.model.kind == kind and config.dataset == dataset
+    assert config.epochs == forms.PRESETS[preset]["epochs"]
+    assert config.warmup_epochs <= config.epochs
+
+
+def test_preset_keeps_kind_dataset_device_and_name() -> None:
+    values = {**forms.default_values(), "model_kind": "cnn", "dataset": "fashion", "device": "cpu", "name": "mine"}
+    filled = forms.apply_preset(values, "fast demo")
+    assert {k: filled[k] for k in ("model_kind", "dataset", "device", "name")} == {
+        "model_kind": "cnn",
+        "dataset": "fashion",
+        "device": "cpu",
+        "name": "mine",
+    }
+    assert filled["train_subset"] == forms.PRESETS["fast demo"]["train_subset"] > 0
+    with pytest.raises(KeyError, match="unknown preset"):
+        forms.apply_preset(values, "warp speed")
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        ViTConfig(),
+        ViTConfig(patch_size=7, embed_dim=36, depth=2, num_heads=3, mlp_ratio=1.5),  # int(36 * 1.5) = 54 hidden
+        ViTConfig(patch_size=14, embed_dim=20, depth=1, num_heads=5, mlp_ratio=0.7),  # int(14.0) hidden
+        CNNConfig(),
+        CNNConfig(width=4, depth=1),
+        CNNConfig(width=12, depth=3),
+    ],
+    ids=lambda m: repr(m)[:60],
+)
+def test_parameter_estimate_equals_the_built_model(model) -> None:
+    assert forms.estimate_parameters(model) == count_parameters(build_model(model))
+
+
+@pytest.mark.parametrize("preset", list(forms.PRESETS))
+def test_estimate_of_presets_counts_the_built_model(preset: str) -> None:
+    for kind in ("vit", "cnn"):
+        config = forms.config_from_values(forms.apply_preset({**forms.default_values(), "model_kind": kind}, preset))
+        est = forms.estimate(config)
+        assert est.num_params == count_parameters(build_model(config.model))
+        assert est.train_images == (config.train_subset or 60_000 - config.val_size)
+        assert est.steps_per_epoch == -(-est.train_images // config.batch_size)
+        assert est.total_steps == est.steps_per_epoch * config.epochs
+        assert est.total_bytes == est.weights_bytes + est.activations_bytes + est.data_bytes > 0
+
+
+def test_memory_estimate_grows_with_batch_and_model() -> None:
+    small = forms.estimate(TrainConfig(model=ViTConfig(embed_dim=32, num_heads=2), batch_size=64))
+    bigger_batch = forms.estimate(TrainConfig(model=ViTConfig(embed_dim=32, num_heads=2), batch_size=256))
+    bigger_model = forms.estimate(TrainConfig(model=ViTConfig(embed_dim=128, num_heads=2), batch_size=64))
+    assert bigger_batch.activations_bytes == pytest.approx(4 * small.activations_bytes)
+    assert bigger_model.weights_bytes > small.weights_bytes
+    assert forms.human_bytes(1536) == "1.5 KB" and forms.human_bytes(200 * 1024**2) == "200 MB"
+    lines = forms.estimate_lines(small)
+    assert lines[0] == f"{small.num_params:,} parameters" and "memory" in lines[2]
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"num_heads": 5}, ["Embedding dim (64) must be divisible by heads (5)."]),
+        ({"lr": 0.0}, ["Learning rate must be in (0, 1]."]),
+        ({"epochs": 0}, ["Epochs must be between 1 and 500."]),
+        ({"epochs": "ten"}, ["Epochs must be a whole number, not 'ten'."]),
+        ({"batch_size": 2.5}, ["Batch size must be a whole number, not 2.5."]),
+        ({"model_kind": "cnn", "cnn_width": 2}, ["CNN width must be between 4 and 256."]),
+        ({"model_kind": "cnn", "cnn_depth": 4}, ["Depth must be 1, 2 or 3 (28 px halves at most 3 times)."]),
+        ({"name": "x" * 101}, ["Name must be at most 100 characters."]),
+        ({"model_kind": "mlp"}, ["Model kind must be vit or cnn, not 'mlp'."]),
+        # the model's and the training settings' problems are reported together
+        ({"num_heads": 3, "weight_decay": 2.0}, ["Embedding dim (64) must be", "Weight decay must be in [0, 1]."]),
+    ],
+)
+def test_invalid_values_give_clear_messages(change: dict, expected: list[str]) -> None:
+    config, messages = forms.check_values({**forms.default_values(), **change})
+    assert config is None
+    assert len(messages) == len(expected)
+    for message, start in zip(messages, expected, strict=True):
+        assert message.startswith(start)
+    with pytest.raises(ConfigError):
+        forms.config_from_values({**forms.default_values(), **change})
+
+
+def test_settings_of_the_other_kind_do_not_block() -> None:
+    """A bad ViT value does not matter while the CNN is chosen (its widgets are not even shown)."""
+    config, messages = forms.check_values({**forms.default_values(), "model_kind": "cnn", "num_heads": 5})
+    assert messages == [] and isinstance(config.model, CNNConfig)
+
+
+def test_cuda_needs_a_gpu_on_the_server() -> None:
+    values = {**forms.default_values(), "device": "cuda"}
+    config, messages = forms.check_values(values, devices=["cpu"])
+    assert config is None and messages == [
+        "Device 'cuda' was chosen but this server has no CUDA GPU: choose auto or cpu."
+    ]
+    config, messages = forms.check_values(values, devices=["cpu", "cuda"])
+    assert messages == [] and config.device == "cuda"
+
+
+def test_values_round_trip_through_a_config() -> None:
+    config = TrainConfig(
+        model=CNNConfig(width=24, depth=3, dropout=0.2),
+        dataset="fashion",
+        epochs=4,
+        batch_size=64,
+        lr=1e-3,
+        schedule="onecycle",
+        augment=0.5,
+        seed=7,
+        device="cpu",
+        train_subset=3000,
+        name="my run",
+    )
+    values = forms.values_from_config(config.to_dict())  # as a stored run holds it
+    assert values["model_kind"] == "cnn" and values["cnn_width"] == 24 and values["embed_dim"] == 64
+    again = forms.config_from_values(values)
+    assert again == TrainConfig(**{**config.__dict__, "warmup_epochs": 1.0})
+    assert forms.config_from_values(forms.default_values()).warmup_epochs == 1.0
+    one_epoch = forms.config_from_values({**forms.default_values(), "epochs": 1})
+    assert one_epoch.warmup_epochs == pytest.approx(1 / 3)  # not the whole (only) epoch
+
+
+def test_coerce_values_gives_widget_types() -> None:
+    values = forms.coerce_values({**forms.default_values(), "epochs": 3.0, "mlp_ratio": 2, "lr": "x"})
+    assert values["epochs"] == 3 and isinstance(values["epochs"], int)
+    assert isinstance(values["mlp_ratio"], float) and values["lr"] == "x"
+
+
+# -- charts --------------------------------------------------------------------------------------------
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "home")
+
+
+def _done(reg: Registry, name: str, acc: float | None, f1: float | None = None, **fields) -> int:
+    return reg.create_run(
+        name=name, kind="vit", dataset="mnist", config=TrainConfig().to_dict(), status="done", test_acc=acc,
+        macro_f1=f1 if f1 is not None else acc, **fields,
+    )  # fmt: skip
+
+
+def test_leaderboard_frame_orders_and_filters(registry: Registry) -> None:
+    low = _done(registry, "low", 0.90, num_params=1000, train_time_s=12.34, device="cpu", epochs_done=3)
+    high = _done(registry, "high", 0.99)
+    tie_better_f1 = _done(registry, "tie", 0.90, f1=0.95)
+    queued = registry.create_run(
+        name="waiting", kind="cnn", dataset="fashion", config={"model": {"kind": "cnn"}}, status="queued"
+    )
+    frame = charts.leaderboard_frame(registry.list_runs())
+    assert list(frame.columns) == list(charts.LEADERBOARD_COLUMNS)
+    assert list(frame["id"]) == [high, tie_better_f1, low, queued]  # unfinished runs last
+    row = frame.set_index("id").loc[low]
+    assert row["kind"] == "ViT" and row["dataset"] == "MNIST" and row["parameters"] == 1000
+    assert row["training time (s)"] == 12.3 and row["epochs"] == 3 and row["status"] == "done"
+    assert pd.isna(frame.set_index("id").loc[queued, "test accuracy"])
+
+    assert list(charts.filter_leaderboard(frame, kinds=["CNN"])["id"]) == [queued]
+    assert list(charts.filter_leaderboard(frame, statuses=["done"], text="TI")["id"]) == [tie_better_f1]
+    assert len(charts.filter_leaderboard(frame, datasets=["Fashion-MNIST"], kinds=["ViT"])) == 0
+    assert len(charts.filter_leaderboard(frame)) == 4
+
+    csv = charts.leaderboard_csv(frame).decode()
+    lines = csv.strip().splitlines()
+    assert lines[0].startswith("id,name,shipped,kind") and len(lines) == 5 and ",high," in lines[1]
+
+
+def test_queue_frame_and_progress_text(registry: Registry) -> None:
+    a = registry.create_run(name="a", kind="vit", dataset="mnist", config={"epochs": 5}, status="queued")
+    b = registry.create_run(name="b", kind="vit", dataset="mnist", config={"epochs": 5}, status="queued")
+    registry.update_run(
+        b,
+        status="running",
+        progress={"epoch": 2, "step": 30, "total_steps": 120, "images_per_s": 2345.6, "eta_s": 75.0},
+    )
+    runs = registry.list_runs()
+    frame = charts.queue_frame(runs)
+    assert list(frame["id"]) == [b, a] and list(frame["progress"]) == [25, 0]
+    fraction, text = charts.progress_of(registry.get_run(b))
+    assert fraction == 0.25
+    assert text == "epoch 2/5 · step 30/120 · 2,346 images/s · about 1 min 15 s left"
+    assert charts.progress_of(registry.get_run(a)) == (0.0, "waiting for the worker")
+    registry.update_run(a, status="running")
+    assert "loading the data" in charts.progress_of(registry.get_run(a))[1]
+
+
+def test_format_duration_and_result_line(registry: Registry) -> None:
+    assert [charts.format_duration(s) for s in (None, 4.25, 42, 75, 3725)] == [
+        "-",
+        "4.2 s",
+        "42 s",
+        "1 min 15 s",
+        "1 h 02 min",
+    ]
+    run = registry.get_run(_done(registry, "r", 0.98765, f1=0.9876, train_time_s=61.0, device="cuda"))
+    assert charts.result_line(run) == "test accuracy 98.77% · macro F1 0.9876 · trained in 1 min 01 s · on cuda"
+
+
+def test_curves_figure_has_train_and_val_lines() -> None:
+    epochs = [
+        {"epoch": 1, "train_loss": 1.0, "val_loss": 0.8, "train_acc": 0.7, "val_acc": 0.75},
+        {"epoch": 2, "train_loss": 0.5, "val_loss": 0.4, "train_acc": 0.9, "val_acc": 0.92},
+    ]
+    fig = charts.curves_figure(epochs)
+    by_axis = {(t.name, t.yaxis): list(t.y) for t in fig.data}
+    assert by_axis[("training", "y")] == [1.0, 0.5] and by_axis[("validation", "y")] == [0.8, 0.4]
+    assert by_axis[("training", "y2")] == [0.7, 0.9] and by_axis[("validation", "y2")] == [0.75, 0.92]
+    assert len(charts.curves_figure([]).data) == 4  # an empty chart before the first epoch, not an error
+
+    overlay = charts.overlay_figure({"run a": epochs, "run b": epochs[:1]}, "val_loss")
+    assert [t.name for t in overlay.data] == ["run a", "run b"] and list(overlay.data[1].y) == [0.8]
+    with pytest.raises(ValueError, match="unknown metric"):
+        charts.overlay_figure({}, "f1")
+
+
+def test_confusion_figure_cells_and_selection() -> None:
+    cm = np.array([[50, 2, 0], [7, 40, 1], [0, 0, 30]])
+    fig = charts.confusion_figure(cm, ["a", "b", "c"], selected=(1, 0))
+    heat, cells = fig.data
+    assert np.array_equal(np.asarray(heat.text), cm)
+    assert np.allclose(np.asarray(heat.z), np.log1p(cm))
+    # Streamlit reads colours "#000001".."#0000ff" as placeholders for its theme: empty cells would turn pink
+    assert not any(str(color).lower().startswith("#0000") for _, color in heat.colorscale)
+    # every cell has a clickable point whose customdata is (true, predicted) and whose place is that cell
+    points = list(zip(cells.y, cells.x, map(tuple, cells.customdata), strict=True))
+    assert len(points) == 9
+    for y, x, (t, p) in points:
+        assert (y, x) == ("abc"[t], "abc"[p])
+    assert fig.layout.shapes[0].x0 == -0.5 and fig.layout.shapes[0].y0 == 0.5  # outline on true b, predicted a
+    event = {"selection": {"points": [{"x": "a", "y": "b", "customdata": [1, 0]}]}}
+    assert charts.selected_cell(event) == (1, 0)
+    assert charts.selected_cell({"selection": {"points": [{"customdata": {"1": 2, "0": 1}}]}}) == (1, 2)
+    assert charts.selected_cell({"selection": {"points": [{"x": "c", "y": "a"}]}}, ["a", "b", "c"]) == (0, 2)
+    assert charts.selected_cell({"selection": {"points": [{"x": "c", "y": "a"}]}}) is None
+    assert charts.selected_cell({"selection": {"points": []}}) is None
+    assert charts.selected_cell(None) is None
+    with pytest.raises(ValueError):
+        charts.confusion_figure(cm, ["a", "b"])
+
+
+def test_per_class_frame_and_cell_examples() -> None:
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    probs = np.array(
+        [
+            [0.9, 0.1, 0.0],
+            [0.2, 0.7, 0.1],  # true 0, predicted 1 at 0.7
+            [0.1, 0.8, 0.1],  # true 0, predicted 1 at 0.8
+            [0.0, 1.0, 0.0],
+            [0.6, 0.4, 0.0],  # true 1, predicted 0
+            [0.0, 0.0, 1.0],
+        ],
+        dtype=np.float32,
+    )
+    report = evaluate_predictions(labels, probs.argmax(1), 3)
+    frame = charts.per_class_frame(report, ["zero", "one", "two"])
+    assert list(frame["class"]) == ["zero", "one", "two"]
+    assert list(frame["support"]) == [3, 2, 1] and list(frame["errors"]) == [2, 1, 0]
+    assert frame.loc[0, "recall"] == pytest.approx(1 / 3)
+    assert list(charts.cell_examples(labels, probs, 0, 1)) == [2, 1]  # most confident mistake first
+    assert list(charts.cell_examples(labels, probs, 0, 1, limit=1)) == [2]
+    assert list(charts.cell_examples(labels, probs, 2, 0)) == []
+    assert charts.image_caption("7", "1", 0.873) == "true 7 · predicted 1 (87%)"
+
+
+def test_disagreements() -> None:
+    labels = np.array([0, 1, 2, 3])
+    a = np.array([0, 1, 0, 0])  # right on 0, 1
+    b = np.array([0, 0, 2, 0])  # right on 0, 2
+    a_only, b_only = charts.disagreements(labels, a, b)
+    assert list(a_only) == [1] and list(b_only) == [2]
+
+
+def test_run_title_names_kind_and_dataset(registry: Registry) -> None:
+    run = registry.get_run(_done(registry, "best", 0.9))
+    assert charts.run_title(run) == f"#{run.id} best (ViT, MNIST)"

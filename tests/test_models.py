@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig, model_config_from_dict
+from vitdemo.models import build_model, count_parameters
+
+
+@pytest.mark.parametrize("patch", [4, 7, 14])
+def test_vit_attention_paths_give_identical_logits(patch: int) -> None:
+    torch.manual_seed(0)
+    config = ViTConfig(patch_size=patch, embed_dim=32, depth=3, num_heads=4)
+    model = build_model(config).eval()
+    x = torch.randn(5, 1, 28, 28)
+    fused = model(x)
+    explicit, attns = model(x, return_attn=True)
+    tokens = 1 + (28 // patch) ** 2
+    assert fused.shape == (5, 10)
+    assert torch.allclose(fused, explicit, atol=1e-5)
+    assert len(attns) == 3
+    for a in attns:
+        assert a.shape == (5, 4, tokens, tokens)
+        assert torch.allclose(a.sum(-1), torch.ones(5, 4, tokens), atol=1e-5)
+
+
+def test_vit_default_size_is_small() -> None:
+    n = count_parameters(build_model(ViTConfig()))
+    assert 150_000 < n < 300_000  # the ~210k-parameter class of the published from-scratch ViTs
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_cnn_sizes_are_derived(depth: int) -> None:
+    model = build_model(CNNConfig(width=8, depth=depth)).eval()
+    x = torch.randn(2, 1, 28, 28)
+    assert model(x).shape == (2, 10)
+    acts = []
+    handle = model.cam_layer.register_forward_hook(lambda m, i, o: acts.append(o))
+    model(x)
+    handle.remove()
+    side = 28 // 2 ** (depth - 1)
+    assert acts[0].shape == (2, 8 * 2 ** (depth - 1), side, side)
+
+
+def test_wider_cnn_has_more_parameters() -> None:
+    assert count_parameters(build_model(CNNConfig(width=32))) > count_parameters(build_model(CNNConfig(width=16)))
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (ViTConfig(patch_size=5), "patch_size"),
+        (ViTConfig(embed_dim=30, num_heads=4), "divisible"),
+        (CNNConfig(depth=4), "depth"),
+        (TrainConfig(epochs=0), "epochs"),
+        (TrainConfig(lr=-1), "lr"),
+        (TrainConfig(dataset="cifar"), "dataset"),
+    ],
+)
+def test_invalid_configs_say_what_is_wrong(config, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config.validate() if isinstance(config, TrainConfig) else build_model(config)
+
+
+def test_train_config_round_trips_through_json() -> None:
+    import json
+
+    config = TrainConfig(model=CNNConfig(width=24), epochs=3, name="x")
+    again = TrainConfig.from_dict(json.loads(config.to_json()))
+    assert again == config
+    assert isinstance(again.model, CNNConfig)
+
+
+def test_unknown_settings_are_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown"):
+        model_config_from_dict({"kind": "vit", "patches": 3})
+    with pytest.raises(ConfigError, match="kind"):
+        model_config_from_dict({"kind": "mlp"})

@@ -1,0 +1,356 @@
+"""Tables and figures for the Train, Evaluate and Leaderboard pages: pure pandas and plotly builders over
+runs, epochs and predictions (no Streamlit), so what a page shows is tested without a browser."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sequential
+from plotly.subplots import make_subplots
+
+from vitdemo.metrics import EvalReport
+from vitdemo.registry import Run
+
+KIND_NAMES = {"vit": "ViT", "cnn": "CNN"}
+DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
+TRAIN_COLOR, VAL_COLOR = "#5b8def", "#ff7a45"  # the theme's accent is the validation (held-out) curve
+PALETTE = ("#ff7a45", "#5b8def", "#3fb68b", "#f2c94c", "#bb6bd9", "#56ccf2", "#eb5757", "#9aa3b5")
+# plotly's Inferno, except its first colour: Streamlit reads "#000001".."#0000xx" as placeholders for its
+# theme's colours, so Inferno's "#000004" would paint every empty cell in a theme colour.
+HEAT_COLORS = ["#03020d", *sequential.Inferno[1:]]
+METRICS = {  # epoch column -> what a chart calls it
+    "val_acc": "validation accuracy",
+    "train_acc": "training accuracy",
+    "val_loss": "validation loss",
+    "train_loss": "training loss",
+}
+LEADERBOARD_COLUMNS = (
+    "id", "name", "shipped", "kind", "dataset", "parameters", "test accuracy", "macro F1", "training time (s)",
+    "device", "epochs", "date", "status",
+)  # fmt: skip
+
+
+# -- text -------------------------------------------------------------------------------------------
+def format_duration(seconds: float | None) -> str:
+    """3725 -> '1 h 02 min', 75 -> '1 min 15 s', 4.2 -> '4.2 s', None -> '-'."""
+    if seconds is None or not np.isfinite(seconds):
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def progress_of(run: Run) -> tuple[float, str]:
+    """(fraction done in [0, 1], 'epoch 2/5 · step 120/300 · 3,400 images/s · about 12 s left') of a run."""
+    p = run.progress or {}
+    total = int(p.get("total_steps") or 0)
+    step = int(p.get("step") or 0)
+    if run.status == "queued":
+        return 0.0, "waiting for the worker"
+    if not total:
+        return 0.0, "starting: loading the data and building the model"
+    fraction = min(max(step / total, 0.0), 1.0)
+    parts = [
+        f"epoch {int(p.get('epoch') or 1)}/{run.epochs or '?'}",
+        f"step {step:,}/{total:,}",
+        f"{float(p.get('images_per_s') or 0):,.0f} images/s",
+    ]
+    if step >= total:
+        parts.append("testing on the 10,000 test images")
+    else:
+        parts.append(f"about {format_duration(float(p.get('eta_s') or 0))} left")
+    return fraction, " · ".join(parts)
+
+
+def result_line(run: Run) -> str:
+    """One sentence for a finished run: 'test accuracy 98.91% · macro F1 0.9889 · 1 min 02 s on cpu'."""
+    parts = []
+    if run.test_acc is not None:
+        parts.append(f"test accuracy {run.test_acc:.2%}")
+    if run.macro_f1 is not None:
+        parts.append(f"macro F1 {run.macro_f1:.4f}")
+    if run.train_time_s is not None:
+        parts.append(f"trained in {format_duration(run.train_time_s)}")
+    if run.device:
+        parts.append(f"on {run.device}")
+    return " · ".join(parts)
+
+
+def run_title(run: Run) -> str:
+    """'#7 vit-mnist-p7-d64x4-e2 (ViT, MNIST)'."""
+    return f"#{run.id} {run.name} ({KIND_NAMES.get(run.kind, run.kind)}, {DATASET_NAMES.get(run.dataset, run.dataset)})"
+
+
+# -- tables -----------------------------------------------------------------------------------------
+def leaderboard_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """Every run as one row (columns LEADERBOARD_COLUMNS), best test accuracy first, unfinished runs last."""
+    rows = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "kind": KIND_NAMES.get(r.kind, r.kind),
+            "dataset": DATASET_NAMES.get(r.dataset, r.dataset),
+            "parameters": r.num_params,
+            "test accuracy": r.test_acc,
+            "macro F1": r.macro_f1,
+            "training time (s)": None if r.train_time_s is None else round(r.train_time_s, 1),
+            "device": r.device,
+            "epochs": r.epochs_done,
+            "date": dt.datetime.fromtimestamp(r.finished_at or r.created_at).replace(microsecond=0),
+            "status": r.status,
+            "shipped": r.baseline,
+        }
+        for r in runs
+    ]
+    frame = pd.DataFrame(rows, columns=list(LEADERBOARD_COLUMNS))
+    frame["parameters"] = frame["parameters"].astype("Int64")
+    for col in ("test accuracy", "macro F1", "training time (s)"):
+        frame[col] = frame[col].astype("float64")
+    frame = frame.sort_values(["test accuracy", "macro F1", "id"], ascending=[False, False, True], na_position="last")
+    return frame.reset_index(drop=True)
+
+
+def filter_leaderboard(
+    frame: pd.DataFrame,
+    *,
+    datasets: Sequence[str] = (),
+    kinds: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+    text: str = "",
+) -> pd.DataFrame:
+    """Rows matching every filter given (an empty filter keeps everything); `text` searches the name."""
+    keep = pd.Series(True, index=frame.index)
+    for col, allowed in (("dataset", datasets), ("kind", kinds), ("status", statuses)):
+        if allowed:
+            keep &= frame[col].isin(list(allowed))
+    if text.strip():
+        keep &= frame["name"].str.contains(text.strip(), case=False, regex=False)
+    return frame[keep].reset_index(drop=True)
+
+
+def leaderboard_csv(frame: pd.DataFrame) -> bytes:
+    """The table as UTF-8 CSV, accuracy as fractions, dates in ISO format."""
+    return frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S").encode("utf-8")
+
+
+def queue_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """Queued and running runs in the order the workers take them."""
+    active = sorted((r for r in runs if r.status in ("queued", "running")), key=lambda r: (r.status != "running", r.id))
+    rows = []
+    for r in active:
+        fraction, _ = progress_of(r)
+        rows.append(
+            {
+                "id": r.id,
+                "name": r.name,
+                "status": r.status,
+                "progress": round(100 * fraction),
+                "device": r.device,
+            }
+        )
+    return pd.DataFrame(rows, columns=["id", "name", "status", "progress", "device"])
+
+
+def per_class_frame(report: EvalReport, classes: Sequence[str]) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class, plus the errors in each class's row."""
+    pc = report.per_class
+    errors = report.confusion.sum(axis=1) - np.diag(report.confusion)  # (C,)
+    return pd.DataFrame(
+        {
+            "class": list(classes),
+            "precision": pc.precision,
+            "recall": pc.recall,
+            "F1": pc.f1,
+            "support": pc.support,
+            "errors": errors,
+        }
+    )
+
+
+# -- predictions ----------------------------------------------------------------------------------------
+def cell_examples(
+    labels: np.ndarray, probs: np.ndarray, true_class: int, pred_class: int, limit: int = 12
+) -> np.ndarray:
+    """Indices (K,) of the test images in one confusion cell, the most confident predictions first.
+
+    labels (N,) int, probs (N, C). For an off-diagonal cell these are the confident mistakes.
+    """
+    preds = probs.argmax(1)  # (N,)
+    idx = np.flatnonzero((labels == true_class) & (preds == pred_class))
+    order = np.argsort(-probs[idx, pred_class], kind="stable")
+    return idx[order][:limit].astype(np.int64)
+
+
+def disagreements(labels: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indices model A gets right and B wrong, indices B gets right and A wrong), each (K,) int64."""
+    a_ok, b_ok = preds_a == labels, preds_b == labels
+    return np.flatnonzero(a_ok & ~b_ok).astype(np.int64), np.flatnonzero(b_ok & ~a_ok).astype(np.int64)
+
+
+def image_caption(true_label: str, pred_label: str, confidence: float) -> str:
+    return f"true {true_label} · predicted {pred_label} ({confidence:.0%})"
+
+
+# -- figures ------------------------------------------------------------------------------------------------
+def _layout(fig: go.Figure, height: int) -> go.Figure:
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.04, "x": 0},
+        hovermode="x unified",
+    )
+    return fig
+
+
+def curves_figure(epochs: Sequence[dict[str, Any]], *, stacked: bool = False, height: int | None = None) -> go.Figure:
+    """Loss and accuracy per epoch, training and validation; side by side, or one above the other
+    (`stacked`, for a narrow column). An empty chart before epoch 1."""
+    rows, cols = (2, 1) if stacked else (1, 2)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.12, vertical_spacing=0.16
+    )
+    x = [e["epoch"] for e in epochs]
+    for i, metric in enumerate(("loss", "acc")):
+        row, col = (i + 1, 1) if stacked else (1, i + 1)
+        for split, color in (("train", TRAIN_COLOR), ("val", VAL_COLOR)):
+            y = [e.get(f"{split}_{metric}") for e in epochs]
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="lines+markers",
+                    name="training" if split == "train" else "validation",
+                    line={"color": color},
+                    legendgroup=split,
+                    showlegend=i == 0,
+                    hovertemplate="%{y:.2%}" if metric == "acc" else "%{y:.4f}",
+                ),
+                row=row,
+                col=col,
+            )
+    fig.update_xaxes(title_text="epoch", dtick=1 if len(x) <= 20 else None)
+    fig.update_yaxes(tickformat=".0%", row=rows, col=cols)
+    return _layout(fig, height or (480 if stacked else 320))
+
+
+def overlay_figure(
+    curves: dict[str, Sequence[dict[str, Any]]], metric: str = "val_acc", *, height: int = 380
+) -> go.Figure:
+    """One line per run (name -> its epochs) of `metric`, to compare runs on one chart."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
+    fig = go.Figure()
+    for i, (name, epochs) in enumerate(curves.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=[e["epoch"] for e in epochs],
+                y=[e.get(metric) for e in epochs],
+                mode="lines+markers",
+                name=name,
+                line={"color": PALETTE[i % len(PALETTE)]},
+                hovertemplate="%{y:.2%}" if metric.endswith("acc") else "%{y:.4f}",
+            )
+        )
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text=METRICS[metric], tickformat=".1%" if metric.endswith("acc") else None)
+    return _layout(fig, height)
+
+
+def confusion_figure(
+    confusion: np.ndarray,
+    classes: Sequence[str],
+    *,
+    title: str | None = None,
+    selected: tuple[int, int] | None = None,
+    height: int = 460,
+) -> go.Figure:
+    """Rows true class (top to bottom), columns predicted. Colour is log-scaled so that the few mistakes
+    show next to the thousands on the diagonal; every cell shows its count. Clicking a cell selects it:
+    a transparent marker sits on each cell (heatmaps themselves cannot be selected), its point carries
+    (true, predicted) in `customdata`. `selected` (true, predicted) is outlined."""
+    cm = np.asarray(confusion, dtype=np.int64)  # (C, C)
+    n = cm.shape[0]
+    names = [str(c) for c in classes]
+    if cm.shape != (n, n) or len(names) != n:
+        raise ValueError(f"a ({len(names)}, {len(names)}) confusion matrix was expected, got {cm.shape}")
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.log1p(cm),
+            x=names,
+            y=names,
+            text=cm,
+            texttemplate="%{text}",
+            colorscale=HEAT_COLORS,
+            showscale=False,
+            hoverinfo="skip",
+            xgap=1,
+            ygap=1,
+        )
+    )
+    t, p = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")  # (C, C) each: true row, predicted column
+    hover = [
+        f"true {names[i]}, predicted {names[j]}: {cm[i, j]:,} images" for i, j in zip(t.ravel(), p.ravel(), strict=True)
+    ]
+    fig.add_trace(
+        go.Scatter(
+            x=[names[j] for j in p.ravel()],
+            y=[names[i] for i in t.ravel()],
+            mode="markers",
+            marker={"size": 28, "color": "rgba(0,0,0,0)", "opacity": 0, "symbol": "square"},  # clickable, unseen
+            customdata=np.stack([t.ravel(), p.ravel()], axis=1).tolist(),  # plain lists: come back as lists
+            hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>",
+            showlegend=False,
+            name="cells",
+        )
+    )
+    if selected is not None:
+        i, j = selected
+        fig.add_shape(
+            type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, line={"color": "#56ccf2", "width": 3}
+        )
+    fig.update_xaxes(title_text="predicted", side="top", type="category", fixedrange=True)
+    fig.update_yaxes(title_text="true", autorange="reversed", type="category", fixedrange=True)
+    fig.update_layout(
+        title={"text": title} if title else None,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 70 if title else 40, "b": 10},
+        clickmode="event+select",
+        dragmode=False,
+    )
+    return fig
+
+
+def selected_cell(event: Any, classes: Sequence[str] | None = None) -> tuple[int, int] | None:
+    """(true, predicted) from st.plotly_chart's selection event on a confusion_figure, or None.
+
+    Reads the clicked point's customdata; with `classes`, a point without it (a click on the heatmap itself)
+    is found by its axis labels.
+    """
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        try:
+            points = event.selection.points
+        except AttributeError:
+            return None
+    names = [str(c) for c in classes] if classes is not None else None
+    for point in points or []:
+        data = point.get("customdata")
+        if isinstance(data, dict):  # a typed array's row can arrive as {"0": t, "1": p}
+            data = [data[k] for k in sorted(data, key=int)]
+        if isinstance(data, list | tuple) and len(data) == 2:
+            return int(data[0]), int(data[1])
+        if names is not None and str(point.get("y")) in names and str(point.get("x")) in names:
+            return names.index(str(point["y"])), names.index(str(point["x"]))
+    return None

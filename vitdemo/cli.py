@@ -1,0 +1,268 @@
+"""The command line. Every command works in a terminal without Streamlit."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
+from vitdemo.registry import Registry
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="dataset root (default: $VITDEMO_DATA_DIR or ~/.cache/vitdemo/data)")
+    p.add_argument("--home", help="where runs and the registry live (default: $VITDEMO_HOME or ./runs)")
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    t, v, c = TrainConfig(), ViTConfig(), CNNConfig()
+    p.add_argument("--model", choices=["vit", "cnn"], default="vit")
+    p.add_argument("--dataset", choices=["mnist", "fashion"], default=t.dataset)
+    g = p.add_argument_group("ViT")
+    g.add_argument("--patch-size", type=int, default=v.patch_size, choices=[4, 7, 14])
+    g.add_argument("--embed-dim", type=int, default=v.embed_dim)
+    g.add_argument("--depth", type=int, help=f"blocks (ViT, default {v.depth}) or stages (CNN, default {c.depth})")
+    g.add_argument("--num-heads", type=int, default=v.num_heads)
+    g.add_argument("--mlp-ratio", type=float, default=v.mlp_ratio)
+    g.add_argument("--dropout", type=float, help=f"default {v.dropout} (ViT), {c.dropout} (CNN)")
+    g = p.add_argument_group("CNN")
+    g.add_argument("--width", type=int, default=c.width, help="channels of the first stage")
+    g = p.add_argument_group("training")
+    for name in ("epochs", "batch_size", "seed", "val_size", "train_subset"):
+        g.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(t, name))
+    for name in ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "augment"):
+        g.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(t, name))
+    g.add_argument("--schedule", choices=["cosine", "onecycle"], default=t.schedule)
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default=t.device)
+    g.add_argument("--keep", choices=["best", "last"], default=t.keep)
+    g.add_argument("--compile", action="store_true", help="torch.compile (CUDA only)")
+    g.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
+    g.add_argument("--name", default="", help="run name (default: derived from the settings)")
+    g.add_argument("--out", help="also copy the checkpoint to this path (e.g. checkpoints/vit_mnist.safetensors)")
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    if a.model == "vit":
+        model = ViTConfig(
+            patch_size=a.patch_size,
+            embed_dim=a.embed_dim,
+            depth=a.depth if a.depth is not None else ViTConfig.depth,
+            num_heads=a.num_heads,
+            mlp_ratio=a.mlp_ratio,
+            dropout=a.dropout if a.dropout is not None else ViTConfig.dropout,
+        )
+    else:
+        model = CNNConfig(
+            width=a.width,
+            depth=a.depth if a.depth is not None else CNNConfig.depth,
+            dropout=a.dropout if a.dropout is not None else CNNConfig.dropout,
+        )
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "compile", "amp"}
+    return TrainConfig(model=model, compile=a.compile, amp=not a.no_amp, **{k: getattr(a, k) for k in fields})
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from vitdemo.jobs import execute_run, submit
+    from vitdemo.progress import ProgressBar
+
+    config = config_from_args(a)
+    registry = Registry(a.home)
+    run_id = submit(registry, config)
+    registry.update_run(run_id, status="running", started_at=time.time(), worker_pid=os.getpid())
+    run = registry.get_run(run_id)
+    print(f"run #{run_id} {run.name}: {json.dumps(config.to_dict(), sort_keys=True)}", file=sys.stderr)
+    try:
+        result = execute_run(registry, run, data_dir=a.data_dir, extra_callbacks=(ProgressBar(),))
+    except KeyboardInterrupt:
+        registry.update_run(run_id, status="cancelled", finished_at=time.time())
+        print(f"\nrun #{run_id} cancelled", file=sys.stderr)
+        return 130
+    run = registry.get_run(run_id)
+    if run.status != "done" or result is None:
+        print(f"run #{run_id} {run.status}: {run.error or ''}", file=sys.stderr)
+        return 1
+    print(
+        f"run #{run_id} done: val {run.val_acc:.4%}  test {run.test_acc:.4%}  macro-F1 {run.macro_f1:.4f}  "
+        f"{run.train_time_s:.1f} s on {run.device}  checkpoint {run.checkpoint}"
+    )
+    if a.out:
+        import shutil
+
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run.checkpoint, a.out)
+        print(f"copied to {a.out}")
+    return 0
+
+
+def resolve_model_ref(ref: str, registry: Registry) -> Path:
+    """A run id ('7' or '#7') or a checkpoint path -> checkpoint path."""
+    if Path(ref).is_file():
+        return Path(ref)
+    key = ref.lstrip("#")
+    if key.isdigit():
+        run = registry.get_run(int(key))
+        if not run.checkpoint:
+            raise ValueError(f"run #{key} has no checkpoint (status: {run.status})")
+        return Path(run.checkpoint)
+    raise ValueError(f"{ref!r} is neither a checkpoint file nor a run id")
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from vitdemo.checkpoints import load_checkpoint
+    from vitdemo.data import load_raw
+    from vitdemo.metrics import evaluate_predictions, format_confusion
+    from vitdemo.train import predict_split, resolve_device
+
+    registry = Registry(a.home)
+    loaded = load_checkpoint(resolve_model_ref(a.ref, registry))
+    device = resolve_device(a.device)
+    test = load_raw(loaded.meta.dataset, train=False, data_dir=a.data_dir)
+    logits, _ = predict_split(loaded.model.to(device), test, loaded.meta.mean, loaded.meta.std, device=device)
+    report = evaluate_predictions(test.labels.numpy(), logits.argmax(1).numpy(), len(loaded.meta.classes))
+    if a.json:
+        print(json.dumps({"checkpoint": str(loaded.path), **report.to_dict()}))
+        return 0
+    print(f"{loaded.path}  ({loaded.kind}, {loaded.meta.dataset}, {loaded.num_params:,} parameters)")
+    print(f"test accuracy {report.accuracy:.4%}   macro F1 {report.macro_f1:.4f}   errors {len(report.misclassified)}")
+    print(format_confusion(report.confusion, list(loaded.meta.classes)))
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from vitdemo.checkpoints import load_checkpoint
+    from vitdemo.inference import analyze
+    from vitdemo.preprocess import load_image
+
+    registry = Registry(a.home)
+    refs = {"vit": a.vit, "cnn": a.cnn}
+    models = {}
+    for kind, ref in refs.items():
+        path = resolve_model_ref(ref, registry) if ref else SHIPPED_DIR / f"{kind}_{a.dataset}.safetensors"
+        models[kind] = load_checkpoint(path)
+    status = 0
+    for file in a.images:
+        try:
+            image = load_image(Path(file).read_bytes())
+        except (OSError, ValueError) as exc:
+            print(f"{file}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        result = analyze(image, models, explain=False)
+        for name, loaded in models.items():
+            pred = result.predictions.get(name)
+            if a.json:
+                row = {
+                    "file": file,
+                    "model": name,
+                    "checkpoint": str(loaded.path),
+                    "prediction": None if pred is None else loaded.meta.classes[pred.label],
+                    "probabilities": None if pred is None else [round(float(p), 6) for p in pred.probs],
+                    "empty": result.pre.empty,
+                }
+                print(json.dumps(row))
+            elif pred is None:
+                print(f"{file}  {name}: no digit ({result.pre.message})")
+            else:
+                top = "  ".join(f"{loaded.meta.classes[i]} {p:.1%}" for i, p in pred.top(3))
+                print(f"{file}  {name}: {top}")
+    return status
+
+
+def cmd_leaderboard(a: argparse.Namespace) -> int:
+    registry = Registry(a.home)
+    registry.sync_baselines(SHIPPED_DIR)
+    runs = registry.leaderboard(a.dataset)
+    if a.json:
+        print(json.dumps([dataclasses.asdict(r) for r in runs]))
+        return 0
+    print(
+        f"{'id':>4} {'name':32} {'kind':4} {'dataset':8} {'params':>9} {'test acc':>9} {'F1':>7} {'time s':>8} device"
+    )
+    for r in runs:
+        acc = f"{r.test_acc:.2%}" if r.test_acc is not None else "-"
+        f1 = f"{r.macro_f1:.4f}" if r.macro_f1 is not None else "-"
+        t = f"{r.train_time_s:.0f}" if r.train_time_s is not None else "-"
+        print(
+            f"{r.id:>4} {r.name[:32]:32} {r.kind:4} {r.dataset:8} {r.num_params or 0:>9,} {acc:>9} {f1:>7} {t:>8} {r.device}"
+        )
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from vitdemo.bench import run_bench
+
+    run_bench(data_dir=a.data_dir, device=a.device, quick=a.quick, target=a.target, max_epochs=a.max_epochs)
+    return 0
+
+
+def cmd_worker(a: argparse.Namespace) -> int:
+    from vitdemo.jobs import run_worker
+
+    n = run_worker(Registry(a.home), a.device, data_dir=a.data_dir, idle_exit_s=a.idle_exit)
+    print(f"worker done: {n} runs")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vitdemo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model and record the run", description="Train one model.")
+    _add_common(p)
+    _add_train_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test accuracy, macro F1 and confusion matrix of a run or checkpoint")
+    p.add_argument("ref", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--json", action="store_true")
+    _add_common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify image files with the ViT and the CNN")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--vit", help="run id or checkpoint (default: the shipped one)")
+    p.add_argument("--cnn", help="run id or checkpoint (default: the shipped one)")
+    p.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist", help="which shipped models")
+    p.add_argument("--json", action="store_true", help="one JSON object per image and model")
+    _add_common(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("leaderboard", help="finished runs, best first")
+    p.add_argument("--dataset", choices=["mnist", "fashion"])
+    p.add_argument("--json", action="store_true")
+    _add_common(p)
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("bench", help="throughput, time to 99%% and latency on this machine")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--quick", action="store_true", help="latency and throughput only, no time-to-accuracy")
+    p.add_argument(
+        "--target", type=float, default=None, help="validation accuracy to time (default: 0.99 CNN, 0.985 ViT)"
+    )
+    p.add_argument("--max-epochs", type=int, default=10)
+    _add_common(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("worker", help="run queued training runs (started by the app)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--idle-exit", type=float, default=300.0, help="exit after this many idle seconds")
+    _add_common(p)
+    p.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ValueError, KeyError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

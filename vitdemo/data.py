@@ -1,0 +1,176 @@
+"""Datasets as uint8 tensors, seeded splits, device-resident batches and batched augmentation.
+
+No DataLoader and no workers: the whole dataset is one tensor on the training device, batches are
+index slices of a seeded permutation and augmentation runs on whole batches (cifar10-airbench style).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ENV_DATA_DIR = "VITDEMO_DATA_DIR"
+DEFAULT_DATA_DIR = Path.home() / ".cache" / "vitdemo" / "data"
+
+# name -> (torchvision class name, folder under the root, mean, std, class names)
+DATASET_INFO: dict[str, tuple[str, str, float, float, tuple[str, ...]]] = {
+    "mnist": ("MNIST", "MNIST", 0.1307, 0.3081, tuple(str(i) for i in range(10))),
+    "fashion": (
+        "FashionMNIST",
+        "FashionMNIST",
+        0.2860,
+        0.3530,
+        ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"),
+    ),
+}
+
+
+class DataError(RuntimeError):
+    """The dataset could not be found or downloaded; the message says where we looked and what to do."""
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # (N, 28, 28) uint8
+    labels: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    mean: float
+    std: float
+    classes: tuple[str, ...]
+
+
+def normalization(dataset: str) -> tuple[float, float]:
+    _, _, mean, std, _ = DATASET_INFO[dataset]
+    return mean, std
+
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    return DATASET_INFO[dataset][4]
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data root: the flag, else $VITDEMO_DATA_DIR, else a per-user cache folder."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    if os.environ.get(ENV_DATA_DIR):
+        return Path(os.environ[ENV_DATA_DIR]).expanduser()
+    return DEFAULT_DATA_DIR
+
+
+def load_raw(dataset: str, train: bool, data_dir: str | os.PathLike | None = None) -> Split:
+    """One split as uint8 tensors, read with torchvision; downloads only when the files are missing."""
+    import torchvision.datasets as tvd  # imported here: the app's Draw page does not need it
+
+    if dataset not in DATASET_INFO:
+        raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASET_INFO)}")
+    cls_name, folder, *_ = DATASET_INFO[dataset]
+    root = resolve_data_dir(data_dir)
+    cls = getattr(tvd, cls_name)
+    try:
+        ds = cls(str(root), train=train, download=False)
+    except RuntimeError:
+        try:
+            ds = cls(str(root), train=train, download=True)
+        except Exception as exc:  # no network, no permission, a broken mirror...
+            raise DataError(
+                f"{cls_name} was not found in {root / folder / 'raw'} and could not be downloaded "
+                f"({type(exc).__name__}: {exc}). Put the four *-ubyte files there, or point "
+                f"--data-dir or ${ENV_DATA_DIR} at a folder that holds {folder}/raw/."
+            ) from exc
+    return Split(ds.data.to(torch.uint8).contiguous(), ds.targets.to(torch.int64).contiguous())
+
+
+def load_dataset(
+    dataset: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    val_size: int = 5000,
+    seed: int = 0,
+    train_subset: int = 0,
+) -> DatasetSplits:
+    """Train/validation split of the 60k training images (seeded) plus the 10k test split."""
+    full = load_raw(dataset, train=True, data_dir=data_dir)
+    test = load_raw(dataset, train=False, data_dir=data_dir)
+    perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = perm[:val_size], perm[val_size:]
+    if train_subset:
+        train_idx = train_idx[:train_subset]
+    mean, std = normalization(dataset)
+    return DatasetSplits(
+        name=dataset,
+        train=Split(full.images[train_idx], full.labels[train_idx]),
+        val=Split(full.images[val_idx], full.labels[val_idx]),
+        test=test,
+        mean=mean,
+        std=std,
+        classes=class_names(dataset),
+    )
+
+
+def to_input(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """(B, 28, 28) uint8 -> (B, 1, 28, 28) float32, normalised."""
+    return (images.unsqueeze(1).float() / 255.0 - mean) / std
+
+
+def batches(
+    split: Split, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Index slices of a (seeded) permutation; the last, smaller batch is kept."""
+    n = len(split)
+    if shuffle:
+        order = torch.randperm(n, generator=generator).to(split.images.device)
+        for i in range(0, n, batch_size):
+            idx = order[i : i + batch_size]
+            yield split.images[idx], split.labels[idx]
+    else:
+        for i in range(0, n, batch_size):
+            yield split.images[i : i + batch_size], split.labels[i : i + batch_size]
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+def augment(
+    x: torch.Tensor, strength: float, generator: torch.Generator | None = None, hflip: bool = False
+) -> torch.Tensor:
+    """Random rotation, scale and translation of a whole batch at once, in one affine resample.
+
+    x: (B, C, H, W) float. strength 1.0 means up to +-10 degrees, +-10% scale and +-2 px (of 28) shift.
+    hflip mirrors half the images left-right: right for clothes, wrong for digits (a mirrored 2 is not a 2).
+    The background (after normalisation) is whatever x has at its corners, so padding uses the border value.
+    """
+    if strength <= 0:
+        return x
+    B, _, H, _ = x.shape
+    rand = torch.rand(B, 5 if hflip else 4, generator=generator).to(x.device) * 2 - 1  # (B, 4|5) in [-1, 1]
+    angle = rand[:, 0] * math.radians(10.0) * strength
+    scale = 1.0 + rand[:, 1] * 0.10 * strength
+    shift = rand[:, 2:4] * (2.0 * 2.0 / H) * strength  # 2 px in normalised [-1, 1] coordinates
+    mirror = torch.where(rand[:, 4] < 0, -1.0, 1.0) if hflip else torch.ones_like(angle)  # (B,) x-axis sign
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos * mirror, -sin, shift[:, 0]], dim=1), torch.stack([sin * mirror, cos, shift[:, 1]], dim=1)],
+        dim=1,
+    )  # (B, 2, 3): output -> input sampling grid; mirror flips the output's x axis
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

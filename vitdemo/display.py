@@ -1,0 +1,153 @@
+"""Pure helpers that turn arrays into things a page shows: pixel-exact upscaled stages, heat maps placed
+back onto the drawing, the probability bar chart, timing text. numpy, Pillow and plotly; no Streamlit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from PIL import Image
+
+from vitdemo.preprocess import Preprocessed
+
+STAGE_CAPTIONS = {  # preprocessing stage -> what the audience is told it is
+    "input": "1 · your drawing",
+    "crop": "2 · cropped",
+    "fit20": "3 · fitted to 20×20",
+    "centered": "4 · centred 28×28 (model input)",
+}
+ACCENT = "#ff7a45"  # the theme's primaryColor: the winning class
+MUTED = "#5b6477"  # every other class
+TEXT = "#f3f4f6"
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float [0, 1] (or already uint8) image -> uint8, same shape."""
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return a
+    return np.round(np.clip(a.astype(np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def upscale(image: np.ndarray, size: int) -> np.ndarray:
+    """(H, W[, 3]) image -> uint8 with its longer side about `size` px, so a browser shows real pixels.
+
+    Small images grow by a whole factor with nearest-neighbour (every pixel a crisp square); images
+    already larger than `size` shrink with a box filter (a 280 px drawing, a photo).
+    """
+    a = to_uint8(image)
+    h, w = a.shape[:2]
+    longest = max(h, w)
+    if longest <= size:
+        k = max(1, size // longest)
+        return np.repeat(np.repeat(a, k, axis=0), k, axis=1)  # (k*H, k*W[, 3])
+    scale = size / longest
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL wants (width, height)
+    return np.asarray(Image.fromarray(a).resize(new, Image.Resampling.BOX))
+
+
+def pad_square(image: np.ndarray, fill: int = 0) -> np.ndarray:
+    """(H, W[, 3]) uint8 -> (S, S[, 3]) with S = max(H, W), the image centred on `fill` (a letterbox)."""
+    h, w = image.shape[:2]
+    side = max(h, w)
+    out = np.full((side, side, *image.shape[2:]), fill, dtype=image.dtype)
+    top, left = (side - h) // 2, (side - w) // 2
+    out[top : top + h, left : left + w] = image
+    return out
+
+
+def stage_images(pre: Preprocessed, size: int = 128) -> list[tuple[str, np.ndarray]]:
+    """(caption, square uint8 image) for every preprocessing stage that exists, in pipeline order.
+
+    Each stage is upscaled so its longer side is about `size`, then letterboxed to a square, so the strip
+    shows every stage at the same size with its pixels as crisp squares.
+    """
+    return [
+        (caption, pad_square(upscale(pre.stages[name], size)))
+        for name, caption in STAGE_CAPTIONS.items()
+        if name in pre.stages
+    ]
+
+
+def fit_offset(centered: np.ndarray, fit: np.ndarray) -> tuple[int, int]:
+    """(top, left) where the (h, w) fitted digit sits inside the (28, 28) centred image.
+
+    The centring pastes `fit` unchanged at a whole-pixel offset, so the offset is the one that matches
+    exactly (or, if anything changed it, best).
+    """
+    windows = np.lib.stride_tricks.sliding_window_view(centered, fit.shape)  # (28-h+1, 28-w+1, h, w)
+    err = np.abs(windows - fit).sum(axis=(2, 3))  # (28-h+1, 28-w+1)
+    top, left = np.unravel_index(int(err.argmin()), err.shape)
+    return int(top), int(left)
+
+
+def heat_on_input(heat: np.ndarray, pre: Preprocessed, max_side: int = 280) -> np.ndarray | None:
+    """Map a (28, 28) heat map from model-input coordinates back onto the original drawing.
+
+    The centred image is the drawing's bounding box scaled into the fitted box and shifted; this undoes
+    both with one affine warp (bilinear); where the preprocessing thickened a very thin pen, the placement
+    is off by that thickening (a pixel or two of the drawing). Returns float32 in [0, 1] shaped like the
+    input stage, shrunk so its longer side is at most `max_side` (a photo need not be warped at full size),
+    or None when the preprocessing did not get that far (an empty drawing).
+    """
+    if pre.bbox is None or "fit20" not in pre.stages or "centered" not in pre.stages:
+        return None
+    top, left, bottom, right = pre.bbox
+    fit = pre.stages["fit20"]
+    fit_top, fit_left = fit_offset(pre.stages["centered"], fit)
+    sy = fit.shape[0] / max(bottom - top, 1)  # heat pixels per input pixel, rows
+    sx = fit.shape[1] / max(right - left, 1)  # ... and columns
+    H, W = pre.stages["input"].shape
+    f = min(1.0, max_side / max(H, W))  # output pixels per input pixel
+    size = (max(1, round(W * f)), max(1, round(H * f)))  # PIL wants (width, height)
+    # PIL's AFFINE maps each output pixel (x, y) to the source (heat) pixel (a x + b y + c, d x + e y + f)
+    coeffs = (sx / f, 0.0, fit_left - left * sx, 0.0, sy / f, fit_top - top * sy)
+    src = Image.fromarray(np.ascontiguousarray(heat, dtype=np.float32), mode="F")
+    out = src.transform(size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR, fillcolor=0.0)
+    return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)  # (H', W')
+
+
+def probability_figure(probs: np.ndarray, classes: Sequence[str], *, height: int = 250) -> go.Figure:
+    """Horizontal bars for all classes (class 0 on top), the most probable one in the accent colour.
+
+    Built in one constructor call on the empty "none" template: about 1.5 ms instead of 8-15 ms for the
+    same figure made with the default template and update_layout() (this runs twice on every stroke).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    top = int(probs.argmax())
+    bar = go.Bar(
+        x=probs,
+        y=list(classes),
+        orientation="h",
+        marker_color=[ACCENT if i == top else MUTED for i in range(len(probs))],
+        text=[f"{p:.0%}" if p >= 0.01 else "" for p in probs],
+        textposition="outside",
+        cliponaxis=False,
+        hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+    )
+    layout = {
+        "template": pio.templates["none"],
+        "height": height,
+        "margin": {"l": 8, "r": 48, "t": 4, "b": 4},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"size": 17, "color": TEXT},
+        "bargap": 0.25,
+        "showlegend": False,
+        "xaxis": {"range": [0, 1], "visible": False, "fixedrange": True},
+        "yaxis": {
+            "autorange": "reversed",
+            "type": "category",
+            "fixedrange": True,
+            "ticksuffix": "  ",
+            "automargin": True,
+        },
+    }
+    return go.Figure(bar, layout)
+
+
+def timing_text(timings_ms: dict[str, float]) -> str:
+    """'preprocess 1.2 ms · ViT 6.3 ms · CNN 3.0 ms · total 10.6 ms'."""
+    return " · ".join(f"{name} {ms:.1f} ms" for name, ms in timings_ms.items())

@@ -1,0 +1,109 @@
+"""A small Vision Transformer written out in PyTorch (pre-norm blocks, class token, learned positions)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitdemo.config import ViTConfig
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with two paths: fused (fast, no weights) and explicit (returns weights)."""
+
+    def __init__(self, *, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, C = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.num_heads, C // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, nh, T, hs)
+        drop = self.dropout if self.training else 0.0
+        if need_weights:
+            scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)  # (B, nh, T, T)
+            weights = scores.softmax(dim=-1)
+            out = F.dropout(weights, drop, self.training) @ v  # (B, nh, T, hs)
+        else:
+            weights = None
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+        out = out.transpose(1, 2).reshape(B, T, C)
+        return F.dropout(self.proj(out), drop, self.training), weights
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float, dropout: float) -> None:
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim=dim, num_heads=num_heads, dropout=dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn_out, weights = self.attn(self.norm1(x), need_weights)
+        x = x + attn_out
+        x = x + self.mlp(self.norm2(x))
+        return x, weights
+
+
+class ViT(nn.Module):
+    """ViT for (B, C, 28, 28) inputs. `forward(x, return_attn=True)` also returns per-layer attention."""
+
+    def __init__(self, config: ViTConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        dim, n_patches = config.embed_dim, config.grid**2
+        self.patch_embed = nn.Conv2d(config.in_chans, dim, config.patch_size, stride=config.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, n_patches + 1, dim) * 0.02)
+        self.pos_drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            Block(dim=dim, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio, dropout=config.dropout)
+            for _ in range(config.depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, config.num_classes)
+        self.apply(_init_weights)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+
+    def forward_features(self, x: torch.Tensor, return_attn: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = self.patch_embed(x)  # (B, D, g, g)
+        x = x.flatten(2).transpose(1, 2)  # (B, N, D), patches in row-major order
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        x = self.pos_drop(torch.cat([cls, x], dim=1) + self.pos_embed)  # (B, T=N+1, D)
+        attns: list[torch.Tensor] = []
+        for block in self.blocks:
+            x, weights = block(x, return_attn)
+            if weights is not None:
+                attns.append(weights)  # (B, nh, T, T)
+        return self.norm(x), attns
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x[:, 0])  # class token -> (B, num_classes)
+
+    def forward(
+        self, x: torch.Tensor, return_attn: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        features, attns = self.forward_features(x, return_attn)
+        logits = self.forward_head(features)
+        return (logits, attns) if return_attn else logits
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

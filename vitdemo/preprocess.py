@@ -1,0 +1,309 @@
+"""Any drawing or image -> the 28x28 model input, made the way MNIST itself was made.
+
+MNIST digits were size-normalised to fit a 20x20 box (aspect ratio kept, anti-aliased), then placed
+in a 28x28 field with their centre of mass at the centre. `preprocess` repeats those steps for a
+canvas drawing or a photo and keeps every intermediate stage for display. numpy + Pillow only.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    import torch
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # pixel statistics of the MNIST training set in [0, 1]
+
+SIZE = 28  # output side, as in MNIST
+BOX = 20  # the digit's longer side after fitting, as in MNIST (leaves a 4 px margin)
+CENTRE = 14.0  # target centre of mass in index coordinates; MNIST's own mean is (13.99, 14.00)
+MIN_STROKE_PX = 1.0  # strokes thinner than this in the 20 px box get thickened...
+TARGET_STROKE_PX = 2.0  # ...to about this, a thin MNIST stroke (else a 1 px pen vanishes)
+MIN_CONTRAST = 0.1  # ink must differ from the background by this much to count at all
+
+EMPTY_MESSAGE = "Draw a digit to get a prediction."
+SPECK_MESSAGE = "That is only a dot or a speck: draw a whole digit to get a prediction."
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ==
+class Preprocessed:
+    image: np.ndarray | None  # (28, 28) float32 in [0, 1], light digit on dark; None when empty
+    stages: dict[str, np.ndarray]  # "input", "crop", "fit20", "centered": 2-D float32 in [0, 1]
+    empty: bool  # True when there is no digit (blank or near-blank drawing)
+    message: str  # "" normally; what to tell the user when empty
+    bbox: tuple[int, int, int, int] | None  # (top, left, bottom, right) in the input, exclusive ends
+
+
+def load_image(data: bytes, max_bytes: int = 5_000_000, max_pixels: int = 25_000_000) -> np.ndarray:
+    """Decode image file bytes -> (H, W) or (H, W, C) uint8. Raises ValueError for anything unusable."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ValueError(f"Expected image file bytes, got {type(data).__name__}.")
+    if len(data) == 0:
+        raise ValueError("The file is empty.")
+    if len(data) > max_bytes:
+        raise ValueError(f"The file is too large ({len(data):,} bytes); the limit is {max_bytes:,} bytes.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))  # reads the header only
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ValueError("The image is too large (a possible decompression bomb).") from None
+        except Exception:  # UnidentifiedImageError, or a broken header (OSError, SyntaxError, ...)
+            raise ValueError("The file is not an image (or not a format Pillow can read).") from None
+        width, height = img.size
+        if width * height > max_pixels:
+            img.close()
+            raise ValueError(f"The image is too large ({width}x{height} pixels); the limit is {max_pixels:,} pixels.")
+        try:
+            with img:
+                img.seek(0)  # first frame of an animation
+                return _to_array(ImageOps.exif_transpose(img))  # photos: honour the camera's rotation
+        except Exception as exc:  # truncated or corrupt data: Pillow raises many types
+            raise ValueError(f"The image could not be decoded ({exc}).") from None
+
+
+def _to_array(img: Image.Image) -> np.ndarray:
+    """A decoded PIL image -> uint8 (H, W), (H, W, 3) or (H, W, 4)."""
+    if img.mode in ("L", "RGB", "RGBA"):
+        return np.array(img)
+    if img.mode == "1":
+        return np.array(img.convert("L"))
+    if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grayscale: rescale, Pillow would clip
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+        return np.round(a * 255).astype(np.uint8)
+    has_alpha = img.mode in ("LA", "La", "PA", "RGBa") or "transparency" in img.info
+    return np.array(img.convert("RGBA" if has_alpha else "RGB"))
+
+
+def to_grayscale(image: np.ndarray) -> np.ndarray:
+    """Any (H, W[, 1|3|4]) uint8 or float image -> float32 (H, W) in [0, 1], light strokes on dark.
+
+    Transparent pixels are composited over a background that contrasts with the strokes, then the
+    result is inverted when the background (the border's median) is the light side of the image.
+    """
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
+        raise ValueError(f"Expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {a.shape}.")
+    x = _to_unit_float(a)  # (H, W[, C]) float32 in [0, 1]
+    if x.ndim == 2:
+        gray = x
+    else:
+        gray = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114  # ITU-R 601, as Pillow's "L"
+        if x.shape[2] == 4:
+            gray = _composite(gray, x[..., 3])
+    gray = np.clip(gray, 0.0, 1.0).astype(np.float32)  # (H, W)
+    return 1.0 - gray if _is_dark_on_light(gray) else gray
+
+
+def _to_unit_float(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.bool_:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.integer):  # 0..255, except 16-bit images
+        x = a.astype(np.float32) / (65535.0 if a.dtype == np.uint16 else 255.0)
+        return np.clip(x, 0.0, 1.0)
+    x = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return x / 255.0 if x.max() > 1.0 else x  # floats above 1 are taken to be 0..255
+
+
+def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite (H, W) gray with (H, W) alpha over black for light strokes, over white for dark ones."""
+    if alpha.min() >= 1.0:
+        return gray
+    weight = float(alpha.sum())
+    stroke = float((gray * alpha).sum()) / weight if weight > 0 else 1.0  # mean stroke brightness
+    background = 0.0 if stroke >= 0.5 else 1.0
+    return gray * alpha + background * (1.0 - alpha)
+
+
+def _frame(shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) mask of the outer frame, about 5% of the shorter side wide (at least 1 px)."""
+    h, w = shape
+    k = max(1, min(h, w) // 20)
+    frame = np.ones((h, w), dtype=bool)
+    frame[k:-k, k:-k] = False
+    return frame
+
+
+def _is_dark_on_light(gray: np.ndarray) -> bool:
+    """Background (border median) on the light side of the image's range -> dark strokes on light."""
+    lo, hi = float(gray.min()), float(gray.max())
+    return float(np.median(gray[_frame(gray.shape)])) > (lo + hi) / 2
+
+
+def _background(gray: np.ndarray) -> np.ndarray:
+    """Background level of a light-on-dark (H, W) image, fitted to its border.
+
+    A flat border (a canvas) gives its median; an uneven one (a photo lit from one side) gives a
+    quadratic surface fitted to the border pixels, refitted once without outliers such as strokes
+    that touch the edge.
+    """
+    h, w = gray.shape
+    frame = _frame((h, w))
+    values = gray[frame]
+    lo, hi = np.percentile(values, [5, 95])
+    if hi - lo < 0.02:
+        return np.full((h, w), np.median(values), dtype=np.float32)
+    ys, xs = np.nonzero(frame)
+    step = max(1, len(ys) // 20_000)  # enough points for six coefficients
+    ys, xs, values = ys[::step], xs[::step], values[::step]
+    y, x = ys / max(h - 1, 1) * 2 - 1, xs / max(w - 1, 1) * 2 - 1  # both in [-1, 1]
+    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)  # (N, 6)
+    coef = np.linalg.lstsq(design, values, rcond=None)[0]
+    for _ in range(2):  # refit on the inliers: strokes touching the edge are outliers
+        residual = values - design @ coef
+        offset = residual - np.median(residual)
+        keep = np.abs(offset) <= max(3 * 1.4826 * float(np.median(np.abs(offset))), 0.05)
+        if keep.sum() < 6:
+            break
+        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+    gy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]  # (H, 1)
+    gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]  # (1, W)
+    c = coef.astype(np.float32)
+    surface = c[0] + c[1] * gx + c[2] * gy + c[3] * gx * gx + c[4] * gx * gy + c[5] * gy * gy  # (H, W)
+    return np.clip(surface, lo, hi)
+
+
+def preprocess(image: np.ndarray | bytes, *, min_ink: float = 0.1, threshold: float = 0.2) -> Preprocessed:
+    """Drawing or image (array or file bytes) -> MNIST-style (28, 28) input plus display stages.
+
+    min_ink: the smallest mark that counts as a digit, as the strokes' bounding box's longer side over
+    the image's longer side; smaller marks (a dot, a speck) are reported as empty.
+    threshold: ink fainter than this, after stretching background..darkest stroke to 0..1, is noise.
+    """
+    array = load_image(bytes(image)) if isinstance(image, bytes | bytearray | memoryview) else image
+    gray = to_grayscale(array)  # (H, W)
+    stages: dict[str, np.ndarray] = {"input": gray}
+
+    # 1. background (even when unevenly lit) to 0, strongest stroke to 1, faint noise to 0
+    ink = gray - _background(gray)  # (H, W)
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
+        return Preprocessed(None, stages, True, EMPTY_MESSAGE, None)
+    ink = np.clip(ink / peak, 0.0, 1.0)
+    ink[~_despeckle(ink >= threshold)] = 0.0  # faint pixels and lone bright pixels are noise
+
+    # 2. crop to the strokes' bounding box; a mark much smaller than the canvas is not a digit
+    bbox = _bbox(ink > 0)
+    top, left, bottom, right = bbox
+    extent = max(bottom - top, right - left)
+    if extent < 2 or extent < min_ink * max(gray.shape):
+        return Preprocessed(None, stages, True, SPECK_MESSAGE, bbox)
+    crop = ink[top:bottom, left:right]  # (h, w)
+    stages["crop"] = crop
+
+    # 3. longer side to 20 px, aspect kept, anti-aliased; thin pens thickened so they survive
+    fit = _fit_box(crop, BOX)  # (<=20, <=20), longer side 20
+    stages["fit20"] = fit
+
+    # 4. into 28x28 with the centre of mass at the centre
+    centered = _paste_centered(fit, SIZE, CENTRE)  # (28, 28)
+    stages["centered"] = centered
+    return Preprocessed(centered, stages, False, "", bbox)
+
+
+def _despeckle(mask: np.ndarray) -> np.ndarray:
+    """Drop True pixels of an (H, W) mask with no True 8-neighbour; 1 px wide lines are kept."""
+    m = np.pad(mask, 1)  # (H+2, W+2)
+    h, w = mask.shape
+    neighbours = np.zeros((h, w), dtype=np.uint8)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if (dy, dx) != (1, 1):
+                neighbours += m[dy : dy + h, dx : dx + w]
+    return mask & (neighbours > 0)
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the True pixels in a non-empty (H, W) mask, bottom/right exclusive."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels of an (H, W) mask: 2 * area / perimeter (a ribbon of width w: w)."""
+    m = np.pad(mask, 1)  # (H+2, W+2)
+    edges = np.count_nonzero(m[1:] != m[:-1]) + np.count_nonzero(m[:, 1:] != m[:, :-1])
+    return 2.0 * np.count_nonzero(m) / max(edges, 1)
+
+
+def _dilate(x: np.ndarray, radius: int) -> np.ndarray:
+    """Grey dilation of (H, W) by a (2r+1) square: a max filter built from O(log r) shifted maxima."""
+    size = 2 * radius + 1
+    out = np.pad(x, 2 * radius)  # (H+4r, W+4r), zeros outside
+    for axis in (0, 1):
+        covered = 1  # out[i] holds the max over padded[i : i + covered]
+        while covered < size:
+            step = min(covered, size - covered)
+            shifted = np.zeros_like(out)
+            if axis == 0:
+                shifted[:-step] = out[step:]
+            else:
+                shifted[:, :-step] = out[:, step:]
+            out = np.maximum(out, shifted)
+            covered += step
+    h, w = x.shape  # out[i] = max of x[i - 2r ..= i]: rows 0 .. h+2r are x grown by r on each side
+    return out[: h + 2 * radius, : w + 2 * radius]  # (H+2r, W+2r)
+
+
+def _fit_box(crop: np.ndarray, box: int) -> np.ndarray:
+    """(h, w) ink -> (H', W') with max(H', W') == box, aspect ratio kept, anti-aliased, peak 1."""
+    h, w = crop.shape
+    scale = box / max(h, w)
+    width = stroke_width(crop > 0)
+    if width * scale < MIN_STROKE_PX:  # thicken (in input pixels) to a ~2 px stroke after fitting
+        radius = math.ceil((TARGET_STROKE_PX / scale - width) / 2)
+        crop = _dilate(crop, radius)  # (h + 2r, w + 2r)
+        h, w = crop.shape
+        scale = box / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL wants (width, height)
+    img = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32), mode="F")
+    fit = np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)  # (H', W')
+    fit = np.clip(fit, 0.0, 1.0)  # LANCZOS rings slightly outside [0, 1]
+    peak = float(fit.max())
+    return fit / peak if peak > 0 else fit
+
+
+def _paste_centered(fit: np.ndarray, size: int, centre: float) -> np.ndarray:
+    """Paste (h, w) into a (size, size) zero field so its centre of mass lands nearest `centre`."""
+    h, w = fit.shape
+    total = float(fit.sum())
+    ys, xs = np.arange(h), np.arange(w)
+    cy = float(fit.sum(axis=1) @ ys) / total if total > 0 else (h - 1) / 2
+    cx = float(fit.sum(axis=0) @ xs) / total if total > 0 else (w - 1) / 2
+    top = min(max(round(centre - cy), 0), size - h)  # whole-pixel shift, clipped to stay inside
+    left = min(max(round(centre - cx), 0), size - w)
+    out = np.zeros((size, size), dtype=np.float32)
+    out[top : top + h, left : left + w] = fit
+    return out
+
+
+def center_of_mass(image: np.ndarray) -> tuple[float, float]:
+    """(row, col) centre of mass of a non-negative (H, W) image in index coordinates."""
+    x = np.asarray(image, dtype=np.float64)
+    total = x.sum()
+    if total <= 0:
+        raise ValueError("An image with no ink has no centre of mass.")
+    rows, cols = np.indices(x.shape)
+    return float((x * rows).sum() / total), float((x * cols).sum() / total)
+
+
+def normalize(image: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> torch.Tensor:
+    """(H, W) in [0, 1] -> float32 tensor (1, 1, H, W), standardised with the training statistics."""
+    import torch  # here, so that preprocessing alone does not pay for importing torch
+
+    a = np.asarray(image, dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"Expected an (H, W) image, got shape {a.shape}.")
+    x = torch.tensor(a)[None, None]  # (1, 1, H, W), a copy
+    return (x - mean) / std
