@@ -95,7 +95,8 @@ def test_train_a_quick_run_and_find_it_on_the_leaderboard(app_page: Any, app_env
     assert re.search(pattern, " ".join(progress_seen)), progress_seen
     accuracy = page.locator('[data-testid="stMetric"]').filter(has_text="Test accuracy")
     assert re.search(r"\d+\.\d\d%", accuracy.inner_text())
-    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1  # the loss and accuracy curves
+    # The loss and accuracy curves: the first Plotly chart a page shows waits for Plotly's script to load.
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(state="visible", timeout=30_000)
 
     go_to(page, "Leaderboard")
     search = page.get_by_label("Name contains")
