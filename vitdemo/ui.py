@@ -222,9 +222,9 @@ def selection() -> Selection:
 
 
 def model_caption(loaded: LoadedModel) -> str:
-    """'210,762 params · 98.9% test acc.'"""
+    """'210,762 params · 98.95% test acc.'"""
     acc = loaded.meta.metrics.get("test_acc")
-    return f"{loaded.num_params:,} params" + (f" · {acc:.1%} test acc." if acc is not None else "")
+    return f"{loaded.num_params:,} params" + (f" · {acc:.2%} test acc." if acc is not None else "")
 
 
 # --- Draw page ---------------------------------------------------------------------------------------
