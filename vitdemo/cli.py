@@ -42,7 +42,11 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", choices=["cosine", "onecycle"], default=t.schedule)
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default=t.device)
     g.add_argument("--keep", choices=["best", "last"], default=t.keep)
-    g.add_argument("--compile", action="store_true", help="torch.compile (CUDA only)")
+    g.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (CUDA or CPU: ~1.3x faster steps after a ~30 s compile)",
+    )
     g.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
     g.add_argument("--name", default="", help="run name (default: derived from the settings)")
     g.add_argument("--out", help="also copy the checkpoint to this path (e.g. checkpoints/vit_mnist.safetensors)")

@@ -88,7 +88,7 @@ class TrainConfig:
     device: str = "auto"
     val_size: int = 5000  # held out from the 60k training images
     train_subset: int = 0  # >0: use only this many training images (tests, quick demos)
-    compile: bool = False  # torch.compile, CUDA only
+    compile: bool = False  # torch.compile (CUDA or CPU; CPU needs a C++ compiler)
     amp: bool = True  # bf16 autocast, CUDA only
     keep: Literal["best", "last"] = "best"
     name: str = ""

@@ -86,6 +86,8 @@ def train_command(config: dict[str, Any], out: str) -> str:
         f"--val-size {c.val_size}",
         f"--keep {c.keep}",
     ]
+    if c.compile:
+        parts.append("--compile")
     if c.name:
         parts.append(f"--name {c.name}")
     parts.append(f"--out {out}")
