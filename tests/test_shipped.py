@@ -1,13 +1,24 @@
 """Every shipped checkpoint loads, and reaches on the real test split what checkpoints/README.md says."""
 
 import dataclasses
+import shlex
 from pathlib import Path
 
 import pytest
 
 from vitdemo.checkpoints import load_checkpoint
+from vitdemo.cli import build_parser, config_from_args
+from vitdemo.config import TrainConfig
 from vitdemo.drawn import drawn_accuracy
-from vitdemo.shipped import DRAWN_PER_CLASS, SHIPPED_DIR, measure_test_accuracy, parse_table, percent, train_command
+from vitdemo.shipped import (
+    DRAWN_PER_CLASS,
+    SHIPPED_DIR,
+    command_block,
+    measure_test_accuracy,
+    parse_table,
+    percent,
+    train_command,
+)
 
 SHIPPED = sorted(SHIPPED_DIR.glob("*.safetensors"))
 README_TEXT = (SHIPPED_DIR / "README.md").read_text() if (SHIPPED_DIR / "README.md").exists() else ""
@@ -42,13 +53,9 @@ def test_mnist_models_read_drawn_digits(kind: str) -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_documented_command_reproduces_the_stored_config(path: Path) -> None:
     """The command written under each checkpoint parses back to exactly the settings it was trained with."""
-    import shlex
-
-    from vitdemo.cli import build_parser, config_from_args
-    from vitdemo.config import TrainConfig
-
-    stored = TrainConfig.from_dict(load_checkpoint(path).meta.train_config)
-    command = train_command(stored.to_dict(), f"checkpoints/{path.name}")
-    assert f"`{path.name}`:\n\n```bash\nVITDEMO_DATA_DIR=../shared/data {command}\n```" in README_TEXT
+    trained_with = load_checkpoint(path).meta.train_config
+    command = train_command(trained_with, f"checkpoints/{path.name}")
+    assert command_block(path.name, command) in README_TEXT
+    stored = TrainConfig.from_dict(trained_with)
     args = build_parser().parse_args(shlex.split(command)[3:])
     assert config_from_args(args) == dataclasses.replace(stored, device=args.device)

@@ -180,6 +180,11 @@ def percent(cell: str) -> float | None:
     return float(match.group(1)) / 100 if match else None
 
 
+def command_block(file: str, command: str) -> str:
+    """The README's entry for one checkpoint: its file name, then the command that reproduces it."""
+    return f"`{file}`:\n\n```bash\nVITDEMO_DATA_DIR=../shared/data {command}\n```\n"
+
+
 def write_readme(figures: list[ShippedFigures], path: Path) -> None:
     intro = path.read_text().split("<!-- figures -->")[0] if path.exists() else "# Shipped checkpoints\n\n"
     lines = [
@@ -194,8 +199,7 @@ def write_readme(figures: list[ShippedFigures], path: Path) -> None:
     ]
     lines += [table_row(f) for f in figures]
     lines += ["", "## Commands", ""]
-    for f in figures:
-        lines += [f"`{f.file}`:", "", "```bash", f"VITDEMO_DATA_DIR=../shared/data {f.command}", "```", ""]
+    lines += [command_block(f.file, f.command) for f in figures]
     path.write_text("\n".join(lines))
 
 
