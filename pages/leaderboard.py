@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from vitdemo import charts, ui
+from vitdemo import ui
+from vitdemo.views import charts
 
 ui.require_app_shell()
 

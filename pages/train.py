@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from vitdemo import forms, jobs, ui
+from vitdemo import jobs, ui
+from vitdemo.views import forms
 
 ui.require_app_shell()
 

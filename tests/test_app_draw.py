@@ -13,9 +13,9 @@ from browser import DIGIT_STROKES, digit_png, stroke_image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from vitdemo import display
 from vitdemo.preprocess import preprocess
 from vitdemo.registry import Registry
+from vitdemo.views import display
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["pages/draw.py", "pages/train.py", "pages/evaluate.py", "pages/leaderboard.py"]

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from vitdemo import forms, jobs
+from vitdemo import jobs
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset
 from vitdemo.metrics import evaluate_predictions
 from vitdemo.registry import Registry
 from vitdemo.train import train
+from vitdemo.views import forms
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 90  # the Evaluate page classifies 10,000 test images on a busy CPU

@@ -11,7 +11,7 @@ from typing import Any
 import browser as helpers
 import pytest
 
-from vitdemo.forms import PRESETS
+from vitdemo.views.forms import PRESETS
 
 pytestmark = pytest.mark.browser
 

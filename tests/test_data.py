@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vitdemo.data import DataError, augment, batches, load_dataset, load_raw, resolve_data_dir, to_input
+from vitdemo.data import DataError, augment, batches, load_dataset, load_raw, to_input
+from vitdemo.paths import data_root
 
 
 def test_mnist_loads_as_uint8_with_the_published_counts(data_dir: str) -> None:
@@ -46,8 +47,8 @@ def test_missing_data_gives_one_clear_error(tmp_path: Path, monkeypatch: pytest.
 
 def test_data_dir_flag_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VITDEMO_DATA_DIR", "/from/env")
-    assert resolve_data_dir("/from/flag") == Path("/from/flag")
-    assert resolve_data_dir(None) == Path("/from/env")
+    assert data_root("/from/flag") == Path("/from/flag")
+    assert data_root(None) == Path("/from/env")
 
 
 def test_batches_cover_every_index_once() -> None:

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vitdemo import charts, forms
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
 from vitdemo.metrics import evaluate_predictions
 from vitdemo.models import build_model, count_parameters
 from vitdemo.registry import Registry
+from vitdemo.views import charts, forms
 
 
 # -- forms ---------------------------------------------------------------------------------------------

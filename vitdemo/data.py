@@ -10,13 +10,11 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-ENV_DATA_DIR = "VITDEMO_DATA_DIR"
-DEFAULT_DATA_DIR = Path.home() / ".cache" / "vitdemo" / "data"
+from vitdemo.paths import ENV_DATA_DIR, data_root
 
 # name -> (torchvision class name, folder under the root, mean, std, class names)
 DATASET_INFO: dict[str, tuple[str, str, float, float, tuple[str, ...]]] = {
@@ -67,15 +65,6 @@ def class_names(dataset: str) -> tuple[str, ...]:
     return DATASET_INFO[dataset][4]
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data root: the flag, else $VITDEMO_DATA_DIR, else a per-user cache folder."""
-    if data_dir:
-        return Path(data_dir).expanduser()
-    if os.environ.get(ENV_DATA_DIR):
-        return Path(os.environ[ENV_DATA_DIR]).expanduser()
-    return DEFAULT_DATA_DIR
-
-
 def load_raw(dataset: str, train: bool, data_dir: str | os.PathLike | None = None) -> Split:
     """One split as uint8 tensors, read with torchvision; downloads only when the files are missing."""
     import torchvision.datasets as tvd  # imported here: the app's Draw page does not need it
@@ -83,7 +72,7 @@ def load_raw(dataset: str, train: bool, data_dir: str | os.PathLike | None = Non
     if dataset not in DATASET_INFO:
         raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASET_INFO)}")
     cls_name, folder, *_ = DATASET_INFO[dataset]
-    root = resolve_data_dir(data_dir)
+    root = data_root(data_dir)
     cls = getattr(tvd, cls_name)
     try:
         ds = cls(str(root), train=train, download=False)

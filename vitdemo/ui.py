@@ -17,11 +17,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from vitdemo import display
 from vitdemo.checkpoints import CheckpointError, LoadedModel, load_checkpoint
 from vitdemo.data import DataError, Split, class_names, load_raw
 from vitdemo.inference import Analysis, Prediction, analyze
 from vitdemo.registry import Registry, default_home
+from vitdemo.views import display
 
 ENV_CHECKPOINTS = "VITDEMO_CHECKPOINTS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -442,15 +442,16 @@ def timings(analysis: Analysis) -> None:
 
 # --- Train / Evaluate / Leaderboard helpers ---
 # Widgets and panels of the Train, Evaluate and Leaderboard pages. The rules live elsewhere: the form in
-# vitdemo.forms, tables and figures in vitdemo.charts, runs in vitdemo.jobs and vitdemo.registry.
+# vitdemo.views.forms, tables and figures in vitdemo.views.charts, runs in vitdemo.jobs and vitdemo.registry.
 import time  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from vitdemo import charts, forms, jobs  # noqa: E402
+from vitdemo import jobs  # noqa: E402
 from vitdemo.config import SCHEDULES, ConfigError, TrainConfig  # noqa: E402
 from vitdemo.metrics import EvalReport, evaluate_predictions  # noqa: E402
 from vitdemo.registry import STATUSES, Run  # noqa: E402
+from vitdemo.views import charts, forms  # noqa: E402
 
 FORM_PREFIX = "tf_"  # the Train form's widget keys: "tf_" + a name from forms.KEYS
 _FORM_SAVED = "_train_form_values"  # the form outside widget state (Streamlit drops that on other pages)

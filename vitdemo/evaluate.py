@@ -1,0 +1,109 @@
+"""Score a model or a checkpoint on a split: the one path the CLI, the worker, `shipped`, `bench` and the UI use.
+
+`predict_logits` runs a whole split through a model in batches (the trainer's validation uses it too);
+`score_model` adds probabilities, the mean loss and the per-class report; `score_checkpoint` does the same for
+a loaded checkpoint with its own normalisation and classes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitdemo.checkpoints import LoadedModel
+from vitdemo.data import Split, batches, load_raw, to_input
+from vitdemo.metrics import EvalReport, evaluate_predictions
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ==
+class Scores:
+    """A model's answers on one split."""
+
+    labels: np.ndarray  # (N,) int64, the true classes
+    probs: np.ndarray  # (N, C) float32, softmax of the logits
+    loss: float  # mean cross-entropy; NaN for an empty split
+    report: EvalReport
+
+    @property
+    def preds(self) -> np.ndarray:
+        return self.probs.argmax(1)  # (N,)
+
+    @property
+    def accuracy(self) -> float:
+        return self.report.accuracy
+
+
+def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    split: Split,
+    mean: float,
+    std: float,
+    *,
+    num_classes: int,
+    device: torch.device | str = "cpu",
+    batch_size: int = 1000,
+    amp: bool = False,
+) -> torch.Tensor:
+    """Logits (N, C) as float32 on the CPU for a whole split, in eval mode (bf16 autocast on CUDA if `amp`)."""
+    device = torch.device(device)
+    model.eval()
+    outs = []
+    for images, _ in batches(split, batch_size, shuffle=False):
+        x = to_input(images.to(device), mean, std)  # (B, 1, 28, 28)
+        with _autocast(device, amp):
+            outs.append(model(x).float().cpu())  # (B, C)
+    return torch.cat(outs) if outs else torch.zeros(0, num_classes)
+
+
+def mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean cross-entropy of (N, C) logits against (N,) labels; NaN when N is 0."""
+    return F.cross_entropy(logits, labels.cpu()).item() if len(logits) else float("nan")
+
+
+def score_model(
+    model: nn.Module,
+    split: Split,
+    mean: float,
+    std: float,
+    *,
+    num_classes: int,
+    device: torch.device | str = "cpu",
+    batch_size: int = 1000,
+    amp: bool = False,
+) -> Scores:
+    """Everything a page or a report needs about `model` on `split`."""
+    logits = predict_logits(
+        model, split, mean, std, num_classes=num_classes, device=device, batch_size=batch_size, amp=amp
+    )  # (N, C)
+    labels = split.labels.cpu().numpy().astype(np.int64)
+    probs = torch.softmax(logits, dim=-1).numpy().astype(np.float32)
+    report = evaluate_predictions(labels, probs.argmax(1), num_classes)
+    return Scores(labels, probs, mean_loss(logits, split.labels), report)
+
+
+def score_checkpoint(
+    loaded: LoadedModel,
+    split: Split | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 1000,
+) -> Scores:
+    """A loaded checkpoint on `split` (default: its dataset's test split), with its own statistics and classes."""
+    meta = loaded.meta
+    if split is None:
+        split = load_raw(meta.dataset, train=False, data_dir=data_dir)
+    model = loaded.model.to(device)
+    return score_model(
+        model, split, meta.mean, meta.std, num_classes=len(meta.classes), device=device, batch_size=batch_size
+    )
