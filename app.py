@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from vitdemo import ui
+from vitdemo.ui import shell
 
-ui.page_setup()
+shell.page_setup()
 pages = [
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
@@ -12,5 +12,5 @@ pages = [
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
 ]
 page = st.navigation(pages)
-ui.sidebar()
+shell.sidebar()
 page.run()

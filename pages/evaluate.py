@@ -2,35 +2,35 @@
 
 import streamlit as st
 
-from vitdemo import ui
+from vitdemo.ui import evaluate, shell, widgets
 
-ui.require_app_shell()
+shell.require_app_shell()
 
-reg = ui.registry()
-runs = ui.evaluable_runs(reg)
-st.markdown("## Evaluate a model on the test set")
-if not runs:
-    st.info("No finished run yet: train one on the Train page (shipped baselines appear here by themselves).")
-    st.stop()
+with shell.stop_on_failure():
+    runs = evaluate.evaluable_runs()
+    st.markdown("## Evaluate a model on the test set")
+    if not runs:
+        st.info("No finished run yet: train one on the Train page (shipped baselines appear here by themselves).")
+        st.stop()
 
-run = ui.run_picker("Run", runs, key="eval_run", dataset=ui.selection().dataset)
-res = ui.test_results(run)
-if res is None:
-    st.stop()
-ui.metrics_row(res)
+    run = widgets.run_picker("Run", runs, key="eval_run", dataset=shell.selection().dataset)
+    res = evaluate.test_results(run)
+    if res is None:
+        st.stop()
+    evaluate.metrics_row(res)
 
-left, right = st.columns([1.25, 1], gap="large")
-with left:
-    st.markdown("### Confusion matrix")
-    st.caption("Rows: the true class; columns: the prediction. Click a cell to see its test images.")
-    cell = ui.confusion_picker(res, key=f"cm_{run.id}")
-with right:
-    st.markdown("### Per class")
-    ui.per_class_table(res)
-ui.cell_gallery(res, cell)
+    left, right = st.columns([1.25, 1], gap="large")
+    with left:
+        st.markdown("### Confusion matrix")
+        st.caption("Rows: the true class; columns: the prediction. Click a cell to see its test images.")
+        cell = evaluate.confusion_picker(res, key=f"cm_{run.id}")
+    with right:
+        st.markdown("### Per class")
+        evaluate.per_class_table(res)
+    evaluate.cell_gallery(res, cell)
 
-st.markdown("### Compare with another run")
-others = [r for r in runs if r.dataset == run.dataset and r.id != run.id]
-other = ui.run_picker("Second run (same dataset)", others, key=f"eval_other_{run.dataset}", none="(none)")
-if other is not None and (other_res := ui.test_results(other)) is not None:
-    ui.compare_runs(res, other_res)
+    st.markdown("### Compare with another run")
+    others = [r for r in runs if r.dataset == run.dataset and r.id != run.id]
+    other = widgets.run_picker("Second run (same dataset)", others, key=f"eval_other_{run.dataset}", none="(none)")
+    if other is not None and (other_res := evaluate.test_results(other)) is not None:
+        evaluate.compare_runs(res, other_res)

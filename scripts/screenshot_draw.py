@@ -16,9 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # vitdemo, and tests/browser.py
 
-import browser  # noqa: E402  (tests/browser.py)
+import browser  # noqa: E402
+
+from vitdemo import paths  # noqa: E402
 
 
 def main() -> int:
@@ -35,9 +38,10 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vitdemo-shot-") as home:
-        env = {"VITDEMO_HOME": home}
-        if not os.environ.get("VITDEMO_DATA_DIR"):
-            env["VITDEMO_DATA_DIR"] = str(browser.REPO_ROOT.parent / "shared" / "data")
+        env = {paths.ENV_HOME: home}
+        shared = browser.REPO_ROOT.parent / "shared" / "data"  # the team's layout; else vitdemo.paths decides
+        if not os.environ.get(paths.ENV_DATA_DIR) and shared.is_dir():
+            env[paths.ENV_DATA_DIR] = str(shared)
         with browser.serve_app(env, log_path=Path(home) / "streamlit.log") as url, sync_playwright() as pw:
             chromium = browser.launch_browser(pw)
             page = chromium.new_page(viewport=browser.VIEWPORT)

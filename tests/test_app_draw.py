@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from browser import DIGIT_STROKES, digit_png, stroke_image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from vitdemo import checkpoints
 from vitdemo.preprocess import preprocess
 from vitdemo.registry import Registry
 from vitdemo.views import display
@@ -45,7 +47,7 @@ def run_app(canvas: np.ndarray | None, at: AppTest | None = None) -> AppTest:
     """Run (or rerun) the app with the canvas returning `canvas`."""
     at = at or AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     with (
-        patch("vitdemo.ui.draw_canvas", return_value=canvas),
+        patch("vitdemo.ui.draw.draw_canvas", return_value=canvas),
         patch.object(PagesManager, "__init__", _init_as_navigation_app),
     ):
         at.run()
@@ -103,6 +105,32 @@ def test_missing_checkpoints_are_explained_not_raised(
     assert "No ViT model" in warnings and "No CNN model" in warnings
     assert "vit_mnist.safetensors" in warnings
     assert predictions(at) == {}
+
+
+def test_a_broken_checkpoint_is_loaded_once_per_version_and_named_without_its_folder(
+    draw_env: Path, mnist_checkpoints: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "server" / "checkpoints"
+    folder.mkdir(parents=True)
+    broken = folder / "vit_mnist.safetensors"
+    broken.write_bytes(b"a file that is not a safetensors checkpoint")  # broken by hand
+    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(folder))
+    reads: list[str] = []  # every checkpoint the loader opens (load_checkpoint starts with read_meta)
+    read_meta = checkpoints.read_meta
+    monkeypatch.setattr(checkpoints, "read_meta", lambda path: reads.append(Path(path).name) or read_meta(path))
+    image = stroke_image(DIGIT_STROKES["7"])
+    at = run_app(image)
+    at = run_app(image, at)  # a rerun: the broken file is not rebuilt
+    assert reads.count("vit_mnist.safetensors") == 1
+    warnings = " ".join(w.value for w in at.warning)
+    assert "The ViT model could not be loaded" in warnings and "vit_mnist.safetensors" in warnings
+    assert str(tmp_path) not in warnings and "/server/" not in warnings  # the file's name, not its folder
+
+    shutil.copyfile(mnist_checkpoints / "vit_mnist.safetensors", broken)  # fixed: a new version of the file
+    os.utime(broken, ns=(broken.stat().st_atime_ns, broken.stat().st_mtime_ns + 10**9))
+    at = run_app(image, at)
+    assert reads.count("vit_mnist.safetensors") == 2
+    assert predictions(at)["ViT"] == "7"
 
 
 def test_uploaded_png_is_predicted(draw_env: Path, mnist_checkpoints: Path) -> None:

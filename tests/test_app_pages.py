@@ -261,3 +261,43 @@ def test_evaluate_compares_two_runs(env: Registry, shipped: Path, worker_starts)
     assert len(at.get("plotly_chart")) == 3  # the picker's matrix, then both side by side
     # the same weights: neither gets anything right that the other gets wrong
     assert f"**#{baseline.id} right, #{other} wrong: 0 images**" in texts(at, "markdown")
+
+
+@pytest.mark.parametrize("broken", ["not-a-database", "home-is-a-file"])
+@pytest.mark.parametrize("page", ["draw", "train", "evaluate", "leaderboard"])
+def test_a_broken_registry_is_one_sentence_not_a_traceback(
+    page: str, broken: str, tmp_home: Path, tmp_path: Path, monkeypatch, worker_starts
+) -> None:
+    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    if broken == "not-a-database":
+        (tmp_home / "registry.sqlite").write_bytes(b"this is not an SQLite database\n" * 100)
+    else:
+        home = tmp_path / "home-file"
+        home.write_text("a file where the runs folder should be")
+        monkeypatch.setenv("VITDEMO_HOME", str(home))
+    if page == "draw":  # the default page: app.py's first run, with the sidebar
+        at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S).run()
+    else:
+        at = open_page(page)
+    assert not at.exception  # no traceback
+    errors = texts(at, "error")
+    shown = " ".join(errors + texts(at, "warning"))
+    assert "could not be read" in shown and str(tmp_path) not in shown  # no server folder in the browser
+    if page == "draw":  # the Draw page still works with the shipped models; the sidebar says what is wrong
+        assert errors == []
+    elif broken == "not-a-database":
+        assert len(errors) == 1 and errors[0].startswith("The run registry could not be read (")
+    else:
+        assert len(errors) == 1 and errors[0].startswith("A file could not be read or written (")
+
+
+def test_evaluate_names_a_broken_checkpoint_without_its_folder(env: Registry, shipped: Path, worker_starts) -> None:
+    run_id = finished_run(env, shipped, name="broken")
+    path = Path(env.get_run(run_id).checkpoint)
+    path.write_bytes(b"a file that is not a safetensors checkpoint")
+    at = open_page("evaluate")
+    at.selectbox(key="eval_run").set_value(run_id).run()
+    assert not at.exception
+    (error,) = texts(at, "error")
+    assert error.startswith(f"Run #{run_id} cannot be evaluated: ") and path.name in error
+    assert str(path.parent) not in error and str(env.home) not in error

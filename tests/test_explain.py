@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -16,12 +15,10 @@ from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.data import load_dataset, to_input
 from vitdemo.explain import (
     attention_rollout,
-    colorize,
     discard_lowest,
     fuse_heads,
     grad_cam,
     layer_maps,
-    overlay,
     rollout,
     rollout_map,
 )
@@ -324,33 +321,3 @@ def test_trained_cnn_grad_cam_differs_from_its_initialisation(cnn_pair, digits) 
     heat_0 = grad_cam(initial, digits)[1]
     # Mean |difference| measured 0.26 (0.22-0.31 against 10 random inits); a weight-blind map gives 0.
     assert (heat_t - heat_0).abs().mean() > 0.1
-
-
-# --------------------------------------------------------------------------------------------------
-# Colours
-# --------------------------------------------------------------------------------------------------
-
-
-def test_colorize_is_a_dark_to_bright_colour_map() -> None:
-    heat = np.linspace(0, 1, 256).reshape(16, 16)
-    rgb = colorize(heat)
-    assert rgb.shape == (16, 16, 3) and rgb.dtype == np.uint8
-    lo, hi = colorize(np.zeros((1, 1)))[0, 0], colorize(np.ones((1, 1)))[0, 0]
-    assert lo.tolist() == [0, 0, 4] and hi.tolist() == [252, 255, 164]  # inferno's two ends
-    luma = rgb.reshape(-1, 3).astype(float) @ np.array([0.2126, 0.7152, 0.0722])
-    assert np.all(np.diff(luma) >= -0.5)  # brighter as the heat rises: readable without colour
-    assert np.array_equal(colorize(np.array([[-1.0, np.nan, 2.0]])), colorize(np.array([[0.0, 0.0, 1.0]])))
-
-
-def test_overlay_blends_image_and_resized_heat() -> None:
-    image = np.zeros((28, 28))
-    image[10:18, 12:16] = 1.0
-    heat = np.zeros((4, 4))
-    heat[0, 0] = 1.0
-    out = overlay(image, heat)
-    assert out.shape == (28, 28, 3) and out.dtype == np.uint8
-    assert not np.array_equal(out[0, 0], out[27, 27])  # hot corner versus cold corner
-    assert np.array_equal(overlay((image * 255).astype(np.uint8), heat), out)  # uint8 or [0, 1] floats
-    assert np.array_equal(overlay(image, heat, alpha=0.0), np.repeat((image * 255).astype(np.uint8)[..., None], 3, -1))
-    full = np.kron(heat, np.ones((7, 7)))  # already (28, 28): used as is
-    assert np.array_equal(overlay(image, full, alpha=1.0), colorize(full))

@@ -10,19 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import sequential
 from plotly.subplots import make_subplots
 
 from vitdemo.metrics import EvalReport
 from vitdemo.registry import Run
+from vitdemo.views.colors import colorscale
+from vitdemo.views.names import dataset_name, kind_name
 
-KIND_NAMES = {"vit": "ViT", "cnn": "CNN"}
-DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 TRAIN_COLOR, VAL_COLOR = "#5b8def", "#ff7a45"  # the theme's accent is the validation (held-out) curve
 PALETTE = ("#ff7a45", "#5b8def", "#3fb68b", "#f2c94c", "#bb6bd9", "#56ccf2", "#eb5757", "#9aa3b5")
-# plotly's Inferno, except its first colour: Streamlit reads "#000001".."#0000xx" as placeholders for its
-# theme's colours, so Inferno's "#000004" would paint every empty cell in a theme colour.
-HEAT_COLORS = ["#03020d", *sequential.Inferno[1:]]
+HEAT_COLORS = colorscale()  # the explanation overlays' inferno, as a plotly colour scale
 METRICS = {  # epoch column -> what a chart calls it
     "val_acc": "validation accuracy",
     "train_acc": "training accuracy",
@@ -88,7 +85,7 @@ def result_line(run: Run) -> str:
 
 def run_title(run: Run) -> str:
     """'#7 vit-mnist-p7-d64x4-e2 (ViT, MNIST)'."""
-    return f"#{run.id} {run.name} ({KIND_NAMES.get(run.kind, run.kind)}, {DATASET_NAMES.get(run.dataset, run.dataset)})"
+    return f"#{run.id} {run.name} ({kind_name(run.kind)}, {dataset_name(run.dataset, short=True)})"
 
 
 # -- tables -----------------------------------------------------------------------------------------
@@ -98,8 +95,8 @@ def leaderboard_frame(runs: Sequence[Run]) -> pd.DataFrame:
         {
             "id": r.id,
             "name": r.name,
-            "kind": KIND_NAMES.get(r.kind, r.kind),
-            "dataset": DATASET_NAMES.get(r.dataset, r.dataset),
+            "kind": kind_name(r.kind),
+            "dataset": dataset_name(r.dataset, short=True),
             "parameters": r.num_params,
             "test accuracy": r.test_acc,
             "macro F1": r.macro_f1,

@@ -1,0 +1,227 @@
+"""The Draw page's widgets: the input (canvas, upload or a test image), both models' answers, what the models
+see and where they look."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from vitdemo.checkpoints import LoadedModel
+from vitdemo.data import DataError, class_names
+from vitdemo.inference import Analysis, Prediction, analyze
+from vitdemo.preprocess import load_image
+from vitdemo.ui.shell import ANALYZE_LOCK, CANVAS_PX, model_caption, single_thread, test_split
+from vitdemo.views import display
+from vitdemo.views.colors import colorize, overlay
+from vitdemo.views.messages import hide_folders
+from vitdemo.views.names import EXPLANATIONS, KINDS, dataset_name, kind_name
+
+BRUSH_PX = 20  # about 2 px after the 280 -> 20 px fit: a typical MNIST stroke
+
+
+@dataclass(frozen=True)
+class InputImage:
+    image: np.ndarray | None  # what goes to preprocessing; None: nothing drawn or uploaded yet
+    truth: str | None = None  # the true class name, for dataset test images
+    hint: str = ""  # what to ask for while there is no image
+
+
+# --- input -----------------------------------------------------------------------------------------
+def draw_canvas(key: str, *, stroke_width: int = BRUSH_PX, size: int = CANVAS_PX) -> np.ndarray | None:
+    """White strokes on black; (H, W, 4) uint8 RGBA after the first stroke, None before. Tests patch this."""
+    from streamlit_drawable_canvas import st_canvas  # here: importing it registers a component
+
+    result = st_canvas(
+        stroke_width=stroke_width,
+        stroke_color="#ffffff",
+        background_color="#000000",
+        update_streamlit=True,  # rerun when a stroke is released
+        height=size,
+        width=size,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key=key,
+    )
+    return result.image_data
+
+
+def _clear_canvas() -> None:
+    st.session_state["canvas_n"] = st.session_state.get("canvas_n", 0) + 1  # a new key: a blank canvas
+
+
+def _new_test_index(key: str, n: int) -> None:
+    st.session_state[key] = int(np.random.default_rng().integers(n))
+
+
+def image_input(dataset: str) -> InputImage:
+    """Draw, upload or pick a test image; returns the image to analyse (None until there is one)."""
+    modes = {"draw": ":material/draw: Draw", "upload": ":material/upload: Upload", "test": ":material/casino: Test"}
+    mode = st.segmented_control(
+        "Input", list(modes), format_func=modes.get, default="draw", required=True, key="input_mode",
+        label_visibility="collapsed",
+    )  # fmt: skip
+    if mode == "upload":
+        return _upload_input()
+    if mode == "test":
+        return _test_input(dataset)
+    st.space(16)  # room for the canvas's own toolbar, which floats above it on hover
+    image = draw_canvas(f"canvas_{st.session_state.get('canvas_n', 0)}")
+    st.button("Clear", icon=":material/ink_eraser:", on_click=_clear_canvas, key="clear_canvas")
+    thing = "a digit" if dataset == "mnist" else "a piece of clothing"
+    return InputImage(image, hint=f"Draw {thing} on the black canvas to see what the ViT and the CNN make of it.")
+
+
+def _upload_input() -> InputImage:
+    hint = "Upload a picture of one digit or piece of clothing: a PNG or JPG of at most 5 MB."
+    file = st.file_uploader("A PNG or JPG of one digit", type=["png", "jpg", "jpeg"], key="upload")
+    if file is None:
+        return InputImage(None, hint=hint)
+    try:
+        image = load_image(file.getvalue())
+    except ValueError as exc:
+        st.error(f"{file.name}: {exc}")
+        return InputImage(None, hint=hint)
+    st.image(display.upscale(image, CANVAS_PX), width=CANVAS_PX)
+    return InputImage(image)
+
+
+def _test_input(dataset: str) -> InputImage:
+    try:
+        split = test_split(dataset)
+    except DataError as exc:
+        st.error(hide_folders(str(exc)))
+        return InputImage(None)
+    key = f"test_index_{dataset}"
+    if key not in st.session_state:
+        _new_test_index(key, len(split))
+    index = st.session_state[key]
+    truth = class_names(dataset)[int(split.labels[index])]
+    st.image(display.upscale(split.images[index].numpy(), CANVAS_PX), width=CANVAS_PX)
+    st.markdown(f'<p class="vd-truth">True label: {truth}</p>', unsafe_allow_html=True)
+    st.caption(f"{dataset_name(dataset)} test image #{index}")
+    st.button(
+        "Another test image",
+        icon=":material/casino:",
+        on_click=_new_test_index,
+        args=(key, len(split)),
+        key="next_test",
+    )
+    return InputImage(split.images[index].numpy(), truth)
+
+
+def explanation_settings() -> tuple[str, float]:
+    """Sidebar controls for attention rollout: head fusion and discard ratio."""
+    with st.sidebar:
+        st.markdown("### Explanations")
+        fusion = st.segmented_control(
+            "Rollout head fusion", ["mean", "max", "min"], default="mean", required=True, key="head_fusion",
+            help="How the attention of the heads in a layer is combined before rolling it out through the layers.",
+        )  # fmt: skip
+        discard = st.slider(
+            "Rollout discard ratio", 0.0, 0.95, 0.0, 0.05, key="discard_ratio",
+            help="Drop this fraction of the weakest attention links in every layer: higher is sharper.",
+        )  # fmt: skip
+    return str(fusion), float(discard)
+
+
+def run_analysis(
+    image: np.ndarray | None, models: dict[str, LoadedModel], head_fusion: str = "mean", discard_ratio: float = 0.0
+) -> Analysis | None:
+    """analyze() for the page: None when there is no image, an st.error for one that cannot be read."""
+    if image is None:
+        return None
+    try:
+        with ANALYZE_LOCK, single_thread():
+            return analyze(image, models, head_fusion=head_fusion, discard_ratio=discard_ratio)  # type: ignore[arg-type]
+    except ValueError as exc:
+        st.error(f"That image could not be used: {exc}")
+        return None
+
+
+# --- answers ---------------------------------------------------------------------------------------
+def prediction_text(kind: str, label: str) -> str:
+    """The readable sentence on the page ('ViT predicts 7'); the browser test looks for it."""
+    return f"{KINDS[kind]} predicts {label}"
+
+
+def prediction_panel(
+    kind: str,
+    prediction: Prediction | None,
+    loaded: LoadedModel | None,
+    problem: str | None = None,
+    truth: str | None = None,
+) -> None:
+    """One side: the predicted class large, its confidence (right or wrong, when the truth is known), the
+    bar chart of all classes and the model's size."""
+    if problem:
+        st.markdown(f"### {KINDS[kind]}")
+        st.warning(problem)
+        return
+    if prediction is None:
+        return
+    label = prediction.classes[prediction.label]
+    st.markdown(
+        f'<p class="vd-pred" aria-label="{prediction_text(kind, label)}">{KINDS[kind]} predicts '
+        f'<span class="vd-label">{label}</span></p>'
+        f'<p class="vd-conf">{prediction.confidence:.1%} confident{_verdict(label, truth)}</p>',
+        unsafe_allow_html=True,
+    )
+    fig = display.probability_figure(prediction.probs, prediction.classes)
+    st.plotly_chart(fig, config={"displayModeBar": False, "staticPlot": True}, key=f"probs_{kind}", theme=None)
+    if loaded is not None:
+        st.caption(model_caption(loaded))
+
+
+def _verdict(label: str, truth: str | None) -> str:
+    if truth is None:
+        return ""
+    if label == truth:
+        return ' · <span class="vd-right">right</span>'
+    return ' · <span class="vd-wrong">wrong</span>'
+
+
+def empty_prompt(analysis: Analysis | None, source: InputImage) -> None:
+    """The prompt shown instead of predictions while there is nothing to predict."""
+    message = analysis.pre.message if analysis is not None and analysis.pre.message else source.hint
+    st.info(message or "Draw a digit to get a prediction.", icon=":material/draw:")
+
+
+def timings(analysis: Analysis) -> None:
+    """The server-side time of this analysis, small."""
+    named = {kind_name(name): ms for name, ms in analysis.timings_ms.items()}
+    st.caption(f"Server time: {display.timing_text(named)}")
+
+
+# --- what the models see, where they look ----------------------------------------------------------
+def preprocessing_strip(analysis: Analysis, size: int = 128) -> None:
+    """Every stage from the drawing to the 28x28 input, side by side, pixels shown as squares."""
+    _image_row(display.stage_images(analysis.pre, size), size, gap="medium")
+
+
+def _image_row(images: list[tuple[str, np.ndarray]], width: int, gap: str | None = "small") -> None:
+    """Captioned images in one row (wrapping when the screen is narrow)."""
+    with st.container(horizontal=True, gap=gap):
+        for caption, image in images:
+            st.image(image, caption=caption, width=width)
+
+
+def explanation_panel(kind: str, prediction: Prediction, analysis: Analysis) -> None:
+    """The model's explanation overlaid on its 28x28 input and on the drawing; the ViT's layers as small maps."""
+    st.markdown(f"#### {KINDS[kind]} · {EXPLANATIONS[kind]}")
+    if prediction.heat is None:
+        st.caption("No explanation for this model.")
+        return
+    pre = analysis.pre
+    images = [("on the model input", display.upscale(overlay(pre.image, prediction.heat, 0.5), 168))]
+    on_drawing = display.heat_on_input(prediction.heat, pre)
+    if on_drawing is not None:
+        drawing = display.upscale(pre.stages["input"], max(on_drawing.shape))  # the same shape as on_drawing
+        images.append(("on the drawing", display.pad_square(display.upscale(overlay(drawing, on_drawing, 0.5), 168))))
+    _image_row(images, 168)
+    if prediction.layer_maps is not None:
+        # 6 layers at 52 px with no gap fit one row of a half-width column at 1280 px
+        maps = [(f"layer {i + 1}", display.upscale(colorize(m), 52)) for i, m in enumerate(prediction.layer_maps)]
+        _image_row(maps, 52, gap=None)
+        st.caption("What the class token attends to in each layer (brighter: more).")

@@ -1,0 +1,203 @@
+"""The Evaluate page's widgets: a run on the whole test split (scored once per checkpoint file by
+vitdemo.evaluate), its confusion matrix with the test images of a cell, and two runs side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from vitdemo.checkpoints import CheckpointError, load_checkpoint
+from vitdemo.data import DataError, class_names, to_input
+from vitdemo.evaluate import Scores, score_checkpoint
+from vitdemo.explain import attention_rollout, grad_cam
+from vitdemo.metrics import EvalReport
+from vitdemo.paths import shipped_dir
+from vitdemo.registry import Run
+from vitdemo.ui.shell import ANALYZE_LOCK, data_dir, load_model, registry, test_split
+from vitdemo.views import charts, display
+from vitdemo.views.colors import overlay
+from vitdemo.views.messages import hide_folders
+from vitdemo.views.names import explanation_name
+
+GALLERY_PX = 112  # 4x the 28 px input
+
+
+@dataclass(frozen=True, eq=False)
+class TestResults:
+    """A run's predictions on the whole test split."""
+
+    run: Run
+    scores: Scores
+    classes: tuple[str, ...]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.scores.labels  # (N,) int64
+
+    @property
+    def probs(self) -> np.ndarray:
+        return self.scores.probs  # (N, C) float32
+
+    @property
+    def preds(self) -> np.ndarray:
+        return self.scores.preds  # (N,)
+
+    @property
+    def report(self) -> EvalReport:
+        return self.scores.report
+
+
+@dataclass(frozen=True)
+class Unscored:
+    """A checkpoint file version that could not be loaded, remembered like a score."""
+
+    message: str  # with the file's name, not its folder
+
+
+def evaluable_runs() -> list[Run]:
+    """Finished runs with a checkpoint, shipped baselines included, best first."""
+    reg = registry()
+    reg.sync_baselines(shipped_dir())
+    return [r for r in reg.leaderboard() if r.checkpoint]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _test_scores(path: str, mtime_ns: int, data: str) -> Scores | Unscored:
+    """A checkpoint on its dataset's test split, once per file version (and data folder)."""
+    del mtime_ns, data  # part of the cache key only
+    try:
+        loaded = load_checkpoint(path)  # a private copy: no lock shared with the Draw page's explanations
+    except CheckpointError as exc:
+        return Unscored(hide_folders(str(exc), path))
+    return score_checkpoint(loaded, test_split(loaded.meta.dataset))
+
+
+def test_results(run: Run) -> TestResults | None:
+    """The run's test-set predictions (computed once per checkpoint file, then cached), or None with an error."""
+    path = Path(run.checkpoint or "")
+    try:
+        if not run.checkpoint or not path.is_file():
+            raise CheckpointError(f"checkpoint not found: {path.name}")
+        with st.spinner(f"Classifying the test images with run #{run.id}…"):
+            scores = _test_scores(str(path.resolve()), path.stat().st_mtime_ns, data_dir())
+        if isinstance(scores, Unscored):
+            raise CheckpointError(scores.message)
+    except (CheckpointError, DataError) as exc:
+        st.error(f"Run #{run.id} cannot be evaluated: {hide_folders(str(exc), path)}")
+        return None
+    return TestResults(run, scores, class_names(run.dataset))
+
+
+def metrics_row(res: TestResults) -> None:
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Test accuracy", f"{res.report.accuracy:.2%}")
+    c2.metric("Macro F1", f"{res.report.macro_f1:.4f}")
+    c3.metric(f"Errors (of {len(res.labels):,})", f"{len(res.report.misclassified):,}")
+    c4.metric("Parameters", f"{res.run.num_params:,}" if res.run.num_params else "-")
+
+
+def per_class_table(res: TestResults) -> None:
+    fmt = st.column_config.NumberColumn
+    st.dataframe(
+        charts.per_class_frame(res.report, res.classes),
+        hide_index=True,
+        column_config={name: fmt(format="%.3f") for name in ("precision", "recall", "F1")},
+    )
+
+
+def confusion_picker(res: TestResults, key: str) -> tuple[int, int]:
+    """The confusion heatmap; clicking a cell (or the two selectboxes below it) picks (true, predicted).
+    Starts on the most frequent mistake."""
+    true_key, pred_key, last_key = f"{key}_true", f"{key}_pred", f"{key}_last"
+    cm, n = res.report.confusion, len(res.classes)
+    if true_key not in st.session_state or pred_key not in st.session_state:
+        off = cm.copy()
+        np.fill_diagonal(off, -1)
+        i, j = np.unravel_index(int(off.argmax()), off.shape)
+        st.session_state[true_key], st.session_state[pred_key] = int(i), int(j)
+    clicked = charts.selected_cell(st.session_state.get(key), res.classes)  # from the previous run's chart
+    if clicked != st.session_state.get(last_key):
+        st.session_state[last_key] = clicked
+        if clicked is not None:
+            st.session_state[true_key], st.session_state[pred_key] = clicked
+    cell = (st.session_state[true_key], st.session_state[pred_key])
+    fig = charts.confusion_figure(cm, res.classes, selected=cell)
+    st.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+    c1, c2 = st.columns(2)
+    c1.selectbox("True class", list(range(n)), format_func=lambda i: res.classes[i], key=true_key)
+    c2.selectbox("Predicted class", list(range(n)), format_func=lambda i: res.classes[i], key=pred_key)
+    return int(st.session_state[true_key]), int(st.session_state[pred_key])
+
+
+def explanation_overlays(run: Run, images: np.ndarray) -> list[np.ndarray]:
+    """Each (28, 28) uint8 test image with the model's explanation of its own prediction on top
+    (attention rollout for a ViT, Grad-CAM for a CNN), upscaled for the page."""
+    if len(images) == 0:
+        return []
+    loaded = load_model(run.checkpoint or "")
+    x = to_input(torch.from_numpy(np.ascontiguousarray(images)), loaded.meta.mean, loaded.meta.std)  # (K, 1, 28, 28)
+    with ANALYZE_LOCK:
+        if loaded.kind == "vit":
+            _, heat, _ = attention_rollout(loaded.model, x)  # (K, 28, 28)
+        else:
+            _, heat = grad_cam(loaded.model, x)  # (K, 28, 28)
+    return [display.upscale(overlay(img, h.numpy(), 0.45), GALLERY_PX) for img, h in zip(images, heat, strict=True)]
+
+
+def cell_gallery(res: TestResults, cell: tuple[int, int], limit: int = 12) -> None:
+    """The test images of one confusion cell, most confident first, with the explanation overlay."""
+    t, p = cell
+    idx = charts.cell_examples(res.labels, res.probs, t, p, limit)
+    total = int(res.report.confusion[t, p])
+    what = "correctly classified" if t == p else "misclassified"
+    st.markdown(f"#### True {res.classes[t]}, predicted {res.classes[p]}: {total:,} {what} test images")
+    if not len(idx):
+        st.caption("No test image in this cell: pick another one.")
+        return
+    images = test_split(res.run.dataset).images[idx].numpy()  # (K, 28, 28) uint8
+    try:
+        shown = explanation_overlays(res.run, images)
+        explained = explanation_name(res.run.kind)
+    except (CheckpointError, RuntimeError, ValueError) as exc:
+        st.caption(f"No explanation overlay ({hide_folders(str(exc))}).")
+        shown, explained = [display.upscale(img, GALLERY_PX) for img in images], None
+    captions = [charts.image_caption(res.classes[t], res.classes[p], float(res.probs[i, p])) for i in idx]
+    st.image(shown, caption=captions, width=GALLERY_PX, output_format="PNG")  # PNG: crisp pixels
+    note = f" Overlay: the model's {explained} for its prediction (bright: looked at more)." if explained else ""
+    st.caption(f"Showing {len(idx)} of {total:,}, the most confident predictions first.{note}")
+
+
+def _one_sided_mistakes(right: TestResults, wrong: TestResults, idx: np.ndarray, limit: int) -> None:
+    """The test images `right` gets right and `wrong` gets wrong, `wrong`'s most confident mistakes first."""
+    st.markdown(f"**#{right.run.id} right, #{wrong.run.id} wrong: {len(idx):,} images**")
+    order = np.argsort(-wrong.probs[idx].max(1), kind="stable")[:limit]
+    idx = idx[order]
+    if not len(idx):
+        st.caption("None.")
+        return
+    classes = right.classes
+    captions = [
+        f"true {classes[right.labels[i]]} · #{wrong.run.id} said {classes[wrong.preds[i]]} ({wrong.probs[i].max():.0%})"
+        for i in idx
+    ]
+    images = [display.upscale(img, 84) for img in test_split(right.run.dataset).images[idx].numpy()]
+    st.image(images, caption=captions, width=84, output_format="PNG")
+
+
+def compare_runs(a: TestResults, b: TestResults, limit: int = 12) -> None:
+    """Both confusion matrices side by side and the test images one run gets right and the other wrong."""
+    left, right = st.columns(2)
+    for column, res in ((left, a), (right, b)):
+        with column:
+            st.markdown(f"**#{res.run.id} {res.run.name}: {res.report.accuracy:.2%}**")
+            fig = charts.confusion_figure(res.report.confusion, res.classes, height=420)
+            st.plotly_chart(fig, key=f"compare_cm_{res.run.id}_{column is left}", config={"displayModeBar": False})
+    a_only, b_only = charts.disagreements(a.labels, a.preds, b.preds)
+    st.caption(f"Both wrong on {int(((a.preds != a.labels) & (b.preds != b.labels)).sum()):,} test images.")
+    for column, (right_res, wrong_res, idx) in zip(st.columns(2), ((a, b, a_only), (b, a, b_only)), strict=True):
+        with column:
+            _one_sided_mistakes(right_res, wrong_res, idx, limit)

@@ -1,0 +1,298 @@
+"""What every page shares: page setup and styling, the app-shell guard, the sidebar's model selection, the
+resources cached once per server process (models, the run registry, test splits) and the failure guard that
+turns a broken registry or checkpoint into one sentence on the page."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from vitdemo import paths
+from vitdemo.checkpoints import CheckpointError, LoadedModel, load_checkpoint
+from vitdemo.data import Split, load_raw
+from vitdemo.inference import analyze
+from vitdemo.registry import Registry
+from vitdemo.views.messages import hide_folders, os_error_text
+from vitdemo.views.names import DATASETS, KINDS, dataset_name, kind_name
+
+CANVAS_PX = 280  # the Draw canvas: 10x the model input, each model pixel is a 10x10 block
+SHIPPED = "shipped"  # picker value for the checkpoint that ships with the app
+STORE_ERRORS = (sqlite3.Error, CheckpointError, OSError)  # what a page turns into a message, not a traceback
+_SELECTION_KEY = "_vitdemo_selection"
+_SHELL_KEY = "_vitdemo_shell"
+# Models are shared by all sessions and Grad-CAM hooks them: explanations must not interleave.
+ANALYZE_LOCK = threading.Lock()
+
+CSS = """
+<style>
+[data-testid="stMainBlockContainer"] {padding-top: 2.2rem; padding-bottom: 2rem;}
+[data-testid="stSidebarUserContent"] {padding-top: 0.5rem;}
+h1, h2, h3 {letter-spacing: -0.01em;}
+.vd-pred {font-size: 1.45rem; font-weight: 600; line-height: 1.05; margin: 0;}
+.vd-label {font-size: 4.2rem; font-weight: 800; color: #ff7a45; vertical-align: -0.35rem;}
+.vd-conf {font-size: 1.15rem; opacity: 0.85; margin: 0.35rem 0 0.4rem 0;}
+.vd-truth {font-size: 1.35rem; font-weight: 600;}
+.vd-right {color: #4ade80; font-weight: 700;}
+.vd-wrong {color: #f87171; font-weight: 700;}
+</style>
+"""
+
+
+# --- app shell -------------------------------------------------------------------------------------
+def page_setup() -> None:
+    """Page config and the projector-friendly styling; call first in app.py."""
+    st.session_state[_SHELL_KEY] = True  # this session has run through app.py
+    st.set_page_config(page_title="ViT vs CNN", page_icon="🔢", layout="wide", initial_sidebar_state="expanded")
+    st.html(CSS)
+
+
+def require_app_shell() -> None:
+    """Call first on every page. A bookmarked page (say /train) that is a fresh server's first request runs in
+    Streamlit's legacy `pages/` mode: the page alone, without app.py's page config, sidebar and navigation.
+    Switch the process to app.py's navigation (what its first run would do anyway) and run again."""
+    from streamlit.runtime.pages_manager import PagesManager  # internal, hence the getattr below
+
+    if _SHELL_KEY not in st.session_state and getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+@contextmanager
+def stop_on_failure() -> Iterator[None]:
+    """Run a page (or a fragment) in this: a failing registry, checkpoint or file becomes one sentence on
+    the page, without a traceback or a server folder, and the page stops there."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        st.error(
+            f"The run registry could not be read ({hide_folders(str(exc))}): check that ${paths.ENV_HOME} "
+            "is a writable folder holding a vitdemo registry, then reload the page.",
+            icon=":material/error:",
+        )
+    except CheckpointError as exc:
+        st.error(
+            f"A checkpoint could not be loaded ({hide_folders(str(exc))}): choose another model, or train it again.",
+            icon=":material/error:",
+        )
+    except OSError as exc:
+        st.error(
+            f"A file could not be read or written ({os_error_text(exc)}): check the disk and the folder's "
+            "permissions, then reload the page.",
+            icon=":material/error:",
+        )
+    else:
+        return
+    st.stop()
+
+
+def data_dir() -> str:
+    """The dataset root as a string (a cache key): the flag-less vitdemo.paths.data_root()."""
+    return str(paths.data_root())
+
+
+# --- cached resources ------------------------------------------------------------------------------
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """One image through a small model: one torch thread is fastest, and on a busy CPU (a training job
+    next door) several threads mostly wait for each other (measured: 12 ms instead of 40 ms)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A checkpoint file version that could not be loaded, remembered so it is not rebuilt on every rerun."""
+
+    message: str  # what went wrong, with the file's name but not its folder
+
+
+def _warm_up(loaded: LoadedModel) -> None:
+    """One analysis of a stroke, so that the first drawing on the projector is not the slow one."""
+    stroke = np.zeros((CANVAS_PX, CANVAS_PX, 4), np.uint8)  # RGBA, as the canvas sends it
+    stroke[..., 3] = 255
+    stroke[60:220, 130:150, :3] = 255  # a "1"
+    with ANALYZE_LOCK, single_thread():
+        analyze(stroke, {loaded.kind: loaded})
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _load_model_cached(path: str, mtime_ns: int) -> LoadedModel | LoadFailure:
+    del mtime_ns  # part of the cache key only: a retrained file at the same path is loaded again
+    try:
+        loaded = load_checkpoint(path)
+        _warm_up(loaded)
+    except (CheckpointError, OSError, RuntimeError, ValueError) as exc:  # a failure is cached too
+        return LoadFailure(hide_folders(str(exc), path))
+    return loaded
+
+
+def load_model(path: str | os.PathLike) -> LoadedModel:
+    """Load a checkpoint once per server process and file version (shared by every session); a file that
+    fails is remembered as failed until it changes. Raises CheckpointError, its message without folders."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path.name}")
+    found = _load_model_cached(str(path.resolve()), path.stat().st_mtime_ns)
+    if isinstance(found, LoadFailure):
+        raise CheckpointError(found.message)
+    return found
+
+
+@st.cache_resource(show_spinner=False)
+def _registry(home: str) -> Registry:
+    return Registry(home)
+
+
+def registry() -> Registry:
+    """The run registry in $VITDEMO_HOME (default ./runs), opened once per process."""
+    return _registry(str(paths.home().resolve()))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _test_split(dataset: str, data: str) -> Split:
+    return load_raw(dataset, train=False, data_dir=data)
+
+
+def test_split(dataset: str) -> Split:
+    """A dataset's 10,000 test images, read once per process; raises DataError."""
+    return _test_split(dataset, data_dir())
+
+
+# --- model selection -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of a model picker: the shipped checkpoint or a finished run."""
+
+    kind: str  # "vit" or "cnn"
+    dataset: str
+    key: str  # picker value: "shipped" or "run:<id>"
+    label: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar says: the dataset and one model for each side."""
+
+    dataset: str
+    vit: ModelChoice
+    cnn: ModelChoice
+
+    @property
+    def choices(self) -> dict[str, ModelChoice]:
+        return {"vit": self.vit, "cnn": self.cnn}
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def model_choices(kind: str, dataset: str, home: str, ckpt_dir: str) -> tuple[list[ModelChoice], str | None]:
+    """The shipped checkpoint first, then every finished run of this kind and dataset; plus a problem, if any."""
+    shipped = Path(ckpt_dir) / f"{kind}_{dataset}.safetensors"
+    label = f"Shipped {KINDS[kind]} ({shipped.stem})"
+    choices, problem = [], None
+    try:
+        reg = _registry(home)
+        reg.sync_baselines(ckpt_dir)
+        runs = reg.list_runs(status="done", kind=kind, dataset=dataset)
+    except STORE_ERRORS as exc:  # a locked or unwritable registry must not take the Draw page down
+        detail = os_error_text(exc) if isinstance(exc, OSError) else hide_folders(str(exc), home)
+        runs, problem = [], f"The run registry could not be read ({detail}); only shipped models are offered."
+    shipped_key = str(shipped.resolve())
+    for run in runs:
+        if run.checkpoint and str(Path(run.checkpoint).resolve()) == shipped_key:
+            label = f"Shipped {KINDS[kind]}" + (f" ({run.test_acc:.2%})" if run.test_acc is not None else "")
+        elif run.checkpoint:
+            choices.append(ModelChoice(kind, dataset, f"run:{run.id}", run.label, run.checkpoint))
+    return [ModelChoice(kind, dataset, SHIPPED, label, str(shipped)), *choices], problem
+
+
+def _model_problem(choice: ModelChoice, loaded: LoadedModel | None, error: CheckpointError | None) -> str | None:
+    """Why the side of `choice` has no model, as a sentence with what to do; None when `loaded` fits."""
+    name, path, wanted = KINDS[choice.kind], Path(choice.path), dataset_name(choice.dataset)
+    if error is not None and not path.is_file():
+        where = "among the shipped checkpoints" if choice.key == SHIPPED else "where its run left it"
+        return (
+            f"No {name} model for {wanted} yet: {path.name} is not {where}. "
+            "Train one on the Train page, or choose another model in the sidebar."
+        )
+    if error is not None:
+        return f"The {name} model could not be loaded: {error}. Choose another one in the sidebar."
+    if loaded is not None and (loaded.kind != choice.kind or loaded.meta.dataset != choice.dataset):
+        return (
+            f"{path.name} holds a {kind_name(loaded.kind)} for {loaded.meta.dataset}, "
+            f"not a {name} for {wanted}: choose another model in the sidebar."
+        )
+    return None
+
+
+def load_models(selection: Selection) -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    """Loaded models by kind, and for each side that has none a sentence saying why and what to do."""
+    models, problems = {}, {}
+    for kind, choice in selection.choices.items():
+        loaded, error = None, None
+        try:
+            loaded = load_model(choice.path)
+        except CheckpointError as exc:
+            error = exc
+        problem = _model_problem(choice, loaded, error)
+        if problem is not None:
+            problems[kind] = problem
+        elif loaded is not None:
+            models[kind] = loaded
+    return models, problems
+
+
+def model_caption(loaded: LoadedModel) -> str:
+    """'210,762 params · 98.95% test acc.'"""
+    acc = loaded.meta.metrics.get("test_acc")
+    return f"{loaded.num_params:,} params" + (f" · {acc:.2%} test acc." if acc is not None else "")
+
+
+# --- sidebar ---------------------------------------------------------------------------------------
+def _model_picker(kind: str, dataset: str, home: str, ckpt: str) -> tuple[ModelChoice, str | None]:
+    options, problem = model_choices(kind, dataset, home, ckpt)
+    by_key = {c.key: c for c in options}
+    if st.session_state.get(f"{kind}_model_{dataset}", SHIPPED) not in by_key:  # its run was deleted
+        st.session_state[f"{kind}_model_{dataset}"] = SHIPPED
+    key = st.selectbox(
+        f"{KINDS[kind]} model",
+        list(by_key),
+        format_func=lambda k: by_key[k].label,
+        key=f"{kind}_model_{dataset}",
+    )
+    return by_key[key], problem
+
+
+def sidebar() -> Selection:
+    """The shared sidebar: dataset, then a ViT and a CNN picker. Remembers its answer for `selection()`."""
+    with st.sidebar:
+        st.markdown("### Models")
+        dataset = st.radio("Dataset", list(DATASETS), format_func=DATASETS.get, key="dataset", horizontal=True)
+        home, ckpt = str(paths.home().resolve()), str(paths.shipped_dir().resolve())
+        picked, problems = {}, set()
+        for kind in KINDS:
+            picked[kind], problem = _model_picker(kind, dataset, home, ckpt)
+            problems.add(problem)
+        for problem in sorted(p for p in problems if p):
+            st.warning(problem)
+    found = Selection(dataset, picked["vit"], picked["cnn"])
+    st.session_state[_SELECTION_KEY] = found
+    return found
+
+
+def selection() -> Selection:
+    """The sidebar's current answer (app.py draws the sidebar before the page runs)."""
+    found = st.session_state.get(_SELECTION_KEY)
+    return found if isinstance(found, Selection) else sidebar()

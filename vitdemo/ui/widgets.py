@@ -1,0 +1,29 @@
+"""Widgets that more than one page uses."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from vitdemo.registry import Run
+from vitdemo.views import charts
+
+
+def run_picker(
+    label: str, runs: list[Run], key: str, *, dataset: str | None = None, none: str | None = None
+) -> Run | None:
+    """A selectbox of runs (by id, so a new run does not reset it); starts on the best run of `dataset`.
+    `none`: the label of an extra 'no run' entry."""
+    by_id: dict[int | None, Run | None] = {r.id: r for r in runs}
+    options: list[int | None] = ([None] if none else []) + [r.id for r in runs]
+    if key not in st.session_state or st.session_state[key] not in options:
+        first = next((r.id for r in runs if r.dataset == dataset), None) if dataset and not none else None
+        st.session_state[key] = first if first is not None else options[0]
+
+    def fmt(run_id: int | None) -> str:
+        run = by_id.get(run_id)
+        if run is None:
+            return none or ""
+        acc = f" · {run.test_acc:.2%}" if run.test_acc is not None else ""
+        return charts.run_title(run) + acc + (" · shipped" if run.baseline else "")
+
+    return by_id.get(st.selectbox(label, options, format_func=fmt, key=key))
