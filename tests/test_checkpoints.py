@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from vitdemo.checkpoints import CheckpointError, load_checkpoint, make_meta, rea
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.models import build_model
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = [ViTConfig(patch_size=7, embed_dim=16, depth=2, num_heads=2), CNNConfig(width=4, depth=2)]
 
 
@@ -117,17 +122,228 @@ def test_wrong_header(tmp_path: Path, header, message: str) -> None:
 
 
 def test_mismatched_weights(tmp_path: Path) -> None:
-    """The header says one model, the weights belong to another."""
+    """The header says one model, the weights belong to another: the message names the tensor and both shapes."""
     path, _ = _saved(tmp_path / "model.safetensors")
     other = build_model(ViTConfig(patch_size=7, embed_dim=32, depth=2, num_heads=2))
     save_checkpoint(path, other, read_meta(path))  # embed_dim 32 weights under an embed_dim 16 header
-    with pytest.raises(CheckpointError, match="do not match its model config"):
+    with pytest.raises(CheckpointError, match=r"tensor 'cls_token' has shape \[1, 1, 32\] .* needs \[1, 1, 16\]"):
         load_checkpoint(path)
 
     fewer = {k: v for k, v in build_model(CONFIGS[0]).state_dict().items() if not k.startswith("head")}
     save_file(fewer, str(path), metadata={checkpoints.HEADER_KEY: json.dumps(read_meta(path).to_header())})
-    with pytest.raises(CheckpointError, match="do not match"):
+    with pytest.raises(CheckpointError, match="do not match its model config: tensor 'head.weight' is missing"):
         load_checkpoint(path)
+
+    more = {**build_model(CONFIGS[0]).state_dict(), "extra.weight": torch.zeros(3)}
+    save_file(more, str(path), metadata={checkpoints.HEADER_KEY: json.dumps(read_meta(path).to_header())})
+    with pytest.raises(CheckpointError, match="unexpected tensor 'extra.weight'"):
+        load_checkpoint(path)
+
+    halves = {k: v.half() for k, v in build_model(CONFIGS[0]).state_dict().items()}
+    save_file(halves, str(path), metadata={checkpoints.HEADER_KEY: json.dumps(read_meta(path).to_header())})
+    with pytest.raises(CheckpointError, match="tensor 'cls_token' is F16 in the file, not F32"):
+        load_checkpoint(path)
+
+
+# --- hand-made files: every header field and every weight is checked before a model is built ----------------
+
+
+def _handmade(
+    path: Path, config=CONFIGS[0], state: dict | None = None, drop: tuple[str, ...] = (), **header_changes
+) -> Path:
+    """A safetensors file written by hand: a tiny model's weights (or `state`) under an edited vitdemo header."""
+    torch.manual_seed(0)
+    state = state if state is not None else build_model(config).state_dict()
+    header = {**make_meta(config, "mnist").to_header(), **header_changes}
+    header = {k: v for k, v in header.items() if k not in drop}
+    save_file(
+        {k: v.contiguous() for k, v in state.items()}, str(path), metadata={checkpoints.HEADER_KEY: json.dumps(header)}
+    )
+    return path
+
+
+@pytest.fixture
+def real_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The devices `build_model` was called on by the checkpoint loader (meta builds allocate nothing)."""
+    devices: list[str] = []
+    build = checkpoints.build_model
+
+    def spy(config):
+        devices.append(str(torch.get_default_device()))
+        return build(config)
+
+    monkeypatch.setattr(checkpoints, "build_model", spy)
+    return devices
+
+
+def _with_config(**changes) -> dict:
+    return {**CONFIGS[0].__dict__, **changes}
+
+
+@pytest.mark.parametrize(
+    "model_config, message",
+    [
+        (_with_config(num_classes=10**6), "num_classes is 1000000 but mnist has 10 classes"),
+        (_with_config(image_size=32), "image_size is 32; vitdemo models take 28x28"),
+        (_with_config(in_chans=0), "in_chans is 0"),
+        (_with_config(in_chans=3), "in_chans is 3"),
+        (_with_config(patch_size=5), "its model config is invalid: patch_size must be 4, 7 or 14"),
+        (_with_config(embed_dim=16, num_heads=3), "must be divisible by num_heads"),
+        (_with_config(image_size="28"), "image_size = '28' is not a valid int"),
+        (_with_config(depth=2.0), "depth = 2.0 is not a valid int"),
+        ({**CNNConfig(width=4).__dict__, "num_classes": 10**6}, "num_classes is 1000000"),
+    ],
+    ids=[
+        "10^6 classes",
+        "image 32",
+        "0 channels",
+        "3 channels",
+        "patch 5",
+        "heads",
+        "str size",
+        "float depth",
+        "cnn 10^6",
+    ],
+)
+def test_a_header_that_no_vitdemo_model_fits_is_refused_before_building(
+    tmp_path: Path, real_builds: list[str], model_config: dict, message: str
+) -> None:
+    path = _handmade(tmp_path / "bad.safetensors", model_config=model_config)
+    with pytest.raises(CheckpointError, match=message):
+        read_meta(path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+    assert real_builds == []  # not even on the meta device
+
+
+def test_the_largest_allowed_vit_is_not_built_for_small_weights(tmp_path: Path, real_builds: list[str]) -> None:
+    """A valid header for a 2.5 GB ViT over a tiny model's weights: refused from the index, nothing allocated."""
+    huge = ViTConfig(patch_size=4, embed_dim=1024, depth=24, num_heads=16, mlp_ratio=8)
+    path = _handmade(tmp_path / "huge.safetensors", model_config=huge.__dict__)
+    assert read_meta(path).model_config == huge  # the header alone is fine
+    with pytest.raises(
+        CheckpointError, match=r"tensor 'cls_token' has shape \[1, 1, 16\] in the file .*\[1, 1, 1024\]"
+    ):
+        load_checkpoint(path)
+    assert real_builds == ["meta"]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["vit", "cnn"])
+def test_a_good_file_is_built_once_for_real(tmp_path: Path, real_builds: list[str], config) -> None:
+    load_checkpoint(_saved(tmp_path / "m.safetensors", config)[0])
+    assert real_builds == ["meta", "cpu"]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        *CONFIGS,
+        ViTConfig(),
+        ViTConfig(patch_size=14, depth=1, mlp_ratio=0.5),
+        CNNConfig(width=32, depth=3),
+        CNNConfig(depth=1),
+    ],
+)
+def test_expected_tensors_match_a_real_model(config) -> None:
+    real = {
+        k: (tuple(v.shape), checkpoints.SAFETENSORS_DTYPES[v.dtype])
+        for k, v in build_model(config).state_dict().items()
+    }
+    assert checkpoints.expected_tensors(config) == real
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"dataset": "cifar10"}, "unknown dataset 'cifar10'"),
+        ({"classes": []}, r"its class names \[\] are not those of mnist"),
+        ({"classes": list("abcdefghij")}, "are not those of mnist"),
+        ({"classes": "0123456789"}, "damaged vitdemo header"),
+        ({"model_config": 5}, "damaged vitdemo header"),
+        ({"std": 0.0}, "normalisation is invalid"),
+        ({"temperature": 0.0}, "temperature 0.0 is outside"),
+        ({"temperature": "hot"}, "damaged vitdemo header"),
+    ],
+)
+def test_a_header_for_data_vitdemo_does_not_know_is_refused(tmp_path: Path, changes: dict, message: str) -> None:
+    path = _handmade(tmp_path / "bad.safetensors", **changes)
+    with pytest.raises(CheckpointError, match=message):
+        read_meta(path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_unknown_dataset_is_not_listed_as_a_shipped_baseline(tmp_path: Path) -> None:
+    from vitdemo.registry import Registry
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    _saved(shipped / "good.safetensors")
+    _handmade(shipped / "cifar.safetensors", dataset="cifar10")
+    _handmade(shipped / "noclasses.safetensors", classes=[])
+    registry = Registry(tmp_path / "home")
+    assert len(registry.sync_baselines(shipped)) == 1
+    assert [Path(r.checkpoint).name for r in registry.list_runs()] == ["good.safetensors"]
+
+
+def test_predict_with_an_unknown_dataset_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to crash with an IndexError; now the CLI prints one line and exits 2."""
+    import numpy as np
+    from PIL import Image
+
+    from vitdemo import cli
+
+    image = tmp_path / "one.png"
+    pixels = np.zeros((28, 28), np.uint8)
+    pixels[4:24, 13:15] = 255
+    Image.fromarray(pixels).save(image)
+    vit = _handmade(tmp_path / "vit.safetensors", dataset="cifar10")
+    cnn = _handmade(tmp_path / "cnn.safetensors", CNNConfig(width=4, depth=2), dataset="cifar10")
+    status = cli.main(["predict", str(image), "--vit", str(vit), "--cnn", str(cnn), "--json", "--home", str(tmp_path)])
+    assert status == 2
+    assert "unknown dataset 'cifar10'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("config", CONFIGS, ids=["vit", "cnn"])
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path: Path, config, bad: float) -> None:
+    torch.manual_seed(0)
+    state = build_model(config).state_dict()
+    name = "head.weight" if config.kind == "vit" else "stages.1.0.0.weight"
+    state[name].view(-1)[3] = bad
+    path = _handmade(tmp_path / "bad.safetensors", config, state=state)
+    with pytest.raises(CheckpointError, match=f"tensor '{re.escape(name)}' holds 1 NaN or infinite values"):
+        load_checkpoint(path)
+
+
+def test_old_files_without_a_temperature_load_with_one(tmp_path: Path) -> None:
+    path = _handmade(tmp_path / "old.safetensors", drop=("temperature",))
+    assert "temperature" not in json.loads(_metadata(path))
+    assert load_checkpoint(path).meta.temperature == 1.0
+
+
+def _metadata(path: Path) -> str:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()[checkpoints.HEADER_KEY]
+
+
+def test_remove_stale_tmp(tmp_path: Path) -> None:
+    path, _ = _saved(tmp_path / "model.safetensors")
+    stale = tmp_path / ".model.safetensors.abc123.tmp"  # what a writer killed mid-write leaves behind
+    fresh = tmp_path / ".model.safetensors.def456.tmp"  # another process may be writing this one now
+    other = tmp_path / "notes.tmp"  # not ours: no leading dot
+    for p in (stale, fresh, other):
+        p.write_bytes(b"half a file")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    os.utime(other, (hour_ago, hour_ago))
+    assert checkpoints.remove_stale_tmp(tmp_path, older_than_s=600) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name, path.name])
+    assert checkpoints.remove_stale_tmp(tmp_path, older_than_s=0) == [fresh]
+    assert checkpoints.remove_stale_tmp(tmp_path / "missing", older_than_s=0) == []
+    assert load_checkpoint(path).kind == "vit"
 
 
 class _Payload:
@@ -156,3 +372,17 @@ def test_a_pickle_is_never_executed(tmp_path: Path, writer: str) -> None:
     assert not marker.exists()
     pickle.loads(pickle.dumps(_Payload(marker)))  # the payload does work when unpickled: the test can fail
     assert marker.exists()
+
+
+def test_checking_a_file_imports_no_compiler_machinery(tmp_path: Path) -> None:
+    """The meta-device build must stay cheap: in this torch, meta arithmetic would import sympy and torch._dynamo
+    (1-2 s and 130 MB on the first load of every process). Checked in a fresh interpreter."""
+    vit, _ = _saved(tmp_path / "vit.safetensors", ViTConfig())
+    cnn, _ = _saved(tmp_path / "cnn.safetensors", CNNConfig(width=32, depth=3))
+    code = (
+        "import sys\nfrom vitdemo.checkpoints import load_checkpoint\n"
+        f"load_checkpoint({str(vit)!r}); load_checkpoint({str(cnn)!r})\n"
+        "print(sorted(m for m in ('sympy', 'torch._dynamo') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    assert out.stdout.strip() == "[]"

@@ -49,8 +49,8 @@ def model_input(image: np.ndarray, loaded: LoadedModel) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict_probs(loaded: LoadedModel, x: torch.Tensor) -> np.ndarray:
-    """Class probabilities (B, C) for already normalised inputs (B, 1, 28, 28)."""
-    return torch.softmax(loaded.model(x).float(), dim=-1).numpy()
+    """Calibrated class probabilities (B, C) for already normalised inputs (B, 1, 28, 28)."""
+    return loaded.probabilities(loaded.model(x)).numpy()
 
 
 def explain_one(
@@ -68,10 +68,10 @@ def explain_one(
     if loaded.kind == "vit":
         logits, heat, attns = attention_rollout(loaded.model, x, head_fusion, discard_ratio)
         maps = layer_maps(attns, loaded.meta.model_config.grid)[0].numpy()  # (L, g, g)
-        probs = torch.softmax(logits.float(), -1)[0].numpy()
+        probs = loaded.probabilities(logits)[0].numpy()
         return Prediction("vit", probs, heat[0].numpy(), maps, classes)
     logits, heat = grad_cam(loaded.model, x)
-    probs = torch.softmax(logits.float(), -1)[0].numpy()
+    probs = loaded.probabilities(logits)[0].numpy()
     return Prediction(loaded.kind, probs, heat[0].numpy(), None, classes)
 
 
