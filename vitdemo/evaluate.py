@@ -25,7 +25,7 @@ class Scores:
     """A model's answers on one split."""
 
     labels: np.ndarray  # (N,) int64, the true classes
-    probs: np.ndarray  # (N, C) float32, softmax of the logits
+    probs: np.ndarray  # (N, C) float32, softmax(logits / temperature): the calibrated probabilities
     loss: float  # mean cross-entropy; NaN for an empty split
     report: EvalReport
 
@@ -80,13 +80,15 @@ def score_model(
     device: torch.device | str = "cpu",
     batch_size: int = 1000,
     amp: bool = False,
+    temperature: float = 1.0,
 ) -> Scores:
-    """Everything a page or a report needs about `model` on `split`."""
+    """Everything a page or a report needs about `model` on `split`; `temperature` calibrates the probabilities
+    (vitdemo.calibration), the loss stays that of the raw logits."""
     logits = predict_logits(
         model, split, mean, std, num_classes=num_classes, device=device, batch_size=batch_size, amp=amp
     )  # (N, C)
     labels = split.labels.cpu().numpy().astype(np.int64)
-    probs = torch.softmax(logits, dim=-1).numpy().astype(np.float32)
+    probs = torch.softmax(logits / temperature, dim=-1).numpy().astype(np.float32)
     report = evaluate_predictions(labels, probs.argmax(1), num_classes)
     return Scores(labels, probs, mean_loss(logits, split.labels), report)
 
@@ -105,5 +107,12 @@ def score_checkpoint(
         split = load_raw(meta.dataset, train=False, data_dir=data_dir)
     model = loaded.model.to(device)
     return score_model(
-        model, split, meta.mean, meta.std, num_classes=len(meta.classes), device=device, batch_size=batch_size
+        model,
+        split,
+        meta.mean,
+        meta.std,
+        num_classes=len(meta.classes),
+        device=device,
+        batch_size=batch_size,
+        temperature=meta.temperature,
     )
