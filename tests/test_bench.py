@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vitdemo.bench import time_to_accuracy
+import torch
+
+from vitdemo.bench import time_to_accuracy, train_throughput
 from vitdemo.config import CNNConfig, TrainConfig
 
 
@@ -18,6 +20,11 @@ def test_time_to_accuracy_stops_at_the_target_and_reports_test_accuracy(data_dir
     assert 0 < t.reached_s <= t.train_time_s and 0.4 < t.test_acc <= 1
     never = time_to_accuracy(config, 1.01, str(data_dir))
     assert never.reached_s is None and never.epoch == 3  # ran the whole recipe
+
+
+def test_train_throughput_times_the_trainers_step() -> None:
+    config = TrainConfig(model=CNNConfig(width=4), batch_size=32, device="cpu")
+    assert train_throughput(config, torch.device("cpu"), steps=2) > 0
 
 
 def test_quick_bench_prints_latency_and_pipeline_figures(data_dir: Path) -> None:

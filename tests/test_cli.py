@@ -115,3 +115,48 @@ def test_bad_input_gives_a_message_not_a_traceback(trained: dict[str, Path], dat
 def test_every_command_has_help(command: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "vitdemo", command, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "usage:" in proc.stdout
+
+
+def test_shipped_checkpoints_follow_vitdemo_checkpoints(tmp_path: Path, data_dir: Path) -> None:
+    """predict's defaults and the leaderboard's baselines come from $VITDEMO_CHECKPOINTS, as in the app."""
+    import os
+
+    from vitdemo.checkpoints import make_meta, save_checkpoint
+    from vitdemo.config import CNNConfig, ViTConfig
+    from vitdemo.models import build_model
+
+    shipped = tmp_path / "elsewhere"
+    for kind, config in (
+        ("vit", ViTConfig(patch_size=7, embed_dim=16, depth=1, num_heads=2)),
+        ("cnn", CNNConfig(width=4)),
+    ):
+        meta = make_meta(config, "mnist", metrics={"test_acc": 0.5}, name=f"moved {kind}")
+        save_checkpoint(shipped / f"{kind}_mnist.safetensors", build_model(config), meta)
+    image = tmp_path / "one.png"
+    Image.new("L", (28, 28), 0).save(image)
+    env = {**os.environ, "VITDEMO_CHECKPOINTS": str(shipped)}
+    base = [sys.executable, "-m", "vitdemo"]
+    common = ["--home", str(tmp_path / "home"), "--data-dir", str(data_dir)]
+    cwd = Path(__file__).parent.parent
+    proc = subprocess.run(
+        [*base, "predict", str(image), "--json", *common], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {r["checkpoint"] for r in rows} == {
+        str(shipped / "vit_mnist.safetensors"),
+        str(shipped / "cnn_mnist.safetensors"),
+    }
+    proc = subprocess.run(
+        [*base, "leaderboard", "--json", *common], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(r["name"] for r in json.loads(proc.stdout) if r["baseline"]) == ["moved cnn", "moved vit"]
+
+
+def test_split_seed_flag_reaches_the_config() -> None:
+    from vitdemo.cli import build_parser, config_from_args
+
+    config = config_from_args(build_parser().parse_args(["train", "--seed", "4", "--split-seed", "9"]))
+    assert (config.seed, config.split_seed) == (4, 9)
+    assert config_from_args(build_parser().parse_args(["train"])).split_seed == 0

@@ -82,3 +82,16 @@ def test_hflip_mirrors_about_half_the_batch_and_only_when_asked() -> None:
     unchanged = torch.tensor([torch.allclose(img, x[0], atol=1e-3) for img in y])
     assert bool((mirrored | unchanged).all())
     assert 16 <= int(mirrored.sum()) <= 48
+
+
+def test_mnist_statistics_live_in_one_place_and_preprocessing_stays_torch_free() -> None:
+    import subprocess
+    import sys
+
+    from vitdemo import preprocess
+    from vitdemo.data import normalization
+
+    assert (preprocess.MNIST_MEAN, preprocess.MNIST_STD) == normalization("mnist") == (0.1307, 0.3081)
+    code = "import sys, vitdemo.preprocess, vitdemo.data; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr  # the Draw page's preprocessing does not load torch

@@ -8,11 +8,11 @@ import pytest
 
 from vitdemo.checkpoints import load_checkpoint
 from vitdemo.cli import build_parser, config_from_args
-from vitdemo.config import TrainConfig
+from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.drawn import drawn_accuracy
+from vitdemo.paths import shipped_dir
 from vitdemo.shipped import (
     DRAWN_PER_CLASS,
-    SHIPPED_DIR,
     command_block,
     measure_test_accuracy,
     parse_table,
@@ -20,6 +20,7 @@ from vitdemo.shipped import (
     train_command,
 )
 
+SHIPPED_DIR = shipped_dir()  # $VITDEMO_CHECKPOINTS, else the repository's checkpoints/
 SHIPPED = sorted(SHIPPED_DIR.glob("*.safetensors"))
 README_TEXT = (SHIPPED_DIR / "README.md").read_text() if (SHIPPED_DIR / "README.md").exists() else ""
 TABLE = parse_table(README_TEXT)
@@ -59,3 +60,13 @@ def test_documented_command_reproduces_the_stored_config(path: Path) -> None:
     stored = TrainConfig.from_dict(trained_with)
     args = build_parser().parse_args(shlex.split(command)[3:])
     assert config_from_args(args) == dataclasses.replace(stored, device=args.device)
+
+
+def test_command_round_trips_a_split_seed_and_leaves_it_out_when_default() -> None:
+    config = TrainConfig(model=CNNConfig(width=12), seed=5, split_seed=3, epochs=2)
+    command = train_command(config.to_dict(), "out.safetensors")
+    assert "--split-seed 3" in command and "--seed 5" in command
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    assert config_from_args(args) == config
+    # shipped checkpoints were trained before split_seed existed (their split came from seed 0): unchanged commands
+    assert "--split-seed" not in train_command(dataclasses.replace(config, split_seed=0).to_dict(), "o")

@@ -1,9 +1,31 @@
+import copy
+import dataclasses
+import math
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+from torch import nn
 
-from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
-from vitdemo.data import load_dataset
-from vitdemo.train import Callback, EpochInfo, StepInfo, lr_at, resolve_device, train
+from vitdemo.config import MAX_SEED, CNNConfig, ConfigError, TrainConfig, ViTConfig
+from vitdemo.data import Split, load_dataset
+from vitdemo.evaluate import predict_logits, score_model
+from vitdemo.models import build_model
+from vitdemo.registry import Registry
+from vitdemo.train import (
+    Callback,
+    EpochInfo,
+    StepInfo,
+    load_data,
+    lr_at,
+    make_learner,
+    resolve_device,
+    train,
+    train_step,
+    validate,
+)
 
 TINY_VIT = ViTConfig(patch_size=7, embed_dim=32, depth=2, num_heads=2)
 
@@ -17,12 +39,22 @@ class Recorder(Callback):
     def __init__(self) -> None:
         self.steps: list[StepInfo] = []
         self.epochs: list[EpochInfo] = []
+        self.states: list[dict[str, torch.Tensor]] = []  # the weights after each epoch
 
     def on_step(self, info: StepInfo) -> None:
         self.steps.append(info)
 
     def on_epoch(self, info: EpochInfo) -> None:
         self.epochs.append(info)
+
+    def on_epoch_weights(self, info: EpochInfo, model: nn.Module) -> None:
+        assert info.epoch == len(self.states) + 1
+        self.states.append(copy.deepcopy(model.state_dict()))
+
+
+def same_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    mine = model.state_dict()
+    return mine.keys() == state.keys() and all(torch.equal(mine[k].cpu(), state[k].cpu()) for k in state)
 
 
 def test_lr_schedule_warms_up_then_decays() -> None:
@@ -36,16 +68,31 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     assert one[-1] < 0.02
 
 
+def test_train_step_is_one_optimizer_step(small_mnist) -> None:
+    torch.manual_seed(0)
+    config = TrainConfig(model=CNNConfig(width=4), augment=0, device="cpu")
+    learner = make_learner(config, torch.device("cpu"), small_mnist.mean, small_mnist.std)
+    images, labels = small_mnist.train.images[:16], small_mnist.train.labels[:16]
+    before = copy.deepcopy(learner.model.state_dict())
+    loss, logits = train_step(learner, images, labels, lr=0.0)
+    assert loss.shape == () and logits.shape == (16, 10) and not loss.requires_grad
+    assert learner.optimizer.param_groups[0]["lr"] == 0.0
+    weights = [k for k, v in before.items() if v.is_floating_point() and "running" not in k]
+    assert all(torch.equal(learner.model.state_dict()[k], before[k]) for k in weights)  # lr 0: nothing moves
+    train_step(learner, images, labels, lr=1e-2)
+    assert not all(torch.equal(learner.model.state_dict()[k], before[k]) for k in weights)
+
+
 def test_same_seed_same_losses_on_cpu(small_mnist) -> None:
     config = TrainConfig(model=TINY_VIT, epochs=1, batch_size=128, device="cpu", seed=3, augment=1.0)
     runs = []
     for _ in range(2):
         rec = Recorder()
-        train(config, [rec], data=small_mnist, evaluate_test=False)
+        train(config, [rec], data=small_mnist)
         runs.append([s.loss for s in rec.steps])
     assert runs[0] == runs[1]
     rec = Recorder()
-    train(TrainConfig(**{**config.__dict__, "seed": 4}), [rec], data=small_mnist, evaluate_test=False)
+    train(TrainConfig(**{**config.__dict__, "seed": 4}), [rec], data=small_mnist)
     assert [s.loss for s in rec.steps] != runs[0]
 
 
@@ -57,9 +104,9 @@ def test_cnn_learns_and_reports_progress(small_mnist) -> None:
     assert rec.steps[-1].step == rec.steps[-1].total_steps == 40
     assert rec.steps[-1].eta_s == pytest.approx(0.0, abs=1e-6)
     assert rec.epochs[-1].val_acc > 0.85  # 2000 images, 2 epochs: far above chance
-    assert result.test_acc is not None and result.test_acc > 0.85
-    assert result.test_preds.shape == (10000,)
-    assert result.val_acc == max(e.val_acc for e in rec.epochs)
+    test = score_model(result.model, small_mnist.test, small_mnist.mean, small_mnist.std, num_classes=10)
+    assert test.accuracy > 0.85 and test.preds.shape == (10000,)  # train() itself never looks at the test split
+    assert result.val_acc == max(e.val_acc for e in rec.epochs) and result.kept == "best"
     assert next(result.model.parameters()).device.type == "cpu" and not result.model.training
 
 
@@ -69,13 +116,107 @@ def test_stop_request_cancels_between_steps(small_mnist) -> None:
     result = train(config, [rec], data=small_mnist, should_stop=lambda: len(rec.steps) >= 5)
     assert result.cancelled
     assert len(rec.steps) == 5 and rec.epochs == []
-    assert result.test_acc is None
+    assert result.kept == "last" and result.best_epoch == 0  # keep="best", but no epoch finished
 
 
-def test_keep_last_vs_best(small_mnist) -> None:
-    config = TrainConfig(model=TINY_VIT, epochs=2, batch_size=200, device="cpu", keep="last")
-    result = train(config, data=small_mnist, evaluate_test=False)
-    assert result.best_epoch == 2 and result.val_acc == result.history[-1].val_acc
+# A recipe whose validation accuracy peaks in the middle (measured 9.0%, 24.2%, 15.4%: an lr of 0.2 with
+# no clipping overshoots), so "best" can be told apart from both the first and the last epoch.
+PEAKS_IN_THE_MIDDLE = TrainConfig(
+    model=TINY_VIT, epochs=3, batch_size=200, lr=0.2, warmup_epochs=3, grad_clip=0, augment=0, device="cpu"
+)
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_keep_last_vs_best(small_mnist, keep: str) -> None:
+    rec = Recorder()
+    result = train(dataclasses.replace(PEAKS_IN_THE_MIDDLE, keep=keep), [rec], data=small_mnist)
+    accs = [e.val_acc for e in rec.epochs]
+    best = accs.index(max(accs)) + 1
+    assert best == 2, f"the recipe no longer peaks in the middle ({accs}): pick another one"
+    kept, other = (best, 3) if keep == "best" else (3, best)
+    assert result.kept == keep and result.best_epoch == kept and result.val_acc == accs[kept - 1]
+    assert same_weights(result.model, rec.states[kept - 1])
+    assert not same_weights(result.model, rec.states[other - 1])  # the other candidate's weights differ
+
+
+def test_keep_best_without_validation_images_keeps_the_last_weights(small_mnist) -> None:
+    """val_size 0 used to keep epoch 1's weights (every epoch scored 0.0, never better than the first)."""
+    empty = Split(small_mnist.val.images[:0], small_mnist.val.labels[:0])
+    data = dataclasses.replace(small_mnist, val=empty)
+    rec = Recorder()
+    config = TrainConfig(model=CNNConfig(width=4), epochs=2, batch_size=200, val_size=0, keep="best", device="cpu")
+    result = train(config, [rec], data=data)
+    assert result.kept == "last" and result.best_epoch == 2
+    assert same_weights(result.model, rec.states[-1]) and not same_weights(result.model, rec.states[0])
+    assert all(math.isnan(e.val_loss) for e in result.history)  # nothing to measure, said as NaN, not 0
+
+
+def test_validation_split_follows_split_seed_not_seed(data_dir) -> None:
+    """Runs that differ only in `seed` pick their best epoch on the same validation images."""
+    base = TrainConfig(model=CNNConfig(width=4), epochs=1, val_size=500, train_subset=300, device="cpu", keep="last")
+    a, b = (load_data(dataclasses.replace(base, seed=s), data_dir) for s in (1, 2))
+    assert torch.equal(a.val.images, b.val.images) and torch.equal(a.val.labels, b.val.labels)
+    c = load_data(dataclasses.replace(base, split_seed=1), data_dir)
+    assert not torch.equal(a.val.labels, c.val.labels)
+    # train() without `data` loads by split_seed too: its validation loss is the one on split_seed 0's images
+    result = train(dataclasses.replace(base, seed=7), data_dir=str(data_dir))
+
+    def loss_on(split_seed: int) -> float:
+        val = load_dataset("mnist", data_dir, val_size=500, seed=split_seed).val
+        return score_model(result.model, val, a.mean, a.std, num_classes=10).loss
+
+    assert result.history[-1].val_loss == pytest.approx(loss_on(0), abs=1e-6)
+    assert result.history[-1].val_loss != pytest.approx(loss_on(7), abs=1e-6)  # not the seed's images
+
+
+def test_validation_of_an_empty_split_has_the_models_classes() -> None:
+    model = build_model(CNNConfig(width=4, num_classes=7))
+    empty = Split(torch.zeros(0, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+    assert predict_logits(model, empty, 0.1, 0.3, num_classes=7).shape == (0, 7)
+    config = TrainConfig(model=CNNConfig(width=4, num_classes=7), device="cpu")
+    loss, acc = validate(model, empty, 0.1, 0.3, config, torch.device("cpu"))
+    assert math.isnan(loss) and acc == 0.0
+
+
+class AutocastProbe(nn.Module):
+    """Records, at every forward, whether CUDA autocast is on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(28 * 28, 10)
+        self.seen: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(torch.is_autocast_enabled("cuda"))
+        return self.lin(x.flatten(1))  # (B, 10)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_validation_passes_the_runs_amp_flag(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    split = Split(torch.zeros(3, 28, 28, dtype=torch.uint8, device=device), torch.zeros(3, dtype=torch.int64))
+    for amp in (True, False):
+        probe = AutocastProbe().to(device)
+        validate(probe, split, 0.1, 0.3, TrainConfig(amp=amp, device=device), torch.device(device))
+        assert probe.seen == [amp and device == "cuda"]  # bf16 autocast only where asked, and only on CUDA
+
+
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, 10**23, 1.5])
+def test_seeds_torch_cannot_take_are_refused(seed) -> None:
+    for name in ("seed", "split_seed"):
+        with pytest.raises(ConfigError, match=f"{name} must be a whole number from 0 to 2\\*\\*64 - 1"):
+            TrainConfig(**{name: seed}).validate()
+    TrainConfig(seed=MAX_SEED, split_seed=MAX_SEED).validate()  # the largest seed torch accepts is fine
+    torch.Generator().manual_seed(MAX_SEED)
+
+
+def test_cli_refuses_a_huge_seed_before_queueing_it(tmp_path: Path, data_dir) -> None:
+    cmd = [sys.executable, "-m", "vitdemo", "train", "--seed", str(10**23), "--home", str(tmp_path)]
+    proc = subprocess.run(cmd + ["--data-dir", str(data_dir)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: seed must be a whole number from 0 to 2**64 - 1 ({MAX_SEED}), got {10**23}"
+    assert Registry(tmp_path).list_runs() == []  # nothing was queued
 
 
 def test_cuda_request_without_gpu_is_a_clear_error() -> None:

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
+from vitdemo.paths import shipped_dir
 from vitdemo.registry import Registry
-
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -37,6 +36,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     for name in ("epochs", "batch_size", "seed", "val_size", "train_subset"):
         g.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(t, name))
+    g.add_argument(
+        "--split-seed",
+        type=int,
+        default=t.split_seed,
+        help="picks the validation images (--seed drives initialisation, shuffling and augmentation)",
+    )
     for name in ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "augment"):
         g.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(t, name))
     g.add_argument("--schedule", choices=["cosine", "onecycle"], default=t.schedule)
@@ -120,16 +125,13 @@ def resolve_model_ref(ref: str, registry: Registry) -> Path:
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from vitdemo.checkpoints import load_checkpoint
-    from vitdemo.data import load_raw
-    from vitdemo.metrics import evaluate_predictions, format_confusion
-    from vitdemo.train import predict_split, resolve_device
+    from vitdemo.evaluate import score_checkpoint
+    from vitdemo.metrics import format_confusion
+    from vitdemo.train import resolve_device
 
     registry = Registry(a.home)
     loaded = load_checkpoint(resolve_model_ref(a.ref, registry))
-    device = resolve_device(a.device)
-    test = load_raw(loaded.meta.dataset, train=False, data_dir=a.data_dir)
-    logits, _ = predict_split(loaded.model.to(device), test, loaded.meta.mean, loaded.meta.std, device=device)
-    report = evaluate_predictions(test.labels.numpy(), logits.argmax(1).numpy(), len(loaded.meta.classes))
+    report = score_checkpoint(loaded, data_dir=a.data_dir, device=resolve_device(a.device)).report
     if a.json:
         print(json.dumps({"checkpoint": str(loaded.path), **report.to_dict()}))
         return 0
@@ -148,7 +150,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     refs = {"vit": a.vit, "cnn": a.cnn}
     models = {}
     for kind, ref in refs.items():
-        path = resolve_model_ref(ref, registry) if ref else SHIPPED_DIR / f"{kind}_{a.dataset}.safetensors"
+        path = resolve_model_ref(ref, registry) if ref else shipped_dir() / f"{kind}_{a.dataset}.safetensors"
         models[kind] = load_checkpoint(path)
     status = 0
     for file in a.images:
@@ -181,7 +183,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 def cmd_leaderboard(a: argparse.Namespace) -> int:
     registry = Registry(a.home)
-    registry.sync_baselines(SHIPPED_DIR)
+    registry.sync_baselines(shipped_dir())
     runs = registry.leaderboard(a.dataset)
     if a.json:
         print(json.dumps([dataclasses.asdict(r) for r in runs]))

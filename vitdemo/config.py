@@ -10,6 +10,7 @@ from typing import Any, Literal
 DATASETS = ("mnist", "fashion")
 DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("cosine", "onecycle")
+MAX_SEED = 2**64 - 1  # torch.manual_seed and torch.Generator.manual_seed overflow above this (numpy gets seed % 2**32)
 
 
 class ConfigError(ValueError):
@@ -84,7 +85,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     augment: float = 1.0  # 0 = off; 1 = +-10 deg, +-10% scale, +-2 px shift
-    seed: int = 0
+    seed: int = 0  # initialisation, shuffling, augmentation
+    split_seed: int = 0  # which images are held out for validation: the same for runs that differ only in `seed`
     device: str = "auto"
     val_size: int = 5000  # held out from the 60k training images
     train_subset: int = 0  # >0: use only this many training images (tests, quick demos)
@@ -105,6 +107,10 @@ class TrainConfig:
         _check(0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)")
         _check(self.grad_clip >= 0, "grad_clip must be >= 0 (0 disables clipping)")
         _check(0 <= self.augment <= 3, "augment must be between 0 (off) and 3")
+        for name in ("seed", "split_seed"):
+            value = getattr(self, name)
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
+            _check(ok, f"{name} must be a whole number from 0 to 2**64 - 1 ({MAX_SEED}), got {value!r}")
         _check(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}")
         _check(0 <= self.val_size <= 20000, "val_size must be between 0 and 20000")
         _check(self.train_subset >= 0, "train_subset must be >= 0")

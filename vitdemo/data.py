@@ -2,6 +2,10 @@
 
 No DataLoader and no workers: the whole dataset is one tensor on the training device, batches are
 index slices of a seeded permutation and augmentation runs on whole batches (cifar10-airbench style).
+
+The datasets' statistics and class names (`DATASET_INFO`, `normalization`, `class_names`) are the one
+source for every module; importing this module does not import torch (each function that needs it does),
+so `vitdemo.preprocess` reads them and stays numpy + Pillow.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from vitdemo.paths import ENV_DATA_DIR, data_root
+
+if TYPE_CHECKING:
+    import torch
 
 # name -> (torchvision class name, folder under the root, mean, std, class names)
 DATASET_INFO: dict[str, tuple[str, str, float, float, tuple[str, ...]]] = {
@@ -67,6 +72,7 @@ def class_names(dataset: str) -> tuple[str, ...]:
 
 def load_raw(dataset: str, train: bool, data_dir: str | os.PathLike | None = None) -> Split:
     """One split as uint8 tensors, read with torchvision; downloads only when the files are missing."""
+    import torch
     import torchvision.datasets as tvd  # imported here: the app's Draw page does not need it
 
     if dataset not in DATASET_INFO:
@@ -96,7 +102,10 @@ def load_dataset(
     seed: int = 0,
     train_subset: int = 0,
 ) -> DatasetSplits:
-    """Train/validation split of the 60k training images (seeded) plus the 10k test split."""
+    """Train/validation split of the 60k training images (`seed` picks the validation images) plus the
+    10k test split. A training run passes its `split_seed` here (`vitdemo.train.load_data`)."""
+    import torch
+
     full = load_raw(dataset, train=True, data_dir=data_dir)
     test = load_raw(dataset, train=False, data_dir=data_dir)
     perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
@@ -124,6 +133,8 @@ def batches(
     split: Split, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Index slices of a (seeded) permutation; the last, smaller batch is kept."""
+    import torch
+
     n = len(split)
     if shuffle:
         order = torch.randperm(n, generator=generator).to(split.images.device)
@@ -150,6 +161,9 @@ def augment(
     """
     if strength <= 0:
         return x
+    import torch
+    import torch.nn.functional as F
+
     B, _, H, _ = x.shape
     rand = torch.rand(B, 5 if hflip else 4, generator=generator).to(x.device) * 2 - 1  # (B, 4|5) in [-1, 1]
     angle = rand[:, 0] * math.radians(10.0) * strength

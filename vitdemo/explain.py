@@ -4,8 +4,9 @@ and the colour maps that turn a heat map into an image. No UI here.
 - Attention rollout (Abnar & Zuidema, 2020), following jacobgil/vit-explain: fuse the heads of each
   layer, optionally drop the weakest weights, add the residual path (0.5 A + 0.5 I), renormalise the
   rows and multiply the layers together; the class token's row says how much each patch reached it.
-- Grad-CAM (Selvaraju et al., 2017): weight the channels of `model.cam_layer` by the spatial mean of
-  the class score's gradient, sum them, keep the positive part.
+- Grad-CAM (Selvaraju et al., 2017): weight the channels of the CNN's last-stage activations (returned by
+  `model(x, return_features=True)`, no hooks) by the spatial mean of the class score's gradient, sum
+  them, keep the positive part.
 """
 
 from __future__ import annotations
@@ -128,28 +129,25 @@ def _grid_of(tokens: int) -> int:
 
 
 def grad_cam(model: nn.Module, x: Tensor, target: int | Tensor | None = None, size: int = 28) -> tuple[Tensor, Tensor]:
-    """Grad-CAM on `model.cam_layer` for x (B, C, H, W) -> (logits (B, C), heat (B, size, size) in [0, 1]).
+    """Grad-CAM for x (B, C, H, W) -> (logits (B, C), heat (B, size, size) in [0, 1]).
 
-    `target`: a class for every image, one class per image (B,), or None for each image's prediction.
-    Runs in eval mode even when grad is globally off; restores the model's modes, leaves every parameter's
-    `requires_grad` and `.grad` as they were, and removes its hook even on error. An image without any
-    positive evidence gets an all-zero map.
+    `model(x, return_features=True)` must return (logits, activations (B, K, h, w)) with the activations in
+    the graph, as `vitdemo.models.CNN` does. `target`: a class for every image, one class per image (B,), or
+    None for each image's prediction. Runs in eval mode even when grad is globally off; restores the model's
+    modes and leaves every parameter's `requires_grad` and `.grad` as they were. An image without any positive
+    evidence gets an all-zero map. Nothing is registered on or stored in the model, so threads may explain
+    with one shared model at once (in eval mode, as loaded checkpoints are: a model in train mode is switched
+    to eval for the call).
     """
-    captured: list[Tensor] = []
-    handle = model.cam_layer.register_forward_hook(lambda _m, _inp, out: captured.append(out))
-    try:
-        # inference_mode(False): an input made under inference mode is cloned into an ordinary tensor.
-        with _eval_mode(model), torch.inference_mode(False), torch.enable_grad():
-            # The input asks for grad so the activations join the graph even when every weight is frozen.
-            x = x.detach().clone().requires_grad_(True)
-            logits = model(x)  # (B, classes)
-            acts = captured[-1]  # (B, K, h, w)
-            classes = _target_classes(target, logits)  # (B,)
-            score = logits.gather(1, classes[:, None]).sum()  # images are independent in eval mode
-            # autograd.grad, not backward(): only d score / d acts is computed; no parameter's .grad changes.
-            (grads,) = torch.autograd.grad(score, acts)  # (B, K, h, w)
-    finally:
-        handle.remove()
+    # inference_mode(False): an input made under inference mode is cloned into an ordinary tensor.
+    with _eval_mode(model), torch.inference_mode(False), torch.enable_grad():
+        # The input asks for grad so the activations join the graph even when every weight is frozen.
+        x = x.detach().clone().requires_grad_(True)
+        logits, acts = model(x, return_features=True)  # (B, classes), (B, K, h, w)
+        classes = _target_classes(target, logits)  # (B,)
+        score = logits.gather(1, classes[:, None]).sum()  # images are independent in eval mode
+        # autograd.grad, not backward(): only d score / d acts is computed; no parameter's .grad changes.
+        (grads,) = torch.autograd.grad(score, acts)  # (B, K, h, w)
     weights = grads.mean(dim=(2, 3), keepdim=True)  # (B, K, 1, 1): how much each channel helps the class
     cam = F.relu((weights * acts.detach()).sum(dim=1, keepdim=True))  # (B, 1, h, w)
     heat = normalize_maps(_resize(cam, size), flat_value=0.0)[:, 0]  # (B, size, size)

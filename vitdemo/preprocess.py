@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps
 
+from vitdemo.data import normalization
+
 if TYPE_CHECKING:
     import torch
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # pixel statistics of the MNIST training set in [0, 1]
+MNIST_MEAN, MNIST_STD = normalization("mnist")  # pixel statistics of the MNIST training set in [0, 1]
 
 SIZE = 28  # output side, as in MNIST
 BOX = 20  # the digit's longer side after fitting, as in MNIST (leaves a 4 px margin)

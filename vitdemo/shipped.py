@@ -20,8 +20,9 @@ import torch
 
 from vitdemo.checkpoints import LoadedModel, load_checkpoint
 from vitdemo.config import TrainConfig
+from vitdemo.evaluate import score_checkpoint
+from vitdemo.paths import ENV_CHECKPOINTS, shipped_dir
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DRAWN_PER_CLASS = 30  # 300 drawings; one drawing is 0.33 points
 COLUMNS = (
     "file",
@@ -86,6 +87,8 @@ def train_command(config: dict[str, Any], out: str) -> str:
         f"--val-size {c.val_size}",
         f"--keep {c.keep}",
     ]
+    if c.split_seed != TrainConfig.split_seed:  # written only when set: older commands stay as they were
+        parts.append(f"--split-seed {c.split_seed}")
     if c.compile:
         parts.append("--compile")
     if c.name:
@@ -95,12 +98,8 @@ def train_command(config: dict[str, Any], out: str) -> str:
 
 
 def measure_test_accuracy(loaded: LoadedModel, data_dir: str | os.PathLike | None = None) -> float:
-    from vitdemo.data import load_raw
-    from vitdemo.train import predict_split
-
-    test = load_raw(loaded.meta.dataset, train=False, data_dir=data_dir)
-    logits, _ = predict_split(loaded.model, test, loaded.meta.mean, loaded.meta.std, device=torch.device("cpu"))
-    return float((logits.argmax(1) == test.labels).float().mean())
+    """Accuracy on the checkpoint's own test split (the 10k t10k images), on the CPU."""
+    return score_checkpoint(loaded, data_dir=data_dir).accuracy
 
 
 def latency_ms(loaded: LoadedModel, n: int = 50) -> float:
@@ -206,9 +205,9 @@ def write_readme(figures: list[ShippedFigures], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vitdemo.shipped", description=__doc__)
     parser.add_argument("--data-dir")
-    parser.add_argument("--dir", default=str(SHIPPED_DIR))
+    parser.add_argument("--dir", help=f"the checkpoints (default: ${ENV_CHECKPOINTS} or the repository's checkpoints/)")
     a = parser.parse_args(argv)
-    folder = Path(a.dir)
+    folder = shipped_dir(a.dir)
     figures = [measure(p, a.data_dir) for p in sorted(folder.glob("*.safetensors"))]
     for f in figures:
         print(table_row(f))

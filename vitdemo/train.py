@@ -1,7 +1,8 @@
 """`train(config, callbacks) -> TrainResult`: the training loop, knowing nothing of UIs.
 
 Progress goes out through callbacks after every step and epoch; a `should_stop` callable is checked
-between steps so a UI or worker can cancel a run within one step.
+between steps so a UI or worker can cancel a run within one step. `train_step` is the one training
+step (the benchmark times the same function); validation goes through `vitdemo.evaluate.predict_logits`.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits, Split, augment, batches, load_dataset, num_batches, to_input
+from vitdemo.evaluate import mean_loss, predict_logits
 from vitdemo.models import build_model, count_parameters
 
 
@@ -63,20 +66,24 @@ class Callback:
     def on_epoch(self, info: EpochInfo) -> None:
         pass
 
+    def on_epoch_weights(self, info: EpochInfo, model: nn.Module) -> None:
+        """The model right after epoch `info.epoch` (on the training device): read or copy it, never change it."""
+
 
 @dataclass
 class TrainResult:
     config: TrainConfig
-    model: nn.Module  # on CPU, in eval mode, holding the kept (best or last) weights
+    model: nn.Module  # on CPU, in eval mode, holding the kept weights (see `kept`)
     history: list[EpochInfo]
-    best_epoch: int
-    val_acc: float  # of the kept weights
-    train_time_s: float  # wall time of the training loop, excluding data loading and test evaluation
+    best_epoch: int  # the epoch whose weights `model` holds
+    val_acc: float  # of the kept weights (0.0 without validation images)
+    train_time_s: float  # wall time of the training loop, excluding data loading
     device: str
     num_params: int
     cancelled: bool = False
-    test_acc: float | None = None
-    test_preds: np.ndarray | None = field(default=None, repr=False)
+    # Whose weights `model` holds: "best" (highest validation accuracy) or "last". "last" also when
+    # keep="best" had nothing to choose by: no validation images (val_size 0) or no finished epoch.
+    kept: Literal["best", "last"] = "last"
 
 
 class Stopped(Exception):
@@ -113,39 +120,176 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def configure_cpu_threads() -> int:
-    """Use every core we may run on, or $VITDEMO_THREADS.
+def load_data(config: TrainConfig, data_dir: str | os.PathLike | None = None) -> DatasetSplits:
+    """The run's data: `config.split_seed` picks the validation images (never `config.seed`), so runs that
+    differ only in their seed choose their best epoch on the same images."""
+    return load_dataset(
+        config.dataset,
+        data_dir,
+        val_size=config.val_size,
+        seed=config.split_seed,
+        train_subset=config.train_subset,
+    )
 
-    Set VITDEMO_THREADS=1 when other busy processes share the cores: on a loaded 2-core machine two
-    intra-op threads wait for each other and a step can get 4x slower than with one (measured).
+
+# ---------------------------------------------------------------------------------------------------
+# One training step (shared with the benchmark)
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Learner:
+    """A model, its optimizer and the recipe: everything `train_step` needs."""
+
+    model: nn.Module  # owns the parameters (clipping, state_dict)
+    forward: nn.Module  # the model, or torch.compile(model)
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    mean: float
+    std: float
+    device: torch.device
+    generator: torch.Generator | None = None  # shuffling and augmentation; None uses torch's global RNG
+
+
+def make_learner(
+    config: TrainConfig, device: torch.device, mean: float, std: float, generator: torch.Generator | None = None
+) -> Learner:
+    """Build the model (from torch's global RNG: seed it first) on `device` and its AdamW."""
+    model = build_model(config.model).to(device)
+    decay = [p for p in model.parameters() if p.ndim >= 2]  # no decay on biases, norms, tokens... (ndim < 2)
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.99),
+    )
+    forward = torch.compile(model) if config.compile else model  # ~1.3x on CPU too (measured), after ~30 s
+    return Learner(model, forward, optimizer, config, mean, std, device, generator)
+
+
+def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+def train_step(learner: Learner, images: torch.Tensor, labels: torch.Tensor, lr: float) -> tuple[Tensor, Tensor]:
+    """One optimizer step on a batch of (B, 28, 28) uint8 images and (B,) labels, at learning rate `lr`.
+
+    Normalise, augment, forward (bf16 autocast on CUDA when `config.amp`), label-smoothed cross-entropy,
+    backward, clip, AdamW. Returns the detached loss () and logits (B, C), still on the device.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    threads = int(os.environ.get("VITDEMO_THREADS") or cores)
-    torch.set_num_threads(max(1, threads))
-    return threads
+    c = learner.config
+    for group in learner.optimizer.param_groups:
+        group["lr"] = lr
+    x = to_input(images, learner.mean, learner.std)  # (B, 1, 28, 28)
+    x = augment(x, c.augment, learner.generator, hflip=c.dataset == "fashion")
+    with _autocast(learner.device, c.amp):
+        logits = learner.forward(x)  # (B, C)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=c.label_smoothing)
+    learner.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if c.grad_clip > 0:
+        nn.utils.clip_grad_norm_(learner.model.parameters(), c.grad_clip)
+    learner.optimizer.step()
+    return loss.detach(), logits.detach()
 
 
-@torch.no_grad()
-def predict_split(
-    model: nn.Module, split: Split, mean: float, std: float, *, batch_size: int = 1000, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (N, C) on CPU, and the mean cross-entropy, for a whole split."""
-    model.eval()
-    outs = []
-    for images, _ in batches(split, batch_size, shuffle=False):
-        x = to_input(images.to(device), mean, std)
-        with _autocast(device, enabled=device.type == "cuda"):
-            outs.append(model(x).float().cpu())
-    logits = torch.cat(outs) if outs else torch.zeros(0, 10)
-    loss = F.cross_entropy(logits, split.labels.cpu()).item() if len(logits) else float("nan")
-    return logits, torch.tensor(loss)
+# ---------------------------------------------------------------------------------------------------
+# Progress, validation and the kept weights
+# ---------------------------------------------------------------------------------------------------
 
 
-def _autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+class Progress:
+    """Counts steps and images since the start and tells the callbacks."""
+
+    def __init__(self, callbacks: Sequence[Callback], total_steps: int) -> None:
+        self.callbacks, self.total_steps = list(callbacks), total_steps
+        self.step, self.seen = 0, 0
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def images_per_s(self) -> float:
+        return self.seen / max(self.elapsed(), 1e-9)
+
+    def on_step(self, epoch: int, loss: Tensor, lr: float, n: int) -> None:
+        self.step += 1
+        self.seen += n
+        if not self.callbacks:
+            return  # loss.item() waits for the device: only when someone listens
+        elapsed = self.elapsed()
+        eta = (self.total_steps - self.step) * elapsed / self.step
+        info = StepInfo(epoch, self.step, self.total_steps, loss.item(), lr, self.images_per_s(), eta, elapsed)
+        for cb in self.callbacks:
+            cb.on_step(info)
+
+    def on_epoch(self, info: EpochInfo, model: nn.Module) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch(info)
+        for cb in self.callbacks:
+            cb.on_epoch_weights(info, model)
+
+
+def validate(
+    model: nn.Module, split: Split, mean: float, std: float, config: TrainConfig, device: torch.device
+) -> tuple[float, float]:
+    """(mean loss, accuracy) of `model` on the validation split; (NaN, 0.0) when the split is empty."""
+    logits = predict_logits(
+        model, split, mean, std, num_classes=config.model.num_classes, device=device, amp=config.amp
+    )  # (N, C) on the CPU
+    labels = split.labels.cpu()
+    acc = (logits.argmax(1) == labels).float().mean().item() if len(labels) else 0.0
+    return mean_loss(logits, labels), acc
+
+
+class KeepBest:
+    """A copy of the weights of the epoch with the highest validation accuracy so far (the first on ties)."""
+
+    def __init__(self) -> None:
+        self.epoch, self.acc = 0, -math.inf
+        self.state: dict[str, Tensor] | None = None
+
+    def offer(self, epoch: int, acc: float, model: nn.Module) -> None:
+        if acc > self.acc:
+            self.epoch, self.acc = epoch, acc
+            self.state = copy.deepcopy(model.state_dict())
+
+    def restore(self, model: nn.Module) -> bool:
+        """Load the kept weights into `model`; False (model unchanged) when nothing was kept."""
+        if self.state is None:
+            return False
+        model.load_state_dict(self.state)
+        return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------------
+
+
+def run_epoch(
+    learner: Learner,
+    split: Split,
+    epoch: int,
+    lr_of: Callable[[int], float],
+    progress: Progress,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[float, float, float]:
+    """One shuffled pass over `split` -> (mean train loss, train accuracy, last lr). Raises Stopped."""
+    learner.model.train()
+    loss_sum = torch.zeros((), device=learner.device)
+    correct = torch.zeros((), device=learner.device, dtype=torch.int64)
+    n_epoch, lr = 0, lr_of(progress.step)
+    for images, labels in batches(split, learner.config.batch_size, shuffle=True, generator=learner.generator):
+        if should_stop is not None and should_stop():
+            raise Stopped
+        lr = lr_of(progress.step)
+        loss, logits = train_step(learner, images, labels, lr)
+        n_epoch += len(labels)
+        loss_sum += loss * len(labels)
+        correct += (logits.argmax(1) == labels).sum()
+        progress.on_step(epoch, loss, lr, len(labels))
+    return (loss_sum / max(n_epoch, 1)).item(), correct.item() / max(n_epoch, 1), lr
 
 
 def train(
@@ -155,122 +299,70 @@ def train(
     data: DatasetSplits | None = None,
     data_dir: str | None = None,
     should_stop: Callable[[], bool] | None = None,
-    evaluate_test: bool = True,
 ) -> TrainResult:
-    """Train one model. Returns the kept weights on CPU; raises on bad config or data."""
+    """Train one model. Returns the kept weights on CPU; raises on bad config or data.
+
+    Nothing here looks at the test split (score it with `vitdemo.evaluate.score_model`), and nothing
+    sets torch's thread count (the process entry does, once: `vitdemo.threads.configure_threads`).
+    """
     config.validate()
     device = resolve_device(config.device)
-    if device.type == "cpu":
-        configure_cpu_threads()
     seed_everything(config.seed)
-    if data is None:
-        data = load_dataset(
-            config.dataset, data_dir, val_size=config.val_size, seed=config.seed, train_subset=config.train_subset
-        )
+    data = data if data is not None else load_data(config, data_dir)
     train_split, val_split = data.train.to(device), data.val.to(device)
-    gen = torch.Generator().manual_seed(config.seed)
-
-    model = build_model(config.model).to(device)
-    num_params = count_parameters(model)
-    use_amp = config.amp and device.type == "cuda"
-    step_model = torch.compile(model) if config.compile else model  # ~1.3x on CPU too (measured), after ~30 s
-    decay = [p for p in model.parameters() if p.ndim >= 2]  # no decay on biases, norms, tokens... (ndim < 2)
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        betas=(0.9, 0.99),
-    )
+    learner = make_learner(config, device, data.mean, data.std, torch.Generator().manual_seed(config.seed))
+    model = learner.model
     steps_per_epoch = num_batches(len(train_split), config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+    num_params = count_parameters(model)
     for cb in callbacks:
         cb.on_train_start(config, total_steps, num_params, str(device))
 
+    def lr_of(step: int) -> float:
+        return lr_at(step, total_steps, warmup_steps, config.lr, config.schedule)
+
+    progress = Progress(callbacks, total_steps)
+    keeper = KeepBest() if config.keep == "best" and len(val_split) > 0 else None  # no images: nothing to pick by
     history: list[EpochInfo] = []
-    best_acc, best_epoch, best_state = -1.0, 0, None
-    step, seen, cancelled = 0, 0, False
-    start = time.perf_counter()
+    cancelled = False
     try:
         for epoch in range(1, config.epochs + 1):
-            model.train()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.int64)
-            n_epoch = 0
-            for images, labels in batches(train_split, config.batch_size, shuffle=True, generator=gen):
-                if should_stop is not None and should_stop():
-                    raise Stopped
-                lr = lr_at(step, total_steps, warmup_steps, config.lr, config.schedule)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                x = to_input(images, data.mean, data.std)  # (B, 1, 28, 28)
-                x = augment(x, config.augment, gen, hflip=config.dataset == "fashion")
-                with _autocast(device, use_amp):
-                    logits = step_model(x)
-                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-
-                step += 1
-                n = len(labels)
-                seen += n
-                n_epoch += n
-                loss_sum += loss.detach() * n
-                correct += (logits.argmax(1) == labels).sum()
-                if callbacks:
-                    elapsed = time.perf_counter() - start
-                    ips = seen / max(elapsed, 1e-9)
-                    eta = (total_steps - step) * elapsed / step
-                    info = StepInfo(epoch, step, total_steps, loss.item(), lr, ips, eta, elapsed)
-                    for cb in callbacks:
-                        cb.on_step(info)
-
-            val_logits, val_loss = predict_split(model, val_split, data.mean, data.std, device=device)
-            val_acc = (val_logits.argmax(1) == val_split.labels.cpu()).float().mean().item() if len(val_split) else 0.0
-            elapsed = time.perf_counter() - start
+            train_loss, train_acc, lr = run_epoch(learner, train_split, epoch, lr_of, progress, should_stop)
+            val_loss, val_acc = validate(model, val_split, data.mean, data.std, config, device)
+            elapsed = progress.elapsed()
             info = EpochInfo(
                 epoch=epoch,
                 epochs=config.epochs,
-                train_loss=(loss_sum / max(n_epoch, 1)).item(),
-                train_acc=correct.item() / max(n_epoch, 1),
-                val_loss=val_loss.item(),
+                train_loss=train_loss,
+                train_acc=train_acc,
+                val_loss=val_loss,
                 val_acc=val_acc,
                 lr=lr,
-                images_per_s=seen / max(elapsed, 1e-9),
+                images_per_s=progress.seen / max(elapsed, 1e-9),
                 elapsed_s=elapsed,
             )
             history.append(info)
-            if config.keep == "best" and val_acc > best_acc:
-                best_acc, best_epoch = val_acc, epoch
-                best_state = copy.deepcopy(model.state_dict())
-            for cb in callbacks:
-                cb.on_epoch(info)
+            if keeper is not None:
+                keeper.offer(epoch, val_acc, model)
+            progress.on_epoch(info, model)
     except Stopped:
         cancelled = True
-    train_time = time.perf_counter() - start
+    train_time = progress.elapsed()
 
-    if config.keep == "best" and best_state is not None:
-        model.load_state_dict(best_state)
+    if keeper is not None and keeper.restore(model):
+        kept, best_epoch, val_acc = "best", keeper.epoch, keeper.acc
     else:
-        best_epoch = len(history)
-        best_acc = history[-1].val_acc if history else 0.0
-    result = TrainResult(
+        kept, best_epoch, val_acc = "last", len(history), history[-1].val_acc if history else 0.0
+    return TrainResult(
         config=config,
-        model=model,
+        model=model.cpu().eval(),
         history=history,
         best_epoch=best_epoch,
-        val_acc=max(best_acc, 0.0),
+        val_acc=val_acc,
         train_time_s=train_time,
         device=str(device),
         num_params=num_params,
         cancelled=cancelled,
+        kept=kept,
     )
-    if evaluate_test and not cancelled:
-        test_logits, _ = predict_split(model, data.test.to(device), data.mean, data.std, device=device)
-        result.test_preds = test_logits.argmax(1).numpy()
-        result.test_acc = float((result.test_preds == data.test.labels.numpy()).mean())
-    result.model = model.cpu().eval()
-    return result

@@ -1,4 +1,5 @@
-"""A plain configurable CNN with batch norm; its last conv stage is the Grad-CAM target."""
+"""A plain configurable CNN with batch norm; `forward(x, return_features=True)` also returns the last
+conv stage's activations, the Grad-CAM target."""
 
 from __future__ import annotations
 
@@ -33,12 +34,17 @@ class CNN(nn.Module):
             nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(c_in * side * side, config.num_classes)
         )
 
-    @property
-    def cam_layer(self) -> nn.Module:
-        """The layer whose activations and gradients Grad-CAM uses: the last stage, before pooling."""
-        return self.stages[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in self.stages:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's activations, before its pooling: (B, width * 2**(depth-1), h, w), Grad-CAM's input."""
+        for stage in self.stages[:-1]:
             x = self.pool(stage(x))  # (B, width * 2**i, H / 2**(i+1), W / 2**(i+1))
-        return self.head(x)  # (B, num_classes)
+        return self.stages[-1](x)  # (B, K, h, w): 7x7 for two stages on 28x28
+
+    def forward(
+        self, x: torch.Tensor, return_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> logits (B, num_classes); with `return_features`, also the last stage's activations
+        (B, K, h, w), still in the autograd graph (as the ViT returns its attention with `return_attn`)."""
+        acts = self.forward_features(x)  # (B, K, h, w)
+        logits = self.head(self.pool(acts))  # (B, num_classes)
+        return (logits, acts) if return_features else logits
