@@ -14,6 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import browser` fro
 
 import browser as browser_helpers  # noqa: E402
 
+from vitdemo.threads import configure_threads  # noqa: E402
+
+configure_threads()  # as every entry point does: $VITDEMO_THREADS, else every core
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
 

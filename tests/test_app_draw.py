@@ -14,9 +14,9 @@ from browser import DIGIT_STROKES, digit_png, stroke_image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from vitdemo import checkpoints
 from vitdemo.preprocess import preprocess
 from vitdemo.registry import Registry
+from vitdemo.ui import shell
 from vitdemo.views import display
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -115,9 +115,9 @@ def test_a_broken_checkpoint_is_loaded_once_per_version_and_named_without_its_fo
     broken = folder / "vit_mnist.safetensors"
     broken.write_bytes(b"a file that is not a safetensors checkpoint")  # broken by hand
     monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(folder))
-    reads: list[str] = []  # every checkpoint the loader opens (load_checkpoint starts with read_meta)
-    read_meta = checkpoints.read_meta
-    monkeypatch.setattr(checkpoints, "read_meta", lambda path: reads.append(Path(path).name) or read_meta(path))
+    reads: list[str] = []  # every checkpoint the app's cached loader opens
+    load = shell.load_checkpoint
+    monkeypatch.setattr(shell, "load_checkpoint", lambda path: reads.append(Path(path).name) or load(path))
     image = stroke_image(DIGIT_STROKES["7"])
     at = run_app(image)
     at = run_app(image, at)  # a rerun: the broken file is not rebuilt

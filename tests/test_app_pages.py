@@ -15,7 +15,7 @@ from vitdemo import jobs
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset
-from vitdemo.metrics import evaluate_predictions
+from vitdemo.evaluate import score_model
 from vitdemo.registry import Registry
 from vitdemo.train import train
 from vitdemo.views import forms
@@ -31,7 +31,7 @@ def shipped(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     config = TrainConfig(model=CNNConfig(width=4, depth=1), epochs=1, train_subset=1000, val_size=200, device="cpu")
     data = load_dataset("mnist", data_dir, val_size=200, train_subset=1000)
     result = train(config, data=data)
-    report = evaluate_predictions(data.test.labels.numpy(), result.test_preds, 10)
+    report = score_model(result.model, data.test, data.mean, data.std, num_classes=10).report
     metrics = {"test_acc": report.accuracy, "macro_f1": report.macro_f1, "num_params": result.num_params}
     metrics |= {"epochs": 1, "device": "cpu", "train_time_s": result.train_time_s}
     metrics["history"] = [e.to_dict() for e in result.history]

@@ -12,7 +12,7 @@ from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import DataError, class_names
 from vitdemo.inference import Analysis, Prediction, analyze
 from vitdemo.preprocess import load_image
-from vitdemo.ui.shell import ANALYZE_LOCK, CANVAS_PX, model_caption, single_thread, test_split
+from vitdemo.ui.shell import CANVAS_PX, model_caption, test_split
 from vitdemo.views import display
 from vitdemo.views.colors import colorize, overlay
 from vitdemo.views.messages import hide_folders
@@ -133,8 +133,7 @@ def run_analysis(
     if image is None:
         return None
     try:
-        with ANALYZE_LOCK, single_thread():
-            return analyze(image, models, head_fusion=head_fusion, discard_ratio=discard_ratio)  # type: ignore[arg-type]
+        return analyze(image, models, head_fusion=head_fusion, discard_ratio=discard_ratio)  # type: ignore[arg-type]
     except ValueError as exc:
         st.error(f"That image could not be used: {exc}")
         return None

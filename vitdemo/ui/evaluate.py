@@ -17,7 +17,7 @@ from vitdemo.explain import attention_rollout, grad_cam
 from vitdemo.metrics import EvalReport
 from vitdemo.paths import shipped_dir
 from vitdemo.registry import Run
-from vitdemo.ui.shell import ANALYZE_LOCK, data_dir, load_model, registry, test_split
+from vitdemo.ui.shell import data_dir, load_model, registry, test_split
 from vitdemo.views import charts, display
 from vitdemo.views.colors import overlay
 from vitdemo.views.messages import hide_folders
@@ -140,11 +140,10 @@ def explanation_overlays(run: Run, images: np.ndarray) -> list[np.ndarray]:
         return []
     loaded = load_model(run.checkpoint or "")
     x = to_input(torch.from_numpy(np.ascontiguousarray(images)), loaded.meta.mean, loaded.meta.std)  # (K, 1, 28, 28)
-    with ANALYZE_LOCK:
-        if loaded.kind == "vit":
-            _, heat, _ = attention_rollout(loaded.model, x)  # (K, 28, 28)
-        else:
-            _, heat = grad_cam(loaded.model, x)  # (K, 28, 28)
+    if loaded.kind == "vit":  # both explanations are safe on a model shared by every session (no hooks, no state)
+        _, heat, _ = attention_rollout(loaded.model, x)  # (K, 28, 28)
+    else:
+        _, heat = grad_cam(loaded.model, x)  # (K, 28, 28)
     return [display.upscale(overlay(img, h.numpy(), 0.45), GALLERY_PX) for img, h in zip(images, heat, strict=True)]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
-import torch
 
 from vitdemo import paths
 from vitdemo.checkpoints import CheckpointError, LoadedModel, load_checkpoint
 from vitdemo.data import Split, load_raw
 from vitdemo.inference import analyze
 from vitdemo.registry import Registry
+from vitdemo.threads import configure_threads
 from vitdemo.views.messages import hide_folders, os_error_text
 from vitdemo.views.names import DATASETS, KINDS, dataset_name, kind_name
 
@@ -30,7 +29,6 @@ STORE_ERRORS = (sqlite3.Error, CheckpointError, OSError)  # what a page turns in
 _SELECTION_KEY = "_vitdemo_selection"
 _SHELL_KEY = "_vitdemo_shell"
 # Models are shared by all sessions and Grad-CAM hooks them: explanations must not interleave.
-ANALYZE_LOCK = threading.Lock()
 
 CSS = """
 <style>
@@ -48,8 +46,17 @@ h1, h2, h3 {letter-spacing: -0.01em;}
 
 
 # --- app shell -------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _configure_process() -> int:
+    """Once per server process: one torch thread unless $VITDEMO_THREADS says otherwise. The app only runs single
+    drawings and test-set scoring (training runs in the worker process), and on a busy CPU one thread is fastest
+    (measured: 12 ms instead of 40 ms per drawing with a training job next door)."""
+    return configure_threads(default=1)
+
+
 def page_setup() -> None:
     """Page config and the projector-friendly styling; call first in app.py."""
+    _configure_process()
     st.session_state[_SHELL_KEY] = True  # this session has run through app.py
     st.set_page_config(page_title="ViT vs CNN", page_icon="🔢", layout="wide", initial_sidebar_state="expanded")
     st.html(CSS)
@@ -100,18 +107,6 @@ def data_dir() -> str:
 
 
 # --- cached resources ------------------------------------------------------------------------------
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """One image through a small model: one torch thread is fastest, and on a busy CPU (a training job
-    next door) several threads mostly wait for each other (measured: 12 ms instead of 40 ms)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @dataclass(frozen=True)
 class LoadFailure:
     """A checkpoint file version that could not be loaded, remembered so it is not rebuilt on every rerun."""
@@ -124,8 +119,7 @@ def _warm_up(loaded: LoadedModel) -> None:
     stroke = np.zeros((CANVAS_PX, CANVAS_PX, 4), np.uint8)  # RGBA, as the canvas sends it
     stroke[..., 3] = 255
     stroke[60:220, 130:150, :3] = 255  # a "1"
-    with ANALYZE_LOCK, single_thread():
-        analyze(stroke, {loaded.kind: loaded})
+    analyze(stroke, {loaded.kind: loaded})
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
