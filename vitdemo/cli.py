@@ -6,12 +6,15 @@ import argparse
 import dataclasses
 import json
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
 
+from vitdemo import paths
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
-from vitdemo.registry import Registry
+from vitdemo.runs.dbfile import RegistryBusy, RegistryError, RegistryUnavailable
+from vitdemo.runs.store import Registry
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 
@@ -73,19 +76,19 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from vitdemo.jobs import execute_run, submit
     from vitdemo.progress import ProgressBar
+    from vitdemo.runs.execute import execute_run
+    from vitdemo.runs.queue import start_run
 
     config = config_from_args(a)
     registry = Registry(a.home)
-    run_id = submit(registry, config)
-    registry.update_run(run_id, status="running", started_at=time.time(), worker_pid=os.getpid())
+    run_id = start_run(registry, config, os.getpid())  # created running and ours: no worker can claim it
     run = registry.get_run(run_id)
     print(f"run #{run_id} {run.name}: {json.dumps(config.to_dict(), sort_keys=True)}", file=sys.stderr)
     try:
         result = execute_run(registry, run, data_dir=a.data_dir, extra_callbacks=(ProgressBar(),))
     except KeyboardInterrupt:
-        registry.update_run(run_id, status="cancelled", finished_at=time.time())
+        registry.transition(run_id, "cancelled", only_from=("running",), finished_at=time.time())
         print(f"\nrun #{run_id} cancelled", file=sys.stderr)
         return 130
     run = registry.get_run(run_id)
@@ -180,8 +183,13 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(a: argparse.Namespace) -> int:
-    registry = Registry(a.home)
-    registry.sync_baselines(SHIPPED_DIR)
+    from vitdemo.runs.baselines import sync_baselines
+
+    registry = Registry(a.home, write_timeout_s=3.0)
+    try:
+        sync_baselines(registry, paths.shipped_dir())
+    except (RegistryBusy, RegistryUnavailable) as exc:  # a locked, read-only or full registry can still be read
+        print(f"note: the shipped baselines were not registered: {exc}", file=sys.stderr)
     runs = registry.leaderboard(a.dataset)
     if a.json:
         print(json.dumps([dataclasses.asdict(r) for r in runs]))
@@ -207,9 +215,14 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_worker(a: argparse.Namespace) -> int:
-    from vitdemo.jobs import run_worker
+    registry = Registry(a.home)
+    if a.execute is not None:  # the worker's child process: train this one claimed run
+        from vitdemo.runs.execute import execute_claimed
 
-    n = run_worker(Registry(a.home), a.device, data_dir=a.data_dir, idle_exit_s=a.idle_exit)
+        return execute_claimed(registry, a.execute, data_dir=a.data_dir)
+    from vitdemo.runs.worker import run_worker
+
+    n = run_worker(registry, a.device, data_dir=a.data_dir, idle_exit_s=a.idle_exit)
     print(f"worker done: {n} runs")
     return 0
 
@@ -258,15 +271,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run queued training runs (started by the app)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--idle-exit", type=float, default=300.0, help="exit after this many idle seconds")
+    p.add_argument("--execute", type=int, metavar="RUN_ID", help=argparse.SUPPRESS)  # the worker's child
     _add_common(p)
     p.set_defaults(func=cmd_worker)
     return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "this cannot be done", told in one line; anything else is a bug and keeps its traceback.
+    CheckpointError is looked up only if its module was loaded (importing it here would load torch into every
+    command, the worker included); it is a ValueError anyway."""
+    errors: list[type[BaseException]] = [ConfigError, RegistryError, sqlite3.Error, OSError]
+    errors += [ValueError, KeyError, RuntimeError]
+    checkpoints = sys.modules.get("vitdemo.checkpoints")
+    if checkpoints is not None:
+        errors.append(checkpoints.CheckpointError)
+    return tuple(errors)
+
+
+def one_line(exc: BaseException) -> str:
+    text = exc.args[0] if type(exc) is KeyError and exc.args else exc  # KeyError's str() adds quotes
+    return " ".join(str(text).split()) or type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ValueError, KeyError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        if not isinstance(exc, _expected_errors()):
+            raise
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
