@@ -183,14 +183,15 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(a: argparse.Namespace) -> int:
-    from vitdemo.runs.baselines import sync_baselines
-
     registry = Registry(a.home, write_timeout_s=3.0)
+    runs = registry.leaderboard(a.dataset)  # a registry that cannot be read fails here, in one line
+    from vitdemo.runs.baselines import sync_baselines  # reads checkpoint headers: loads torch
+
     try:
-        sync_baselines(registry, paths.shipped_dir())
-    except (RegistryBusy, RegistryUnavailable) as exc:  # a locked, read-only or full registry can still be read
+        if sync_baselines(registry, paths.shipped_dir()):
+            runs = registry.leaderboard(a.dataset)
+    except (RegistryBusy, RegistryUnavailable) as exc:  # locked for writing, read-only, full: show what there is
         print(f"note: the shipped baselines were not registered: {exc}", file=sys.stderr)
-    runs = registry.leaderboard(a.dataset)
     if a.json:
         print(json.dumps([dataclasses.asdict(r) for r in runs]))
         return 0
