@@ -279,3 +279,6 @@ def test_errors_are_one_line_for_every_verb(tmp_path: Path) -> None:
     for args in (["worker", "--idle-exit", "0"], ["train", *TINY], ["evaluate", "3"]):
         one_line_error(cli(*args, "--home", str(not_a_folder)))
     one_line_error(cli("evaluate", str(tmp_path / "missing.safetensors"), "--home", str(tmp_path)), "missing")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    one_line_error(cli("evaluate", str(junk), "--home", str(tmp_path)), "junk.safetensors")  # a CheckpointError

@@ -215,6 +215,7 @@ def test_a_damaged_registry_is_refused_never_recreated(reg: Registry, damage: st
             call()
         message = str(err.value)
         assert str(reg.db_path) in message and "move it aside" in message and "\n" not in message
+        assert str(reg.home) not in err.value.public and "move it aside" in err.value.public  # for a browser
     assert reg.db_path.read_bytes() == before  # never recreated: ids are not handed out again
 
 
@@ -223,8 +224,9 @@ def test_a_locked_registry_reads_busy_within_seconds_and_writes_wait(reg: Regist
     holder = _lock_exclusively(reg.db_path)
     try:
         t0 = time.monotonic()
-        with pytest.raises(RegistryBusy, match="busy.*try again"):
+        with pytest.raises(RegistryBusy, match="busy.*try again") as err:
             reg.list_runs()
+        assert "try again" in err.value.public and str(reg.home) not in err.value.public
         waited = time.monotonic() - t0
         assert waited < 10  # READ_TIMEOUT_S is 2 s; the old registry waited 30 s (generous bound for a busy CI)
         impatient = Registry(reg.home, write_timeout_s=0.2)

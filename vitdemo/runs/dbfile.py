@@ -29,15 +29,22 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class RegistryError(Exception):
-    """The run registry cannot do what was asked; str() is one sentence saying what to do."""
+    """The run registry cannot do what was asked; str() is one sentence saying what to do (for a terminal or a
+    log: it names the file), `public` the same without server paths (for a browser)."""
+
+    public = "The run registry could not be used; the server's log says why."
 
 
 class RegistryBusy(RegistryError):
     """Another program holds the registry locked for longer than this call waits."""
 
+    public = "The run registry is busy (another program is using it); try again in a moment."
+
 
 class RegistryDamaged(RegistryError):
     """The registry file exists but is empty, truncated or not a vitdemo SQLite database."""
+
+    public = "The run registry file is damaged: whoever runs this server must move it aside (see the server's log)."
 
     def __init__(self, path: Path, what: str) -> None:
         self.path = path
@@ -49,6 +56,8 @@ class RegistryDamaged(RegistryError):
 
 class RegistryUnavailable(RegistryError):
     """The registry file or its folder cannot be opened or written (read-only folder, full disk, I/O error)."""
+
+    public = "The run registry cannot be written (a read-only folder or a full disk): runs cannot be saved now."
 
 
 class RegistryFile:

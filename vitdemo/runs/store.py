@@ -76,6 +76,7 @@ class RunNotFound(RegistryError, KeyError):
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
         super().__init__(f"no run #{run_id}")
+        self.public = f"Run #{run_id} does not exist (it may have been deleted)."
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
@@ -85,6 +86,7 @@ class IllegalTransition(RegistryError, ValueError):
     def __init__(self, run_id: int, current: str, new: str) -> None:
         self.run_id, self.current, self.new = run_id, current, new
         super().__init__(f"run #{run_id} is {current}: it cannot become {new}")
+        self.public = f"Run #{run_id} is {current}: it cannot become {new}."
 
 
 def check_status(status: str) -> None:
