@@ -1,13 +1,21 @@
 """The command line, end to end, in real subprocesses: train -> evaluate -> predict -> leaderboard."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
+from vitdemo.runs.store import Registry
+from vitdemo.runs.worker import worker_running
+
+REPO_ROOT = Path(__file__).parent.parent
 
 TINY = ["--train-subset", "1500", "--val-size", "300", "--epochs", "1", "--batch-size", "100", "--device", "cpu"]
 
@@ -160,3 +168,161 @@ def test_split_seed_flag_reaches_the_config() -> None:
     config = config_from_args(build_parser().parse_args(["train", "--seed", "4", "--split-seed", "9"]))
     assert (config.seed, config.split_seed) == (4, 9)
     assert config_from_args(build_parser().parse_args(["train"])).split_seed == 0
+
+
+# -- the run registry from the command line: one trainer per run, and a registry that is locked, damaged or
+# read-only (real SQLite files, real processes) ------------------------------------------------------------
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "vitdemo", *args]
+    env = {**os.environ, **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=env)
+
+
+def one_line_error(proc: subprocess.CompletedProcess, *words: str) -> str:
+    """The command failed with exit status 2 and a single line on stderr that has every word."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    for word in words:
+        assert word in lines[0]
+    return lines[0]
+
+
+def _registry_with_a_run(home: Path) -> int:
+    registry = Registry(home)
+    return registry.create_run(name="kept", kind="cnn", dataset="mnist", config={}, status="done", test_acc=0.5)
+
+
+CLAIMER = """
+import os, sys, time
+from vitdemo.runs import queue
+from vitdemo.runs.store import Registry
+reg = Registry(sys.argv[1])
+print("ready", flush=True)
+while True:  # claim anything queued, almost without pause
+    run = queue.claim_next(reg, os.getpid())
+    if run is not None:
+        print("claimed", run.id, flush=True)
+    time.sleep(0.001)
+"""
+
+
+def test_a_cli_run_is_trained_once_while_a_worker_polls(tmp_path: Path, data_dir: Path) -> None:
+    """`train` beside a live worker and a claimer polling the queue without pause: neither ever gets the run.
+    (The old CLI queued its run, then marked it running: a poller could take it in between and train it too.)"""
+    home = tmp_path / "home"
+    common = ["--home", str(home), "--data-dir", str(data_dir)]
+    worker = subprocess.Popen([sys.executable, "-m", "vitdemo", "worker", "--idle-exit", "600", *common], cwd=REPO_ROOT)
+    claimer = subprocess.Popen(
+        [sys.executable, "-c", CLAIMER, str(home)], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    )
+    try:
+        assert claimer.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while not worker_running(Registry(home), "cpu"):  # the worker holds its lock: it is polling the queue
+            assert time.monotonic() < deadline and worker.poll() is None, "the worker did not start"
+            time.sleep(0.1)
+        trainer = subprocess.Popen(
+            [sys.executable, "-m", "vitdemo", "train", "--model", "cnn", "--width", "4", *TINY, *common],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        out, err = trainer.communicate(timeout=300)
+    finally:
+        worker.kill()
+        claimer.kill()
+        worker.wait()
+        claimed = claimer.communicate()[0]
+    assert trainer.returncode == 0, err
+    assert "claimed" not in claimed
+    (run,) = Registry(home).list_runs()
+    assert run.status == "done" and run.worker_pid == trainer.pid  # a claim would have made it the claimer's
+    assert "run #1 done" in out and err.count("epoch 1/1: train loss") == 1
+
+
+def _lock(db_path: Path, exclusive_mode: bool) -> subprocess.Popen:
+    """Another process holding the registry locked for 45 s (killed by the test): BEGIN EXCLUSIVE, which in WAL
+    mode still lets readers read, or with locking_mode=EXCLUSIVE, which shuts them out too."""
+    pragma = "db.execute('PRAGMA locking_mode=EXCLUSIVE'); " if exclusive_mode else ""
+    code = (
+        f"import sqlite3, time; db = sqlite3.connect({str(db_path)!r}, isolation_level=None); {pragma}"
+        "db.execute('BEGIN EXCLUSIVE'); db.execute('UPDATE runs SET error = error'); print('locked', flush=True); "
+        "time.sleep(45)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_leaderboard_on_a_locked_registry(tmp_path: Path, checkpoints_dir: Path) -> None:
+    home = tmp_path / "home"
+    _registry_with_a_run(home)
+    env = {"VITDEMO_HOME": str(home), "VITDEMO_CHECKPOINTS": str(checkpoints_dir)}  # baselines not yet registered
+    holder = _lock(home / "registry.sqlite", exclusive_mode=False)
+    try:  # writes wait (the baselines are skipped, with a note), reads go on: the old CLI hung 30 s, then a traceback
+        proc = cli("leaderboard", env=env, timeout=25)
+        assert proc.returncode == 0 and "kept" in proc.stdout, proc.stderr
+        assert "note: the shipped baselines were not registered" in proc.stderr and "busy" in proc.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    holder = _lock(home / "registry.sqlite", exclusive_mode=True)
+    try:  # nobody can read: a clear "busy, try again" within seconds
+        t0 = time.monotonic()
+        proc = cli("leaderboard", env=env, timeout=25)
+        print(f"\nleaderboard on a locked registry: exit {proc.returncode} after {time.monotonic() - t0:.1f} s")
+        one_line_error(proc, "busy", "try again")
+        one_line_error(cli("evaluate", "1", env=env, timeout=25), "busy", "try again")
+    finally:
+        holder.kill()
+        holder.wait()
+    shown = json.loads(cli("leaderboard", "--json", env=env).stdout)  # once free, the baselines are registered
+    assert sum(r["baseline"] for r in shown) == len(list(checkpoints_dir.glob("*.safetensors"))) > 0
+
+
+def test_a_damaged_registry_is_refused_by_every_verb(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    db = home / "registry.sqlite"
+    env = {"VITDEMO_HOME": str(home), "VITDEMO_CHECKPOINTS": str(tmp_path / "none")}
+    db.write_bytes(b"")  # the old CLI silently made a new registry here, and handed out run #1 again
+    for args in (["leaderboard"], ["evaluate", "1"], ["train", "--model", "cnn", *TINY]):
+        one_line_error(cli(*args, env=env), str(db), "move it aside")
+    assert db.read_bytes() == b""  # never recreated
+    db.write_bytes(b"<html>this is not a database</html>\n" * 40)
+    one_line_error(cli("leaderboard", env=env), str(db), "move it aside")
+
+
+def test_leaderboard_reads_a_read_only_home(tmp_path: Path, checkpoints_dir: Path) -> None:
+    """A read-only VITDEMO_HOME (as root: the command runs without CAP_DAC_OVERRIDE, so permission bits apply)."""
+    home = tmp_path / "home"
+    _registry_with_a_run(home)
+    env = {"VITDEMO_HOME": str(home), "VITDEMO_CHECKPOINTS": str(checkpoints_dir)}
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+    if os.geteuid() != 0:
+        prefix = []
+    elif shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to drop root's permission override")
+    (home / "registry.sqlite").chmod(0o444)
+    home.chmod(0o555)
+    try:
+        cmd = [*prefix, sys.executable, "-m", "vitdemo", "leaderboard"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, **env})
+        train = subprocess.run([*cmd[:-1], "train", *TINY], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+    finally:
+        home.chmod(0o755)
+    assert proc.returncode == 0 and "kept" in proc.stdout, proc.stderr
+    assert "note: the shipped baselines were not registered" in proc.stderr
+    one_line_error(train, "could not be written")
+
+
+def test_errors_are_one_line_for_every_verb(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("a file where the home folder should be")
+    one_line_error(cli("worker", "--idle-exit", "0", "--home", str(not_a_folder)))  # an OSError
+    one_line_error(cli("train", *TINY, "--home", str(not_a_folder)), "run registry")  # a RegistryError
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    one_line_error(cli("evaluate", str(junk), "--home", str(tmp_path)), "junk.safetensors")  # a CheckpointError

@@ -6,13 +6,15 @@ import argparse
 import dataclasses
 import json
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
 
+from vitdemo import paths
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
-from vitdemo.paths import shipped_dir
-from vitdemo.registry import Registry
+from vitdemo.runs.dbfile import RegistryBusy, RegistryError, RegistryUnavailable
+from vitdemo.runs.store import Registry
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -78,19 +80,19 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from vitdemo.jobs import execute_run, submit
     from vitdemo.progress import ProgressBar
+    from vitdemo.runs.execute import execute_run
+    from vitdemo.runs.queue import start_run
 
     config = config_from_args(a)
     registry = Registry(a.home)
-    run_id = submit(registry, config)
-    registry.update_run(run_id, status="running", started_at=time.time(), worker_pid=os.getpid())
+    run_id = start_run(registry, config, os.getpid())  # created running and ours: no worker can claim it
     run = registry.get_run(run_id)
     print(f"run #{run_id} {run.name}: {json.dumps(config.to_dict(), sort_keys=True)}", file=sys.stderr)
     try:
         result = execute_run(registry, run, data_dir=a.data_dir, extra_callbacks=(ProgressBar(),))
     except KeyboardInterrupt:
-        registry.update_run(run_id, status="cancelled", finished_at=time.time())
+        registry.transition(run_id, "cancelled", only_from=("running",), finished_at=time.time())
         print(f"\nrun #{run_id} cancelled", file=sys.stderr)
         return 130
     run = registry.get_run(run_id)
@@ -150,7 +152,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     refs = {"vit": a.vit, "cnn": a.cnn}
     models = {}
     for kind, ref in refs.items():
-        path = resolve_model_ref(ref, registry) if ref else shipped_dir() / f"{kind}_{a.dataset}.safetensors"
+        path = resolve_model_ref(ref, registry) if ref else paths.shipped_dir() / f"{kind}_{a.dataset}.safetensors"
         models[kind] = load_checkpoint(path)
     status = 0
     for file in a.images:
@@ -182,9 +184,15 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(a: argparse.Namespace) -> int:
-    registry = Registry(a.home)
-    registry.sync_baselines(shipped_dir())
-    runs = registry.leaderboard(a.dataset)
+    registry = Registry(a.home, write_timeout_s=3.0)
+    runs = registry.leaderboard(a.dataset)  # a registry that cannot be read fails here, in one line
+    from vitdemo.runs.baselines import sync_baselines  # reads checkpoint headers: loads torch
+
+    try:
+        if sync_baselines(registry, paths.shipped_dir()):
+            runs = registry.leaderboard(a.dataset)
+    except (RegistryBusy, RegistryUnavailable) as exc:  # locked for writing, read-only, full: show what there is
+        print(f"note: the shipped baselines were not registered: {exc}", file=sys.stderr)
     if a.json:
         print(json.dumps([dataclasses.asdict(r) for r in runs]))
         return 0
@@ -209,9 +217,14 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_worker(a: argparse.Namespace) -> int:
-    from vitdemo.jobs import run_worker
+    registry = Registry(a.home)
+    if a.execute is not None:  # the worker's child process: train this one claimed run
+        from vitdemo.runs.execute import execute_claimed
 
-    n = run_worker(Registry(a.home), a.device, data_dir=a.data_dir, idle_exit_s=a.idle_exit)
+        return execute_claimed(registry, a.execute, data_dir=a.data_dir)
+    from vitdemo.runs.worker import run_worker
+
+    n = run_worker(registry, a.device, data_dir=a.data_dir, idle_exit_s=a.idle_exit)
     print(f"worker done: {n} runs")
     return 0
 
@@ -260,15 +273,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run queued training runs (started by the app)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--idle-exit", type=float, default=300.0, help="exit after this many idle seconds")
+    p.add_argument("--execute", type=int, metavar="RUN_ID", help=argparse.SUPPRESS)  # the worker's child
     _add_common(p)
     p.set_defaults(func=cmd_worker)
     return parser
 
 
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "this cannot be done", told in one line; anything else is a bug and keeps its traceback.
+    CheckpointError is looked up only if its module was loaded (importing it here would load torch into every
+    command, the worker included); it is a ValueError anyway."""
+    errors: list[type[BaseException]] = [ConfigError, RegistryError, sqlite3.Error, OSError]
+    errors += [ValueError, KeyError, RuntimeError]
+    checkpoints = sys.modules.get("vitdemo.checkpoints")
+    if checkpoints is not None:
+        errors.append(checkpoints.CheckpointError)
+    return tuple(errors)
+
+
+def one_line(exc: BaseException) -> str:
+    text = exc.args[0] if type(exc) is KeyError and exc.args else exc  # KeyError's str() adds quotes
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def _uses_torch(args: argparse.Namespace) -> bool:
+    """The supervising worker and the listing stay torch-free: a fast start and a small idle process."""
+    return not (args.command == "leaderboard" or (args.command == "worker" and args.execute is None))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if _uses_torch(args):
+            from vitdemo.threads import configure_threads
+
+            configure_threads()  # once per process, here at its entry: train, evaluate, predict, bench, a run's child
         return args.func(args)
-    except (ConfigError, ValueError, KeyError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        if not isinstance(exc, _expected_errors()):
+            raise
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

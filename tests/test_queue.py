@@ -1,0 +1,170 @@
+"""The queue: submit, claims that never take a run twice, cancel, and runs whose worker died."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
+from vitdemo.models import build_model, count_parameters
+from vitdemo.runs import queue
+from vitdemo.runs.store import Registry, RunNotFound
+
+TINY = TrainConfig(
+    model=CNNConfig(width=4, depth=1), epochs=1, batch_size=100, train_subset=300, val_size=200, device="cpu"
+)
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "home")
+
+
+def _queued(reg: Registry, name: str = "run", **fields) -> int:
+    return reg.create_run(name=name, kind="vit", dataset="mnist", config=TrainConfig().to_dict(), **fields)
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_invalid_config_is_rejected_before_it_is_queued(reg: Registry) -> None:
+    with pytest.raises(ConfigError, match="divisible"):
+        queue.submit(reg, TrainConfig(model=ViTConfig(embed_dim=30, num_heads=4)))
+    with pytest.raises(ConfigError, match="epochs"):
+        queue.submit(reg, TrainConfig(epochs=0))
+    assert reg.list_runs() == []
+
+
+def test_cuda_without_a_gpu_is_rejected(reg: Registry) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert queue.available_devices() == ["cpu"]
+    with pytest.raises(ConfigError, match="no CUDA"):
+        queue.submit(reg, TrainConfig(device="cuda"))
+    assert reg.list_runs() == []
+
+
+def test_submit_queues_with_the_resolved_device_and_size(reg: Registry) -> None:
+    run = reg.get_run(queue.submit(reg, TINY))
+    assert run.status == "queued" and run.device == "cpu" and run.worker_pid is None
+    assert run.num_params == count_parameters(build_model(TINY.model))
+    assert run.name == "cnn-mnist-w4x1-e1" and TrainConfig.from_dict(run.config) == TINY
+    named = reg.get_run(queue.submit(reg, TrainConfig(**{**TINY.__dict__, "name": "mine"})))
+    assert named.name == "mine"
+
+
+def test_start_run_is_created_running_and_never_claimable(reg: Registry) -> None:
+    """The CLI's run: one insert makes it running and its own, so a worker polling meanwhile cannot take it."""
+    run = reg.get_run(queue.start_run(reg, TINY, pid=4242))
+    assert run.status == "running" and run.worker_pid == 4242 and run.started_at and run.heartbeat
+    assert queue.claim_next(reg, 1, "cpu") is None and queue.claim(reg, run.id, 1) is None
+    assert reg.get_run(run.id).worker_pid == 4242
+
+
+def test_claim_by_id_is_conditional(reg: Registry) -> None:
+    run_id = _queued(reg, device="cpu")
+    run = queue.claim(reg, run_id, 42)
+    assert run is not None and run.status == "running" and run.worker_pid == 42
+    assert queue.claim(reg, run_id, 43) is None  # already taken: the second claimer gets nothing
+    assert reg.get_run(run_id).worker_pid == 42
+    assert queue.claim(reg, 999, 43) is None
+
+
+def _claim_all(home: str, barrier, out) -> None:
+    """In a child process: claim queued runs until none is left; report the ids."""
+    reg = Registry(home)
+    barrier.wait()
+    claimed = []
+    while (run := queue.claim_next(reg, os.getpid())) is not None:
+        claimed.append(run.id)
+    out.put(claimed)
+
+
+def test_concurrent_claims_never_take_a_run_twice(reg: Registry) -> None:
+    ids = {_queued(reg, f"r{i}", device="cpu") for i in range(40)}
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(str(reg.home), barrier, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    claimed = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    first, second = map(set, claimed)
+    assert not first & second
+    assert first | second == ids
+    assert len(claimed[0]) + len(claimed[1]) == len(ids)
+    runs = reg.list_runs()
+    assert all(r.status == "running" and r.worker_pid in {p.pid for p in procs} for r in runs)
+
+
+def test_claim_next_takes_the_oldest_run_of_its_device(reg: Registry) -> None:
+    gpu = _queued(reg, "gpu", device="cuda")
+    cpu1, cpu2 = _queued(reg, "cpu1", device="cpu"), _queued(reg, "cpu2", device="cpu")
+    run = queue.claim_next(reg, 42, "cpu")
+    assert run.id == cpu1 and run.status == "running" and run.worker_pid == 42 and run.heartbeat is not None
+    assert queue.claim_next(reg, 42, "cuda").id == gpu
+    assert queue.claim_next(reg, 42, "cuda") is None
+    assert queue.claim_next(reg, 42).id == cpu2
+
+
+def test_request_cancel(reg: Registry) -> None:
+    queued, running, done = _queued(reg), _queued(reg, status="running"), _queued(reg, status="done")
+    assert queue.request_cancel(reg, queued) == "cancelled"
+    assert reg.get_run(queued).status == "cancelled" and reg.get_run(queued).finished_at is not None
+    assert queue.request_cancel(reg, running) == "running" and reg.cancel_requested(running)
+    assert queue.request_cancel(reg, done) == "done" and not reg.cancel_requested(done)
+    with pytest.raises(RunNotFound):
+        queue.request_cancel(reg, 12345)
+
+
+def test_a_queued_run_is_cancelled_at_once(reg: Registry) -> None:
+    run_id = queue.submit(reg, TINY)
+    assert queue.request_cancel(reg, run_id) == "cancelled"
+    assert queue.claim_next(reg, os.getpid(), "cpu") is None
+
+
+def test_fail_orphans_marks_runs_of_dead_or_silent_workers(reg: Registry) -> None:
+    now = time.time()
+    dead = _queued(reg, "dead", status="running", worker_pid=_dead_pid(), heartbeat=now)
+    alive = _queued(reg, "alive", status="running", worker_pid=os.getpid(), heartbeat=now)
+    silent = _queued(reg, "silent", status="running", worker_pid=os.getpid(), heartbeat=now - 1000)
+    done = _queued(reg, "done", status="done", worker_pid=_dead_pid())
+    assert sorted(queue.fail_orphans(reg, stale_s=300)) == sorted([dead, silent])
+    assert reg.get_run(dead).status == "failed" and "stopped unexpectedly" in reg.get_run(dead).error
+    assert reg.get_run(silent).status == "failed" and "no progress" in reg.get_run(silent).error
+    assert reg.get_run(alive).status == "running" and reg.get_run(done).status == "done"
+    assert queue.fail_orphans(reg) == []
+
+
+def test_fail_orphans_keeps_a_result_written_meanwhile(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker finishes the run and exits between fail_orphans' listing and its check: the run stays done."""
+    run_id = _queued(reg, status="running", worker_pid=12345, heartbeat=time.time())
+
+    def worker_finishes_then_exits(pid: int) -> bool:
+        reg.update_run(run_id, status="done", test_acc=0.9)
+        return False
+
+    monkeypatch.setattr(queue, "pid_alive", worker_finishes_then_exits)
+    assert queue.fail_orphans(reg) == []
+    run = reg.get_run(run_id)
+    assert run.status == "done" and run.test_acc == 0.9 and run.error is None
+
+
+def test_fail_orphans_only_reads_when_nothing_is_orphaned(reg: Registry) -> None:
+    _queued(reg, "alive", status="running", worker_pid=os.getpid(), heartbeat=time.time())
+    before = reg.db_path.stat().st_mtime_ns, reg.db_path.read_bytes()
+    assert queue.fail_orphans(reg) == []
+    assert (reg.db_path.stat().st_mtime_ns, reg.db_path.read_bytes()) == before

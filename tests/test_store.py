@@ -1,0 +1,294 @@
+"""The run store: real SQLite files, typed status changes, and a file that is locked, damaged or read-only."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vitdemo.config import TrainConfig
+from vitdemo.runs.dbfile import RegistryBusy, RegistryDamaged
+from vitdemo.runs.store import IllegalTransition, Registry, RunNotFound
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "home")
+
+
+def _queued(reg: Registry, name: str = "run", **fields) -> int:
+    return reg.create_run(name=name, kind="vit", dataset="mnist", config=TrainConfig().to_dict(), **fields)
+
+
+def test_store_and_charts_import_without_torch() -> None:
+    """Tables and figures, the store, the queue and the worker loop: none of them loads torch."""
+    modules = "vitdemo.views.charts, vitdemo.runs.store, vitdemo.runs.queue, vitdemo.runs.worker, vitdemo.cli"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_nothing_is_created_until_the_first_write(reg: Registry) -> None:
+    assert reg.list_runs() == [] and reg.leaderboard() == [] and reg.runs_with_curves() == set()
+    with pytest.raises(RunNotFound, match="no run #1"):
+        reg.get_run(1)
+    assert not reg.home.exists()
+    run_id = _queued(reg)
+    assert reg.db_path.is_file() and reg.get_run(run_id).status == "queued"
+    assert not [p.name for p in reg.home.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
+    with sqlite3.connect(reg.db_path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_create_update_get_and_list(reg: Registry) -> None:
+    config = TrainConfig(epochs=3).to_dict()
+    a = reg.create_run(name="a", kind="vit", dataset="mnist", config=config, device="cpu")
+    b = reg.create_run(name="b", kind="cnn", dataset="fashion", config={"model": {"kind": "cnn"}}, status="done")
+    run = reg.get_run(a)
+    assert (run.name, run.kind, run.dataset, run.status, run.device) == ("a", "vit", "mnist", "queued", "cpu")
+    assert run.config == config and run.epochs == 3 and run.progress is None and not run.baseline
+    reg.update_run(a, status="running", progress={"step": 5, "total_steps": 10}, worker_pid=123)
+    run = reg.get_run(a)
+    assert run.status == "running" and run.progress == {"step": 5, "total_steps": 10} and run.worker_pid == 123
+    assert [r.id for r in reg.list_runs()] == [a, b]
+    assert [r.id for r in reg.list_runs(status="done")] == [b]
+    assert [r.id for r in reg.list_runs(kind="vit", dataset="mnist")] == [a]
+    assert [r.id for r in reg.list_runs(device="cpu")] == [a]
+    assert reg.list_runs(dataset="fashion", kind="vit") == []
+    with pytest.raises(ValueError, match="unknown status"):
+        reg.update_run(a, status="exploded")
+    with pytest.raises(KeyError, match="no run #999"):
+        reg.get_run(999)
+    with pytest.raises(RunNotFound):
+        reg.update_run(999, error="x")
+
+
+def test_update_accepts_known_columns_only(reg: Registry) -> None:
+    """Column names are never taken from the caller into SQL: anything unknown is refused before SQL is built."""
+    run_id = _queued(reg)
+    with pytest.raises(ValueError, match="unknown run column"):
+        reg.update_run(run_id, **{"error = 'x', status": "done"})
+    with pytest.raises(ValueError, match="unknown run column.*id"):
+        reg.update_run(run_id, id=5)
+    with pytest.raises(ValueError, match="unknown run column"):
+        reg.create_run(name="x", kind="vit", dataset="mnist", config={}, bogus=1)
+    run = reg.get_run(run_id)
+    assert run.status == "queued" and run.error is None and [r.id for r in reg.list_runs()] == [run_id]
+
+
+@pytest.mark.parametrize(
+    ("path", "legal"),
+    [
+        (["queued", "running", "done"], True),
+        (["queued", "running", "failed"], True),
+        (["queued", "running", "cancelled"], True),
+        (["queued", "cancelled"], True),
+        (["queued", "done"], False),
+        (["queued", "failed"], False),
+        (["queued", "running", "queued"], False),
+        (["queued", "running", "done", "running"], False),
+        (["queued", "running", "failed", "done"], False),
+        (["queued", "cancelled", "running"], False),
+        (["queued", "running", "running"], False),
+    ],
+)
+def test_status_transitions(reg: Registry, path: list[str], legal: bool) -> None:
+    run_id = _queued(reg)
+    *steps, last = path[1:]
+    for status in steps:
+        reg.update_run(run_id, status=status)
+    if legal:
+        reg.update_run(run_id, status=last, error="why")
+        assert reg.get_run(run_id).status == last and reg.get_run(run_id).error == "why"
+    else:
+        before = reg.get_run(run_id)
+        with pytest.raises(IllegalTransition, match=f"is {before.status}: it cannot become {last}"):
+            reg.update_run(run_id, status=last, error="why")
+        assert reg.get_run(run_id) == before  # nothing of the update was written
+
+
+def test_transition_is_conditional(reg: Registry) -> None:
+    run_id = _queued(reg, status="running", worker_pid=7)
+    assert not reg.transition(run_id, "failed", worker_pid_is=8)  # another worker's run: untouched
+    assert not reg.transition(run_id, "cancelled", only_from=("queued",))
+    assert reg.get_run(run_id).status == "running"
+    assert reg.transition(run_id, "done", worker_pid_is=7, test_acc=0.5)
+    assert not reg.transition(run_id, "failed")  # a result is never overwritten
+    assert reg.get_run(run_id).status == "done" and reg.get_run(run_id).test_acc == 0.5
+    assert not reg.transition(12345, "done")
+
+
+def test_leaderboard_order(reg: Registry) -> None:
+    ids = {}
+    for name, acc, f1 in [("ok", 0.95, 0.95), ("best", 0.99, 0.98), ("tie-worse-f1", 0.95, 0.90), ("none", None, None)]:
+        ids[name] = _queued(reg, name, status="done", test_acc=acc, macro_f1=f1)
+    _queued(reg, "still running", status="running", test_acc=1.0)
+    assert [r.name for r in reg.leaderboard()] == ["best", "ok", "tie-worse-f1", "none"]
+    fashion = _queued(reg, "fashion", status="done", test_acc=0.5)
+    reg.update_run(fashion, dataset="fashion")
+    reg.update_run(ids["ok"], dataset="fashion")
+    assert [r.name for r in reg.leaderboard("fashion")] == ["ok", "fashion"]
+
+
+def test_epochs_are_stored_in_order_and_counted(reg: Registry) -> None:
+    run_id = _queued(reg)
+    for epoch in (2, 1):
+        reg.add_epoch(run_id, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.5 + epoch / 10})
+    reg.add_epoch(run_id, {"epoch": 2, "train_loss": 0.25, "val_acc": 0.8})  # a retried epoch replaces its row
+    rows = reg.epochs(run_id)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[1]["train_loss"] == 0.25 and rows[1]["val_acc"] == 0.8 and rows[0]["val_loss"] is None
+    assert reg.get_run(run_id).epochs_done == 2
+    other = _queued(reg)
+    assert reg.epochs(other) == [] and reg.runs_with_curves() == {run_id}
+
+
+def test_delete_removes_the_run_its_epochs_and_its_checkpoint(reg: Registry, tmp_path: Path) -> None:
+    run_id = _queued(reg, status="done")
+    path = reg.checkpoint_dir / f"run-{run_id}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"weights")
+    reg.update_run(run_id, checkpoint=str(path))
+    reg.add_epoch(run_id, {"epoch": 1, "train_loss": 1.0})
+    reg.delete_run(run_id)
+    assert not path.exists()
+    with pytest.raises(KeyError):
+        reg.get_run(run_id)
+    with sqlite3.connect(reg.db_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM epochs WHERE run_id = ?", (run_id,)).fetchone()[0] == 0
+
+    outside = tmp_path / "elsewhere.safetensors"  # a file the registry did not write is never removed
+    outside.write_bytes(b"x")
+    other = _queued(reg, status="failed", checkpoint=str(outside))
+    reg.delete_run(other)
+    assert outside.exists()
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_active_runs_cannot_be_deleted(reg: Registry, status: str) -> None:
+    run_id = _queued(reg, status=status)
+    with pytest.raises(ValueError, match="cancel it first"):
+        reg.delete_run(run_id)
+    assert reg.get_run(run_id).status == status
+
+
+# -- a file that is damaged, locked or read-only ------------------------------------------------------------
+def _real_registry(reg: Registry, runs: int = 40) -> bytes:
+    """A registry file of many pages, written by the store, its WAL folded into the file."""
+    _queued(reg, "first", status="done", test_acc=0.5)
+    with sqlite3.connect(reg.db_path) as db:  # the rest in one transaction: a commit per row would take seconds
+        db.executemany(
+            "INSERT INTO runs (name, kind, dataset, config, status, created_at) VALUES (?, 'vit', 'mnist', ?, 'done', 0)",
+            [(f"r{i}", json.dumps(TrainConfig(seed=i).to_dict())) for i in range(runs)],
+        )
+        db.executemany(
+            "INSERT INTO epochs (run_id, epoch) VALUES (?, ?)", [(1 + i, e) for i in range(runs) for e in (1, 2, 3)]
+        )
+    with sqlite3.connect(reg.db_path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return reg.db_path.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["empty", "garbage", "truncated", "short", "foreign"])
+def test_a_damaged_registry_is_refused_never_recreated(reg: Registry, damage: str) -> None:
+    data = _real_registry(reg)
+    assert len(data) > 8192
+    if damage == "foreign":  # a SQLite file, but not ours
+        reg.db_path.unlink()
+        with sqlite3.connect(reg.db_path) as db:
+            db.execute("CREATE TABLE notes (text TEXT)")
+    else:
+        contents = {"empty": b"", "garbage": b"these are my notes\n" * 50, "truncated": data[: len(data) // 2]}
+        reg.db_path.write_bytes(contents.get(damage, data[:60]))
+    before = reg.db_path.read_bytes()
+    for call in (reg.list_runs, lambda: reg.get_run(1), lambda: _queued(reg), lambda: reg.update_run(1, error="x")):
+        with pytest.raises(RegistryDamaged) as err:
+            call()
+        message = str(err.value)
+        assert str(reg.db_path) in message and "move it aside" in message and "\n" not in message
+        assert str(reg.home) not in err.value.public and "move it aside" in err.value.public  # for a browser
+    assert reg.db_path.read_bytes() == before  # never recreated: ids are not handed out again
+
+
+def test_a_locked_registry_reads_busy_within_seconds_and_writes_wait(reg: Registry, tmp_path: Path) -> None:
+    run_id = _queued(reg, status="done")
+    holder = _lock_exclusively(reg.db_path)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(RegistryBusy, match="busy.*try again") as err:
+            reg.list_runs()
+        assert "try again" in err.value.public and str(reg.home) not in err.value.public
+        waited = time.monotonic() - t0
+        assert waited < 10  # READ_TIMEOUT_S is 2 s; the old registry waited 30 s (generous bound for a busy CI)
+        impatient = Registry(reg.home, write_timeout_s=0.2)
+        with pytest.raises(RegistryBusy):
+            impatient.update_run(run_id, error="x")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert reg.get_run(run_id).error is None  # and it works again once the lock is gone
+
+
+def _lock_exclusively(db_path: Path, mode: str = "locking_mode") -> subprocess.Popen:
+    """Another process holding the registry locked: `locking_mode` shuts readers out even in WAL mode;
+    `begin` is a BEGIN EXCLUSIVE transaction (in WAL mode readers still read; writers wait)."""
+    pragma = "db.execute('PRAGMA locking_mode=EXCLUSIVE'); " if mode == "locking_mode" else ""
+    code = (
+        f"import sqlite3, sys, time; db = sqlite3.connect({str(db_path)!r}, isolation_level=None); {pragma}"
+        "db.execute('BEGIN EXCLUSIVE'); db.execute('UPDATE runs SET error = error'); print('locked', flush=True); "
+        "time.sleep(45)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_reads_do_not_write(reg: Registry) -> None:
+    _real_registry(reg, runs=3)
+    run_id = reg.list_runs()[0].id
+    stat, data = reg.db_path.stat(), reg.db_path.read_bytes()
+    with reg._file.read() as db, pytest.raises(sqlite3.OperationalError, match="readonly"):
+        db.execute("UPDATE runs SET error = 'x'")
+    time.sleep(0.05)  # mtime resolution
+    reg.list_runs(), reg.get_run(run_id), reg.epochs(run_id), reg.leaderboard(), reg.cancel_requested(run_id)
+    assert reg.db_path.read_bytes() == data and reg.db_path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert reg.get_run(run_id).error is None
+
+
+def test_a_read_only_home_can_still_be_read(reg: Registry, tmp_path: Path) -> None:
+    """A real read-only folder: as root, the reading process runs without CAP_DAC_OVERRIDE (permission bits then
+    apply to it too); otherwise plain permission bits do. No -wal/-shm may exist, so SQLite cannot share them."""
+    run_id = _queued(reg, "readable", status="done", test_acc=0.9)
+    code = (
+        "import sys; from vitdemo.runs.store import Registry; r = Registry(sys.argv[1]); "
+        "print([x.name for x in r.leaderboard()]); "
+        "from vitdemo.runs.dbfile import RegistryError\n"
+        "try: r.update_run(int(sys.argv[2]), error='x')\nexcept RegistryError as e: print('write refused:', e)"
+    )
+    cmd = [sys.executable, "-c", code, str(reg.home), str(run_id)]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all", *cmd]
+    reg.db_path.chmod(0o444)
+    reg.home.chmod(0o555)
+    try:
+        assert sorted(p.name for p in reg.home.iterdir()) == ["registry.sqlite"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    except FileNotFoundError:
+        pytest.skip("setpriv is not installed (util-linux)")
+    finally:
+        reg.home.chmod(0o755)
+        reg.db_path.chmod(0o644)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "['readable']"
+    assert lines[1].startswith("write refused: the run registry") and "could not be written" in lines[1]
+    assert reg.get_run(run_id).error is None

@@ -1,0 +1,196 @@
+"""The registry's SQLite file: created in one step, read without writing, refused when damaged. No torch here.
+
+Several processes share it (Streamlit sessions, the worker and its training child, the CLI), so every call opens
+a short-lived connection. Two kinds:
+
+- `read()` opens the file read-only (`mode=ro`): it never writes or creates the file (a missing registry reads
+  as empty), and gives up with `RegistryBusy` after `read_timeout_s` when another program holds the file locked;
+- `write()` is one transaction (BEGIN IMMEDIATE ... COMMIT); it creates a missing registry (built under a
+  temporary name and linked into place, so nobody sees it half made) and waits up to `write_timeout_s`.
+
+An existing file that is empty, truncated or not SQLite is refused (`RegistryDamaged`), never recreated: a new,
+empty registry would hand out run ids again, and `evaluate 7` would score another model.
+Every sqlite3 error leaves here as a `RegistryError` whose message is one sentence saying what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+READ_TIMEOUT_S = 2.0  # a page or `leaderboard` says "busy" after this, rather than hanging
+WRITE_TIMEOUT_S = 30.0  # a worker recording a result waits longer: losing it costs a training
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class RegistryError(Exception):
+    """The run registry cannot do what was asked; str() is one sentence saying what to do (for a terminal or a
+    log: it names the file), `public` the same without server paths (for a browser)."""
+
+    public = "The run registry could not be used; the server's log says why."
+
+
+class RegistryBusy(RegistryError):
+    """Another program holds the registry locked for longer than this call waits."""
+
+    public = "The run registry is busy (another program is using it); try again in a moment."
+
+
+class RegistryDamaged(RegistryError):
+    """The registry file exists but is empty, truncated or not a vitdemo SQLite database."""
+
+    public = "The run registry file is damaged: whoever runs this server must move it aside (see the server's log)."
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        super().__init__(
+            f"the run registry {path} is {what}; move it aside (mv {path} {path}.broken) "
+            "and vitdemo will start a new, empty one"
+        )
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry file or its folder cannot be opened or written (read-only folder, full disk, I/O error)."""
+
+    public = "The run registry cannot be written (a read-only folder or a full disk): runs cannot be saved now."
+
+
+class RegistryFile:
+    """Connections to one SQLite file holding `schema`."""
+
+    def __init__(self, path: Path, schema: str, *, read_timeout_s: float, write_timeout_s: float) -> None:
+        self.path, self.schema = path, schema
+        self.read_timeout_s, self.write_timeout_s = read_timeout_s, write_timeout_s
+
+    def translate(self, exc: sqlite3.Error, writing: bool) -> RegistryError:
+        name = getattr(exc, "sqlite_errorname", "")
+        text = str(exc)
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+            return RegistryBusy(
+                f"the run registry {self.path} is busy (another program holds it locked); try again in a moment"
+            )
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+            return RegistryDamaged(self.path, f"damaged or truncated ({text})")
+        if "no such table" in text or "no such column" in text:
+            return RegistryDamaged(self.path, f"a SQLite database but not a vitdemo run registry ({text})")
+        if writing:
+            return RegistryUnavailable(
+                f"the run registry {self.path} could not be written ({text}): "
+                "free some disk space or make its folder writable"
+            )
+        return RegistryUnavailable(f"the run registry {self.path} could not be read ({text})")
+
+    def check(self) -> None:
+        """Refuse an existing file that is not a SQLite database (SQLite takes an empty file for a new one)."""
+        try:
+            size = self.path.stat().st_size
+            with open(self.path, "rb") as f:
+                head = f.read(100)
+        except OSError as exc:
+            raise RegistryUnavailable(f"the run registry {self.path} could not be read ({exc})") from exc
+        if size == 0:
+            raise RegistryDamaged(self.path, "an empty file")
+        if not head.startswith(SQLITE_MAGIC):
+            raise RegistryDamaged(self.path, "not a SQLite database")
+        if len(head) < 100:
+            raise RegistryDamaged(self.path, "truncated")
+
+    def create(self) -> None:
+        """Make the file in one step: built under a temporary name, then linked into place (a file that another
+        process linked first wins, and is used)."""
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}-", suffix=".tmp", dir=folder)
+            os.close(fd)
+        except OSError as exc:
+            raise RegistryUnavailable(
+                f"the run registry could not be created in {folder} ({exc}): make the folder writable"
+            ) from exc
+        try:
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")  # stored in the file: every later connection uses WAL
+                db.executescript(self.schema)
+            finally:
+                db.close()
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, self.path)
+        except sqlite3.Error as exc:
+            raise self.translate(exc, writing=True) from exc
+        except OSError as exc:
+            raise RegistryUnavailable(f"the run registry {self.path} could not be created ({exc})") from exc
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(tmp + suffix).unlink(missing_ok=True)
+
+    def _open_read(self) -> sqlite3.Connection:
+        if not self.path.exists():  # nothing recorded yet: answer from an empty in-memory registry
+            db = sqlite3.connect(":memory:", isolation_level=None)
+            db.executescript(self.schema)
+            return db
+        self.check()
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        db = sqlite3.connect(uri, uri=True, timeout=self.read_timeout_s, isolation_level=None)
+        try:
+            db.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if not self._unwritable_folder(exc):
+                raise
+            # A WAL reader needs its -shm index beside the file. A folder that cannot take one cannot take a
+            # writer's -wal either, so the file is complete and nobody can change it: read it as immutable.
+            db = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+        return db
+
+    def _unwritable_folder(self, exc: sqlite3.OperationalError) -> bool:
+        if Path(f"{self.path}-wal").exists():
+            return False
+        name = getattr(exc, "sqlite_errorname", "")
+        return name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL")) or any(
+            s in str(exc) for s in ("readonly", "unable to open", "disk I/O", "full")
+        )
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection: it cannot write, and gives up after `read_timeout_s` when the file is locked."""
+        db = None
+        try:
+            db = self._open_read()
+            db.row_factory = sqlite3.Row
+            yield db
+        except sqlite3.Error as exc:
+            raise self.translate(exc, writing=False) from exc
+        finally:
+            if db is not None:
+                db.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, creating the file if it is missing."""
+        if not self.path.exists():
+            self.create()
+        self.check()
+        db = None
+        try:
+            db = sqlite3.connect(self.path, timeout=self.write_timeout_s, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; a power cut may lose the last commits
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self.translate(exc, writing=True) from exc
+        finally:
+            if db is not None:
+                db.close()

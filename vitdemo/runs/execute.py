@@ -1,0 +1,176 @@
+"""One run, in the process that trains it: `execute_run` trains a claimed run and records how it ended.
+
+The worker (`vitdemo.runs.worker`) runs it in a child process, `python -m vitdemo worker --execute <id>`
+(`execute_claimed`), so that it can end a training at any moment; `python -m vitdemo train` runs it in the
+foreground. This module imports torch; the worker does not.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from vitdemo.checkpoints import make_meta, save_checkpoint
+from vitdemo.config import TrainConfig
+from vitdemo.data import DatasetSplits, load_dataset
+from vitdemo.evaluate import Scores, score_model
+from vitdemo.runs.queue import best_effort, mark_failed
+from vitdemo.runs.store import Registry, Run
+from vitdemo.train import Callback, EpochInfo, StepInfo, TrainResult, train
+
+PROGRESS_EVERY_S = 0.5  # how often a training writes its progress (and checks for cancel between steps)
+PARENT_POLL_S = 0.5  # how often a worker's child checks that its worker is still alive
+
+
+class RegistryCallback(Callback):
+    """Streams a run's progress into the registry, at most every PROGRESS_EVERY_S seconds per step."""
+
+    def __init__(self, registry: Registry, run_id: int) -> None:
+        self.registry, self.run_id, self._last = registry, run_id, 0.0
+
+    def on_train_start(self, config: TrainConfig, total_steps: int, num_params: int, device: str) -> None:
+        self.registry.update_run(self.run_id, device=device, num_params=num_params, heartbeat=time.time())
+
+    def on_step(self, info: StepInfo) -> None:
+        now = time.time()
+        if now - self._last >= PROGRESS_EVERY_S or info.step == info.total_steps:
+            self._last = now
+            best_effort(lambda: self.registry.update_run(self.run_id, progress=info.__dict__, heartbeat=now), None)
+
+    def on_epoch(self, info: EpochInfo) -> None:
+        self.registry.add_epoch(self.run_id, info.to_dict())
+        self.registry.update_run(self.run_id, heartbeat=time.time())
+
+
+def _throttled(check: Callable[[], bool], every_s: float) -> Callable[[], bool]:
+    last, value = [0.0], [False]
+
+    def wrapped() -> bool:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0], value[0] = now, check()
+        return value[0]
+
+    return wrapped
+
+
+def _score_test(result: TrainResult, data: DatasetSplits, config: TrainConfig) -> Scores:
+    device = torch.device(result.device)
+    scores = score_model(
+        result.model.to(device),
+        data.test,
+        data.mean,
+        data.std,
+        num_classes=len(data.classes),
+        device=device,
+        amp=config.amp,
+    )
+    result.model.cpu()
+    return scores
+
+
+def _save(registry: Registry, run: Run, config: TrainConfig, result: TrainResult, scores: Scores) -> Path:
+    metrics = {
+        "val_acc": result.val_acc,
+        "test_acc": scores.accuracy,
+        "macro_f1": scores.report.macro_f1,
+        "train_time_s": result.train_time_s,
+        "device": result.device,
+        "num_params": result.num_params,
+        "epochs": config.epochs,
+        "best_epoch": result.best_epoch,
+        "history": [e.to_dict() for e in result.history],  # a shipped copy keeps its curves on the leaderboard
+    }
+    meta = make_meta(config.model, config.dataset, metrics=metrics, train_config=config.to_dict(), name=run.name)
+    return save_checkpoint(registry.checkpoint_dir / f"run-{run.id}.safetensors", result.model, meta)
+
+
+def execute_run(
+    registry: Registry,
+    run: Run,
+    *,
+    data_dir: str | None = None,
+    extra_callbacks: tuple[Callback, ...] = (),
+) -> TrainResult | None:
+    """Train a claimed (running) run to its end: done with metrics and a checkpoint, cancelled, or failed.
+
+    Never raises for a problem of the run: it ends failed with the error. A checkpoint whose run could not be
+    recorded as done (a full disk, a locked registry) is removed, so no file is left that no run accounts for.
+    """
+    path = None
+    try:
+        config = TrainConfig.from_dict(run.config)
+        data = load_dataset(
+            config.dataset, data_dir, val_size=config.val_size, seed=config.seed, train_subset=config.train_subset
+        )
+        should_stop = _throttled(
+            lambda: best_effort(lambda: registry.cancel_requested(run.id), False), PROGRESS_EVERY_S
+        )
+        result = train(
+            config, (RegistryCallback(registry, run.id), *extra_callbacks), data=data, should_stop=should_stop
+        )
+        if result.cancelled:
+            registry.transition(
+                run.id, "cancelled", only_from=("running",), finished_at=time.time(), train_time_s=result.train_time_s
+            )
+            return result
+        scores = _score_test(result, data, config)
+        path = _save(registry, run, config, result, scores)
+        registry.update_run(
+            run.id,
+            status="done",
+            finished_at=time.time(),
+            val_acc=result.val_acc,
+            test_acc=scores.accuracy,
+            macro_f1=scores.report.macro_f1,
+            train_time_s=result.train_time_s,
+            checkpoint=str(path.resolve()),
+        )
+        return result
+    except Exception as exc:  # a failed run must end as failed, never stay "running"
+        error = describe_error(exc)
+        if path is not None:
+            path.unlink(missing_ok=True)
+            error = f"the result could not be recorded, so its checkpoint was removed: {error}"
+        mark_failed(registry, run.id, error)
+        if os.environ.get("VITDEMO_DEBUG"):
+            traceback.print_exc()
+        return None
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower():
+        return f"out of memory: try a smaller batch size or model ({text.splitlines()[0]})"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _exit_with_parent(poll_s: float = PARENT_POLL_S) -> None:
+    """End this process when the worker that started it dies (a killed worker must not leave a training behind)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="watch-worker", daemon=True).start()
+
+
+def execute_claimed(registry: Registry, run_id: int, *, data_dir: str | None = None) -> int:
+    """The child's side (`python -m vitdemo worker --execute ID`): train a run its worker claimed. Exit status."""
+    _exit_with_parent()
+    run = registry.get_run(run_id)
+    if run.status != "running":
+        print(f"run #{run_id} is {run.status}, not running: nothing to do", file=sys.stderr)
+        return 1
+    execute_run(registry, run, data_dir=data_dir)
+    return 0

@@ -1,0 +1,343 @@
+"""The run registry: runs and their per-epoch metrics in one SQLite file (WAL mode). No torch here.
+
+Reads never write and say "busy" within seconds; writes wait longer; a damaged file is refused, never recreated
+(all in `vitdemo.runs.dbfile`). Statuses move queued -> running -> done | failed | cancelled (a queued run may
+also be cancelled); any other change is an `IllegalTransition`, and `transition` is a conditional update, so a
+run changed meanwhile by another process is never overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from vitdemo import paths
+from vitdemo.runs.dbfile import READ_TIMEOUT_S, WRITE_TIMEOUT_S, RegistryError, RegistryFile
+
+Status = Literal["queued", "running", "done", "failed", "cancelled"]
+STATUSES: tuple[Status, ...] = ("queued", "running", "done", "failed", "cancelled")
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "cancelled"}),
+    "running": frozenset({"done", "failed", "cancelled"}),
+    "done": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+}
+DB_NAME = "registry.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    config TEXT NOT NULL,            -- TrainConfig as JSON (or the checkpoint's, for baselines)
+    status TEXT NOT NULL CHECK (status IN ('queued','running','done','failed','cancelled')),
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    device TEXT,                     -- requested ('auto', 'cpu', 'cuda') until it runs, then the real one
+    num_params INTEGER,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    val_acc REAL,
+    test_acc REAL,
+    macro_f1 REAL,
+    train_time_s REAL,
+    checkpoint TEXT,
+    error TEXT,
+    baseline INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    worker_pid INTEGER,
+    heartbeat REAL,
+    progress TEXT                    -- latest step as JSON: step, total_steps, loss, images_per_s, eta_s
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, lr REAL,
+    images_per_s REAL, elapsed_s REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+"""
+EPOCH_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "elapsed_s")
+_ANY = object()  # "do not filter on this" for transition(worker_pid_is=...)
+
+
+# -- errors (those of the file itself are in vitdemo.runs.dbfile) ------------------------------------------
+class RunNotFound(RegistryError, KeyError):
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run #{run_id}")
+        self.public = f"Run #{run_id} does not exist (it may have been deleted)."
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class IllegalTransition(RegistryError, ValueError):
+    def __init__(self, run_id: int, current: str, new: str) -> None:
+        self.run_id, self.current, self.new = run_id, current, new
+        super().__init__(f"run #{run_id} is {current}: it cannot become {new}")
+        self.public = f"Run #{run_id} is {current}: it cannot become {new}."
+
+
+def check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}: expected one of {', '.join(STATUSES)}")
+
+
+def sources(status: str) -> tuple[str, ...]:
+    """The statuses a run may move to `status` from."""
+    check_status(status)
+    return tuple(s for s in STATUSES if status in TRANSITIONS[s])
+
+
+# -- rows ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Run:
+    id: int
+    name: str
+    kind: str
+    dataset: str
+    config: dict[str, Any]
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    device: str | None
+    num_params: int | None
+    epochs_done: int
+    val_acc: float | None
+    test_acc: float | None
+    macro_f1: float | None
+    train_time_s: float | None
+    checkpoint: str | None
+    error: str | None
+    baseline: bool
+    cancel_requested: bool
+    worker_pid: int | None
+    heartbeat: float | None
+    progress: dict[str, Any] | None
+
+    @property
+    def epochs(self) -> int:
+        return int(self.config.get("epochs", 0) or 0)
+
+    @property
+    def label(self) -> str:
+        """Short text for pickers: '#3 vit-mnist (99.12%)'."""
+        acc = f" ({self.test_acc:.2%})" if self.test_acc is not None else ""
+        return f"#{self.id} {self.name}{acc}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Run:
+        d = dict(row)
+        d["config"] = json.loads(d["config"])
+        d["progress"] = json.loads(d["progress"]) if d["progress"] else None
+        d["baseline"] = bool(d["baseline"])
+        d["cancel_requested"] = bool(d["cancel_requested"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to insert with its epochs, e.g. a shipped baseline: `fields` are run columns."""
+
+    fields: dict[str, Any]
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+
+
+RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(Run) if f.name != "id")
+
+
+def _columns(fields: dict[str, Any]) -> dict[str, Any]:
+    """Known run columns only (ValueError names the others), JSON-encoded where the column holds JSON."""
+    unknown = sorted(set(fields) - set(RUN_COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown run column(s): {', '.join(unknown)}")
+    out = dict(fields)
+    for key in ("config", "progress"):
+        if key in out and out[key] is not None and not isinstance(out[key], str):
+            out[key] = json.dumps(out[key], sort_keys=key == "config")
+    return out
+
+
+# -- the store ----------------------------------------------------------------------------------------------
+class Registry:
+    """Runs and epochs in `<home>/registry.sqlite`; run checkpoints go to `<home>/checkpoints/`.
+
+    Constructing one touches no file: the registry is created by the first write.
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike | None = None,
+        *,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        write_timeout_s: float = WRITE_TIMEOUT_S,
+    ) -> None:
+        self.home = paths.home(home)
+        self.db_path = self.home / DB_NAME
+        self.checkpoint_dir = self.home / "checkpoints"
+        self._file = RegistryFile(self.db_path, SCHEMA, read_timeout_s=read_timeout_s, write_timeout_s=write_timeout_s)
+
+    # -- writing --------------------------------------------------------------------------------------------
+    def create_run(
+        self, *, name: str, kind: str, dataset: str, config: dict[str, Any], status: str = "queued", **fields: Any
+    ) -> int:
+        """Insert a run in any status (a CLI run starts as running, a baseline as done). Returns its id."""
+        with self._file.write() as db:
+            return _insert_run(db, {"name": name, "kind": kind, "dataset": dataset, "config": config} | fields, status)
+
+    def transition(
+        self, run_id: int, status: str, *, only_from: Iterable[str] | None = None, worker_pid_is: Any = _ANY, **fields
+    ) -> bool:
+        """Move a run to `status` (setting `fields` too) if its status may change to it, and is in `only_from`
+        and its worker is `worker_pid_is` when given. False when the run was not in such a state (it may have
+        changed meanwhile: the update is conditional, so a result written by someone else is never overwritten).
+        """
+        allowed = [s for s in sources(status) if only_from is None or s in set(only_from)]
+        if not allowed:
+            return False
+        sets = _columns(fields)
+        where = f"id = ? AND status IN ({', '.join('?' * len(allowed))})"
+        args: list[Any] = [run_id, *allowed]
+        if worker_pid_is is not _ANY:
+            where += " AND worker_pid IS ?"
+            args.append(worker_pid_is)
+        assignments = ", ".join(["status = ?", *(f"{k} = ?" for k in sets)])
+        with self._file.write() as db:
+            cur = db.execute(f"UPDATE runs SET {assignments} WHERE {where}", (status, *sets.values(), *args))
+        return cur.rowcount > 0
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        """Set known columns of a run. A `status` change must be legal (IllegalTransition otherwise)."""
+        if "status" in fields:
+            status = fields.pop("status")
+            if not self.transition(run_id, status, **fields):
+                raise IllegalTransition(run_id, self.get_run(run_id).status, status)
+            return
+        sets = _columns(fields)
+        if not sets:
+            return
+        with self._file.write() as db:
+            cur = db.execute(
+                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?", (*sets.values(), run_id)
+            )
+        if cur.rowcount == 0:
+            raise RunNotFound(run_id)
+
+    def add_epoch(self, run_id: int, metrics: dict[str, float]) -> None:
+        with self._file.write() as db:
+            _insert_epoch(db, run_id, metrics)
+            db.execute("UPDATE runs SET epochs_done = ? WHERE id = ?", (int(metrics["epoch"]), run_id))
+
+    def add_baselines(self, runs: Sequence[NewRun]) -> list[int]:
+        """Insert each baseline (status done) unless one with its checkpoint exists: check and inserts are one
+        transaction, so several processes syncing at once add each file once. Returns the new ids."""
+        added = []
+        with self._file.write() as db:
+            known = {r["checkpoint"] for r in db.execute("SELECT checkpoint FROM runs WHERE baseline = 1")}
+            for new in runs:
+                if new.fields.get("checkpoint") in known:
+                    continue
+                run_id = _insert_run(db, {**new.fields, "baseline": 1}, "done")
+                for row in new.epochs:
+                    _insert_epoch(db, run_id, row)
+                known.add(new.fields.get("checkpoint"))
+                added.append(run_id)
+        return added
+
+    def delete_run(self, run_id: int) -> None:
+        """Remove a run, its epochs and its checkpoint file. Shipped baselines cannot be deleted."""
+        run = self.get_run(run_id)
+        if run.baseline:
+            raise ValueError("shipped baseline runs cannot be deleted")
+        if run.active:
+            raise ValueError(f"run #{run_id} is {run.status}: cancel it first")
+        with self._file.write() as db:
+            db.execute("DELETE FROM runs WHERE id = ? AND status = ?", (run_id, run.status))
+        if run.checkpoint and self.owns(Path(run.checkpoint)):
+            Path(run.checkpoint).unlink(missing_ok=True)
+
+    def owns(self, path: Path) -> bool:
+        """True for a file inside this registry's checkpoint folder (the only files it may remove)."""
+        return self.checkpoint_dir.resolve() in path.resolve().parents
+
+    # -- reading --------------------------------------------------------------------------------------------
+    def get_run(self, run_id: int) -> Run:
+        with self._file.read() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(run_id)
+        return Run.from_row(row)
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        dataset: str | None = None,
+        kind: str | None = None,
+        device: str | None = None,
+    ) -> list[Run]:
+        """Runs matching every filter given, oldest first."""
+        query, args = "SELECT * FROM runs WHERE 1=1", []
+        for col, val in (("status", status), ("dataset", dataset), ("kind", kind), ("device", device)):
+            if val is not None:
+                query += f" AND {col} = ?"
+                args.append(val)
+        with self._file.read() as db:
+            return [Run.from_row(r) for r in db.execute(query + " ORDER BY id", args)]
+
+    def leaderboard(self, dataset: str | None = None) -> list[Run]:
+        """Finished runs, best test accuracy first."""
+        runs = self.list_runs(status="done", dataset=dataset)
+        return sorted(runs, key=lambda r: (-(r.test_acc or 0.0), -(r.macro_f1 or 0.0), r.id))
+
+    def epochs(self, run_id: int) -> list[dict[str, float]]:
+        with self._file.read() as db:
+            rows = db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def runs_with_curves(self) -> set[int]:
+        """Ids of the runs that have at least one epoch recorded."""
+        with self._file.read() as db:
+            return {int(r[0]) for r in db.execute("SELECT DISTINCT run_id FROM epochs")}
+
+    def cancel_requested(self, run_id: int) -> bool:
+        with self._file.read() as db:
+            row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row["cancel_requested"])
+
+    def baseline_checkpoints(self) -> set[str]:
+        """The checkpoint paths already registered as baselines."""
+        with self._file.read() as db:
+            return {r[0] for r in db.execute("SELECT checkpoint FROM runs WHERE baseline = 1")}
+
+
+def _insert_run(db: sqlite3.Connection, fields: dict[str, Any], status: str) -> int:
+    check_status(status)
+    row = _columns({"created_at": time.time(), **fields, "status": status})
+    marks = ", ".join("?" for _ in row)
+    cur = db.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({marks})", tuple(row.values()))
+    return int(cur.lastrowid)
+
+
+def _insert_epoch(db: sqlite3.Connection, run_id: int, metrics: dict[str, Any]) -> None:
+    cols = ", ".join(EPOCH_COLUMNS)
+    db.execute(
+        f"INSERT OR REPLACE INTO epochs (run_id, {cols}) VALUES (?{', ?' * len(EPOCH_COLUMNS)})",
+        (run_id, *(metrics.get(c) for c in EPOCH_COLUMNS)),
+    )
