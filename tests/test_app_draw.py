@@ -15,7 +15,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.preprocess import preprocess
-from vitdemo.registry import Registry
+from vitdemo.runs.store import Registry
 from vitdemo.ui import shell
 from vitdemo.views import display
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from vitdemo import jobs
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset
 from vitdemo.evaluate import score_model
-from vitdemo.registry import Registry
+from vitdemo.runs import worker
+from vitdemo.runs.store import Registry
 from vitdemo.train import train
 from vitdemo.views import forms
 
@@ -49,9 +49,9 @@ def env(tmp_home: Path, shipped: Path, data_dir: Path, monkeypatch: pytest.Monke
 
 @pytest.fixture
 def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
-    """Replaces jobs.ensure_worker: records the calls, starts nothing."""
+    """Replaces worker.ensure_worker: records the calls, starts nothing."""
     calls: list[tuple] = []
-    monkeypatch.setattr(jobs, "ensure_worker", lambda *args, **kwargs: calls.append(args) or True)
+    monkeypatch.setattr(worker, "ensure_worker", lambda *args, **kwargs: calls.append(args) or True)
     return calls
 
 
@@ -154,7 +154,7 @@ def test_train_page_shows_progress_and_cancels(env: Registry, worker_starts) -> 
     assert len(at.get("plotly_chart")) == 1  # the curves of epoch 1
     at.button(key=f"cancel_{run_id}").click().run()
     assert env.get_run(run_id).cancel_requested
-    assert "Cancelling: the run stops after its current step." in texts(at, "caption")
+    assert "Cancelling: the run stops within a second or two." in texts(at, "caption")
 
 
 def test_train_page_marks_a_dead_workers_run_failed_and_shows_errors(env: Registry, worker_starts) -> None:
@@ -282,13 +282,14 @@ def test_a_broken_registry_is_one_sentence_not_a_traceback(
     assert not at.exception  # no traceback
     errors = texts(at, "error")
     shown = " ".join(errors + texts(at, "warning"))
-    assert "could not be read" in shown and str(tmp_path) not in shown  # no server folder in the browser
+    what = "damaged" if broken == "not-a-database" else "could not be read"
+    assert what in shown and str(tmp_path) not in shown  # no server folder in the browser
     if page == "draw":  # the Draw page still works with the shipped models; the sidebar says what is wrong
         assert errors == []
     elif broken == "not-a-database":
-        assert len(errors) == 1 and errors[0].startswith("The run registry could not be read (")
+        assert len(errors) == 1 and errors[0].startswith("The run registry file is damaged") and "aside" in errors[0]
     else:
-        assert len(errors) == 1 and errors[0].startswith("A file could not be read or written (")
+        assert len(errors) == 1 and errors[0].startswith("The run registry could not be read: the server's runs")
 
 
 def test_evaluate_names_a_broken_checkpoint_without_its_folder(env: Registry, shipped: Path, worker_starts) -> None:

@@ -274,7 +274,8 @@ def test_a_header_for_data_vitdemo_does_not_know_is_refused(tmp_path: Path, chan
 
 
 def test_unknown_dataset_is_not_listed_as_a_shipped_baseline(tmp_path: Path) -> None:
-    from vitdemo.registry import Registry
+    from vitdemo.runs.baselines import sync_baselines
+    from vitdemo.runs.store import Registry
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
@@ -282,7 +283,7 @@ def test_unknown_dataset_is_not_listed_as_a_shipped_baseline(tmp_path: Path) -> 
     _handmade(shipped / "cifar.safetensors", dataset="cifar10")
     _handmade(shipped / "noclasses.safetensors", classes=[])
     registry = Registry(tmp_path / "home")
-    assert len(registry.sync_baselines(shipped)) == 1
+    assert len(sync_baselines(registry, shipped)) == 1
     assert [Path(r.checkpoint).name for r in registry.list_runs()] == ["good.safetensors"]
 
 

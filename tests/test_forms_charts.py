@@ -11,7 +11,7 @@ import pytest
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
 from vitdemo.metrics import evaluate_predictions
 from vitdemo.models import build_model, count_parameters
-from vitdemo.registry import Registry
+from vitdemo.runs.store import Registry
 from vitdemo.views import charts, forms
 
 

@@ -13,7 +13,7 @@ from vitdemo.config import MAX_SEED, CNNConfig, ConfigError, TrainConfig, ViTCon
 from vitdemo.data import Split, load_dataset
 from vitdemo.evaluate import predict_logits, score_model
 from vitdemo.models import build_model
-from vitdemo.registry import Registry
+from vitdemo.runs.store import Registry
 from vitdemo.train import (
     Callback,
     EpochInfo,

@@ -131,6 +131,13 @@ class RegistryFile:
 
     def _open_read(self) -> sqlite3.Connection:
         if not self.path.exists():  # nothing recorded yet: answer from an empty in-memory registry
+            if self.path.parent.exists() and not self.path.parent.is_dir():
+                exc = RegistryUnavailable(
+                    f"the run registry could not be read: {self.path.parent} is a file, not a folder "
+                    "(point VITDEMO_HOME or --home at a folder)"
+                )
+                exc.public = "The run registry could not be read: the server's runs folder is a file, not a folder."
+                raise exc
             db = sqlite3.connect(":memory:", isolation_level=None)
             db.executescript(self.schema)
             return db

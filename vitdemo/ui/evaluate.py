@@ -16,7 +16,8 @@ from vitdemo.evaluate import Scores, score_checkpoint
 from vitdemo.explain import attention_rollout, grad_cam
 from vitdemo.metrics import EvalReport
 from vitdemo.paths import shipped_dir
-from vitdemo.registry import Run
+from vitdemo.runs.baselines import sync_baselines
+from vitdemo.runs.store import Run
 from vitdemo.ui.shell import data_dir, load_model, registry, test_split
 from vitdemo.views import charts, display
 from vitdemo.views.colors import overlay
@@ -61,7 +62,7 @@ class Unscored:
 def evaluable_runs() -> list[Run]:
     """Finished runs with a checkpoint, shipped baselines included, best first."""
     reg = registry()
-    reg.sync_baselines(shipped_dir())
+    sync_baselines(reg, shipped_dir())
     return [r for r in reg.leaderboard() if r.checkpoint]
 
 

@@ -10,7 +10,9 @@ import streamlit as st
 
 from vitdemo.config import ConfigError
 from vitdemo.paths import shipped_dir
-from vitdemo.registry import STATUSES, Registry, Run
+from vitdemo.runs import queue
+from vitdemo.runs.baselines import sync_baselines
+from vitdemo.runs.store import STATUSES, Registry, Run
 from vitdemo.ui.shell import registry, selection
 from vitdemo.ui.train import prefill_form
 from vitdemo.views import charts, forms
@@ -29,8 +31,8 @@ COLUMN_CONFIG = {
 def all_runs() -> tuple[Registry, list[Run]]:
     """The registry and every run in it, shipped baselines registered first and dead workers' runs failed."""
     reg = registry()
-    reg.fail_orphans()
-    reg.sync_baselines(shipped_dir())
+    queue.fail_orphans(reg)
+    sync_baselines(reg, shipped_dir())
     return reg, reg.list_runs()
 
 

@@ -18,17 +18,23 @@ from vitdemo import paths
 from vitdemo.checkpoints import CheckpointError, LoadedModel, load_checkpoint
 from vitdemo.data import Split, load_raw
 from vitdemo.inference import analyze
-from vitdemo.registry import Registry
+from vitdemo.runs.baselines import sync_baselines
+from vitdemo.runs.dbfile import RegistryError
+from vitdemo.runs.store import Registry
 from vitdemo.threads import configure_threads
 from vitdemo.views.messages import hide_folders, os_error_text
 from vitdemo.views.names import DATASETS, KINDS, dataset_name, kind_name
 
 CANVAS_PX = 280  # the Draw canvas: 10x the model input, each model pixel is a 10x10 block
 SHIPPED = "shipped"  # picker value for the checkpoint that ships with the app
-STORE_ERRORS = (sqlite3.Error, CheckpointError, OSError)  # what a page turns into a message, not a traceback
+STORE_ERRORS = (
+    RegistryError,
+    sqlite3.Error,
+    CheckpointError,
+    OSError,
+)  # what a page turns into a message, not a traceback
 _SELECTION_KEY = "_vitdemo_selection"
 _SHELL_KEY = "_vitdemo_shell"
-# Models are shared by all sessions and Grad-CAM hooks them: explanations must not interleave.
 
 CSS = """
 <style>
@@ -79,6 +85,8 @@ def stop_on_failure() -> Iterator[None]:
     the page, without a traceback or a server folder, and the page stops there."""
     try:
         yield
+    except RegistryError as exc:  # busy, damaged, read-only: its public sentence names no server path
+        st.error(exc.public, icon=":material/error:")
     except sqlite3.Error as exc:
         st.error(
             f"The run registry could not be read ({hide_folders(str(exc))}): check that ${paths.ENV_HOME} "
@@ -198,10 +206,13 @@ def model_choices(kind: str, dataset: str, home: str, ckpt_dir: str) -> tuple[li
     choices, problem = [], None
     try:
         reg = _registry(home)
-        reg.sync_baselines(ckpt_dir)
+        sync_baselines(reg, ckpt_dir)
         runs = reg.list_runs(status="done", kind=kind, dataset=dataset)
     except STORE_ERRORS as exc:  # a locked or unwritable registry must not take the Draw page down
-        detail = os_error_text(exc) if isinstance(exc, OSError) else hide_folders(str(exc), home)
+        if isinstance(exc, RegistryError):
+            detail = exc.public
+        else:
+            detail = os_error_text(exc) if isinstance(exc, OSError) else hide_folders(str(exc), home)
         runs, problem = [], f"The run registry could not be read ({detail}); only shipped models are offered."
     shipped_key = str(shipped.resolve())
     for run in runs:

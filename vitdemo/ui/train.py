@@ -2,7 +2,7 @@
 estimate, queueing a run and starting its worker, and the live view of the queue and the runs.
 
 The rules live elsewhere: the form in vitdemo.views.forms, tables and figures in vitdemo.views.charts, the
-queue and the workers in vitdemo.jobs and vitdemo.registry (every call to those two is in this module).
+queue and the workers in vitdemo.runs (every call to them is in this module).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import time
 import streamlit as st
 import torch
 
-from vitdemo import jobs
 from vitdemo.config import SCHEDULES, ConfigError, TrainConfig
-from vitdemo.registry import Registry, Run
+from vitdemo.runs import queue, worker
+from vitdemo.runs.store import Registry, Run
 from vitdemo.ui.shell import data_dir, registry, stop_on_failure
 from vitdemo.views import charts, forms
 from vitdemo.views.messages import hide_folders
@@ -36,13 +36,13 @@ PRESET_HELP = {
 def open_registry() -> Registry:
     """The registry, with the runs of workers that died while nobody watched marked failed (not running forever)."""
     reg = registry()
-    reg.fail_orphans()
+    queue.fail_orphans(reg)
     return reg
 
 
 def devices() -> list[str]:
     """The devices this server can train on."""
-    return jobs.available_devices()
+    return queue.available_devices()
 
 
 # --- the form --------------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def launch(reg: Registry, values: forms.FormValues, devices: list[str]) -> int |
     try:
         if config is None:
             raise ConfigError(" ".join(messages))
-        run_id = jobs.submit(reg, config)
+        run_id = queue.submit(reg, config)
     except ConfigError as exc:
         st.error(f"Nothing was queued: {exc}", icon=":material/error:")
         return None
@@ -186,17 +186,17 @@ def launch(reg: Registry, values: forms.FormValues, devices: list[str]) -> int |
 
 
 def start_worker(reg: Registry, device: str, *, force: bool = False) -> None:
-    """jobs.ensure_worker, at most every WORKER_RETRY_S per device unless forced (a worker that cannot
+    """worker.ensure_worker, at most every WORKER_RETRY_S per device unless forced (a worker that cannot
     start must not be restarted every second by every open page)."""
     now = time.monotonic()
     if not force and now - _worker_starts.get(device, -WORKER_RETRY_S) < WORKER_RETRY_S:
         return
     _worker_starts[device] = now
-    jobs.ensure_worker(reg, device, data_dir())
+    worker.ensure_worker(reg, device, data_dir())
 
 
 def _cancel(run_id: int) -> None:
-    registry().request_cancel(run_id)  # the panel says "Cancelling" on the fragment's rerun
+    queue.request_cancel(registry(), run_id)  # the panel says "Cancelling" on the fragment's rerun
 
 
 # --- live view -------------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def _run_status(run: Run) -> None:
         fraction, text = charts.progress_of(run)
         st.progress(fraction, text=text)
         if run.cancel_requested:
-            st.caption("Cancelling: the run stops after its current step.")
+            st.caption("Cancelling: the run stops within a second or two.")
         else:
             st.button(
                 "Cancel run", key=f"cancel_{run.id}", on_click=_cancel, args=(run.id,), icon=":material/stop_circle:"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from vitdemo.registry import Run
+from vitdemo.runs.store import Run
 from vitdemo.views import charts
 
 

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from vitdemo.metrics import EvalReport
-from vitdemo.registry import Run
+from vitdemo.runs.store import Run
 from vitdemo.views.colors import colorscale
 from vitdemo.views.names import dataset_name, kind_name
 
