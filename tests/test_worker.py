@@ -291,3 +291,13 @@ def test_a_second_worker_for_the_same_device_exits(reg: Registry) -> None:
         release.set()
         thread.join()
     assert not worker.worker_running(reg, "cpu")
+
+
+def test_a_finished_run_is_calibrated_on_its_validation_split(reg: Registry, data_dir: Path) -> None:
+    """The worker fits a temperature on the run's validation images and stores it: the probabilities shown for a
+    new run are calibrated like the shipped ones (a label-smoothed model is under-confident, so T < 1)."""
+    run = reg.get_run(queue.start_run(reg, TINY, os.getpid()))
+    assert execute.execute_run(reg, run, data_dir=str(data_dir)) is not None
+    meta = read_meta(reg.get_run(run.id).checkpoint)
+    assert meta.temperature != 1.0 and 0.05 < meta.temperature < 1.0
+    assert meta.metrics["kept"] == TINY.keep

@@ -150,7 +150,8 @@ def logits_on_val_split(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The checkpoint's raw logits (N, C) and labels (N,) on its own validation split, rebuilt from its settings."""
     meta, train = loaded.meta, loaded.meta.train_config or {}
-    val_size, seed = int(train.get("val_size", 0)), int(train.get("seed", 0))
+    # Runs name their validation split by split_seed; files from before that field split by their training seed.
+    val_size, seed = int(train.get("val_size", 0)), int(train.get("split_seed", train.get("seed", 0)))
     if val_size <= 0:
         raise CheckpointError("it has no validation split to calibrate on (trained with val_size 0 or no settings)")
     val = load_dataset(meta.dataset, data_dir, val_size=val_size, seed=seed).val

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import torch
 
+from vitdemo.calibration import fit_temperature
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import TrainConfig
-from vitdemo.data import DatasetSplits, load_dataset
-from vitdemo.evaluate import Scores, score_model
+from vitdemo.data import DatasetSplits
+from vitdemo.evaluate import Scores, predict_logits, score_model
 from vitdemo.runs.queue import best_effort, mark_failed
 from vitdemo.runs.store import Registry, Run
-from vitdemo.train import Callback, EpochInfo, StepInfo, TrainResult, train
+from vitdemo.train import Callback, EpochInfo, StepInfo, TrainResult, load_data, train
 
 PROGRESS_EVERY_S = 0.5  # how often a training writes its progress (and checks for cancel between steps)
 PARENT_POLL_S = 0.5  # how often a worker's child checks that its worker is still alive
@@ -76,7 +77,18 @@ def _score_test(result: TrainResult, data: DatasetSplits, config: TrainConfig) -
     return scores
 
 
-def _save(registry: Registry, run: Run, config: TrainConfig, result: TrainResult, scores: Scores) -> Path:
+def _temperature(result: TrainResult, data: DatasetSplits) -> float:
+    """The calibration temperature fitted on the run's validation split (1.0 without one): every probability
+    shown for this run's checkpoint is softmax(logits / T) (vitdemo.calibration)."""
+    if len(data.val) == 0:
+        return 1.0
+    logits = predict_logits(result.model, data.val, data.mean, data.std, num_classes=len(data.classes))  # (N, C)
+    return fit_temperature(logits, data.val.labels)
+
+
+def _save(
+    registry: Registry, run: Run, config: TrainConfig, result: TrainResult, scores: Scores, data: DatasetSplits
+) -> Path:
     metrics = {
         "val_acc": result.val_acc,
         "test_acc": scores.accuracy,
@@ -86,9 +98,17 @@ def _save(registry: Registry, run: Run, config: TrainConfig, result: TrainResult
         "num_params": result.num_params,
         "epochs": config.epochs,
         "best_epoch": result.best_epoch,
+        "kept": result.kept,  # "best" or "last" (no validation images to choose by)
         "history": [e.to_dict() for e in result.history],  # a shipped copy keeps its curves on the leaderboard
     }
-    meta = make_meta(config.model, config.dataset, metrics=metrics, train_config=config.to_dict(), name=run.name)
+    meta = make_meta(
+        config.model,
+        config.dataset,
+        metrics=metrics,
+        train_config=config.to_dict(),
+        name=run.name,
+        temperature=_temperature(result, data),
+    )
     return save_checkpoint(registry.checkpoint_dir / f"run-{run.id}.safetensors", result.model, meta)
 
 
@@ -107,9 +127,7 @@ def execute_run(
     path = None
     try:
         config = TrainConfig.from_dict(run.config)
-        data = load_dataset(
-            config.dataset, data_dir, val_size=config.val_size, seed=config.seed, train_subset=config.train_subset
-        )
+        data = load_data(config, data_dir)  # the validation split follows config.split_seed
         should_stop = _throttled(
             lambda: best_effort(lambda: registry.cancel_requested(run.id), False), PROGRESS_EVERY_S
         )
@@ -122,7 +140,7 @@ def execute_run(
             )
             return result
         scores = _score_test(result, data, config)
-        path = _save(registry, run, config, result, scores)
+        path = _save(registry, run, config, result, scores, data)
         registry.update_run(
             run.id,
             status="done",
