@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io as sio
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -22,9 +23,10 @@ from vitdemo.classic import (
     logreg_templates,
     predict_proba,
     save_classic,
+    score_classic,
 )
 from vitdemo.config import ConfigError
-from vitdemo.data import load_dataset
+from vitdemo.data import Split, load_dataset
 
 SMALL = {  # small enough for a test: a few seconds each on 3000 images
     "logreg": ClassicConfig(kind="logreg", max_iter=100),
@@ -58,6 +60,9 @@ def test_each_baseline_beats_chance_by_far_and_round_trips(fitted, mnist, tmp_pa
     assert probs.shape == (1000, 10) and probs.dtype == np.float32
     assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
     assert (probs.argmax(1) == yt).mean() > 0.82  # 3000 training images; chance is 0.10
+    scores = score_classic(fitted[kind], Split(torch.from_numpy(xt), torch.from_numpy(yt)))
+    assert scores.accuracy == pytest.approx((probs.argmax(1) == yt).mean())
+    assert 0 < scores.loss < 2.3  # better than the uniform guess, log(10)
     path = save_classic(tmp_path / f"{kind}.skops", fitted[kind])
     back = load_classic(path)
     assert back.config == SMALL[kind]

@@ -27,6 +27,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import SVC
 
 from vitdemo.config import ConfigError
+from vitdemo.data import Split
+from vitdemo.evaluate import Scores
+from vitdemo.metrics import evaluate_predictions
 
 KINDS = ("logreg", "knn", "svm", "forest")
 FORMAT = "vitdemo-classic"
@@ -149,6 +152,16 @@ def predict_proba(fitted: ClassicModel, images: Any) -> np.ndarray:
     out = np.zeros((len(probs), NUM_CLASSES), dtype=np.float32)
     out[:, np.asarray(est.classes_, dtype=np.int64)] = probs
     return out
+
+
+def score_classic(fitted: ClassicModel, split: Split) -> Scores:
+    """The same Scores as vitdemo.evaluate.score_model gives a network, so pages and reports treat both alike."""
+    probs = predict_proba(fitted, split.images.cpu().numpy())  # (N, 10)
+    labels = split.labels.cpu().numpy().astype(np.int64)
+    if len(labels) == 0:
+        raise ClassicError("there are no images to score")
+    loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    return Scores(labels, probs, loss, evaluate_predictions(labels, probs.argmax(1), NUM_CLASSES))
 
 
 def logreg_templates(fitted: ClassicModel) -> np.ndarray:

@@ -32,12 +32,13 @@ from torchvision.models.vgg import make_layers as vgg_layers
 from vitdemo.config import ConfigError
 
 ARCHS = ("resnet18", "vgg16", "alexnet")
+MIN_IMAGE_PX = {"resnet18": 32, "vgg16": 32, "alexnet": 64}  # smaller inputs vanish in the downsampling
 # arch -> (torchvision weights, key prefix of the backbone in torchvision's state_dict, head keys to drop,
-#          backbone channels, smallest input side that survives the backbone's downsampling)
-_ARCH_INFO: dict[str, tuple[tvm.WeightsEnum, str, tuple[str, ...], int, int]] = {
-    "resnet18": (tvm.ResNet18_Weights.IMAGENET1K_V1, "", ("fc.",), 512, 32),
-    "vgg16": (tvm.VGG16_Weights.IMAGENET1K_V1, "features.", ("classifier.",), 512, 32),
-    "alexnet": (tvm.AlexNet_Weights.IMAGENET1K_V1, "features.", ("classifier.",), 256, 64),
+#          backbone channels)
+_ARCH_INFO: dict[str, tuple[tvm.WeightsEnum, str, tuple[str, ...], int]] = {
+    "resnet18": (tvm.ResNet18_Weights.IMAGENET1K_V1, "", ("fc.",), 512),
+    "vgg16": (tvm.VGG16_Weights.IMAGENET1K_V1, "features.", ("classifier.",), 512),
+    "alexnet": (tvm.AlexNet_Weights.IMAGENET1K_V1, "features.", ("classifier.",), 256),
 }
 _FIRST_CONV = {"resnet18": "conv1.weight", "vgg16": "0.weight", "alexnet": "0.weight"}  # backbone keys
 
@@ -64,7 +65,7 @@ class TransferConfig:
         _check(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}")
         _check(self.image_size == 28 and self.in_chans == 1, "transfer models take 28x28 greyscale images")
         _check(2 <= self.num_classes <= 1000, "num_classes must be between 2 and 1000")
-        low = _ARCH_INFO[self.arch][4] if self.arch in ARCHS else 32
+        low = MIN_IMAGE_PX.get(self.arch, 32)
         _check(low <= self.image_px <= 224, f"image_px must be between {low} and 224 for {self.arch}")
         _check(self.finetune in ("all", "head"), "finetune must be 'all' or 'head'")
         _check(
@@ -144,7 +145,7 @@ def backbone_state(arch: str, state: dict[str, torch.Tensor], in_chans: int = 1)
     The first conv goes from (out, 3, k, k) to (out, 1, k, k) by summing over RGB: a grey image fed as three
     equal channels gives the same response. Files holding only the backbone (no classifier) are accepted too.
     """
-    _, prefix, drop, _, _ = _ARCH_INFO[arch]
+    _, prefix, drop, _ = _ARCH_INFO[arch]
     out = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and not k.startswith(drop)}
     first = _FIRST_CONV[arch]
     weight = out.get(first)
