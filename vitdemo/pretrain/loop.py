@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -17,16 +16,6 @@ from torch import nn
 from vitdemo.config import ConfigError
 from vitdemo.data import to_input
 from vitdemo.train import lr_at
-
-
-class Objective(Protocol):
-    """A module whose `loss(x, generator)` is the self-supervised loss of a normalised (B, 1, 28, 28) batch."""
-
-    def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
-
-    def parameters(self): ...
-
-    def train(self, mode: bool = True): ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +56,11 @@ def pretrain(
     std: float,
     on_step: Callable[[PretrainStep], None] | None = None,
 ) -> list[float]:
-    """Minimise `objective.loss` over `images` ((N, 28, 28) uint8, on the training device); mean loss per epoch."""
+    """Minimise `objective.loss(x, generator)` over `images`; returns the mean loss of each epoch.
+
+    objective: an MAE or a SimCLR (any module with that `loss`), already on the images' device.
+    images: (N, 28, 28) uint8 on the training device; each batch is normalised with `mean` and `std`.
+    """
     config.validate()
     n = len(images)
     steps_per_epoch = n // config.batch_size
