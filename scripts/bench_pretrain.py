@@ -34,19 +34,19 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("/tmp/pretrain"))
+    parser.add_argument("--lrs", type=float, nargs="+", default=[1e-3], help="fine-tuning peak rates to try")
     parser.add_argument("--skip-scratch", action="store_true")
     args = parser.parse_args()
     configure_cpu_threads()
     data = load_dataset("mnist", val_size=5000, seed=0)
     idx = label_budget(data.train.labels, args.labels, seed=0)
-    tune = FinetuneConfig(steps=args.steps)
     make = (lambda: ViT(ViTConfig())) if args.method == "mae" else (lambda: CNN(CNNConfig()))
     name = "ViT" if args.method == "mae" else "CNN"
     print(f"{args.method}: {args.epochs} epoch(s) on {len(data.train)} images; {len(idx)} labels, {args.steps} steps")
-    if not args.skip_scratch:
+    for lr in [] if args.skip_scratch else args.lrs:
         torch.manual_seed(0)
-        scratch = finetune(make(), data, idx, tune)
-        _row(f"{name} from scratch", scratch.test_acc, scratch.train_time_s)
+        scratch = finetune(make(), data, idx, FinetuneConfig(steps=args.steps, lr=lr))
+        _row(f"{name} from scratch, lr {lr:g}", scratch.test_acc, scratch.train_time_s)
 
     torch.manual_seed(0)
     objective = MAE(make()) if args.method == "mae" else SimCLR(make())
@@ -64,9 +64,11 @@ def main() -> None:
     state = {k: v.clone() for k, v in encoder.state_dict().items()}
     probe = finetune(encoder, data, idx, FinetuneConfig(steps=args.steps, probe=True, lr=3e-3))
     _row(f"{name} {args.method} + linear probe", probe.test_acc, probe.train_time_s)
-    encoder.load_state_dict(state)
-    tuned = finetune(encoder, data, idx, tune)
-    _row(f"{name} {args.method} + fine-tune", tuned.test_acc, tuned.train_time_s)
+    for lr in args.lrs:
+        encoder.load_state_dict(state)
+        encoder.requires_grad_(True)
+        tuned = finetune(encoder, data, idx, FinetuneConfig(steps=args.steps, lr=lr))
+        _row(f"{name} {args.method} + fine-tune, lr {lr:g}", tuned.test_acc, tuned.train_time_s)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,8 @@ def test_probe_trains_only_the_head_and_finetune_learns(mnist) -> None:
     body = {k: v.clone() for k, v in cnn.state_dict().items() if not k.startswith("head")}
     probe = finetune(cnn, mnist, idx, FinetuneConfig(steps=5, probe=True))
     assert all(torch.equal(v, probe.model.state_dict()[k]) for k, v in body.items())  # incl. batch-norm statistics
+    again = finetune(probe.model, mnist, idx, FinetuneConfig(steps=2))  # after a probe, a fine-tune moves the body
+    assert not torch.equal(again.model.stages[0][0][0].weight, body["stages.0.0.0.weight"])
     tuned = finetune(CNN(TINY_CNN), mnist, idx, FinetuneConfig(steps=60, batch_size=50, lr=3e-3))
     assert len(tuned.losses) == 60 and tuned.losses[-1] < tuned.losses[0]
     assert tuned.test_acc > 0.4  # 100 labels, 60 steps; chance is 0.1

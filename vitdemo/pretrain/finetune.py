@@ -92,9 +92,8 @@ def finetune(
     config.validate()
     gen = torch.Generator().manual_seed(config.seed)
     model = model.to(device)
-    if config.probe:
-        model.requires_grad_(False)
-        _head(model).requires_grad_(True)
+    model.requires_grad_(not config.probe)  # a fine-tune trains everything, even after a probe froze the body
+    _head(model).requires_grad_(True)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     subset = Split(data.train.images[indices], data.train.labels[indices]).to(device)
