@@ -1,0 +1,66 @@
+"""The linear model and the MLP: shapes, validation, config round trips, and real learning through train()."""
+
+import json
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from vitdemo.config import ConfigError, TrainConfig
+from vitdemo.data import load_dataset
+from vitdemo.models import MODEL_BUILDERS, count_parameters
+from vitdemo.models.ladder import MLP, Linear, LinearConfig, MLPConfig, ladder_config_from_dict
+from vitdemo.train import train
+
+
+@pytest.fixture(scope="module")
+def small_mnist(data_dir: str):
+    return load_dataset("mnist", data_dir, val_size=500, seed=0, train_subset=2000)
+
+
+def test_shapes_and_parameter_counts() -> None:
+    x = torch.randn(5, 1, 28, 28)
+    linear = Linear(LinearConfig())
+    mlp = MLP(MLPConfig(hidden=(32, 16), dropout=0.0))
+    assert linear(x).shape == mlp(x).shape == (5, 10)
+    assert count_parameters(linear) == 784 * 10 + 10
+    assert count_parameters(mlp) == (784 * 32 + 32) + (32 * 16 + 16) + (16 * 10 + 10)
+    assert linear.templates().shape == (10, 28, 28)
+    assert torch.equal(linear.templates()[3].flatten(), linear.head.weight[3])
+
+
+@pytest.mark.parametrize(
+    ("config", "word"),
+    [
+        (MLPConfig(hidden=()), "hidden"),
+        (MLPConfig(hidden=(4,)), "hidden size"),
+        (MLPConfig(dropout=0.95), "dropout"),
+        (LinearConfig(in_chans=3), "in_chans"),
+        (LinearConfig(num_classes=1), "num_classes"),
+    ],
+)
+def test_bad_configs_are_refused_with_a_reason(config, word: str) -> None:
+    with pytest.raises(ConfigError, match=word):
+        config.validate()
+
+
+def test_configs_survive_json_and_refuse_unknown_keys() -> None:
+    for config in (LinearConfig(), MLPConfig(hidden=(64, 32, 16), dropout=0.2)):
+        back = ladder_config_from_dict(json.loads(json.dumps(asdict(config))))
+        assert back == config and hash(back) == hash(config)
+    assert MLPConfig(hidden=[64, 32]) == MLPConfig(hidden=(64, 32))  # a JSON list becomes the tuple again
+    with pytest.raises(ConfigError, match="unknown mlp settings: width"):
+        ladder_config_from_dict({"kind": "mlp", "width": 3})
+    with pytest.raises(ConfigError, match="unknown ladder kind"):
+        ladder_config_from_dict({"kind": "resnet"})
+
+
+@pytest.mark.parametrize(("kind", "config", "floor"), [("linear", LinearConfig(), 0.8), ("mlp", MLPConfig(), 0.85)])
+def test_the_shared_trainer_trains_them(monkeypatch, small_mnist, kind: str, config, floor: float) -> None:
+    """The wiring the lead adds (MODEL_BUILDERS entries) is all train() needs: registered here for the test."""
+    monkeypatch.setitem(MODEL_BUILDERS, "linear", Linear)
+    monkeypatch.setitem(MODEL_BUILDERS, "mlp", MLP)
+    run = TrainConfig(model=config, epochs=2, batch_size=100, lr=4e-3, device="cpu", augment=0.0, seed=0)
+    result = train(run, data=small_mnist)
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert result.test_acc is not None and result.test_acc > floor  # 2000 images, 2 epochs; chance is 0.1
