@@ -16,6 +16,7 @@ from browser import (
     choose_dataset,
     corner_hits,
     draw_digit,
+    draw_stroke,
     go_to_page,
     inside_viewport,
     read_predictions,
@@ -57,11 +58,20 @@ def _check_pad(page: Any) -> dict[str, float]:
     return box
 
 
-def _top_row_ink(page: Any) -> float:
-    """The brightest pixel of the canvas image's top 4 rows (what the models will read), 0..255."""
+def _canvas_image(page: Any) -> np.ndarray:
+    """(H, W, 4) what the canvas holds (the image the models are sent)."""
     data_url = page.locator("div.canvas-container canvas.lower-canvas").first.evaluate("c => c.toDataURL('image/png')")
-    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
-    return float(image[:4, :, :3].max())
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
+
+
+def _top_row_ink(page: Any) -> float:
+    """The brightest pixel of the canvas image's top 4 rows, 0..255."""
+    return float(_canvas_image(page)[:4, :, :3].max())
+
+
+def _ink(page: Any) -> int:
+    """How many of the canvas's pixels are ink."""
+    return int((_canvas_image(page)[..., 0] > 128).sum())
 
 
 @pytest.mark.parametrize("size", [(820, 1180), (1180, 820), (390, 844)], ids=["tablet", "landscape", "phone"])
@@ -124,6 +134,14 @@ def test_present_fits_a_projector_and_grows_with_it(
         assert _boxes(page, ".vd-map img")[0]["width"] >= 1.3 * parts["overlays"][0]["width"]
         for box in _boxes(page, ".vd-scale") + _boxes(page, ".vd-bars"):
             assert inside_viewport(page, box)
+
+        ink = _ink(page)  # Undo builds the canvas again from the drawing before the last stroke
+        draw_stroke(page, canvas(page).bounding_box(), [(0.15, 0.92), (0.85, 0.92)])
+        wait_idle(page)
+        assert _ink(page) > ink
+        page.get_by_role("button", name="Undo").click()
+        wait_idle(page)
+        assert _ink(page) == ink and read_predictions(page) == {"ViT": "7", "CNN": "7"}
     finally:
         page.context.close()
 

@@ -69,10 +69,10 @@
     const byHeight = window.innerHeight - top - spaceBelow(host) - gap;
     const size = Math.floor(Math.max(MIN_CANVAS_PX, Math.min(px(css, "--vd-canvas-max", 280), width, byHeight)));
     const now = px(host.style, "--vd-canvas", 0);
-    if (Math.abs(now - size) >= 2) {
-      host.style.setProperty("--vd-canvas", `${size}px`);
-      host.closest(".st-key-vd_pad")?.style.setProperty("--vd-canvas", `${size}px`); // its buttons' width
-    }
+    if (Math.abs(now - size) >= 2) host.style.setProperty("--vd-canvas", `${size}px`);
+    const pad = host.closest(".st-key-vd_pad"); // its buttons are as wide as the canvas
+    const value = host.style.getPropertyValue("--vd-canvas");
+    if (pad && pad.style.getPropertyValue("--vd-canvas") !== value) pad.style.setProperty("--vd-canvas", value);
   };
 
   let lastPath = null;

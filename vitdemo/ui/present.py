@@ -56,7 +56,9 @@ CSS = """
   .st-key-vd_present {--vd-u: min(0.8vh, 1.1vw);}
   .st-key-vd_present [data-testid="stHorizontalBlock"]:has(.st-key-vd_pad) {flex-wrap: wrap;}
   .st-key-vd_present [data-testid="stColumn"]:has(.st-key-vd_pad) {flex: 1 1 100% !important; width: 100% !important;}
-  .st-key-vd_present .st-key-vd_pad {align-items: center;}
+  .st-key-vd_present .st-key-vd_pad {align-items: center;}  /* the canvas, its buttons and the join panel centred */
+  .st-key-vd_present .st-key-vd_pad_buttons {margin: 0 auto;}
+  .st-key-vd_present .st-key-vd_gallery, .st-key-vd_present .vd-join {justify-content: center;}
 }
 @media (max-width: 639.98px) { .st-key-vd_present {--vd-u: 7.5px;} }
 </style>
