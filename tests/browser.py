@@ -87,8 +87,10 @@ def serve_app(
     app: str = "app.py",
     log_path: str | os.PathLike | None = None,
     timeout_s: float = 90.0,
+    address: str = "127.0.0.1",
 ) -> Iterator[str]:
-    """Run `streamlit run app` on a free loopback port until the block ends; yields the base URL.
+    """Run `streamlit run app` on a free port until the block ends; yields the base URL (on 127.0.0.1).
+    `address` is what the server listens on: the loopback only, unless a script needs what a classroom sees.
 
     `env` is added to this process's environment. The server's output goes to `log_path` (default: a
     temporary file), whose tail is in the error when it does not come up. The server is always stopped.
@@ -102,7 +104,7 @@ def serve_app(
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable, "-m", "streamlit", "run", app,
-        "--server.address", "127.0.0.1",
+        "--server.address", address,
         "--server.port", str(port),
         "--server.headless", "true",
         "--server.fileWatcherType", "none",
@@ -140,8 +142,8 @@ def launch_browser(playwright: Any, **kwargs: Any) -> Any:
 def wait_for_app(page: Any, timeout_ms: float = 60_000) -> None:
     """Wait until the app has rendered and no script run is in progress."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    page.wait_for_selector(
-        '[data-testid="stMainBlockContainer"] [data-testid="stElementContainer"]', timeout=timeout_ms
+    page.wait_for_selector(  # ":visible": the page's first element may be the hidden client script
+        '[data-testid="stMainBlockContainer"] [data-testid="stElementContainer"]:visible', timeout=timeout_ms
     )
     wait_idle(page, timeout_ms)
 
@@ -191,6 +193,59 @@ def touch_stroke(page: Any, box: dict[str, float], points: list[tuple[float, flo
     cdp.detach()
 
 
+def draw_digit(page: Any, digit: str, stroke: Any = None) -> None:
+    """Draw one of DIGIT_STROKES on the canvas with `stroke` (draw_stroke, the mouse, or touch_stroke)."""
+    for points in DIGIT_STROKES[digit]:
+        (stroke or draw_stroke)(page, canvas(page).bounding_box(), points)
+
+
+def click_button(page: Any, name: str) -> None:
+    """Click the button called `name` and wait for the page to settle."""
+    page.get_by_role("button", name=name).first.click()
+    wait_idle(page)
+
+
+def read_predictions(page: Any, timeout_ms: float = 20_000) -> dict[str, str]:
+    """{'ViT': '7', 'CNN': '7'}; 'nothing' for a model that gave no answer (a missing checkpoint, say)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    found = {}
+    for model in ("ViT", "CNN"):
+        try:
+            found[model] = read_prediction(page, model, timeout_ms=timeout_ms)
+        except PlaywrightTimeout:
+            found[model] = "nothing"
+    return found
+
+
+def set_sidebar(page: Any, expanded: bool) -> None:
+    """Open or close the sidebar (it starts closed on narrow screens and on Present)."""
+    if sidebar_open(page) == expanded:
+        return
+    if expanded:
+        page.locator('[data-testid="stExpandSidebarButton"]').click()
+    else:  # the button shows on hover only
+        page.locator('[data-testid="stSidebarCollapseButton"] button').click(force=True)
+    page.wait_for_timeout(500)  # the slide
+
+
+def choose_dataset(page: Any, name: str) -> None:
+    """Pick a dataset in the sidebar ('Fashion-MNIST'), opening the sidebar for it and closing it again if
+    it was closed."""
+    was_open = sidebar_open(page)
+    set_sidebar(page, True)
+    page.locator('[data-testid="stSidebar"]').get_by_text(name).first.click()
+    wait_idle(page)
+    set_sidebar(page, was_open)
+
+
+def go_to_page(page: Any, title: str) -> None:
+    """Open another page through the sidebar's navigation (the same session, unlike a new URL)."""
+    set_sidebar(page, True)
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
+    wait_for_app(page)
+
+
 def read_prediction(page: Any, model: str, timeout_ms: float = 30_000) -> str:
     """The label after '<model> predicts' on the page, e.g. read_prediction(page, 'ViT') -> '7'."""
     locator = page.get_by_text(re.compile(rf"^{model} predicts")).first
@@ -229,15 +284,70 @@ def digit_png(digit: str, *, dark_on_light: bool = False, size: int = 280) -> by
 
 
 def canvas(page: Any, timeout_ms: float = 30_000) -> Any:
-    """The drawing surface of streamlit-drawable-canvas (Fabric's upper canvas), in the page or an iframe."""
+    """The drawing surface of streamlit-drawable-canvas (Fabric's upper canvas), in the page or an iframe,
+    once the page has sized it to the screen (its box the same for 300 ms)."""
     deadline = time.monotonic() + timeout_ms / 1000
     while time.monotonic() < deadline:
         direct = page.locator("canvas.upper-canvas")
         if direct.count():
-            return direct.first
+            return _steady(page, direct.first, deadline)
         for frame in page.frames[1:]:
             inner = frame.locator("canvas.upper-canvas")
             if inner.count():
-                return inner.first
+                return _steady(page, inner.first, deadline)
         page.wait_for_timeout(100)
     raise TimeoutError("no drawing canvas (canvas.upper-canvas) on the page")
+
+
+def _steady(page: Any, locator: Any, deadline: float) -> Any:
+    """`locator` once its bounding box has not changed for 300 ms (a stroke on a canvas being resized bends)."""
+    last = None
+    while time.monotonic() < deadline:
+        box = locator.bounding_box()
+        if box is not None and box == last:
+            return locator
+        last = box
+        page.wait_for_timeout(300)
+    return locator
+
+
+# --- layout checks ---------------------------------------------------------------------------------------------
+_HIT_JS = """([x, y]) => {
+    let el = document.elementFromPoint(x, y);
+    while (el && el.shadowRoot) {  // into the canvas component's shadow root
+        const inner = el.shadowRoot.elementFromPoint(x, y);
+        if (!inner || inner === el) break;
+        el = inner;
+    }
+    return el ? `${el.tagName.toLowerCase()}.${[...el.classList].join(".")}` : "";
+}"""
+
+
+def element_at(page: Any, x: float, y: float) -> str:
+    """'tag.class1.class2' of what a touch at (x, y) lands on, looking into shadow roots."""
+    return str(page.evaluate(_HIT_JS, [x, y]))
+
+
+def corner_hits(page: Any, box: dict[str, float], inset: float = 2.0) -> list[str]:
+    """What each corner of `box` (top-left, top-right, bottom-left, bottom-right), `inset` px inside, lands on."""
+    left, top = box["x"] + inset, box["y"] + inset
+    right, bottom = box["x"] + box["width"] - inset, box["y"] + box["height"] - inset
+    return [element_at(page, x, y) for x, y in ((left, top), (right, top), (left, bottom), (right, bottom))]
+
+
+def inside_viewport(page: Any, box: dict[str, float] | None, slack: float = 0.5) -> bool:
+    """True when `box` (a bounding box) is wholly on screen without scrolling."""
+    size = page.viewport_size
+    return (
+        box is not None
+        and box["x"] >= -slack
+        and box["y"] >= -slack
+        and box["x"] + box["width"] <= size["width"] + slack
+        and box["y"] + box["height"] <= size["height"] + slack
+    )
+
+
+def sidebar_open(page: Any) -> bool:
+    """True when the sidebar is on screen (collapsed, it slides out to the left)."""
+    box = page.locator('[data-testid="stSidebar"]').bounding_box()
+    return box is not None and box["x"] + box["width"] > 1

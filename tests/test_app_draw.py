@@ -17,10 +17,12 @@ from streamlit.testing.v1 import AppTest
 from vitdemo.preprocess import preprocess
 from vitdemo.runs.store import Registry
 from vitdemo.ui import shell
+from vitdemo.ui.draw import CanvasValue
+from vitdemo.ui.draw import draw_canvas as REAL_CANVAS
 from vitdemo.views import display
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["pages/draw.py", "pages/train.py", "pages/evaluate.py", "pages/leaderboard.py"]
+PAGES = ["pages/draw.py", "pages/present.py", "pages/train.py", "pages/evaluate.py", "pages/leaderboard.py"]
 PREDICTION = re.compile(r'aria-label="(ViT|CNN) predicts ([^"]+)"')
 TIMEOUT_S = 120  # the first run imports torch and loads both models; a busy 2-core CI box is slow
 
@@ -43,11 +45,41 @@ def _init_as_navigation_app(self: PagesManager, *args: object, **kwargs: object)
 _pages_manager_init = PagesManager.__init__
 
 
-def run_app(canvas: np.ndarray | None, at: AppTest | None = None) -> AppTest:
-    """Run (or rerun) the app with the canvas returning `canvas`."""
+def fabric_path(stroke: list[tuple[float, float]]) -> dict:
+    """A stand-in for the canvas's Fabric.js object of one stroke (it keeps the stroke, to draw it again)."""
+    return {"type": "Path", "stroke": "#ffffff", "points": [list(p) for p in stroke]}
+
+
+class FakeCanvas:
+    """Plays the canvas for AppTest. The real component runs too (Streamlit keeps and drops its widget state
+    as it would for a browser); what it returns is replaced: each widget key starts with the objects it is
+    built with and sends nothing until `draw` adds strokes to the canvas shown last, as a hand would."""
+
+    def __init__(self, image: np.ndarray | None = None) -> None:
+        self.calls: list[tuple[str, tuple]] = []  # (widget key, initial objects) of every run
+        self.sent: dict[str, CanvasValue] = {}
+        self.fixed = None if image is None else CanvasValue(({"type": "Path", "image": "fixed"},), image)
+
+    def __call__(self, key: str, initial: tuple = (), **kwargs: object) -> CanvasValue:
+        REAL_CANVAS(key, initial, **kwargs)
+        self.calls.append((key, tuple(initial)))
+        if self.fixed is not None:  # every canvas shows one fixed drawing
+            return self.fixed
+        return self.sent.get(key, CanvasValue(tuple(initial), None))
+
+    def draw(self, *strokes: list[tuple[float, float]]) -> None:
+        key, initial = self.calls[-1]
+        before = self.sent[key].objects if key in self.sent else initial
+        objects = (*before, *(fabric_path(s) for s in strokes))
+        self.sent[key] = CanvasValue(objects, stroke_image([o["points"] for o in objects]))
+
+
+def run_app(canvas: np.ndarray | FakeCanvas | None, at: AppTest | None = None) -> AppTest:
+    """Run (or rerun) the app with the canvas showing `canvas`: one fixed drawing, nothing (None) or a FakeCanvas."""
     at = at or AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    fake = canvas if isinstance(canvas, FakeCanvas) else FakeCanvas(canvas)
     with (
-        patch("vitdemo.ui.draw.draw_canvas", return_value=canvas),
+        patch("vitdemo.ui.draw.draw_canvas", side_effect=fake),
         patch.object(PagesManager, "__init__", _init_as_navigation_app),
     ):
         at.run()
@@ -204,6 +236,72 @@ def test_every_page_runs(draw_env: Path) -> None:
         at.switch_page(page)
         at = run_app(None, at)
         assert at.selectbox(key="vit_model_mnist").value == "shipped"  # app.py ran: the sidebar is there
+
+
+# --- the drawing pad: undo, clear, earlier drawings ---------------------------------------------------------
+ONE, TOP_BAR = DIGIT_STROKES["1"][0], [(0.20, 0.20), (0.80, 0.20)]
+
+
+def test_undo_takes_back_the_last_stroke(draw_env: Path, mnist_checkpoints: Path) -> None:
+    canvas = FakeCanvas()
+    at = run_app(canvas)
+    assert at.button(key="pad_undo").disabled and at.button(key="clear_canvas").disabled  # nothing to undo yet
+    canvas.draw(ONE)
+    at = run_app(canvas, at)
+    assert predictions(at) == {"ViT": "1", "CNN": "1"}
+    canvas.draw(TOP_BAR)  # a second stroke on the same canvas
+    at = run_app(canvas, at)
+    assert not at.button(key="pad_undo").disabled
+    key_before = canvas.calls[-1][0]
+
+    at.button(key="pad_undo").click()
+    at = run_app(canvas, at)
+    key, initial = canvas.calls[-1]
+    assert key != key_before  # a canvas built again...
+    assert [o["points"] for o in initial] == [[list(p) for p in ONE]]  # ...from the first stroke only
+    assert predictions(at) == {"ViT": "1", "CNN": "1"}  # at once: the image of that step was kept
+    at.button(key="pad_undo").click()
+    at = run_app(canvas, at)
+    assert canvas.calls[-1][1] == () and predictions(at) == {}
+    assert at.button(key="pad_undo").disabled
+
+
+def test_clear_keeps_the_drawing_as_a_thumbnail_to_go_back_to(draw_env: Path, mnist_checkpoints: Path) -> None:
+    canvas = FakeCanvas()
+    at = run_app(canvas)
+    canvas.draw(*DIGIT_STROKES["7"])
+    at = run_app(canvas, at)
+    assert predictions(at) == {"ViT": "7", "CNN": "7"}
+    at.button(key="clear_canvas").click()
+    at = run_app(canvas, at)
+    assert predictions(at) == {} and canvas.calls[-1][1] == ()  # a blank canvas...
+    assert [b.key for b in at.button if b.key.startswith("pad_restore_")] == ["pad_restore_0"]  # ...and the 7 below
+    canvas.draw(ONE)
+    at = run_app(canvas, at)
+    assert predictions(at) == {"ViT": "1", "CNN": "1"}
+
+    at.button(key="pad_restore_0").click()  # back to the 7
+    at = run_app(canvas, at)
+    assert predictions(at) == {"ViT": "7", "CNN": "7"}
+    assert len(canvas.calls[-1][1]) == len(DIGIT_STROKES["7"])  # the canvas shows the 7's strokes again
+    assert [b.key for b in at.button if b.key.startswith("pad_restore_")] == ["pad_restore_0"]  # the 1 took its place
+    at.button(key="pad_restore_0").click()
+    at = run_app(canvas, at)
+    assert predictions(at) == {"ViT": "1", "CNN": "1"}
+
+
+def test_the_drawing_survives_another_input_mode(draw_env: Path, mnist_checkpoints: Path) -> None:
+    canvas = FakeCanvas()
+    at = run_app(canvas)
+    canvas.draw(*DIGIT_STROKES["7"])
+    at = run_app(canvas, at)
+    at.button_group(key="input_mode").set_value("upload")
+    at = run_app(canvas, at)
+    assert predictions(at) == {}
+    at.button_group(key="input_mode").set_value("draw")
+    at = run_app(canvas, at)
+    assert predictions(at) == {"ViT": "7", "CNN": "7"}
+    assert len(canvas.calls[-1][1]) == len(DIGIT_STROKES["7"])  # the canvas came back with the drawing, not blank
 
 
 # --- pure display helpers the page relies on ----------------------------------------------------------

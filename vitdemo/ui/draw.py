@@ -3,6 +3,7 @@ see and where they look."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +18,10 @@ from vitdemo.views import display
 from vitdemo.views.colors import colorize, overlay
 from vitdemo.views.messages import hide_folders
 from vitdemo.views.names import EXPLANATIONS, KINDS, dataset_name, kind_name
+from vitdemo.views.sketch import CanvasObjects, Sketchbook
 
 BRUSH_PX = 20  # about 2 px after the 280 -> 20 px fit: a typical MNIST stroke
+_BOOK_KEY = "_vitdemo_sketchbook"  # the drawing and its history, shared by the Draw and Present pages
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,19 @@ class InputImage:
 
 
 # --- input -----------------------------------------------------------------------------------------
-def draw_canvas(key: str, *, stroke_width: int = BRUSH_PX, size: int = CANVAS_PX) -> np.ndarray | None:
-    """White strokes on black; (H, W, 4) uint8 RGBA after the first stroke, None before. Tests patch this."""
+@dataclass(frozen=True)
+class CanvasValue:
+    """What the canvas sent: its objects (one per stroke) and its image, None before it has sent anything."""
+
+    objects: CanvasObjects
+    image: np.ndarray | None  # (H, W, 4) uint8 RGBA: white strokes on black
+
+
+def draw_canvas(
+    key: str, initial: CanvasObjects = (), *, stroke_width: int = BRUSH_PX, size: int = CANVAS_PX
+) -> CanvasValue:
+    """The drawing canvas, built with the objects `initial`. The one place that touches the component: tests
+    patch this function."""
     from streamlit_drawable_canvas import st_canvas  # here: importing it registers a component
 
     result = st_canvas(
@@ -41,14 +55,64 @@ def draw_canvas(key: str, *, stroke_width: int = BRUSH_PX, size: int = CANVAS_PX
         height=size,
         width=size,
         drawing_mode="freedraw",
+        initial_drawing={"objects": list(initial)} if initial else None,
         return_image_data=True,
         key=key,
     )
-    return result.image_data
+    objects = (result.json_data or {}).get("objects") or ()
+    return CanvasValue(tuple(objects), result.image_data)
 
 
-def _clear_canvas() -> None:
-    st.session_state["canvas_n"] = st.session_state.get("canvas_n", 0) + 1  # a new key: a blank canvas
+def _sketchbook() -> Sketchbook:
+    book = st.session_state.get(_BOOK_KEY)
+    return book if isinstance(book, Sketchbook) else Sketchbook()
+
+
+def _change_book(action: str, *args: int) -> None:
+    """A button's callback: undo, clear or restore, before the page runs again."""
+    st.session_state[_BOOK_KEY] = getattr(_sketchbook(), action)(*args)
+
+
+def sketch_pad(page: str, extra_button: Callable[[], None] | None = None) -> np.ndarray | None:
+    """The canvas with big Undo and Clear buttons (`extra_button` draws one more in their row) and the last
+    drawings as thumbnails to go back to. Shared by the Draw and Present pages: a drawing follows the user from
+    one to the other. Returns the current drawing (RGBA), None while the canvas is blank."""
+    with st.container(key="vd_pad"):
+        book = _sketchbook()
+        key = f"canvas_{page}_{book.generation}"
+        if book.needs_rebuild(key in st.session_state):
+            book = book.rebuild()
+            key = f"canvas_{page}_{book.generation}"
+        value = draw_canvas(key, book.base)
+        book = book.record(value.objects, value.image)
+        st.session_state[_BOOK_KEY] = book
+        with st.container(horizontal=True, key="vd_pad_buttons"):
+            st.button(
+                "Undo", icon=":material/undo:", on_click=_change_book, args=("undo",), key="pad_undo",
+                disabled=not book.steps, width="stretch", help="Take back the last stroke",
+            )  # fmt: skip
+            st.button(
+                "Clear", icon=":material/ink_eraser:", on_click=_change_book, args=("clear",), key="clear_canvas",
+                disabled=book.current is None, width="stretch", help="A blank canvas; this drawing goes below",
+            )  # fmt: skip
+            if extra_button is not None:
+                extra_button()
+        _gallery(book)
+    return book.current.image if book.current is not None else None
+
+
+def _gallery(book: Sketchbook, size: int = 52) -> None:
+    """The earlier drawings, newest first, each with a button that brings it back."""
+    if not book.gallery:
+        return
+    with st.container(horizontal=True, key="vd_gallery", gap="small"):
+        for i, drawing in enumerate(book.gallery):
+            with st.container(width=size + 8, gap=None):
+                st.image(drawing.thumbnail(size), width=size)
+                st.button(
+                    f"{i + 1}", icon=":material/history:", key=f"pad_restore_{i}", on_click=_change_book,
+                    args=("restore", i), help="Back to this drawing", width="stretch",
+                )  # fmt: skip
 
 
 def _new_test_index(key: str, n: int) -> None:
@@ -66,11 +130,13 @@ def image_input(dataset: str) -> InputImage:
         return _upload_input()
     if mode == "test":
         return _test_input(dataset)
-    st.space(16)  # room for the canvas's own toolbar, which floats above it on hover
-    image = draw_canvas(f"canvas_{st.session_state.get('canvas_n', 0)}")
-    st.button("Clear", icon=":material/ink_eraser:", on_click=_clear_canvas, key="clear_canvas")
+    image = sketch_pad("draw")
+    return InputImage(image, hint=draw_hint(dataset))
+
+
+def draw_hint(dataset: str) -> str:
     thing = "a digit" if dataset == "mnist" else "a piece of clothing"
-    return InputImage(image, hint=f"Draw {thing} on the black canvas to see what the ViT and the CNN make of it.")
+    return f"Draw {thing} on the black canvas to see what the ViT and the CNN make of it."
 
 
 def _upload_input() -> InputImage:
@@ -99,7 +165,7 @@ def _test_input(dataset: str) -> InputImage:
     index = st.session_state[key]
     truth = class_names(dataset)[int(split.labels[index])]
     st.image(display.upscale(split.images[index].numpy(), CANVAS_PX), width=CANVAS_PX)
-    st.markdown(f'<p class="vd-truth">True label: {truth}</p>', unsafe_allow_html=True)
+    st.markdown(f'<p class="vd-truth">True label: <b>{truth}</b></p>', unsafe_allow_html=True)
     st.caption(f"{dataset_name(dataset)} test image #{index}")
     st.button(
         "Another test image",
@@ -140,11 +206,6 @@ def run_analysis(
 
 
 # --- answers ---------------------------------------------------------------------------------------
-def prediction_text(kind: str, label: str) -> str:
-    """The readable sentence on the page ('ViT predicts 7'); the browser test looks for it."""
-    return f"{KINDS[kind]} predicts {label}"
-
-
 def prediction_panel(
     kind: str,
     prediction: Prediction | None,
@@ -161,12 +222,8 @@ def prediction_panel(
     if prediction is None:
         return
     label = prediction.classes[prediction.label]
-    st.markdown(
-        f'<p class="vd-pred" aria-label="{prediction_text(kind, label)}">{KINDS[kind]} predicts '
-        f'<span class="vd-label">{label}</span></p>'
-        f'<p class="vd-conf">{prediction.confidence:.1%} confident{_verdict(label, truth)}</p>',
-        unsafe_allow_html=True,
-    )
+    verdict = _verdict(label, truth)
+    st.markdown(display.prediction_html(KINDS[kind], label, prediction.confidence, verdict), unsafe_allow_html=True)
     fig = display.probability_figure(prediction.probs, prediction.classes)
     st.plotly_chart(fig, config={"displayModeBar": False, "staticPlot": True}, key=f"probs_{kind}", theme=None)
     if loaded is not None:

@@ -40,15 +40,33 @@ CSS = """
 <style>
 [data-testid="stMainBlockContainer"] {padding-top: 2.2rem; padding-bottom: 2rem;}
 [data-testid="stSidebarUserContent"] {padding-top: 0.5rem;}
+[data-testid="stElementContainer"]:has(.vd-client) {display: none;}
 h1, h2, h3 {letter-spacing: -0.01em;}
+.vd-predbox {container-type: inline-size;}
+.vd-predbox, .vd-truth, .vd-bars {overflow-wrap: normal; word-break: normal; hyphens: none;}
 .vd-pred {font-size: 1.45rem; font-weight: 600; line-height: 1.05; margin: 0;}
-.vd-label {font-size: 4.2rem; font-weight: 800; color: #ff7a45; vertical-align: -0.35rem;}
+.vd-label {
+  font-size: min(var(--vd-label-max, 4.2rem), calc(100cqi / var(--vd-chars, 1)));
+  font-weight: 800; color: #ff7a45; vertical-align: -0.35rem; white-space: nowrap;
+}
 .vd-conf {font-size: 1.15rem; opacity: 0.85; margin: 0.35rem 0 0.4rem 0;}
 .vd-truth {font-size: 1.35rem; font-weight: 600;}
+.vd-truth b {white-space: nowrap;}
 .vd-right {color: #4ade80; font-weight: 700;}
 .vd-wrong {color: #f87171; font-weight: 700;}
+.st-key-vd_pad {--vd-canvas-max: clamp(280px, 36vh, 440px);}
+@media (pointer: coarse) { .st-key-vd_pad {--vd-canvas-max: 400px;} }
+.st-key-vd_pad_buttons {width: 100%; max-width: max(var(--vd-canvas, 280px), 17rem);}
+.st-key-vd_pad_buttons button {min-height: 3.1rem;}
+.st-key-vd_pad_buttons button p {font-size: 1.15rem; font-weight: 600;}
+.st-key-vd_gallery [data-testid="stImage"] img {border: 1px solid #3a4150; border-radius: 4px;}
+.st-key-vd_gallery button {min-height: 2.2rem; padding: 0 0.4rem;}
+@media (max-width: 1199.98px) {
+  [data-testid="stMainBlockContainer"] {padding-left: 1.25rem; padding-right: 1.25rem;}
+}
 </style>
 """
+CLIENT_JS = Path(__file__).with_name("client.js")  # canvas fitting, its toolbar hidden, the sidebar collapsed
 
 
 # --- app shell -------------------------------------------------------------------------------------
@@ -66,6 +84,8 @@ def page_setup() -> None:
     st.session_state[_SHELL_KEY] = True  # this session has run through app.py
     st.set_page_config(page_title="ViT vs CNN", page_icon="🔢", layout="wide", initial_sidebar_state="expanded")
     st.html(CSS)
+    script = CLIENT_JS.read_text(encoding="utf-8")
+    st.html(f'<div class="vd-client"></div><script>{script}</script>', unsafe_allow_javascript=True)
 
 
 def require_app_shell() -> None:

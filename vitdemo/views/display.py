@@ -1,9 +1,13 @@
 """Pure helpers that turn arrays into things a page shows: pixel-exact upscaled stages, heat maps placed
-back onto the drawing, the probability bar chart, timing text. numpy, Pillow and plotly; no Streamlit."""
+back onto the drawing, the probability bar chart (plotly, and as HTML for the Present page), the prediction
+headline, timing text. numpy, Pillow and plotly; no Streamlit."""
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Sequence
+from html import escape
 
 import numpy as np
 import plotly.graph_objects as go
@@ -11,6 +15,7 @@ import plotly.io as pio
 from PIL import Image
 
 from vitdemo.preprocess import Preprocessed
+from vitdemo.views.colors import colorscale
 
 STAGE_CAPTIONS = {  # preprocessing stage -> what the audience is told it is
     "input": "1 · your drawing",
@@ -151,3 +156,72 @@ def probability_figure(probs: np.ndarray, classes: Sequence[str], *, height: int
 def timing_text(timings_ms: dict[str, float]) -> str:
     """'preprocess 1.2 ms · ViT 6.3 ms · CNN 3.0 ms · total 10.6 ms'."""
     return " · ".join(f"{name} {ms:.1f} ms" for name, ms in timings_ms.items())
+
+
+# --- HTML for the Draw and Present pages (styled by the CSS in vitdemo/ui/shell.py and ui/present.py) ---------
+LABEL_EM_PER_CHAR = 0.62  # the widest class names' width per character in the heavy headline font, in em
+
+
+def label_html(label: str) -> str:
+    """A class name as one unbreakable word that shrinks to fit its box: the headline font is at most
+    100% of the box (CSS container units, `cqi`) divided by the name's width in em."""
+    return (
+        f'<span class="vd-label" style="--vd-chars:{max(len(label), 1) * LABEL_EM_PER_CHAR:.2f}">{escape(label)}</span>'
+    )
+
+
+def prediction_html(model: str, label: str, confidence: float, verdict: str = "") -> str:
+    """'ViT predicts 7' with the label large, then '98.1% confident' (and `verdict`, trusted HTML).
+    The aria-label is the sentence the browser tests and screen readers read."""
+    return (
+        f'<div class="vd-predbox" aria-label="{escape(model)} predicts {escape(label)}">'
+        f'<p class="vd-pred">{escape(model)} predicts {label_html(label)}</p>'
+        f'<p class="vd-conf">{confidence:.1%} confident{verdict}</p></div>'
+    )
+
+
+def percent_text(p: float) -> str:
+    """'97%', '<1%' for a small non-zero probability, '0%' for none."""
+    if p >= 0.01:
+        return f"{p:.0%}"
+    return "<1%" if p > 0 else "0%"
+
+
+def probability_bars_html(probs: np.ndarray, classes: Sequence[str], *, title: str) -> str:
+    """All classes as rows of name, bar and percentage (a CSS grid: names never wrap, the bars take the room
+    left); the most probable one in the accent colour."""
+    probs = np.asarray(probs, dtype=np.float64)
+    top = int(probs.argmax())
+    rows = []
+    for i, (name, p) in enumerate(zip(classes, probs, strict=True)):
+        cls = "vd-bar vd-top" if i == top else "vd-bar"
+        rows.append(
+            f'<div class="{cls}"><span class="vd-bar-name">{escape(str(name))}</span>'
+            f'<span class="vd-bar-track"><span class="vd-bar-fill" style="width:{100 * p:.1f}%"></span></span>'
+            f'<span class="vd-bar-pct">{escape(percent_text(float(p)))}</span></div>'
+        )
+    return f'<div class="vd-bars" role="group" aria-label="{escape(title)}">{"".join(rows)}</div>'
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """(H, W[, 3]) image -> 'data:image/png;base64,...' for an <img> in HTML."""
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def colour_scale_css() -> str:
+    """The heat maps' colour map as a CSS gradient, left (low) to right (high)."""
+    stops = ", ".join(f"{color} {100 * at:.0f}%" for at, color in colorscale())
+    return f"linear-gradient(to right, {stops})"
+
+
+def heat_map_html(image: np.ndarray, *, title: str, low: str = "ignored", high: str = "decisive") -> str:
+    """An explanation overlay with its colour scale underneath: what dark and bright mean."""
+    return (
+        f'<figure class="vd-map" aria-label="{escape(title)}">'
+        f'<img src="{png_data_uri(image)}" alt="{escape(title)}">'
+        f'<div class="vd-scale" aria-label="colour scale from {escape(low)} to {escape(high)}">'
+        f'<span>{escape(low)}</span><span class="vd-scale-bar" style="background:{colour_scale_css()}"></span>'
+        f"<span>{escape(high)}</span></div></figure>"
+    )

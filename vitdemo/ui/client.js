@@ -1,0 +1,121 @@
+// vitdemo's browser side, installed once per tab by vitdemo/ui/shell.py (st.html with JavaScript).
+// Never write an angle bracket followed by a letter or a slash in this file (see registerProperty below).
+// 1. The drawing canvas (streamlit-drawable-canvas, inside a shadow root): hide its hover-only toolbar, which
+//    is invisible yet catches the touches on the canvas's top edge, and size the canvas to the screen (its
+//    column's width, the page's --vd-canvas-max, the window's height); Fabric maps pointers through the CSS
+//    scale, so the 280 px bitmap the models read stays the same.
+// 2. The sidebar: collapsed when a page is opened on a narrow screen or on Present.
+(() => {
+  if (window.__vitdemoClient) return;
+  window.__vitdemoClient = true;
+
+  const SHADOW_CSS = `
+    .dc-toolbar { display: none !important; }
+    .dc-root, .dc-scroll { overflow: visible !important; }
+    .dc-container, .dc-container .canvas-container, .dc-container canvas {
+      width: var(--vd-canvas, 280px) !important; height: var(--vd-canvas, 280px) !important;
+    }`;
+  try {
+    // Registered, the pages' calc()s in --vd-canvas-max compute to pixels that fitCanvas can read. Not an
+    // @property rule in the CSS, and "\u003c" for the angle bracket: st.html's sanitizer (DOMPurify) drops a
+    // style or script element whose text holds an angle bracket followed by a letter.
+    const syntax = "\u003clength>";
+    CSS.registerProperty({ name: "--vd-canvas-max", syntax, inherits: true, initialValue: "280px" });
+  } catch (e) {
+    // registered already, or an old browser: the canvas then keeps 280 px at most
+  }
+  const NARROW_PX = 1200; // below this the sidebar starts collapsed: tablets, phones, small laptops
+  const MIN_CANVAS_PX = 160;
+
+  const px = (style, name, fallback) => {
+    const value = parseFloat(style.getPropertyValue(name));
+    return Number.isFinite(value) ? value : fallback;
+  };
+
+  // The bottom of what sits below the canvas in its column (buttons, thumbnails): it must fit on screen too.
+  const spaceBelow = (host) => {
+    const column = host.closest('[data-testid="stColumn"]') || host.closest('[data-testid="stVerticalBlock"]');
+    const hostBottom = host.getBoundingClientRect().bottom;
+    let bottom = hostBottom;
+    for (const el of column.querySelectorAll('[data-testid="stElementContainer"]')) {
+      const rect = el.getBoundingClientRect();
+      if (rect.height > 0 && rect.top >= hostBottom - 1) bottom = Math.max(bottom, rect.bottom);
+    }
+    return bottom - hostBottom;
+  };
+
+  let pressed = false; // never resize a canvas under a finger or a pressed mouse: the stroke would bend
+  for (const type of ["pointerdown", "touchstart"]) document.addEventListener(type, () => (pressed = true), true);
+  for (const type of ["pointerup", "pointercancel", "touchend", "touchcancel"]) {
+    document.addEventListener(type, () => (pressed = false), true);
+  }
+
+  const fitCanvas = (host) => {
+    const root = host.shadowRoot;
+    if (pressed || !root || !root.querySelector(".dc-root")) return;
+    if (!root.querySelector("style[data-vitdemo]")) {
+      const style = document.createElement("style");
+      style.dataset.vitdemo = "1";
+      style.textContent = SHADOW_CSS;
+      root.appendChild(style);
+    }
+    const css = getComputedStyle(host);
+    const block = host.closest('[data-testid="stVerticalBlock"]');
+    const width = block ? block.clientWidth : window.innerWidth;
+    let scrolled = window.scrollY; // the page's own scrolling must not change the size
+    for (let el = host.parentElement; el; el = el.parentElement) scrolled += el.scrollTop;
+    const top = host.getBoundingClientRect().top + scrolled;
+    const gap = px(css, "--vd-canvas-gap", 12);
+    const byHeight = window.innerHeight - top - spaceBelow(host) - gap;
+    const size = Math.floor(Math.max(MIN_CANVAS_PX, Math.min(px(css, "--vd-canvas-max", 280), width, byHeight)));
+    const now = px(host.style, "--vd-canvas", 0);
+    if (Math.abs(now - size) >= 2) host.style.setProperty("--vd-canvas", `${size}px`);
+    const pad = host.closest(".st-key-vd_pad"); // its buttons are as wide as the canvas
+    const value = host.style.getPropertyValue("--vd-canvas");
+    if (pad && pad.style.getPropertyValue("--vd-canvas") !== value) pad.style.setProperty("--vd-canvas", value);
+  };
+
+  let lastPath = null;
+  const collapseSidebarOnArrival = () => {
+    const path = window.location.pathname;
+    const button = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (path === lastPath || !button) return; // no sidebar yet: try again on the next change
+    lastPath = path;
+    const present = /\/present\/?$/.test(path);
+    if (!(present || window.innerWidth < NARROW_PX) || button.getAttribute("aria-expanded") === "false") return;
+    // Streamlit remembers a click on this button as the user's choice; ours is not one, so put that back.
+    const saved = Object.keys(localStorage).filter((k) => k.startsWith("stSidebarCollapsed-"));
+    const before = Object.fromEntries(saved.map((k) => [k, localStorage.getItem(k)]));
+    button.click();
+    for (const key of Object.keys(localStorage).filter((k) => k.startsWith("stSidebarCollapsed-"))) {
+      if (key in before) localStorage.setItem(key, before[key]);
+      else localStorage.removeItem(key);
+    }
+  };
+
+  let queued = false;
+  const schedule = () => {
+    if (!queued) {
+      queued = true;
+      window.requestAnimationFrame(update);
+    }
+  };
+  const resized = new ResizeObserver(schedule); // content that grows without new elements (fonts, images)
+  const watchMain = () => {
+    const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+    if (main && !main.dataset.vdWatched) {
+      main.dataset.vdWatched = "1";
+      resized.observe(main);
+    }
+  };
+  function update() {
+    queued = false;
+    watchMain();
+    for (const host of document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')) fitCanvas(host);
+    collapseSidebarOnArrival();
+  }
+  new MutationObserver(schedule).observe(document.body, { childList: true, subtree: true });
+  window.addEventListener("resize", schedule);
+  window.setInterval(schedule, 1000); // a canvas's shadow root fills in after its host is added
+  schedule();
+})();

@@ -1,0 +1,135 @@
+"""The Present page's widgets: one screen for a projector (the canvas, both answers with their probability bars
+and both explanations, no scrolling) and the join panel that brings the students' devices in."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from vitdemo.inference import Analysis, Prediction
+from vitdemo.views import display, join
+from vitdemo.views.colors import overlay
+from vitdemo.views.names import EXPLANATIONS, KINDS
+
+_SHOW_JOIN = "vd_show_join"
+MAP_PX = 280  # the overlays' own size; CSS scales them to the screen
+
+# Sizes are in --vd-u: 1% of the height of the largest 16:9 screen that fits the window, so 1280x720 and
+# 1920x1080 look the same, only larger. Portrait tablets and phones get a unit of their own.
+CSS = """
+<style>
+[data-testid="stMainBlockContainer"]:has(.st-key-vd_present) {padding: 3.9rem 1.5rem 0.5rem 1.5rem;}
+.st-key-vd_present [data-testid="stVerticalBlock"] {gap: 0.6rem;}
+.st-key-vd_present {--vd-u: min(1vh, 0.6vw); --vd-label-max: calc(9.5 * var(--vd-u));}
+.st-key-vd_present .st-key-vd_pad {--vd-canvas-max: calc(47 * var(--vd-u)); --vd-canvas-gap: 8px;}
+.st-key-vd_present .st-key-vd_pad_buttons button {min-height: calc(6.6 * var(--vd-u));}
+.st-key-vd_present .st-key-vd_pad_buttons button p {font-size: calc(2.6 * var(--vd-u));}
+.st-key-vd_present .vd-pred {font-size: calc(3.6 * var(--vd-u)); line-height: 1;}
+.st-key-vd_present .vd-label {  /* on the same line as "ViT predicts " (about 21u wide): the height is fixed */
+  font-size: clamp(calc(5 * var(--vd-u)), calc((100cqi - 21 * var(--vd-u)) / var(--vd-chars, 1)), var(--vd-label-max));
+  vertical-align: calc(-0.9 * var(--vd-u));
+}
+.st-key-vd_present .vd-conf {font-size: calc(2.7 * var(--vd-u)); margin: calc(0.8 * var(--vd-u)) 0 calc(0.6 * var(--vd-u)) 0;}
+.st-key-vd_present .vd-wait {font-size: calc(3.2 * var(--vd-u)); font-weight: 600; opacity: 0.8; margin: 0;}
+.vd-bars {
+  display: grid; grid-template-columns: max-content 1fr 2.6em; align-items: center;
+  column-gap: 0.6em; row-gap: 0.22em; font-size: calc(2.45 * var(--vd-u, 7.2px)); line-height: 1.1;
+}
+.vd-bar {display: contents;}
+.vd-bar-name {white-space: nowrap; text-align: right;}
+.vd-bar-track {height: 0.8em; background: #262b36; border-radius: 0.2em; overflow: hidden;}
+.vd-bar-fill {display: block; height: 100%; background: #5b6477;}
+.vd-bar-pct {text-align: right; font-variant-numeric: tabular-nums; opacity: 0.85;}
+.vd-top .vd-bar-name, .vd-top .vd-bar-pct {color: #ff7a45; font-weight: 700; opacity: 1;}
+.vd-top .vd-bar-fill {background: #ff7a45;}
+.vd-map {margin: 0; width: min(100%, calc(33 * var(--vd-u, 7.2px)));}
+.vd-map img {display: block; width: 100%; height: auto; border-radius: 4px;}
+.vd-scale {display: flex; align-items: center; gap: 0.5em; margin-top: 0.35em; font-size: calc(2.2 * var(--vd-u, 7.2px));}
+.vd-scale-bar {flex: 1; height: 0.75em; border-radius: 0.2em;}
+.vd-maptitle {font-size: calc(2.5 * var(--vd-u)); font-weight: 600; margin: 0 0 0.3em 0; white-space: nowrap;}
+.vd-join {display: flex; gap: 0.9rem; align-items: center; padding-bottom: 1rem;}  /* markdown's -1rem */
+.vd-join-qr {flex: 0 0 auto; width: calc(18 * var(--vd-u)); line-height: 0;}
+.vd-join-qr svg {width: 100%; height: auto; border-radius: 4px;}
+.vd-join-lead {font-size: calc(2.3 * var(--vd-u)); opacity: 0.85;}
+.vd-join-url {font-size: calc(2.8 * var(--vd-u)); font-weight: 700; overflow-wrap: break-word; color: #ff7a45;}
+@media (max-aspect-ratio: 1/1) and (min-width: 640px) {
+  .st-key-vd_present {--vd-u: min(0.8vh, 1.1vw);}
+  .st-key-vd_present [data-testid="stHorizontalBlock"]:has(.st-key-vd_pad) {flex-wrap: wrap;}
+  .st-key-vd_present [data-testid="stColumn"]:has(.st-key-vd_pad) {flex: 1 1 100% !important; width: 100% !important;}
+  .st-key-vd_present .st-key-vd_pad {align-items: center;}  /* the canvas, its buttons and the join panel centred */
+  .st-key-vd_present .st-key-vd_pad_buttons {margin: 0 auto;}
+  .st-key-vd_present .st-key-vd_gallery, .st-key-vd_present .vd-join {justify-content: center;}
+}
+@media (max-width: 639.98px) { .st-key-vd_present {--vd-u: 7.5px;} }
+</style>
+"""
+
+
+def page_style() -> None:
+    """The Present page's styling (a style-only st.html takes no room on the page)."""
+    st.html(CSS)
+
+
+def _toggle_join() -> None:
+    st.session_state[_SHOW_JOIN] = not st.session_state.get(_SHOW_JOIN, True)
+
+
+def join_button() -> None:
+    """The button that shows or hides the join panel (in the canvas's button row)."""
+    shown = st.session_state.get(_SHOW_JOIN, True)
+    st.button(
+        "Hide QR" if shown else "Join", icon=":material/qr_code_2:", key="present_join", on_click=_toggle_join,
+        width="stretch", help="Show or hide the address and QR code students open to join",
+    )  # fmt: skip
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _lan_address() -> str:
+    return join.lan_address()  # cached: the network rarely changes, and a host-name fallback may ask DNS
+
+
+def join_panel() -> None:
+    """The address students open, as text and as a QR code; hidden with the Join button."""
+    if not st.session_state.get(_SHOW_JOIN, True):
+        return
+    url = join.join_url(_lan_address(), int(st.get_option("server.port")), st.get_option("server.baseUrlPath") or "")
+    st.markdown(  # markdown, not st.html: st.html's sanitizer drops the SVG
+        f'<div class="vd-join"><div class="vd-join-qr">{join.qr_svg(url)}</div>'
+        f'<div><div class="vd-join-lead">Join on your phone or laptop:</div>'
+        f'<div class="vd-join-url">{join.breakable_url(url)}</div></div></div>',
+        unsafe_allow_html=True,
+    )
+    warning = join.bind_warning(st.get_option("server.address"))
+    if warning:
+        st.warning(warning, icon=":material/wifi_off:")
+
+
+def model_panel(kind: str, prediction: Prediction | None, analysis: Analysis | None, problem: str | None) -> None:
+    """One model's column: its answer, the probability of every class and where it looked."""
+    if problem:
+        st.markdown(f"### {KINDS[kind]}")
+        st.warning(problem)
+        return
+    if prediction is None or analysis is None:
+        st.markdown(f'<p class="vd-wait">{KINDS[kind]} is waiting for a drawing</p>', unsafe_allow_html=True)
+        return
+    label = prediction.classes[prediction.label]
+    st.markdown(display.prediction_html(KINDS[kind], label, prediction.confidence), unsafe_allow_html=True)
+    title = f"{KINDS[kind]}: probability of each class"
+    st.html(display.probability_bars_html(prediction.probs, prediction.classes, title=title))
+    heat = explanation_image(prediction, analysis)
+    if heat is not None:
+        name = f"{KINDS[kind]} · {EXPLANATIONS[kind]}"
+        st.html(f'<p class="vd-maptitle">Where it looked</p>{display.heat_map_html(heat, title=name)}')
+
+
+def explanation_image(prediction: Prediction, analysis: Analysis) -> np.ndarray | None:
+    """The explanation on the drawing itself (on the 28x28 model input when it cannot be placed there)."""
+    if prediction.heat is None:
+        return None
+    pre = analysis.pre
+    on_drawing = display.heat_on_input(prediction.heat, pre)
+    if on_drawing is None:
+        return display.upscale(overlay(pre.image, prediction.heat, 0.5), MAP_PX)
+    drawing = display.upscale(pre.stages["input"], max(on_drawing.shape))  # the same shape as on_drawing
+    return display.pad_square(display.upscale(overlay(drawing, on_drawing, 0.5), MAP_PX))
