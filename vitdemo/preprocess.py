@@ -26,6 +26,7 @@ BOX = 20  # the digit's longer side after fitting, as in MNIST (leaves a 4 px ma
 CENTRE = 14.0  # target centre of mass in index coordinates; MNIST's own mean is (13.99, 14.00)
 MIN_STROKE_PX = 1.0  # strokes thinner than this in the 20 px box get thickened...
 TARGET_STROKE_PX = 2.0  # ...to about this, a thin MNIST stroke (else a 1 px pen vanishes)
+WORK = 64  # the background is estimated on a copy at most this many pixels across
 MIN_CONTRAST = 0.1  # ink must differ from the background by this much to count at all
 
 EMPTY_MESSAGE = "Draw a digit to get a prediction."
@@ -141,37 +142,101 @@ def _is_dark_on_light(gray: np.ndarray) -> bool:
     return float(np.median(gray[_frame(gray.shape)])) > (lo + hi) / 2
 
 
-def _background(gray: np.ndarray) -> np.ndarray:
-    """Background level of a light-on-dark (H, W) image, fitted to its border.
+def _box_sum(x: np.ndarray, r: int) -> np.ndarray:
+    """Sum of (..., H, W) x over a (2r+1) square around each pixel, zeros outside."""
+    h, w = x.shape[-2:]
+    pad = [(0, 0)] * (x.ndim - 2) + [(r + 1, r), (r + 1, r)]
+    c = np.pad(x, pad).cumsum(-2).cumsum(-1)  # (..., H+2r+1, W+2r+1)
+    k = 2 * r + 1
+    return c[..., k:, k:] - c[..., :h, k:] - c[..., k:, :w] + c[..., :h, :w]
 
-    A flat border (a canvas) gives its median; an uneven one (a photo lit from one side) gives a
-    quadratic surface fitted to the border pixels, refitted once without outliers such as strokes
-    that touch the edge.
+
+def _fit(x: np.ndarray, weight: np.ndarray, r: int) -> np.ndarray:
+    """Smooth surface through the weighted pixels of (H, W) x: at every pixel, the plane that best
+    fits its weighted neighbours (a box filter applied twice, radius r). A plane, not a mean, so light
+    falling off towards the image's edges is followed right up to them. Where a pixel has few
+    neighbours with weight (inside a blob of ink), the fit leans on one plane for the whole image."""
+    h, w = x.shape
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    v, u = (v - h / 2) / r, (u - w / 2) / r  # in units of r: well conditioned
+    one = np.ones_like(u)
+    if weight.any():
+        design = np.stack([one[weight], u[weight], v[weight]], axis=1)  # (N, 3)
+        a, b, c = np.linalg.lstsq(design, x[weight], rcond=None)[0]
+    else:
+        a, b, c = float(np.median(x)), 0.0, 0.0
+    prior = a + b * u + c * v  # (H, W)
+    # weighted moments around each pixel, plus a small weight on the global plane
+    lam = 1e-3 * (2 * r + 1) ** 4
+    terms = np.stack([one, u, v, u * u, u * v, v * v, x, u * x, v * x]) * weight  # (9, H, W)
+    s0, su, sv, suu, suv, svv, sz, suz, svz = _box_sum(_box_sum(terms, r), r)
+    s0, su, sv = s0 + lam, su + lam * u, sv + lam * v
+    suu, suv, svv = suu + lam * (u * u + 1), suv + lam * u * v, svv + lam * (v * v + 1)
+    sz, suz, svz = sz + lam * prior, suz + lam * u * prior, svz + lam * v * prior
+    # solve [[s0 su sv] [su suu suv] [sv suv svv]] @ (p, q, t) = (sz, suz, svz) by Cramer's rule
+    c00, c01, c02 = suu * svv - suv * suv, sv * suv - su * svv, su * suv - sv * suu
+    det = s0 * c00 + su * c01 + sv * c02
+    p = (sz * c00 + suz * c01 + svz * c02) / det
+    q = (sz * c01 + suz * (s0 * svv - sv * sv) + svz * (sv * su - s0 * suv)) / det
+    t = (sz * c02 + suz * (su * sv - s0 * suv) + svz * (s0 * suu - su * su)) / det
+    return p + q * u + t * v
+
+
+def _background(gray: np.ndarray) -> np.ndarray:
+    """Background level of a light-on-dark (H, W) image, even when unevenly lit or when ink covers
+    much of it (a tight crop, a thick marker).
+
+    Estimated on a small copy: a smooth surface (`_fit`) through the pixels that are not ink, where
+    "ink" is anything brighter than the current estimate by more than the noise; a few rounds settle
+    it. The strokes are never assumed to keep off the border. A background that is mostly one exact
+    level (a canvas) is that level, and a nearly flat estimate is replaced by one level.
     """
-    h, w = gray.shape
-    frame = _frame((h, w))
-    values = gray[frame]
-    lo, hi = np.percentile(values, [5, 95])
-    if hi - lo < 0.02:
-        return np.full((h, w), np.median(values), dtype=np.float32)
-    ys, xs = np.nonzero(frame)
-    step = max(1, len(ys) // 20_000)  # enough points for six coefficients
-    ys, xs, values = ys[::step], xs[::step], values[::step]
-    y, x = ys / max(h - 1, 1) * 2 - 1, xs / max(w - 1, 1) * 2 - 1  # both in [-1, 1]
-    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)  # (N, 6)
-    coef = np.linalg.lstsq(design, values, rcond=None)[0]
-    for _ in range(2):  # refit on the inliers: strokes touching the edge are outliers
-        residual = values - design @ coef
-        offset = residual - np.median(residual)
-        keep = np.abs(offset) <= max(3 * 1.4826 * float(np.median(np.abs(offset))), 0.05)
-        if keep.sum() < 6:
+    small = _shrink(gray, WORK)  # (h, w)
+    lowest = float(small.min())
+    if np.count_nonzero(small == lowest) > small.size // 2:  # a synthetic background: a canvas, MNIST
+        return np.full(gray.shape, lowest, dtype=np.float32)
+    r = max(1, round(max(small.shape) / 12))  # light may change over ~1/6 of the image
+    sigma = max(_noise(small), 0.002)
+    paper = np.ones(small.shape, dtype=bool)
+    bg = _fit(small, paper, r)  # a first guess, pulled up by the ink...
+    for limit in (0.0, 3 * sigma):  # ...so start with what lies below it
+        candidate = _erode(small - bg < limit)  # not ink, and not next to ink
+        if candidate.sum() < 0.05 * candidate.size:
             break
-        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
-    gy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]  # (H, 1)
-    gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]  # (1, W)
-    c = coef.astype(np.float32)
-    surface = c[0] + c[1] * gx + c[2] * gy + c[3] * gx * gx + c[4] * gx * gy + c[5] * gy * gy  # (H, W)
-    return np.clip(surface, lo, hi)
+        paper = candidate
+        bg = _fit(small, paper, r)
+    if float(bg.max() - bg.min()) < 0.02:  # flat: one level
+        return np.full(gray.shape, np.median(small[paper]), dtype=np.float32)
+    img = Image.fromarray(bg.astype(np.float32), mode="F")
+    return np.asarray(img.resize(gray.shape[::-1], Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _noise(x: np.ndarray) -> float:
+    """Robust noise level of an (H, W) image from neighbour differences (edges are too few to matter)."""
+    d = np.concatenate([np.diff(x, axis=0).ravel(), np.diff(x, axis=1).ravel()])
+    return float(np.median(np.abs(d))) / (0.6745 * math.sqrt(2)) if d.size else 0.0
+
+
+def _shrink(gray: np.ndarray, side: int) -> np.ndarray:
+    """(H, W) -> area-averaged copy with the longer side at most `side`."""
+    h, w = gray.shape
+    f = side / max(h, w)
+    if f >= 1:
+        return gray.astype(np.float64)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    img = Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32), mode="F")
+    return np.asarray(img.resize(size, Image.Resampling.BOX), dtype=np.float64)
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    """3x3 erosion of an (H, W) mask; pixels outside count as True."""
+    m = np.pad(mask, 1, constant_values=True)
+    h, w = mask.shape
+    out = mask.copy()
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            out &= m[dy : dy + h, dx : dx + w]
+    return out
 
 
 def preprocess(image: np.ndarray | bytes, *, min_ink: float = 0.1, threshold: float = 0.2) -> Preprocessed:
@@ -186,7 +251,8 @@ def preprocess(image: np.ndarray | bytes, *, min_ink: float = 0.1, threshold: fl
     stages: dict[str, np.ndarray] = {"input": gray}
 
     # 1. background (even when unevenly lit) to 0, strongest stroke to 1, faint noise to 0
-    ink = gray - _background(gray)  # (H, W)
+    bg = _background(gray)  # (H, W)
+    ink = (gray - bg) / np.maximum(1.0 - bg, 0.05)  # ink in proportion to the local light
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
         return Preprocessed(None, stages, True, EMPTY_MESSAGE, None)
