@@ -27,19 +27,27 @@ CENTRE = 14.0  # target centre of mass in index coordinates; MNIST's own mean is
 MIN_STROKE_PX = 1.0  # strokes thinner than this in the 20 px box get thickened...
 TARGET_STROKE_PX = 2.0  # ...to about this, a thin MNIST stroke (else a 1 px pen vanishes)
 WORK = 64  # the background is estimated on a copy at most this many pixels across
+STRONG = 0.5  # a stroke's core reaches at least this (of the peak); fainter marks count only next to one
+MAX_WIDTH = 0.35  # strokes wider than this (of the digit's longer side) are blobs, not pen strokes
+MAX_LENGTH = 8.0  # strokes longer than this (in digit sizes, laid end to end) are noise, not a digit
+MIN_PIECES_SHARE = 0.75  # a digit's three largest connected pieces hold at least this share of its ink
 MIN_CONTRAST = 0.1  # ink must differ from the background by this much to count at all
 
 EMPTY_MESSAGE = "Draw a digit to get a prediction."
 SPECK_MESSAGE = "That is only a dot or a speck: draw a whole digit to get a prediction."
+NOT_A_DIGIT_MESSAGE = (
+    "That does not look like a handwritten digit: draw or upload one digit, dark on light or light on dark."
+)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ==
 class Preprocessed:
     image: np.ndarray | None  # (28, 28) float32 in [0, 1], light digit on dark; None when empty
     stages: dict[str, np.ndarray]  # "input", "crop", "fit20", "centered": 2-D float32 in [0, 1]
-    empty: bool  # True when there is no digit (blank or near-blank drawing)
+    empty: bool  # True when there is nothing to predict: blank, a speck, or not a digit
     message: str  # "" normally; what to tell the user when empty
     bbox: tuple[int, int, int, int] | None  # (top, left, bottom, right) in the input, exclusive ends
+    not_digit: bool = False  # True when there are marks but no digit-like strokes (noise, a photo)
 
 
 def load_image(data: bytes, max_bytes: int = 5_000_000, max_pixels: int = 25_000_000) -> np.ndarray:
@@ -242,6 +250,8 @@ def _erode(mask: np.ndarray) -> np.ndarray:
 def preprocess(image: np.ndarray | bytes, *, min_ink: float = 0.1, threshold: float = 0.2) -> Preprocessed:
     """Drawing or image (array or file bytes) -> MNIST-style (28, 28) input plus display stages.
 
+    Never raises for an image it can decode: a blank one, a speck or something with no digit-like
+    strokes (noise, a photo of a room) comes back `empty` with a message saying so.
     min_ink: the smallest mark that counts as a digit, as the strokes' bounding box's longer side over
     the image's longer side; smaller marks (a dot, a speck) are reported as empty.
     threshold: ink fainter than this, after stretching background..darkest stroke to 0..1, is noise.
@@ -250,23 +260,27 @@ def preprocess(image: np.ndarray | bytes, *, min_ink: float = 0.1, threshold: fl
     gray = to_grayscale(array)  # (H, W)
     stages: dict[str, np.ndarray] = {"input": gray}
 
-    # 1. background (even when unevenly lit) to 0, strongest stroke to 1, faint noise to 0
+    # 1. background (even when unevenly lit, even under ink) to 0, strongest stroke to 1
     bg = _background(gray)  # (H, W)
     ink = (gray - bg) / np.maximum(1.0 - bg, 0.05)  # ink in proportion to the local light
     peak = float(ink.max())
-    if peak < MIN_CONTRAST:
+    if not peak >= MIN_CONTRAST:
         return Preprocessed(None, stages, True, EMPTY_MESSAGE, None)
     ink = np.clip(ink / peak, 0.0, 1.0)
-    ink[~_despeckle(ink >= threshold)] = 0.0  # faint pixels and lone bright pixels are noise
+    mask = _strokes(ink, threshold)  # (H, W): faint marks away from the strokes and lone pixels go
+    if not mask.any():
+        return Preprocessed(None, stages, True, SPECK_MESSAGE, None)
 
     # 2. crop to the strokes' bounding box; a mark much smaller than the canvas is not a digit
-    bbox = _bbox(ink > 0)
+    bbox = _bbox(mask)
     top, left, bottom, right = bbox
     extent = max(bottom - top, right - left)
     if extent < 2 or extent < min_ink * max(gray.shape):
         return Preprocessed(None, stages, True, SPECK_MESSAGE, bbox)
-    crop = ink[top:bottom, left:right]  # (h, w)
+    crop = np.where(mask, ink, 0.0)[top:bottom, left:right]  # (h, w)
     stages["crop"] = crop
+    if not looks_like_strokes(crop > 0):
+        return Preprocessed(None, stages, True, NOT_A_DIGIT_MESSAGE, bbox, not_digit=True)
 
     # 3. longer side to 20 px, aspect kept, anti-aliased; thin pens thickened so they survive
     fit = _fit_box(crop, BOX)  # (<=20, <=20), longer side 20
@@ -276,6 +290,58 @@ def preprocess(image: np.ndarray | bytes, *, min_ink: float = 0.1, threshold: fl
     centered = _paste_centered(fit, SIZE, CENTRE)  # (28, 28)
     stages["centered"] = centered
     return Preprocessed(centered, stages, False, "", bbox)
+
+
+def _strokes(ink: np.ndarray, threshold: float) -> np.ndarray:
+    """(H, W) bool: the strokes of an (H, W) ink map with its peak at 1.
+
+    Strong pixels (at least STRONG) that have a strong neighbour, plus fainter ones down to
+    `threshold` within half a stroke width of them: a stroke's soft edges. Faint marks away from the
+    strokes, such as ruled lines, paper grain or the edge of a shadow, are dropped.
+    """
+    strong = _despeckle(ink >= STRONG)  # (H, W)
+    mask = np.zeros_like(strong)
+    if not strong.any():
+        return mask
+    h, w = ink.shape
+    top, left, bottom, right = _bbox(strong)
+    reach = max(1, math.ceil(stroke_width(strong[top:bottom, left:right]) / 2))
+    top, left = max(top - reach, 0), max(left - reach, 0)
+    bottom, right = min(bottom + reach, h), min(right + reach, w)
+    grown = _dilate(strong[top:bottom, left:right].astype(np.float32), reach)  # (h'+2r, w'+2r)
+    near = grown[reach:-reach, reach:-reach] > 0  # (h', w')
+    mask[top:bottom, left:right] = near & (ink[top:bottom, left:right] >= threshold)
+    return mask
+
+
+def looks_like_strokes(mask: np.ndarray) -> bool:
+    """Whether an (h, w) mask cropped to its ink could be a handwritten digit: pen strokes, not noise
+    or the shapes in a photo. A digit is one to a few connected pieces; its strokes are thin next to
+    its size and, laid end to end, a few times its height (MNIST's longest: about 4.5). Noise is a
+    scatter of specks, or strokes hundreds of heights long; a solid blob is as wide as it is tall."""
+    size = max(mask.shape)
+    width = stroke_width(mask)  # mean stroke width, px
+    length = np.count_nonzero(mask) / max(width, 1e-9)  # total stroke length, px
+    if width > MAX_WIDTH * size or length > MAX_LENGTH * size:
+        return False
+    return _largest_pieces(mask, 3) >= MIN_PIECES_SHARE
+
+
+def _largest_pieces(mask: np.ndarray, k: int) -> float:
+    """Share of an (h, w) mask's pixels in its k largest 8-connected pieces, on a copy at most 128 px
+    across (so a dotted pen line still counts as one piece)."""
+    from scipy import ndimage  # here: only a digit candidate pays for the import
+
+    f = math.ceil(max(mask.shape) / 128)
+    if f > 1:
+        h, w = mask.shape
+        padded = np.pad(mask, ((0, -h % f), (0, -w % f)))
+        mask = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).any(axis=(1, 3))
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n <= k:
+        return 1.0
+    sizes = np.bincount(labels.ravel())[1:]  # (n,)
+    return float(np.sort(sizes)[-k:].sum() / sizes.sum())
 
 
 def _despeckle(mask: np.ndarray) -> np.ndarray:
