@@ -64,10 +64,14 @@ def _bbox(c: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def crop(c: np.ndarray, margin: float) -> np.ndarray:
-    """Crop coverage to the ink's box plus `margin` (a fraction of its longer side) on every side."""
+    """Crop coverage to the ink's box plus `margin` (a fraction of its longer side) on every side;
+    a negative margin cuts that much into the strokes, as a careless tight crop does."""
     top, left, bottom, right = _bbox(c)
     m = round(margin * max(bottom - top, right - left))
-    return np.pad(c[top:bottom, left:right], m)
+    if m >= 0:
+        return np.pad(c[top:bottom, left:right], m)
+    cut = c[top - m : bottom + m, left - m : right + m]
+    return cut if cut.size and cut.max() > 0.5 else c[top:bottom, left:right]
 
 
 def smooth_noise(shape: tuple[int, int], cells: int, rng: np.random.Generator) -> np.ndarray:
@@ -177,12 +181,16 @@ def render(digit: np.ndarray, label: int, case: str, rng: np.random.Generator) -
         raise ValueError(f"unknown case {case!r}: expected one of {', '.join(CASES)}")
     lo, hi = WEIGHTS.get(case, (0.0, 1.0))
     c = strokes(digit, rng.uniform(lo, hi))
-    clean = to_uint8(1.0 - crop(c, 0.3))  # (h, w) black on white
     if case == "canvas_edge":
-        return Sample(canvas_edge(c, rng), clean, label, case)
-    tight = case in ("tight", "marker", "grey_pencil", "squared", "shadow")
-    margin = 0.0 if tight else rng.uniform(0.05, 0.3) if case != "blurry" else rng.uniform(0.0, 0.08)
-    return Sample(_paper_case(crop(c, margin), case, rng), clean, label, case)
+        return Sample(canvas_edge(c, rng), to_uint8(1.0 - crop(c, 0.3)), label, case)
+    if case in ("tight", "marker", "grey_pencil", "squared", "shadow"):
+        c = crop(c, rng.uniform(-0.02, 0.0))  # the ink touches the border, or is cut by it
+    elif case == "blurry":
+        c = crop(c, rng.uniform(0.0, 0.08))
+    else:
+        c = crop(c, rng.uniform(0.05, 0.3))
+    clean = to_uint8(1.0 - np.pad(c, round(0.3 * max(c.shape))))  # (h, w) black on white, a margin
+    return Sample(_paper_case(c, case, rng), clean, label, case)
 
 
 def samples(images: np.ndarray, labels: np.ndarray, case: str, n: int, seed: int = 0) -> Iterator[Sample]:
