@@ -200,6 +200,19 @@ def samples(images: np.ndarray, labels: np.ndarray, case: str, n: int, seed: int
         yield render(np.asarray(images[i]), int(labels[i]), case, rng)
 
 
+def photo(digit: np.ndarray, rng: np.random.Generator, size: int = 1000) -> np.ndarray:
+    """A (size, size, 3) uint8 phone photo of one digit written large in the middle of a sheet:
+    uneven light, a soft shadow and sensor noise (the benchmark's large input)."""
+    c = Image.fromarray(crop(strokes(digit), 0.0), mode="F")
+    h = size // 2
+    c = np.asarray(c.resize((max(1, round(c.width * h / c.height)), h), Image.Resampling.BILINEAR), dtype=np.float32)
+    top, left = (size - c.shape[0]) // 2, (size - c.shape[1]) // 2
+    cover = np.zeros((size, size), dtype=np.float32)
+    cover[top : top + c.shape[0], left : left + c.shape[1]] = c
+    x = ink_on(paper(cover.shape, rng), cover, PEN) * lighting(cover.shape, rng)
+    return to_uint8(x + rng.normal(0, 0.015, x.shape))
+
+
 def case_accuracy(models: dict, images: np.ndarray, labels: np.ndarray, n: int = 300, seed: int = 0) -> dict:
     """{case: {model name: accuracy}} of loaded models on `n` samples of every case, through `analyze`.
 
