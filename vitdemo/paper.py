@@ -216,19 +216,27 @@ def photo(digit: np.ndarray, rng: np.random.Generator, size: int = 1000) -> np.n
 def case_accuracy(models: dict, images: np.ndarray, labels: np.ndarray, n: int = 300, seed: int = 0) -> dict:
     """{case: {model name: accuracy}} of loaded models on `n` samples of every case, through `analyze`.
 
-    A refused image ("not a digit", or empty) counts as wrong.
+    A refused image ("not a digit", or empty) counts as wrong. One image at a time with one intra-op
+    thread, as the app runs them (two threads on a busy 2-core machine are over 10x slower).
     """
+    import torch
+
     from vitdemo.inference import analyze
 
-    table: dict[str, dict[str, float]] = {}
-    for case in CASES:
-        correct = dict.fromkeys(models, 0)
-        count = 0
-        for s in samples(images, labels, case, n, seed):
-            result = analyze(s.image, models, explain=False)
-            count += 1
-            for name in models:
-                pred = result.predictions.get(name)
-                correct[name] += int(pred is not None and pred.label == s.label)
-        table[case] = {name: c / max(count, 1) for name, c in correct.items()}
-    return table
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        table: dict[str, dict[str, float]] = {}
+        for case in CASES:
+            correct = dict.fromkeys(models, 0)
+            count = 0
+            for s in samples(images, labels, case, n, seed):
+                result = analyze(s.image, models, explain=False)
+                count += 1
+                for name in models:
+                    pred = result.predictions.get(name)
+                    correct[name] += int(pred is not None and pred.label == s.label)
+            table[case] = {name: c / max(count, 1) for name, c in correct.items()}
+        return table
+    finally:
+        torch.set_num_threads(threads)

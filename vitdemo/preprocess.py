@@ -2,7 +2,14 @@
 
 MNIST digits were size-normalised to fit a 20x20 box (aspect ratio kept, anti-aliased), then placed
 in a 28x28 field with their centre of mass at the centre. `preprocess` repeats those steps for a
-canvas drawing or a photo and keeps every intermediate stage for display. numpy + Pillow only.
+canvas drawing or a photo and keeps every intermediate stage for display.
+
+Scans and photos first lose their background: a smooth surface fitted to the pixels that are not
+ink, anywhere in the image (a tight crop's strokes run into the border, so the border alone is not
+paper), with ink taken in proportion to the local light (shadows). Strokes are found by hysteresis,
+so faint marks away from them (ruled lines, grain) go, and marks that are not pen strokes at all
+(noise, a photo of a room) are refused as "not a digit". numpy + Pillow, and scipy.ndimage for
+connected pieces.
 """
 
 from __future__ import annotations
