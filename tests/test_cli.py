@@ -100,7 +100,7 @@ def test_bad_input_gives_a_message_not_a_traceback(trained: dict[str, Path], dat
         data_dir=data_dir,
         check=False,
     )
-    assert proc.returncode == 1 and "notes.png" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "notes.png" in proc.stderr and "Traceback" not in proc.stderr
     proc = vitdemo(
         "train",
         "--model",

@@ -144,43 +144,75 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
+    """Answer every image file; a file that cannot be read or decoded gets one line on stderr (and,
+    with --json, an object with an "error") and the exit status is 2, after all files are done."""
     from vitdemo.checkpoints import load_checkpoint
+
+    registry = Registry(a.home)
+    models = {}
+    for kind, ref in {"vit": a.vit, "cnn": a.cnn}.items():
+        path = resolve_model_ref(ref, registry) if ref else paths.shipped_dir() / f"{kind}_{a.dataset}.safetensors"
+        models[kind] = load_checkpoint(path)
+    failed = 0
+    for file in a.images:
+        try:
+            lines = _predict_file(file, models, as_json=a.json)
+        except Exception as exc:  # one bad file must not stop the others; never a traceback
+            failed += 1
+            message = _file_error(exc)
+            print(f"{file}: {message}", file=sys.stderr)
+            if a.json:
+                print(json.dumps({"file": file, "error": message}))
+            continue
+        for line in lines:
+            print(line)
+    return 2 if failed else 0
+
+
+def _file_error(exc: Exception) -> str:
+    """One sentence for a file that could not be answered."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file."
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not an image file."
+    if isinstance(exc, OSError):
+        return f"could not be read ({exc.strerror or exc})."
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return f"could not be processed ({type(exc).__name__}: {exc})."
+
+
+def _predict_file(file: str, models: dict, *, as_json: bool) -> list[str]:
+    """The output lines for one image file (one per model). Raises for an unreadable or bad file."""
+    import numpy as np
+
     from vitdemo.inference import analyze
     from vitdemo.preprocess import load_image
 
-    registry = Registry(a.home)
-    refs = {"vit": a.vit, "cnn": a.cnn}
-    models = {}
-    for kind, ref in refs.items():
-        path = resolve_model_ref(ref, registry) if ref else paths.shipped_dir() / f"{kind}_{a.dataset}.safetensors"
-        models[kind] = load_checkpoint(path)
-    status = 0
-    for file in a.images:
-        try:
-            image = load_image(Path(file).read_bytes())
-        except (OSError, ValueError) as exc:
-            print(f"{file}: {exc}", file=sys.stderr)
-            status = 1
-            continue
-        result = analyze(image, models, explain=False)
-        for name, loaded in models.items():
-            pred = result.predictions.get(name)
-            if a.json:
-                row = {
-                    "file": file,
-                    "model": name,
-                    "checkpoint": str(loaded.path),
-                    "prediction": None if pred is None else loaded.meta.classes[pred.label],
-                    "probabilities": None if pred is None else [round(float(p), 6) for p in pred.probs],
-                    "empty": result.pre.empty,
-                }
-                print(json.dumps(row))
-            elif pred is None:
-                print(f"{file}  {name}: no digit ({result.pre.message})")
-            else:
-                top = "  ".join(f"{loaded.meta.classes[i]} {p:.1%}" for i, p in pred.top(3))
-                print(f"{file}  {name}: {top}")
-    return status
+    result = analyze(load_image(Path(file).read_bytes()), models, explain=False)
+    lines = []
+    for name, loaded in models.items():
+        pred = result.predictions.get(name)
+        if pred is not None and not np.isfinite(pred.probs).all():
+            raise ValueError(f"the {name} model gave no valid probabilities for it (NaN or infinity).")
+        if as_json:
+            row = {
+                "file": file,
+                "model": name,
+                "checkpoint": str(loaded.path),
+                "prediction": None if pred is None else loaded.meta.classes[pred.label],
+                "probabilities": None if pred is None else [round(float(p), 6) for p in pred.probs],
+                "empty": result.pre.empty,
+                "not_digit": result.pre.not_digit,
+                "message": result.pre.message,
+            }
+            lines.append(json.dumps(row, allow_nan=False))
+        elif pred is None:
+            lines.append(f"{file}  {name}: no digit ({result.pre.message})")
+        else:
+            top = "  ".join(f"{loaded.meta.classes[i]} {p:.1%}" for i, p in pred.top(3))
+            lines.append(f"{file}  {name}: {top}")
+    return lines
 
 
 def cmd_leaderboard(a: argparse.Namespace) -> int:

@@ -2,7 +2,14 @@
 
 MNIST digits were size-normalised to fit a 20x20 box (aspect ratio kept, anti-aliased), then placed
 in a 28x28 field with their centre of mass at the centre. `preprocess` repeats those steps for a
-canvas drawing or a photo and keeps every intermediate stage for display. numpy + Pillow only.
+canvas drawing or a photo and keeps every intermediate stage for display.
+
+Scans and photos first lose their background: a smooth surface fitted to the pixels that are not
+ink, anywhere in the image (a tight crop's strokes run into the border, so the border alone is not
+paper), with ink taken in proportion to the local light (shadows). Strokes are found by hysteresis,
+so faint marks away from them (ruled lines, grain) go, and marks that are not pen strokes at all
+(noise, a photo of a room) are refused as "not a digit". numpy + Pillow, and scipy.ndimage for
+connected pieces.
 """
 
 from __future__ import annotations
@@ -28,19 +35,28 @@ BOX = 20  # the digit's longer side after fitting, as in MNIST (leaves a 4 px ma
 CENTRE = 14.0  # target centre of mass in index coordinates; MNIST's own mean is (13.99, 14.00)
 MIN_STROKE_PX = 1.0  # strokes thinner than this in the 20 px box get thickened...
 TARGET_STROKE_PX = 2.0  # ...to about this, a thin MNIST stroke (else a 1 px pen vanishes)
+WORK = 64  # the background is estimated on a copy at most this many pixels across
+STRONG = 0.5  # a stroke's core reaches at least this (of the peak); fainter marks count only next to one
+MAX_WIDTH = 0.35  # strokes wider than this (of the digit's longer side) are blobs, not pen strokes
+MAX_LENGTH = 8.0  # strokes longer than this (in digit sizes, laid end to end) are noise, not a digit
+MIN_PIECES_SHARE = 0.75  # a digit's three largest connected pieces hold at least this share of its ink
 MIN_CONTRAST = 0.1  # ink must differ from the background by this much to count at all
 
 EMPTY_MESSAGE = "Draw a digit to get a prediction."
 SPECK_MESSAGE = "That is only a dot or a speck: draw a whole digit to get a prediction."
+NOT_A_DIGIT_MESSAGE = (
+    "That does not look like a handwritten digit: draw or upload one digit, dark on light or light on dark."
+)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ==
 class Preprocessed:
     image: np.ndarray | None  # (28, 28) float32 in [0, 1], light digit on dark; None when empty
     stages: dict[str, np.ndarray]  # "input", "crop", "fit20", "centered": 2-D float32 in [0, 1]
-    empty: bool  # True when there is no digit (blank or near-blank drawing)
+    empty: bool  # True when there is nothing to predict: blank, a speck, or not a digit
     message: str  # "" normally; what to tell the user when empty
     bbox: tuple[int, int, int, int] | None  # (top, left, bottom, right) in the input, exclusive ends
+    not_digit: bool = False  # True when there are marks but no digit-like strokes (noise, a photo)
 
 
 def load_image(data: bytes, max_bytes: int = 5_000_000, max_pixels: int = 25_000_000) -> np.ndarray:
@@ -90,13 +106,16 @@ def to_grayscale(image: np.ndarray) -> np.ndarray:
     """Any (H, W[, 1|3|4]) uint8 or float image -> float32 (H, W) in [0, 1], light strokes on dark.
 
     Transparent pixels are composited over a background that contrasts with the strokes, then the
-    result is inverted when the background (the border's median) is the light side of the image.
+    result is inverted when the background (most of the border) is the light side of the image.
     """
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
         raise ValueError(f"Expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {a.shape}.")
+    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3:  # a photo: Pillow's "L" is 10x faster
+        gray = np.asarray(Image.fromarray(a).convert("L"), dtype=np.float32) / np.float32(255.0)
+        return 1.0 - gray if _is_dark_on_light(gray) else gray
     x = _to_unit_float(a)  # (H, W[, C]) float32 in [0, 1]
     if x.ndim == 2:
         gray = x
@@ -138,47 +157,120 @@ def _frame(shape: tuple[int, int]) -> np.ndarray:
 
 
 def _is_dark_on_light(gray: np.ndarray) -> bool:
-    """Background (border median) on the light side of the image's range -> dark strokes on light."""
+    """Background (most of the border) on the light side of the image's range -> dark strokes on light.
+
+    The border's 60th percentile rather than its median: strokes may cover part of the border (a tight
+    crop), and a shadow may darken part of the paper; with both, the paper is still the lighter 40%.
+    A canvas's or MNIST's background is one exact level over far more of the border than that.
+    """
     lo, hi = float(gray.min()), float(gray.max())
-    return float(np.median(gray[_frame(gray.shape)])) > (lo + hi) / 2
+    frame = gray[_frame(gray.shape)]
+    step = max(1, frame.size // 50_000)  # a large photo's border: a sample is enough
+    return float(np.percentile(frame[::step], 60)) > (lo + hi) / 2
+
+
+def _box_sum(x: np.ndarray, r: int) -> np.ndarray:
+    """Sum of (..., H, W) x over a (2r+1) square around each pixel, zeros outside."""
+    h, w = x.shape[-2:]
+    pad = [(0, 0)] * (x.ndim - 2) + [(r + 1, r), (r + 1, r)]
+    c = np.pad(x, pad).cumsum(-2).cumsum(-1)  # (..., H+2r+1, W+2r+1)
+    k = 2 * r + 1
+    return c[..., k:, k:] - c[..., :h, k:] - c[..., k:, :w] + c[..., :h, :w]
+
+
+def _fit(x: np.ndarray, weight: np.ndarray, r: int) -> np.ndarray:
+    """Smooth surface through the weighted pixels of (H, W) x: at every pixel, the plane that best
+    fits its weighted neighbours (a box filter applied twice, radius r). A plane, not a mean, so light
+    falling off towards the image's edges is followed right up to them. Where a pixel has few
+    neighbours with weight (inside a blob of ink), the fit leans on one plane for the whole image."""
+    h, w = x.shape
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    v, u = (v - h / 2) / r, (u - w / 2) / r  # in units of r: well conditioned
+    one = np.ones_like(u)
+    if weight.any():
+        design = np.stack([one[weight], u[weight], v[weight]], axis=1)  # (N, 3)
+        a, b, c = np.linalg.lstsq(design, x[weight], rcond=None)[0]
+    else:
+        a, b, c = float(np.median(x)), 0.0, 0.0
+    prior = a + b * u + c * v  # (H, W)
+    # weighted moments around each pixel, plus a small weight on the global plane
+    lam = 1e-3 * (2 * r + 1) ** 4
+    terms = np.stack([one, u, v, u * u, u * v, v * v, x, u * x, v * x]) * weight  # (9, H, W)
+    s0, su, sv, suu, suv, svv, sz, suz, svz = _box_sum(_box_sum(terms, r), r)
+    s0, su, sv = s0 + lam, su + lam * u, sv + lam * v
+    suu, suv, svv = suu + lam * (u * u + 1), suv + lam * u * v, svv + lam * (v * v + 1)
+    sz, suz, svz = sz + lam * prior, suz + lam * u * prior, svz + lam * v * prior
+    # solve [[s0 su sv] [su suu suv] [sv suv svv]] @ (p, q, t) = (sz, suz, svz) by Cramer's rule
+    c00, c01, c02 = suu * svv - suv * suv, sv * suv - su * svv, su * suv - sv * suu
+    det = s0 * c00 + su * c01 + sv * c02
+    p = (sz * c00 + suz * c01 + svz * c02) / det
+    q = (sz * c01 + suz * (s0 * svv - sv * sv) + svz * (sv * su - s0 * suv)) / det
+    t = (sz * c02 + suz * (su * sv - s0 * suv) + svz * (s0 * suu - su * su)) / det
+    return p + q * u + t * v
 
 
 def _background(gray: np.ndarray) -> np.ndarray:
-    """Background level of a light-on-dark (H, W) image, fitted to its border.
+    """Background level of a light-on-dark (H, W) image, even when unevenly lit or when ink covers
+    much of it (a tight crop, a thick marker).
 
-    A flat border (a canvas) gives its median; an uneven one (a photo lit from one side) gives a
-    quadratic surface fitted to the border pixels, refitted once without outliers such as strokes
-    that touch the edge.
+    Estimated on a small copy: a smooth surface (`_fit`) through the pixels that are not ink, where
+    "ink" is anything brighter than the current estimate by more than the noise; a few rounds settle
+    it. The strokes are never assumed to keep off the border. A background that is mostly one exact
+    level (a canvas) is that level, and a nearly flat estimate is replaced by one level.
     """
-    h, w = gray.shape
-    frame = _frame((h, w))
-    values = gray[frame]
-    lo, hi = np.percentile(values, [5, 95])
-    if hi - lo < 0.02:
-        return np.full((h, w), np.median(values), dtype=np.float32)
-    ys, xs = np.nonzero(frame)
-    step = max(1, len(ys) // 20_000)  # enough points for six coefficients
-    ys, xs, values = ys[::step], xs[::step], values[::step]
-    y, x = ys / max(h - 1, 1) * 2 - 1, xs / max(w - 1, 1) * 2 - 1  # both in [-1, 1]
-    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)  # (N, 6)
-    coef = np.linalg.lstsq(design, values, rcond=None)[0]
-    for _ in range(2):  # refit on the inliers: strokes touching the edge are outliers
-        residual = values - design @ coef
-        offset = residual - np.median(residual)
-        keep = np.abs(offset) <= max(3 * 1.4826 * float(np.median(np.abs(offset))), 0.05)
-        if keep.sum() < 6:
+    small = _shrink(gray, WORK)  # (h, w)
+    lowest = float(small.min())
+    if np.count_nonzero(small == lowest) > small.size // 2:  # a synthetic background: a canvas, MNIST
+        return np.full(gray.shape, lowest, dtype=np.float32)
+    r = max(1, round(max(small.shape) / 12))  # light may change over ~1/6 of the image
+    sigma = max(_noise(small), 0.002)
+    paper = np.ones(small.shape, dtype=bool)
+    bg = _fit(small, paper, r)  # a first guess, pulled up by the ink...
+    for limit in (0.0, 3 * sigma):  # ...so start with what lies below it
+        candidate = _erode(small - bg < limit)  # not ink, and not next to ink
+        if candidate.sum() < 0.05 * candidate.size:
             break
-        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
-    gy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]  # (H, 1)
-    gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]  # (1, W)
-    c = coef.astype(np.float32)
-    surface = c[0] + c[1] * gx + c[2] * gy + c[3] * gx * gx + c[4] * gx * gy + c[5] * gy * gy  # (H, W)
-    return np.clip(surface, lo, hi)
+        paper = candidate
+        bg = _fit(small, paper, r)
+    if float(bg.max() - bg.min()) < 0.02:  # flat: one level
+        return np.full(gray.shape, np.median(small[paper]), dtype=np.float32)
+    img = Image.fromarray(bg.astype(np.float32), mode="F")
+    return np.asarray(img.resize(gray.shape[::-1], Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _noise(x: np.ndarray) -> float:
+    """Robust noise level of an (H, W) image from neighbour differences (edges are too few to matter)."""
+    d = np.concatenate([np.diff(x, axis=0).ravel(), np.diff(x, axis=1).ravel()])
+    return float(np.median(np.abs(d))) / (0.6745 * math.sqrt(2)) if d.size else 0.0
+
+
+def _shrink(gray: np.ndarray, side: int) -> np.ndarray:
+    """(H, W) -> area-averaged copy with the longer side at most `side`."""
+    h, w = gray.shape
+    f = side / max(h, w)
+    if f >= 1:
+        return gray.astype(np.float64)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    img = Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32), mode="F")
+    return np.asarray(img.resize(size, Image.Resampling.BOX), dtype=np.float64)
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    """3x3 erosion of an (H, W) mask; pixels outside count as True."""
+    m = np.pad(mask, 1, constant_values=True)
+    h, w = mask.shape
+    out = mask.copy()
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            out &= m[dy : dy + h, dx : dx + w]
+    return out
 
 
 def preprocess(image: np.ndarray | bytes, *, min_ink: float = 0.1, threshold: float = 0.2) -> Preprocessed:
     """Drawing or image (array or file bytes) -> MNIST-style (28, 28) input plus display stages.
 
+    Never raises for an image it can decode: a blank one, a speck or something with no digit-like
+    strokes (noise, a photo of a room) comes back `empty` with a message saying so.
     min_ink: the smallest mark that counts as a digit, as the strokes' bounding box's longer side over
     the image's longer side; smaller marks (a dot, a speck) are reported as empty.
     threshold: ink fainter than this, after stretching background..darkest stroke to 0..1, is noise.
@@ -187,22 +279,27 @@ def preprocess(image: np.ndarray | bytes, *, min_ink: float = 0.1, threshold: fl
     gray = to_grayscale(array)  # (H, W)
     stages: dict[str, np.ndarray] = {"input": gray}
 
-    # 1. background (even when unevenly lit) to 0, strongest stroke to 1, faint noise to 0
-    ink = gray - _background(gray)  # (H, W)
+    # 1. background (even when unevenly lit, even under ink) to 0, strongest stroke to 1
+    bg = _background(gray)  # (H, W)
+    ink = (gray - bg) / np.maximum(1.0 - bg, 0.05)  # ink in proportion to the local light
     peak = float(ink.max())
-    if peak < MIN_CONTRAST:
+    if not peak >= MIN_CONTRAST:
         return Preprocessed(None, stages, True, EMPTY_MESSAGE, None)
     ink = np.clip(ink / peak, 0.0, 1.0)
-    ink[~_despeckle(ink >= threshold)] = 0.0  # faint pixels and lone bright pixels are noise
+    mask = _strokes(ink, threshold)  # (H, W): faint marks away from the strokes and lone pixels go
+    if not mask.any():
+        return Preprocessed(None, stages, True, SPECK_MESSAGE, None)
 
     # 2. crop to the strokes' bounding box; a mark much smaller than the canvas is not a digit
-    bbox = _bbox(ink > 0)
+    bbox = _bbox(mask)
     top, left, bottom, right = bbox
     extent = max(bottom - top, right - left)
     if extent < 2 or extent < min_ink * max(gray.shape):
         return Preprocessed(None, stages, True, SPECK_MESSAGE, bbox)
-    crop = ink[top:bottom, left:right]  # (h, w)
+    crop = np.where(mask[top:bottom, left:right], ink[top:bottom, left:right], 0.0)  # (h, w)
     stages["crop"] = crop
+    if not looks_like_strokes(crop > 0):
+        return Preprocessed(None, stages, True, NOT_A_DIGIT_MESSAGE, bbox, not_digit=True)
 
     # 3. longer side to 20 px, aspect kept, anti-aliased; thin pens thickened so they survive
     fit = _fit_box(crop, BOX)  # (<=20, <=20), longer side 20
@@ -212,6 +309,58 @@ def preprocess(image: np.ndarray | bytes, *, min_ink: float = 0.1, threshold: fl
     centered = _paste_centered(fit, SIZE, CENTRE)  # (28, 28)
     stages["centered"] = centered
     return Preprocessed(centered, stages, False, "", bbox)
+
+
+def _strokes(ink: np.ndarray, threshold: float) -> np.ndarray:
+    """(H, W) bool: the strokes of an (H, W) ink map with its peak at 1.
+
+    Strong pixels (at least STRONG) that have a strong neighbour, plus fainter ones down to
+    `threshold` within half a stroke width of them: a stroke's soft edges. Faint marks away from the
+    strokes, such as ruled lines, paper grain or the edge of a shadow, are dropped.
+    """
+    strong = _despeckle(ink >= STRONG)  # (H, W)
+    mask = np.zeros_like(strong)
+    if not strong.any():
+        return mask
+    h, w = ink.shape
+    top, left, bottom, right = _bbox(strong)
+    reach = max(1, math.ceil(stroke_width(strong[top:bottom, left:right]) / 2))
+    top, left = max(top - reach, 0), max(left - reach, 0)
+    bottom, right = min(bottom + reach, h), min(right + reach, w)
+    grown = _dilate(strong[top:bottom, left:right].astype(np.float32), reach)  # (h'+2r, w'+2r)
+    near = grown[reach:-reach, reach:-reach] > 0  # (h', w')
+    mask[top:bottom, left:right] = near & (ink[top:bottom, left:right] >= threshold)
+    return mask
+
+
+def looks_like_strokes(mask: np.ndarray) -> bool:
+    """Whether an (h, w) mask cropped to its ink could be a handwritten digit: pen strokes, not noise
+    or the shapes in a photo. A digit is one to a few connected pieces; its strokes are thin next to
+    its size and, laid end to end, a few times its height (MNIST's longest: about 4.5). Noise is a
+    scatter of specks, or strokes hundreds of heights long; a solid blob is as wide as it is tall."""
+    size = max(mask.shape)
+    width = stroke_width(mask)  # mean stroke width, px
+    length = np.count_nonzero(mask) / max(width, 1e-9)  # total stroke length, px
+    if width > MAX_WIDTH * size or length > MAX_LENGTH * size:
+        return False
+    return _largest_pieces(mask, 3) >= MIN_PIECES_SHARE
+
+
+def _largest_pieces(mask: np.ndarray, k: int) -> float:
+    """Share of an (h, w) mask's pixels in its k largest 8-connected pieces, on a copy at most 128 px
+    across (so a dotted pen line still counts as one piece)."""
+    from scipy import ndimage  # here: only a digit candidate pays for the import
+
+    f = math.ceil(max(mask.shape) / 128)
+    if f > 1:
+        h, w = mask.shape
+        padded = np.pad(mask, ((0, -h % f), (0, -w % f)))
+        mask = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).any(axis=(1, 3))
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n <= k:
+        return 1.0
+    sizes = np.bincount(labels.ravel())[1:]  # (n,)
+    return float(np.sort(sizes)[-k:].sum() / sizes.sum())
 
 
 def _despeckle(mask: np.ndarray) -> np.ndarray:
