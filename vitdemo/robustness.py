@@ -4,7 +4,7 @@ or thinner pen) and measure how each model's accuracy falls.
 The transforms are pure, batched and device-agnostic functions of (B, 28, 28) float images in [0, 1] (light ink on
 a black background, before normalisation), so the page's sliders and the sweep share them. Geometric changes are
 one affine resample about the image centre (`affine`); the stroke width is grey-scale morphology (`stroke`).
-`sweep` runs every value of every transform through every model in one batched forward each.
+`sweep` transforms all n images at once for every value and runs every model over them in batches (of 100).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ CHANGES: tuple[Change, ...] = (
     Change("scale", "scale (factor)", tuple(0.5 + 0.125 * i for i in range(9)), 1.0, scale),
     # one step thins or thickens a stroke by about 2 px: -2 leaves almost no ink, +3 fills most loops
     Change("stroke", "stroke width (steps)", tuple(float(v) for v in range(-2, 4)), 0.0, stroke),
-)  # 11 + 9 + 9 + 6 = 35 values; the identity of each is scored once: 32 forwards of n images per model
+)  # 11 + 9 + 9 + 6 = 35 values; the identity of each is scored once: 32 passes over the n images per model
 
 
 def change(name: str) -> Change:
@@ -157,6 +157,11 @@ def predict_changed(
 
 
 # --- the sweep -------------------------------------------------------------------------------------
+# Images per forward. On one CPU thread, batches of 100 run the shipped MNIST CNN about twice as fast per image as
+# one batch of 1,000 (its 32-channel 28x28 activations then stay in cache); measured 0.7 s vs 1.6 s per 1,000.
+BATCH = 100
+
+
 @dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ==
 class SweepResult:
     """Each model's accuracy on the same fixed test images at every value of every change."""
@@ -168,8 +173,9 @@ class SweepResult:
     true_prob: dict[str, dict[str, np.ndarray]]  # model -> change -> (V,) mean calibrated probability of the truth
     plain: dict[str, float]  # model -> accuracy on the unchanged images
     seconds: float  # wall time of the whole sweep
-    forwards: int = 0  # model forwards run
+    forwards: int = 0  # passes of a model over the n images (each in batches of `BATCH`)
     labels: dict[str, str] = field(default_factory=dict)  # change -> axis title
+    batch_size: int = BATCH  # images per forward
 
     def at(self, model: str, change: str, value: float) -> float:
         """The accuracy of `model` at one value of `change`."""
@@ -198,13 +204,16 @@ def fixed_subset(split: Split, n: int, seed: int) -> Split:
 
 
 @torch.inference_mode()
-def _score(loaded: LoadedModel, x: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """(accuracy, mean calibrated probability of the true class) of one model on (B, H, W) images in [0, 1]."""
-    inputs = ((x - loaded.meta.mean) / loaded.meta.std).unsqueeze(1)  # (B, 1, H, W) normalised
-    probs = loaded.probabilities(loaded.model(inputs))  # (B, C)
-    correct = int((probs.argmax(1) == labels).sum())
-    truth = float(probs.gather(1, labels[:, None]).mean())
-    return correct / len(labels), truth
+def _score(loaded: LoadedModel, x: torch.Tensor, labels: torch.Tensor, batch_size: int) -> tuple[float, float]:
+    """(accuracy, mean calibrated probability of the true class) of one model on (N, H, W) images in [0, 1]."""
+    correct, truth = 0, 0.0
+    for i in range(0, len(labels), batch_size):
+        chunk, y = x[i : i + batch_size], labels[i : i + batch_size]  # (B, H, W), (B,)
+        inputs = ((chunk - loaded.meta.mean) / loaded.meta.std).unsqueeze(1)  # (B, 1, H, W) normalised
+        probs = loaded.probabilities(loaded.model(inputs))  # (B, C)
+        correct += int((probs.argmax(1) == y).sum())
+        truth += float(probs.gather(1, y[:, None]).sum())
+    return correct / len(labels), truth / len(labels)
 
 
 def sweep(
@@ -214,11 +223,13 @@ def sweep(
     seed: int = 0,
     *,
     changes: tuple[Change, ...] = CHANGES,
+    batch_size: int = BATCH,
 ) -> SweepResult:
     """Every model's accuracy on `n` fixed images of `split` at every value of every change.
 
-    Each value is one transform of the whole batch and one forward per model, on the device the models are on
-    (CPU or GPU alike), with each model's own normalisation and its calibrated probabilities.
+    Each value is one transform of all `n` images at once, then one pass of each model over them in batches of
+    `batch_size`, on the device the models are on (CPU or GPU alike), with each model's own normalisation and
+    its calibrated probabilities.
     """
     t0 = time.perf_counter()
     if not models:
@@ -229,14 +240,16 @@ def sweep(
     labels = subset.labels.to(device)  # (N,)
     accuracy: dict[str, dict[str, np.ndarray]] = {m: {} for m in models}
     true_prob: dict[str, dict[str, np.ndarray]] = {m: {} for m in models}
-    plain_scores = {name: _score(loaded, images, labels) for name, loaded in models.items()}
+    plain_scores = {name: _score(loaded, images, labels, batch_size) for name, loaded in models.items()}
     forwards = len(models)
     for c in changes:
         scores: dict[str, list[tuple[float, float]]] = {m: [] for m in models}
         for value in c.values:
             changed = None if value == c.identity else c.fn(images, value)  # (N, 28, 28)
             for name, loaded in models.items():
-                scores[name].append(plain_scores[name] if changed is None else _score(loaded, changed, labels))
+                scores[name].append(
+                    plain_scores[name] if changed is None else _score(loaded, changed, labels, batch_size)
+                )
             forwards += 0 if changed is None else len(models)
         for name, found in scores.items():
             accuracy[name][c.name] = np.array([a for a, _ in found])  # (V,)
@@ -251,4 +264,5 @@ def sweep(
         seconds=time.perf_counter() - t0,
         forwards=forwards,
         labels={c.name: c.label for c in changes},
+        batch_size=batch_size,
     )

@@ -21,14 +21,16 @@ from vitdemo.views.names import KINDS, dataset_name
 LAST_INPUT_KEY = "last_input_28"  # the Draw page's last 28x28 model input, when it leaves one
 SWEEP_N = 1000  # test images per value
 SWEEP_SEED = 0  # picks them: the same images for every model and every visit
-IMAGE_PX = 168  # 6x the model input
-SLIDERS = {  # session key -> (label, min, max, step, default, format)
-    "lab_dx": ("Shift right (px)", -10.0, 10.0, 1.0, 0.0, "%+.0f"),
-    "lab_dy": ("Shift down (px)", -10.0, 10.0, 1.0, 0.0, "%+.0f"),
-    "lab_degrees": ("Rotate (degrees, anticlockwise)", -90.0, 90.0, 5.0, 0.0, "%+.0f°"),
-    "lab_factor": ("Scale (factor)", 0.5, 1.5, 0.05, 1.0, "%.2f×"),
-    "lab_steps": ("Stroke width (thinner < 0 < thicker)", -2.0, 3.0, 0.5, 0.0, "%+.1f"),
-}
+IMAGE_PX = 168  # the changed image, 6x the model input
+THUMB_PX = 84  # the image as it was, 3x
+SLIDERS = {  # session key -> (label, min, max, step, default, format, help)
+    "lab_dx": ("Shift right (px)", -10.0, 10.0, 1.0, 0.0, "%+.0f", "Move the image sideways; ink pushed out is lost."),
+    "lab_dy": ("Shift down (px)", -10.0, 10.0, 1.0, 0.0, "%+.0f", "Move the image up or down."),
+    "lab_degrees": ("Rotate (°)", -180.0, 180.0, 5.0, 0.0, "%+.0f°", "Turn the image anticlockwise about its centre."),
+    "lab_factor": ("Scale (×)", 0.5, 1.5, 0.05, 1.0, "%.2f×", "Shrink or enlarge the image about its centre."),
+    "lab_steps": ("Stroke width", -2.0, 3.0, 0.5, 0.0, "%+.1f",
+                  "Thin (< 0) or thicken (> 0) the pen: each step takes or adds about a pixel on each side."),
+}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +38,8 @@ class LabImage:
     image: np.ndarray  # (28, 28) float in [0, 1] or uint8, light ink on black
     truth: str | None  # the true class, for a test image
     caption: str
+    test_key: str | None = None  # the session key of its test-image index, for "Another test image"
+    test_count: int = 0  # how many test images there are to pick from
 
 
 # --- the image -------------------------------------------------------------------------------------
@@ -63,67 +67,83 @@ def _test_image(dataset: str) -> LabImage | None:
         _new_test_index(key, len(split))
     index = st.session_state[key]
     truth = class_names(dataset)[int(split.labels[index])]
-    st.button("Another test image", icon=":material/casino:", on_click=_new_test_index, args=(key, len(split)),
-              key="lab_next_test")  # fmt: skip
-    return LabImage(split.images[index].numpy(), truth, f"{dataset_name(dataset)} test image #{index}")
+    caption = f"{dataset_name(dataset)} test image #{index}"
+    return LabImage(split.images[index].numpy(), truth, caption, key, len(split))
 
 
 def lab_image(dataset: str) -> LabImage | None:
     """Your last drawing (when the Draw page left one) or a random test image, as the reader picks."""
     drawing = _last_drawing()
-    sources = {"test": ":material/casino: Test image"}
     if drawing is not None:
-        sources = {"drawing": ":material/draw: Your drawing", **sources}
-    source = st.segmented_control(
-        "Image", list(sources), format_func=sources.get, default=next(iter(sources)), required=True,
-        key=f"lab_source_{len(sources)}", label_visibility="collapsed",
-    )  # fmt: skip
-    if source == "drawing" and drawing is not None:
-        return LabImage(drawing, None, "your last drawing on the Draw page")
+        sources = {"drawing": ":material/draw: Your drawing", "test": ":material/casino: Test image"}
+        source = st.segmented_control(
+            "Image", list(sources), format_func=sources.get, default="drawing", required=True, key="lab_source",
+            label_visibility="collapsed",
+        )  # fmt: skip
+        if source == "drawing":
+            return LabImage(drawing, None, "your last drawing on the Draw page")
     return _test_image(dataset)
 
 
 # --- the sliders -----------------------------------------------------------------------------------
 def _reset_sliders() -> None:
-    for key, (*_, default, _fmt) in SLIDERS.items():
+    for key, (_, _, _, _, default, *_) in SLIDERS.items():
         st.session_state[key] = default
 
 
 def sliders() -> Settings:
-    """One slider per change, and a button that puts them all back."""
+    """One slider per change, side by side (stacked on a phone)."""
     values = {}
-    for key, (label, lo, hi, step, default, fmt) in SLIDERS.items():
-        values[key.removeprefix("lab_")] = st.slider(label, lo, hi, default, step, format=fmt, key=key)
-    st.button("Reset", icon=":material/restart_alt:", on_click=_reset_sliders, key="lab_reset")
+    for (key, (label, lo, hi, step, default, fmt, help_text)), column in zip(
+        SLIDERS.items(), st.columns(len(SLIDERS)), strict=True
+    ):
+        with column:
+            values[key.removeprefix("lab_")] = st.slider(
+                label, lo, hi, default, step, format=fmt, help=help_text, key=key
+            )
     return Settings(**values)
 
 
 @st.fragment
 def live_panel(dataset: str, models: dict[str, LoadedModel], problems: dict[str, str]) -> None:
-    """The image, the sliders and both models' answers; a slider reruns only this part of the page."""
-    left, right = st.columns([1.2, 2], gap="medium")
-    with left:
+    """The image as it was and as the models see it, both models' answers, and the sliders below them; a slider
+    reruns only this part of the page."""
+    picture, *answers = st.columns([0.9, 1, 1], gap="medium")
+    with picture:
         image = lab_image(dataset)
-        if image is None:
-            return
+    if image is None:
+        return
+    slider_row = st.container()
+    with slider_row:
         settings = sliders()
     changed, predictions = predict_changed(models, image.image, settings)
-    with left, st.container(horizontal=True, gap="small"):
-        st.image(display.upscale(image.image, IMAGE_PX), caption="as it was", width=IMAGE_PX)
-        st.image(display.upscale(changed, IMAGE_PX), caption="what the models see", width=IMAGE_PX)
-    with left:
+    with picture:
+        with st.container(horizontal=True, gap="small", vertical_alignment="bottom"):
+            st.image(display.upscale(image.image, THUMB_PX), caption="as it was", width=THUMB_PX)
+            st.image(display.upscale(changed, IMAGE_PX), caption="what the models see", width=IMAGE_PX)
         st.caption(image.caption + (f" · true label {image.truth}" if image.truth else ""))
-    with right:
-        for kind, column in zip(KINDS, st.columns(2, gap="large"), strict=True):
-            with column:
-                draw.prediction_panel(kind, predictions.get(kind), models.get(kind), problems.get(kind), image.truth)
+        with st.container(horizontal=True, gap="small"):
+            if image.test_key is not None:
+                st.button(
+                    "Another",
+                    icon=":material/casino:",
+                    on_click=_new_test_index,
+                    args=(image.test_key, image.test_count),
+                    key="lab_next_test",
+                    help="Another test image",
+                )
+            st.button("Reset", icon=":material/restart_alt:", on_click=_reset_sliders, key="lab_reset",
+                      help="Put every slider back to no change")  # fmt: skip
+    for kind, column in zip(KINDS, answers, strict=True):
+        with column:
+            draw.prediction_panel(kind, predictions.get(kind), models.get(kind), problems.get(kind), image.truth)
 
 
 # --- the sweep -------------------------------------------------------------------------------------
 def _files(models: dict[str, LoadedModel]) -> tuple[tuple[str, str, int], ...]:
     """(kind, path, mtime) of every model: the sweep's cache key, so a retrained file is measured again."""
     found = []
-    for kind, loaded in sorted(models.items()):
+    for kind, loaded in models.items():  # the order of the sidebar: ViT, then CNN
         path = Path(loaded.path) if loaded.path is not None else None
         if path is None or not path.is_file():
             continue
@@ -150,7 +170,8 @@ def _request() -> None:
 
 def sweep_section(dataset: str, models: dict[str, LoadedModel]) -> None:
     """Accuracy against each change for both models, with one sentence saying what it shows. Measured when
-    asked the first time (about a minute on a laptop CPU), then kept for every visitor until a model changes."""
+    asked the first time (64 model passes over 1,000 images: about a minute on one CPU thread), then kept for every
+    visitor until a model file changes."""
     files = _files(models)
     if not files:
         st.info("The sweep needs at least one model: train one on the Train page.", icon=":material/info:")
@@ -159,8 +180,8 @@ def sweep_section(dataset: str, models: dict[str, LoadedModel]) -> None:
     if key not in _measured() and not st.session_state.get("lab_sweep_asked"):
         values = sum(len(c.values) for c in CHANGES)
         st.caption(
-            f"Both models on the same {SWEEP_N:,} test images, changed in {values} ways: "
-            "about a minute on a laptop CPU, then kept for everyone until a model changes."
+            f"Both models on the same {SWEEP_N:,} test images, changed in {values} ways: a minute or two on a CPU "
+            "(one batched pass per change and model), then kept for everyone until a model file changes."
         )
         st.button("Measure how accuracy falls", icon=":material/monitoring:", on_click=_request, key="lab_sweep")
         return
@@ -174,6 +195,7 @@ def sweep_section(dataset: str, models: dict[str, LoadedModel]) -> None:
     st.markdown(views.summary_sentence(result))
     st.plotly_chart(views.sweep_figure(result), key="lab_sweep_figure", config={"displayModeBar": False})
     st.caption(
-        f"{result.n:,} test images (seed {result.seed}) · {result.forwards} batched forwards · "
+        f"{result.n:,} test images (seed {result.seed}) · {result.forwards} model passes in batches of "
+        f"{result.batch_size} · "
         f"measured in {result.seconds:.1f} s on this server"
     )

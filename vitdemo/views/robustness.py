@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 
 from vitdemo.robustness import SweepResult
 from vitdemo.views.charts import PALETTE
-from vitdemo.views.names import kind_name
+from vitdemo.views.names import KINDS, kind_name
 
 MODEL_COLORS = {"vit": PALETTE[0], "cnn": PALETTE[1]}  # the theme's accent for the ViT, blue for the CNN
 CHANGE_TITLES = {"shift": "shift", "rotate": "rotation", "scale": "scale", "stroke": "stroke width"}
@@ -39,7 +39,12 @@ def mean_accuracy(result: SweepResult, model: str, change: str) -> float:
     return float(np.mean(result.accuracy[model][change]))
 
 
-def sweep_figure(result: SweepResult, *, height: int = 520) -> go.Figure:
+def models_in_order(result: SweepResult) -> list[str]:
+    """The sweep's models, ViT before CNN (the sidebar's order), then any other."""
+    return sorted(result.accuracy, key=lambda m: list(KINDS).index(m) if m in KINDS else len(KINDS))
+
+
+def sweep_figure(result: SweepResult, *, height: int = 460) -> go.Figure:
     """Accuracy (y) against each change (x), one panel per change in a 2x2 grid, one line per model; the dotted
     line marks the unchanged image. The hover also gives the mean calibrated probability of the true class."""
     changes = list(result.values)
@@ -53,12 +58,12 @@ def sweep_figure(result: SweepResult, *, height: int = 520) -> go.Figure:
     for i, change in enumerate(changes):
         row, col = i // 2 + 1, i % 2 + 1
         x = result.values[change]
-        for model, by_change in result.accuracy.items():
+        for model in models_in_order(result):
             name = kind_name(model)
             fig.add_trace(
                 go.Scatter(
                     x=x,
-                    y=by_change[change],
+                    y=result.accuracy[model][change],
                     customdata=result.true_prob[model][change],
                     mode="lines+markers",
                     name=name,
@@ -100,7 +105,7 @@ def _join(items: list[str]) -> str:
 def summary_sentence(result: SweepResult) -> str:
     """One sentence read off the measured curves: which model holds up better under which change, by its
     accuracy averaged over the values swept (the other model's in brackets)."""
-    models = list(result.accuracy)
+    models = models_in_order(result)
     head = f"Averaged over each range on {result.n:,} test images, "
     if len(models) == 1:
         (m,) = models
