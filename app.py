@@ -8,6 +8,7 @@ shell.page_setup()
 pages = [
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:", default=True),
     st.Page("pages/present.py", title="Present", icon=":material/co_present:"),
+    st.Page("pages/lab.py", title="Robustness lab", icon=":material/tune:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),

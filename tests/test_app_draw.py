@@ -22,7 +22,14 @@ from vitdemo.ui.draw import draw_canvas as REAL_CANVAS
 from vitdemo.views import display
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["pages/draw.py", "pages/present.py", "pages/train.py", "pages/evaluate.py", "pages/leaderboard.py"]
+PAGES = [
+    "pages/draw.py",
+    "pages/present.py",
+    "pages/lab.py",
+    "pages/train.py",
+    "pages/evaluate.py",
+    "pages/leaderboard.py",
+]
 PREDICTION = re.compile(r'aria-label="(ViT|CNN) predicts ([^"]+)"')
 TIMEOUT_S = 120  # the first run imports torch and loads both models; a busy 2-core CI box is slow
 
@@ -106,6 +113,8 @@ def test_drawn_digit_is_predicted_and_explained(draw_env: Path, mnist_checkpoint
     assert [c for c in captions if c.startswith("4 · centred 28×28")]  # the preprocessing strip
     assert any("Server time" in c.value for c in at.caption)
     assert not at.info  # no prompt next to a prediction
+    left = at.session_state[shell.LAST_INPUT_KEY]  # handed to the Robustness lab and Under the hood
+    assert left.shape == (28, 28) and left.max() > 0.5
 
 
 @pytest.mark.parametrize("canvas", [None, np.zeros((280, 280, 4), np.uint8)], ids=["no-stroke-yet", "blank"])

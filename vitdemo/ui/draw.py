@@ -13,7 +13,7 @@ from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import DataError, class_names
 from vitdemo.inference import Analysis, Prediction, analyze
 from vitdemo.preprocess import load_image
-from vitdemo.ui.shell import CANVAS_PX, model_caption, test_split
+from vitdemo.ui.shell import CANVAS_PX, LAST_INPUT_KEY, model_caption, test_split
 from vitdemo.views import display
 from vitdemo.views.colors import colorize, overlay
 from vitdemo.views.messages import hide_folders
@@ -195,14 +195,18 @@ def explanation_settings() -> tuple[str, float]:
 def run_analysis(
     image: np.ndarray | None, models: dict[str, LoadedModel], head_fusion: str = "mean", discard_ratio: float = 0.0
 ) -> Analysis | None:
-    """analyze() for the page: None when there is no image, an st.error for one that cannot be read."""
+    """analyze() for the page: None when there is no image, an st.error for one that cannot be read. The model
+    input it made is left in the session for the Robustness lab and Under the hood (`shell.LAST_INPUT_KEY`)."""
     if image is None:
         return None
     try:
-        return analyze(image, models, head_fusion=head_fusion, discard_ratio=discard_ratio)  # type: ignore[arg-type]
+        analysis = analyze(image, models, head_fusion=head_fusion, discard_ratio=discard_ratio)  # type: ignore[arg-type]
     except ValueError as exc:
         st.error(f"That image could not be used: {exc}")
         return None
+    if analysis.pre.image is not None:
+        st.session_state[LAST_INPUT_KEY] = analysis.pre.image  # (28, 28) float32 in [0, 1]
+    return analysis
 
 
 # --- answers ---------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from vitdemo.views import robustness as views
 from vitdemo.views.messages import hide_folders
 from vitdemo.views.names import KINDS, dataset_name
 
-LAST_INPUT_KEY = "last_input_28"  # the Draw page's last 28x28 model input, when it leaves one
 SWEEP_N = 1000  # test images per value
 SWEEP_SEED = 0  # picks them: the same images for every model and every visit
 IMAGE_PX = 168  # the changed image, 6x the model input
@@ -45,7 +44,7 @@ class LabImage:
 # --- the image -------------------------------------------------------------------------------------
 def _last_drawing() -> np.ndarray | None:
     """The Draw page's last model input, if it left a usable (28, 28) image in the session."""
-    found = st.session_state.get(LAST_INPUT_KEY)
+    found = st.session_state.get(shell.LAST_INPUT_KEY)
     if found is None:
         return None
     a = np.asarray(found)

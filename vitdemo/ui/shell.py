@@ -33,6 +33,7 @@ STORE_ERRORS = (
     CheckpointError,
     OSError,
 )  # what a page turns into a message, not a traceback
+LAST_INPUT_KEY = "last_input_28"  # the last 28x28 model input a drawing made, for the Lab and Under the hood
 _SELECTION_KEY = "_vitdemo_selection"
 _SHELL_KEY = "_vitdemo_shell"
 
