@@ -85,7 +85,7 @@ def test_trust_section_runs_on_request_and_is_kept_per_file_version(env: Registr
     ours, rand = table.iloc[0], table.iloc[1]
     assert ours["deletion AUC"] < rand["deletion AUC"]  # even a 1-epoch CNN's map beats random pixels
     assert ours["background share"] < 0.05  # integrated gradients: nothing on the empty background
-    assert "Same map from an untrained model?" in {m.label for m in at.metric}
+    assert "Same as untrained?" in {m.label for m in at.metric}
     assert any(c.startswith("How to read it:") for c in texts(at, "caption"))
 
     again = open_evaluate()  # a new session: the report of this file version is kept

@@ -64,7 +64,7 @@ def test_the_page_shows_every_map_with_a_colour_scale_for_a_test_image(hood_app:
     at = run(AppTest.from_file(hood_app, default_timeout=TIMEOUT_S))
     assert at.button_group(key="hood_source").value == "test"  # no drawing in this session
     (what,) = [c for c in texts(at, "caption") if c.startswith("Looking inside both models with")]
-    match = re.search(r"test image #(\d+), a (\d)", what)
+    match = re.search(r"test image #(\d+), labelled (\d)", what)
     assert match, what
     index, label = int(match[1]), match[2]
     test = load_raw("mnist", train=False)
@@ -82,7 +82,7 @@ def test_the_page_shows_every_map_with_a_colour_scale_for_a_test_image(hood_app:
     # The figures the page shows for the position embeddings are the model's, with its learned 2-D structure.
     loaded = load_checkpoint(mnist_checkpoints / "vit_mnist.safetensors")
     near, far = neighbour_similarity(position_similarity(loaded.model))
-    assert {m.label: m.value for m in at.metric}["Neighbours' similarity"] == f"{near:+.2f}"
+    assert {m.label: m.value for m in at.metric}["Neighbours alike"] == f"{round(near, 2) + 0.0:+.2f}"
 
     assert at.session_state["hood_test_index_mnist"] == index
     at.button(key="hood_next_test").click()

@@ -6,7 +6,6 @@ diagram), and two runs side by side."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,17 +260,20 @@ def trust_section(res: TestResults) -> None:
     explained = explanation_name(run.kind)
     report = cached_trust_report(run)
     if report is None:
-        st.caption(
-            f"Checks the {explained} on {TRUST_IMAGES} test images: blanking the pixels it marks first should make "
-            "the model lose its answer faster than blanking random ones. Takes from seconds to a minute on a CPU."
-        )
-        if not st.button("Run the checks", icon=":material/fact_check:", key=f"trust_run_{run.id}"):
+        offer = st.empty()  # the offer goes once the checks have run
+        with offer.container():
+            st.caption(
+                f"Checks the {explained} on {TRUST_IMAGES} test images: blanking the pixels it marks first should "
+                "make the model lose its answer faster than blanking random ones. Takes from seconds to a minute "
+                "on a CPU."
+            )
+            clicked = st.button("Run the checks", icon=":material/fact_check:", key=f"trust_run_{run.id}")
+        if not clicked:
             return
+        offer.empty()
         try:
             with st.spinner(f"Blanking and restoring pixels of {TRUST_IMAGES} test images with run #{run.id}…"):
-                t0 = time.perf_counter()
                 report = compute_trust_report(run)
-                st.session_state[f"trust_seconds_{run.id}"] = time.perf_counter() - t0
         except (CheckpointError, DataError, OSError) as exc:
             st.error(f"The checks could not run: {hide_folders(str(exc), run.checkpoint or '')}")
             return
@@ -282,31 +284,30 @@ def trust_section(res: TestResults) -> None:
         "on the right (high insertion AUC), the better the map points at the pixels the model really uses; it "
         "should beat the random map clearly, and the centre blob too."
     )
-    left, right = st.columns([3, 1])
-    with left:
-        fmt = st.column_config.NumberColumn
-        st.dataframe(
-            trust_charts.trust_frame(report),
-            hide_index=True,
-            column_config={
-                "deletion AUC": fmt(format="%.3f", help="Area under the deletion curve: lower is better."),
-                "insertion AUC": fmt(format="%.3f", help="Area under the insertion curve: higher is better."),
-                "background share": fmt(format="%.2f", help="Share of the map's weight on empty background."),
-            },
-        )
-    with right:
-        st.metric(
-            "Same map from an untrained model?",
-            f"{report.rank_correlation_on_ink:+.2f}",
-            help="Spearman rank correlation, on the ink, between this map and the map of a randomly initialised "
-            "model of the same configuration, averaged over the images (Adebayo et al. 2018): near 0 means the map "
-            "depends on what the model learned; near 1 means it only shows the input. Over the whole image: "
-            f"{report.rank_correlation:+.2f} (a map that is 0 on every blank pixel shares that with any model).",
-        )
-    st.caption(
-        f"{report.n_images} seeded test images, {len(report.fractions) - 1} steps, computed in "
-        f"{report.seconds:.1f} s on this server (once per checkpoint file). Petsiuk et al. 2018 (deletion, "
-        "insertion); Adebayo et al. 2018 (randomised model)."
+    fmt = st.column_config.NumberColumn
+    st.dataframe(
+        trust_charts.trust_frame(report),
+        hide_index=True,
+        column_config={
+            "deletion AUC": fmt(format="%.3f", help="Area under the deletion curve: lower is better."),
+            "insertion AUC": fmt(format="%.3f", help="Area under the insertion curve: higher is better."),
+            "background share": fmt(format="%.2f", help="Share of the map's weight on empty background."),
+        },
+    )
+    left, right = st.columns([1, 3], gap="medium")
+    left.metric(
+        "Same as untrained?",
+        f"{report.rank_correlation_on_ink:+.2f}",
+        help="Spearman rank correlation, on the ink, between this map and the map of a randomly initialised model "
+        "of the same configuration, averaged over the images: near 0 means the map depends on what the model "
+        f"learned, near 1 that it only shows the input. Over the whole image: {report.rank_correlation:+.2f} (a map "
+        "that is 0 on every blank pixel shares that with any model).",
+    )
+    right.caption(
+        "The map of an untrained model of the same size should rank the pixels differently (a score near 0): "
+        f"otherwise the map shows the input, not what was learned. {report.n_images} seeded test images, "
+        f"{len(report.fractions) - 1} steps, computed in {report.seconds:.1f} s on this server, once per checkpoint "
+        "file. Petsiuk et al. 2018 (deletion, insertion); Adebayo et al. 2018 (randomised model)."
     )
 
 

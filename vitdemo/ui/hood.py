@@ -30,7 +30,7 @@ from vitdemo.views.names import dataset_name
 
 DRAW_KEY = "last_input_28"  # the Draw page stores its last (28, 28) float input in [0, 1] under this key
 SOURCES = {"drawing": "Your last drawing", "test": "A test image", "upload": "Upload an image"}
-INPUT_PX = 300
+INPUT_PX = 260
 CHART = {"displayModeBar": False}
 
 
@@ -66,7 +66,7 @@ def _test_image(dataset: str) -> tuple[np.ndarray | None, str]:
     )  # fmt: skip
     truth = class_names(dataset)[int(split.labels[index])]
     image = split.images[index].numpy().astype(np.float32) / 255.0  # (28, 28) in [0, 1]
-    return image, f"{dataset_name(dataset)} test image #{index}, a {truth}"
+    return image, f"{dataset_name(dataset)} test image #{index}, labelled {truth}"
 
 
 def _uploaded() -> tuple[np.ndarray | None, str]:
@@ -134,11 +134,8 @@ def _patch_picker(image: np.ndarray, grid: int) -> tuple[int, int]:
     picked = (int(st.session_state[row_key]), int(st.session_state[col_key]))
     fig = hood_charts.patch_grid_figure(image, grid, picked, height=INPUT_PX)
     st.plotly_chart(fig, key="hood_grid", on_select="rerun", selection_mode="points", config=CHART, width="content")
-    c1, c2 = st.columns(2)
-    c1.slider(
-        "Patch row", 0, grid - 1, key=row_key, help="Row of the query patch (the token whose attention is shown)."
-    )
-    c2.slider("Patch column", 0, grid - 1, key=col_key, help="Column of the query patch.")
+    st.slider("Row", 0, grid - 1, key=row_key, help="Row of the query patch (the token whose attention is shown).")
+    st.slider("Column", 0, grid - 1, key=col_key, help="Column of the query patch.")
     return int(st.session_state[row_key]), int(st.session_state[col_key])
 
 
@@ -155,27 +152,27 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
     x = _model_input(image, loaded)
     attn = vit_attention(loaded.model, x)  # (L, heads, T, T)
     L, H = attn.shape[:2]
-    left, right = st.columns([1, 2], gap="large")
+    st.markdown(f"The ViT {_prediction(loaded, x)}.")
+    st.caption(
+        f"It cuts the image into {cfg.grid * cfg.grid} patches of {cfg.patch_size}x{cfg.patch_size} pixels (the "
+        f"blue grid) and turns each into a token; {L} layers of {H} attention heads then let every token gather "
+        "information from the others. Click a patch (or move the sliders) to see where it looks."
+    )
+    left, right = st.columns([1, 2.4], gap="medium")
     with left:
         st.markdown(f"#### The {cfg.grid}x{cfg.grid} patches")
         row, col = _patch_picker(image, cfg.grid)
     with right:
-        st.markdown(f"The ViT {_prediction(loaded, x)}.")
-        st.caption(
-            f"It cuts the image into {cfg.grid * cfg.grid} patches of {cfg.patch_size}x{cfg.patch_size} pixels "
-            f"(the blue grid) and turns each into a token; {L} layers of {H} attention heads then let every "
-            "token gather information from the others. Click a patch to see where it looks."
-        )
         maps = with_head_mean(patch_attention(attn, row, col)).transpose(0, 1)  # (heads + 1, L, g, g)
         st.markdown(f"#### Where patch (row {row}, column {col}) looks")
         fig = hood_charts.map_grid_figure(
-            maps.numpy(), row_labels=["all heads", *[f"head {h + 1}" for h in range(H)]], col_labels=_layer_labels(L),
-            colorbar="share of its attention", mark=(row, col), tile_px=78,
+            maps.numpy(), row_labels=["all heads", *[f"head {h + 1}" for h in range(H)]],
+            col_labels=[f"L{i + 1}" for i in range(L)], colorbar="share of its attention", mark=(row, col), tile_px=80,
         )  # fmt: skip
         st.plotly_chart(fig, key="hood_patch_attention", config=CHART)
         st.caption(
-            "Each small map is one layer (column) and one attention head (row): the brighter a patch, the more of "
-            "its attention the green patch takes from there; the top row averages the heads."
+            f"Each small map is one layer (column L1 to L{L}) and one attention head (row): the brighter a patch, "
+            "the more of its attention the green patch takes from there; the top row averages the heads."
         )
     _class_token(attn, H)
     _positions(loaded)
@@ -199,7 +196,7 @@ def _class_token(attn: torch.Tensor, heads: int) -> None:
     labels = _layer_labels(L) + [""] * (rows * cols - L)
     fig = hood_charts.mosaic_figure(
         grid.numpy(), cols=cols, colorbar="share of attention", zmin=0.0, percent=True, tile_names=labels,
-        height=rows * 250 + 20,
+        height=rows * 230 + 20,
     )  # fmt: skip
     fig.update_layout(annotations=_tile_titles(labels, cols, maps.shape[1]))
     st.plotly_chart(fig, key="hood_cls", config=CHART)
@@ -229,29 +226,28 @@ def _positions(loaded: LoadedModel) -> None:
     g = sim.shape[-1]
     near, far = neighbour_similarity(sim)
     names = [f"patch row {i // g}, column {i % g}" for i in range(g * g)]
-    left, right = st.columns([2, 1], gap="large")
-    with left:
-        fig = hood_charts.mosaic_figure(
-            sim.numpy(), cols=g, colorbar="cosine similarity", colorscale=DIVERGING, zmin=-1.0, zmax=1.0,
-            tile_names=names, height=560,
-        )  # fmt: skip
-        st.plotly_chart(fig, key="hood_positions", config=CHART)
-    with right:
-        st.caption(
-            f"Each of the {g * g} small squares belongs to one patch position and shows how alike its learned "
-            "position embedding is to every other position's (red: alike, blue: opposite). Nobody told the model "
-            f"that the patches form a {g}x{g} grid, yet it learned it: each square is brightest around its own place."
-        )
-        st.metric(
-            "Neighbours' similarity",
-            f"{near:+.2f}",
-            help="Mean cosine similarity of the position embeddings of patches that touch (side by side or one above the other).",
-        )
-        st.metric(
-            "All other pairs",
-            f"{far:+.2f}",
-            help="Mean cosine similarity of every pair of positions that do not touch.",
-        )
+    text, m1, m2 = st.columns([3, 1, 1], gap="medium")
+    text.caption(
+        f"Each of the {g * g} small squares belongs to one patch position and shows how alike its learned "
+        "position embedding is to every other position's (red: alike, blue: opposite). Nobody told the model "
+        f"that the patches form a {g}x{g} grid, yet it learned it: each square is reddest around its own place."
+    )
+    m1.metric(
+        "Neighbours alike",
+        f"{round(near, 2) + 0.0:+.2f}",  # + 0.0: no "-0.00"
+        help="Mean cosine similarity of the position embeddings of patches that touch (side by side or one "
+        "above the other).",
+    )
+    m2.metric(
+        "Other pairs",
+        f"{round(far, 2) + 0.0:+.2f}",
+        help="Mean cosine similarity of every pair of positions that do not touch.",
+    )
+    fig = hood_charts.mosaic_figure(
+        sim.numpy(), cols=g, colorbar="cosine similarity", colorscale=DIVERGING, zmin=-1.0, zmax=1.0,
+        tile_names=names, height=520,
+    )  # fmt: skip
+    st.plotly_chart(fig, key="hood_positions", config=CHART)
 
 
 # --- CNN ---------------------------------------------------------------------------------------------------
@@ -264,33 +260,32 @@ def cnn_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
     stages = cnn_stages(loaded.model, x)  # [(K_i, h_i, w_i)]
     st.markdown(f"The CNN {_prediction(loaded, x)}.")
     labels = [f"Stage {i + 1} ({a.shape[1]}x{a.shape[2]}, {a.shape[0]} filters)" for i, a in enumerate(stages)]
-    left, right = st.columns([1, 3], gap="large")
-    with left:
-        st.image(display.upscale(image, 168), caption="the input (28x28)", width=168, output_format="PNG")
-        stage = st.radio(
-            "Layer", list(range(len(stages))), format_func=labels.__getitem__, key="hood_stage",
-            help="The output of each stage: two 3x3 convolutions with batch norm and ReLU, before the max-pooling "
-            "that halves the resolution for the next stage.",
-        )  # fmt: skip
-        count = st.select_slider(
-            "Maps shown", [8, 16, 32, 64], value=16, key="hood_channels",
-            help="How many channels (filters) of the stage to show, those whose response varies most over the image first "
-            "(by spatial standard deviation).",
-        )  # fmt: skip
-    acts = stages[int(stage or 0)]
+    picture, layer, amount = st.columns([1, 2, 1.4], gap="medium")
+    picture.image(display.upscale(image, 112), caption="the input (28x28)", width=112, output_format="PNG")
+    stage = layer.radio(
+        "Layer", list(range(len(stages))), format_func=labels.__getitem__, key="hood_stage",
+        help="The output of each stage: two 3x3 convolutions with batch norm and ReLU, before the max-pooling "
+        "that halves the resolution for the next stage.",
+    )  # fmt: skip
+    count = amount.select_slider(
+        "Maps shown", [8, 16, 32, 64], value=16, key="hood_channels",
+        help="How many channels (filters) of the stage to show, those whose response varies most over the image "
+        "first (by spatial standard deviation).",
+    )  # fmt: skip
+    index = int(stage or 0)
+    acts = stages[index]
     keep = most_varied_channels(acts, int(count))
-    with right:
-        st.markdown(f"#### What stage {int(stage or 0) + 1} sees")
-        cols = 8
-        fig = hood_charts.mosaic_figure(
-            acts[keep].numpy(), cols=cols, colorbar="activation", zmin=0.0,
-            tile_names=[f"filter {int(k) + 1}" for k in keep], height=max(1, -(-len(keep) // cols)) * 110 + 20,
-        )  # fmt: skip
-        st.plotly_chart(fig, key="hood_features", config=CHART)
-        st.caption(
-            "Each square is what one filter of this stage found in the input (bright: a strong response); early "
-            "stages answer to strokes and edges at full resolution, later ones to larger parts on a coarser grid."
-        )
+    st.markdown(f"#### What stage {index + 1} sees")
+    cols = 8
+    fig = hood_charts.mosaic_figure(
+        acts[keep].numpy(), cols=cols, colorbar="activation", zmin=0.0,
+        tile_names=[f"filter {int(k) + 1}" for k in keep], height=-(-len(keep) // cols) * 95 + 30,
+    )  # fmt: skip
+    st.plotly_chart(fig, key="hood_features", config=CHART)
+    st.caption(
+        "Each square is what one filter of this stage found in the input (bright: a strong response); early "
+        "stages answer to strokes and edges at full resolution, later ones to larger parts on a coarser grid."
+    )
     _filters(loaded)
 
 
@@ -298,15 +293,14 @@ def _filters(loaded: LoadedModel) -> None:
     st.markdown("#### The first layer's filters")
     filters = first_filters(loaded.model)  # (K, k, k)
     bound = float(filters.abs().max()) or 1.0
-    left, right = st.columns([2, 1], gap="large")
-    with left:
-        fig = hood_charts.mosaic_figure(
-            filters.numpy(), cols=16, colorbar="weight", colorscale=DIVERGING, zmin=-bound, zmax=bound,
-            tile_names=[f"filter {i + 1}" for i in range(len(filters))], height=-(-len(filters) // 16) * 70 + 40,
-        )  # fmt: skip
-        st.plotly_chart(fig, key="hood_filters", config=CHART)
-    with right:
-        st.caption(
-            f"The {len(filters)} filters the first layer slides over the image, {filters.shape[-1]}x{filters.shape[-1]} "
-            "pixels each: red weights add the pixel under them, blue ones subtract it, so red beside blue finds an edge."
-        )
+    k = filters.shape[-1]
+    st.caption(
+        f"The {len(filters)} filters the first layer slides over the image, {k}x{k} pixels each: red weights add "
+        "the pixel under them, blue ones subtract it, so red beside blue finds an edge."
+    )
+    cols = 16
+    fig = hood_charts.mosaic_figure(
+        filters.numpy(), cols=cols, colorbar="weight", colorscale=DIVERGING, zmin=-bound, zmax=bound,
+        tile_names=[f"filter {i + 1}" for i in range(len(filters))], height=-(-len(filters) // cols) * 62 + 30,
+    )  # fmt: skip
+    st.plotly_chart(fig, key="hood_filters", config=CHART)

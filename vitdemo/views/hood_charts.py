@@ -22,8 +22,17 @@ PICK_COLOR = "#3fb68b"
 
 
 def _square_axes(fig: go.Figure) -> None:
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, fixedrange=True)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, fixedrange=True, autorange="reversed")
+    """No ticks or grid; image rows top to bottom; every map square (its pixels square, whatever the width)."""
+    fig.update_xaxes(
+        showticklabels=False, ticks="", showgrid=False, zeroline=False, fixedrange=True, constrain="domain"
+    )
+    fig.update_yaxes(
+        showticklabels=False, ticks="", showgrid=False, zeroline=False, fixedrange=True, autorange="reversed",
+        constrain="domain",
+    )  # fmt: skip
+    for name in fig.layout:  # each subplot's y axis keeps the scale of its own x axis
+        if name.startswith("yaxis"):
+            fig.layout[name].scaleanchor = "x" + name.removeprefix("yaxis")
 
 
 def patch_grid_figure(
@@ -108,8 +117,8 @@ def map_grid_figure(
         cols=C,
         column_titles=list(col_labels),
         row_titles=list(row_labels),
-        horizontal_spacing=0.015,
-        vertical_spacing=0.02,
+        horizontal_spacing=0.012,
+        vertical_spacing=0.012,
     )
     fmt = "%{z:.1%}" if percent else "%{z:.3f}"
     for r in range(R):
@@ -140,10 +149,20 @@ def map_grid_figure(
             "colorscale": colorscale or HEAT_COLORS,
             "cmin": zmin,
             "cmax": zmax,
-            "colorbar": {"title": {"text": colorbar, "side": "right"}, "tickformat": ".0%" if percent else None},
+            "colorbar": {  # below the maps, so that a narrow screen gives its width to the maps
+                "title": {"text": colorbar, "side": "top"},
+                "tickformat": ".0%" if percent else None,
+                "orientation": "h",
+                "x": 0,
+                "xanchor": "left",
+                "y": -0.02,
+                "yanchor": "top",
+                "len": 0.6,
+                "thickness": 12,
+            },
         },
-        height=R * tile_px + 50,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=R * tile_px + 110,
+        margin={"l": 0, "r": 10, "t": 30, "b": 70},
     )
     return fig
 
@@ -185,6 +204,5 @@ def mosaic_figure(
         )
     )
     _square_axes(fig)
-    fig.update_yaxes(scaleanchor="x", scaleratio=1)
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="rgba(0,0,0,0)")
     return fig

@@ -25,16 +25,13 @@ def trust_frame(report: TrustReport) -> pd.DataFrame:
     return frame.astype({"deletion AUC": "float64", "insertion AUC": "float64", "background share": "float64"})
 
 
-def trust_figure(report: TrustReport, *, explanation: str = "map", height: int = 340) -> go.Figure:
+def trust_figure(report: TrustReport, *, explanation: str = "map", height: int = 400) -> go.Figure:
     """Deletion (left) and insertion (right): the predicted class's mean probability against the fraction of
     pixels blanked or put back, in the order of each map. The legend carries each map's AUC."""
     fig = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=(
-            "deletion: blank the top pixels (lower is better)",
-            "insertion: put them back (higher is better)",
-        ),
+        subplot_titles=("deletion (lower is better)", "insertion (higher is better)"),
         horizontal_spacing=0.1,
     )
     x = report.fractions
@@ -57,13 +54,15 @@ def trust_figure(report: TrustReport, *, explanation: str = "map", height: int =
                 row=1,
                 col=col,
             )
-    fig.update_xaxes(title_text="fraction of the pixels", tickformat=".0%", range=[0, 1])
+    fig.update_xaxes(tickformat=".0%", range=[0, 1])
+    fig.update_xaxes(title_text="pixels blanked, top first", col=1)
+    fig.update_xaxes(title_text="pixels put back, top first", col=2)
     fig.update_yaxes(title_text="probability of the prediction", tickformat=".0%", range=[0, 1.02], col=1)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02], col=2)
     fig.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
     )
     return fig
 
