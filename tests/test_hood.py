@@ -167,3 +167,38 @@ def test_cnn_stages_and_filters_of_the_shipped_cnn(mnist_checkpoints: Path, digi
     filters = first_filters(loaded.model)
     assert filters.shape == (cfg.width, 3, 3)
     assert torch.equal(filters, loaded.model.stages[0][0][0].weight.detach()[:, 0])
+
+
+# --------------------------------------------------------------------------------------------------
+# The page's figures (vitdemo.views.hood_charts)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_patch_grid_figure_lets_a_click_pick_a_patch() -> None:
+    from vitdemo.views.hood_charts import patch_grid_figure, selected_patch
+
+    fig = patch_grid_figure(np.zeros((28, 28)), grid=7, selected=(1, 5))
+    patches = next(t for t in fig.data if t.name == "patches")
+    assert len(patches.customdata) == 49 and list(patches.customdata[1 * 7 + 5]) == [1, 5]
+    assert patches.x[5] == pytest.approx(5.5 * 4 - 0.5) and patches.y[7] == pytest.approx(1.5 * 4 - 0.5)
+    outline = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(outline) == 1 and (outline[0].x0, outline[0].y0) == (19.5, 3.5)  # column 5, row 1
+    assert len([s for s in fig.layout.shapes if s.type == "line"]) == 12  # 6 inner lines each way
+    assert selected_patch({"selection": {"points": [{"customdata": [2, 3]}]}}) == (2, 3)
+    assert selected_patch({"selection": {"points": [{"customdata": {"0": 4, "1": 0}}]}}) == (4, 0)
+    assert selected_patch({"selection": {"points": []}}) is None and selected_patch(None) is None
+
+
+def test_map_grid_and_mosaic_figures_share_one_colour_scale_and_keep_maps_square() -> None:
+    from vitdemo.views.hood_charts import map_grid_figure, mosaic_figure
+
+    maps = np.random.default_rng(0).random((2, 3, 4, 4))
+    fig = map_grid_figure(maps, row_labels=["a", "b"], col_labels=["1", "2", "3"], colorbar="share", mark=(1, 2))
+    assert len(fig.data) == 6 and all(t.coloraxis == "coloraxis" for t in fig.data)
+    assert fig.layout.coloraxis.cmax == pytest.approx(maps.max()) and fig.layout.coloraxis.cmin == 0
+    assert fig.layout.yaxis3.scaleanchor == "x3"  # every map square
+    assert len(fig.layout.shapes) == 6  # the marked patch in every map
+    mosaic_fig = mosaic_figure(maps[0], cols=2, colorbar="v", tile_names=["x", "y", "z"])
+    (heat,) = mosaic_fig.data
+    assert np.asarray(heat.z).shape == (2 * 5 - 1, 2 * 5 - 1)
+    assert heat.customdata[5][0] == "z · row 0, column 0" and heat.customdata[0][5] == "y · row 0, column 0"

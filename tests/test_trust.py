@@ -217,3 +217,42 @@ def test_maps_come_from_a_batch_not_an_image_loop(mnist_checkpoints: Path, mnist
     d_all, i_all = perturbation_curves(loaded.model, x, maps, classes, **kwargs)
     d_one, i_one = perturbation_curves(loaded.model, x[2:3], maps[2:3], classes[2:3], **kwargs)
     assert torch.allclose(d_all[2], d_one[0], atol=1e-5) and torch.allclose(i_all[2], i_one[0], atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------
+# The Evaluate page's figures (vitdemo.views.trust_charts)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_trust_figure_and_table_show_every_map() -> None:
+    from vitdemo.trust import MapScores, TrustReport
+    from vitdemo.views.trust_charts import trust_figure, trust_frame
+
+    curve = np.linspace(1, 0, 5)
+    scores = {
+        name: MapScores(name, curve * k, 1 - curve * k, 0.5 * k, 1 - 0.5 * k, 0.1 * k)
+        for k, name in enumerate(("model", "random", "centre"), start=1)
+    }
+    report = TrustReport("cnn", 4, np.linspace(0, 1, 5), scores, np.zeros(4), np.zeros(4), 1.0)
+    frame = trust_frame(report)
+    assert list(frame["map"]) == ["the model's map", "random map", "centre blob"]
+    assert list(frame["deletion AUC"]) == [0.5, 1.0, 1.5]
+    fig = trust_figure(report, explanation="integrated gradients")
+    assert len(fig.data) == 6  # deletion and insertion for each map
+    assert [t.name for t in fig.data if t.showlegend] == [
+        "integrated gradients (AUC 0.500 / 0.500)", "random map (AUC 1.000 / 0.000)", "centre blob (AUC 1.500 / -0.500)"
+    ]  # fmt: skip
+
+
+def test_reliability_figure_has_the_diagonal_and_one_bar_set_per_run() -> None:
+    from vitdemo.calibration import reliability_bins
+    from vitdemo.views.trust_charts import reliability_figure
+
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    labels = np.array([0, 1, 1, 0])
+    rel = reliability_bins(probs, labels, bins=10)
+    fig = reliability_figure({"#1": rel, "#2": rel})
+    assert fig.data[0].name == "perfectly calibrated"
+    bars = [t for t in fig.data if t.type == "bar" and t.showlegend is not False]
+    assert [b.name for b in bars] == [f"#1 (ECE {rel.ece:.2%})", f"#2 (ECE {rel.ece:.2%})"]
+    assert len(bars[0].x) == int((rel.count > 0).sum())  # empty bins are left out
