@@ -172,7 +172,7 @@ def cell_gallery(res: TestResults, cell: tuple[int, int], limit: int = 12) -> No
         shown, explained = [display.upscale(img, GALLERY_PX) for img in images], None
     captions = [charts.image_caption(res.classes[t], res.classes[p], float(res.probs[i, p])) for i in idx]
     st.image(shown, caption=captions, width=GALLERY_PX, output_format="PNG")  # PNG: crisp pixels
-    note = f" Overlay: the model's {explained} for its prediction (bright: looked at more)." if explained else ""
+    note = f" Overlay: the model's {explained} for its prediction (bright: mattered more)." if explained else ""
     st.caption(f"Showing {len(idx)} of {total:,}, the most confident predictions first.{note}")
 
 
