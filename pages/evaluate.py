@@ -1,4 +1,5 @@
-"""Evaluate: a finished run on the whole test set; where it goes wrong and why; two runs compared."""
+"""Evaluate: a finished run on the whole test set; where it goes wrong and why; whether its explanation and its
+confidence can be trusted; two runs compared."""
 
 import streamlit as st
 
@@ -29,8 +30,14 @@ with shell.stop_on_failure():
         evaluate.per_class_table(res)
     evaluate.cell_gallery(res, cell)
 
+    st.markdown("### Can you trust this map?")
+    evaluate.trust_section(res)
+    st.markdown("### Is its confidence honest?")
+    evaluate.calibration_section([res], key=f"reliability_{run.id}")
+
     st.markdown("### Compare with another run")
     others = [r for r in runs if r.dataset == run.dataset and r.id != run.id]
     other = widgets.run_picker("Second run (same dataset)", others, key=f"eval_other_{run.dataset}", none="(none)")
     if other is not None and (other_res := evaluate.test_results(other)) is not None:
         evaluate.compare_runs(res, other_res)
+        evaluate.calibration_section([res, other_res], key=f"reliability_{run.id}_{other.id}")

@@ -258,7 +258,7 @@ def test_evaluate_compares_two_runs(env: Registry, shipped: Path, worker_starts)
     at.selectbox(key="eval_run").set_value(baseline.id).run()
     at.selectbox(key="eval_other_mnist").set_value(other).run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 3  # the picker's matrix, then both side by side
+    assert len(at.get("plotly_chart")) == 5  # the matrix and reliability diagram, then both side by side
     # the same weights: neither gets anything right that the other gets wrong
     assert f"**#{baseline.id} right, #{other} wrong: 0 images**" in texts(at, "markdown")
 

@@ -36,6 +36,6 @@ def test_quick_bench_prints_latency_and_pipeline_figures(data_dir: Path) -> None
     out = proc.stdout
     assert len(re.findall(r"training throughput +[\d,]+ images/s", out)) == 2
     assert len(re.findall(r"inference, 1 image +median +[\d.]+ ms +p95 +[\d.]+ ms", out)) == 2
-    assert re.search(r"attention rollout +median", out) and re.search(r"Grad-CAM +median", out)
+    assert re.search(r"attention rollout +median", out) and re.search(r"integrated gradients +median", out)
     assert re.search(r"Draw page pipeline .*median +[\d.]+ ms", out)
     assert "time to" not in out  # --quick skips training to a target

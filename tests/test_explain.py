@@ -16,9 +16,14 @@ from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.data import load_dataset, to_input
 from vitdemo.explain import (
     attention_rollout,
+    blank_value,
+    cam_from_gradients,
     discard_lowest,
+    explain_cnn,
     fuse_heads,
     grad_cam,
+    ig_attributions,
+    integrated_gradients,
     layer_maps,
     rollout,
     rollout_map,
@@ -278,6 +283,43 @@ def test_grad_cam_from_several_threads_on_one_model_matches_one_thread(cnn: nn.M
     assert wrong == 0, f"{wrong} of {threads * calls} maps differ from the single-thread ones"
 
 
+def test_cam_methods_match_hand_computed_maps() -> None:
+    acts = torch.tensor([[[[1.0, 0.0]], [[0.0, 2.0]]]])  # (1, K=2, 1, 2)
+    grads = torch.tensor([[[[1.0, 3.0]], [[-1.0, -2.0]]]])
+    # Grad-CAM: weights = spatial means (2, -1.5): 2 * [1, 0] - 1.5 * [0, 2] = [2, -3] -> relu [2, 0]
+    assert cam_from_gradients(acts, grads, "gradcam").flatten().tolist() == [2.0, 0.0]
+    # HiResCAM: sum_k g * A = [1*1 + 0, 0 + (-2)*2] = [1, -4] -> [1, 0]
+    assert cam_from_gradients(acts, grads, "hirescam").flatten().tolist() == [1.0, 0.0]
+    # LayerCAM: sum_k relu(g) * A = [1, 0]
+    assert cam_from_gradients(acts, grads, "layercam").flatten().tolist() == [1.0, 0.0]
+    # Grad-CAM++: channel 0: sum(A g^3) = 1, alpha = g^2 / (2 g^2 + 1) = [1/3, 9/19], w0 = 1/3 * 1 + 9/19 * 3;
+    # channel 1 has no positive gradient (w1 = 0): cam = w0 * [1, 0]
+    assert cam_from_gradients(acts, grads, "gradcam++").flatten().tolist() == pytest.approx([1 / 3 + 27 / 19, 0.0])
+    with pytest.raises(ValueError, match="CAM method"):
+        cam_from_gradients(acts, grads, "cam")  # type: ignore[arg-type]
+
+
+def test_grad_cam_on_earlier_and_several_stages(cnn: nn.Module) -> None:
+    x = torch.randn(2, 1, 28, 28)
+    _, last = grad_cam(cnn, x, target=1)
+    _, also_last = grad_cam(cnn, x, target=1, stages=(1,))  # TINY_CNN has 2 stages: stage index 1 is the last
+    assert torch.allclose(last, also_last, atol=1e-6)
+    _, first = grad_cam(cnn, x, target=1, stages=(0,), method="layercam")
+    xg = x.clone().requires_grad_(True)
+    out, stages = cnn(xg, return_stages=True)  # (2, 10), [(2, 8, 28, 28), (2, 16, 14, 14)]
+    (g,) = torch.autograd.grad(out[:, 1].sum(), stages[0])
+    cam = torch.relu((torch.relu(g) * stages[0]).sum(1))  # (2, 28, 28): already the input's size
+    lo, hi = cam.amin((1, 2), keepdim=True), cam.amax((1, 2), keepdim=True)
+    assert torch.allclose(first, (cam - lo) / (hi - lo), atol=1e-5)
+    _, both = grad_cam(cnn, x, target=1, stages=(0, 1), method="layercam")
+    _, second = grad_cam(cnn, x, target=1, stages=(1,), method="layercam")
+    mean = (first + second) / 2
+    lo, hi = mean.amin((1, 2), keepdim=True), mean.amax((1, 2), keepdim=True)
+    assert torch.allclose(both, (mean - lo) / (hi - lo), atol=1e-5)
+    with pytest.raises(ValueError, match="stage"):
+        grad_cam(cnn, x, stages=())
+
+
 def test_grad_cam_target_selects_the_class(cnn: nn.Module) -> None:
     x = torch.randn(2, 1, 28, 28)
     _, three = grad_cam(cnn, x, target=3)
@@ -285,6 +327,62 @@ def test_grad_cam_target_selects_the_class(cnn: nn.Module) -> None:
     assert (three - five).abs().mean() > 0.05
     _, mixed = grad_cam(cnn, x, target=torch.tensor([3, 5]))  # one class per image
     assert torch.allclose(mixed[0], three[0], atol=1e-6) and torch.allclose(mixed[1], five[1], atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# Integrated gradients
+# --------------------------------------------------------------------------------------------------
+
+
+def test_integrated_gradients_are_exact_for_a_linear_model() -> None:
+    """logit_c = w_c * sum(x): the gradient is w_c everywhere, so the attributions are w_c * (x - baseline)."""
+    x = torch.rand(2, 1, 6, 6) + 0.1
+    attr = ig_attributions(LinearOnPixels(), x, torch.tensor([0, 1]), baseline=0.05, steps=3)
+    assert torch.allclose(attr[0], 2.0 * (x[0] - 0.05)) and torch.allclose(attr[1], -1.0 * (x[1] - 0.05))
+    logits, heat = integrated_gradients(LinearOnPixels(), x, target=0, size=6, baseline=0.05)
+    lo, hi = (x - 0.05).amin((1, 2, 3), keepdim=True), (x - 0.05).amax((1, 2, 3), keepdim=True)
+    assert torch.allclose(heat, ((x - 0.05 - lo) / (hi - lo))[:, 0], atol=1e-6)
+    assert torch.equal(integrated_gradients(LinearOnPixels(), x, target=1, size=6)[1], torch.zeros(2, 6, 6))
+    with pytest.raises(ValueError, match="steps"):
+        ig_attributions(LinearOnPixels(), x, torch.tensor([0, 1]), baseline=0.0, steps=0)
+
+
+def test_integrated_gradients_add_up_to_the_score_difference(cnn: nn.Module) -> None:
+    """Completeness (Sundararajan et al. 2017): the attributions sum to score(x) - score(blank)."""
+    x = torch.randn(3, 1, 28, 28)
+    blank, classes = -1.0, torch.tensor([2, 5, 7])
+    with torch.enable_grad():
+        attr = ig_attributions(cnn, x, classes, baseline=blank, steps=128)
+    with torch.no_grad():
+        gap = (
+            cnn(x).gather(1, classes[:, None])[:, 0] - cnn(torch.full_like(x, blank)).gather(1, classes[:, None])[:, 0]
+        )
+    assert torch.allclose(attr.sum((1, 2, 3)), gap, rtol=0.05, atol=0.05), (attr.sum((1, 2, 3)), gap)
+
+
+def test_integrated_gradients_leave_the_model_as_it_was_and_chunk_like_one_pass(cnn: nn.Module, monkeypatch) -> None:
+    cnn.train()
+    before = {k: v.clone() for k, v in cnn.state_dict().items()}
+    x = torch.randn(5, 1, 28, 28)
+    with torch.no_grad():  # as the app calls it
+        logits, heat = integrated_gradients(cnn, x, baseline=-0.5, steps=4)
+    assert cnn.training and all(torch.equal(before[k], v) for k, v in cnn.state_dict().items())
+    assert all(p.grad is None for p in cnn.parameters()) and not heat.requires_grad
+    assert heat.shape == (5, 28, 28) and heat.min() >= 0 and heat.max() <= 1
+    assert torch.allclose(logits, cnn.eval()(x), atol=1e-5)
+    monkeypatch.setattr("vitdemo.explain.IG_CHUNK", 4)  # one image per pass
+    assert torch.allclose(integrated_gradients(cnn, x, baseline=-0.5, steps=4)[1], heat, atol=1e-5)
+
+
+def test_the_cnn_explanation_is_zero_on_blank_pixels(cnn: nn.Module) -> None:
+    """The issue: the map must not paint empty background. Pixels equal to the blank image get exactly 0."""
+    mean, std = 0.1307, 0.3081
+    image = torch.zeros(2, 28, 28, dtype=torch.uint8)
+    image[:, 8:20, 12:15] = 255  # a "1"
+    _, heat = explain_cnn(cnn, to_input(image, mean, std), mean=mean, std=std)
+    assert heat.amax((1, 2)).eq(1).all()  # the map has evidence somewhere...
+    assert heat[image == 0].abs().max() == 0  # ...and none on an empty pixel
+    assert blank_value(mean, std) == pytest.approx(-mean / std)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -364,3 +462,11 @@ def test_trained_cnn_grad_cam_differs_from_its_initialisation(cnn_pair, digits) 
     heat_0 = grad_cam(initial, digits)[1]
     # Mean |difference| measured 0.26 (0.22-0.31 against 10 random inits); a weight-blind map gives 0.
     assert (heat_t - heat_0).abs().mean() > 0.1
+
+
+def test_trained_cnn_integrated_gradients_differ_from_its_initialisation(cnn_pair, digits, mnist) -> None:
+    trained, initial = cnn_pair
+    heat_t = explain_cnn(trained, digits, mean=mnist.mean, std=mnist.std)[1]
+    heat_0 = explain_cnn(initial, digits, mean=mnist.mean, std=mnist.std)[1]
+    ink = mnist.test.images[:64] > 25  # (64, 28, 28): only ink pixels can differ (both are 0 on the blank)
+    assert (heat_t - heat_0).abs()[ink].mean() > 0.1

@@ -38,6 +38,19 @@ def test_cnn_sizes_are_derived(depth: int) -> None:
     assert torch.equal(logits, model(x))
 
 
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_cnn_returns_every_stage_in_the_graph(depth: int) -> None:
+    torch.manual_seed(0)
+    model = build_model(CNNConfig(width=4, depth=depth)).eval()
+    x = torch.randn(2, 1, 28, 28, requires_grad=True)
+    logits, stages = model(x, return_stages=True)
+    assert [tuple(a.shape) for a in stages] == [(2, 4 * 2**i, 28 // 2**i, 28 // 2**i) for i in range(depth)]
+    assert torch.equal(logits, model(x))
+    assert torch.equal(stages[-1], model(x, return_features=True)[1])  # the old call: the last stage
+    assert all(a.requires_grad for a in stages)  # Grad-CAM on any stage, no hooks
+    assert torch.equal(torch.stack([a.sum() for a in model.forward_stages(x)]), torch.stack([a.sum() for a in stages]))
+
+
 def test_wider_cnn_has_more_parameters() -> None:
     assert count_parameters(build_model(CNNConfig(width=32))) > count_parameters(build_model(CNNConfig(width=16)))
 

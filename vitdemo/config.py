@@ -58,7 +58,7 @@ class CNNConfig:
     in_chans: int = 1
     num_classes: int = 10
     width: int = 16  # channels of the first stage; stage i has width * 2**i (16: 99% MNIST in ~1 CPU minute)
-    depth: int = 2  # 28 -> 14 -> 7 with two stages; the Grad-CAM layer is the last stage (7x7)
+    depth: int = 2  # 28 -> 14 -> 7 with two stages (Grad-CAM on any stage: vitdemo.explain)
     dropout: float = 0.1
 
     def validate(self) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from vitdemo.checkpoints import LoadedModel
-from vitdemo.explain import HeadFusion, attention_rollout, grad_cam, layer_maps
+from vitdemo.explain import HeadFusion, attention_rollout, explain_cnn, layer_maps
 from vitdemo.preprocess import Preprocessed, normalize, preprocess
 
 
@@ -70,7 +70,7 @@ def explain_one(
         maps = layer_maps(attns, loaded.meta.model_config.grid)[0].numpy()  # (L, g, g)
         probs = loaded.probabilities(logits)[0].numpy()
         return Prediction("vit", probs, heat[0].numpy(), maps, classes)
-    logits, heat = grad_cam(loaded.model, x)
+    logits, heat = explain_cnn(loaded.model, x, mean=loaded.meta.mean, std=loaded.meta.std)  # (1, C), (1, 28, 28)
     probs = loaded.probabilities(logits)[0].numpy()
     return Prediction(loaded.kind, probs, heat[0].numpy(), None, classes)
 

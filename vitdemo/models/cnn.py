@@ -1,5 +1,6 @@
-"""A plain configurable CNN with batch norm; `forward(x, return_features=True)` also returns the last
-conv stage's activations, the Grad-CAM target."""
+"""A plain configurable CNN with batch norm. `forward(x, return_features=True)` also returns the last conv
+stage's activations and `forward(x, return_stages=True)` every stage's, in the autograd graph (no hooks):
+what Grad-CAM and the Under the hood page read."""
 
 from __future__ import annotations
 
@@ -28,23 +29,32 @@ class CNN(nn.Module):
             c_in = c_out
         self.stages = nn.ModuleList(stages)
         self.pool = nn.MaxPool2d(2)
-        side = config.image_size // 2**config.depth  # 28 -> 7 after two stages
+        side = config.image_size // 2**config.depth  # 28 -> 14 -> 7 -> 3 after three stages
         # Flatten rather than global-average-pool: position matters for digits and it trains much faster.
         self.head = nn.Sequential(
             nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(c_in * side * side, config.num_classes)
         )
 
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every stage's activations, each before its pooling: stage i is (B, width * 2**i, 28 / 2**i, 28 / 2**i),
+        so 28x28, 14x14 and 7x7 for three stages on 28x28 inputs."""
+        acts = [self.stages[0](x)]  # (B, width, H, W)
+        for stage in self.stages[1:]:
+            acts.append(stage(self.pool(acts[-1])))  # (B, width * 2**i, H / 2**i, W / 2**i)
+        return acts
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last stage's activations, before its pooling: (B, width * 2**(depth-1), h, w), Grad-CAM's input."""
-        for stage in self.stages[:-1]:
-            x = self.pool(stage(x))  # (B, width * 2**i, H / 2**(i+1), W / 2**(i+1))
-        return self.stages[-1](x)  # (B, K, h, w): 7x7 for two stages on 28x28
+        """The last stage's activations, before its pooling: (B, width * 2**(depth-1), h, w)."""
+        return self.forward_stages(x)[-1]
 
     def forward(
-        self, x: torch.Tensor, return_features: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, H, W) -> logits (B, num_classes); with `return_features`, also the last stage's activations
-        (B, K, h, w), still in the autograd graph (as the ViT returns its attention with `return_attn`)."""
-        acts = self.forward_features(x)  # (B, K, h, w)
-        logits = self.head(self.pool(acts))  # (B, num_classes)
-        return (logits, acts) if return_features else logits
+        self, x: torch.Tensor, return_features: bool = False, return_stages: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, C, H, W) -> logits (B, num_classes). With `return_features`, also the last stage's activations
+        (B, K, h, w); with `return_stages`, the list of every stage's (see `forward_stages`). Both stay in the
+        autograd graph (as the ViT returns its attention with `return_attn`)."""
+        stages = self.forward_stages(x)
+        logits = self.head(self.pool(stages[-1]))  # (B, num_classes)
+        if return_stages:
+            return logits, stages
+        return (logits, stages[-1]) if return_features else logits

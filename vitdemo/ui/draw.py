@@ -17,7 +17,7 @@ from vitdemo.ui.shell import CANVAS_PX, LAST_INPUT_KEY, model_caption, test_spli
 from vitdemo.views import display
 from vitdemo.views.colors import colorize, overlay
 from vitdemo.views.messages import hide_folders
-from vitdemo.views.names import EXPLANATIONS, KINDS, dataset_name, kind_name
+from vitdemo.views.names import EXPLANATIONS, KINDS, dataset_name, explanation_caption, kind_name
 from vitdemo.views.sketch import CanvasObjects, Sketchbook
 
 BRUSH_PX = 20  # about 2 px after the 280 -> 20 px fit: a typical MNIST stroke
@@ -270,6 +270,7 @@ def _image_row(images: list[tuple[str, np.ndarray]], width: int, gap: str | None
 def explanation_panel(kind: str, prediction: Prediction, analysis: Analysis) -> None:
     """The model's explanation overlaid on its 28x28 input and on the drawing; the ViT's layers as small maps."""
     st.markdown(f"#### {KINDS[kind]} · {EXPLANATIONS[kind]}")
+    st.caption(explanation_caption(kind))
     if prediction.heat is None:
         st.caption("No explanation for this model.")
         return

@@ -1,8 +1,12 @@
 """The Evaluate page's widgets: a run on the whole test split (scored once per checkpoint file by
-vitdemo.evaluate), its confusion matrix with the test images of a cell, and two runs side by side."""
+vitdemo.evaluate), its confusion matrix with the test images of a cell, whether its explanation can be trusted
+(vitdemo.trust, computed once per checkpoint file on request), how honest its confidence is (reliability
+diagram), and two runs side by side."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,16 +14,18 @@ import numpy as np
 import streamlit as st
 import torch
 
+from vitdemo.calibration import reliability_bins
 from vitdemo.checkpoints import CheckpointError, load_checkpoint
 from vitdemo.data import DataError, class_names, to_input
 from vitdemo.evaluate import Scores, score_checkpoint
-from vitdemo.explain import attention_rollout, grad_cam
+from vitdemo.explain import attention_rollout, explain_cnn
 from vitdemo.metrics import EvalReport
 from vitdemo.paths import shipped_dir
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.store import Run
+from vitdemo.trust import TrustReport, trust_report
 from vitdemo.ui.shell import data_dir, load_model, registry, test_split
-from vitdemo.views import charts, display
+from vitdemo.views import charts, display, trust_charts
 from vitdemo.views.colors import overlay
 from vitdemo.views.messages import hide_folders
 from vitdemo.views.names import explanation_name
@@ -136,7 +142,7 @@ def confusion_picker(res: TestResults, key: str) -> tuple[int, int]:
 
 def explanation_overlays(run: Run, images: np.ndarray) -> list[np.ndarray]:
     """Each (28, 28) uint8 test image with the model's explanation of its own prediction on top
-    (attention rollout for a ViT, Grad-CAM for a CNN), upscaled for the page."""
+    (attention rollout for a ViT, integrated gradients for a CNN), upscaled for the page."""
     if len(images) == 0:
         return []
     loaded = load_model(run.checkpoint or "")
@@ -144,7 +150,7 @@ def explanation_overlays(run: Run, images: np.ndarray) -> list[np.ndarray]:
     if loaded.kind == "vit":  # both explanations are safe on a model shared by every session (no hooks, no state)
         _, heat, _ = attention_rollout(loaded.model, x)  # (K, 28, 28)
     else:
-        _, heat = grad_cam(loaded.model, x)  # (K, 28, 28)
+        _, heat = explain_cnn(loaded.model, x, mean=loaded.meta.mean, std=loaded.meta.std)  # (K, 28, 28)
     return [display.upscale(overlay(img, h.numpy(), 0.45), GALLERY_PX) for img, h in zip(images, heat, strict=True)]
 
 
@@ -167,7 +173,7 @@ def cell_gallery(res: TestResults, cell: tuple[int, int], limit: int = 12) -> No
         shown, explained = [display.upscale(img, GALLERY_PX) for img in images], None
     captions = [charts.image_caption(res.classes[t], res.classes[p], float(res.probs[i, p])) for i in idx]
     st.image(shown, caption=captions, width=GALLERY_PX, output_format="PNG")  # PNG: crisp pixels
-    note = f" Overlay: the model's {explained} for its prediction (bright: looked at more)." if explained else ""
+    note = f" Overlay: the model's {explained} for its prediction (bright: mattered more)." if explained else ""
     st.caption(f"Showing {len(idx)} of {total:,}, the most confident predictions first.{note}")
 
 
@@ -201,3 +207,126 @@ def compare_runs(a: TestResults, b: TestResults, limit: int = 12) -> None:
     for column, (right_res, wrong_res, idx) in zip(st.columns(2), ((a, b, a_only), (b, a, b_only)), strict=True):
         with column:
             _one_sided_mistakes(right_res, wrong_res, idx, limit)
+
+
+# --- can you trust this map? ---------------------------------------------------------------------------------
+TRUST_ENTRIES = 16  # reports kept per server process (a few KB each)
+TRUST_IMAGES = 100  # the page checks 100 seeded test images (AUCs within ~0.02 of 200), half the CLI's time
+
+
+@dataclass
+class _TrustStore:
+    """Trust reports by checkpoint file version, shared by every session of the process."""
+
+    lock: threading.Lock
+    reports: OrderedDict[tuple[str, int, str], TrustReport]
+
+
+@st.cache_resource(show_spinner=False)
+def _trust_store() -> _TrustStore:
+    return _TrustStore(threading.Lock(), OrderedDict())
+
+
+def _trust_key(run: Run) -> tuple[str, int, str]:
+    path = Path(run.checkpoint or "")
+    return str(path.resolve()), path.stat().st_mtime_ns, data_dir()
+
+
+def cached_trust_report(run: Run) -> TrustReport | None:
+    """The run's trust report if this checkpoint file version was checked before (by any session)."""
+    try:
+        return _trust_store().reports.get(_trust_key(run))
+    except OSError:
+        return None
+
+
+def compute_trust_report(run: Run, n_images: int = TRUST_IMAGES) -> TrustReport:
+    """Check the run's explanation on n_images seeded test images, once per checkpoint file version.
+    One check at a time per process: a second session asking for the same file waits for the first."""
+    key, store = _trust_key(run), _trust_store()
+    with store.lock:
+        found = store.reports.get(key)
+        if found is None:
+            found = trust_report(load_model(key[0]), test_split(run.dataset), n_images=n_images)
+            store.reports[key] = found
+            while len(store.reports) > TRUST_ENTRIES:
+                store.reports.popitem(last=False)
+        return found
+
+
+def trust_section(res: TestResults) -> None:
+    """Deletion and insertion curves of the run's explanation against a random map and a centre blob, and the
+    randomised-model check; computed when asked for (it takes seconds), then kept for the file version."""
+    run = res.run
+    explained = explanation_name(run.kind)
+    report = cached_trust_report(run)
+    if report is None:
+        offer = st.empty()  # the offer goes once the checks have run
+        with offer.container():
+            st.caption(
+                f"Checks the {explained} on {TRUST_IMAGES} test images: blanking the pixels it marks first should "
+                "make the model lose its answer faster than blanking random ones. Takes from seconds to a minute "
+                "on a CPU."
+            )
+            clicked = st.button("Run the checks", icon=":material/fact_check:", key=f"trust_run_{run.id}")
+        if not clicked:
+            return
+        offer.empty()
+        try:
+            with st.spinner(f"Blanking and restoring pixels of {TRUST_IMAGES} test images with run #{run.id}…"):
+                report = compute_trust_report(run)
+        except (CheckpointError, DataError, OSError) as exc:
+            st.error(f"The checks could not run: {hide_folders(str(exc), run.checkpoint or '')}")
+            return
+    fig = trust_charts.trust_figure(report, explanation=explained)
+    st.plotly_chart(fig, key=f"trust_curves_{run.id}", config={"displayModeBar": False})
+    st.caption(
+        "How to read it: the faster the orange curve falls on the left (low deletion AUC) and the faster it rises "
+        "on the right (high insertion AUC), the better the map points at the pixels the model really uses; it "
+        "should beat the random map clearly, and the centre blob too."
+    )
+    fmt = st.column_config.NumberColumn
+    st.dataframe(
+        trust_charts.trust_frame(report),
+        hide_index=True,
+        column_config={
+            "deletion AUC": fmt(format="%.3f", help="Area under the deletion curve: lower is better."),
+            "insertion AUC": fmt(format="%.3f", help="Area under the insertion curve: higher is better."),
+            "background share": fmt(format="%.2f", help="Share of the map's weight on empty background."),
+        },
+    )
+    left, right = st.columns([1, 3], gap="medium")
+    left.metric(
+        "Same as untrained?",
+        f"{report.rank_correlation_on_ink:+.2f}",
+        help="Spearman rank correlation, on the ink, between this map and the map of a randomly initialised model "
+        "of the same configuration, averaged over the images: near 0 means the map depends on what the model "
+        f"learned, near 1 that it only shows the input. Over the whole image: {report.rank_correlation:+.2f} (a map "
+        "that is 0 on every blank pixel shares that with any model).",
+    )
+    right.caption(
+        "The map of an untrained model of the same size should rank the pixels differently (a score near 0): "
+        f"otherwise the map shows the input, not what was learned. {report.n_images} seeded test images, "
+        f"{len(report.fractions) - 1} steps, computed in {report.seconds:.1f} s on this server, once per checkpoint "
+        "file. Petsiuk et al. 2018 (deletion, insertion); Adebayo et al. 2018 (randomised model)."
+    )
+
+
+# --- is its confidence honest? -------------------------------------------------------------------------------
+def calibration_section(results: list[TestResults], key: str) -> None:
+    """Reliability diagram of the runs' calibrated test-set probabilities, with each run's ECE."""
+    curves = {f"#{r.run.id}": reliability_bins(r.probs, r.labels) for r in results}
+    cols = st.columns(len(curves) + 2)
+    for column, (name, rel) in zip(cols, curves.items(), strict=False):
+        column.metric(
+            f"Calibration error {name}",
+            f"{rel.ece:.2%}",
+            help="Expected calibration error: the gap between the confidence the model states and how often it is "
+            "right, averaged over 15 confidence bins weighted by how many predictions fall in each.",
+        )
+    fig = trust_charts.reliability_figure(curves)
+    st.plotly_chart(fig, key=key, config={"displayModeBar": False})
+    st.caption(
+        "Each bar is the share of right answers among the predictions made with that confidence: bars on the "
+        "dashed diagonal mean that when the model says 90% it is right 9 times in 10 (a small calibration error)."
+    )

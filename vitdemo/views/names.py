@@ -8,7 +8,13 @@ from __future__ import annotations
 KINDS = {"vit": "ViT", "cnn": "CNN"}  # model kind -> the name the audience sees
 DATASETS = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}  # headings and pickers
 DATASETS_SHORT = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}  # table cells and run titles
-EXPLANATIONS = {"vit": "attention rollout", "cnn": "Grad-CAM"}  # how each kind explains a prediction
+EXPLANATIONS = {"vit": "attention rollout", "cnn": "integrated gradients"}  # how each kind explains a prediction
+EXPLANATION_CAPTIONS = {  # one plain sentence under each explanation: what it is and how to read it
+    "vit": "Attention rollout: how much each 4x4 patch reached the class token the answer is read from, "
+    "through all the layers (bright: looked at more).",
+    "cnn": "Integrated gradients: how much each pixel of ink adds to the predicted class, measured from a blank "
+    "image (bright: adds more); chosen over Grad-CAM, whose coarse 7x7 map also painted the empty background.",
+}
 
 
 def kind_name(kind: str) -> str:
@@ -22,5 +28,10 @@ def dataset_name(dataset: str, *, short: bool = False) -> str:
 
 
 def explanation_name(kind: str) -> str:
-    """'vit' -> 'attention rollout', 'cnn' -> 'Grad-CAM'; 'explanation' for anything else."""
+    """'vit' -> 'attention rollout', 'cnn' -> 'integrated gradients'; 'explanation' for anything else."""
     return EXPLANATIONS.get(kind, "explanation")
+
+
+def explanation_caption(kind: str) -> str:
+    """One sentence saying what a kind's explanation shows and how to read it; '' for an unknown kind."""
+    return EXPLANATION_CAPTIONS.get(kind, "")
