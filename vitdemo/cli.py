@@ -10,6 +10,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from vitdemo import paths
 from vitdemo.config import MODEL_CONFIGS, SCHEDULES, ConfigError, TrainConfig, default_run_name
@@ -29,38 +30,51 @@ INT_FLAGS = ("epochs", "batch_size", "seed", "split_seed", "val_size", "train_su
 FLOAT_FLAGS = ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "augment")
 
 
+class _Given(argparse.Action):
+    """Stores the value like argparse's default action and notes that the flag was given: with --recipe, only
+    given flags override the recipe (a flag given with TrainConfig's default value must still override it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def _flag(g: Any, *names: str, const: Any = None, **kwargs: Any) -> None:
+    """A training flag whose default is TrainConfig's (so the namespace reads as before) that records it was given."""
+    if const is not None:
+        kwargs.update(nargs=0, const=const)
+    g.add_argument(*names, action=_Given, **kwargs)
+
+
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    """Every flag defaults to None: TrainConfig's default, or the recipe's value with --recipe."""
     from vitdemo.cli_families import add_model_flags
 
     t = TrainConfig()
     p.add_argument("--model", choices=list(MODEL_CONFIGS), help="default vit (or the recipe's)")
     p.add_argument("--recipe", choices=list(RECIPES), help="start from a named recipe; other flags override it")
-    p.add_argument("--dataset", choices=["mnist", "fashion"], help=f"default {t.dataset}")
+    _flag(p, "--dataset", choices=["mnist", "fashion"], default=t.dataset)
     add_model_flags(p)
     g = p.add_argument_group("training")
     for name in INT_FLAGS + FLOAT_FLAGS:
-        g.add_argument(f"--{name.replace('_', '-')}", type=int if name in INT_FLAGS else float, help=_help(t, name))
-    g.add_argument("--schedule", choices=list(SCHEDULES), help=f"default {t.schedule}")
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"default {t.device}")
-    g.add_argument("--keep", choices=["best", "last"], help=f"default {t.keep}")
-    g.add_argument("--hflip", action="store_const", const=True, help="also mirror digits left-right")
-    g.add_argument(
-        "--compile",
-        action="store_const",
-        const=True,
-        help="torch.compile the model (CUDA or CPU: ~1.3x faster steps after a ~30 s compile)",
-    )
-    g.add_argument("--no-amp", dest="amp", action="store_const", const=False, help="disable bf16 autocast on CUDA")
-    g.add_argument("--name", help="run name (default: derived from the settings)")
+        kind = int if name in INT_FLAGS else float
+        _flag(g, f"--{name.replace('_', '-')}", type=kind, default=getattr(t, name), help=_help(t, name))
+    _flag(g, "--schedule", choices=list(SCHEDULES), default=t.schedule)
+    _flag(g, "--device", choices=["auto", "cpu", "cuda"], default=t.device)
+    _flag(g, "--keep", choices=["best", "last"], default=t.keep)
+    _flag(g, "--hflip", const=True, default=t.hflip, help="also mirror digits left-right")
+    _flag(g, "--compile", const=True, default=t.compile, help="torch.compile the model (~1.3x faster steps, CPU too)")
+    _flag(g, "--no-amp", dest="amp", const=False, default=t.amp, help="disable bf16 autocast on CUDA")
+    _flag(g, "--name", default=t.name, help="run name (default: derived from the settings)")
     g.add_argument("--out", help="also copy the checkpoint to this path (e.g. checkpoints/vit_mnist.safetensors)")
     g = p.add_argument_group("where the weights start")
-    g.add_argument("--init", metavar="FILE", help="a checkpoint (e.g. from `pretrain`) whose weights start the model")
-    g.add_argument("--probe", action="store_const", const=True, help="train only the head (needs --init)")
-    g.add_argument(
+    _flag(g, "--init", metavar="FILE", default=t.init, help="a checkpoint (e.g. from `pretrain`) to start from")
+    _flag(g, "--probe", const=True, default=t.probe, help="train only the head (needs --init)")
+    _flag(
+        g,
         "--weights",
         dest="weights_path",
         metavar="FILE",
+        default=t.weights_path,
         help="transfer: torchvision's ImageNet weights file (default: torch hub's cache, else a download)",
     )
 
@@ -81,8 +95,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
     base = recipe(a.recipe) if a.recipe else TrainConfig()
     model = model_from_args(a, a.model or base.model.kind, base.model)
-    names = (*INT_FLAGS, *FLOAT_FLAGS, "dataset", "schedule", "device", "keep", "hflip", "compile", "amp", "name")
-    given = {k: getattr(a, k) for k in (*names, "probe", "init", "weights_path") if getattr(a, k) is not None}
+    given = {k: getattr(a, k) for k in getattr(a, "given", ())}
     for key in ("init", "weights_path"):
         if given.get(key):
             given[key] = str(Path(given[key]).expanduser().resolve())
