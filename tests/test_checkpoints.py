@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from safetensors.torch import save_file
 
 from vitdemo import checkpoints
 from vitdemo.checkpoints import CheckpointError, load_checkpoint, make_meta, read_meta, save_checkpoint
-from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
+from vitdemo.config import CNNConfig, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
 from vitdemo.models import build_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -387,3 +388,65 @@ def test_checking_a_file_imports_no_compiler_machinery(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert out.stdout.strip() == "[]"
+
+
+# --- the other model families -------------------------------------------------------------------------------
+
+FAMILY_CONFIGS = [LinearConfig(), MLPConfig(hidden=(32, 16), dropout=0.2)]
+
+
+@pytest.mark.parametrize("config", FAMILY_CONFIGS, ids=["linear", "mlp"])
+def test_linear_and_mlp_checkpoints_round_trip(tmp_path: Path, real_builds: list[str], config) -> None:
+    """Fails before the wiring: the loader knew only 'vit' and 'cnn', and refused the MLP's tuple of sizes."""
+    path, model = _saved(tmp_path / f"{config.kind}.safetensors", config)
+    loaded = load_checkpoint(path)
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), model(x))
+    assert loaded.meta.model_config == config and loaded.kind == config.kind
+    assert TrainConfig.from_dict(loaded.meta.train_config).model == config
+    assert real_builds == ["meta", "cpu"]
+
+
+@pytest.mark.parametrize(
+    "hidden, message",
+    [(["64"], "hidden = \\('64',\\) is not a valid tuple"), ([64.0], "is not a valid tuple"), ([], "hidden must list")],
+)
+def test_an_mlp_header_with_bad_sizes_is_refused(tmp_path: Path, hidden: list, message: str) -> None:
+    path = _handmade(tmp_path / "mlp.safetensors", model_config={**MLPConfig().__dict__, "hidden": hidden})
+    with pytest.raises(CheckpointError, match=message):
+        read_meta(path)
+
+
+@pytest.mark.parametrize("config", [*FAMILY_CONFIGS, TransferConfig(arch="alexnet", image_px=64)])
+def test_expected_tensors_match_a_real_family_model(config) -> None:
+    real = {
+        k: (tuple(v.shape), checkpoints.SAFETENSORS_DTYPES[v.dtype])
+        for k, v in build_model(config).state_dict().items()
+    }
+    assert checkpoints.expected_tensors(config) == real
+
+
+def test_a_transfer_checkpoint_loads_without_imagenet_weights_or_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real_builds: list[str]
+) -> None:
+    """Rebuilding a trained transfer model reads its own file only: no torch hub file, no download, no socket."""
+    from vitdemo.models import transfer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loading a checkpoint reached for the ImageNet weights")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    for name in ("load_pretrained", "pretrained_state", "read_weights_file"):
+        monkeypatch.setattr(transfer, name, refuse)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    config = TransferConfig(arch="alexnet", image_px=64, finetune="head")  # pretrained=True: trained from ImageNet
+    path, model = _saved(tmp_path / "transfer.safetensors", config)
+    loaded = load_checkpoint(path)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), model(x))
+    assert loaded.meta.model_config == config
+    assert real_builds == ["meta", "cpu"]
+    assert not (tmp_path / "empty-torch-home").exists()

@@ -1,4 +1,4 @@
-"""MAE and SimCLR pieces, the label budget and few-label fine-tuning, on tiny models and real MNIST."""
+"""MAE and SimCLR pieces, the label budget, and few-label runs from a pretrained encoder, on tiny models and MNIST."""
 
 import math
 from dataclasses import replace
@@ -6,25 +6,29 @@ from dataclasses import replace
 import pytest
 import torch
 
-from vitdemo.config import CNNConfig, ConfigError, ViTConfig
+from vitdemo.checkpoints import read_meta
+from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
 from vitdemo.data import Split, load_dataset
+from vitdemo.evaluate import score_model
 from vitdemo.models.cnn import CNN
 from vitdemo.models.vit import ViT
 from vitdemo.pretrain import (
     MAE,
-    FinetuneConfig,
     MAEConfig,
     PretrainConfig,
     SimCLR,
     SimCLRConfig,
-    finetune,
+    is_pretrained_encoder,
     label_budget,
     nt_xent,
     pretrain,
+    pretrain_encoder,
     reconstruct,
+    save_encoder,
 )
 from vitdemo.pretrain.mae import encode_visible, num_visible, patchify, random_masking, unpatchify
 from vitdemo.pretrain.simclr import cnn_features, two_views
+from vitdemo.train import train
 
 TINY_VIT = ViTConfig(patch_size=7, embed_dim=32, depth=2, num_heads=2)  # 16 patches
 TINY_CNN = CNNConfig(width=8)
@@ -129,18 +133,38 @@ def test_reconstruction_images_for_display(mnist) -> None:
     assert (rec.pasted[~hidden] == rec.original[~hidden]).all()  # visible patches are the original's
 
 
-def test_probe_trains_only_the_head_and_finetune_learns(mnist) -> None:
-    torch.manual_seed(0)
-    idx = label_budget(mnist.train.labels, 100, seed=0)
-    cnn = CNN(TINY_CNN)
-    body = {k: v.clone() for k, v in cnn.state_dict().items() if not k.startswith("head")}
-    probe = finetune(cnn, mnist, idx, FinetuneConfig(steps=5, probe=True))
-    assert all(torch.equal(v, probe.model.state_dict()[k]) for k, v in body.items())  # incl. batch-norm statistics
-    again = finetune(probe.model, mnist, idx, FinetuneConfig(steps=2))  # after a probe, a fine-tune moves the body
-    assert not torch.equal(again.model.stages[0][0][0].weight, body["stages.0.0.0.weight"])
-    tuned = finetune(CNN(TINY_CNN), mnist, idx, FinetuneConfig(steps=60, batch_size=50, lr=3e-3))
-    assert len(tuned.losses) == 60 and tuned.losses[-1] < tuned.losses[0]
-    assert tuned.test_acc > 0.4  # 100 labels, 60 steps; chance is 0.1
+def test_an_encoder_file_starts_a_few_label_run_through_the_trainer(mnist, tmp_path) -> None:
+    """Pretrain -> save as a tagged checkpoint -> probe and fine-tune with 100 labels, all through train()."""
+    encoder = pretrain_encoder(
+        "simclr",
+        TINY_CNN,
+        mnist.train.images[:256],
+        PretrainConfig(epochs=1, batch_size=128),
+        mean=mnist.mean,
+        std=mnist.std,
+    )
+    assert len(encoder.losses) == 1 and encoder.images == 256 and not encoder.model.training
+    path = save_encoder(tmp_path / "simclr.safetensors", encoder, "mnist")
+    meta = read_meta(path)
+    assert is_pretrained_encoder(meta) and meta.metrics["pretrain"]["epochs"] == 1 and meta.name == "simclr cnn encoder"
+    body = {k: v.clone() for k, v in encoder.model.state_dict().items() if not k.startswith("head.")}
+
+    run = TrainConfig(model=TINY_CNN, init=str(path), labels=100, probe=True, epochs=3, batch_size=50, device="cpu")
+    probe = train(run, data=mnist).model.state_dict()
+    assert all(torch.equal(v, probe[k]) for k, v in body.items())  # incl. batch-norm statistics
+    tuned = train(replace(run, probe=False, epochs=30, lr=3e-3), data=mnist)  # 60 steps on 100 labels
+    assert not torch.equal(tuned.model.stages[0][0][0].weight, body["stages.0.0.0.weight"])
+    assert tuned.history[-1].train_loss < tuned.history[0].train_loss
+    test = score_model(tuned.model, mnist.test, mnist.mean, mnist.std, num_classes=10)
+    assert test.accuracy > 0.4  # 100 labels; chance is 0.1
+
+
+def test_each_method_pretrains_its_own_kind(mnist) -> None:
+    images, config = mnist.train.images[:64], PretrainConfig(epochs=1, batch_size=64)
+    with pytest.raises(ConfigError, match="mae pretrains a vit encoder, not a cnn"):
+        pretrain_encoder("mae", TINY_CNN, images, config, mean=0.1, std=0.3)
+    with pytest.raises(ConfigError, match="method must be one of mae, simclr"):
+        pretrain_encoder("byol", TINY_VIT, images, config, mean=0.1, std=0.3)
 
 
 def test_features_are_what_the_cnn_head_reads() -> None:

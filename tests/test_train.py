@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from vitdemo.config import MAX_SEED, CNNConfig, ConfigError, TrainConfig, ViTConfig
+from vitdemo.checkpoints import CheckpointError, make_meta, save_checkpoint
+from vitdemo.config import MAX_SEED, CNNConfig, ConfigError, LinearConfig, TrainConfig, TransferConfig, ViTConfig
 from vitdemo.data import Split, load_dataset
 from vitdemo.evaluate import predict_logits, score_model
 from vitdemo.models import build_model
@@ -18,6 +19,8 @@ from vitdemo.train import (
     Callback,
     EpochInfo,
     StepInfo,
+    init_from_checkpoint,
+    labelled_split,
     load_data,
     lr_at,
     make_learner,
@@ -225,3 +228,122 @@ def test_cuda_request_without_gpu_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="no CUDA"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+# --- where a run starts: a label budget, an init checkpoint, a probe ----------------------------------------
+
+
+class Start(Callback):
+    def __init__(self) -> None:
+        self.total_steps = 0
+
+    def on_train_start(self, config: TrainConfig, total_steps: int, num_params: int, device: str) -> None:
+        self.total_steps = total_steps
+
+
+def _encoder_file(path: Path, config, seed: int = 1) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A checkpoint of a randomly initialised model (standing for a pretrained encoder) and its weights."""
+    torch.manual_seed(seed)
+    model = build_model(config)
+    with torch.no_grad():  # non-trivial batch-norm statistics, so that a copy is told from a fresh model
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    return save_checkpoint(path, model, make_meta(config, "mnist")), state
+
+
+def test_constant_schedule_holds_the_peak_after_warm_up() -> None:
+    lrs = [lr_at(s, 100, 10, 1.0, "constant") for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9:] == [1.0] * 91
+
+
+def test_a_label_budget_trains_on_a_balanced_seeded_subset(small_mnist) -> None:
+    config = TrainConfig(model=CNNConfig(width=4), labels=100, epochs=3, batch_size=30, device="cpu", split_seed=2)
+    split = labelled_split(small_mnist.train, config)
+    assert len(split) == 100 and torch.bincount(split.labels, minlength=10).tolist() == [10] * 10
+    again = labelled_split(small_mnist.train, dataclasses.replace(config, seed=9))  # seed: not which labels
+    assert torch.equal(again.images, split.images)
+    other = labelled_split(small_mnist.train, dataclasses.replace(config, split_seed=3))
+    assert not torch.equal(other.labels, split.labels)
+    assert labelled_split(small_mnist.train, dataclasses.replace(config, labels=0)) is small_mnist.train
+    start = Start()
+    train(config, [start], data=small_mnist)
+    assert start.total_steps == 3 * 4  # ceil(100 / 30) batches per epoch: the trainer saw 100 images, not 2000
+
+
+def test_init_copies_everything_but_the_head(tmp_path: Path) -> None:
+    config = CNNConfig(width=4)
+    path, encoder = _encoder_file(tmp_path / "enc.safetensors", config)
+    torch.manual_seed(0)
+    fresh = build_model(config)
+    head = {k: v.clone() for k, v in fresh.state_dict().items() if k.startswith("head.")}
+    copied = init_from_checkpoint(fresh, path)
+    state = fresh.state_dict()
+    assert copied and all(not k.startswith("head.") for k in copied)
+    assert all(torch.equal(state[k], encoder[k]) for k in copied)  # running statistics included
+    assert all(torch.equal(state[k], v) and not torch.equal(v, encoder[k]) for k, v in head.items())
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (CNNConfig(width=8), r"tensor 'stages.0.0.0.weight' is \[4, 1, 3, 3\] there, \[8, 1, 3, 3\] here"),
+        (TINY_VIT, "holds a cnn model, not a vit"),
+        (LinearConfig(), "has no weights outside its head"),
+    ],
+)
+def test_an_init_that_does_not_fit_is_refused_naming_why(tmp_path: Path, model, message: str) -> None:
+    path, _ = _encoder_file(tmp_path / "enc.safetensors", CNNConfig(width=4))
+    if model.kind == "linear":
+        path, _ = _encoder_file(tmp_path / "lin.safetensors", model)
+    with pytest.raises(CheckpointError, match=message):
+        init_from_checkpoint(build_model(model), path)
+
+
+def test_a_probe_trains_only_the_head_from_its_init(small_mnist, tmp_path: Path) -> None:
+    config = CNNConfig(width=4)
+    path, encoder = _encoder_file(tmp_path / "enc.safetensors", config)
+    run = TrainConfig(model=config, init=str(path), probe=True, labels=100, epochs=2, batch_size=50, device="cpu")
+    result = train(run, data=small_mnist)
+    state = result.model.state_dict()
+    body = [k for k in state if not k.startswith("head.")]
+    assert all(torch.equal(state[k], encoder[k]) for k in body)  # weights and batch-norm statistics
+    assert not torch.equal(state["head.2.weight"], encoder["head.2.weight"])
+    assert all(p.requires_grad == n.startswith("head.") for n, p in result.model.named_parameters())
+    tuned = train(dataclasses.replace(run, probe=False), data=small_mnist)  # a fine-tune moves the body
+    assert not torch.equal(tuned.model.state_dict()["stages.0.0.0.weight"], encoder["stages.0.0.0.weight"])
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"probe": True}, "probe needs init"),
+        ({"labels": 5}, "labels must be 0 .all. or at least 10"),
+        ({"labels": -1}, "labels must be"),
+        ({"weights_path": "/w.pth"}, "weights_path is only for a pretrained transfer model"),
+        ({"model": TransferConfig(), "weights_path": "/w.pth", "init": "/c.safetensors"}, "does not start from init"),
+    ],
+)
+def test_bad_starts_are_refused(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(TrainConfig(), **changes).validate()
+    TrainConfig(model=TransferConfig(), probe=True, weights_path="/w.pth").validate()  # ImageNet is a start
+
+
+def test_hflip_mirrors_digits_only_when_asked(small_mnist, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vitdemo.train as train_module
+
+    seen: list[bool] = []
+    real = train_module.augment
+
+    def spy(x, strength, generator=None, hflip=False):
+        seen.append(hflip)
+        return real(x, strength, generator, hflip)
+
+    monkeypatch.setattr(train_module, "augment", spy)
+    images, labels = small_mnist.train.images[:8], small_mnist.train.labels[:8]
+    for hflip in (False, True):
+        config = TrainConfig(model=CNNConfig(width=4), hflip=hflip, device="cpu")
+        train_step(make_learner(config, torch.device("cpu"), 0.0, 1.0), images, labels, lr=0.0)
+    assert seen == [False, True]

@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 import torchvision.models as tvm
 
-from vitdemo.config import ConfigError
+from vitdemo.config import ConfigError, TrainConfig, TransferConfig
+from vitdemo.data import load_dataset
+from vitdemo.models import build_model
 from vitdemo.models.transfer import (
-    TransferConfig,
     TransferError,
     TransferNet,
     backbone_state,
@@ -23,6 +24,7 @@ from vitdemo.models.transfer import (
     load_pretrained,
     weights_filename,
 )
+from vitdemo.train import train
 
 
 @pytest.fixture(autouse=True)
@@ -155,3 +157,42 @@ def test_bad_files_are_refused_clearly(tmp_path: Path, alexnet_file) -> None:
 def test_bad_configs_are_refused(kwargs: dict, word: str) -> None:
     with pytest.raises(ConfigError, match=word):
         TransferConfig(**kwargs).validate()
+
+
+# --- wired into the core: build_model never loads, train() does -------------------------------------------
+
+
+def test_build_model_never_reads_imagenet_weights(alexnet_file) -> None:
+    """Rebuilding a checkpoint must not need the ImageNet file: the registry's builder gives random weights."""
+    model = build_model(TransferConfig(arch="alexnet", image_px=64))  # pretrained=True, and no file anywhere
+    assert isinstance(model, TransferNet)
+    assert not torch.equal(model.backbone[3].weight, alexnet_file[1]["features.3.weight"].half().float())
+
+
+def test_a_run_starts_from_the_weights_file_and_a_probe_keeps_it(alexnet_file, data_dir: Path) -> None:
+    path, state = alexnet_file
+    data = load_dataset("mnist", data_dir, val_size=100, seed=0, train_subset=200)
+    config = TrainConfig(
+        model=TransferConfig(arch="alexnet", image_px=64),
+        weights_path=str(path),
+        probe=True,
+        epochs=1,
+        batch_size=100,
+        device="cpu",
+    )
+    result = train(config, data=data)
+    backbone = result.model.backbone.state_dict()
+    expected = backbone_state("alexnet", {k: v.half().float() for k, v in state.items()})  # RGB conv summed
+    assert backbone.keys() == expected.keys()
+    assert all(torch.equal(backbone[k], v) for k, v in expected.items())  # loaded, then frozen by the probe
+
+
+def test_a_run_without_weights_offline_says_which_file_to_place(monkeypatch: pytest.MonkeyPatch, data_dir) -> None:
+    def offline(*args, **kwargs):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    data = load_dataset("mnist", data_dir, val_size=0, seed=0, train_subset=20)
+    config = TrainConfig(model=TransferConfig(arch="resnet18", image_px=32), epochs=1, device="cpu")
+    with pytest.raises(TransferError, match="resnet18-f37072fd.pth"):
+        train(config, data=data)

@@ -136,7 +136,9 @@ def _check_field_types(config: ModelConfig) -> None:
     """Every model setting has its default's type (an int is an int, not "28" or true)."""
     for f in dataclasses.fields(config):
         value, default = getattr(config, f.name), f.default
-        if isinstance(default, (bool, str)):
+        if isinstance(default, tuple):  # MLP hidden sizes: whole numbers (validate() checks their range)
+            ok = isinstance(value, tuple) and all(type(v) is int for v in value)
+        elif isinstance(default, (bool, str)):
             ok = type(value) is type(default)
         elif isinstance(default, int):
             ok = type(value) is int

@@ -10,9 +10,11 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from vitdemo import paths
-from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
+from vitdemo.config import MODEL_CONFIGS, SCHEDULES, ConfigError, TrainConfig, default_run_name
+from vitdemo.recipes import RECIPES
 from vitdemo.runs.dbfile import RegistryBusy, RegistryError, RegistryUnavailable
 from vitdemo.runs.store import Registry
 
@@ -22,61 +24,100 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--home", help="where runs and the registry live (default: $VITDEMO_HOME or ./runs)")
 
 
+# TrainConfig fields with a flag of the same name (--batch-size for batch_size); compile, amp, probe, hflip,
+# init and weights_path have their own flags below.
+INT_FLAGS = ("epochs", "batch_size", "seed", "split_seed", "val_size", "train_subset", "labels")
+FLOAT_FLAGS = ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "augment")
+
+
+class _Given(argparse.Action):
+    """Stores the value like argparse's default action and notes that the flag was given: with --recipe, only
+    given flags override the recipe (a flag given with TrainConfig's default value must still override it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def _flag(g: Any, *names: str, const: Any = None, **kwargs: Any) -> None:
+    """A training flag whose default is TrainConfig's (so the namespace reads as before) that records it was given."""
+    if const is not None:
+        kwargs.update(nargs=0, const=const)
+    g.add_argument(*names, action=_Given, **kwargs)
+
+
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    t, v, c = TrainConfig(), ViTConfig(), CNNConfig()
-    p.add_argument("--model", choices=["vit", "cnn"], default="vit")
-    p.add_argument("--dataset", choices=["mnist", "fashion"], default=t.dataset)
-    g = p.add_argument_group("ViT")
-    g.add_argument("--patch-size", type=int, default=v.patch_size, choices=[4, 7, 14])
-    g.add_argument("--embed-dim", type=int, default=v.embed_dim)
-    g.add_argument("--depth", type=int, help=f"blocks (ViT, default {v.depth}) or stages (CNN, default {c.depth})")
-    g.add_argument("--num-heads", type=int, default=v.num_heads)
-    g.add_argument("--mlp-ratio", type=float, default=v.mlp_ratio)
-    g.add_argument("--dropout", type=float, help=f"default {v.dropout} (ViT), {c.dropout} (CNN)")
-    g = p.add_argument_group("CNN")
-    g.add_argument("--width", type=int, default=c.width, help="channels of the first stage")
+    from vitdemo.cli_families import add_model_flags
+
+    t = TrainConfig()
+    p.add_argument("--model", choices=list(MODEL_CONFIGS), help="default vit (or the recipe's)")
+    p.add_argument("--recipe", choices=list(RECIPES), help="start from a named recipe; other flags override it")
+    _flag(p, "--dataset", choices=["mnist", "fashion"], default=t.dataset)
+    add_model_flags(p)
     g = p.add_argument_group("training")
-    for name in ("epochs", "batch_size", "seed", "val_size", "train_subset"):
-        g.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(t, name))
-    g.add_argument(
-        "--split-seed",
-        type=int,
-        default=t.split_seed,
-        help="picks the validation images (--seed drives initialisation, shuffling and augmentation)",
-    )
-    for name in ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "augment"):
-        g.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(t, name))
-    g.add_argument("--schedule", choices=["cosine", "onecycle"], default=t.schedule)
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default=t.device)
-    g.add_argument("--keep", choices=["best", "last"], default=t.keep)
-    g.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the model (CUDA or CPU: ~1.3x faster steps after a ~30 s compile)",
-    )
-    g.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
-    g.add_argument("--name", default="", help="run name (default: derived from the settings)")
+    for name in INT_FLAGS + FLOAT_FLAGS:
+        kind = int if name in INT_FLAGS else float
+        _flag(g, f"--{name.replace('_', '-')}", type=kind, default=getattr(t, name), help=_help(t, name))
+    _flag(g, "--schedule", choices=list(SCHEDULES), default=t.schedule)
+    _flag(g, "--device", choices=["auto", "cpu", "cuda"], default=t.device)
+    _flag(g, "--keep", choices=["best", "last"], default=t.keep)
+    _flag(g, "--hflip", const=True, default=t.hflip, help="also mirror digits left-right")
+    _flag(g, "--compile", const=True, default=t.compile, help="torch.compile the model (~1.3x faster steps, CPU too)")
+    _flag(g, "--no-amp", dest="amp", const=False, default=t.amp, help="disable bf16 autocast on CUDA")
+    _flag(g, "--name", default=t.name, help="run name (default: derived from the settings)")
     g.add_argument("--out", help="also copy the checkpoint to this path (e.g. checkpoints/vit_mnist.safetensors)")
+    g = p.add_argument_group("where the weights start")
+    _flag(g, "--init", metavar="FILE", default=t.init, help="a checkpoint (e.g. from `pretrain`) to start from")
+    _flag(g, "--probe", const=True, default=t.probe, help="train only the head (needs --init)")
+    _flag(
+        g,
+        "--weights",
+        dest="weights_path",
+        metavar="FILE",
+        default=t.weights_path,
+        help="transfer: torchvision's ImageNet weights file (default: torch hub's cache, else a download)",
+    )
+
+
+def _help(t: TrainConfig, name: str) -> str:
+    notes = {
+        "split_seed": "picks the validation images (--seed drives initialisation, shuffling and augmentation)",
+        "labels": "train on a class-balanced subset of this many labelled images (0 = all)",
+    }
+    return f"{notes.get(name, '')} (default {getattr(t, name)})".strip()
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    if a.model == "vit":
-        model = ViTConfig(
-            patch_size=a.patch_size,
-            embed_dim=a.embed_dim,
-            depth=a.depth if a.depth is not None else ViTConfig.depth,
-            num_heads=a.num_heads,
-            mlp_ratio=a.mlp_ratio,
-            dropout=a.dropout if a.dropout is not None else ViTConfig.dropout,
-        )
-    else:
-        model = CNNConfig(
-            width=a.width,
-            depth=a.depth if a.depth is not None else CNNConfig.depth,
-            dropout=a.dropout if a.dropout is not None else CNNConfig.dropout,
-        )
-    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "compile", "amp"}
-    return TrainConfig(model=model, compile=a.compile, amp=not a.no_amp, **{k: getattr(a, k) for k in fields})
+    """TrainConfig() or the recipe, with every flag that was given; paths are made absolute (a worker or a
+    later run may start elsewhere)."""
+    from vitdemo.cli_families import model_from_args
+    from vitdemo.recipes import recipe
+
+    base = recipe(a.recipe) if a.recipe else TrainConfig()
+    model = model_from_args(a, a.model or base.model.kind, base.model)
+    given = {k: getattr(a, k) for k in getattr(a, "given", ())}
+    for key in ("init", "weights_path"):
+        if given.get(key):
+            given[key] = str(Path(given[key]).expanduser().resolve())
+    return dataclasses.replace(base, model=model, **given)
+
+
+def _queue_cannot_name(config: TrainConfig) -> bool:
+    """vitdemo.runs.queue's default name knows only a ViT's or a CNN's shape: other runs are named here. (A name
+    stays out of plain runs' configs: "use these settings" would carry a name that no longer fits.)"""
+    return config.model.kind not in ("vit", "cnn") or bool(config.labels or config.init or config.probe)
+
+
+def _check_start_files(config: TrainConfig) -> None:
+    """The files a run starts from exist and fit, before a run is recorded (the trainer checks them again)."""
+    if config.weights_path and not Path(config.weights_path).is_file():
+        raise ConfigError(f"weights file not found: {config.weights_path}")
+    if config.init:
+        from vitdemo.checkpoints import read_meta
+
+        kind = read_meta(config.init).model_config.kind
+        if kind != config.model.kind:
+            raise ConfigError(f"--init holds a {kind} model but this run trains a {config.model.kind}")
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -85,6 +126,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     from vitdemo.runs.queue import start_run
 
     config = config_from_args(a)
+    config.validate()
+    _check_start_files(config)
+    if not config.name and _queue_cannot_name(config):
+        config = dataclasses.replace(config, name=default_run_name(config))
     registry = Registry(a.home)
     run_id = start_run(registry, config, os.getpid())  # created running and ours: no worker can claim it
     run = registry.get_run(run_id)
@@ -229,14 +274,14 @@ def cmd_leaderboard(a: argparse.Namespace) -> int:
         print(json.dumps([dataclasses.asdict(r) for r in runs]))
         return 0
     print(
-        f"{'id':>4} {'name':32} {'kind':4} {'dataset':8} {'params':>9} {'test acc':>9} {'F1':>7} {'time s':>8} device"
+        f"{'id':>4} {'name':40} {'kind':8} {'dataset':8} {'params':>9} {'test acc':>9} {'F1':>7} {'time s':>8} device"
     )
     for r in runs:
         acc = f"{r.test_acc:.2%}" if r.test_acc is not None else "-"
         f1 = f"{r.macro_f1:.4f}" if r.macro_f1 is not None else "-"
         t = f"{r.train_time_s:.0f}" if r.train_time_s is not None else "-"
         print(
-            f"{r.id:>4} {r.name[:32]:32} {r.kind:4} {r.dataset:8} {r.num_params or 0:>9,} {acc:>9} {f1:>7} {t:>8} {r.device}"
+            f"{r.id:>4} {r.name[:40]:40} {r.kind:8} {r.dataset:8} {r.num_params or 0:>9,} {acc:>9} {f1:>7} {t:>8} {r.device}"
         )
     return 0
 
@@ -301,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, default=10)
     _add_common(p)
     p.set_defaults(func=cmd_bench)
+
+    from vitdemo.cli_families import add_parsers
+
+    add_parsers(sub)
 
     p = sub.add_parser("worker", help="run queued training runs (started by the app)")
     p.add_argument("--device", default="cpu")

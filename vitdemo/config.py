@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 DATASETS = ("mnist", "fashion")
 DEVICES = ("auto", "cpu", "cuda")
-SCHEDULES = ("cosine", "onecycle")
+SCHEDULES = ("cosine", "onecycle", "constant")
+ARCHS = ("resnet18", "vgg16", "alexnet")  # torchvision ImageNet networks a transfer model can start from
+MIN_IMAGE_PX = {"resnet18": 32, "vgg16": 32, "alexnet": 64}  # smaller inputs vanish in the downsampling
 MAX_SEED = 2**64 - 1  # torch.manual_seed and torch.Generator.manual_seed overflow above this (numpy gets seed % 2**32)
 
 
@@ -67,7 +69,87 @@ class CNNConfig:
         _check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
 
 
-ModelConfig = ViTConfig | CNNConfig
+@dataclass(frozen=True)
+class LinearConfig:
+    """Multinomial logistic regression as a torch model: pixels -> 10 logits (7,850 parameters)."""
+
+    kind: Literal["linear"] = "linear"
+    image_size: int = 28
+    in_chans: int = 1
+    num_classes: int = 10
+
+    def validate(self) -> None:
+        _check(self.image_size == 28, "image_size must be 28")
+        _check(self.in_chans == 1, "in_chans must be 1 (greyscale)")
+        _check(2 <= self.num_classes <= 1000, "num_classes must be between 2 and 1000")
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """Fully connected layers on the flattened pixels: Linear -> ReLU -> Dropout per hidden size, then the head."""
+
+    kind: Literal["mlp"] = "mlp"
+    image_size: int = 28
+    in_chans: int = 1
+    num_classes: int = 10
+    hidden: tuple[int, ...] = (256, 128)  # two layers reach ~98% on MNIST; wider adds parameters, not accuracy
+    dropout: float = 0.1  # a little: augmentation already regularises, and MLPs overfit MNIST slowly
+
+    def __post_init__(self) -> None:
+        # JSON (run records, checkpoint headers) turns the tuple into a list; keep configs equal and hashable.
+        # Only the container changes: validate() still refuses sizes that are not whole numbers.
+        if isinstance(self.hidden, list):
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+
+    def validate(self) -> None:
+        _check(self.image_size == 28, "image_size must be 28")
+        _check(self.in_chans == 1, "in_chans must be 1 (greyscale)")
+        _check(2 <= self.num_classes <= 1000, "num_classes must be between 2 and 1000")
+        _check(isinstance(self.hidden, tuple) and 1 <= len(self.hidden) <= 6, "hidden must list 1 to 6 layer sizes")
+        whole = all(type(h) is int for h in self.hidden)
+        _check(whole and all(8 <= h <= 4096 for h in self.hidden), "each hidden size must be between 8 and 4096")
+        _check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """A torchvision ImageNet network on upscaled digits, fine-tuned whole or as a frozen feature extractor.
+
+    Building one never reads the ImageNet weights: training loads them (vitdemo.train), a checkpoint has its own.
+    """
+
+    kind: Literal["transfer"] = "transfer"
+    image_size: int = 28
+    in_chans: int = 1
+    num_classes: int = 10
+    arch: str = "resnet18"  # the smallest of the three (11M parameters) and the best on digits
+    image_px: int = 64  # 28 -> 64 px: ResNet-18 ends at 2x2; 112 px gives 4x4 maps at ~3x the compute
+    finetune: Literal["all", "head"] = "all"  # "head": frozen backbone (weights and BN statistics), a linear probe
+    pretrained: bool = True  # False: the same architecture trained from scratch (the baseline to beat)
+    dropout: float = 0.0  # before the new head
+
+    def validate(self) -> None:
+        _check(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}")
+        _check(self.image_size == 28 and self.in_chans == 1, "transfer models take 28x28 greyscale images")
+        _check(2 <= self.num_classes <= 1000, "num_classes must be between 2 and 1000")
+        low = MIN_IMAGE_PX.get(self.arch, 32)
+        _check(low <= self.image_px <= 224, f"image_px must be between {low} and 224 for {self.arch}")
+        _check(self.finetune in ("all", "head"), "finetune must be 'all' or 'head'")
+        _check(
+            self.pretrained or self.finetune == "all",
+            "finetune='head' needs pretrained=True: a frozen random backbone learns nothing",
+        )
+        _check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
+
+
+ModelConfig = ViTConfig | CNNConfig | LinearConfig | MLPConfig | TransferConfig
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {
+    "vit": ViTConfig,
+    "cnn": CNNConfig,
+    "linear": LinearConfig,
+    "mlp": MLPConfig,
+    "transfer": TransferConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +167,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     augment: float = 1.0  # 0 = off; 1 = +-10 deg, +-10% scale, +-2 px shift
+    hflip: bool = False  # also mirror half the digits left-right (Fashion-MNIST is always mirrored)
     seed: int = 0  # initialisation, shuffling, augmentation
     split_seed: int = 0  # which images are held out for validation: the same for runs that differ only in `seed`
     device: str = "auto"
@@ -94,6 +177,11 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast, CUDA only
     keep: Literal["best", "last"] = "best"
     name: str = ""
+    # Where the weights start (vitdemo.train.prepare_model). Paths are stored as given: the CLI makes them absolute.
+    labels: int = 0  # >0: train on a seeded class-balanced subset of this many labelled images; 0 = every label
+    init: str = ""  # a vitdemo checkpoint (e.g. a pretrained encoder) whose matching weights start the model
+    probe: bool = False  # train only the head; the body stays frozen in eval mode (a linear probe)
+    weights_path: str = ""  # transfer models: the ImageNet weights file (default: torch hub's cache, or download)
 
     def validate(self) -> None:
         self.model.validate()
@@ -116,6 +204,23 @@ class TrainConfig:
         _check(self.train_subset >= 0, "train_subset must be >= 0")
         _check(self.keep in ("best", "last"), "keep must be 'best' or 'last'")
         _check(len(self.name) <= 100, "name must be at most 100 characters")
+        self._validate_start()
+
+    def _validate_start(self) -> None:
+        """The fields that say where the weights start: a label budget, an init checkpoint, a probe."""
+        n, classes = self.labels, self.model.num_classes
+        _check(
+            type(n) is int and (n == 0 or n >= classes), f"labels must be 0 (all) or at least {classes}, one a class"
+        )
+        pretrained = self.model.kind == "transfer" and self.model.pretrained
+        _check(
+            not self.probe or bool(self.init) or pretrained,
+            "probe needs init (or a pretrained transfer model): a frozen random body learns nothing",
+        )
+        _check(
+            not self.weights_path or (pretrained and not self.init),
+            "weights_path is only for a pretrained transfer model that does not start from init",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -133,11 +238,36 @@ class TrainConfig:
         return cls(model=model, **data)
 
 
+def model_shape(model: ModelConfig) -> str:
+    """A short tag of a model's shape for run names: 'p4-d64x6' (ViT), 'w16x2' (CNN), 'h256-128' (MLP)..."""
+    if isinstance(model, ViTConfig):
+        return f"p{model.patch_size}-d{model.embed_dim}x{model.depth}"
+    if isinstance(model, CNNConfig):
+        return f"w{model.width}x{model.depth}"
+    if isinstance(model, MLPConfig):
+        return "h" + "-".join(str(h) for h in model.hidden)
+    if isinstance(model, TransferConfig):
+        start = "" if model.pretrained else "-scratch"
+        return f"{model.arch}-{model.image_px}px{start}" + ("-head" if model.finetune == "head" else "")
+    return "784"  # linear: the pixels straight to the classes
+
+
+def default_run_name(config: TrainConfig) -> str:
+    """'vit-mnist-p4-d64x6-e10'; a label budget, an init checkpoint and a probe are named too."""
+    m = config.model
+    name = f"{m.kind}-{config.dataset}-{model_shape(m)}-e{config.epochs}"
+    if config.labels:
+        name += f"-l{config.labels}"
+    if config.init:
+        name += "-init"
+    return name + ("-probe" if config.probe else "")
+
+
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
     """Rebuild a model config from its dict; unknown keys are an error, missing ones take defaults."""
     kind = data.get("kind", "vit")
-    cls = {"vit": ViTConfig, "cnn": CNNConfig}.get(kind)
-    _check(cls is not None, f"unknown model kind {kind!r}: expected 'vit' or 'cnn'")
+    cls = MODEL_CONFIGS.get(kind) if isinstance(kind, str) else None
+    _check(cls is not None, f"unknown model kind {kind!r}: expected one of {', '.join(MODEL_CONFIGS)}")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - known
     _check(not unknown, f"unknown {kind} settings: {', '.join(sorted(unknown))}")

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -20,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vitdemo.checkpoints import CheckpointError, load_checkpoint
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits, Split, augment, batches, load_dataset, num_batches, to_input
 from vitdemo.evaluate import mean_loss, predict_logits
-from vitdemo.models import build_model, count_parameters
+from vitdemo.models import build_model, count_parameters, head_of, is_head_key
 
 
 @dataclass(frozen=True)
@@ -102,12 +104,14 @@ def resolve_device(device: str) -> torch.device:
 def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, schedule: str) -> float:
     """Learning rate at `step` (0-based).
 
-    1. warm-up: linear from peak/25 (one-cycle) or ~0 (cosine) to the peak over `warmup_steps`;
-    2. then cosine decay to 0 ("cosine"), or a linear anneal to peak/1e4 ("onecycle").
+    1. warm-up: linear from peak/25 (one-cycle) or ~0 (cosine, constant) to the peak over `warmup_steps`;
+    2. then cosine decay to 0 ("cosine"), a linear anneal to peak/1e4 ("onecycle"), or the peak ("constant").
     """
     if warmup_steps > 0 and step < warmup_steps:
         start = peak / 25 if schedule == "onecycle" else 0.0
         return start + (peak - start) * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return peak
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     progress = min(max(progress, 0.0), 1.0)
     if schedule == "onecycle":
@@ -133,6 +137,74 @@ def load_data(config: TrainConfig, data_dir: str | os.PathLike | None = None) ->
 
 
 # ---------------------------------------------------------------------------------------------------
+# Where a run starts: its labelled images and its first weights
+# ---------------------------------------------------------------------------------------------------
+
+
+def labelled_split(split: Split, config: TrainConfig) -> Split:
+    """The training images a run may use: all of them (`labels` 0), else a class-balanced subset of `labels`
+    images picked by `split_seed` (vitdemo.pretrain.label_budget), so that seeds compare on the same labels."""
+    if not config.labels:
+        return split
+    from vitdemo.pretrain.budget import label_budget  # vitdemo.pretrain imports this module
+
+    idx = label_budget(split.labels, config.labels, config.split_seed)  # (n,)
+    return Split(split.images[idx], split.labels[idx])
+
+
+def init_from_checkpoint(model: nn.Module, path: str | os.PathLike) -> list[str]:
+    """Copy every tensor outside `model`'s head from the checkpoint at `path`; the head keeps its new weights.
+
+    The checkpoint must hold the same kind of model, with every such tensor at the same shape (its own head may
+    differ: another dataset, a pretrained encoder's untrained head). Returns the names copied.
+    """
+    loaded = load_checkpoint(path)
+    name, kind = Path(path).name, getattr(getattr(model, "config", None), "kind", "")
+    if loaded.kind != kind:
+        raise CheckpointError(f"init checkpoint {name} holds a {loaded.kind} model, not a {kind}")
+    source = loaded.model.state_dict()
+    body = {k: v for k, v in model.state_dict().items() if not is_head_key(k)}
+    if not body:
+        raise CheckpointError(f"a {kind} model has no weights outside its head: init {name} has nothing to give")
+    for key, tensor in body.items():
+        if key not in source or source[key].shape != tensor.shape:
+            there = list(source[key].shape) if key in source else "missing"
+            raise CheckpointError(
+                f"init checkpoint {name} does not fit this model: tensor {key!r} is {there} there, "
+                f"{list(tensor.shape)} here"
+            )
+    model.load_state_dict({k: source[k] for k in body}, strict=False)
+    return list(body)
+
+
+def prepare_model(config: TrainConfig, model: nn.Module) -> nn.Module:
+    """The weights a run starts from, on the CPU before the model moves to its device:
+    1. `init`: the matching weights of a checkpoint (a pretrained encoder), the head stays new;
+    2. else a pretrained transfer model's ImageNet backbone (`weights_path`, torch hub's cache or a download);
+    3. `probe`: every parameter outside the head is frozen (and its layers stay in eval mode, `set_train_mode`).
+    build_model never does 1 or 2, so loading a checkpoint needs neither file."""
+    m = config.model
+    if config.init:
+        init_from_checkpoint(model, config.init)
+    elif m.kind == "transfer" and m.pretrained:
+        from vitdemo.models.transfer import load_pretrained
+
+        load_pretrained(model, config.weights_path or None)
+    if config.probe:
+        model.requires_grad_(False)
+        head_of(model).requires_grad_(True)
+    return model
+
+
+def set_train_mode(model: nn.Module, probe: bool) -> None:
+    """Training mode; a probe keeps its frozen body in eval mode (dropout off, batch-norm statistics kept)."""
+    model.train()
+    if probe:
+        model.eval()
+        head_of(model).train()
+
+
+# ---------------------------------------------------------------------------------------------------
 # One training step (shared with the benchmark)
 # ---------------------------------------------------------------------------------------------------
 
@@ -154,10 +226,12 @@ class Learner:
 def make_learner(
     config: TrainConfig, device: torch.device, mean: float, std: float, generator: torch.Generator | None = None
 ) -> Learner:
-    """Build the model (from torch's global RNG: seed it first) on `device` and its AdamW."""
-    model = build_model(config.model).to(device)
-    decay = [p for p in model.parameters() if p.ndim >= 2]  # no decay on biases, norms, tokens... (ndim < 2)
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    """Build the model (from torch's global RNG: seed it first), start its weights (`prepare_model`), move it to
+    `device` and give its trainable parameters an AdamW."""
+    model = prepare_model(config, build_model(config.model)).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # a probe or a frozen backbone: the head only
+    decay = [p for p in trainable if p.ndim >= 2]  # no decay on biases, norms, tokens... (ndim < 2)
+    no_decay = [p for p in trainable if p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr,
@@ -181,7 +255,7 @@ def train_step(learner: Learner, images: torch.Tensor, labels: torch.Tensor, lr:
     for group in learner.optimizer.param_groups:
         group["lr"] = lr
     x = to_input(images, learner.mean, learner.std)  # (B, 1, 28, 28)
-    x = augment(x, c.augment, learner.generator, hflip=c.dataset == "fashion")
+    x = augment(x, c.augment, learner.generator, hflip=c.hflip or c.dataset == "fashion")
     with _autocast(learner.device, c.amp):
         logits = learner.forward(x)  # (B, C)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=c.label_smoothing)
@@ -276,7 +350,7 @@ def run_epoch(
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[float, float, float]:
     """One shuffled pass over `split` -> (mean train loss, train accuracy, last lr). Raises Stopped."""
-    learner.model.train()
+    set_train_mode(learner.model, learner.config.probe)
     loss_sum = torch.zeros((), device=learner.device)
     correct = torch.zeros((), device=learner.device, dtype=torch.int64)
     n_epoch, lr = 0, lr_of(progress.step)
@@ -302,6 +376,9 @@ def train(
 ) -> TrainResult:
     """Train one model. Returns the kept weights on CPU; raises on bad config or data.
 
+    `config.labels` keeps a class-balanced subset of `data.train` (`labelled_split`); the model starts from
+    `config.init`, or the ImageNet weights for a pretrained transfer model (`prepare_model`).
+
     Nothing here looks at the test split (score it with `vitdemo.evaluate.score_model`), and nothing
     sets torch's thread count (the process entry does, once: `vitdemo.threads.configure_threads`).
     """
@@ -309,7 +386,7 @@ def train(
     device = resolve_device(config.device)
     seed_everything(config.seed)
     data = data if data is not None else load_data(config, data_dir)
-    train_split, val_split = data.train.to(device), data.val.to(device)
+    train_split, val_split = labelled_split(data.train, config).to(device), data.val.to(device)
     learner = make_learner(config, device, data.mean, data.std, torch.Generator().manual_seed(config.seed))
     model = learner.model
     steps_per_epoch = num_batches(len(train_split), config.batch_size)

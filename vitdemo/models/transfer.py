@@ -18,9 +18,7 @@ from __future__ import annotations
 import os
 import urllib.error
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,10 +27,8 @@ from torch import nn
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers as vgg_layers
 
-from vitdemo.config import ConfigError
+from vitdemo.config import ARCHS, ConfigError, TransferConfig
 
-ARCHS = ("resnet18", "vgg16", "alexnet")
-MIN_IMAGE_PX = {"resnet18": 32, "vgg16": 32, "alexnet": 64}  # smaller inputs vanish in the downsampling
 # arch -> (torchvision weights, key prefix of the backbone in torchvision's state_dict, head keys to drop,
 #          backbone channels)
 _ARCH_INFO: dict[str, tuple[tvm.WeightsEnum, str, tuple[str, ...], int]] = {
@@ -45,34 +41,6 @@ _FIRST_CONV = {"resnet18": "conv1.weight", "vgg16": "0.weight", "alexnet": "0.we
 
 class TransferError(RuntimeError):
     """Pretrained weights are missing or do not fit; the message says which file and what to do."""
-
-
-@dataclass(frozen=True)
-class TransferConfig:
-    """A torchvision ImageNet network on upscaled digits, fine-tuned whole or as a frozen feature extractor."""
-
-    kind: Literal["transfer"] = "transfer"
-    image_size: int = 28
-    in_chans: int = 1
-    num_classes: int = 10
-    arch: str = "resnet18"  # the smallest of the three (11M parameters) and the best on digits
-    image_px: int = 64  # 28 -> 64 px: ResNet-18 ends at 2x2; 112 px gives 4x4 maps at ~3x the compute
-    finetune: Literal["all", "head"] = "all"  # "head": frozen backbone (weights and BN statistics), a linear probe
-    pretrained: bool = True  # False: the same architecture trained from scratch (the baseline to beat)
-    dropout: float = 0.0  # before the new head
-
-    def validate(self) -> None:
-        _check(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}")
-        _check(self.image_size == 28 and self.in_chans == 1, "transfer models take 28x28 greyscale images")
-        _check(2 <= self.num_classes <= 1000, "num_classes must be between 2 and 1000")
-        low = MIN_IMAGE_PX.get(self.arch, 32)
-        _check(low <= self.image_px <= 224, f"image_px must be between {low} and 224 for {self.arch}")
-        _check(self.finetune in ("all", "head"), "finetune must be 'all' or 'head'")
-        _check(
-            self.pretrained or self.finetune == "all",
-            "finetune='head' needs pretrained=True: a frozen random backbone learns nothing",
-        )
-        _check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
 
 
 def make_backbone(arch: str, in_chans: int = 1) -> nn.Sequential:
@@ -206,8 +174,3 @@ def build_transfer(config: TransferConfig, weights_path: str | os.PathLike | Non
     """The model to train: ImageNet weights in the backbone when `config.pretrained`, random otherwise."""
     model = TransferNet(config)
     return load_pretrained(model, weights_path) if config.pretrained else model
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)

@@ -1,24 +1,39 @@
-"""Self-supervised pretraining (MAE for the ViT, SimCLR for the CNN) and few-label fine-tuning."""
+"""Self-supervised pretraining (MAE for the ViT, SimCLR for the CNN) and label budgets.
 
-from vitdemo.pretrain.finetune import LABEL_BUDGETS, FinetuneConfig, FinetuneResult, finetune, label_budget
+Fine-tuning is an ordinary run: `TrainConfig(init=<encoder checkpoint>, labels=100, probe=...)` through
+vitdemo.train.train, like every other model.
+"""
+
+from vitdemo.pretrain.budget import LABEL_BUDGETS, label_budget
+from vitdemo.pretrain.encoder import (
+    ENCODER_TAG,
+    METHODS,
+    PretrainedEncoder,
+    is_pretrained_encoder,
+    pretrain_encoder,
+    save_encoder,
+)
 from vitdemo.pretrain.loop import PretrainConfig, PretrainStep, pretrain
 from vitdemo.pretrain.mae import MAE, MAEConfig, Reconstruction, reconstruct
 from vitdemo.pretrain.simclr import SimCLR, SimCLRConfig, nt_xent
 
 __all__ = [
+    "ENCODER_TAG",
     "LABEL_BUDGETS",
     "MAE",
-    "FinetuneConfig",
-    "FinetuneResult",
+    "METHODS",
     "MAEConfig",
     "PretrainConfig",
     "PretrainStep",
+    "PretrainedEncoder",
     "Reconstruction",
     "SimCLR",
     "SimCLRConfig",
-    "finetune",
+    "is_pretrained_encoder",
     "label_budget",
     "nt_xent",
     "pretrain",
+    "pretrain_encoder",
     "reconstruct",
+    "save_encoder",
 ]
