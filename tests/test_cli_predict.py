@@ -106,10 +106,11 @@ def test_json_has_a_row_for_every_file_and_no_nan(
     assert rows[3]["prediction"] is None and rows[3]["not_digit"] and rows[3]["empty"] and rows[3]["message"]
 
 
-def test_a_model_that_gives_nan_is_reported_not_printed_as_nan(
+def test_a_checkpoint_with_nan_weights_is_refused_not_printed_as_nan(
     files: dict[str, Path], mnist_checkpoints: Path, tmp_path: Path
 ) -> None:
-    """A real checkpoint file whose weights hold NaN: the answer is an error, never NaN in the JSON."""
+    """A real checkpoint file whose weights hold NaN is refused when it is loaded, naming the file and the
+    tensor, before any image is answered: never NaN probabilities in the JSON."""
     from vitdemo.checkpoints import load_checkpoint, save_checkpoint
 
     loaded = load_checkpoint(mnist_checkpoints / "cnn_mnist.safetensors")
@@ -120,7 +121,6 @@ def test_a_model_that_gives_nan_is_reported_not_printed_as_nan(
     args = (str(files["one"]), str(files["seven"]), "--json", "--cnn", str(broken))
     proc = predict(*args, checkpoints=mnist_checkpoints, tmp_path=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    rows = [strict_json(line) for line in proc.stdout.splitlines()]  # raises on NaN
-    assert [r["file"] for r in rows] == [str(files["one"]), str(files["seven"])]
-    assert all("NaN" in r["error"] for r in rows)
-    assert len(proc.stderr.strip().splitlines()) == 2
+    assert "NaN" not in proc.stdout
+    (line,) = proc.stderr.strip().splitlines()
+    assert "nan_cnn.safetensors" in line and "finite" in line.lower()
