@@ -68,3 +68,19 @@ def test_the_shared_trainer_trains_them(small_mnist, config, floor: float) -> No
     assert result.history[-1].train_loss < result.history[0].train_loss
     test = score_model(result.model, small_mnist.test, small_mnist.mean, small_mnist.std, num_classes=10)
     assert test.accuracy > floor  # 2000 images, 2 epochs; chance is 0.1
+
+
+@pytest.mark.parametrize("config", [LinearConfig(), MLPConfig(hidden=(32,))], ids=["linear", "mlp"])
+def test_the_draw_page_explains_them_with_integrated_gradients(config) -> None:
+    """Every model that is not a ViT gets the app's CNN explanation (it needs only model(x)), so a linear or MLP
+    run chosen on the Draw page shows a map instead of failing."""
+    from vitdemo.checkpoints import LoadedModel, make_meta
+    from vitdemo.inference import explain_one
+
+    torch.manual_seed(0)
+    loaded = LoadedModel(build_model(config).eval(), make_meta(config, "mnist"))
+    x = torch.rand(1, 1, 28, 28)  # (1, 1, 28, 28)
+    x[..., :4, :] = 0.0  # a blank band: integrated gradients from the blank image give it no weight
+    pred = explain_one(loaded, torch.as_tensor((x - 0.1307) / 0.3081))
+    assert pred.heat is not None and pred.heat.shape == (28, 28) and abs(pred.probs.sum() - 1) < 1e-5
+    assert pred.heat[:4].max() == 0.0 and pred.heat.max() > 0.0

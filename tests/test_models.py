@@ -84,4 +84,4 @@ def test_unknown_settings_are_rejected() -> None:
     with pytest.raises(ConfigError, match="unknown"):
         model_config_from_dict({"kind": "vit", "patches": 3})
     with pytest.raises(ConfigError, match="kind"):
-        model_config_from_dict({"kind": "mlp"})
+        model_config_from_dict({"kind": "resnet"})
