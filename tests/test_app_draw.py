@@ -112,6 +112,8 @@ def test_drawn_digit_is_predicted_and_explained(draw_env: Path, mnist_checkpoint
     assert "layer 1" in captions  # the ViT's per-layer class-token attention
     assert [c for c in captions if c.startswith("4 · centred 28×28")]  # the preprocessing strip
     assert any("Server time" in c.value for c in at.caption)
+    notes = [c.value for c in at.caption if c.value.startswith("The percentage is calibrated")]
+    assert len(notes) == 2  # beside both sides' bars: the shipped models carry a fitted temperature
     assert not at.info  # no prompt next to a prediction
     left = at.session_state[shell.LAST_INPUT_KEY]  # handed to the Robustness lab and Under the hood
     assert left.shape == (28, 28) and left.max() > 0.5

@@ -17,7 +17,7 @@ from vitdemo.ui.shell import CANVAS_PX, LAST_INPUT_KEY, model_caption, test_spli
 from vitdemo.views import display
 from vitdemo.views.colors import colorize, overlay
 from vitdemo.views.messages import hide_folders
-from vitdemo.views.names import EXPLANATIONS, KINDS, dataset_name, explanation_caption, kind_name
+from vitdemo.views.names import EXPLANATIONS, KINDS, confidence_note, dataset_name, explanation_caption, kind_name
 from vitdemo.views.sketch import CanvasObjects, Sketchbook
 
 BRUSH_PX = 20  # about 2 px after the 280 -> 20 px fit: a typical MNIST stroke
@@ -231,6 +231,7 @@ def prediction_panel(
     fig = display.probability_figure(prediction.probs, prediction.classes)
     st.plotly_chart(fig, config={"displayModeBar": False, "staticPlot": True}, key=f"probs_{kind}", theme=None)
     if loaded is not None:
+        st.caption(confidence_note(loaded.meta.temperature != 1.0))
         st.caption(model_caption(loaded))
 
 

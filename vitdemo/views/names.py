@@ -35,3 +35,13 @@ def explanation_name(kind: str) -> str:
 def explanation_caption(kind: str) -> str:
     """One sentence saying what a kind's explanation shows and how to read it; '' for an unknown kind."""
     return EXPLANATION_CAPTIONS.get(kind, "")
+
+
+def confidence_note(calibrated: bool) -> str:
+    """The one line beside the probability bars saying what the percentage means."""
+    if calibrated:
+        return (
+            "The percentage is calibrated: of answers shown at about 90%, about 9 in 10 are right on test digits "
+            "the model never learned from. An unusual drawing can still get a confident wrong answer."
+        )
+    return "This model's percentages are not calibrated: read them as a ranking of the classes, not as odds."
