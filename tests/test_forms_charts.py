@@ -187,7 +187,7 @@ def test_leaderboard_frame_orders_and_filters(registry: Registry) -> None:
 
     csv = charts.leaderboard_csv(frame).decode()
     lines = csv.strip().splitlines()
-    assert lines[0].startswith("id,name,shipped,kind") and len(lines) == 5 and ",high," in lines[1]
+    assert lines[0].startswith("id,name,shipped,by,kind") and len(lines) == 5 and ",high," in lines[1]
 
 
 def test_queue_frame_and_progress_text(registry: Registry) -> None:

@@ -26,8 +26,10 @@ from vitdemo.config import CNNConfig, ConfigError, ModelConfig, TrainConfig, ViT
 TRAIN_IMAGES = 60_000  # both datasets
 TEST_IMAGES = 10_000
 STARTUP_S = 4.0  # a run's child process: start Python, import torch, load the data (measured: 3-5 s on CPU)
-PROBE_MAX_STEP_S = 0.25  # probe the run's own model only when a step is predicted to take less than this
-PROBE_BATCH = 64
+PROBE_MAX_STEP_S = 0.25  # a probe step of the run's own model is predicted to take at most this
+PROBE_MIN_BATCH = 8  # below this a step is all overhead: a model too big for it is scaled from the reference
+PROBE_BATCH = 64  # the reference models' batch
+PROBE_WARMUP, PROBE_STEPS = 2, 3
 THREAD_SCALING = 0.75  # the probe runs on the web server's one thread: n training threads give n**0.75 times that
 # Small models of each kind whose measured FLOP rate stands in for a model too big to probe.
 REFERENCES: dict[str, ModelConfig] = {
@@ -176,8 +178,8 @@ Probe = Callable[[ModelConfig, int, str], float]  # (model, batch size, device) 
 
 
 def probe_throughput(model: ModelConfig, batch_size: int, device: str) -> float:
-    """Training images per second of `model` on `device`: one warm-up step, then two timed ones, through the
-    trainer's own step (`vitdemo.train.train_step`) on random images. Threads: this process's."""
+    """Training images per second of `model` on `device`: PROBE_WARMUP steps, then PROBE_STEPS timed ones,
+    through the trainer's own step (`vitdemo.train.train_step`) on random images. Threads: this process's."""
     import torch
 
     from vitdemo.data import normalization
@@ -190,14 +192,15 @@ def probe_throughput(model: ModelConfig, batch_size: int, device: str) -> float:
     learner = make_learner(config, dev, mean, std)
     images = torch.randint(0, 256, (batch_size, 28, 28), dtype=torch.uint8, generator=generator).to(dev)  # (B, 28, 28)
     labels = torch.randint(0, model.num_classes, (batch_size,), generator=generator).to(dev)  # (B,)
-    train_step(learner, images, labels, config.lr)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(2):
+    for _ in range(PROBE_WARMUP):  # the first steps allocate and pick kernels
         train_step(learner, images, labels, config.lr)
     sync()
-    return 2 * batch_size / max(time.perf_counter() - t0, 1e-9)
+    t0 = time.perf_counter()
+    for _ in range(PROBE_STEPS):
+        train_step(learner, images, labels, config.lr)
+    sync()
+    return PROBE_STEPS * batch_size / max(time.perf_counter() - t0, 1e-9)
 
 
 class Estimator:
@@ -222,8 +225,9 @@ class Estimator:
         flop_rate = self._measured(reference, PROBE_BATCH, device) * train_flops_per_image(reference)
         flops = train_flops_per_image(config.model)
         batch = max(1, min(config.batch_size, train_images(config) or 1))
-        if flops * batch / flop_rate <= PROBE_MAX_STEP_S:
-            rate, how = self._measured(config.model, batch, device), "measured"
+        affordable = int(PROBE_MAX_STEP_S * flop_rate / flops)  # the largest batch whose probe step is quick
+        if affordable >= min(batch, PROBE_MIN_BATCH):
+            rate, how = self._measured(config.model, min(batch, affordable), device), "measured"
         else:
             rate, how = flop_rate / flops, "scaled"
         if device == "cpu":

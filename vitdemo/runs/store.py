@@ -356,7 +356,8 @@ class Registry:
 
     def live(self, owner: str | None = None) -> LiveRuns:
         """What a live panel shows, in ONE query: the change counter, the pause, every queued and running run with
-        its owner's name, and `owner`'s latest ended run. Cheap enough for every open page every second."""
+        its owner's name, and `owner`'s latest ended run (anyone's for None). Cheap enough for every open page
+        every second."""
         if self.outdated:
             return LiveRuns(None, False, [r for r in self.list_runs() if r.active], {})
         with self._file.read() as db:
@@ -404,7 +405,7 @@ SELECT c.version AS _version, (SELECT value FROM settings WHERE key = '{PAUSED_K
        p.name AS _owner_name, r.*
 FROM changes AS c
 LEFT JOIN runs AS r ON r.status IN ('queued', 'running') OR r.id = (
-    SELECT id FROM runs WHERE owner = ?1 AND baseline = 0 AND status IN ('done', 'failed', 'cancelled')
+    SELECT id FROM runs WHERE (?1 IS NULL OR owner = ?1) AND baseline = 0 AND status IN ('done', 'failed', 'cancelled')
     ORDER BY finished_at DESC, id DESC LIMIT 1)
 LEFT JOIN people AS p ON r.owner = 'person:' || p.id
 WHERE c.id = 1
