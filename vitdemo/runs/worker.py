@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from vitdemo.paths import REPO_ROOT
-from vitdemo.runs.queue import best_effort, claim_next, fail_orphans, mark_failed, pid_alive, queue_device
+from vitdemo.runs.queue import best_effort, claim_next, fail_orphans, is_paused, mark_failed, pid_alive, queue_device
 from vitdemo.runs.store import Registry, Run
 
 CANCEL_POLL_S = 0.5  # how often the worker looks for a cancel request while its child trains
@@ -301,7 +301,9 @@ def run_worker(
                 fcntl.flock(lock, fcntl.LOCK_UN)
             # A run queued while we were deciding to stop found the lock held and started no worker:
             # look once more after letting go, and carry on if there is one (unless another worker took over).
-            if not registry.list_runs(status="queued", device=queue_device(device)) or not _acquire(lock, wait_s=0.0):
+            # (A paused queue is left alone: the page that resumes it starts a worker for what is queued.)
+            queued = registry.list_runs(status="queued", device=queue_device(device))
+            if not queued or is_paused(registry) or not _acquire(lock, wait_s=0.0):
                 return executed
 
 

@@ -170,7 +170,8 @@ def leaderboard_csv(frame: pd.DataFrame) -> bytes:
         if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
             safe[col] = safe[col].map(csv_cell)
     safe.columns = [csv_cell(str(c)) for c in safe.columns]
-    return safe.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S").encode("utf-8")
+    # RFC 4180 line ends: with them the csv writer quotes any cell holding a carriage return or a line feed
+    return safe.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S", lineterminator="\r\n").encode("utf-8")
 
 
 QUEUE_COLUMNS = ("place", "id", "name", "by", "status", "progress", "device")
