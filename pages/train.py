@@ -10,7 +10,7 @@ shell.require_app_shell()
 with shell.stop_on_failure():
     reg = train.open_registry()
     devices = train.devices()
-    person, actor = people.current_person(), people.actor()
+    actor = people.actor()  # None: a student who has not given a name yet
 
     st.markdown("## Train a model")
     train.init_train_form()
@@ -24,10 +24,10 @@ with shell.stop_on_failure():
         st.markdown("#### Before you start")
         config, messages = forms.check_values(values, devices)
         train.estimate_panel(config, messages, devices, actor)
-        if person is None:
+        if actor is None:
             people.name_form()  # asked once: the address keeps it
         elif st.button(
             "Start training", type="primary", icon=":material/rocket_launch:", key="start_training", width="stretch"
         ):
-            train.launch(reg, values, devices, person.actor(teacher=people.is_teacher()))
+            train.launch(reg, values, devices, actor)
         train.live_runs()  # your runs, the class queue and your latest result, refreshed in a fragment

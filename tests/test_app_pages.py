@@ -122,7 +122,7 @@ def test_train_page_shows_the_estimate(env: Registry, worker_starts) -> None:
 
 
 def test_train_form_invalid_value_shows_the_error_and_queues_nothing(env: Registry, worker_starts) -> None:
-    at = sign_in(open_page("train"))
+    at = open_page("train")
     at.number_input(key="tf_num_heads").set_value(5).run()
     assert "Embedding dim (64) must be divisible by heads (5)." in texts(at, "error")
     assert not any(m.label == "Parameters" for m in at.metric)  # no estimate for a model that cannot be built
@@ -132,7 +132,7 @@ def test_train_form_invalid_value_shows_the_error_and_queues_nothing(env: Regist
 
 
 def test_train_preset_and_valid_submit_queue_a_run(env: Registry, worker_starts) -> None:
-    at = sign_in(open_page("train"))
+    at = open_page("train")  # no teacher password: no name asked, the run is "home"'s
     at.button(key="preset_fast_demo").click().run()
     assert at.number_input(key="tf_train_subset").value == forms.PRESETS["fast demo"]["train_subset"]
     at.radio(key="tf_model_kind").set_value("cnn").run()
@@ -142,7 +142,7 @@ def test_train_preset_and_valid_submit_queue_a_run(env: Registry, worker_starts)
     runs = [r for r in env.list_runs() if not r.baseline]
     assert len(runs) == 1
     run = runs[0]
-    assert run.status == "queued" and run.name == "class demo" and run.device == "cpu"
+    assert run.status == "queued" and run.name == "class demo" and run.device == "cpu" and run.owner == "home"
     expected = forms.apply_preset({**forms.default_values(), "model_kind": "cnn", "name": "class demo"}, "fast demo")
     assert TrainConfig.from_dict(run.config) == forms.config_from_values(expected)
     assert [call[1] for call in worker_starts] == ["cpu"]  # a worker was asked for on the run's device

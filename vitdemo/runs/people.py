@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from vitdemo.runs.dbfile import RegistryError
-from vitdemo.runs.schema import CLI_OWNER, EARLIER_OWNER, SHIPPED_OWNER
+from vitdemo.runs.schema import CLI_OWNER, EARLIER_OWNER, HOME_OWNER, SHIPPED_OWNER
 from vitdemo.runs.store import Registry, Run
 
 MAX_NAME = 40
@@ -24,6 +24,7 @@ OWNER_LABELS = {
     SHIPPED_OWNER: "shipped with the app",
     CLI_OWNER: "command line",
     EARLIER_OWNER: "before names",
+    HOME_OWNER: "no name",
 }
 
 
@@ -41,6 +42,7 @@ class Actor:
 
 
 CLI = Actor(CLI_OWNER, OWNER_LABELS[CLI_OWNER], teacher=True)  # whoever has a terminal on the server
+HOME = Actor(HOME_OWNER, OWNER_LABELS[HOME_OWNER], teacher=True)  # a browser where no teacher password is set
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import sqlite3
 SHIPPED_OWNER = "shipped"  # the checkpoints that come with the app
 CLI_OWNER = "cli"  # `python -m vitdemo train`
 EARLIER_OWNER = "earlier"  # runs of a registry written before runs had owners
+HOME_OWNER = "home"  # runs started from a browser on a server with no teacher password (no names asked)
 
 RUNS_AND_EPOCHS = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -40,7 +41,7 @@ CREATE TABLE IF NOT EXISTS runs (
     worker_pid INTEGER,
     heartbeat REAL,
     progress TEXT,                   -- latest step as JSON: step, total_steps, loss, images_per_s, eta_s
-    owner TEXT NOT NULL DEFAULT 'earlier'  -- 'person:<id>', 'shipped', 'cli' or 'earlier'
+    owner TEXT NOT NULL DEFAULT 'earlier'  -- 'person:<id>', 'shipped', 'cli', 'home' or 'earlier'
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,

@@ -6,6 +6,9 @@ JavaScript component, while query parameters are read and written by Streamlit i
 server restarts, work in AppTest, and let one person test as two students in two tabs. The token only says whose
 runs are whose; it is a classroom convenience, not a login (anyone who copies the address is that person).
 
+With no teacher password set (one person at home) nobody is asked for a name: every browser is the teacher, and
+its runs are owned by "home". With one, a student gives a name before their first run.
+
 Teacher: unlocked with the password from the server's secrets (`teacher_password` in .streamlit/secrets.toml)
 or $VITDEMO_TEACHER_PASSWORD, compared in constant time. The role lasts for the browser session and is never
 put in the address, so a teacher's URL on the projector hands out no teacher rights. With no password set
@@ -30,7 +33,6 @@ from vitdemo.views.charts import literal_markdown
 QUERY_KEY = "who"
 ENV_PASSWORD = "VITDEMO_TEACHER_PASSWORD"
 SECRET_NAME = "teacher_password"
-HOME_ACTOR = Actor("home", "you", teacher=True)  # no password set and no name given: one person at home
 _TOKEN = "_people_token"  # the token, also kept here: page switches may drop the address's query
 _PERSON = "_people_person"
 _TEACHER = "_people_teacher"
@@ -81,11 +83,12 @@ def current_person() -> Person | None:
 
 
 def actor() -> Actor | None:
-    """Who acts on the queue from this browser; None for a student who has not given a name yet."""
+    """Who acts on the queue from this browser; None for a student who has not given a name yet (with no
+    teacher password set, the nameless `people.HOME`, who is the teacher)."""
     person = current_person()
     if person is not None:
         return person.actor(teacher=is_teacher())
-    return HOME_ACTOR if teacher_password() is None else None
+    return people.HOME if teacher_password() is None else None
 
 
 def _save_name() -> None:
