@@ -276,7 +276,7 @@ def test_the_live_query_has_the_active_runs_names_and_a_change_counter(reg: Regi
     queue.set_paused(reg, True, TEACHER)
     assert reg.live(ana.owner).paused
     frame = charts.queue_frame(live.active, live.names)
-    assert list(frame["by"]) == ["Ana", "Ben"] and list(frame["place"]) == [1, 2]
+    assert list(frame["by"]) == ["Ana", "Ben"] and list(frame["place"]) == ["1", "2"]
 
 
 # -- plain names and safe CSV --------------------------------------------------------------------------------

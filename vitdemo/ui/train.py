@@ -178,6 +178,13 @@ def time_estimate(config: TrainConfig, device: str) -> classroom.TimeEstimate | 
         return None
 
 
+def _time_help(timing: classroom.TimeEstimate | None, device: str) -> str:
+    if timing is None:
+        return "The time could not be measured on this server."
+    how = "timed on a few steps of this model" if timing.how == "measured" else "scaled from a small model's speed"
+    return f"On this server's {device.upper()} when nothing else trains ({how}); other runs in the queue come first."
+
+
 def estimate_panel(config: TrainConfig | None, messages: list[str], devices: list[str], actor: Actor | None) -> None:
     """The problems of the form, or what the run will cost: size, memory and time on this server, and the
     class limits it is over (a student's run over them is refused when queued)."""
@@ -187,14 +194,11 @@ def estimate_panel(config: TrainConfig | None, messages: list[str], devices: lis
         return
     est, device = forms.estimate(config), _device_of(config, devices)
     timing = time_estimate(config, device)
-    c1, c2, c3 = st.columns(3)
+    c1, c2 = st.columns(2)
+    c1.metric("Time", charts.format_duration(timing.seconds) if timing else "-", help=_time_help(timing, device))
+    c2.metric("Memory", forms.human_bytes(est.total_bytes), help="an upper bound while training")
     c1.metric("Parameters", f"{est.num_params:,}")
-    c2.metric("Memory (training)", f"~{forms.human_bytes(est.total_bytes)}")
-    c3.metric("Training time", f"~{classroom.format_minutes(timing.minutes)}" if timing else "-")
     st.caption(" · ".join(forms.estimate_lines(est)[1:]))
-    if timing is not None:
-        how = "timed on a few steps of this model" if timing.how == "measured" else "scaled from a small model's speed"
-        st.caption(f"Time on this server's {device.upper()} when nothing else trains ({how}).")
     if actor is not None and not actor.teacher:
         minutes = timing.minutes if timing else None
         limits = queue.get_limits(registry())
@@ -283,7 +287,10 @@ def _live_view() -> None:
             st.warning("The teacher has paused the queue: queued runs wait until it resumes.", icon=":material/pause:")
         _your_runs(reg, live, actor)
         st.markdown("#### Class queue")
-        st.dataframe(_queue_table(live), hide_index=True, column_config=QUEUE_COLUMNS, key="class_queue")
+        shown = ["place", "name", "by", "progress"] + (["device"] if len({r.device for r in live.active}) > 1 else [])
+        st.dataframe(
+            _queue_table(live), hide_index=True, column_config=QUEUE_COLUMNS, column_order=shown, key="class_queue"
+        )
         if actor is not None and actor.teacher and live.active:
             _teacher_cancel(live)
         latest = [r for r in live.runs if not r.active]
@@ -293,7 +300,7 @@ def _live_view() -> None:
 
 
 QUEUE_COLUMNS = {
-    "place": st.column_config.NumberColumn("place", help="place in the queue: 1 starts next"),
+    "place": st.column_config.TextColumn("place", help="training, or the place in the queue (1 starts next)"),
     "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100),
 }
 

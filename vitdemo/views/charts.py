@@ -59,7 +59,7 @@ def csv_cell(value: Any) -> Any:
 
 
 def format_duration(seconds: float | None) -> str:
-    """3725 -> '1 h 02 min', 75 -> '1 min 15 s', 4.2 -> '4.2 s', None -> '-'."""
+    """3725 -> '1 h 02 min', 75 -> '1 min 15 s', 4.2 -> '4.2 s', 4e6 -> '46 days', None -> '-'."""
     if seconds is None or not np.isfinite(seconds):
         return "-"
     if seconds < 10:
@@ -69,7 +69,9 @@ def format_duration(seconds: float | None) -> str:
         return f"{s} s"
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s < 2 * 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s / 86400:,.0f} days"
 
 
 def progress_of(run: Run) -> tuple[float, str]:
@@ -194,14 +196,14 @@ def queue_places(runs: Sequence[Run]) -> dict[int, int]:
 
 
 def queue_frame(runs: Sequence[Run], names: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Queued and running runs in the order the workers take them (columns QUEUE_COLUMNS): `place` in the queue
-    (empty while running), and `by`, the owner's name (`names`: owner -> name)."""
+    """Queued and running runs in the order the workers take them (columns QUEUE_COLUMNS): `place` ('training',
+    or '1', '2'... in its device's queue), and `by`, the owner's name (`names`: owner -> name)."""
     places, rows = queue_places(runs), []
     for r in queue_order(runs):
         fraction, _ = progress_of(r)
         rows.append(
             {
-                "place": places.get(r.id),
+                "place": str(places[r.id]) if r.id in places else "training",
                 "id": r.id,
                 "name": r.name,
                 "by": (names or {}).get(r.owner, r.owner),
@@ -210,9 +212,7 @@ def queue_frame(runs: Sequence[Run], names: Mapping[str, str] | None = None) -> 
                 "device": r.device,
             }
         )
-    frame = pd.DataFrame(rows, columns=list(QUEUE_COLUMNS))
-    frame["place"] = frame["place"].astype("Int64")
-    return frame
+    return pd.DataFrame(rows, columns=list(QUEUE_COLUMNS))
 
 
 def per_class_frame(report: EvalReport, classes: Sequence[str]) -> pd.DataFrame:
