@@ -212,6 +212,7 @@ def test_queue_frame_and_progress_text(registry: Registry) -> None:
 
 def test_format_duration_and_result_line(registry: Registry) -> None:
     assert charts.format_duration(46 * 86400 + 100) == "46 days"
+    assert [charts.rough_duration(s) for s in (44.6, 1990, 9000, 4e6)] == ["45 s", "33 min", "2.5 h", "46 days"]
     assert [charts.format_duration(s) for s in (None, 4.25, 42, 75, 3725)] == [
         "-",
         "4.2 s",

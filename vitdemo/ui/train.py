@@ -195,7 +195,7 @@ def estimate_panel(config: TrainConfig | None, messages: list[str], devices: lis
     est, device = forms.estimate(config), _device_of(config, devices)
     timing = time_estimate(config, device)
     c1, c2 = st.columns(2)
-    c1.metric("Time", charts.format_duration(timing.seconds) if timing else "-", help=_time_help(timing, device))
+    c1.metric("Time", f"~{charts.rough_duration(timing.seconds)}" if timing else "-", help=_time_help(timing, device))
     c2.metric("Memory", forms.human_bytes(est.total_bytes), help="an upper bound while training")
     c1.metric("Parameters", f"{est.num_params:,}")
     st.caption(" · ".join(forms.estimate_lines(est)[1:]))

@@ -74,6 +74,17 @@ def format_duration(seconds: float | None) -> str:
     return f"{s / 86400:,.0f} days"
 
 
+def rough_duration(seconds: float) -> str:
+    """A time estimate in one short figure: '45 s', '33 min', '2.5 h', '46 days'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"
+
+
 def progress_of(run: Run) -> tuple[float, str]:
     """(fraction done in [0, 1], 'epoch 2/5 · step 120/300 · 3,400 images/s · about 12 s left') of a run."""
     p = run.progress or {}
