@@ -8,7 +8,7 @@ from vitdemo.views import charts
 shell.require_app_shell()
 
 with shell.stop_on_failure():
-    reg, runs = leaderboard.all_runs()
+    reg, runs, names = leaderboard.all_runs()
 
     st.markdown("## Leaderboard")
     leaderboard.show_notice()
@@ -16,7 +16,7 @@ with shell.stop_on_failure():
         st.info("No runs yet: train one on the Train page.")
         st.stop()
 
-    shown = leaderboard.leaderboard_filters(charts.leaderboard_frame(runs))
+    shown = leaderboard.leaderboard_filters(charts.leaderboard_frame(runs, names))
     leaderboard.leaderboard_table(shown)
 
     st.markdown("### Training curves")

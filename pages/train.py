@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from vitdemo.ui import shell, train
+from vitdemo.ui import people, shell, train
 from vitdemo.views import forms
 
 shell.require_app_shell()
@@ -10,6 +10,7 @@ shell.require_app_shell()
 with shell.stop_on_failure():
     reg = train.open_registry()
     devices = train.devices()
+    actor = people.actor()  # None: a student who has not given a name yet
 
     st.markdown("## Train a model")
     train.init_train_form()
@@ -17,12 +18,16 @@ with shell.stop_on_failure():
     with left:
         train.preset_buttons()
         values = train.train_form(devices)
+        if actor is not None and actor.teacher and people.teacher_password() is not None:
+            people.class_settings(reg)
     with right:
         st.markdown("#### Before you start")
         config, messages = forms.check_values(values, devices)
-        train.estimate_panel(config, messages)
-        if st.button(
+        train.estimate_panel(config, messages, devices, actor)
+        if actor is None:
+            people.name_form()  # asked once: the address keeps it
+        elif st.button(
             "Start training", type="primary", icon=":material/rocket_launch:", key="start_training", width="stretch"
         ):
-            train.launch(reg, values, devices)
-        train.live_runs()  # queue, progress, curves and results, refreshed every second
+            train.launch(reg, values, devices, actor)
+        train.live_runs()  # your runs, the class queue and your latest result, refreshed in a fragment

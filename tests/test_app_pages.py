@@ -15,8 +15,9 @@ from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset
 from vitdemo.evaluate import score_model
-from vitdemo.runs import worker
-from vitdemo.runs.store import Registry
+from vitdemo.runs import people, queue, worker
+from vitdemo.runs.people import CLI, NotAllowed
+from vitdemo.runs.store import Registry, Run
 from vitdemo.train import train
 from vitdemo.views import forms
 
@@ -88,6 +89,14 @@ def finished_run(reg: Registry, shipped: Path, name: str = "my-cnn") -> int:
     return run_id
 
 
+def sign_in(at: AppTest, name: str = "Ana") -> AppTest:
+    """Give a display name on the Train page (asked once per browser)."""
+    at.text_input(key="who_name").input(name)
+    at.button(key="who_save").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    return at
+
+
 def texts(at: AppTest, kind: str) -> list[str]:
     return [str(e.value) for e in getattr(at, kind)]
 
@@ -106,7 +115,8 @@ def test_train_page_shows_the_estimate(env: Registry, worker_starts) -> None:
     metrics = {m.label: m.value for m in at.metric}
     expected = forms.estimate(forms.config_from_values(forms.default_values()))
     assert metrics["Parameters"] == f"{expected.num_params:,}"
-    assert metrics["Memory (training)"] == f"~{forms.human_bytes(expected.total_bytes)}"
+    assert metrics["Memory"] == forms.human_bytes(expected.total_bytes)
+    assert metrics["Time"] not in ("-", "")  # measured on this machine before the run starts
     at.radio(key="tf_model_kind").set_value("cnn").run()
     cnn = forms.estimate(forms.config_from_values({**forms.default_values(), "model_kind": "cnn"}))
     assert {m.label: m.value for m in at.metric}["Parameters"] == f"{cnn.num_params:,}"
@@ -123,7 +133,7 @@ def test_train_form_invalid_value_shows_the_error_and_queues_nothing(env: Regist
 
 
 def test_train_preset_and_valid_submit_queue_a_run(env: Registry, worker_starts) -> None:
-    at = open_page("train")
+    at = open_page("train")  # no teacher password: no name asked, the run is "home"'s
     at.button(key="preset_fast_demo").click().run()
     assert at.number_input(key="tf_train_subset").value == forms.PRESETS["fast demo"]["train_subset"]
     at.radio(key="tf_model_kind").set_value("cnn").run()
@@ -133,7 +143,7 @@ def test_train_preset_and_valid_submit_queue_a_run(env: Registry, worker_starts)
     runs = [r for r in env.list_runs() if not r.baseline]
     assert len(runs) == 1
     run = runs[0]
-    assert run.status == "queued" and run.name == "class demo" and run.device == "cpu"
+    assert run.status == "queued" and run.name == "class demo" and run.device == "cpu" and run.owner == "home"
     expected = forms.apply_preset({**forms.default_values(), "model_kind": "cnn", "name": "class demo"}, "fast demo")
     assert TrainConfig.from_dict(run.config) == forms.config_from_values(expected)
     assert [call[1] for call in worker_starts] == ["cpu"]  # a worker was asked for on the run's device
@@ -210,7 +220,7 @@ def test_leaderboard_baselines_cannot_be_deleted_runs_can(env: Registry, shipped
     at.checkbox(key=f"lb_confirm_{run_id}").check().run()
     at.button(key=f"lb_delete_{run_id}").click().run()
     assert [r.id for r in env.list_runs()] == [baseline_id] and not checkpoint.exists()
-    assert f"Run #{run_id} (my-cnn) was deleted." in texts(at, "success")
+    assert f"Run #{run_id} was deleted." in texts(at, "success")
 
 
 def test_leaderboard_overlays_curves_and_copies_settings(env: Registry, shipped: Path, worker_starts) -> None:
@@ -302,3 +312,120 @@ def test_evaluate_names_a_broken_checkpoint_without_its_folder(env: Registry, sh
     (error,) = texts(at, "error")
     assert error.startswith(f"Run #{run_id} cannot be evaluated: ") and path.name in error
     assert str(path.parent) not in error and str(env.home) not in error
+
+
+# -- a class: identities, the teacher, limits --------------------------------------------------------------
+def open_as(page: str, token: str | None = None, secrets: dict | None = None, password: str | None = None) -> AppTest:
+    """A new browser session (a reload, with `token` in the address as ?who=...), the teacher's `password` typed
+    into the sidebar of the first page (AppTest keeps app.py's sidebar in its tree after the first run only, so
+    the password and the click go in one run)."""
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    if token:
+        at.query_params["who"] = token
+    at.secrets.update(secrets or {})
+    at.run()
+    if password is not None:
+        at.text_input(key="teacher_pw").input(password)
+        at.button(key="teacher_unlock").click().run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def queue_cnn(at: AppTest, name: str) -> Run:
+    at.button(key="preset_fast_demo").click().run()
+    at.radio(key="tf_model_kind").set_value("cnn").run()
+    at.text_input(key="tf_name").input(name).run()
+    at.button(key="start_training").click().run()
+    assert not at.error, texts(at, "error")
+    return max((r for r in Registry(os.environ["VITDEMO_HOME"]).list_runs() if not r.baseline), key=lambda r: r.id)
+
+
+def test_two_students_share_the_queue_and_only_the_teacher_cancels_anothers_run(
+    env: Registry, worker_starts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VITDEMO_TEACHER_PASSWORD", "s3cret")
+    ana = sign_in(open_page("train"), "Ana")
+    run = queue_cnn(ana, "[click](http://evil.example) **x**")
+    assert run.owner.startswith("person:") and ana.button(key=f"cancel_{run.id}")  # hers: she may cancel it
+    mine = [m for m in texts(ana, "markdown") if "1st in line" in m]
+    assert mine and "&#91;click&#93;" in mine[0] and "](http" not in mine[0]  # the name is text, not a link
+
+    ben = sign_in(open_page("train"), "Ben")
+    table = ben.dataframe[0].value
+    assert list(table["name"]) == [run.name] and list(table["by"]) == ["Ana"] and list(table["place"]) == ["1"]
+    assert not [b for b in ben.button if b.key in (f"cancel_{run.id}", "teacher_cancel")]  # nothing to click...
+    ben_actor = people.by_token(env, ben.query_params["who"]).actor()
+    with pytest.raises(NotAllowed, match="belongs to Ana"):  # ...and the queue refuses him anyway
+        queue.request_cancel(env, run.id, ben_actor)
+    assert env.get_run(run.id).status == "queued"
+
+    again = open_as("train", token=ana.query_params["who"])  # a reload keeps Ana
+    assert not [t for t in again.text_input if t.key == "who_name"] and again.button(key=f"cancel_{run.id}")
+    draw = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    draw.query_params["who"] = ana.query_params["who"]
+    assert "You: Ana" in [c.value for c in draw.run().sidebar.caption]  # every page's sidebar says who you are
+
+    wrong = sign_in(open_as("train", password="wrong"), "Guess")
+    assert not [b for b in wrong.button if b.key == "teacher_cancel"]  # a wrong password unlocks nothing
+    assert not [e for e in wrong.expander if "Class settings" in e.label]
+    teacher = sign_in(open_as("train", password="s3cret"), "Ms Smith")
+    teacher.selectbox(key="teacher_cancel_pick").set_value(run.id).run()
+    teacher.button(key="teacher_cancel").click().run()
+    assert env.get_run(run.id).status == "cancelled"
+
+
+def test_the_teacher_sets_limits_and_pauses_the_queue(env: Registry, worker_starts) -> None:
+    teacher = sign_in(open_as("train", secrets={"teacher_password": "from-secrets"}, password="from-secrets"), "T")
+    teacher.number_input(key="limit_epochs").set_value(2).run()
+    teacher.button(key="limit_save").click().run()
+    assert queue.get_limits(env).max_epochs == 2
+    teacher.toggle(key="teacher_pause").set_value(True).run()
+    assert queue.is_paused(env)
+
+    student = sign_in(open_as("train", secrets={"teacher_password": "from-secrets"}), "Cleo")
+    assert not [e for e in student.expander if "Class settings" in e.label]
+    assert any("paused the queue" in w for w in texts(student, "warning"))
+    student.button(key="preset_fast_demo").click().run()  # 3 epochs: over the teacher's 2
+    assert any("over the class limit of 2 epochs" in w for w in texts(student, "warning"))  # said before...
+    student.button(key="start_training").click().run()
+    (error,) = texts(student, "error")
+    assert error.startswith("Nothing was queued: 3 epochs is over the class limit of 2 epochs")  # ...and refused
+    assert [r for r in env.list_runs() if not r.baseline] == []
+
+
+def test_a_student_cannot_delete_anothers_run_on_the_leaderboard(
+    env: Registry, shipped: Path, worker_starts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VITDEMO_TEACHER_PASSWORD", "s3cret")
+    ana = people.register(env, "Ana")
+    run_id = finished_run(env, shipped)
+    env.update_run(run_id, owner=ana.owner)
+    ben = open_as("leaderboard", token=people.register(env, "Ben").token)
+    ben.selectbox(key="lb_run").set_value(run_id).run()
+    assert not [b for b in ben.button if b.key == f"lb_delete_{run_id}"]
+    assert "Only the run's owner or the teacher can delete it." in texts(ben, "caption")
+    assert list(ben.dataframe[0].value.set_index("id").loc[[run_id], "by"]) == ["Ana"]
+    owner = open_as("leaderboard", token=ana.token)
+    owner.selectbox(key="lb_run").set_value(run_id).run()
+    owner.checkbox(key=f"lb_confirm_{run_id}").check().run()
+    owner.button(key=f"lb_delete_{run_id}").click().run()
+    assert run_id not in [r.id for r in env.list_runs()]
+
+
+def test_a_run_deleted_while_picked_falls_back_to_the_shipped_model(
+    env: Registry, shipped: Path, worker_starts
+) -> None:
+    run_id = finished_run(env, shipped)
+    first = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S).run()  # the Draw page
+    label = f"#{run_id} my-cnn (50.00%)"
+    assert label in first.selectbox(key="cnn_model_mnist").options  # the picker's list is cached for 5 s
+    queue.delete_run(env, run_id, CLI)  # on the Leaderboard, by someone else
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    at.session_state["cnn_model_mnist"] = f"run:{run_id}"  # this student had picked it
+    at.run()
+    assert not at.exception and at.selectbox(key="cnn_model_mnist").value == "shipped"
+    assert label not in at.selectbox(key="cnn_model_mnist").options
+    assert "The CNN run you picked was deleted: the shipped CNN is shown instead." in texts(at, "warning")
+    shown = " ".join(texts(at, "warning") + texts(at, "error") + texts(at, "markdown") + texts(at, "caption"))
+    assert str(env.home) not in shown and "run-" not in shown

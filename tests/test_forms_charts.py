@@ -187,7 +187,7 @@ def test_leaderboard_frame_orders_and_filters(registry: Registry) -> None:
 
     csv = charts.leaderboard_csv(frame).decode()
     lines = csv.strip().splitlines()
-    assert lines[0].startswith("id,name,shipped,kind") and len(lines) == 5 and ",high," in lines[1]
+    assert lines[0].startswith("id,name,shipped,by,kind") and len(lines) == 5 and ",high," in lines[1]
 
 
 def test_queue_frame_and_progress_text(registry: Registry) -> None:
@@ -201,6 +201,7 @@ def test_queue_frame_and_progress_text(registry: Registry) -> None:
     runs = registry.list_runs()
     frame = charts.queue_frame(runs)
     assert list(frame["id"]) == [b, a] and list(frame["progress"]) == [25, 0]
+    assert list(frame["place"]) == ["training", "1"] and list(frame["by"]) == ["earlier", "earlier"]
     fraction, text = charts.progress_of(registry.get_run(b))
     assert fraction == 0.25
     assert text == "epoch 2/5 · step 30/120 · 2,346 images/s · about 1 min 15 s left"
@@ -210,6 +211,8 @@ def test_queue_frame_and_progress_text(registry: Registry) -> None:
 
 
 def test_format_duration_and_result_line(registry: Registry) -> None:
+    assert charts.format_duration(46 * 86400 + 100) == "46 days"
+    assert [charts.rough_duration(s) for s in (44.6, 1990, 9000, 4e6)] == ["45 s", "33 min", "2.5 h", "46 days"]
     assert [charts.format_duration(s) for s in (None, 4.25, 42, 75, 3725)] == [
         "-",
         "4.2 s",

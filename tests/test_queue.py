@@ -15,6 +15,7 @@ import torch
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
 from vitdemo.models import build_model, count_parameters
 from vitdemo.runs import queue
+from vitdemo.runs.people import CLI
 from vitdemo.runs.store import Registry, RunNotFound
 
 TINY = TrainConfig(
@@ -40,9 +41,9 @@ def _dead_pid() -> int:
 
 def test_invalid_config_is_rejected_before_it_is_queued(reg: Registry) -> None:
     with pytest.raises(ConfigError, match="divisible"):
-        queue.submit(reg, TrainConfig(model=ViTConfig(embed_dim=30, num_heads=4)))
+        queue.submit(reg, TrainConfig(model=ViTConfig(embed_dim=30, num_heads=4)), CLI)
     with pytest.raises(ConfigError, match="epochs"):
-        queue.submit(reg, TrainConfig(epochs=0))
+        queue.submit(reg, TrainConfig(epochs=0), CLI)
     assert reg.list_runs() == []
 
 
@@ -51,16 +52,16 @@ def test_cuda_without_a_gpu_is_rejected(reg: Registry) -> None:
         pytest.skip("this machine has a GPU")
     assert queue.available_devices() == ["cpu"]
     with pytest.raises(ConfigError, match="no CUDA"):
-        queue.submit(reg, TrainConfig(device="cuda"))
+        queue.submit(reg, TrainConfig(device="cuda"), CLI)
     assert reg.list_runs() == []
 
 
 def test_submit_queues_with_the_resolved_device_and_size(reg: Registry) -> None:
-    run = reg.get_run(queue.submit(reg, TINY))
+    run = reg.get_run(queue.submit(reg, TINY, CLI))
     assert run.status == "queued" and run.device == "cpu" and run.worker_pid is None
     assert run.num_params == count_parameters(build_model(TINY.model))
     assert run.name == "cnn-mnist-w4x1-e1" and TrainConfig.from_dict(run.config) == TINY
-    named = reg.get_run(queue.submit(reg, TrainConfig(**{**TINY.__dict__, "name": "mine"})))
+    named = reg.get_run(queue.submit(reg, TrainConfig(**{**TINY.__dict__, "name": "mine"}), CLI))
     assert named.name == "mine"
 
 
@@ -122,17 +123,17 @@ def test_claim_next_takes_the_oldest_run_of_its_device(reg: Registry) -> None:
 
 def test_request_cancel(reg: Registry) -> None:
     queued, running, done = _queued(reg), _queued(reg, status="running"), _queued(reg, status="done")
-    assert queue.request_cancel(reg, queued) == "cancelled"
+    assert queue.request_cancel(reg, queued, CLI) == "cancelled"
     assert reg.get_run(queued).status == "cancelled" and reg.get_run(queued).finished_at is not None
-    assert queue.request_cancel(reg, running) == "running" and reg.cancel_requested(running)
-    assert queue.request_cancel(reg, done) == "done" and not reg.cancel_requested(done)
+    assert queue.request_cancel(reg, running, CLI) == "running" and reg.cancel_requested(running)
+    assert queue.request_cancel(reg, done, CLI) == "done" and not reg.cancel_requested(done)
     with pytest.raises(RunNotFound):
-        queue.request_cancel(reg, 12345)
+        queue.request_cancel(reg, 12345, CLI)
 
 
 def test_a_queued_run_is_cancelled_at_once(reg: Registry) -> None:
-    run_id = queue.submit(reg, TINY)
-    assert queue.request_cancel(reg, run_id) == "cancelled"
+    run_id = queue.submit(reg, TINY, CLI)
+    assert queue.request_cancel(reg, run_id, CLI) == "cancelled"
     assert queue.claim_next(reg, os.getpid(), "cpu") is None
 
 

@@ -18,6 +18,7 @@ from vitdemo.checkpoints import read_meta
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.runs import execute, queue, worker
 from vitdemo.runs.dbfile import RegistryUnavailable
+from vitdemo.runs.people import CLI
 from vitdemo.runs.store import Registry, Run
 
 TINY = TrainConfig(
@@ -89,14 +90,14 @@ def start_worker(reg: Registry, data_dir: Path):
     yield start
     for run in reg.list_runs():
         if run.status in ("queued", "running"):
-            queue.request_cancel(reg, run.id)
+            queue.request_cancel(reg, run.id, CLI)
     wait_for(lambda: not worker.worker_running(reg, "cpu"), 60, "the worker to exit")
 
 
 def test_runs_go_queued_running_done_in_a_worker_process(reg: Registry, start_worker) -> None:
-    first = queue.submit(reg, TINY)
+    first = queue.submit(reg, TINY, CLI)
     second = queue.submit(
-        reg, TrainConfig(**{**TINY.__dict__, "model": ViTConfig(patch_size=14, embed_dim=8, depth=1, num_heads=2)})
+        reg, TrainConfig(**{**TINY.__dict__, "model": ViTConfig(patch_size=14, embed_dim=8, depth=1, num_heads=2)}), CLI
     )
     seen: dict[int, list[str]] = {first: [], second: []}
     t0 = time.monotonic()
@@ -135,13 +136,13 @@ def test_cancel_stops_a_run_within_seconds_even_inside_a_long_step(
     reg: Registry, start_worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VITDEMO_THREADS", "1")  # the worker's training process: slow steps on any machine
-    run_id = queue.submit(reg, SLOW_STEPS)
+    run_id = queue.submit(reg, SLOW_STEPS, CLI)
     start_worker()
     run = wait_for(lambda: stepping(reg, run_id), 120, "the first slow step to finish")
     assert run.progress["step"] == 1 and run.progress["total_steps"] == 4
     (child,) = wait_for(lambda: children(run.worker_pid), 5, "the worker's training process")
     t0 = time.monotonic()  # the second step has just begun and takes seconds
-    assert queue.request_cancel(reg, run_id) == "running"
+    assert queue.request_cancel(reg, run_id, CLI) == "running"
     run = wait_for(lambda: (r := reg.get_run(run_id)).status != "running" and r, 30, "the run to stop", every_s=0.01)
     latency = time.monotonic() - t0
     print(f"\ncancel -> cancelled in {latency:.2f} s (a step takes {run.progress['elapsed_s']:.1f} s)")
@@ -155,7 +156,7 @@ def test_cancel_stops_a_run_within_seconds_even_inside_a_long_step(
 
 
 def test_a_killed_worker_leaves_its_run_failed_after_restart(reg: Registry, start_worker) -> None:
-    run_id = queue.submit(reg, LONG)
+    run_id = queue.submit(reg, LONG, CLI)
     start_worker()
     run = wait_for(lambda: stepping(reg, run_id), 90, "the run to start training")
     (child,) = children(run.worker_pid)
@@ -206,7 +207,7 @@ def test_a_result_that_cannot_be_recorded_leaves_the_run_failed_and_no_file(reg:
 def test_a_run_that_cannot_even_be_marked_failed_is_failed_at_the_next_worker_start(
     reg: Registry, data_dir: Path
 ) -> None:
-    run_id = queue.submit(reg, TINY)
+    run_id = queue.submit(reg, TINY, CLI)
     gone = queue.claim(reg, run_id, pid=_dead_pid())  # its worker: a process that has since ended
     assert execute.execute_run(FullDisk(reg.home, failures=99), gone, data_dir=str(data_dir)) is None
     assert reg.get_run(run_id).status == "running" and list(reg.checkpoint_dir.iterdir()) == []
@@ -246,10 +247,12 @@ def test_worker_takes_a_run_queued_while_it_was_stopping(reg: Registry, monkeypa
     """A run submitted just as the worker decides it has been idle long enough must still be run."""
     executed: list[int] = []
 
-    def fake_supervise(registry: Registry, run: Run, **_: object) -> str:
-        executed.append(run.id)
+    def quick_child(registry: Registry, run: Run, *_: object) -> worker.Child:
+        executed.append(run.id)  # a real child process that "trains" at once: the run is done when it starts
         registry.update_run(run.id, status="done")
-        return "done"
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        return worker.Child(run, proc)
 
     real_work = worker._work
     late: list[int] = []
@@ -257,10 +260,10 @@ def test_worker_takes_a_run_queued_while_it_was_stopping(reg: Registry, monkeypa
     def work_then_a_submit_arrives(*args: object) -> int:
         n = real_work(*args)
         if not late:  # the page queued a run and saw the worker's lock still held: it started no worker
-            late.append(queue.submit(reg, TINY))
+            late.append(queue.submit(reg, TINY, CLI))
         return n
 
-    monkeypatch.setattr(worker, "supervise_run", fake_supervise)
+    monkeypatch.setattr(worker, "start_child", quick_child)
     monkeypatch.setattr(worker, "_work", work_then_a_submit_arrives)
     assert worker.run_worker(reg, "cpu", idle_exit_s=0.2) == 1
     assert executed == late and reg.get_run(late[0]).status == "done"
@@ -282,7 +285,7 @@ def test_a_second_worker_for_the_same_device_exits(reg: Registry) -> None:
     started.wait(5)
     try:
         assert worker.worker_running(reg, "cpu")
-        queue.submit(reg, TINY)
+        queue.submit(reg, TINY, CLI)
         t0 = time.monotonic()
         assert worker.run_worker(reg, "cpu", idle_exit_s=0.1) == 0
         assert time.monotonic() - t0 < 3

@@ -19,8 +19,9 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 READ_TIMEOUT_S = 2.0  # a page or `leaderboard` says "busy" after this, rather than hanging
@@ -60,12 +61,32 @@ class RegistryUnavailable(RegistryError):
     public = "The run registry cannot be written (a read-only folder or a full disk): runs cannot be saved now."
 
 
-class RegistryFile:
-    """Connections to one SQLite file holding `schema`."""
+@dataclass(frozen=True)
+class Upgrade:
+    """How an older file is brought up to the schema: `needed(db)` looks, `apply(db)` changes it inside a write
+    transaction (idempotently: another process may have done it meanwhile)."""
 
-    def __init__(self, path: Path, schema: str, *, read_timeout_s: float, write_timeout_s: float) -> None:
-        self.path, self.schema = path, schema
+    needed: Callable[[sqlite3.Connection], bool]
+    apply: Callable[[sqlite3.Connection], None]
+
+
+class RegistryFile:
+    """Connections to one SQLite file holding `schema` (an older file is upgraded by `upgrade` once, on its
+    first use: by the first write, or before the first read)."""
+
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        *,
+        read_timeout_s: float,
+        write_timeout_s: float,
+        upgrade: Upgrade | None = None,
+    ) -> None:
+        self.path, self.schema, self.upgrade = path, schema, upgrade
         self.read_timeout_s, self.write_timeout_s = read_timeout_s, write_timeout_s
+        self._current = upgrade is None  # known to hold the latest schema
+        self.outdated = False  # an older file that cannot be upgraded now (read-only, busy): read as it is
 
     def translate(self, exc: sqlite3.Error, writing: bool) -> RegistryError:
         name = getattr(exc, "sqlite_errorname", "")
@@ -163,9 +184,35 @@ class RegistryFile:
             s in str(exc) for s in ("readonly", "unable to open", "disk I/O", "full")
         )
 
+    def _bring_up_to_date(self) -> None:
+        """Before the first read of an existing file: upgrade it if it is older than the schema (one write). A file
+        that cannot be written is read as it is (`outdated`); a damaged one is left for the read to report."""
+        assert self.upgrade is not None
+        try:
+            db = self._open_read()
+            try:
+                needed = self.upgrade.needed(db)
+            finally:
+                db.close()
+        except (sqlite3.Error, RegistryError):
+            return
+        if needed:
+            try:
+                with self.write():
+                    pass  # write() upgrades inside its transaction
+            except RegistryBusy:  # try again at the next read
+                self.outdated = True
+                return
+            except RegistryUnavailable:  # read-only (or a full disk): read it as it is from now on
+                self._current = self.outdated = True
+                return
+        self._current, self.outdated = True, False
+
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A read-only connection: it cannot write, and gives up after `read_timeout_s` when the file is locked."""
+        if not self._current and self.path.exists():
+            self._bring_up_to_date()
         db = None
         try:
             db = self._open_read()
@@ -191,11 +238,14 @@ class RegistryFile:
             db.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; a power cut may lose the last commits
             db.execute("BEGIN IMMEDIATE")
             try:
+                if not self._current and self.upgrade is not None and self.upgrade.needed(db):
+                    self.upgrade.apply(db)
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+            self._current, self.outdated = True, False
         except sqlite3.Error as exc:
             raise self.translate(exc, writing=True) from exc
         finally:

@@ -1,4 +1,7 @@
-"""The training queue on top of the store: submit, claim, cancel, and recovery of runs whose worker died.
+"""The training queue on top of the store: submit, claim, cancel, delete, the class's limits and pause, and
+recovery of runs whose worker died. Who may do what is decided here, never only by a page hiding a button:
+cancel and delete take the actor (`vitdemo.runs.people.Actor`) and refuse anyone but the run's owner or the
+teacher; submit refuses a student's run over the teacher's limits; a paused queue is claimed by no worker.
 
 Every state change is a conditional update (`... WHERE id = ? AND status = 'queued'`), so two workers, or a
 worker and a CLI, can never both take a run, and a result written meanwhile is never overwritten.
@@ -10,14 +13,19 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from vitdemo import classroom
 from vitdemo.config import ConfigError, TrainConfig
+from vitdemo.runs import people
 from vitdemo.runs.dbfile import RegistryError
-from vitdemo.runs.store import Registry, Run
+from vitdemo.runs.people import Actor
+from vitdemo.runs.schema import CLI_OWNER
+from vitdemo.runs.store import PAUSED_KEY, OverLimit, Registry, Run, RunNotFound
 
 DEFAULT_STALE_S = 300.0  # a running run with no heartbeat for this long has lost its worker
+LIMITS_KEY = "limits"  # settings key: the teacher's classroom.Limits as JSON
 T = TypeVar("T")
 
 
@@ -34,9 +42,9 @@ def default_run_name(config: TrainConfig) -> str:
 
 
 def _run_fields(config: TrainConfig) -> dict[str, Any]:
-    """Validate `config` (ConfigError for a bad config or device) and describe it as run columns."""
+    """Validate `config` (ConfigError for a bad config or device) and describe it as run columns. The size is
+    counted from the config: a model too big for the server is never built here."""
     config.validate()
-    from vitdemo.models import build_model, count_parameters
     from vitdemo.train import resolve_device
 
     try:
@@ -49,42 +57,103 @@ def _run_fields(config: TrainConfig) -> dict[str, Any]:
         "dataset": config.dataset,
         "config": config.to_dict(),
         "device": device,
-        "num_params": count_parameters(build_model(config.model)),
+        "num_params": classroom.estimate_parameters(config.model),
     }
 
 
-def submit(store: Registry, config: TrainConfig) -> int:
-    """Validate and queue a run for a worker. Raises ConfigError (nothing queued) for a bad config or device."""
-    return store.create_run(**_run_fields(config), status="queued")
+def _memory_problem(config: TrainConfig, device: str) -> str | None:
+    """A run that cannot fit in the device's memory, for anyone (it would only fail, or swap the server to a halt)."""
+    from vitdemo.views.forms import estimate, human_bytes
+
+    need, have = estimate(config).total_bytes, classroom.device_memory_bytes(device)
+    if have is not None and need > have:
+        return (
+            f"This run needs about {human_bytes(need)} of memory but the server's {device} has {human_bytes(have)}: "
+            "use a smaller model or batch size."
+        )
+    return None
 
 
-def start_run(store: Registry, config: TrainConfig, pid: int) -> int:
+def submit(
+    store: Registry,
+    config: TrainConfig,
+    actor: Actor,
+    *,
+    estimator: classroom.Estimator | None = None,
+) -> int:
+    """Validate and queue a run owned by `actor` for a worker. Nothing is queued (and the error says why) for a
+    bad config or device (ConfigError) or a run over the class limits (OverLimit, naming the limit; the teacher
+    has none). The estimated time comes from `estimator` (default: the process's, which probes the device)."""
+    fields = _run_fields(config)
+    problem = _memory_problem(config, fields["device"])
+    limits = None if actor.teacher else get_limits(store)
+    if limits is not None and problem is None:
+        minutes = None
+        if limits.max_minutes:
+            minutes = (estimator or classroom.default_estimator()).estimate(config, fields["device"]).minutes
+        problems = classroom.limit_problems(
+            limits, num_params=fields["num_params"], epochs=config.epochs, minutes=minutes
+        )
+        problem = problems[0] if problems else None
+    if problem is not None:
+        raise OverLimit(problem)
+    active_limit = limits.max_active_runs if limits is not None and limits.max_active_runs else None
+    run_id = store.create_run(**fields, status="queued", owner=actor.owner, active_limit=active_limit)
+    if run_id is None:
+        raise OverLimit(classroom.active_problem(limits, active_limit) or "")
+    return run_id
+
+
+def start_run(store: Registry, config: TrainConfig, pid: int, owner: str = CLI_OWNER) -> int:
     """Validate and record a run that process `pid` trains itself (the CLI). It is created running, owned by
     `pid`, in one insert: no worker can ever claim it, so it is trained exactly once."""
     now = time.time()
-    return store.create_run(**_run_fields(config), status="running", started_at=now, worker_pid=pid, heartbeat=now)
+    return store.create_run(
+        **_run_fields(config), status="running", started_at=now, worker_pid=pid, heartbeat=now, owner=owner
+    )
+
+
+def queue_device(worker_device: str) -> str:
+    """The runs a worker takes: 'cuda:1' -> 'cuda' (every GPU's worker takes the queued CUDA runs)."""
+    return worker_device.split(":", 1)[0]
 
 
 def claim(store: Registry, run_id: int, pid: int) -> Run | None:
-    """Move run `run_id` from queued to running for worker `pid`; None when it was no longer queued."""
+    """Move run `run_id` from queued to running for worker `pid`; None when it was no longer queued, or the
+    teacher has paused the queue (checked in the same conditional update)."""
     now = time.time()
-    if not store.transition(run_id, "running", only_from=("queued",), started_at=now, worker_pid=pid, heartbeat=now):
+    if not store.transition(
+        run_id, "running", only_from=("queued",), unless_paused=True, started_at=now, worker_pid=pid, heartbeat=now
+    ):
         return None
     return store.get_run(run_id)
 
 
 def claim_next(store: Registry, pid: int, device: str | None = None) -> Run | None:
-    """Claim the oldest queued run (for `device`, if given); None when there is none left to take."""
-    for run in store.list_runs(status="queued", device=device):
+    """Claim the oldest queued run (for `device`, if given: 'cuda:N' takes 'cuda' runs); None when there is
+    none left to take or the queue is paused."""
+    if is_paused(store):
+        return None
+    for run in store.list_runs(status="queued", device=queue_device(device) if device else None):
         claimed = claim(store, run.id, pid)
         if claimed is not None:
             return claimed
     return None
 
 
-def request_cancel(store: Registry, run_id: int) -> str:
+def _check_may_change(store: Registry, run_id: int, actor: Actor, verb: str) -> Run:
+    run = store.get_run(run_id)
+    if not actor.may_change(run):
+        owner = people.owner_name(run.owner, people.owner_names(store))
+        raise people.NotAllowed(f"Run #{run_id} belongs to {owner}: only they or the teacher can {verb} it.")
+    return run
+
+
+def request_cancel(store: Registry, run_id: int, actor: Actor) -> str:
     """Queued runs are cancelled at once; running ones are flagged and their worker stops them within about
-    a second. Returns the status after the request (RunNotFound for an unknown run)."""
+    a second. Only the run's owner or the teacher may (NotAllowed otherwise). Returns the status after the
+    request (RunNotFound for an unknown run)."""
+    _check_may_change(store, run_id, actor, "cancel")
     for _ in range(5):  # the run may be claimed between the read and the conditional write: look again
         status = store.get_run(run_id).status
         if status == "queued" and store.transition(run_id, "cancelled", only_from=("queued",), finished_at=time.time()):
@@ -95,6 +164,40 @@ def request_cancel(store: Registry, run_id: int) -> str:
         if status not in ("queued", "running"):
             return status
     return store.get_run(run_id).status
+
+
+def delete_run(store: Registry, run_id: int, actor: Actor) -> None:
+    """Delete a finished run and its checkpoint: only its owner or the teacher may (NotAllowed otherwise; the
+    owner is checked again in the DELETE itself). Baselines and active runs are refused (ValueError)."""
+    _check_may_change(store, run_id, actor, "delete")
+    if not store.delete_run(run_id, owner=None if actor.teacher else actor.owner):
+        raise RunNotFound(run_id)
+
+
+# -- class settings ---------------------------------------------------------------------------------------
+def _teacher_only(actor: Actor, what: str) -> None:
+    if not actor.teacher:
+        raise people.NotAllowed(f"Only the teacher can {what}.")
+
+
+def get_limits(store: Registry) -> classroom.Limits:
+    return classroom.Limits.from_json(store.get_setting(LIMITS_KEY))
+
+
+def set_limits(store: Registry, limits: classroom.Limits, actor: Actor) -> None:
+    _teacher_only(actor, "change the class limits")
+    limits.validate()
+    store.set_setting(LIMITS_KEY, limits.to_json())
+
+
+def is_paused(store: Registry) -> bool:
+    return store.get_setting(PAUSED_KEY) == "1"
+
+
+def set_paused(store: Registry, paused: bool, actor: Actor) -> None:
+    """Hold the queue (workers claim nothing; running runs go on) or let it go again: the teacher only."""
+    _teacher_only(actor, "pause or resume the queue")
+    store.set_setting(PAUSED_KEY, "1" if paused else "0")
 
 
 def pid_alive(pid: int) -> bool:
@@ -124,14 +227,21 @@ def _orphan_error(run: Run, now: float, alive: set[int] | None, stale_s: float) 
     return None
 
 
-def fail_orphans(store: Registry, alive: set[int] | None = None, stale_s: float = DEFAULT_STALE_S) -> list[int]:
+def fail_orphans(
+    store: Registry,
+    alive: set[int] | None = None,
+    stale_s: float = DEFAULT_STALE_S,
+    runs: Sequence[Run] | None = None,
+) -> list[int]:
     """Mark running runs whose worker is gone (dead pid, or no heartbeat for `stale_s`) as failed.
 
-    Reads only, unless there is an orphan. The update is conditional (still running, same worker), so a run
-    that finished between the listing and the check keeps its result.
+    Reads only, unless there is an orphan (and not even that with `runs`, the running runs a caller has just
+    read). The update is conditional (still running, same worker), so a run that finished between the listing
+    and the check keeps its result.
     """
     now, failed = time.time(), []
-    for run in store.list_runs(status="running"):
+    running = store.list_runs(status="running") if runs is None else [r for r in runs if r.status == "running"]
+    for run in running:
         error = _orphan_error(run, now, alive, stale_s)
         if error and store.transition(
             run.id, "failed", only_from=("running",), worker_pid_is=run.worker_pid, finished_at=now, error=error

@@ -14,12 +14,15 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from vitdemo import paths
-from vitdemo.runs.dbfile import READ_TIMEOUT_S, WRITE_TIMEOUT_S, RegistryError, RegistryFile
+from vitdemo.runs import schema
+from vitdemo.runs.dbfile import READ_TIMEOUT_S, WRITE_TIMEOUT_S, RegistryError, RegistryFile, Upgrade
+from vitdemo.runs.schema import EARLIER_OWNER, SCHEMA, SHIPPED_OWNER
 
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
 STATUSES: tuple[Status, ...] = ("queued", "running", "done", "failed", "cancelled")
@@ -31,42 +34,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 DB_NAME = "registry.sqlite"
+PAUSED_KEY = "paused"  # settings key: "1" while the teacher holds the queue (no worker claims a run)
+_NOT_PAUSED = f"NOT EXISTS (SELECT 1 FROM settings WHERE key = '{PAUSED_KEY}' AND value = '1')"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    config TEXT NOT NULL,            -- TrainConfig as JSON (or the checkpoint's, for baselines)
-    status TEXT NOT NULL CHECK (status IN ('queued','running','done','failed','cancelled')),
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    device TEXT,                     -- requested ('auto', 'cpu', 'cuda') until it runs, then the real one
-    num_params INTEGER,
-    epochs_done INTEGER NOT NULL DEFAULT 0,
-    val_acc REAL,
-    test_acc REAL,
-    macro_f1 REAL,
-    train_time_s REAL,
-    checkpoint TEXT,
-    error TEXT,
-    baseline INTEGER NOT NULL DEFAULT 0,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    worker_pid INTEGER,
-    heartbeat REAL,
-    progress TEXT                    -- latest step as JSON: step, total_steps, loss, images_per_s, eta_s
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    epoch INTEGER NOT NULL,
-    train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, lr REAL,
-    images_per_s REAL, elapsed_s REAL,
-    PRIMARY KEY (run_id, epoch)
-);
-CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
-"""
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "elapsed_s")
 _ANY = object()  # "do not filter on this" for transition(worker_pid_is=...)
 
@@ -87,6 +57,14 @@ class IllegalTransition(RegistryError, ValueError):
         self.run_id, self.current, self.new = run_id, current, new
         super().__init__(f"run #{run_id} is {current}: it cannot become {new}")
         self.public = f"Run #{run_id} is {current}: it cannot become {new}."
+
+
+class OverLimit(RegistryError, ValueError):
+    """A run the class limits do not allow (the message names the limit); nothing was queued."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.public = message
 
 
 def check_status(status: str) -> None:
@@ -126,6 +104,7 @@ class Run:
     worker_pid: int | None
     heartbeat: float | None
     progress: dict[str, Any] | None
+    owner: str = EARLIER_OWNER  # "person:<id>", or a label: "shipped", "cli", "earlier" (vitdemo.runs.schema)
 
     @property
     def epochs(self) -> int:
@@ -148,7 +127,8 @@ class Run:
         d["progress"] = json.loads(d["progress"]) if d["progress"] else None
         d["baseline"] = bool(d["baseline"])
         d["cancel_requested"] = bool(d["cancel_requested"])
-        return cls(**d)
+        d.setdefault("owner", SHIPPED_OWNER if d["baseline"] else EARLIER_OWNER)  # a file not yet upgraded
+        return cls(**{k: v for k, v in d.items() if not k.startswith("_")})
 
 
 @dataclass(frozen=True)
@@ -191,22 +171,66 @@ class Registry:
         self.home = paths.home(home)
         self.db_path = self.home / DB_NAME
         self.checkpoint_dir = self.home / "checkpoints"
-        self._file = RegistryFile(self.db_path, SCHEMA, read_timeout_s=read_timeout_s, write_timeout_s=write_timeout_s)
+        self._file = RegistryFile(
+            self.db_path,
+            SCHEMA,
+            read_timeout_s=read_timeout_s,
+            write_timeout_s=write_timeout_s,
+            upgrade=Upgrade(schema.needs_upgrade, schema.upgrade),
+        )
+
+    def reading(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read-only connection (for the other modules of vitdemo.runs: people, settings)."""
+        return self._file.read()
+
+    def writing(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction (for the other modules of vitdemo.runs)."""
+        return self._file.write()
+
+    @property
+    def outdated(self) -> bool:
+        """An older registry that could not be upgraded yet (read-only): no people, settings or owners in it."""
+        return self._file.outdated
 
     # -- writing --------------------------------------------------------------------------------------------
     def create_run(
-        self, *, name: str, kind: str, dataset: str, config: dict[str, Any], status: str = "queued", **fields: Any
-    ) -> int:
-        """Insert a run in any status (a CLI run starts as running, a baseline as done). Returns its id."""
+        self,
+        *,
+        name: str,
+        kind: str,
+        dataset: str,
+        config: dict[str, Any],
+        status: str = "queued",
+        active_limit: int | None = None,
+        **fields: Any,
+    ) -> int | None:
+        """Insert a run in any status (a CLI run starts as running, a baseline as done). Returns its id, or None
+        when its owner already has `active_limit` runs queued or running (counted in the same transaction, so
+        two quick clicks cannot both pass)."""
         with self._file.write() as db:
+            if active_limit is not None:
+                (active,) = db.execute(
+                    "SELECT COUNT(*) FROM runs WHERE owner = ? AND status IN ('queued', 'running')",
+                    (fields.get("owner", EARLIER_OWNER),),
+                ).fetchone()
+                if active >= active_limit:
+                    return None
             return _insert_run(db, {"name": name, "kind": kind, "dataset": dataset, "config": config} | fields, status)
 
     def transition(
-        self, run_id: int, status: str, *, only_from: Iterable[str] | None = None, worker_pid_is: Any = _ANY, **fields
+        self,
+        run_id: int,
+        status: str,
+        *,
+        only_from: Iterable[str] | None = None,
+        worker_pid_is: Any = _ANY,
+        unless_paused: bool = False,
+        **fields,
     ) -> bool:
         """Move a run to `status` (setting `fields` too) if its status may change to it, and is in `only_from`
-        and its worker is `worker_pid_is` when given. False when the run was not in such a state (it may have
-        changed meanwhile: the update is conditional, so a result written by someone else is never overwritten).
+        and its worker is `worker_pid_is` when given (and the queue is not paused, with `unless_paused`). False
+        when the run was not in such a state (it may have changed meanwhile: the update is conditional, so a
+        result written by someone else is never overwritten).
         """
         allowed = [s for s in sources(status) if only_from is None or s in set(only_from)]
         if not allowed:
@@ -217,6 +241,8 @@ class Registry:
         if worker_pid_is is not _ANY:
             where += " AND worker_pid IS ?"
             args.append(worker_pid_is)
+        if unless_paused:
+            where += f" AND {_NOT_PAUSED}"
         assignments = ", ".join(["status = ?", *(f"{k} = ?" for k in sets)])
         with self._file.write() as db:
             cur = db.execute(f"UPDATE runs SET {assignments} WHERE {where}", (status, *sets.values(), *args))
@@ -253,24 +279,31 @@ class Registry:
             for new in runs:
                 if new.fields.get("checkpoint") in known:
                     continue
-                run_id = _insert_run(db, {**new.fields, "baseline": 1}, "done")
+                run_id = _insert_run(db, {**new.fields, "baseline": 1, "owner": SHIPPED_OWNER}, "done")
                 for row in new.epochs:
                     _insert_epoch(db, run_id, row)
                 known.add(new.fields.get("checkpoint"))
                 added.append(run_id)
         return added
 
-    def delete_run(self, run_id: int) -> None:
-        """Remove a run, its epochs and its checkpoint file. Shipped baselines cannot be deleted."""
+    def delete_run(self, run_id: int, *, owner: str | None = None) -> bool:
+        """Remove a run, its epochs and its checkpoint file (only if it is `owner`'s, when given: the check and
+        the delete are one statement). Shipped baselines and active runs cannot be deleted (ValueError).
+        Who may delete what is decided by `vitdemo.runs.queue.delete_run`. False when nothing was deleted."""
         run = self.get_run(run_id)
         if run.baseline:
             raise ValueError("shipped baseline runs cannot be deleted")
         if run.active:
             raise ValueError(f"run #{run_id} is {run.status}: cancel it first")
+        where, args = "id = ? AND status = ?", [run_id, run.status]
+        if owner is not None:
+            where += " AND owner = ?"
+            args.append(owner)
         with self._file.write() as db:
-            db.execute("DELETE FROM runs WHERE id = ? AND status = ?", (run_id, run.status))
-        if run.checkpoint and self.owns(Path(run.checkpoint)):
+            deleted = db.execute(f"DELETE FROM runs WHERE {where}", args).rowcount > 0
+        if deleted and run.checkpoint and self.owns(Path(run.checkpoint)):
             Path(run.checkpoint).unlink(missing_ok=True)
+        return deleted
 
     def owns(self, path: Path) -> bool:
         """True for a file inside this registry's checkpoint folder (the only files it may remove)."""
@@ -321,10 +354,63 @@ class Registry:
             row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row["cancel_requested"])
 
+    def live(self, owner: str | None = None) -> LiveRuns:
+        """What a live panel shows, in ONE query: the change counter, the pause, every queued and running run with
+        its owner's name, and `owner`'s latest ended run (anyone's for None). Cheap enough for every open page
+        every second."""
+        if self.outdated:
+            return LiveRuns(None, False, [r for r in self.list_runs() if r.active], {})
+        with self._file.read() as db:
+            rows = db.execute(_LIVE_QUERY, (owner,)).fetchall()
+        version = int(rows[0]["_version"]) if rows and rows[0]["_version"] is not None else None
+        paused = bool(rows) and rows[0]["_paused"] == "1"
+        runs = [Run.from_row(r) for r in rows if r["id"] is not None]
+        names = {r["owner"]: r["_owner_name"] for r in rows if r["id"] is not None and r["_owner_name"] is not None}
+        return LiveRuns(version, paused, runs, names)
+
+    def get_setting(self, key: str) -> str | None:
+        if self.outdated:
+            return None
+        with self._file.read() as db:
+            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._file.write() as db:
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                       (key, value, value))  # fmt: skip
+
     def baseline_checkpoints(self) -> set[str]:
         """The checkpoint paths already registered as baselines."""
         with self._file.read() as db:
             return {r[0] for r in db.execute("SELECT checkpoint FROM runs WHERE baseline = 1")}
+
+
+@dataclass(frozen=True)
+class LiveRuns:
+    """One live query's answer (`Registry.live`)."""
+
+    version: int | None  # the change counter: the same number means nothing changed (None: an older file)
+    paused: bool  # the teacher holds the queue
+    runs: list[Run]  # queued and running runs by id, and the asker's latest ended run
+    names: dict[str, str]  # owner -> display name, for the people who own these runs
+
+    @property
+    def active(self) -> list[Run]:
+        return [r for r in self.runs if r.active]
+
+
+_LIVE_QUERY = f"""
+SELECT c.version AS _version, (SELECT value FROM settings WHERE key = '{PAUSED_KEY}') AS _paused,
+       p.name AS _owner_name, r.*
+FROM changes AS c
+LEFT JOIN runs AS r ON r.status IN ('queued', 'running') OR r.id = (
+    SELECT id FROM runs WHERE (?1 IS NULL OR owner = ?1) AND baseline = 0 AND status IN ('done', 'failed', 'cancelled')
+    ORDER BY finished_at DESC, id DESC LIMIT 1)
+LEFT JOIN people AS p ON r.owner = 'person:' || p.id
+WHERE c.id = 1
+ORDER BY r.id
+"""
 
 
 def _insert_run(db: sqlite3.Connection, fields: dict[str, Any], status: str) -> int:

@@ -1,7 +1,9 @@
 """The training worker: a process that claims queued runs and trains each one in a child process it can end.
 
 The Streamlit script thread never trains. `queue.submit` queues a run; `ensure_worker` starts
-`python -m vitdemo worker` (one per device, held by a lock file) unless one is alive. The worker claims a run
+`python -m vitdemo worker` (one per device, held by a lock file: 'cpu', and 'cuda:N' for every visible GPU,
+see `ensure_workers`) unless one is alive. A CPU worker trains one run at a time; a GPU's trains up to
+$VITDEMO_RUNS_PER_GPU at once (`runs_per_device`), each child seeing only its worker's GPU. The worker claims a run
 and starts `python -m vitdemo worker --execute <id>`, a child that trains it (`vitdemo.runs.execute`), streams
 progress into the registry and records the result. The worker polls the run every `CANCEL_POLL_S` and terminates
 the child on a cancel request, so a cancel takes effect within about a second even in a long step. The worker
@@ -11,17 +13,20 @@ child or worker dies ends failed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from vitdemo.paths import REPO_ROOT
-from vitdemo.runs.queue import best_effort, claim_next, fail_orphans, mark_failed, pid_alive
+from vitdemo.runs.queue import best_effort, claim_next, fail_orphans, is_paused, mark_failed, pid_alive, queue_device
 from vitdemo.runs.store import Registry, Run
 
 CANCEL_POLL_S = 0.5  # how often the worker looks for a cancel request while its child trains
@@ -30,6 +35,8 @@ STOP_GRACE_S = 2.0  # after SIGTERM, the child gets this long before SIGKILL
 IDLE_POLL_S = 0.25
 DEFAULT_IDLE_EXIT_S = 300.0  # a worker waits this long for more runs before it exits
 ENV_IDLE_EXIT = "VITDEMO_WORKER_IDLE_S"
+ENV_RUNS_PER_GPU = "VITDEMO_RUNS_PER_GPU"
+DEFAULT_RUNS_PER_GPU = 2
 _TMP_NAME = re.compile(r"^\.run-(\d+)\.safetensors\..*\.tmp$")  # save_checkpoint's temporary file
 _CKPT_NAME = re.compile(r"^run-(\d+)\.safetensors$")
 
@@ -49,21 +56,35 @@ def _stop(child: subprocess.Popen) -> None:
         child.wait()
 
 
-def _watch(registry: Registry, run_id: int, child: subprocess.Popen, poll_s: float) -> bool:
-    """Wait for the child, ending it on a cancel request (True) and beating the run's heartbeat meanwhile."""
-    last_beat = time.monotonic()
-    while True:
-        try:
-            child.wait(timeout=poll_s)
-            return False
-        except subprocess.TimeoutExpired:
-            pass
-        if best_effort(lambda: registry.cancel_requested(run_id), False):
-            _stop(child)
-            return True
-        if time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:
-            last_beat = time.monotonic()
-            best_effort(lambda: registry.update_run(run_id, heartbeat=time.time()), None)
+@dataclass
+class Child:
+    """A training child process and the run it trains."""
+
+    run: Run
+    proc: subprocess.Popen
+    last_beat: float = field(default_factory=time.monotonic)
+
+
+def start_child(registry: Registry, run: Run, data_dir: str | None = None, device: str = "cpu") -> Child:
+    """Start training a claimed run in a child process on `device` (a worker's: 'cpu', 'cuda' or 'cuda:N')."""
+    proc = subprocess.Popen(
+        child_command(registry, run.id, data_dir), stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=child_env(device)
+    )
+    return Child(run, proc)
+
+
+def check_child(registry: Registry, child: Child) -> str | None:
+    """None while the child trains (beating the run's heartbeat); its run's final status once it has ended, or
+    once a cancel request has ended it."""
+    if child.proc.poll() is not None:
+        return _finish(registry, child, cancelled=False)
+    if best_effort(lambda: registry.cancel_requested(child.run.id), False):
+        _stop(child.proc)
+        return _finish(registry, child, cancelled=True)
+    if time.monotonic() - child.last_beat >= HEARTBEAT_EVERY_S:
+        child.last_beat = time.monotonic()
+        best_effort(lambda: registry.update_run(child.run.id, heartbeat=time.time()), None)
+    return None
 
 
 def _exit_error(returncode: int | None) -> str:
@@ -75,24 +96,66 @@ def _exit_error(returncode: int | None) -> str:
     return f"the training process ended unexpectedly (exit status {returncode}); see the worker's log"
 
 
-def supervise_run(registry: Registry, run: Run, *, data_dir: str | None = None, poll_s: float = CANCEL_POLL_S) -> str:
-    """Train a claimed run in a child process and watch it: a cancel request ends the child at once, a child
-    that dies leaves the run failed. Returns the run's final status."""
-    child = subprocess.Popen(child_command(registry, run.id, data_dir), stdin=subprocess.DEVNULL, cwd=REPO_ROOT)
-    cancelled = False
-    try:
-        cancelled = _watch(registry, run.id, child, poll_s)
-    finally:
-        if child.poll() is None:  # the worker itself is stopping (Ctrl-C, an error): take the child along
-            _stop(child)
+def _finish(registry: Registry, child: Child, *, cancelled: bool) -> str:
+    run_id = child.run.id
     if cancelled:
         best_effort(
-            lambda: registry.transition(run.id, "cancelled", only_from=("running",), finished_at=time.time()), 0
+            lambda: registry.transition(run_id, "cancelled", only_from=("running",), finished_at=time.time()), 0
         )
-    elif best_effort(lambda: registry.get_run(run.id).status, "running") == "running":
-        mark_failed(registry, run.id, _exit_error(child.returncode))
-    best_effort(lambda: remove_leftovers(registry, {run.id}), [])
-    return best_effort(lambda: registry.get_run(run.id).status, "running")
+    elif best_effort(lambda: registry.get_run(run_id).status, "running") == "running":
+        mark_failed(registry, run_id, _exit_error(child.proc.returncode))
+    best_effort(lambda: remove_leftovers(registry, {run_id}), [])
+    return best_effort(lambda: registry.get_run(run_id).status, "running")
+
+
+def supervise_run(
+    registry: Registry, run: Run, *, data_dir: str | None = None, poll_s: float = CANCEL_POLL_S, device: str = "cpu"
+) -> str:
+    """Train a claimed run in a child process and watch it: a cancel request ends the child at once, a child
+    that dies leaves the run failed. Returns the run's final status."""
+    child = start_child(registry, run, data_dir, device)
+    try:
+        while True:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(timeout=poll_s)  # returns as soon as the child ends
+            status = check_child(registry, child)
+            if status is not None:
+                return status
+    finally:
+        if child.proc.poll() is None:  # the worker itself is stopping (Ctrl-C, an error): take the child along
+            _stop(child.proc)
+
+
+# -- devices and how many runs share one ----------------------------------------------------------------------
+def runs_per_device(device: str, environ: Mapping[str, str] | None = None) -> int:
+    """How many runs a worker trains at once: one on the CPU (two would only halve each other's speed); on a
+    GPU, $VITDEMO_RUNS_PER_GPU (default 2: a small MNIST model leaves most of a GPU idle)."""
+    if queue_device(device) != "cuda":
+        return 1
+    raw = (environ if environ is not None else os.environ).get(ENV_RUNS_PER_GPU, "").strip()
+    if not raw:
+        return DEFAULT_RUNS_PER_GPU
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{ENV_RUNS_PER_GPU} must be a whole number of runs, at least 1; got {raw!r}")
+    return int(raw)
+
+
+def worker_devices(device: str, gpu_count: int) -> list[str]:
+    """The workers a queued run's device needs: 'cpu' -> ['cpu']; 'cuda' -> one per visible GPU."""
+    if queue_device(device) != "cuda":
+        return [device]
+    return [f"cuda:{i}" for i in range(gpu_count)] if gpu_count > 0 else ["cuda"]
+
+
+def child_env(device: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The training child's environment: a 'cuda:N' worker's child sees only GPU N (as its cuda:0), counted
+    among the GPUs this server may use ($CUDA_VISIBLE_DEVICES, if set)."""
+    env = dict(environ if environ is not None else os.environ)
+    if device.startswith("cuda:"):
+        index = int(device.split(":", 1)[1])
+        visible = [d.strip() for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        env["CUDA_VISIBLE_DEVICES"] = visible[index] if index < len(visible) else str(index)
+    return env
 
 
 def _is_leftover(path: Path, runs: dict[int, Run], only: set[int] | None) -> bool:
@@ -161,6 +224,12 @@ def _is_worker_process(pid: int) -> bool:
     except OSError:
         return True
     return b"vitdemo" in cmdline and b"worker" in cmdline
+
+
+def ensure_workers(registry: Registry, device: str, gpu_count: int, data_dir: str | None = None) -> list[str]:
+    """Make sure the workers for a queued run's `device` are alive: the CPU's, or one per visible GPU.
+    Returns the devices whose worker was started now."""
+    return [d for d in worker_devices(device, gpu_count) if ensure_worker(registry, d, data_dir)]
 
 
 def ensure_worker(
@@ -232,20 +301,43 @@ def run_worker(
                 fcntl.flock(lock, fcntl.LOCK_UN)
             # A run queued while we were deciding to stop found the lock held and started no worker:
             # look once more after letting go, and carry on if there is one (unless another worker took over).
-            if not registry.list_runs(status="queued", device=device) or not _acquire(lock, wait_s=0.0):
+            # (A paused queue is left alone: the page that resumes it starts a worker for what is queued.)
+            queued = registry.list_runs(status="queued", device=queue_device(device))
+            if not queued or is_paused(registry) or not _acquire(lock, wait_s=0.0):
                 return executed
 
 
+def _reap(registry: Registry, children: list[Child]) -> int:
+    """Check every child (cancel requests, heartbeats); drop those that have ended. Returns how many ended."""
+    ended = [child for child in children if check_child(registry, child) is not None]
+    for child in ended:
+        children.remove(child)
+    return len(ended)
+
+
 def _work(registry: Registry, device: str, data_dir: str | None, idle_exit_s: float) -> int:
-    executed, idle_since = 0, time.monotonic()
+    """Claim runs while this device has a free slot (`runs_per_device`), watch the children, and return once
+    nothing has run for `idle_exit_s`. A paused queue is claimed from by nobody: the worker waits."""
+    executed, idle_since, slots = 0, time.monotonic(), runs_per_device(device)
     fail_orphans(registry)  # runs of a worker that died: failed, and then their files are leftovers
     remove_leftovers(registry)
-    while time.monotonic() - idle_since < idle_exit_s:
-        run = best_effort(lambda: claim_next(registry, os.getpid(), device), None)
-        if run is None:
-            time.sleep(IDLE_POLL_S)
-            continue
-        supervise_run(registry, run, data_dir=data_dir)
-        executed += 1
-        idle_since = time.monotonic()
+    children: list[Child] = []
+    try:
+        while children or time.monotonic() - idle_since < idle_exit_s:
+            executed += _reap(registry, children)
+            run = None
+            if len(children) < slots:
+                run = best_effort(lambda: claim_next(registry, os.getpid(), device), None)
+            if run is not None:
+                children.append(start_child(registry, run, data_dir, device))
+            elif children:
+                time.sleep(min(IDLE_POLL_S, CANCEL_POLL_S))
+            else:
+                time.sleep(IDLE_POLL_S)
+            if children:
+                idle_since = time.monotonic()
+    finally:
+        for child in children:  # the worker itself is stopping (Ctrl-C, an error): take the children along
+            if child.proc.poll() is None:
+                _stop(child.proc)
     return executed

@@ -1,5 +1,6 @@
-"""The Leaderboard page's widgets: the filtered table of every run, training curves on one chart, and what
-can be done with one run (reuse its settings, download its checkpoint, delete it)."""
+"""The Leaderboard page's widgets: the filtered table of every run (with who trained it), training curves on
+one chart, and what can be done with one run (reuse its settings, download its checkpoint, delete it: only
+its owner or the teacher, which vitdemo.runs.queue.delete_run checks)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import streamlit as st
 
 from vitdemo.config import ConfigError
 from vitdemo.paths import shipped_dir
+from vitdemo.runs import people as run_people
 from vitdemo.runs import queue
 from vitdemo.runs.baselines import sync_baselines
+from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.store import STATUSES, Registry, Run
+from vitdemo.ui import people
 from vitdemo.ui.shell import registry, selection
 from vitdemo.ui.train import prefill_form
 from vitdemo.views import charts, forms
@@ -28,12 +32,13 @@ COLUMN_CONFIG = {
 }
 
 
-def all_runs() -> tuple[Registry, list[Run]]:
-    """The registry and every run in it, shipped baselines registered first and dead workers' runs failed."""
+def all_runs() -> tuple[Registry, list[Run], dict[str, str]]:
+    """The registry, every run in it (shipped baselines registered first, dead workers' runs failed) and the
+    owners' names."""
     reg = registry()
     queue.fail_orphans(reg)
     sync_baselines(reg, shipped_dir())
-    return reg, reg.list_runs()
+    return reg, reg.list_runs(), run_people.owner_names(reg)
 
 
 def show_notice() -> None:
@@ -90,26 +95,34 @@ def use_settings(run: Run) -> None:
     except ConfigError as exc:
         st.error(f"The settings of run #{run.id} cannot be used: {exc}")
         return
-    prefill_form(f"#{run.id} {run.name}", {**values, "name": ""})  # a new name for a new run
+    prefill_form(f"#{run.id} {charts.literal_markdown(run.name)}", {**values, "name": ""})  # a new name for a new run
     st.switch_page("pages/train.py")
 
 
 def _delete(reg: Registry, run: Run) -> None:
-    """Delete a run after a confirmation; baselines and unfinished runs are explained instead."""
+    """Delete a run after a confirmation, if it is yours (or you are the teacher); baselines, unfinished runs and
+    other people's runs are explained instead."""
+    actor = people.actor()
     if run.baseline:
         st.info("Shipped baselines can't be deleted: they come with the app.")
         return
     if run.status in ("queued", "running"):
         st.info(f"Run #{run.id} is {run.status}: cancel it on the Train page before deleting it.")
         return
+    if actor is None or not actor.may_change(run):
+        st.caption("Only the run's owner or the teacher can delete it.")
+        return
     confirm = st.checkbox(f"Yes, delete run #{run.id} and its checkpoint", key=f"lb_confirm_{run.id}")
     if st.button("Delete run", key=f"lb_delete_{run.id}", disabled=not confirm, icon=":material/delete:"):
         try:
-            reg.delete_run(run.id)
-        except (KeyError, ValueError) as exc:
+            queue.delete_run(reg, run.id, actor)  # checks the owner again, in the registry
+        except RegistryError as exc:  # not yours, or already gone
+            st.error(exc.public)
+            return
+        except ValueError as exc:
             st.error(str(exc))
             return
-        st.session_state[_NOTICE] = f"Run #{run.id} ({run.name}) was deleted."
+        st.session_state[_NOTICE] = f"Run #{run.id} was deleted."
         st.rerun()
 
 

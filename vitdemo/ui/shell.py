@@ -289,9 +289,10 @@ def model_caption(loaded: LoadedModel) -> str:
 # --- sidebar ---------------------------------------------------------------------------------------
 def _model_picker(kind: str, dataset: str, home: str, ckpt: str) -> tuple[ModelChoice, str | None]:
     options, problem = model_choices(kind, dataset, home, ckpt)
-    by_key = {c.key: c for c in options}
+    by_key = {c.key: c for c in options if c.key == SHIPPED or Path(c.path).is_file()}  # a run deleted since
     if st.session_state.get(f"{kind}_model_{dataset}", SHIPPED) not in by_key:  # its run was deleted
         st.session_state[f"{kind}_model_{dataset}"] = SHIPPED
+        problem = f"The {KINDS[kind]} run you picked was deleted: the shipped {KINDS[kind]} is shown instead."
     key = st.selectbox(
         f"{KINDS[kind]} model",
         list(by_key),
@@ -313,6 +314,9 @@ def sidebar() -> Selection:
             problems.add(problem)
         for problem in sorted(p for p in problems if p):
             st.warning(problem)
+        from vitdemo.ui import people  # here: vitdemo.ui.people imports this module
+
+        people.sidebar_identity()
     found = Selection(dataset, picked["vit"], picked["cnn"])
     st.session_state[_SELECTION_KEY] = found
     return found

@@ -1,8 +1,11 @@
-"""The Train page's widgets: the form (with presets and settings sent from the Leaderboard), the cost
-estimate, queueing a run and starting its worker, and the live view of the queue and the runs.
+"""The Train page's widgets: the form (with presets and settings sent from the Leaderboard), the cost and
+time estimate, queueing a run and starting its workers, and the live view: your runs, the class queue, your
+latest result.
 
-The rules live elsewhere: the form in vitdemo.views.forms, tables and figures in vitdemo.views.charts, the
-queue and the workers in vitdemo.runs (every call to them is in this module).
+The rules live elsewhere: the form in vitdemo.views.forms, limits and time estimates in vitdemo.classroom,
+tables and figures in vitdemo.views.charts, who may do what in vitdemo.runs (every call to the queue is in this
+module and checks the actor there). The live view is a fragment that reads the registry with one query
+(`Registry.live`) and rebuilds nothing while the registry's change counter stays the same.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ import time
 import streamlit as st
 import torch
 
+from vitdemo import classroom
 from vitdemo.config import SCHEDULES, ConfigError, TrainConfig
 from vitdemo.runs import queue, worker
-from vitdemo.runs.store import Registry, Run
+from vitdemo.runs.dbfile import RegistryError
+from vitdemo.runs.people import OWNER_LABELS, Actor, NotAllowed
+from vitdemo.runs.store import LiveRuns, Registry, Run
+from vitdemo.ui import people
 from vitdemo.ui.shell import data_dir, registry, stop_on_failure
 from vitdemo.views import charts, forms
 from vitdemo.views.messages import hide_folders
@@ -24,7 +31,9 @@ from vitdemo.views.names import DATASETS, KINDS
 FORM_PREFIX = "tf_"  # the Train form's widget keys: "tf_" + a name from forms.KEYS
 _FORM_SAVED = "_train_form_values"  # the form outside widget state (Streamlit drops that on other pages)
 _FORM_PENDING = "_train_form_pending"  # settings sent by the Leaderboard's "use these settings"
-_FOLLOWED = "_train_followed_run"  # the run this session launched last
+_LIVE_CACHE = "_train_live_cache"  # (registry version, what the live view shows), rebuilt when the version moves
+LIVE_EVERY_S = 1.0  # the live view's refresh while you have a run queued or running
+IDLE_EVERY_S = 3.0  # ... and while you have none (the class queue is all it shows then)
 WORKER_RETRY_S = 10.0  # a page starts at most one worker per device this often (a crashing one must not loop)
 _worker_starts: dict[str, float] = {}
 PRESET_HELP = {
@@ -34,10 +43,8 @@ PRESET_HELP = {
 
 
 def open_registry() -> Registry:
-    """The registry, with the runs of workers that died while nobody watched marked failed (not running forever)."""
-    reg = registry()
-    queue.fail_orphans(reg)
-    return reg
+    """The registry (runs of workers that died are marked failed by the live view, from its one query)."""
+    return registry()
 
 
 def devices() -> list[str]:
@@ -103,7 +110,12 @@ def server_devices_caption(devices: list[str]) -> str:
     parts = [f"CPU ({cores} cores)"]
     if "cuda" in devices:
         parts.append(f"CUDA ({torch.cuda.get_device_name(0)})")
-    return "This server trains on: " + " and ".join(parts) + ". One run per device at a time; others wait in the queue."
+    gpus = f"; on each GPU up to {worker.runs_per_device('cuda')} at once" if "cuda" in devices else ""
+    return (
+        "This server trains on: "
+        + " and ".join(parts)
+        + f". One run at a time on the CPU{gpus}; others wait in the queue."
+    )
 
 
 def _model_fields() -> None:
@@ -154,90 +166,195 @@ def train_form(devices: list[str]) -> forms.FormValues:
     return values
 
 
-def estimate_panel(config: TrainConfig | None, messages: list[str]) -> None:
-    """The problems of the form, or what the run will cost."""
+def _device_of(config: TrainConfig, devices: list[str]) -> str:
+    return ("cuda" if "cuda" in devices else "cpu") if config.device == "auto" else config.device
+
+
+def time_estimate(config: TrainConfig, device: str) -> classroom.TimeEstimate | None:
+    """The run's time on this server's device, measured once per model (None if the probe itself failed)."""
+    try:
+        return classroom.default_estimator().estimate(config, device)
+    except (RuntimeError, ValueError, OSError):  # out of memory in the probe, a device gone
+        return None
+
+
+def _time_help(timing: classroom.TimeEstimate | None, device: str) -> str:
+    if timing is None:
+        return "The time could not be measured on this server."
+    how = "timed on a few steps of this model" if timing.how == "measured" else "scaled from a small model's speed"
+    return f"On this server's {device.upper()} when nothing else trains ({how}); other runs in the queue come first."
+
+
+def estimate_panel(config: TrainConfig | None, messages: list[str], devices: list[str], actor: Actor | None) -> None:
+    """The problems of the form, or what the run will cost: size, memory and time on this server, and the
+    class limits it is over (a student's run over them is refused when queued)."""
     if config is None:
         for message in messages:
             st.error(message, icon=":material/error:")
         return
-    est = forms.estimate(config)
+    est, device = forms.estimate(config), _device_of(config, devices)
+    timing = time_estimate(config, device)
     c1, c2 = st.columns(2)
+    c1.metric("Time", f"~{charts.rough_duration(timing.seconds)}" if timing else "-", help=_time_help(timing, device))
+    c2.metric("Memory", forms.human_bytes(est.total_bytes), help="an upper bound while training")
     c1.metric("Parameters", f"{est.num_params:,}")
-    c2.metric("Memory (training)", f"~{forms.human_bytes(est.total_bytes)}")
     st.caption(" · ".join(forms.estimate_lines(est)[1:]))
+    if actor is not None and not actor.teacher:
+        minutes = timing.minutes if timing else None
+        limits = queue.get_limits(registry())
+        for problem in classroom.limit_problems(
+            limits, num_params=est.num_params, epochs=config.epochs, minutes=minutes
+        ):
+            st.warning(problem, icon=":material/block:")
+    elif timing is not None and timing.minutes > 60:
+        st.warning(
+            f"This run would take about {classroom.format_minutes(timing.minutes)} here.", icon=":material/hourglass:"
+        )
 
 
 # --- queue and workers -----------------------------------------------------------------------------
-def launch(reg: Registry, values: forms.FormValues, devices: list[str]) -> int | None:
-    """Validate again, queue the run and make sure its device has a worker. Returns the run id, or None
-    (with the reason on the page) when nothing was queued."""
+def launch(reg: Registry, values: forms.FormValues, devices: list[str], actor: Actor) -> int | None:
+    """Validate again, queue the run for `actor` (the queue checks the class limits) and make sure its device
+    has workers. Returns the run id, or None (with the reason on the page) when nothing was queued."""
     config, messages = forms.check_values(values, devices)
     try:
         if config is None:
             raise ConfigError(" ".join(messages))
-        run_id = queue.submit(reg, config)
+        run_id = queue.submit(reg, config, actor)
     except ConfigError as exc:
         st.error(f"Nothing was queued: {exc}", icon=":material/error:")
         return None
+    except RegistryError as exc:  # over a limit (the message names it), or a registry that cannot be written
+        st.error(f"Nothing was queued: {exc.public}", icon=":material/error:")
+        return None
     start_worker(reg, reg.get_run(run_id).device or "cpu", force=True)
-    st.session_state[_FOLLOWED] = run_id
     st.toast(f"Run #{run_id} queued")
     return run_id
 
 
 def start_worker(reg: Registry, device: str, *, force: bool = False) -> None:
-    """worker.ensure_worker, at most every WORKER_RETRY_S per device unless forced (a worker that cannot
-    start must not be restarted every second by every open page)."""
+    """worker.ensure_workers (the CPU's, or one per GPU), at most every WORKER_RETRY_S per device unless forced
+    (a worker that cannot start must not be restarted every second by every open page)."""
     now = time.monotonic()
     if not force and now - _worker_starts.get(device, -WORKER_RETRY_S) < WORKER_RETRY_S:
         return
     _worker_starts[device] = now
-    worker.ensure_worker(reg, device, data_dir())
+    gpus = torch.cuda.device_count() if device == "cuda" else 0
+    worker.ensure_workers(reg, device, gpus, data_dir())
 
 
 def _cancel(run_id: int) -> None:
-    queue.request_cancel(registry(), run_id)  # the panel says "Cancelling" on the fragment's rerun
+    actor = people.actor()
+    try:
+        if actor is None:
+            raise NotAllowed("Give your name first: only a run's owner or the teacher can cancel it.")
+        queue.request_cancel(registry(), run_id, actor)  # the panel says "Cancelling" on the fragment's rerun
+    except RegistryError as exc:  # not yours, or gone
+        st.session_state["_train_problem"] = exc.public
 
 
 # --- live view -------------------------------------------------------------------------------------
-@st.fragment(run_every=1)
 def live_runs() -> None:
-    """The queue, every running run's progress and curves, and the latest result; refreshed every second
-    from the registry (so it survives reloads and shows runs started elsewhere)."""
+    """Your runs (progress, curves, cancel), the class queue (read only) and your latest result, refreshed
+    every second while you have a run queued or running, every three seconds otherwise."""
+    actor = people.actor()
+    snapshot = _snapshot(registry(), actor)
+    busy = actor is not None and any(r.owner == actor.owner for r in snapshot.active)
+    st.fragment(_live_view, run_every=LIVE_EVERY_S if busy else IDLE_EVERY_S)()
+
+
+def _snapshot(reg: Registry, actor: Actor | None) -> LiveRuns:
+    """The live query, with the runs of workers that died marked failed (read again only if there were any).
+    Its latest ended run: yours; anyone's for the teacher; nobody's before you have a name."""
+    whose = None if actor is not None and actor.teacher else (actor.owner if actor else "")
+    live = reg.live(whose)
+    if queue.fail_orphans(reg, runs=live.active):
+        live = reg.live(whose)
+    return live
+
+
+def _live_view() -> None:
     with stop_on_failure():  # a fragment reruns on its own, outside the page's guard
-        reg = open_registry()
-        running, queued = reg.list_runs(status="running"), reg.list_runs(status="queued")
-        for device in sorted({r.device or "cpu" for r in queued}):
-            start_worker(reg, device)  # after a server restart, or a worker that stopped while a run was queued
-        st.markdown("#### Queue")
-        if running or queued:
-            st.dataframe(
-                charts.queue_frame(running + queued),
-                hide_index=True,
-                column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100)},
-            )
-        else:
-            st.caption("Nothing is training right now.")
-        for run in running:
+        reg, actor = registry(), people.actor()
+        live = _snapshot(reg, actor)
+        if not live.paused:
+            for device in sorted({r.device or "cpu" for r in live.active if r.status == "queued"}):
+                start_worker(reg, device)  # after a server restart, or a worker that stopped while a run was queued
+        problem = st.session_state.pop("_train_problem", None)
+        if problem:
+            st.error(problem, icon=":material/error:")
+        if live.paused:
+            st.warning("The teacher has paused the queue: queued runs wait until it resumes.", icon=":material/pause:")
+        _your_runs(reg, live, actor)
+        st.markdown("#### Class queue")
+        shown = ["place", "name", "by", "progress"] + (["device"] if len({r.device for r in live.active}) > 1 else [])
+        st.dataframe(
+            _queue_table(live), hide_index=True, column_config=QUEUE_COLUMNS, column_order=shown, key="class_queue"
+        )
+        if actor is not None and actor.teacher and live.active:
+            _teacher_cancel(live)
+        latest = [r for r in live.runs if not r.active]
+        if latest:
+            st.markdown("#### Your latest result")
+            run_panel(reg, latest[-1])
+
+
+QUEUE_COLUMNS = {
+    "place": st.column_config.TextColumn("place", help="training, or the place in the queue (1 starts next)"),
+    "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100),
+}
+
+
+def _queue_table(live: LiveRuns):
+    """The class queue's frame, rebuilt only when the registry changed since this session last drew it."""
+    cached = st.session_state.get(_LIVE_CACHE)
+    if cached is not None and live.version is not None and cached[0] == live.version:
+        return cached[1]
+    names = {**OWNER_LABELS, **live.names}
+    frame = charts.queue_frame(live.active, names)
+    st.session_state[_LIVE_CACHE] = (live.version, frame)
+    return frame
+
+
+def _your_runs(reg: Registry, live: LiveRuns, actor: Actor | None) -> None:
+    """Your running runs with progress and curves, and your place in the queue for each queued one; the teacher
+    also sees everyone's running runs."""
+    mine = [r for r in live.active if actor is not None and r.owner == actor.owner]
+    if actor is not None and actor.teacher:
+        mine += [r for r in live.active if r.status == "running" and r not in mine]
+    if not mine:
+        return
+    st.markdown("#### Your runs" if actor is None or not actor.teacher else "#### Training now")
+    places = charts.queue_places(live.active)
+    for run in sorted(mine, key=lambda r: r.id):
+        if run.status == "running":
             run_panel(reg, run)
-        latest = _latest_finished(reg)
-        if latest is not None:
-            st.markdown("#### Latest result")
-            run_panel(reg, latest)
+            continue
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.markdown(f"{charts.literal_markdown(charts.run_title(run))}: **{_ordinal(places.get(run.id, 0))} in line**")
+        c2.button("Cancel", key=f"cancel_{run.id}", on_click=_cancel, args=(run.id,), icon=":material/cancel:")
 
 
-def _latest_finished(reg: Registry) -> Run | None:
-    """The run this session launched, once it has ended; else the most recent run anyone finished."""
-    followed = st.session_state.get(_FOLLOWED)
-    if followed is not None:
-        try:
-            run = reg.get_run(followed)
-        except KeyError:
-            run = None
-        if run is not None:
-            return run if run.status not in ("queued", "running") else None
-    ended = [r for r in reg.list_runs() if not r.baseline and r.status in ("done", "failed", "cancelled")]
-    return max(ended, key=lambda r: (r.finished_at or 0.0, r.id), default=None)
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _teacher_cancel(live: LiveRuns) -> None:
+    """The teacher can cancel anyone's run."""
+    by_id = {r.id: r for r in live.active}
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    picked = c1.selectbox("Cancel a run (teacher)", list(by_id), format_func=lambda i: charts.run_title(by_id[i]),
+                          key="teacher_cancel_pick")  # fmt: skip
+    if picked is not None:
+        c2.button("Cancel it", key="teacher_cancel", on_click=_cancel, args=(picked,), icon=":material/cancel:")
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _curves(home: str, run_id: int, epochs_done: int):
+    """A run's curves, built once per new epoch for every session (the figure is read, never changed)."""
+    del epochs_done  # part of the cache key only
+    epochs = registry().epochs(run_id)
+    return charts.curves_figure(epochs, stacked=True) if epochs else None
 
 
 def _run_status(run: Run) -> None:
@@ -268,11 +385,10 @@ def _run_status(run: Run) -> None:
 def run_panel(reg: Registry, run: Run) -> None:
     """One run: its status, then its loss and accuracy curves."""
     with st.container(border=True):
-        st.markdown(f"**{charts.run_title(run)}**")
+        st.markdown(f"**{charts.literal_markdown(charts.run_title(run))}**")
         _run_status(run)
-        epochs = reg.epochs(run.id)
-        if epochs:
-            fig = charts.curves_figure(epochs, stacked=True)
+        fig = _curves(str(reg.home), run.id, run.epochs_done) if run.epochs_done else None
+        if fig is not None:
             st.plotly_chart(fig, key=f"curves_{run.id}", config={"displayModeBar": False})
         elif run.status == "running":
             st.caption("The loss and accuracy curves appear after the first epoch.")

@@ -4,7 +4,8 @@ runs, epochs and predictions (no Streamlit), so what a page shows is tested with
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import html
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,14 +28,38 @@ METRICS = {  # epoch column -> what a chart calls it
     "train_loss": "training loss",
 }
 LEADERBOARD_COLUMNS = (
-    "id", "name", "shipped", "kind", "dataset", "parameters", "test accuracy", "macro F1", "training time (s)",
+    "id", "name", "shipped", "by", "kind", "dataset", "parameters", "test accuracy", "macro F1", "training time (s)",
     "device", "epochs", "date", "status",
 )  # fmt: skip
 
 
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting with one of these
+
+
 # -- text -------------------------------------------------------------------------------------------
+def literal_markdown(text: str) -> str:
+    """`text` (a run or person name: anyone's input) for st.markdown, st.caption, st.success...: shown exactly as
+    typed, never as a link, an image, bold, a heading, LaTeX or a Streamlit :directive:. Every character that is
+    not a letter, a digit or a space becomes a numeric character reference (`[` -> `&#91;`), which markdown
+    prints as that character and never reads as syntax; line breaks become spaces."""
+    return "".join(ch if ch.isalnum() or ch == " " else f"&#{ord(ch)};" for ch in " ".join(str(text).split()))
+
+
+def plotly_text(text: str) -> str:
+    """`text` for a plotly legend or title, which reads a few HTML tags (`<a href>` is a link): escaped."""
+    return html.escape(str(text), quote=False)
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula (it starts with = + - @, a tab or a carriage
+    return) gets a leading single quote; everything else is left as it is."""
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def format_duration(seconds: float | None) -> str:
-    """3725 -> '1 h 02 min', 75 -> '1 min 15 s', 4.2 -> '4.2 s', None -> '-'."""
+    """3725 -> '1 h 02 min', 75 -> '1 min 15 s', 4.2 -> '4.2 s', 4e6 -> '46 days', None -> '-'."""
     if seconds is None or not np.isfinite(seconds):
         return "-"
     if seconds < 10:
@@ -44,7 +69,20 @@ def format_duration(seconds: float | None) -> str:
         return f"{s} s"
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s < 2 * 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s / 86400:,.0f} days"
+
+
+def rough_duration(seconds: float) -> str:
+    """A time estimate in one short figure: '45 s', '33 min', '2.5 h', '46 days'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"
 
 
 def progress_of(run: Run) -> tuple[float, str]:
@@ -89,12 +127,14 @@ def run_title(run: Run) -> str:
 
 
 # -- tables -----------------------------------------------------------------------------------------
-def leaderboard_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    """Every run as one row (columns LEADERBOARD_COLUMNS), best test accuracy first, unfinished runs last."""
+def leaderboard_frame(runs: Sequence[Run], names: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Every run as one row (columns LEADERBOARD_COLUMNS), best test accuracy first, unfinished runs last;
+    `by` is the owner's name (`names`: owner -> name)."""
     rows = [
         {
             "id": r.id,
             "name": r.name,
+            "by": (names or {}).get(r.owner, r.owner),
             "kind": kind_name(r.kind),
             "dataset": dataset_name(r.dataset, short=True),
             "parameters": r.num_params,
@@ -136,26 +176,54 @@ def filter_leaderboard(
 
 
 def leaderboard_csv(frame: pd.DataFrame) -> bytes:
-    """The table as UTF-8 CSV, accuracy as fractions, dates in ISO format."""
-    return frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S").encode("utf-8")
+    """The table as UTF-8 CSV, accuracy as fractions, dates in ISO format; text cells that a spreadsheet would
+    run as formulas (`=cmd|' /C calc'!A0`) are escaped with a leading quote (`csv_cell`)."""
+    safe = frame.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
+            safe[col] = safe[col].map(csv_cell)
+    safe.columns = [csv_cell(str(c)) for c in safe.columns]
+    # RFC 4180 line ends: with them the csv writer quotes any cell holding a carriage return or a line feed
+    return safe.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S", lineterminator="\r\n").encode("utf-8")
 
 
-def queue_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    """Queued and running runs in the order the workers take them."""
-    active = sorted((r for r in runs if r.status in ("queued", "running")), key=lambda r: (r.status != "running", r.id))
-    rows = []
-    for r in active:
+QUEUE_COLUMNS = ("place", "id", "name", "by", "status", "progress", "device")
+
+
+def queue_order(runs: Sequence[Run]) -> list[Run]:
+    """Queued and running runs in the order the workers take them: running first, then the queue by id."""
+    return sorted((r for r in runs if r.active), key=lambda r: (r.status != "running", r.id))
+
+
+def queue_places(runs: Sequence[Run]) -> dict[int, int]:
+    """Run id -> its place in the queue (1: next to start), for the queued runs of each device."""
+    places, counts = {}, {}
+    for r in queue_order(runs):
+        if r.status == "queued":
+            key = r.device or "cpu"
+            counts[key] = counts.get(key, 0) + 1
+            places[r.id] = counts[key]
+    return places
+
+
+def queue_frame(runs: Sequence[Run], names: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Queued and running runs in the order the workers take them (columns QUEUE_COLUMNS): `place` ('training',
+    or '1', '2'... in its device's queue), and `by`, the owner's name (`names`: owner -> name)."""
+    places, rows = queue_places(runs), []
+    for r in queue_order(runs):
         fraction, _ = progress_of(r)
         rows.append(
             {
+                "place": str(places[r.id]) if r.id in places else "training",
                 "id": r.id,
                 "name": r.name,
+                "by": (names or {}).get(r.owner, r.owner),
                 "status": r.status,
                 "progress": round(100 * fraction),
                 "device": r.device,
             }
         )
-    return pd.DataFrame(rows, columns=["id", "name", "status", "progress", "device"])
+    return pd.DataFrame(rows, columns=list(QUEUE_COLUMNS))
 
 
 def per_class_frame(report: EvalReport, classes: Sequence[str]) -> pd.DataFrame:
@@ -253,7 +321,7 @@ def overlay_figure(
                 x=[e["epoch"] for e in epochs],
                 y=[e.get(metric) for e in epochs],
                 mode="lines+markers",
-                name=name,
+                name=plotly_text(name),  # a run's name is anyone's text: no HTML in the legend
                 line={"color": PALETTE[i % len(PALETTE)]},
                 hovertemplate="%{y:.2%}" if metric.endswith("acc") else "%{y:.4f}",
             )

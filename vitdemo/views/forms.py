@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from vitdemo.classroom import TRAIN_IMAGES, estimate_parameters  # sizes are counted there (the queue needs them)
 from vitdemo.config import CNNConfig, ConfigError, ModelConfig, TrainConfig, ViTConfig
 
 FormValues = dict[str, Any]
@@ -225,26 +226,6 @@ def _readable(message: str) -> str:
 
 
 # -- estimates ---------------------------------------------------------------------------------------
-def estimate_parameters(model: ModelConfig) -> int:
-    """Trainable parameters of `build_model(model)`, counted from the config alone (no model is built)."""
-    if isinstance(model, ViTConfig):
-        d, h = model.embed_dim, int(model.embed_dim * model.mlp_ratio)
-        patches = model.grid**2
-        embed = model.in_chans * model.patch_size**2 * d + d  # the patch conv, with bias
-        tokens = d + (patches + 1) * d  # class token and learned positions
-        block = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * h + h) + (h * d + d)  # ln, qkv, proj, ln, mlp
-        head = 2 * d + d * model.num_classes + model.num_classes  # final norm and linear head
-        return embed + tokens + model.depth * block + head
-    total, c_in = 0, model.in_chans
-    for i in range(model.depth):
-        c_out = model.width * 2**i
-        total += 9 * c_in * c_out + 2 * c_out  # 3x3 conv (no bias) + batch norm (weight, bias)
-        total += 9 * c_out * c_out + 2 * c_out
-        c_in = c_out
-    side = model.image_size // 2**model.depth
-    return total + c_in * side * side * model.num_classes + model.num_classes
-
-
 @dataclass(frozen=True)
 class Estimate:
     """What a run will cost, before it starts. Memory is a rough upper bound for float32 training."""
@@ -263,9 +244,6 @@ class Estimate:
 
     def to_dict(self) -> dict[str, int]:
         return {**dataclasses.asdict(self), "total_bytes": self.total_bytes}
-
-
-TRAIN_IMAGES = 60_000  # both datasets
 
 
 def estimate(config: TrainConfig) -> Estimate:

@@ -1,0 +1,269 @@
+"""A class on one server: the teacher's limits per student and how long a run will take on this server.
+
+Plain Python (no Streamlit; torch only inside the throughput probe), so the queue (`vitdemo.runs.queue.submit`
+enforces the limits) and the Train page (shows the estimate before a run starts) share every rule.
+
+Time estimate: a run costs `train_flops_per_image` (forward + backward multiply-adds, counted from the config)
+per training image and a third of that per validation and test image. The device's speed is measured, not
+guessed: a few real training steps of the run's own model (when they take under PROBE_MAX_STEP_S), else of a
+small reference model of the same kind, whose FLOP rate is then applied to the run's FLOPs. Measurements are
+cached per model config, batch size and device for the life of the process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vitdemo.config import CNNConfig, ConfigError, ModelConfig, TrainConfig, ViTConfig
+
+TRAIN_IMAGES = 60_000  # both datasets
+TEST_IMAGES = 10_000
+STARTUP_S = 4.0  # a run's child process: start Python, import torch, load the data (measured: 3-5 s on CPU)
+PROBE_MAX_STEP_S = 0.25  # a probe step of the run's own model is predicted to take at most this
+PROBE_MIN_BATCH = 8  # below this a step is all overhead: a model too big for it is scaled from the reference
+PROBE_BATCH = 64  # the reference models' batch
+PROBE_WARMUP, PROBE_STEPS = 2, 3
+THREAD_SCALING = 0.75  # the probe runs on the web server's one thread: n training threads give n**0.75 times that
+# Small models of each kind whose measured FLOP rate stands in for a model too big to probe.
+REFERENCES: dict[str, ModelConfig] = {
+    "vit": ViTConfig(patch_size=7, embed_dim=48, depth=3, num_heads=4, mlp_ratio=2.0),
+    "cnn": CNNConfig(width=16, depth=2),
+}
+
+
+# -- the teacher's limits -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Limits:
+    """What one student may queue; the teacher is never limited. 0 means no limit."""
+
+    max_active_runs: int = 2  # queued or running at once, per student
+    max_params: int = 2_000_000  # the largest model
+    max_epochs: int = 20
+    max_minutes: float = 10.0  # the estimated training time on this server
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{f.name} must be a number of at least 0 (0: no limit), not {value!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Limits:
+        """The stored limits; the defaults for anything missing or unreadable (a limit is never lost to a typo)."""
+        try:
+            data = json.loads(text) if text else {}
+            known = {f.name: f.type for f in dataclasses.fields(cls)}
+            limits = cls(**{k: v for k, v in data.items() if k in known})
+            limits.validate()
+            return limits
+        except (ValueError, TypeError, ConfigError):
+            return cls()
+
+
+def limit_problems(limits: Limits, *, num_params: int, epochs: int, minutes: float | None) -> list[str]:
+    """One sentence per limit the run is over (empty: within every limit), each naming the limit."""
+    out = []
+    if limits.max_params and num_params > limits.max_params:
+        out.append(
+            f"This model has {num_params:,} parameters, over the class limit of {limits.max_params:,} "
+            "(largest model): make it narrower or shallower."
+        )
+    if limits.max_epochs and epochs > limits.max_epochs:
+        out.append(f"{epochs} epochs is over the class limit of {limits.max_epochs} epochs: train for fewer.")
+    if limits.max_minutes and minutes is not None and minutes > limits.max_minutes:
+        out.append(
+            f"This run would take about {format_minutes(minutes)} on this server, over the class limit of "
+            f"{format_minutes(limits.max_minutes)} (estimated time): use fewer epochs, a quick subset or a smaller model."
+        )
+    return out
+
+
+def active_problem(limits: Limits, active: int) -> str | None:
+    """The sentence for a student who already has `active` runs queued or running (None: one more is fine)."""
+    if limits.max_active_runs and active >= limits.max_active_runs:
+        return (
+            f"You already have {active} run(s) queued or running, the class limit (runs in the queue per person): "
+            "wait for one to finish or cancel one."
+        )
+    return None
+
+
+def format_minutes(minutes: float) -> str:
+    """12.5 -> '12.5 minutes', 0.4 -> '24 seconds', 3000 -> '2.1 days'."""
+    if minutes < 1:
+        return f"{minutes * 60:.0f} seconds"
+    if minutes < 120:
+        return f"{minutes:.3g} minutes"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.3g} hours"
+    return f"{minutes / 1440:.3g} days"
+
+
+# -- sizes -------------------------------------------------------------------------------------------------
+def estimate_parameters(model: ModelConfig) -> int:
+    """Trainable parameters of `build_model(model)`, counted from the config alone (no model is built)."""
+    if isinstance(model, ViTConfig):
+        d, h = model.embed_dim, int(model.embed_dim * model.mlp_ratio)
+        patches = model.grid**2
+        embed = model.in_chans * model.patch_size**2 * d + d  # the patch conv, with bias
+        tokens = d + (patches + 1) * d  # class token and learned positions
+        block = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * h + h) + (h * d + d)  # ln, qkv, proj, ln, mlp
+        head = 2 * d + d * model.num_classes + model.num_classes  # final norm and linear head
+        return embed + tokens + model.depth * block + head
+    total, c_in = 0, model.in_chans
+    for i in range(model.depth):
+        c_out = model.width * 2**i
+        total += 9 * c_in * c_out + 2 * c_out  # 3x3 conv (no bias) + batch norm (weight, bias)
+        total += 9 * c_out * c_out + 2 * c_out
+        c_in = c_out
+    side = model.image_size // 2**model.depth
+    return total + c_in * side * side * model.num_classes + model.num_classes
+
+
+def forward_macs(model: ModelConfig) -> int:
+    """Multiply-adds of one image's forward pass (matrix products and convolutions only)."""
+    if isinstance(model, ViTConfig):
+        t, d, h = model.grid**2 + 1, model.embed_dim, int(model.embed_dim * model.mlp_ratio)
+        embed = model.grid**2 * model.in_chans * model.patch_size**2 * d
+        block = 4 * t * d * d + 2 * t * t * d + 2 * t * d * h  # qkv + proj, scores + weighted sum, mlp
+        return embed + model.depth * block + d * model.num_classes
+    macs, c_in, side = 0, model.in_chans, model.image_size
+    for i in range(model.depth):
+        c_out = model.width * 2**i
+        macs += 9 * side * side * (c_in * c_out + c_out * c_out)  # two 3x3 convs at this stage's resolution
+        c_in, side = c_out, side // 2
+    return macs + c_in * side * side * model.num_classes
+
+
+def train_flops_per_image(model: ModelConfig) -> float:
+    """Forward and backward (about twice the forward) in FLOPs: 3 passes of 2 FLOPs per multiply-add."""
+    return 6.0 * forward_macs(model)
+
+
+def train_images(config: TrainConfig) -> int:
+    available = max(TRAIN_IMAGES - config.val_size, 0)
+    return min(config.train_subset, available) if config.train_subset else available
+
+
+# -- time -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TimeEstimate:
+    seconds: float
+    images_per_s: float  # training throughput on the device
+    device: str
+    how: str  # "measured" (the run's own model was timed) or "scaled" (from the reference model's FLOP rate)
+
+    @property
+    def minutes(self) -> float:
+        return self.seconds / 60
+
+
+def run_seconds(config: TrainConfig, images_per_s: float) -> float:
+    """Start-up, every epoch's training and validation, then the test set and the calibration pass."""
+    evaluated = config.val_size * (config.epochs + 1) + TEST_IMAGES
+    return STARTUP_S + train_images(config) * config.epochs / images_per_s + evaluated / (3 * images_per_s)
+
+
+Probe = Callable[[ModelConfig, int, str], float]  # (model, batch size, device) -> training images per second
+
+
+def probe_throughput(model: ModelConfig, batch_size: int, device: str) -> float:
+    """Training images per second of `model` on `device`: PROBE_WARMUP steps, then PROBE_STEPS timed ones,
+    through the trainer's own step (`vitdemo.train.train_step`) on random images. Threads: this process's."""
+    import torch
+
+    from vitdemo.data import normalization
+    from vitdemo.train import make_learner, train_step
+
+    config = TrainConfig(model=model, batch_size=batch_size, device=device)
+    dev = torch.device(device)
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    mean, std = normalization(config.dataset)
+    learner = make_learner(config, dev, mean, std)
+    images = torch.randint(0, 256, (batch_size, 28, 28), dtype=torch.uint8, generator=generator).to(dev)  # (B, 28, 28)
+    labels = torch.randint(0, model.num_classes, (batch_size,), generator=generator).to(dev)  # (B,)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    for _ in range(PROBE_WARMUP):  # the first steps allocate and pick kernels
+        train_step(learner, images, labels, config.lr)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(PROBE_STEPS):
+        train_step(learner, images, labels, config.lr)
+    sync()
+    return PROBE_STEPS * batch_size / max(time.perf_counter() - t0, 1e-9)
+
+
+class Estimator:
+    """Training-time estimates for one process, from probes cached per (model, batch, device)."""
+
+    def __init__(self, probe: Probe = probe_throughput, *, threads: int | None = None) -> None:
+        self.probe = probe
+        self.threads = threads if threads is not None else _training_threads()
+        self._rates: dict[tuple[ModelConfig, int, str], float] = {}
+        self._lock = threading.Lock()  # one probe at a time: sessions asking at once wait for the first answer
+
+    def _measured(self, model: ModelConfig, batch: int, device: str) -> float:
+        key = (model, batch, device)
+        with self._lock:
+            if key not in self._rates:
+                self._rates[key] = self.probe(model, batch, device)
+            return self._rates[key]
+
+    def images_per_s(self, config: TrainConfig, device: str) -> tuple[float, str]:
+        """(training images/s of `config` on `device`, "measured" or "scaled")."""
+        reference = REFERENCES[config.model.kind]
+        flop_rate = self._measured(reference, PROBE_BATCH, device) * train_flops_per_image(reference)
+        flops = train_flops_per_image(config.model)
+        batch = max(1, min(config.batch_size, train_images(config) or 1))
+        affordable = int(PROBE_MAX_STEP_S * flop_rate / flops)  # the largest batch whose probe step is quick
+        if affordable >= min(batch, PROBE_MIN_BATCH):
+            rate, how = self._measured(config.model, min(batch, affordable), device), "measured"
+        else:
+            rate, how = flop_rate / flops, "scaled"
+        if device == "cpu":
+            rate *= self.threads**THREAD_SCALING
+        return rate, how
+
+    def estimate(self, config: TrainConfig, device: str) -> TimeEstimate:
+        rate, how = self.images_per_s(config, device)
+        return TimeEstimate(run_seconds(config, rate), rate, device, how)
+
+
+def _training_threads() -> int:
+    """The torch threads a training child will use ($VITDEMO_THREADS, else every core)."""
+    from vitdemo.threads import thread_count  # imports torch: only when an estimate is first asked for
+
+    return thread_count()
+
+
+_default: Estimator | None = None
+
+
+def default_estimator() -> Estimator:
+    """The process's estimator (created on first use, so importing this module loads no torch)."""
+    global _default
+    if _default is None:
+        _default = Estimator()
+    return _default
+
+
+def device_memory_bytes(device: str) -> int | None:
+    """Memory of the training device: the machine's RAM for the CPU, the GPU's own for CUDA (None: unknown)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.get_device_properties(0).total_memory) if torch.cuda.is_available() else None
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
