@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vitdemo import paths
-from vitdemo.config import MODEL_CONFIGS, SCHEDULES, ConfigError, TrainConfig, default_run_name
+from vitdemo.config import MODEL_CONFIGS, SCHEDULES, ConfigError, TrainConfig
 from vitdemo.recipes import RECIPES
 from vitdemo.runs.dbfile import RegistryBusy, RegistryError, RegistryUnavailable
 from vitdemo.runs.store import Registry
@@ -102,12 +102,6 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return dataclasses.replace(base, model=model, **given)
 
 
-def _queue_cannot_name(config: TrainConfig) -> bool:
-    """vitdemo.runs.queue's default name knows only a ViT's or a CNN's shape: other runs are named here. (A name
-    stays out of plain runs' configs: "use these settings" would carry a name that no longer fits.)"""
-    return config.model.kind not in ("vit", "cnn") or bool(config.labels or config.init or config.probe)
-
-
 def _check_start_files(config: TrainConfig) -> None:
     """The files a run starts from exist and fit, before a run is recorded (the trainer checks them again)."""
     if config.weights_path and not Path(config.weights_path).is_file():
@@ -128,8 +122,6 @@ def cmd_train(a: argparse.Namespace) -> int:
     config = config_from_args(a)
     config.validate()
     _check_start_files(config)
-    if not config.name and _queue_cannot_name(config):
-        config = dataclasses.replace(config, name=default_run_name(config))
     registry = Registry(a.home)
     run_id = start_run(registry, config, os.getpid())  # created running and ours: no worker can claim it
     run = registry.get_run(run_id)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from vitdemo import classroom
-from vitdemo.config import ConfigError, TrainConfig
+from vitdemo.config import ConfigError, TrainConfig, default_run_name
 from vitdemo.runs import people
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.people import Actor
@@ -33,12 +33,6 @@ def available_devices() -> list[str]:
     import torch
 
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-
-
-def default_run_name(config: TrainConfig) -> str:
-    m = config.model
-    shape = f"p{m.patch_size}-d{m.embed_dim}x{m.depth}" if m.kind == "vit" else f"w{m.width}x{m.depth}"
-    return f"{m.kind}-{config.dataset}-{shape}-e{config.epochs}"
 
 
 def _run_fields(config: TrainConfig) -> dict[str, Any]:
