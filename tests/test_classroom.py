@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from vitdemo import classroom
-from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
+from vitdemo.config import CNNConfig, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
 from vitdemo.runs import people, queue, worker
 from vitdemo.runs.people import CLI, Actor, NotAllowed
 from vitdemo.runs.store import OverLimit, Registry, Run
@@ -381,3 +381,17 @@ def test_a_gpu_worker_claims_cuda_runs_and_trains_several_at_once(
     assert started[1][1] - started[0][1] < 0.9  # the second started while the first still ran
     assert started[2][1] - started[0][1] >= 0.9  # the third waited for a slot
     assert all(reg.get_run(i).status == "done" for i in ids)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [LinearConfig(), MLPConfig(hidden=(64, 32)), TransferConfig(arch="alexnet", pretrained=False)],
+    ids=["linear", "mlp", "transfer"],
+)
+def test_every_family_gets_a_size_and_a_time_estimate(model) -> None:
+    """The queue sizes every run before it is accepted: the new families are counted too (a UI- or CLI-queued MLP
+    used to fail on a missing 'depth')."""
+    from vitdemo.models import build_model, count_parameters
+
+    assert classroom.estimate_parameters(model) == count_parameters(build_model(model))
+    assert classroom.forward_macs(model) >= classroom.estimate_parameters(model)

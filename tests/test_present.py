@@ -211,7 +211,7 @@ def test_present_shows_both_answers_bars_and_maps_after_one_digit(draw_env: Path
     html = _html(at)
     assert html.count('class="vd-bars"') == 2
     assert html.count('class="vd-map"') == 2 and html.count('class="vd-scale"') == 2
-    assert 'aria-label="ViT · attention rollout"' in html and 'aria-label="CNN · Grad-CAM"' in html
+    assert 'aria-label="ViT · attention rollout"' in html and 'aria-label="CNN · integrated gradients"' in html
     assert at.button(key="pad_undo") and at.button(key="clear_canvas")
 
 

@@ -120,6 +120,8 @@ def estimate_parameters(model: ModelConfig) -> int:
         block = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * h + h) + (h * d + d)  # ln, qkv, proj, ln, mlp
         head = 2 * d + d * model.num_classes + model.num_classes  # final norm and linear head
         return embed + tokens + model.depth * block + head
+    if not isinstance(model, CNNConfig):
+        return _counted_on_meta(model)
     total, c_in = 0, model.in_chans
     for i in range(model.depth):
         c_out = model.width * 2**i
@@ -137,12 +139,33 @@ def forward_macs(model: ModelConfig) -> int:
         embed = model.grid**2 * model.in_chans * model.patch_size**2 * d
         block = 4 * t * d * d + 2 * t * t * d + 2 * t * d * h  # qkv + proj, scores + weighted sum, mlp
         return embed + model.depth * block + d * model.num_classes
+    if not isinstance(model, CNNConfig):
+        return _other_family_macs(model)
     macs, c_in, side = 0, model.in_chans, model.image_size
     for i in range(model.depth):
         c_out = model.width * 2**i
         macs += 9 * side * side * (c_in * c_out + c_out * c_out)  # two 3x3 convs at this stage's resolution
         c_in, side = c_out, side // 2
     return macs + c_in * side * side * model.num_classes
+
+
+def _counted_on_meta(model: ModelConfig) -> int:
+    """Linear, MLP and transfer models: built on the meta device (no memory, no weights read) and counted."""
+    import torch
+
+    from vitdemo.models import build_model, count_parameters
+
+    with torch.device("meta"):
+        return count_parameters(build_model(model))
+
+
+def _other_family_macs(model: ModelConfig) -> int:
+    """Dense models (linear, MLP): one multiply-add per weight. ImageNet CNNs: about 155 per weight at 224 px
+    (ResNet-18: 1.8 G multiply-adds, 11.7 M weights), scaled by the input's area: a rough figure for an estimate."""
+    params = _counted_on_meta(model)
+    if model.kind == "transfer":
+        return int(params * 155 * (model.image_px / 224) ** 2)
+    return params
 
 
 def train_flops_per_image(model: ModelConfig) -> float:

@@ -13,7 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from vitdemo.classroom import TRAIN_IMAGES, estimate_parameters  # sizes are counted there (the queue needs them)
+from vitdemo.classroom import (  # sizes are counted there (the queue needs them)
+    TRAIN_IMAGES,
+    estimate_parameters,
+    forward_macs,
+)
 from vitdemo.config import CNNConfig, ConfigError, ModelConfig, TrainConfig, ViTConfig
 
 FormValues = dict[str, Any]
@@ -271,6 +275,8 @@ def _activation_floats(model: ModelConfig) -> int:
         t, d, h = model.grid**2 + 1, model.embed_dim, int(model.embed_dim * model.mlp_ratio)
         per_block = t * (10 * d + 3 * h) + 2 * model.num_heads * t * t  # ln/qkv/proj/residuals, mlp, attention
         return 28 * 28 * 2 + model.depth * per_block
+    if not isinstance(model, CNNConfig):  # linear, MLP, transfer: roughly a float saved per multiply-add
+        return 28 * 28 * 2 + forward_macs(model) // 8
     floats, side = 28 * 28 * 2, model.image_size
     for i in range(model.depth):
         c = model.width * 2**i
