@@ -40,8 +40,5 @@ def explanation_caption(kind: str) -> str:
 def confidence_note(calibrated: bool) -> str:
     """The one line beside the probability bars saying what the percentage means."""
     if calibrated:
-        return (
-            "The percentage is calibrated: of answers shown at about 90%, about 9 in 10 are right on test digits "
-            "the model never learned from. An unusual drawing can still get a confident wrong answer."
-        )
+        return "The percentage is calibrated: answers shown at 90% are right about 9 times in 10 on test digits."
     return "This model's percentages are not calibrated: read them as a ranking of the classes, not as odds."
