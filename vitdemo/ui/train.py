@@ -225,7 +225,7 @@ def launch(reg: Registry, values: forms.FormValues, devices: list[str], actor: A
         st.error(f"Nothing was queued: {exc}", icon=":material/error:")
         return None
     except RegistryError as exc:  # over a limit (the message names it), or a registry that cannot be written
-        st.error(f"Nothing was queued: {exc.public}", icon=":material/error:")
+        st.error(f"Nothing was queued: {charts.literal_markdown(exc.public)}", icon=":material/error:")
         return None
     start_worker(reg, reg.get_run(run_id).device or "cpu", force=True)
     st.toast(f"Run #{run_id} queued")
@@ -281,8 +281,8 @@ def _live_view() -> None:
             for device in sorted({r.device or "cpu" for r in live.active if r.status == "queued"}):
                 start_worker(reg, device)  # after a server restart, or a worker that stopped while a run was queued
         problem = st.session_state.pop("_train_problem", None)
-        if problem:
-            st.error(problem, icon=":material/error:")
+        if problem:  # it may name someone: shown as plain text
+            st.error(charts.literal_markdown(problem), icon=":material/error:")
         if live.paused:
             st.warning("The teacher has paused the queue: queued runs wait until it resumes.", icon=":material/pause:")
         _your_runs(reg, live, actor)
@@ -377,7 +377,8 @@ def _run_status(run: Run) -> None:
         c1.metric("Test accuracy", f"{run.test_acc:.2%}" if run.test_acc is not None else "-")
         c2.metric("Macro F1", f"{run.macro_f1:.4f}" if run.macro_f1 is not None else "-")
     elif run.status == "failed":
-        st.error(f"Failed: {hide_folders(run.error or 'no error was recorded')}", icon=":material/error:")
+        error = charts.literal_markdown(hide_folders(run.error or "no error was recorded"))
+        st.error(f"Failed: {error}", icon=":material/error:")
     elif run.status == "cancelled":
         st.warning(f"Cancelled after {run.epochs_done} of {run.epochs} epochs.", icon=":material/stop_circle:")
 
