@@ -23,7 +23,7 @@ with shell.stop_on_failure():
     with right:
         st.markdown("#### Before you start")
         config, messages = forms.check_values(values, devices)
-        train.estimate_panel(config, messages, devices, actor)
+        finish_estimate = train.estimate_panel(config, messages, devices, actor)
         if actor is None:
             people.name_form()  # asked once: the address keeps it
         elif st.button(
@@ -31,3 +31,4 @@ with shell.stop_on_failure():
         ):
             train.launch(reg, values, devices, actor)
         train.live_runs()  # your runs, the class queue and your latest result, refreshed in a fragment
+    finish_estimate()  # last: timing a new model on the device takes a second or two

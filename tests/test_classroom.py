@@ -239,8 +239,8 @@ def test_a_read_only_older_registry_is_read_as_it_is(tmp_path: Path) -> None:
     path = old_registry(tmp_path / "home")
     code = (
         "import sys; from vitdemo.runs.store import Registry; from vitdemo.runs import people; "
-        "r = Registry(sys.argv[1]); runs = r.list_runs(); "
-        "print([(x.name, x.owner) for x in runs], r.outdated, people.by_token(r, 'x'), len(r.live().runs))"
+        "r = Registry(sys.argv[1]); live = r.live(); runs = r.list_runs(); "  # the live query first: no list before it
+        "print([(x.name, x.owner) for x in runs], r.outdated, people.by_token(r, 'x'), len(live.runs))"
     )
     cmd = [sys.executable, "-c", code, str(path.parent)]
     if os.geteuid() == 0:

@@ -208,6 +208,12 @@ class RegistryFile:
                 return
         self._current, self.outdated = True, False
 
+    def is_outdated(self) -> bool:
+        """True for an older file that cannot be upgraded now (it is looked at, and upgraded, on the first call)."""
+        if not self._current and self.path.exists():
+            self._bring_up_to_date()
+        return self.outdated
+
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A read-only connection: it cannot write, and gives up after `read_timeout_s` when the file is locked."""

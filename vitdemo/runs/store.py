@@ -190,7 +190,7 @@ class Registry:
     @property
     def outdated(self) -> bool:
         """An older registry that could not be upgraded yet (read-only): no people, settings or owners in it."""
-        return self._file.outdated
+        return self._file.is_outdated()
 
     # -- writing --------------------------------------------------------------------------------------------
     def create_run(

@@ -117,7 +117,7 @@ def _delete(reg: Registry, run: Run) -> None:
         try:
             queue.delete_run(reg, run.id, actor)  # checks the owner again, in the registry
         except RegistryError as exc:  # not yours, or already gone
-            st.error(exc.public)
+            st.error(charts.literal_markdown(exc.public))  # it may name the owner
             return
         except ValueError as exc:
             st.error(str(exc))

@@ -106,8 +106,8 @@ def name_form() -> None:
         c1.text_input("Your name", key="who_name", max_chars=people.MAX_NAME, placeholder="e.g. Ana")
         c2.button("That's me", key="who_save", on_click=_save_name, width="stretch")
         problem = st.session_state.pop("_people_problem", None)
-        if problem:
-            st.error(problem, icon=":material/error:")
+        if problem:  # it repeats the name typed: plain text
+            st.error(literal_markdown(problem), icon=":material/error:")
         st.caption("This page's address now remembers you: keep the tab, or bookmark it.")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import streamlit as st
 import torch
@@ -185,26 +186,41 @@ def _time_help(timing: classroom.TimeEstimate | None, device: str) -> str:
     return f"On this server's {device.upper()} when nothing else trains ({how}); other runs in the queue come first."
 
 
-def estimate_panel(config: TrainConfig | None, messages: list[str], devices: list[str], actor: Actor | None) -> None:
-    """The problems of the form, or what the run will cost: size, memory and time on this server, and the
-    class limits it is over (a student's run over them is refused when queued)."""
+def estimate_panel(
+    config: TrainConfig | None, messages: list[str], devices: list[str], actor: Actor | None
+) -> Callable[[], None]:
+    """The problems of the form, or what the run will cost: size and memory at once, the time on this server and
+    the class limits it is over (a student's run over them is refused when queued) in places kept for them.
+    Returns the function that fills those in: call it last, as timing a new model takes a second or two."""
     if config is None:
         for message in messages:
             st.error(message, icon=":material/error:")
-        return
+        return lambda: None
     est, device = forms.estimate(config), _device_of(config, devices)
-    timing = time_estimate(config, device)
     c1, c2 = st.columns(2)
-    c1.metric("Time", f"~{charts.rough_duration(timing.seconds)}" if timing else "-", help=_time_help(timing, device))
+    time_slot = c1.empty()
+    time_slot.metric("Time", "…", help="timing a few training steps on this server")
     c2.metric("Memory", forms.human_bytes(est.total_bytes), help="an upper bound while training")
     c1.metric("Parameters", f"{est.num_params:,}")
     st.caption(" · ".join(forms.estimate_lines(est)[1:]))
+    warnings = st.container()
+
+    def finish() -> None:
+        timing = time_estimate(config, device)
+        text = f"~{charts.rough_duration(timing.seconds)}" if timing else "-"
+        time_slot.metric("Time", text, help=_time_help(timing, device))
+        with warnings:
+            _limit_warnings(config, est.num_params, timing, actor)
+
+    return finish
+
+
+def _limit_warnings(
+    config: TrainConfig, num_params: int, timing: classroom.TimeEstimate | None, actor: Actor | None
+) -> None:
     if actor is not None and not actor.teacher:
-        minutes = timing.minutes if timing else None
-        limits = queue.get_limits(registry())
-        for problem in classroom.limit_problems(
-            limits, num_params=est.num_params, epochs=config.epochs, minutes=minutes
-        ):
+        limits, minutes = queue.get_limits(registry()), (timing.minutes if timing else None)
+        for problem in classroom.limit_problems(limits, num_params=num_params, epochs=config.epochs, minutes=minutes):
             st.warning(problem, icon=":material/block:")
     elif timing is not None and timing.minutes > 60:
         st.warning(
@@ -225,7 +241,7 @@ def launch(reg: Registry, values: forms.FormValues, devices: list[str], actor: A
         st.error(f"Nothing was queued: {exc}", icon=":material/error:")
         return None
     except RegistryError as exc:  # over a limit (the message names it), or a registry that cannot be written
-        st.error(f"Nothing was queued: {exc.public}", icon=":material/error:")
+        st.error(f"Nothing was queued: {charts.literal_markdown(exc.public)}", icon=":material/error:")
         return None
     start_worker(reg, reg.get_run(run_id).device or "cpu", force=True)
     st.toast(f"Run #{run_id} queued")
@@ -281,8 +297,8 @@ def _live_view() -> None:
             for device in sorted({r.device or "cpu" for r in live.active if r.status == "queued"}):
                 start_worker(reg, device)  # after a server restart, or a worker that stopped while a run was queued
         problem = st.session_state.pop("_train_problem", None)
-        if problem:
-            st.error(problem, icon=":material/error:")
+        if problem:  # it may name someone: shown as plain text
+            st.error(charts.literal_markdown(problem), icon=":material/error:")
         if live.paused:
             st.warning("The teacher has paused the queue: queued runs wait until it resumes.", icon=":material/pause:")
         _your_runs(reg, live, actor)
@@ -377,7 +393,8 @@ def _run_status(run: Run) -> None:
         c1.metric("Test accuracy", f"{run.test_acc:.2%}" if run.test_acc is not None else "-")
         c2.metric("Macro F1", f"{run.macro_f1:.4f}" if run.macro_f1 is not None else "-")
     elif run.status == "failed":
-        st.error(f"Failed: {hide_folders(run.error or 'no error was recorded')}", icon=":material/error:")
+        error = charts.literal_markdown(hide_folders(run.error or "no error was recorded"))
+        st.error(f"Failed: {error}", icon=":material/error:")
     elif run.status == "cancelled":
         st.warning(f"Cancelled after {run.epochs_done} of {run.epochs} epochs.", icon=":material/stop_circle:")
 
