@@ -199,7 +199,7 @@ def compare_runs(a: TestResults, b: TestResults, limit: int = 12) -> None:
     left, right = st.columns(2)
     for column, res in ((left, a), (right, b)):
         with column:
-            st.markdown(f"**#{res.run.id} {res.run.name}: {res.report.accuracy:.2%}**")
+            st.markdown(f"**#{res.run.id} {charts.literal_markdown(res.run.name)}: {res.report.accuracy:.2%}**")
             fig = charts.confusion_figure(res.report.confusion, res.classes, height=420)
             st.plotly_chart(fig, key=f"compare_cm_{res.run.id}_{column is left}", config={"displayModeBar": False})
     a_only, b_only = charts.disagreements(a.labels, a.preds, b.preds)
