@@ -170,6 +170,7 @@ def test_the_live_curve_draws_the_points_in_epochs_under_the_epoch_curves() -> N
     assert names.count("training, every second") == 1
     (steps,) = [t for t in fig.data if t.name == "training, every second"]
     assert list(steps.x) == [s / 10 for s in range(1, 16)] and steps.xaxis == "x" and steps.yaxis == "y"
+    assert steps.legendgroup == "train" and steps.showlegend is False  # toggled with the training curve
     assert "validation" in names  # the per-epoch validation accuracy is still there
     assert fig.layout.xaxis.range[1] >= 1.5
     early = learning.live_curves_figure([], POINTS[:3])  # before the first epoch: a curve already

@@ -48,6 +48,8 @@ def live_curves_figure(
                 y=[p["loss"] for p in points],
                 mode="lines",
                 name="training, every second",
+                legendgroup="train",  # shown and hidden with the per-epoch training curve, no legend entry of its
+                showlegend=False,  # own (a third entry would wrap the legend over the subplot's title)
                 line={"color": TRAIN_COLOR, "width": 1},
                 opacity=0.55,
                 hovertemplate="%{y:.4f}",
@@ -88,8 +90,8 @@ def _digit_html(uri: str | None, truth: str, pred: str, prob: float, right: bool
         f'<figure class="vd-watch-digit {"vd-right" if right else "vd-wrong"}" aria-label="{escape(label)}" '
         f'style="margin:0;text-align:center;min-width:0">{image}'
         f'<figcaption style="color:{color};line-height:1.15;margin-top:0.2em;overflow-wrap:anywhere">'
-        f'{mark} <b>{escape(pred)}</b> <span style="opacity:0.85">{escape(percent_text(prob))}</span>'
-        "</figcaption></figure>"
+        f'<span style="white-space:nowrap">{mark} <b>{escape(pred)}</b></span> '
+        f'<span style="white-space:nowrap;opacity:0.85">{escape(percent_text(prob))}</span></figcaption></figure>'
     )
 
 
