@@ -4,7 +4,9 @@ shared sidebar) runs in this process against a private registry, with the worker
 from __future__ import annotations
 
 import html
+import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -14,13 +16,14 @@ from streamlit.testing.v1 import AppTest
 
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
-from vitdemo.data import load_dataset
+from vitdemo.data import load_dataset, load_raw
 from vitdemo.evaluate import score_model
-from vitdemo.runs import people, queue, worker
+from vitdemo.runs import people, points, queue, worker
 from vitdemo.runs.people import CLI, NotAllowed
 from vitdemo.runs.store import Registry, Run
 from vitdemo.train import train
-from vitdemo.views import forms
+from vitdemo.views import forms, learning
+from vitdemo.watch import WatchRow, choose_digits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 90  # the Evaluate page classifies 10,000 test images on a busy CPU
@@ -168,6 +171,42 @@ def test_train_page_shows_progress_and_cancels(env: Registry, worker_starts) -> 
     assert "Cancelling: the run stops within a second or two." in texts(at, "caption")
 
 
+def _watch(labels: list[int], preds: list[int], *, calibrated: bool = False, step: int = 40) -> dict:
+    indices = choose_digits(load_raw("mnist", train=False).labels.numpy())
+    row = WatchRow(tuple(indices), tuple(labels), tuple(preds), (0.5,) * 10, step, step / 40, calibrated)
+    return row.to_dict()
+
+
+def _digits(at: AppTest) -> list[str]:
+    """The watched images' labels as the page shows them (aria-label of each)."""
+    return [label for h in at.get("html") for label in re.findall(r'class="vd-watch-digit[^"]*" aria-label="([^"]+)"',
+                                                                   h.proto.body)]  # fmt: skip
+
+
+def test_train_page_shows_the_loss_every_second_and_the_watched_digits(env: Registry, worker_starts) -> None:
+    run_id = env.create_run(
+        name="live", kind="cnn", dataset="mnist", config=TrainConfig(epochs=3).to_dict(), status="running",
+        device="cpu", worker_pid=os.getpid(), heartbeat=time.time(),
+    )  # fmt: skip
+    for step in (1, 10, 20):
+        point = {"step": step, "epoch": 1, "at_epoch": step / 40, "loss": 2.0 / step, "lr": 1e-3, "elapsed_s": step}
+        progress = {"epoch": 1, "step": step, "total_steps": 120, "images_per_s": 900.0, "eta_s": 60.0}
+        points.add_point(env, run_id, point, progress={**progress, "points": step})
+    points.set_watch(env, run_id, _watch(list(range(10)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 4], step=20))
+    at = open_page("train")
+    assert learning.why_more_epochs() in texts(at, "caption")  # beside the presets
+    digits = _digits(at)
+    assert len(digits) == 10 and digits[9] == "a 9, read as 4 (50%)" and digits[0] == "a 0, read as 0 (50%)"
+    assert learning.watch_caption(WatchRow.from_dict(env.live().watches[run_id])) in texts(at, "caption")
+    (chart,) = at.get("plotly_chart")  # before the first epoch: the loss curve already
+    figure = json.loads(chart.proto.spec)
+    (steps,) = [t for t in figure["data"] if t.get("name") == "training, every second"]
+    assert steps["x"] == [1 / 40, 10 / 40, 20 / 40]
+    points.set_watch(env, run_id, _watch(list(range(10)), list(range(10)), step=40))  # the fragment's next look
+    at.run()
+    assert all(", read as " in d and d.split(", read as ")[0][2:] == d.split(", read as ")[1][0] for d in _digits(at))
+
+
 def test_train_page_marks_a_dead_workers_run_failed_and_shows_errors(env: Registry, worker_starts) -> None:
     orphan = env.create_run(
         name="orphan", kind="vit", dataset="mnist", config={}, status="running", worker_pid=None, heartbeat=None
@@ -186,8 +225,11 @@ def test_train_page_marks_a_dead_workers_run_failed_and_shows_errors(env: Regist
 
 
 def test_train_page_shows_a_finished_runs_result(env: Registry, shipped: Path, worker_starts) -> None:
-    finished_run(env, shipped)
+    run_id = finished_run(env, shipped)
+    points.set_watch(env, run_id, _watch(list(range(10)), list(range(10)), calibrated=True, step=80))
     at = open_page("train")
+    assert len(_digits(at)) == 10
+    assert any(text.startswith("After 2 epochs: 10 of 10 right; calibrated") for text in texts(at, "caption"))
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == "50.00%" and metrics["Macro F1"] == "0.4500"
     assert "Done: trained in 3.0 s on cpu." in texts(at, "success")

@@ -78,12 +78,14 @@ def test_train_a_quick_run_and_find_it_on_the_leaderboard(app_page: Any, app_env
 
     page.get_by_role("button", name="Start training").click()
     progress_seen: list[str] = []
+    watched_while_running = False  # the ten watched test digits, answered from the first step on
     deadline = time.monotonic() + 180
     done = page.get_by_text(re.compile(r"^Done: trained in .* on cpu\.$"))
     while time.monotonic() < deadline and done.count() == 0:
         for text in page.locator('[data-testid="stProgress"]').all_inner_texts():
             if "step" in text and text not in progress_seen:
                 progress_seen.append(text)
+                watched_while_running = watched_while_running or page.locator(".vd-watch-digit").count() == 10
         failed = page.get_by_text(re.compile(r"^Failed: "))
         if failed.count():
             log = Path(app_env["VITDEMO_HOME"]) / "worker-cpu.log"
@@ -93,6 +95,9 @@ def test_train_a_quick_run_and_find_it_on_the_leaderboard(app_page: Any, app_env
     assert progress_seen, "the progress bar never showed a training step"
     pattern = rf"epoch \d/{EPOCHS} · step \d+/{STEPS} · [\d,]+ images/s"
     assert re.search(pattern, " ".join(progress_seen)), progress_seen
+    assert watched_while_running, "the watched test digits never showed while the run trained"
+    assert page.locator(".vd-watch-digit").count() == 10  # the kept weights' answers, calibrated
+    assert page.get_by_text(re.compile(r"of 10 right; calibrated probabilities")).count() == 1
     accuracy = page.locator('[data-testid="stMetric"]').filter(has_text="Test accuracy")
     assert re.search(r"\d+\.\d\d%", accuracy.inner_text())
     # The loss and accuracy curves: the first Plotly chart a page shows waits for Plotly's script to load.

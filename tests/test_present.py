@@ -3,9 +3,12 @@ history, the HTML bars and heat maps."""
 
 from __future__ import annotations
 
+import html
 import io
+import os
 import re
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +17,13 @@ from browser import DIGIT_STROKES, stroke_image
 from PIL import Image
 from test_app_draw import FakeCanvas, predictions, run_app
 
+from vitdemo.config import TrainConfig
+from vitdemo.runs import points
+from vitdemo.runs.store import Registry
 from vitdemo.views import display, join
 from vitdemo.views.colors import colorscale
 from vitdemo.views.sketch import MAX_GALLERY, MAX_STEPS, Drawing, Sketchbook, decode_png, encode_png
+from vitdemo.watch import WatchRow
 
 PRESENT = "pages/present.py"
 
@@ -226,6 +233,32 @@ def test_present_join_panel_shows_the_address_and_hides(draw_env: Path) -> None:
     at.button(key="present_join").click()
     at = run_app(FakeCanvas(), at)
     assert 'class="vd-join-url"' in _html(at)
+
+
+def test_present_shows_the_run_training_now_and_hides_it(draw_env: Path) -> None:
+    at = _present(FakeCanvas())
+    assert 'class="vd-watch"' not in _html(at) and not [b for b in at.button if b.key == "present_learn"]
+    reg = Registry(draw_env)
+    name = "**ours** [x](y)"  # anyone's text: shown as typed
+    run_id = reg.create_run(
+        name=name, kind="vit", dataset="mnist", config=TrainConfig(epochs=3).to_dict(), status="running",
+        device="cpu", worker_pid=os.getpid(), heartbeat=time.time(), started_at=time.time(),
+        progress={"epoch": 2, "step": 50, "total_steps": 120, "loss": 0.4321},
+    )  # fmt: skip
+    at = run_app(FakeCanvas(), at)  # the strip's fragment: one live query, before any answers
+    assert 'class="vd-watch"' not in _html(at)
+    row = WatchRow(tuple(range(10)), tuple(range(10)), tuple(range(10)), (0.9,) * 10, step=50, epoch=1.25)
+    points.set_watch(reg, run_id, row.to_dict())
+    at = run_app(FakeCanvas(), at)
+    assert _html(at).count('class="vd-watch-digit vd-right"') == 10
+    line = f"Training now: #{run_id} {name} · epoch 2/3 · loss 0.432 · 10 of 10 right"
+    assert line in [html.unescape(c.value) for c in at.caption]
+    at.button(key="present_learn").click()
+    at = run_app(FakeCanvas(), at)
+    assert 'class="vd-watch"' not in _html(at) and at.button(key="present_learn").label == "Watch it learn"
+    at.button(key="present_learn").click()
+    at = run_app(FakeCanvas(), at)
+    assert 'class="vd-watch"' in _html(at)
 
 
 def test_a_drawing_follows_from_draw_to_present(draw_env: Path, mnist_checkpoints: Path) -> None:

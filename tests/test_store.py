@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from vitdemo.config import TrainConfig
+from vitdemo.runs import points, schema
 from vitdemo.runs.dbfile import RegistryBusy, RegistryDamaged
 from vitdemo.runs.store import IllegalTransition, Registry, RunNotFound
 
@@ -30,7 +31,10 @@ def _queued(reg: Registry, name: str = "run", **fields) -> int:
 
 def test_store_and_charts_import_without_torch() -> None:
     """Tables and figures, the store, the queue and the worker loop: none of them loads torch."""
-    modules = "vitdemo.views.charts, vitdemo.runs.store, vitdemo.runs.queue, vitdemo.runs.worker, vitdemo.cli"
+    modules = (
+        "vitdemo.views.charts, vitdemo.runs.store, vitdemo.runs.queue, vitdemo.runs.worker, vitdemo.cli, "
+        "vitdemo.runs.points, vitdemo.views.learning, vitdemo.watch"
+    )
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -173,6 +177,48 @@ def test_delete_removes_the_run_its_epochs_and_its_checkpoint(reg: Registry, tmp
     assert outside.exists()
 
 
+def _point(step: int) -> dict[str, float]:
+    return {"step": step, "epoch": 1, "at_epoch": step / 100, "loss": 1.0 / step, "lr": 1e-3, "elapsed_s": step}
+
+
+def test_points_are_thinned_past_the_cap_keeping_the_first_and_the_newest(reg: Registry) -> None:
+    run_id = _queued(reg, status="running")
+    held = [points.add_point(reg, run_id, _point(s), keep_at_most=10) for s in range(1, 12)]
+    assert held == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 6]  # the 11th point: every second one goes
+    assert [p["step"] for p in points.points(reg, run_id)] == [1, 3, 5, 7, 9, 11]
+    assert points.points(reg, run_id)[-1] == _point(11)
+    assert points.add_point(reg, run_id, {**_point(11), "loss": 9.0}, keep_at_most=10) == 6  # same step: replaced
+    assert points.points(reg, run_id)[-1]["loss"] == 9.0
+    other = _queued(reg, status="running")
+    assert points.points(reg, other) == [] and points.get_watch(reg, other) is None
+
+
+def test_a_point_and_its_progress_bump_the_change_counter_once_and_watches_not_at_all(reg: Registry) -> None:
+    """Every open page polls the counter: a training's second must rebuild them at most once."""
+    run_id = _queued(reg, status="running")
+    before = reg.live().version
+    points.add_point(reg, run_id, _point(1), progress={"step": 1, "total_steps": 10}, heartbeat=123.0)
+    run = reg.get_run(run_id)
+    assert reg.live().version == before + 1 and run.progress == {"step": 1, "total_steps": 10}
+    assert run.heartbeat == 123.0
+    points.set_watch(reg, run_id, {"preds": [1, 2]})
+    live = reg.live()
+    assert live.version == before + 1 and live.watches == {run_id: {"preds": [1, 2]}}  # read with the runs
+    points.add_point(reg, run_id, _point(2))  # a point alone changes no run: no bump
+    assert reg.live().version == before + 1 and reg.get_run(run_id).progress == {"step": 1, "total_steps": 10}
+
+
+def test_deleting_a_run_deletes_its_points_and_watched_images(reg: Registry) -> None:
+    run_id = _queued(reg, status="running")
+    points.add_point(reg, run_id, _point(1))
+    points.set_watch(reg, run_id, {"preds": [3]})
+    reg.transition(run_id, "cancelled")
+    reg.delete_run(run_id)
+    with sqlite3.connect(reg.db_path) as db:
+        for table in ("points", "watches"):
+            assert db.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()[0] == 0
+
+
 @pytest.mark.parametrize("status", ["queued", "running"])
 def test_active_runs_cannot_be_deleted(reg: Registry, status: str) -> None:
     run_id = _queued(reg, status=status)
@@ -292,3 +338,65 @@ def test_a_read_only_home_can_still_be_read(reg: Registry, tmp_path: Path) -> No
     assert lines[0] == "['readable']"
     assert lines[1].startswith("write refused: the run registry") and "could not be written" in lines[1]
     assert reg.get_run(run_id).error is None
+
+
+# -- a registry written before points and watches ---------------------------------------------------------------
+def classroom_registry(home: Path) -> Path:
+    """A registry as vitdemo wrote it before points and watches (owners, people, settings, the change counter):
+    a person's finished run with its epochs."""
+    home.mkdir(parents=True)
+    path = home / "registry.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(schema.RUNS_AND_EPOCHS + "".join(f"{s};\n" for s in schema.CLASSROOM_STATEMENTS))
+        db.execute("INSERT INTO people (token, name, created_at) VALUES ('t', 'Ana', 1)")
+        db.execute(
+            "INSERT INTO runs (name, kind, dataset, config, status, created_at, finished_at, owner, test_acc) "
+            "VALUES ('mine', 'vit', 'mnist', '{\"epochs\": 1}', 'done', 1, 2, 'person:1', 0.97)"
+        )
+        db.execute("INSERT INTO epochs (run_id, epoch, val_acc) VALUES (1, 1, 0.9)")
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+def test_a_registry_from_before_points_is_upgraded_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = classroom_registry(tmp_path / "home")
+    with sqlite3.connect(path) as db:
+        assert schema.needs_upgrade(db)
+    reg = Registry(tmp_path / "home")
+    (run,) = reg.list_runs()  # the first read upgrades the file
+    assert run.name == "mine" and run.owner == "person:1" and reg.epochs(run.id)[0]["val_acc"] == 0.9
+    with sqlite3.connect(path) as db:
+        assert not schema.needs_upgrade(db)
+        assert schema.has_table(db, "points") and schema.has_table(db, "watches")
+    new = _queued(reg, status="running")
+    points.add_point(reg, new, _point(1))
+    points.set_watch(reg, new, {"preds": [7]})
+    live = reg.live(None)
+    assert live.names == {"person:1": "Ana"} and live.watches == {new: {"preds": [7]}}
+    assert points.points(reg, new) == [_point(1)]
+
+
+def test_a_read_only_registry_from_before_points_still_has_its_live_view(tmp_path: Path) -> None:
+    path = classroom_registry(tmp_path / "home")
+    code = (
+        "import sys; from vitdemo.runs.store import Registry; from vitdemo.runs import points; "
+        "r = Registry(sys.argv[1]); live = r.live(None); "
+        "print(r.outdated, live.version, live.names, [x.name for x in live.runs], live.watches, "
+        "points.points(r, 1), points.get_watch(r, 1))"
+    )
+    cmd = [sys.executable, "-c", code, str(path.parent)]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all", *cmd]
+    path.chmod(0o444)
+    path.parent.chmod(0o555)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    except FileNotFoundError:
+        pytest.skip("setpriv is not installed (util-linux)")
+    finally:
+        path.parent.chmod(0o755)
+        path.chmod(0o644)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True 2 {'person:1': 'Ana'} ['mine'] {} [] None"

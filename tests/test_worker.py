@@ -16,10 +16,11 @@ import pytest
 
 from vitdemo.checkpoints import read_meta
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
-from vitdemo.runs import execute, queue, worker
+from vitdemo.runs import execute, points, queue, worker
 from vitdemo.runs.dbfile import RegistryUnavailable
 from vitdemo.runs.people import CLI
 from vitdemo.runs.store import Registry, Run
+from vitdemo.watch import WatchRow
 
 TINY = TrainConfig(
     model=CNNConfig(width=4, depth=1), epochs=1, batch_size=100, train_subset=300, val_size=200, device="cpu"
@@ -304,3 +305,18 @@ def test_a_finished_run_is_calibrated_on_its_validation_split(reg: Registry, dat
     meta = read_meta(reg.get_run(run.id).checkpoint)
     assert meta.temperature != 1.0 and 0.05 < meta.temperature < 1.0
     assert meta.metrics["kept"] == TINY.keep
+
+
+def test_a_run_records_its_loss_points_and_its_watched_images(reg: Registry, data_dir: Path) -> None:
+    """While it trains a run writes loss points (from its first step to its last) and its answers on the ten
+    watched test images; when it is done, those of the weights it keeps, calibrated."""
+    run = reg.get_run(queue.start_run(reg, TINY, os.getpid()))
+    assert execute.execute_run(reg, run, data_dir=str(data_dir)) is not None
+    done = reg.get_run(run.id)
+    got = points.points(reg, run.id)
+    assert got[0]["step"] == 1 and got[-1]["step"] == 3 and got[-1]["at_epoch"] == 1.0  # 3 steps: 300 / 100
+    assert done.progress["points"] == len(got) and all(p["loss"] > 0 for p in got)
+    row = WatchRow.from_dict(reg.live().watches[run.id])
+    assert row == WatchRow.from_dict(points.get_watch(reg, run.id))
+    assert row.labels == tuple(range(10)) and row.calibrated and row.step == 3 and row.epoch == 1
+    assert all(0.1 <= p <= 1 for p in row.probs)

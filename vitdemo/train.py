@@ -65,6 +65,11 @@ class Callback:
     def on_step(self, info: StepInfo) -> None:
         pass
 
+    def on_step_weights(self, info: StepInfo, model: nn.Module) -> None:
+        """The model right after step `info.step` (on the training device, in training mode): read it only. A
+        forward pass must leave it as found: its modes, its gradients and torch's random state
+        (vitdemo.watch.predict_row does)."""
+
     def on_epoch(self, info: EpochInfo) -> None:
         pass
 
@@ -286,7 +291,7 @@ class Progress:
     def images_per_s(self) -> float:
         return self.seen / max(self.elapsed(), 1e-9)
 
-    def on_step(self, epoch: int, loss: Tensor, lr: float, n: int) -> None:
+    def on_step(self, epoch: int, loss: Tensor, lr: float, n: int, model: nn.Module | None = None) -> None:
         self.step += 1
         self.seen += n
         if not self.callbacks:
@@ -296,6 +301,9 @@ class Progress:
         info = StepInfo(epoch, self.step, self.total_steps, loss.item(), lr, self.images_per_s(), eta, elapsed)
         for cb in self.callbacks:
             cb.on_step(info)
+        if model is not None:
+            for cb in self.callbacks:
+                cb.on_step_weights(info, model)
 
     def on_epoch(self, info: EpochInfo, model: nn.Module) -> None:
         for cb in self.callbacks:
@@ -362,7 +370,7 @@ def run_epoch(
         n_epoch += len(labels)
         loss_sum += loss * len(labels)
         correct += (logits.argmax(1) == labels).sum()
-        progress.on_step(epoch, loss, lr, len(labels))
+        progress.on_step(epoch, loss, lr, len(labels), learner.model)
     return (loss_sum / max(n_epoch, 1)).item(), correct.item() / max(n_epoch, 1), lr
 
 

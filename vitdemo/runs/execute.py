@@ -7,6 +7,7 @@ foreground. This module imports torch; the worker does not.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -16,38 +17,111 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from vitdemo.calibration import fit_temperature
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits
 from vitdemo.evaluate import Scores, predict_logits, score_model
+from vitdemo.runs import points
+from vitdemo.runs.points import MAX_POINTS
 from vitdemo.runs.queue import best_effort, mark_failed
 from vitdemo.runs.store import Registry, Run
 from vitdemo.train import Callback, EpochInfo, StepInfo, TrainResult, load_data, train
+from vitdemo.watch import Watcher, WatchRow
 
 PROGRESS_EVERY_S = 0.5  # how often a training writes its progress (and checks for cancel between steps)
 PARENT_POLL_S = 0.5  # how often a worker's child checks that its worker is still alive
+POINT_EVERY_S = 1.0  # a loss point at least this often (seconds of training), until a long run's are thinned
 
 
 class RegistryCallback(Callback):
-    """Streams a run's progress into the registry, at most every PROGRESS_EVERY_S seconds per step."""
+    """Streams a run's progress into the registry: its latest step at most every PROGRESS_EVERY_S seconds, and a
+    loss point (the mean loss of the steps since the previous one) every `point_every_s` seconds of training, in
+    the same write. Past `keep_points` the registry drops every second point (vitdemo.runs.points.add_point), and
+    the points then come half as often, so a long run's curve stays evenly spaced."""
 
-    def __init__(self, registry: Registry, run_id: int) -> None:
+    def __init__(
+        self, registry: Registry, run_id: int, *, point_every_s: float = POINT_EVERY_S, keep_points: int = MAX_POINTS
+    ) -> None:
         self.registry, self.run_id, self._last = registry, run_id, 0.0
+        self.point_every_s, self.keep_points = point_every_s, keep_points
+        self._steps_per_epoch = 0.0
+        self._point_at = -math.inf  # training time of the last point
+        self._loss_sum, self._loss_n = 0.0, 0  # the steps since then
+        self._held = 0  # the run's points after the last write
+        self._written = 0  # points written: progress["points"], so a page redraws the curve only when it moves
 
     def on_train_start(self, config: TrainConfig, total_steps: int, num_params: int, device: str) -> None:
+        self._steps_per_epoch = total_steps / max(config.epochs, 1)
         self.registry.update_run(self.run_id, device=device, num_params=num_params, heartbeat=time.time())
 
     def on_step(self, info: StepInfo) -> None:
         now = time.time()
-        if now - self._last >= PROGRESS_EVERY_S or info.step == info.total_steps:
+        self._loss_sum, self._loss_n = self._loss_sum + info.loss, self._loss_n + 1
+        if info.elapsed_s - self._point_at >= self.point_every_s or info.step == info.total_steps:
+            self._add_point(info, now)
+        elif now - self._last >= PROGRESS_EVERY_S:
             self._last = now
-            best_effort(lambda: self.registry.update_run(self.run_id, progress=info.__dict__, heartbeat=now), None)
+            best_effort(
+                lambda: self.registry.update_run(self.run_id, progress=self._progress(info), heartbeat=now), None
+            )
+
+    def _progress(self, info: StepInfo) -> dict[str, float]:
+        return {**info.__dict__, "points": self._written}
+
+    def _add_point(self, info: StepInfo, now: float) -> None:
+        at_epoch = info.step / self._steps_per_epoch if self._steps_per_epoch else float(info.epoch)
+        point = {"step": info.step, "epoch": info.epoch, "at_epoch": at_epoch, "loss": self._loss_sum / self._loss_n,
+                 "lr": info.lr, "elapsed_s": info.elapsed_s}  # fmt: skip
+        self._point_at, self._last, self._loss_sum, self._loss_n = info.elapsed_s, now, 0.0, 0
+        self._written += 1
+        progress = self._progress(info)
+        held = best_effort(
+            lambda: points.add_point(
+                self.registry, self.run_id, point, progress=progress, heartbeat=now, keep_at_most=self.keep_points
+            ),
+            None,
+        )
+        if held is not None:
+            if held < self._held:  # thinned: half as many points, so half as often from now on
+                self.point_every_s *= 2
+            self._held = held
 
     def on_epoch(self, info: EpochInfo) -> None:
         self.registry.add_epoch(self.run_id, info.to_dict())
         self.registry.update_run(self.run_id, heartbeat=time.time())
+
+
+class WatchCallback(Callback):
+    """The run's answers on its watched test images (vitdemo.watch) into the registry, every WATCH_EVERY_S
+    seconds of training and after every epoch; `finish` stores the kept model's calibrated answers."""
+
+    def __init__(self, registry: Registry, run_id: int, watcher: Watcher) -> None:
+        self.registry, self.run_id, self.watcher = registry, run_id, watcher
+        self._steps_per_epoch, self._step = 0.0, 0
+
+    def on_train_start(self, config: TrainConfig, total_steps: int, num_params: int, device: str) -> None:
+        self._steps_per_epoch = total_steps / max(config.epochs, 1)
+
+    def on_step_weights(self, info: StepInfo, model: nn.Module) -> None:
+        self._step = info.step
+        if self.watcher.due(info.elapsed_s):
+            epoch = info.step / self._steps_per_epoch if self._steps_per_epoch else float(info.epoch)
+            self._store(self.watcher.look(model, step=info.step, epoch=epoch, elapsed_s=info.elapsed_s))
+
+    def on_epoch_weights(self, info: EpochInfo, model: nn.Module) -> None:
+        self._store(self.watcher.look(model, step=self._step, epoch=info.epoch, elapsed_s=info.elapsed_s))
+
+    def finish(self, model: nn.Module, epoch: int, temperature: float) -> None:
+        """The answers of the weights the run keeps (those of `epoch`), with its calibration temperature: as the
+        app will show them."""
+        step = round(epoch * self._steps_per_epoch) or self._step
+        self._store(self.watcher.look(model, step=step, epoch=epoch, elapsed_s=0.0, temperature=temperature))
+
+    def _store(self, row: WatchRow) -> None:
+        best_effort(lambda: points.set_watch(self.registry, self.run_id, row.to_dict()), None)
 
 
 def _throttled(check: Callable[[], bool], every_s: float) -> Callable[[], bool]:
@@ -87,7 +161,7 @@ def _temperature(result: TrainResult, data: DatasetSplits) -> float:
 
 
 def _save(
-    registry: Registry, run: Run, config: TrainConfig, result: TrainResult, scores: Scores, data: DatasetSplits
+    registry: Registry, run: Run, config: TrainConfig, result: TrainResult, scores: Scores, temperature: float
 ) -> Path:
     metrics = {
         "val_acc": result.val_acc,
@@ -107,7 +181,7 @@ def _save(
         metrics=metrics,
         train_config=config.to_dict(),
         name=run.name,
-        temperature=_temperature(result, data),
+        temperature=temperature,
     )
     return save_checkpoint(registry.checkpoint_dir / f"run-{run.id}.safetensors", result.model, meta)
 
@@ -131,16 +205,18 @@ def execute_run(
         should_stop = _throttled(
             lambda: best_effort(lambda: registry.cancel_requested(run.id), False), PROGRESS_EVERY_S
         )
-        result = train(
-            config, (RegistryCallback(registry, run.id), *extra_callbacks), data=data, should_stop=should_stop
-        )
+        watch = WatchCallback(registry, run.id, Watcher(data.test, data.mean, data.std, num_classes=len(data.classes)))
+        callbacks = (RegistryCallback(registry, run.id), watch, *extra_callbacks)
+        result = train(config, callbacks, data=data, should_stop=should_stop)
         if result.cancelled:
             registry.transition(
                 run.id, "cancelled", only_from=("running",), finished_at=time.time(), train_time_s=result.train_time_s
             )
             return result
         scores = _score_test(result, data, config)
-        path = _save(registry, run, config, result, scores, data)
+        temperature = _temperature(result, data)
+        path = _save(registry, run, config, result, scores, temperature)
+        watch.finish(result.model, result.best_epoch, temperature)
         registry.update_run(
             run.id,
             status="done",

@@ -1,8 +1,9 @@
-"""The registry's tables, and the upgrade of a registry written before owners, people and class settings.
+"""The registry's tables, and the upgrade of a registry written before owners, people and class settings, or
+before training runs reported their loss every second and their ten watched test images.
 
-A new file gets `SCHEMA` at once. An older one (runs and epochs only) is upgraded by its first write, inside
-that write's transaction (`upgrade`): its runs are kept, each gets an owner (shipped baselines `shipped`, the
-rest `earlier`), and the new tables and triggers are added. Every statement is idempotent, so two processes
+A new file gets `SCHEMA` at once. An older one (runs and epochs only, or without `points` and `watches`) is
+upgraded by its first write, inside that write's transaction (`upgrade`): its runs are kept, each gets an owner
+(shipped baselines `shipped`, the rest `earlier`), and the new tables and triggers are added. Every statement is idempotent, so two processes
 upgrading at once, or a crash halfway, leave a correct file. No torch here.
 """
 
@@ -74,7 +75,28 @@ CLASSROOM_STATEMENTS: tuple[str, ...] = (
         for event in ("INSERT", "UPDATE", "DELETE")
     ),
 )
-SCHEMA = RUNS_AND_EPOCHS + "".join(f"{s};\n" for s in CLASSROOM_STATEMENTS)
+# Added by the "watch it learn" upgrade. No triggers on purpose: a training writes its points in the same
+# transaction as its progress (one `runs` update, which bumps `changes` once), and its watched images every few
+# seconds while that progress already bumps the counter twice a second; a page reads both with the run.
+LEARNING_STATEMENTS: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS points (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step INTEGER NOT NULL,             -- global, 1-based
+        epoch INTEGER NOT NULL,            -- 1-based
+        at_epoch REAL NOT NULL,            -- epochs of training done at this step: 1.5 is half-way through epoch 2
+        loss REAL,                         -- mean training loss of the steps since the previous point
+        lr REAL,
+        elapsed_s REAL,
+        PRIMARY KEY (run_id, step)
+    )""",
+    """CREATE TABLE IF NOT EXISTS watches (
+        run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        data TEXT NOT NULL,                -- the ten watched test images' answers as JSON (vitdemo.watch.WatchRow)
+        updated_at REAL NOT NULL
+    )""",
+)
+NEW_TABLES = frozenset({"people", "settings", "changes", "points", "watches"})
+SCHEMA = RUNS_AND_EPOCHS + "".join(f"{s};\n" for s in CLASSROOM_STATEMENTS + LEARNING_STATEMENTS)
 TRIGGER_COUNT = 9
 
 
@@ -82,15 +104,19 @@ def _tables(db: sqlite3.Connection) -> set[str]:
     return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
 
 
+def has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
 def needs_upgrade(db: sqlite3.Connection) -> bool:
-    """True for a vitdemo registry written before owners and people (a file without a runs table is not ours:
+    """True for a vitdemo registry written before owners and people, or before points and watches (a file without a runs table is not ours:
     it is left alone, and refused as damaged where it is used)."""
     names = _tables(db)
     if "runs" not in names:
         return False
     owner = any(r[1] == "owner" for r in db.execute("PRAGMA table_info(runs)"))
     triggers = sum(n.endswith(("_insert", "_update", "_delete")) for n in names)
-    return not owner or not {"people", "settings", "changes"} <= names or triggers < TRIGGER_COUNT
+    return not owner or not NEW_TABLES.issubset(names) or triggers < TRIGGER_COUNT
 
 
 def upgrade(db: sqlite3.Connection) -> None:
@@ -100,5 +126,5 @@ def upgrade(db: sqlite3.Connection) -> None:
     if not any(r[1] == "owner" for r in db.execute("PRAGMA table_info(runs)")):
         db.execute(f"ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '{EARLIER_OWNER}'")
         db.execute("UPDATE runs SET owner = ? WHERE baseline = 1", (SHIPPED_OWNER,))
-    for statement in CLASSROOM_STATEMENTS:
+    for statement in CLASSROOM_STATEMENTS + LEARNING_STATEMENTS:
         db.execute(statement)

@@ -287,7 +287,7 @@ class Registry:
         return added
 
     def delete_run(self, run_id: int, *, owner: str | None = None) -> bool:
-        """Remove a run, its epochs and its checkpoint file (only if it is `owner`'s, when given: the check and
+        """Remove a run, its epochs, points and watched images (ON DELETE CASCADE) and its checkpoint file (only if it is `owner`'s, when given: the check and
         the delete are one statement). Shipped baselines and active runs cannot be deleted (ValueError).
         Who may delete what is decided by `vitdemo.runs.queue.delete_run`. False when nothing was deleted."""
         run = self.get_run(run_id)
@@ -356,17 +356,24 @@ class Registry:
 
     def live(self, owner: str | None = None) -> LiveRuns:
         """What a live panel shows, in ONE query: the change counter, the pause, every queued and running run with
-        its owner's name, and `owner`'s latest ended run (anyone's for None). Cheap enough for every open page
-        every second."""
+        its owner's name and its watched images, and `owner`'s latest ended run (anyone's for None). Cheap enough
+        for every open page every second."""
+        query = _LIVE_QUERY
         if self.outdated:
-            return LiveRuns(None, False, [r for r in self.list_runs() if r.active], {})
+            with self._file.read() as db:
+                classroom = schema.has_table(db, "changes") and schema.has_table(db, "people")
+            if not classroom:
+                return LiveRuns(None, False, [r for r in self.list_runs() if r.active], {})
+            query = _LIVE_QUERY_NO_WATCHES  # a read-only registry older than watches
         with self._file.read() as db:
-            rows = db.execute(_LIVE_QUERY, (owner,)).fetchall()
+            rows = db.execute(query, (owner,)).fetchall()
         version = int(rows[0]["_version"]) if rows and rows[0]["_version"] is not None else None
         paused = bool(rows) and rows[0]["_paused"] == "1"
-        runs = [Run.from_row(r) for r in rows if r["id"] is not None]
-        names = {r["owner"]: r["_owner_name"] for r in rows if r["id"] is not None and r["_owner_name"] is not None}
-        return LiveRuns(version, paused, runs, names)
+        rows = [r for r in rows if r["id"] is not None]
+        runs = [Run.from_row(r) for r in rows]
+        names = {r["owner"]: r["_owner_name"] for r in rows if r["_owner_name"] is not None}
+        watches = {int(r["id"]): json.loads(r["_watch"]) for r in rows if r["_watch"]}
+        return LiveRuns(version, paused, runs, names, watches)
 
     def get_setting(self, key: str) -> str | None:
         if self.outdated:
@@ -394,23 +401,26 @@ class LiveRuns:
     paused: bool  # the teacher holds the queue
     runs: list[Run]  # queued and running runs by id, and the asker's latest ended run
     names: dict[str, str]  # owner -> display name, for the people who own these runs
+    watches: dict[int, dict[str, Any]] = field(default_factory=dict)  # run id -> its watched images' answers
 
     @property
     def active(self) -> list[Run]:
         return [r for r in self.runs if r.active]
 
 
-_LIVE_QUERY = f"""
+_LIVE_TEMPLATE = f"""
 SELECT c.version AS _version, (SELECT value FROM settings WHERE key = '{PAUSED_KEY}') AS _paused,
-       p.name AS _owner_name, r.*
+       p.name AS _owner_name, {{watch}} AS _watch, r.*
 FROM changes AS c
 LEFT JOIN runs AS r ON r.status IN ('queued', 'running') OR r.id = (
     SELECT id FROM runs WHERE (?1 IS NULL OR owner = ?1) AND baseline = 0 AND status IN ('done', 'failed', 'cancelled')
     ORDER BY finished_at DESC, id DESC LIMIT 1)
-LEFT JOIN people AS p ON r.owner = 'person:' || p.id
+LEFT JOIN people AS p ON r.owner = 'person:' || p.id {{join}}
 WHERE c.id = 1
 ORDER BY r.id
 """
+_LIVE_QUERY = _LIVE_TEMPLATE.format(watch="w.data", join="LEFT JOIN watches AS w ON w.run_id = r.id")
+_LIVE_QUERY_NO_WATCHES = _LIVE_TEMPLATE.format(watch="NULL", join="")
 
 
 def _insert_run(db: sqlite3.Connection, fields: dict[str, Any], status: str) -> int:

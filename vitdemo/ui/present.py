@@ -1,5 +1,6 @@
 """The Present page's widgets: one screen for a projector (the canvas, both answers with their probability bars
-and both explanations, no scrolling) and the join panel that brings the students' devices in."""
+and both explanations, no scrolling), the join panel that brings the students' devices in and, while a run
+trains, the "watch it learn" strip (its ten watched test images and its latest loss)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import numpy as np
 import streamlit as st
 
 from vitdemo.inference import Analysis, Prediction
-from vitdemo.views import display, join
+from vitdemo.runs.dbfile import RegistryError
+from vitdemo.ui.shell import registry, stop_on_failure
+from vitdemo.ui.watching import watch_row
+from vitdemo.views import display, join, learning
+from vitdemo.views.charts import literal_markdown
 from vitdemo.views.colors import overlay
 from vitdemo.views.names import EXPLANATIONS, KINDS
+from vitdemo.watch import WatchRow
 
 _SHOW_JOIN = "vd_show_join"
+_SHOW_LEARN = "vd_show_learn"
+LEARN_EVERY_S = 2.0  # the strip's refresh: one live query, even while no run trains
 MAP_PX = 280  # the overlays' own size; CSS scales them to the screen
 
 # Sizes are in --vd-u: 1% of the height of the largest 16:9 screen that fits the window, so 1280x720 and
@@ -89,9 +97,14 @@ def _lan_address() -> str:
 
 
 def join_panel() -> None:
-    """The address students open, as text and as a QR code; hidden with the Join button."""
-    if not st.session_state.get(_SHOW_JOIN, True):
-        return
+    """The address students open, as text and as a QR code (hidden with the Join button); then, while a run
+    trains, the "watch it learn" strip."""
+    if st.session_state.get(_SHOW_JOIN, True):
+        _join()
+    learn_strip()
+
+
+def _join() -> None:
     url = join.join_url(_lan_address(), int(st.get_option("server.port")), st.get_option("server.baseUrlPath") or "")
     st.markdown(  # markdown, not st.html: st.html's sanitizer drops the SVG
         f'<div class="vd-join"><div class="vd-join-qr">{join.qr_svg(url)}</div>'
@@ -102,6 +115,40 @@ def join_panel() -> None:
     warning = join.bind_warning(st.get_option("server.address"))
     if warning:
         st.warning(warning, icon=":material/wifi_off:")
+
+
+def learn_strip() -> None:
+    """While a run trains: its name, epoch and latest loss, and its answers on the ten watched test images,
+    refreshed every LEARN_EVERY_S seconds in a fragment; hidden and shown again with its own button. Nothing
+    while no run trains (one live query every LEARN_EVERY_S seconds)."""
+    st.fragment(_learn_strip, run_every=LEARN_EVERY_S)()
+
+
+def _toggle_learn() -> None:
+    st.session_state[_SHOW_LEARN] = not st.session_state.get(_SHOW_LEARN, True)
+
+
+def _learn_strip() -> None:
+    with stop_on_failure():  # a fragment reruns on its own, outside the page's guard
+        try:
+            live = registry().live("")  # "": nobody's latest ended run, only the active ones
+        except RegistryError:  # busy or damaged: the projector shows no error for a strip it can do without
+            return
+        running = [r for r in live.active if r.status == "running"]
+        if not running:
+            return
+        run = max(running, key=lambda r: (r.started_at or 0.0, r.id))  # the newest
+        shown = st.session_state.get(_SHOW_LEARN, True)
+        with st.container(key="vd_learn"):
+            text, button = st.columns([4, 1], vertical_alignment="center")
+            label = "Hide" if shown else "Watch it learn"
+            button.button(label, key="present_learn", on_click=_toggle_learn, type="tertiary",
+                          icon=":material/model_training:", help="Show or hide the run training now")  # fmt: skip
+            if shown:
+                watched = live.watches.get(run.id)
+                row = WatchRow.from_dict(watched)
+                text.caption(literal_markdown(learning.strip_text(run, row)))
+                watch_row(run, watched, font_size="calc(1.9 * var(--vd-u, 7.2px))", caption=False)
 
 
 def model_panel(kind: str, prediction: Prediction | None, analysis: Analysis | None, problem: str | None) -> None:

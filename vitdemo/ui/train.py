@@ -19,13 +19,14 @@ import torch
 
 from vitdemo import classroom
 from vitdemo.config import SCHEDULES, ConfigError, TrainConfig
-from vitdemo.runs import queue, worker
+from vitdemo.runs import points, queue, worker
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.people import OWNER_LABELS, Actor, NotAllowed
 from vitdemo.runs.store import LiveRuns, Registry, Run
 from vitdemo.ui import people
 from vitdemo.ui.shell import data_dir, registry, stop_on_failure
-from vitdemo.views import charts, forms
+from vitdemo.ui.watching import watch_row
+from vitdemo.views import charts, forms, learning
 from vitdemo.views.messages import hide_folders
 from vitdemo.views.names import DATASETS, KINDS
 
@@ -97,6 +98,7 @@ def preset_buttons() -> None:
             f"Preset: {name}", key=f"preset_{name.replace(' ', '_')}", on_click=_apply_preset, args=(name,),
             help=PRESET_HELP.get(name), width="stretch",
         )  # fmt: skip
+    st.caption(learning.why_more_epochs())
 
 
 def device_label(device: str, devices: list[str]) -> str:
@@ -312,7 +314,7 @@ def _live_view() -> None:
         latest = [r for r in live.runs if not r.active]
         if latest:
             st.markdown("#### Your latest result")
-            run_panel(reg, latest[-1])
+            run_panel(reg, latest[-1], live.watches.get(latest[-1].id))
 
 
 QUEUE_COLUMNS = {
@@ -344,7 +346,7 @@ def _your_runs(reg: Registry, live: LiveRuns, actor: Actor | None) -> None:
     places = charts.queue_places(live.active)
     for run in sorted(mine, key=lambda r: r.id):
         if run.status == "running":
-            run_panel(reg, run)
+            run_panel(reg, run, live.watches.get(run.id))
             continue
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
         c1.markdown(f"{charts.literal_markdown(charts.run_title(run))}: **{_ordinal(places.get(run.id, 0))} in line**")
@@ -366,11 +368,13 @@ def _teacher_cancel(live: LiveRuns) -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _curves(home: str, run_id: int, epochs_done: int):
-    """A run's curves, built once per new epoch for every session (the figure is read, never changed)."""
-    del epochs_done  # part of the cache key only
-    epochs = registry().epochs(run_id)
-    return charts.curves_figure(epochs, stacked=True) if epochs else None
+def _curves(home: str, run_id: int, epochs_done: int, points_written: int):
+    """A run's curves, built once per new epoch or loss point for every session (the figure is read, never
+    changed): two small reads, only when the run's progress says something new was written."""
+    del epochs_done, points_written  # part of the cache key only
+    reg = registry()
+    epochs, pts = reg.epochs(run_id), points.points(reg, run_id)
+    return learning.live_curves_figure(epochs, pts) if epochs or pts else None
 
 
 def _run_status(run: Run) -> None:
@@ -399,13 +403,16 @@ def _run_status(run: Run) -> None:
         st.warning(f"Cancelled after {run.epochs_done} of {run.epochs} epochs.", icon=":material/stop_circle:")
 
 
-def run_panel(reg: Registry, run: Run) -> None:
-    """One run: its status, then its loss and accuracy curves."""
+def run_panel(reg: Registry, run: Run, watch: dict | None = None) -> None:
+    """One run: its status, its answers on the watched test images (`watch`, from the live query), then its
+    loss (every second or so) and accuracy (every epoch) curves."""
     with st.container(border=True):
         st.markdown(f"**{charts.literal_markdown(charts.run_title(run))}**")
         _run_status(run)
-        fig = _curves(str(reg.home), run.id, run.epochs_done) if run.epochs_done else None
+        watch_row(run, watch)
+        written = int((run.progress or {}).get("points") or 0)
+        fig = _curves(str(reg.home), run.id, run.epochs_done, written) if run.epochs_done or written else None
         if fig is not None:
             st.plotly_chart(fig, key=f"curves_{run.id}", config={"displayModeBar": False})
         elif run.status == "running":
-            st.caption("The loss and accuracy curves appear after the first epoch.")
+            st.caption("The loss curve appears after the first second of training.")
