@@ -97,11 +97,9 @@ def _lan_address() -> str:
 
 
 def join_panel() -> None:
-    """The address students open, as text and as a QR code (hidden with the Join button); then, while a run
-    trains, the "watch it learn" strip."""
+    """The address students open, as text and as a QR code (hidden with the Join button)."""
     if st.session_state.get(_SHOW_JOIN, True):
         _join()
-    learn_strip()
 
 
 def _join() -> None:
