@@ -10,6 +10,7 @@ import pandas as pd
 
 from vitdemo.classset import Answer, Submission, fooled
 from vitdemo.classset_scores import ClassScore
+from vitdemo.runs.schema import HOME_OWNER
 from vitdemo.views.names import KINDS, kind_name
 
 GALLERIES = {  # gallery key -> (its title, the model kinds a drawing must have fooled; () = every drawing)
@@ -52,8 +53,10 @@ def galleries(subs: Sequence[Submission]) -> dict[str, list[Submission]]:
 
 
 def caption(sub: Submission) -> str:
-    """'#12 · a 7 by Ana' (plain text: pass it through literal_markdown for markdown)."""
-    return f"#{sub.id} · a {sub.label} by {sub.who}"
+    """'#12 · a 7 by Ana', or '#12 · a 7' where nobody gives names (home); plain text: pass it through
+    literal_markdown for markdown."""
+    by = "" if sub.owner == HOME_OWNER else f" by {sub.who}"
+    return f"#{sub.id} · a {sub.label}{by}"
 
 
 def _fooled_columns(group: Sequence[Submission], kinds: Sequence[str]) -> dict[str, int]:

@@ -32,7 +32,7 @@ GALLERY_MAX = 60  # drawings shown per gallery, newest first
 THUMB_PX = 112  # each 28x28 input at 4x
 _NOTICE = "_classset_notice"  # a message that survives the rerun after a delete
 CSS = """<style>
-[class*="st-key-vd_cs_pick"] [data-testid="stButtonGroup"] button {min-height: 3rem; min-width: 3rem;}
+[class*="st-key-vd_cs_pick"] [data-testid="stButtonGroup"] button {min-height: 3rem; min-width: 2.75rem; padding: 0 0.3rem;}
 [class*="st-key-vd_cs_pick"] [data-testid="stButtonGroup"] button p {font-size: 1.35rem; font-weight: 700;}
 [class*="st-key-vd_cs_item_"] [data-testid="stImage"] img {border: 1px solid #3a4150; border-radius: 4px;}
 </style>"""
@@ -78,7 +78,7 @@ def _submit(page: str, image: np.ndarray, analysis: Analysis, dataset: str, name
     acting = people.actor()
     try:
         if acting is None:
-            raise classset.Refused("Give your name first (on the Train page), so your drawings show as yours.")
+            raise classset.Refused("Give your name first, so that your drawings show as yours.")
         answers = classset.answers_from(analysis.predictions, names)
         sub = classset.submit(store(), image, label, acting, answers, dataset=dataset, page=page, pre=analysis.pre)
     except RegistryError as exc:  # refused (label, blank, too fast, full) or the file cannot be written
@@ -90,34 +90,54 @@ def _submit(page: str, image: np.ndarray, analysis: Analysis, dataset: str, name
     st.session_state[f"cs_label_{page}"] = None
 
 
-def submit_drawing(page: str, image: np.ndarray | None, analysis: Analysis | None, dataset: str | None = None) -> None:
-    """ "Stump the model": pick the drawing's true label (ten big buttons, fine for a finger) and submit it to the
-    class set; then says whom it fooled. Shows nothing until the drawing has predictions. `page` keeps the
-    widget's keys apart ('draw', 'present'); `dataset` defaults to the sidebar's."""
+def submit_drawing(
+    page: str,
+    image: np.ndarray | None,
+    analysis: Analysis | None,
+    *,
+    dataset: str | None = None,
+    compact: bool = False,
+) -> None:
+    """Stump the model: pick the drawing's true label (ten big buttons, fine for a finger) and submit it to the
+    class set; then it says whom the drawing fooled. Shows nothing until the drawing has predictions. `page`
+    keeps the widget's keys apart ('draw', 'present'); `dataset` defaults to the sidebar's; `compact` puts it
+    behind a popover button (the Present page has no room to spare)."""
     if image is None or analysis is None or analysis.pre.image is None or not analysis.predictions:
         return
+    st.html(CSS)
+    if compact:
+        with st.popover("Stump the model", icon=":material/psychology_alt:", key=f"cs_pop_{page}"):
+            _submit_form(page, image, analysis, dataset)
+    else:
+        with st.container(border=True, key=f"vd_cs_pick_{page}"):
+            _submit_form(page, image, analysis, dataset)
+
+
+def _submit_form(page: str, image: np.ndarray, analysis: Analysis, dataset: str | None) -> None:
     sel = selection()
     dataset = dataset or sel.dataset
     classes = class_names(dataset)
     digest = _digest(analysis.pre.image)
-    st.html(CSS)
-    with st.container(border=True, key=f"vd_cs_pick_{page}"):
-        thing = "digit" if dataset == "mnist" else "piece of clothing"
-        st.markdown(f"**Stump the model** · which {thing} did you draw?")
+    thing = "digit" if dataset == "mnist" else "piece of clothing"
+    st.markdown(f"**Stump the model** · which {thing} did you draw?")
+    with st.container(key=f"vd_cs_pick_{page}_labels"):
         label = st.segmented_control(
             "The true label", list(range(len(classes))), format_func=lambda i: classes[i], key=f"cs_label_{page}",
             label_visibility="collapsed",
         )  # fmt: skip
-        done = st.session_state.get(f"_cs_done_{page}") == digest
-        st.button(
-            "Submitted" if done else "Submit to the class set", key=f"cs_submit_{page}", type="primary",
-            icon=":material/check:" if done else ":material/send:", disabled=label is None or done,
-            on_click=_submit, args=(page, image, analysis, dataset, model_names(sel)),
-            help="Saved with your name, so the class can test every model on its own handwriting.",
-        )  # fmt: skip
-        result = st.session_state.get(f"_cs_result_{page}")
-        if result is not None and result[0] == digest:
-            (st.success if result[1] == "success" else st.error)(result[2])
+    named = people.actor() is not None
+    if not named:  # a student who has not said who they are (only where a teacher password is set)
+        people.name_form()
+    done = st.session_state.get(f"_cs_done_{page}") == digest
+    st.button(
+        "Submitted" if done else "Submit to the class set", key=f"cs_submit_{page}", type="primary",
+        icon=":material/check:" if done else ":material/send:", disabled=label is None or done or not named,
+        on_click=_submit, args=(page, image, analysis, dataset, model_names(sel)),
+        help="Saved with your name, so the class can test every model on its own handwriting.",
+    )  # fmt: skip
+    result = st.session_state.get(f"_cs_result_{page}")
+    if result is not None and result[0] == digest:
+        (st.success if result[1] == "success" else st.error)(result[2])
 
 
 # --- the Class set page --------------------------------------------------------------------------------------
@@ -140,7 +160,7 @@ def _delete(submission_id: int) -> None:
 
 
 def _tile(cs: ClassSet, sub: Submission, teacher: bool) -> None:
-    with st.container(width=THUMB_PX + 24, gap=None, key=f"vd_cs_item_{sub.id}"):
+    with st.container(width=THUMB_PX + 48, gap=None, key=f"vd_cs_item_{sub.id}"):
         try:
             st.image(display.upscale(cs.input_image(sub), THUMB_PX), width=THUMB_PX)
         except (OSError, ValueError):
@@ -193,7 +213,10 @@ def leaderboard(cs: ClassSet, dataset: str) -> None:
     if not rows:
         st.caption("No trained model to score yet.")
         return
-    st.dataframe(views.scores_frame(rows), hide_index=True, column_config=SCORE_COLUMNS, key="cs_scores")
+    frame = views.scores_frame(rows)
+    if not frame["note"].any():  # a note only says why a model could not be scored
+        frame = frame.drop(columns="note")
+    st.dataframe(frame, hide_index=True, column_config=SCORE_COLUMNS, key="cs_scores")
     st.caption("Class-set accuracy: the share of the class's drawings a model reads right; test accuracy is on MNIST.")
 
 
