@@ -12,6 +12,7 @@ pages = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+    st.Page("pages/classset.py", title="Class set", icon=":material/groups:"),
     st.Page("pages/hood.py", title="Under the hood", icon=":material/memory:"),
 ]
 page = st.navigation(pages)

@@ -12,6 +12,7 @@ DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("cosine", "onecycle", "constant")
 ARCHS = ("resnet18", "vgg16", "alexnet")  # torchvision ImageNet networks a transfer model can start from
 MIN_IMAGE_PX = {"resnet18": 32, "vgg16": 32, "alexnet": 64}  # smaller inputs vanish in the downsampling
+CLASS_SET = "class"  # TrainConfig.extra_data: the class's own drawings (vitdemo.classset_data)
 MAX_SEED = 2**64 - 1  # torch.manual_seed and torch.Generator.manual_seed overflow above this (numpy gets seed % 2**32)
 
 
@@ -182,6 +183,9 @@ class TrainConfig:
     init: str = ""  # a vitdemo checkpoint (e.g. a pretrained encoder) whose matching weights start the model
     probe: bool = False  # train only the head; the body stays frozen in eval mode (a linear probe)
     weights_path: str = ""  # transfer models: the ImageNet weights file (default: torch hub's cache, or download)
+    # More training images after the dataset's: "class" (the class set, frozen into a snapshot file when the run is
+    # submitted: vitdemo.classset_data.freeze_config) or that snapshot's path (.npz). Validation and test stay MNIST's.
+    extra_data: str = ""
 
     def validate(self) -> None:
         self.model.validate()
@@ -205,6 +209,15 @@ class TrainConfig:
         _check(self.keep in ("best", "last"), "keep must be 'best' or 'last'")
         _check(len(self.name) <= 100, "name must be at most 100 characters")
         self._validate_start()
+        self._validate_extra()
+
+    def _validate_extra(self) -> None:
+        """`extra_data`: nothing, the class set, or a snapshot of it; never mixed with a label budget (which would
+        pick its labelled images among the class drawings too)."""
+        extra = self.extra_data
+        ok = isinstance(extra, str) and (extra in ("", CLASS_SET) or extra.endswith(".npz")) and len(extra) <= 1000
+        _check(ok, f"extra_data must be '' (none), '{CLASS_SET}' (the class set) or a class-set snapshot (.npz)")
+        _check(not extra or not self.labels, "extra_data and a label budget (labels) cannot be used together")
 
     def _validate_start(self) -> None:
         """The fields that say where the weights start: a label budget, an init checkpoint, a probe."""
@@ -260,6 +273,8 @@ def default_run_name(config: TrainConfig) -> str:
         name += f"-l{config.labels}"
     if config.init:
         name += "-init"
+    if config.extra_data:
+        name += "-class"
     return name + ("-probe" if config.probe else "")
 
 

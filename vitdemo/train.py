@@ -131,14 +131,20 @@ def seed_everything(seed: int) -> None:
 
 def load_data(config: TrainConfig, data_dir: str | os.PathLike | None = None) -> DatasetSplits:
     """The run's data: `config.split_seed` picks the validation images (never `config.seed`), so runs that
-    differ only in their seed choose their best epoch on the same images."""
-    return load_dataset(
+    differ only in their seed choose their best epoch on the same images. `config.extra_data` adds the class
+    set's frozen drawings to the training images only (vitdemo.classset_data)."""
+    data = load_dataset(
         config.dataset,
         data_dir,
         val_size=config.val_size,
         seed=config.split_seed,
         train_subset=config.train_subset,
     )
+    if config.extra_data:
+        from vitdemo.classset_data import with_class_set
+
+        data = with_class_set(data, config.extra_data)
+    return data
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,159 @@
+"""The Class set page and the "stump the model" widget under Streamlit's AppTest, against a private
+VITDEMO_HOME and the shipped checkpoints: galleries, the class-set leaderboard, the teacher's delete and export,
+and a submission from a drawing the real models answered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from browser import DIGIT_STROKES, stroke_image
+from streamlit.testing.v1 import AppTest
+
+from vitdemo import classset
+from vitdemo.classset import Answer, ClassSet
+from vitdemo.runs.people import Actor
+from vitdemo.views.charts import literal_markdown
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 90
+NAME = "**Zoë** [x](http://e.x)"  # anyone's input: shown as typed, never as markdown
+
+
+@pytest.fixture
+def env(tmp_home: Path, mnist_checkpoints: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ClassSet:
+    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(mnist_checkpoints))
+    monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("VITDEMO_TEACHER_PASSWORD", raising=False)
+    return ClassSet(tmp_home)
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    at.run()
+    at.switch_page("pages/classset.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+def frame_with(at: AppTest, column: str):
+    """The page's table with `column` (AppTest does not expose a dataframe's key)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def fill(store: ClassSet) -> None:
+    fooling = [Answer("vit", "shipped vit_mnist", 1, 0.8), Answer("cnn", "shipped cnn_mnist", 7, 0.99)]
+    classset.submit(store, stroke_image(DIGIT_STROKES["7"]), 7, Actor("person:1", NAME), fooling)
+    right = [Answer("vit", "shipped vit_mnist", 1, 0.9), Answer("cnn", "shipped cnn_mnist", 1, 0.99)]
+    classset.submit(store, stroke_image(DIGIT_STROKES["1"]), 1, Actor("person:2", "Ben"), right)
+
+
+def test_an_empty_class_set_says_how_to_fill_it(env: ClassSet) -> None:
+    at = open_page()
+    assert any("No drawings yet" in t for t in texts(at, "info"))
+    assert not env.db_path.exists()
+
+
+def test_the_teacher_sees_the_galleries_the_scores_and_deletes(env: ClassSet) -> None:
+    fill(env)
+    at = open_page()
+    captions = texts(at, "caption")
+    assert literal_markdown(f"#1 · a 7 by {NAME}") in captions  # the ViT gallery first: drawing #1 fooled it
+    assert not any("Ben" in c for c in captions)  # #2 fooled nobody
+    assert at.segmented_control(key="cs_gallery").value == "vit"
+    at.segmented_control(key="cs_gallery").set_value("all").run()
+    assert literal_markdown("#2 · a 1 by Ben") in texts(at, "caption")
+
+    scores = frame_with(at, "class-set accuracy")
+    assert set(scores["name"]) == {"cnn-mnist-d3", "vit-mnist-100"} and set(scores["drawings"]) == {2}
+    people = frame_with(at, "who")
+    assert set(people["who"]) == {NAME, "Ben"}  # plain cells
+    assert at.download_button(key="cs_export").label == "Download the class set (.zip)"
+
+    at.button(key="cs_delete_1").click().run()
+    assert "Drawing #1 was deleted from the class set." in texts(at, "success")
+    assert [s.id for s in env.list()] == [2]
+    assert literal_markdown(f"#1 · a 7 by {NAME}") not in texts(at, "caption")
+
+
+def test_a_student_sees_the_set_but_cannot_delete_or_export(env: ClassSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VITDEMO_TEACHER_PASSWORD", "s3cret")
+    fill(env)
+    at = open_page()
+    assert literal_markdown(f"#1 · a 7 by {NAME}") in texts(at, "caption")
+    assert not [b for b in at.button if str(b.key).startswith("cs_delete_")]
+    assert not [b for b in at.get("download_button") if b.key == "cs_export"]
+
+
+def widget_app() -> None:
+    """A page that draws a 7, has both shipped models answer it and offers the submit widget."""
+    import sys
+
+    sys.path.insert(0, "tests")
+    from browser import DIGIT_STROKES, stroke_image
+
+    from vitdemo.inference import analyze
+    from vitdemo.ui import classset as classset_ui
+    from vitdemo.ui import shell
+
+    models, _ = shell.load_models(shell.selection())
+    image = stroke_image(DIGIT_STROKES["7"])
+    classset_ui.submit_drawing("draw", image, analyze(image, models, explain=False))
+
+
+def test_the_widget_submits_a_drawing_with_both_answers(env: ClassSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO_ROOT)
+    at = AppTest.from_function(widget_app, default_timeout=TIMEOUT_S).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.button(key="cs_submit_draw").disabled  # no label picked yet
+    at.segmented_control(key="cs_label_draw").set_value(7).run()
+    at.button(key="cs_submit_draw").click().run()
+    assert texts(at, "success") == ["Added to the class set as drawing #1. No model was fooled: they all read a 7."]
+    assert at.button(key="cs_submit_draw").disabled and at.button(key="cs_submit_draw").label == "Submitted"
+    (sub,) = env.list()
+    assert sub.label == 7 and sub.page == "draw" and sub.owner == "home"
+    assert {(a.kind, a.model, a.label) for a in sub.answers} == {
+        ("vit", "shipped vit_mnist", 7),
+        ("cnn", "shipped cnn_mnist", 7),
+    }
+
+
+def test_a_student_without_a_name_gives_it_before_submitting(env: ClassSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VITDEMO_TEACHER_PASSWORD", "s3cret")
+    monkeypatch.chdir(REPO_ROOT)
+    at = AppTest.from_function(widget_app, default_timeout=TIMEOUT_S).run()
+    at.segmented_control(key="cs_label_draw").set_value(3).run()
+    assert at.button(key="cs_submit_draw").disabled  # nobody to file it under yet
+    at.text_input(key="who_name").input("Ana")
+    at.button(key="who_save").click().run()
+    assert not at.button(key="cs_submit_draw").disabled
+    at.button(key="cs_submit_draw").click().run()
+    (sub,) = env.list()
+    assert (sub.who, sub.label, sub.owner.startswith("person:")) == ("Ana", 3, True)
+    assert texts(at, "success") == [
+        "Added to the class set as drawing #1. It fooled the ViT (it read 7) and the CNN (it read 7)."
+    ]
+
+
+def evaluate_app() -> None:
+    """The Evaluate page's panel for one model (the shipped CNN)."""
+    from vitdemo import paths
+    from vitdemo.ui import classset as classset_ui
+    from vitdemo.ui import shell
+
+    classset_ui.evaluation_panel(shell.load_model(paths.shipped_dir() / "cnn_mnist.safetensors"))
+
+
+def test_the_evaluate_panel_scores_one_model_on_the_class_set(env: ClassSet) -> None:
+    at = AppTest.from_function(evaluate_app, default_timeout=TIMEOUT_S).run()
+    assert any("class set is empty" in t for t in texts(at, "caption"))
+    fill(env)
+    classset.submit(env, stroke_image(DIGIT_STROKES["1"]), 4, Actor("person:2", "Ben"))  # a 1 said to be a 4
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    (metric,) = at.metric
+    assert metric.label == "Class-set accuracy" and metric.value == "66.7%"  # the shipped CNN reads the 7 and the 1
