@@ -3,6 +3,7 @@ the address and QR code students open to join."""
 
 import streamlit as st
 
+from vitdemo.ui import classset as classset_ui
 from vitdemo.ui import draw, present, shell
 from vitdemo.views.names import KINDS
 
@@ -25,6 +26,8 @@ with shell.stop_on_failure():
         for kind, side in zip(KINDS, sides, strict=True):
             with side:
                 present.model_panel(kind, predictions.get(kind), analysis, problems.get(kind))
+        with pad:
+            classset_ui.submit_drawing("present", image, analysis, compact=True)
         if analysis is not None and analysis.pre.message:  # a stroke too small to read, say
             with sides[0]:
                 st.info(analysis.pre.message, icon=":material/draw:")
