@@ -340,7 +340,7 @@ def test_a_linear_run_gives_an_extra_opinion_explained_by_integrated_gradients(
     at.multiselect(key="draw_extra_mnist").set_value([f"run:{run_id}"])
     at = run_app(image, at)
     assert set(opinions(at)) == {f"#{run_id}"}
-    assert "integrated gradients (bright: mattered more)" in image_captions(at)
+    assert "integrated gradients" in image_captions(at)
     assert any(c.value == "Family: Linear" for c in at.caption)
 
 

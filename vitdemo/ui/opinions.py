@@ -155,7 +155,8 @@ def opinion_card(source: Source, opinion: Opinion, analysis: Analysis, truth: st
         st.caption(TEMPLATE_CAPTION)
     elif p.heat is not None and analysis.pre.image is not None:
         shown = display.upscale(overlay(analysis.pre.image, p.heat, 0.5), MAP_PX)
-        st.image(shown, caption=f"{opinion.explanation} (bright: mattered more)", width=MAP_PX)
+        st.image(shown, caption=opinion.explanation, width=MAP_PX)
+        st.caption("Bright: mattered more to its answer.")
     else:
         st.caption("No explanation: this kind of model has no map of where it looked.")
 

@@ -15,7 +15,8 @@ AGAINST_RGB = np.array([91, 141, 239], dtype=np.float64)  # ink here votes again
 ZERO_RGB = np.array([27, 31, 42], dtype=np.float64)  # no vote: the theme's secondary background
 BACKGROUND_RGB = np.array([14, 17, 23], dtype=np.float64)  # the page: the frame of a template not picked
 HIGHLIGHT_RGB = np.array([int(ACCENT[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)  # the winning class
-DIM = 0.55  # the templates of the other classes are this bright, so the predicted one stands out
+DIM = 0.7  # the templates of the other classes are this bright, so the predicted one stands out
+GAMMA = 0.5  # |weight| ** GAMMA: most weights are small next to the largest; this keeps them visible
 TEMPLATE_CAPTION = (
     "Logistic regression adds up the ink under each class's template: red pixels vote for that class, blue ones "
     "against it, and the class with the highest total wins (outlined: its answer)."
@@ -24,10 +25,12 @@ TEMPLATE_CAPTION = (
 
 def weight_colors(templates: np.ndarray) -> np.ndarray:
     """(C, H, W) weights -> (C, H, W, 3) uint8 on a diverging scale shared by all classes: red where ink votes
-    for the class, blue against, dark where it does not matter (the largest |weight| of all is full colour)."""
+    for the class, blue against, dark where it does not matter (the largest |weight| of all is full colour; the
+    scale is a square root, so that weaker votes still show)."""
     w = np.asarray(templates, dtype=np.float64)
     scale = float(np.abs(w).max())
     t = w / scale if scale > 0 else np.zeros_like(w)  # (C, H, W) in [-1, 1]
+    t = np.sign(t) * np.abs(t) ** GAMMA
     pos, neg = np.clip(t, 0.0, 1.0)[..., None], np.clip(-t, 0.0, 1.0)[..., None]  # (C, H, W, 1)
     rgb = ZERO_RGB + pos * (FOR_RGB - ZERO_RGB) + neg * (AGAINST_RGB - ZERO_RGB)  # (C, H, W, 3)
     return np.round(rgb).astype(np.uint8)
