@@ -1,7 +1,7 @@
 """Screenshot runs side by side on Evaluate (three runs: the shipped ViT and CNN and a logistic regression) and an
 extra opinion on Draw (the same logistic regression with its ten templates), at projector size (1280x720).
 
-    python scripts/screenshot_compare.py     # -> artifacts/compare_1280_{table,grid}.png, draw_opinion_1280.png
+    python scripts/screenshot_compare.py     # -> artifacts/compare_1280_{table,grid}.png, draw_opinion_1280.png...
 
 Fits the logistic regression here on 5,000 MNIST training images (seconds), registers it as a finished run in a
 temporary VITDEMO_HOME, starts `streamlit run app.py` on a free port, drives headless Chromium (/usr/bin/chromium)
@@ -128,6 +128,14 @@ def shoot_draw(page: Any, url: str, titles: list[str], out: Path) -> None:
     print("Draw:", ", ".join(f"{model} {label}" for model, label in found.items()))
 
 
+def shoot_leaderboard(page: Any, url: str, out: Path) -> None:
+    page.goto(f"{url}/leaderboard")
+    browser.wait_for_app(page)
+    browser.wait_idle(page, timeout_ms=180_000)
+    scroll_to(page, "How many labels does a model need?")
+    page.screenshot(path=str(out / "leaderboard_budget_1280.png"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", default=str(ROOT / "artifacts"))
@@ -152,6 +160,7 @@ def main() -> int:
             page.set_default_timeout(90_000)
             shoot_draw(page, url, [title, linear], out)
             shoot_evaluate(page, url, title, out)
+            shoot_leaderboard(page, url, out)
             context.close()
             chromium.close()
     print(f"done in {time.perf_counter() - t0:.0f} s -> {out}")

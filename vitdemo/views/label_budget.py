@@ -166,10 +166,14 @@ def budget_figure(rows: Sequence[dict[str, Any]], *, height: int = 360) -> go.Fi
             )
             in_legend.add(model)
     fig.update_xaxes(
-        title_text="labelled training images", type="category", categoryorder="array",
+        title_text="labelled training images",
+        type="category",
+        categoryorder="array",
         categoryarray=[budget_text(b) for b in budgets],
-    )  # fmt: skip
-    fig.update_yaxes(tickformat=".0%", fixedrange=True)
+        range=[-0.5, len(budgets) - 0.5],
+        fixedrange=True,
+    )  # fmt: skip  (the range shows every budget, measured or not)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], fixedrange=True)  # from 0: honest gaps
     fig.update_yaxes(title_text="test accuracy", col=1)
     fig.update_layout(
         height=height,
