@@ -1,8 +1,8 @@
-"""Draw: one digit in, the ViT's and the CNN's answers, and how each of them got there."""
+"""Draw: one digit in, the ViT's and the CNN's answers, how each of them got there, and any other run's opinion."""
 
 import streamlit as st
 
-from vitdemo.ui import draw, shell
+from vitdemo.ui import draw, opinions, shell
 from vitdemo.views.names import KINDS, dataset_name
 
 shell.require_app_shell()
@@ -10,7 +10,7 @@ shell.require_app_shell()
 with shell.stop_on_failure():
     selection = shell.selection()
     models, problems = shell.load_models(selection)
-    head_fusion, discard_ratio = draw.explanation_settings()
+    head_fusion, discard_ratio = draw.rollout_settings()  # its controls sit beside the ViT's map
 
     st.markdown(f"## ViT vs CNN · {dataset_name(selection.dataset)}")
     left, right = st.columns([1.25, 2], gap="medium")
@@ -36,3 +36,6 @@ with shell.stop_on_failure():
             if kind in predictions:
                 with column:
                     draw.explanation_panel(kind, predictions[kind], analysis)
+
+    st.markdown("### Extra opinions")
+    opinions.extra_opinions(selection, analysis, head_fusion, discard_ratio, source.truth)

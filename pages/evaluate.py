@@ -1,11 +1,13 @@
 """Evaluate: a finished run on the whole test set; where it goes wrong and why; whether its explanation and its
-confidence can be trusted; two runs compared."""
+confidence can be trusted; any number of runs compared side by side."""
 
 import streamlit as st
 
-from vitdemo.ui import evaluate, shell, widgets
+from vitdemo.ui import compare, evaluate, shell, widgets
 
 shell.require_app_shell()
+
+VIEWS = {"one": ":material/search: One run", "compare": ":material/compare: Compare runs"}
 
 with shell.stop_on_failure():
     runs = evaluate.evaluable_runs()
@@ -14,7 +16,24 @@ with shell.stop_on_failure():
         st.info("No finished run yet: train one on the Train page (shipped baselines appear here by themselves).")
         st.stop()
 
-    run = widgets.run_picker("Run", runs, key="eval_run", dataset=shell.selection().dataset)
+    dataset = shell.selection().dataset
+    view_column, family_column = st.columns([1, 1.4], vertical_alignment="bottom")
+    with view_column:
+        view = st.segmented_control(
+            "View", list(VIEWS), format_func=VIEWS.get, default="one", required=True, key="eval_view",
+            label_visibility="collapsed",
+        )  # fmt: skip
+    with family_column:
+        runs = widgets.family_filter(runs, key="eval_families")
+    if not runs:
+        st.info("No finished run of these families: pick others, or clear the filter.")
+        st.stop()
+
+    if view == "compare":
+        compare.evaluate_comparison(shell.registry(), runs, dataset)
+        st.stop()
+
+    run = widgets.run_picker("Run", runs, key="eval_run", dataset=dataset)
     res = evaluate.test_results(run)
     if res is None:
         st.stop()
@@ -34,10 +53,4 @@ with shell.stop_on_failure():
     evaluate.trust_section(res)
     st.markdown("### Is its confidence honest?")
     evaluate.calibration_section([res], key=f"reliability_{run.id}")
-
-    st.markdown("### Compare with another run")
-    others = [r for r in runs if r.dataset == run.dataset and r.id != run.id]
-    other = widgets.run_picker("Second run (same dataset)", others, key=f"eval_other_{run.dataset}", none="(none)")
-    if other is not None and (other_res := evaluate.test_results(other)) is not None:
-        evaluate.compare_runs(res, other_res)
-        evaluate.calibration_section([res, other_res], key=f"reliability_{run.id}_{other.id}")
+    st.caption("To put this run beside others (curves, confusion matrices, calibration), choose Compare runs above.")

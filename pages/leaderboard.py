@@ -1,8 +1,9 @@
-"""Leaderboard: every run, shipped baselines included; compare curves, reuse settings, export, clean up."""
+"""Leaderboard: every run, shipped baselines included, filtered by family; any runs side by side (metrics, curves,
+confusion matrices); accuracy against the label budget; reuse settings, export, clean up."""
 
 import streamlit as st
 
-from vitdemo.ui import leaderboard, shell, widgets
+from vitdemo.ui import compare, leaderboard, shell, widgets
 from vitdemo.views import charts
 
 shell.require_app_shell()
@@ -16,15 +17,18 @@ with shell.stop_on_failure():
         st.info("No runs yet: train one on the Train page.")
         st.stop()
 
-    shown = leaderboard.leaderboard_filters(charts.leaderboard_frame(runs, names))
+    shown = leaderboard.leaderboard_filters(charts.leaderboard_frame(runs, names), runs)
     leaderboard.leaderboard_table(shown)
-
-    st.markdown("### Training curves")
-    leaderboard.curves_overlay(reg, runs)
-
-    st.markdown("### One run")
     by_id = {r.id: r for r in runs}
     picked = [by_id[i] for i in shown["id"]] or runs
+
+    st.markdown("### Compare runs")
+    compare.leaderboard_comparison(reg, picked, shell.selection().dataset)
+
+    st.markdown("### How many labels does a model need?")
+    leaderboard.label_budget_section()
+
+    st.markdown("### One run")
     run = widgets.run_picker("Run", picked, key="lb_run")
     if run is not None:
         leaderboard.run_actions(reg, run)

@@ -14,6 +14,11 @@ Fair and honest by construction:
   runs keep their last weights; the validation split is scored once, at the end, to report it;
 - "train" is the labelled subset, scored without augmentation; "test" is all 10,000 test images.
 Prints a markdown table: accuracy and loss on train/val/test, test macro F1, fine-tuning and pretraining time.
+With `--json OUT` the rows are also merged into OUT (a row replaces the one of the same dataset, model and budget,
+so MNIST and Fashion-MNIST can be run one after the other into one file); the Leaderboard page reads
+checkpoints/label_budget.json:
+
+    python scripts/compare_label_budget.py --labels 100 600 6000 0 --json checkpoints/label_budget.json
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from vitdemo.evaluate import Scores, score_model  # noqa: E402
 from vitdemo.pretrain import PretrainConfig, is_pretrained_encoder, pretrain_encoder, save_encoder  # noqa: E402
 from vitdemo.threads import configure_threads  # noqa: E402
 from vitdemo.train import labelled_split, resolve_device, train  # noqa: E402
+from vitdemo.views.label_budget import write_results  # noqa: E402
 
 # name -> (model kind, pretraining method or None, linear probe); the probes run only when asked (--runs)
 RUNS: dict[str, tuple[str, str | None, bool]] = {
@@ -63,6 +69,31 @@ class Row:
     encoder: Encoder | None
     scores: dict[str, Scores]  # "train" (the labelled subset), "val", "test"
     seconds: float  # the fine-tuning loop
+    config: TrainConfig
+
+    def to_json(self, dataset: str, device: str) -> dict:
+        """The row as vitdemo.views.label_budget reads it."""
+        s = self.scores
+        return {
+            "dataset": dataset,
+            "model": self.name,
+            "labels": self.labels,
+            **{f"{split}_acc": _number(s[split].accuracy) for split in ("train", "val", "test")},
+            **{f"{split}_loss": _number(s[split].loss) for split in ("train", "val", "test")},
+            "test_macro_f1": s["test"].report.macro_f1,
+            "finetune_s": round(self.seconds, 1),
+            "pretrain_s": round(self.encoder.seconds, 1) if self.encoder else None,
+            "pretrain_epochs": self.encoder.epochs if self.encoder else None,
+            "epochs": self.config.epochs,
+            "batch_size": self.config.batch_size,
+            "device": device,
+            "seed": self.config.seed,
+        }
+
+
+def _number(value: float) -> float | None:
+    """A measure for the JSON file: None for NaN (an empty split), which JSON cannot hold."""
+    return float(value) if math.isfinite(value) else None
 
 
 def get_encoder(method: str, model: ModelConfig, data: DatasetSplits, args: argparse.Namespace) -> Encoder:
@@ -111,7 +142,7 @@ def fine_tune(name: str, config: TrainConfig, data: DatasetSplits, encoder: Enco
         k: score_model(result.model.to(device), s, data.mean, data.std, num_classes=10, device=device)
         for k, s in splits.items()
     }
-    return Row(name, config.labels, encoder, scores, result.train_time_s)
+    return Row(name, config.labels, encoder, scores, result.train_time_s, config)
 
 
 def table(rows: list[Row]) -> str:
@@ -144,6 +175,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--out", type=Path, default=Path("/tmp/compare_label_budget"), help="where encoders are saved")
+    p.add_argument("--json", type=Path, metavar="OUT", help="merge the rows into this results file (JSON)")
+    p.add_argument("--note", default="", help="with --json: a sentence on how these rows were measured")
     return p.parse_args()
 
 
@@ -175,6 +208,10 @@ def main() -> None:
             rows.append(row)
     print()
     print(table(rows))
+    if args.json:
+        device = str(resolve_device(args.device))
+        path = write_results(args.json, [r.to_json(args.dataset, device) for r in rows], note=args.note)
+        print(f"\n{len(rows)} rows merged into {path}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ PAGES = [
     "pages/leaderboard.py",
 ]
 PREDICTION = re.compile(r'aria-label="(ViT|CNN) predicts ([^"]+)"')
+OPINION = re.compile(r'aria-label="(#\d+|[\w-]+) predicts ([^"]+)"')  # an extra opinion: '#12 predicts 7'
+ROLLOUT_HEADS, ROLLOUT_IGNORE = "rollout_heads", "rollout_ignore"
 TIMEOUT_S = 120  # the first run imports torch and loads both models; a busy 2-core CI box is slow
 
 
@@ -127,14 +129,40 @@ def test_empty_canvas_prompts_and_predicts_nothing(draw_env: Path, canvas: np.nd
     assert "on the model input" not in image_captions(at)
 
 
-def test_rollout_controls_rerun_the_explanation(draw_env: Path, mnist_checkpoints: Path) -> None:
+def test_rollout_controls_sit_beside_the_map_in_plain_words_and_are_kept(
+    draw_env: Path, mnist_checkpoints: Path
+) -> None:
     image = stroke_image(DIGIT_STROKES["7"])
     at = run_app(image)
-    at.button_group(key="head_fusion").set_value("max")
-    at.slider(key="discard_ratio").set_value(0.5)
+    heads, ignore = at.button_group(key=ROLLOUT_HEADS), at.slider(key=ROLLOUT_IGNORE)
+    assert heads.label == "Combine heads by" and "Head fusion" in heads.help  # the technical name in the help
+    assert ignore.label == "Ignore the weakest links of attention" and "Discard ratio" in ignore.help
+    assert not at.sidebar.slider and not at.sidebar.button_group  # beside the map, not in the sidebar
+    assert [b.label for b in at.main.button_group if b.key == ROLLOUT_HEADS] == ["Combine heads by"]
+    heads.set_value("max")
+    ignore.set_value(0.5)
     at = run_app(image, at)
     assert predictions(at) == {"ViT": "7", "CNN": "7"}
     assert image_captions(at).count("on the drawing") == 2
+    assert at.session_state["_vd_rollout"] == ("max", 0.5)  # what the analysis of this run used
+    at.button_group(key="input_mode").set_value("upload")
+    at = run_app(image, at)  # nothing uploaded: no map, so no controls on the page
+    assert not any(b.key == ROLLOUT_HEADS for b in at.button_group)
+    at.button_group(key="input_mode").set_value("draw")
+    at = run_app(image, at)  # the map is back with the settings as they were left
+    assert at.button_group(key=ROLLOUT_HEADS).value == "max" and at.slider(key=ROLLOUT_IGNORE).value == 0.5
+
+
+def test_rollout_settings_change_the_map(mnist_checkpoints: Path) -> None:
+    """The settings the page passes on reach the rollout: a sharper map when the weakest links are dropped."""
+    from vitdemo.checkpoints import load_checkpoint
+    from vitdemo.inference import analyze
+
+    vit = load_checkpoint(mnist_checkpoints / "vit_mnist.safetensors")
+    image = stroke_image(DIGIT_STROKES["7"])
+    plain = analyze(image, {"vit": vit}).predictions["vit"].heat
+    sharp = analyze(image, {"vit": vit}, head_fusion="max", discard_ratio=0.9).predictions["vit"].heat
+    assert not np.allclose(plain, sharp)
 
 
 def test_missing_checkpoints_are_explained_not_raised(
@@ -247,6 +275,97 @@ def test_every_page_runs(draw_env: Path) -> None:
         at.switch_page(page)
         at = run_app(None, at)
         assert at.selectbox(key="vit_model_mnist").value == "shipped"  # app.py ran: the sidebar is there
+
+
+# --- extra opinions: any finished run beside the ViT and the CNN --------------------------------------------
+def opinions(at: AppTest) -> dict[str, str]:
+    return {k: v for md in at.markdown for k, v in OPINION.findall(md.value) if k not in ("ViT", "CNN")}
+
+
+@pytest.fixture(scope="module")
+def tiny_logreg(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A logistic regression fitted here on 500 MNIST training images (a second), saved as a skops file."""
+    from vitdemo.classic import ClassicConfig, fit_classic, save_classic
+    from vitdemo.data import load_raw
+
+    train = load_raw("mnist", train=True, data_dir=data_dir)
+    fitted = fit_classic(ClassicConfig(kind="logreg", max_iter=100), train.images[:500].numpy(), train.labels[:500])
+    return save_classic(tmp_path_factory.mktemp("classic") / "my-logreg.skops", fitted)
+
+
+def _done_run(registry: Registry, name: str, kind: str, checkpoint: Path, config: dict | None = None) -> int:
+    return registry.create_run(
+        name=name, kind=kind, dataset="mnist", config=config or {}, status="done", checkpoint=str(checkpoint),
+        test_acc=0.9,
+    )  # fmt: skip
+
+
+def test_a_classic_run_gives_an_extra_opinion_with_its_templates(
+    draw_env: Path, mnist_checkpoints: Path, tiny_logreg: Path
+) -> None:
+    from vitdemo.classic import load_classic
+    from vitdemo.opinions import classic_opinion
+
+    run_id = _done_run(Registry(draw_env), "[click](http://x) logreg", "logreg", tiny_logreg, {"kind": "logreg"})
+    image = stroke_image(DIGIT_STROKES["7"])
+    at = run_app(image)
+    picker = at.multiselect(key="draw_extra_mnist")
+    assert picker.options == [f"#{run_id} [click](http://x) logreg (Logistic regression, MNIST) · 90.00%"]
+    picker.set_value([f"run:{run_id}"])
+    at = run_app(image, at)
+    expected = classic_opinion(load_classic(tiny_logreg), preprocess(image).image).prediction  # the page's input
+    assert opinions(at) == {f"#{run_id}": str(expected.label)}
+    assert predictions(at) == {"ViT": "7", "CNN": "7"}  # the two main answers are still there
+    (templates,) = [image.captions for image in at.image if len(image.captions) == 10]
+    assert templates[0].startswith("0 · ") and templates[9].startswith("9 · ")
+    assert any("red pixels vote for that class" in c.value for c in at.caption)
+    assert any("&#91;click&#93;" in m.value for m in at.markdown)  # the run's name literally, never a link
+
+
+def test_a_linear_run_gives_an_extra_opinion_explained_by_integrated_gradients(
+    draw_env: Path, mnist_checkpoints: Path, data_dir: Path
+) -> None:
+    from vitdemo.checkpoints import make_meta, save_checkpoint
+    from vitdemo.config import LinearConfig, TrainConfig
+    from vitdemo.data import load_dataset
+    from vitdemo.train import train
+
+    config = TrainConfig(model=LinearConfig(), epochs=1, train_subset=1000, val_size=100, device="cpu")
+    result = train(config, data=load_dataset("mnist", data_dir, val_size=100, train_subset=1000))
+    path = draw_env / "linear.safetensors"
+    save_checkpoint(path, result.model, make_meta(config.model, "mnist", train_config=config.to_dict()))
+    run_id = _done_run(Registry(draw_env), "pixels", "linear", path, config.to_dict())
+    image = stroke_image(DIGIT_STROKES["1"])
+    at = run_app(image)
+    at.multiselect(key="draw_extra_mnist").set_value([f"run:{run_id}"])
+    at = run_app(image, at)
+    assert set(opinions(at)) == {f"#{run_id}"}
+    assert "integrated gradients" in image_captions(at)
+    assert any(c.value == "Family: Linear" for c in at.caption)
+
+
+def test_a_broken_classic_file_is_one_sentence_without_its_folder(draw_env: Path, mnist_checkpoints: Path) -> None:
+    broken = draw_env / "secret-folder" / "broken.skops"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not a zip file")
+    run_id = _done_run(Registry(draw_env), "broken", "logreg", broken)
+    image = stroke_image(DIGIT_STROKES["1"])
+    at = run_app(image)
+    at.multiselect(key="draw_extra_mnist").set_value([f"run:{run_id}"])
+    at = run_app(image, at)
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("No opinion from this model: broken.skops is not a readable classic-model file")
+    assert "secret-folder" not in warning and opinions(at) == {}
+
+
+def test_shipped_classic_files_are_offered_by_their_name(tmp_path: Path) -> None:
+    from vitdemo.ui.opinions import shipped_classic_sources
+
+    for name in ("logreg_mnist.skops", "knn_fashion.skops", "notes_mnist.skops", "svm_mnist.skops"):
+        (tmp_path / name).write_bytes(b"")
+    found = shipped_classic_sources(tmp_path, "mnist", known={str((tmp_path / "svm_mnist.skops").resolve())})
+    assert [s.key for s in found] == ["file:logreg_mnist.skops"]  # not another dataset's, nor a registered one
+    assert found[0].title == "logreg_mnist (Logistic regression, MNIST) · shipped" and found[0].family == "classic"
 
 
 # --- the drawing pad: undo, clear, earlier drawings ---------------------------------------------------------

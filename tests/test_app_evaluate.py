@@ -3,6 +3,7 @@ app against a private registry and a tiny trained "shipped" CNN (real training, 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -14,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from vitdemo.calibration import expected_calibration_error
 from vitdemo.checkpoints import load_checkpoint, make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
-from vitdemo.data import load_dataset
+from vitdemo.data import load_dataset, load_raw
 from vitdemo.evaluate import score_checkpoint
 from vitdemo.runs.store import Registry
 from vitdemo.train import train
@@ -99,22 +100,95 @@ def test_trust_section_runs_on_request_and_is_kept_per_file_version(env: Registr
     assert any(b.key == f"trust_run_{run.id}" for b in changed.button)
 
 
+def copied_run(env: Registry, shipped: Path, name: str, epochs: int = 0) -> int:
+    """A done run whose checkpoint is a copy of the shipped CNN, with `epochs` epochs of made-up curves."""
+    run_id = env.create_run(
+        name=name, kind="cnn", dataset="mnist", config=TrainConfig(model=CNNConfig(width=4, depth=2)).to_dict(),
+        status="done", device="cpu", test_acc=0.5, macro_f1=0.5, finished_at=time.time(),
+    )  # fmt: skip
+    path = env.checkpoint_dir / f"run-{run_id}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shipped / "cnn_mnist.safetensors", path)
+    env.update_run(run_id, checkpoint=str(path))
+    for epoch in range(1, epochs + 1):
+        env.add_epoch(run_id, {"epoch": epoch, "train_loss": 1 / epoch, "val_loss": 1 / epoch, "val_acc": 0.5})
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def tiny_logreg(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A logistic regression fitted on 500 MNIST training images (a second), as a skops file."""
+    from vitdemo.classic import ClassicConfig, fit_classic, save_classic
+
+    train_split = load_raw("mnist", train=True, data_dir=data_dir)
+    config = ClassicConfig(kind="logreg", max_iter=100)
+    fitted = fit_classic(config, train_split.images[:500].numpy(), train_split.labels[:500].numpy())
+    return save_classic(tmp_path_factory.mktemp("classic") / "logreg.skops", fitted)
+
+
+def open_comparison(run_ids: list[int]) -> AppTest:
+    at = open_evaluate()
+    at.button_group(key="eval_view").set_value("compare").run()
+    at.multiselect(key="eval_compare_mnist").set_value(run_ids).run()
+    assert not at.exception and not at.error, [e.value for e in at.exception] + texts(at, "error")
+    return at
+
+
 def test_comparing_two_runs_shows_both_calibration_curves(env: Registry, shipped: Path) -> None:
     at = open_evaluate()
     baseline = next(r for r in env.list_runs() if r.baseline)
-    other = env.create_run(
-        name="twin", kind="cnn", dataset="mnist", config=TrainConfig(model=CNNConfig(width=4, depth=2)).to_dict(),
-        status="done", device="cpu", test_acc=0.5, macro_f1=0.5, finished_at=time.time(),
-    )  # fmt: skip
-    path = env.checkpoint_dir / f"run-{other}.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shipped / "cnn_mnist.safetensors", path)
-    env.update_run(other, checkpoint=str(path))
-    at = open_evaluate()
-    at.selectbox(key="eval_run").set_value(baseline.id).run()
-    at.selectbox(key="eval_other_mnist").set_value(other).run()
-    assert not at.exception
+    other = copied_run(env, shipped, "twin")
+    at = open_comparison([baseline.id, other])
     both = [s for s in specs(at) if "perfectly calibrated" in s and f"#{other} (ECE" in s]
     assert len(both) == 1 and f"#{baseline.id} (ECE" in both[0]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics[f"Calibration error #{other}"] == metrics[f"Calibration error #{baseline.id}"]  # same weights
+    # the same weights: neither gets anything right that the other gets wrong
+    assert f"**#{baseline.id} right, #{other} wrong: 0 images**" in texts(at, "markdown")
+
+
+def test_three_runs_side_by_side_of_three_families(env: Registry, shipped: Path, tiny_logreg: Path) -> None:
+    from vitdemo.classic import load_classic, score_classic
+
+    open_evaluate()  # registers the shipped CNN
+    baseline = next(r for r in env.list_runs() if r.baseline)
+    assert env.get_run(baseline.id).kind == "cnn"
+    with_curves = copied_run(env, shipped, "[twin](http://x)", epochs=3)
+    logreg = env.create_run(
+        name="pixels-logreg", kind="logreg", dataset="mnist", config={"kind": "logreg"}, status="done",
+        checkpoint=str(tiny_logreg), test_acc=0.8, macro_f1=0.8, train_time_s=1.5,
+    )  # fmt: skip
+    at = open_comparison([baseline.id, with_curves, logreg])
+
+    table = next(d.value for d in at.dataframe if "calibration error" in d.value.columns)
+    assert list(table["id"]) == [baseline.id, with_curves, logreg]
+    assert list(table["family"]) == ["CNN", "CNN", "Classic"]
+    assert list(table["model"]) == ["CNN", "CNN", "Logistic regression"]
+    assert table["run"][1] == "[twin](http://x)"  # the name as typed: a table cell is never markdown
+    expected = score_classic(load_classic(tiny_logreg), load_raw("mnist", train=False))  # measured here, not stored
+    assert table["test accuracy"][2] == pytest.approx(expected.accuracy) and expected.accuracy != 0.8
+    assert table["test loss"][2] == pytest.approx(expected.loss, rel=1e-5)
+    assert table["test accuracy"][0] == pytest.approx(table["test accuracy"][1])  # the same weights
+    assert table["calibration error"].notna().all()
+
+    figures = [json.loads(s) for s in specs(at)]
+    (grid,) = [f["data"] for f in figures if any(t["type"] == "heatmap" for t in f["data"])]  # one chart, 3 matrices
+    assert [t["type"] for t in grid] == ["heatmap"] * 3 and {t["coloraxis"] for t in grid} == {"coloraxis"}
+    (curves,) = [s for s in specs(at) if "validation accuracy" in s]
+    assert "twin" in curves and "pixels-logreg" not in curves  # a classic model has no epochs...
+    assert any(c.startswith(f"No training curves for #{baseline.id}, #{logreg}") for c in texts(at, "caption"))
+    assert any(f"#{baseline.id} right, #{with_curves} wrong" in m for m in texts(at, "markdown"))
+
+
+def test_the_family_filter_narrows_the_runs(env: Registry, shipped: Path, tiny_logreg: Path) -> None:
+    logreg = env.create_run(
+        name="pixels-logreg", kind="logreg", dataset="mnist", config={}, status="done", checkpoint=str(tiny_logreg),
+        test_acc=0.8,
+    )  # fmt: skip
+    at = open_evaluate()
+    assert at.multiselect(key="eval_families").options == ["Classic", "CNN"]
+    at.multiselect(key="eval_families").set_value(["classic"]).run()
+    assert not at.exception
+    assert at.selectbox(key="eval_run").value == logreg  # the one classic run, scored on the test split
+    assert {m.label for m in at.metric} >= {"Test accuracy", "Macro F1"}
+    assert any("a scikit-learn baseline has none here" in c for c in texts(at, "caption"))  # no trust checks

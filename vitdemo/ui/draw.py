@@ -177,17 +177,61 @@ def _test_input(dataset: str) -> InputImage:
     return InputImage(split.images[index].numpy(), truth)
 
 
+# --- the rollout's settings: in plain words, beside the ViT's map ------------------------------------------
+HEAD_FUSIONS = {"mean": "average", "max": "strongest", "min": "weakest"}  # head fusion -> what the page says
+FUSION_HELP = (
+    "Head fusion: a layer's attention heads each look at the drawing their own way. 'average' takes their mean "
+    "attention, 'strongest' the largest of them for every patch, 'weakest' the smallest, before the layers are "
+    "rolled out into one map."
+)
+IGNORE_HELP = (
+    "Discard ratio: in every layer, the weakest links of attention between patches are dropped before the "
+    "rollout. Higher: a sharper map that keeps only what the ViT attended to most."
+)
+FUSION_KEY, IGNORE_KEY = "rollout_heads", "rollout_ignore"  # the widgets beside the map
+_ROLLOUT_KEPT = "_vd_rollout"  # the settings while the map (and so its widgets) is not on the page
+
+
+def rollout_settings() -> tuple[str, float]:
+    """(head fusion, discard ratio) for this run of the page, read before the analysis: from the widgets beside
+    the ViT's map (rollout_controls), or as they were left when the map was last shown."""
+    fusion, ignore = st.session_state.get(_ROLLOUT_KEPT, ("mean", 0.0))
+    fusion = st.session_state.get(FUSION_KEY, fusion)
+    ignore = float(st.session_state.get(IGNORE_KEY, ignore))
+    if fusion not in HEAD_FUSIONS:
+        fusion = "mean"
+    st.session_state[_ROLLOUT_KEPT] = (fusion, ignore)
+    return str(fusion), ignore
+
+
+def rollout_controls() -> None:
+    """The rollout's two settings in plain words (the technical names in their help), drawn beside its map."""
+    fusion, ignore = st.session_state.get(_ROLLOUT_KEPT, ("mean", 0.0))
+    st.session_state.setdefault(FUSION_KEY, fusion)  # back as they were when the map was last shown
+    st.session_state.setdefault(IGNORE_KEY, ignore)
+    with st.container(horizontal=True, gap="medium", key="vd_rollout_controls"):
+        st.segmented_control(
+            "Combine heads by", list(HEAD_FUSIONS), format_func=HEAD_FUSIONS.get, required=True, key=FUSION_KEY,
+            help=FUSION_HELP,
+        )  # fmt: skip
+        st.slider(
+            "Ignore the weakest links of attention", 0.0, 0.95, step=0.05, format="percent", key=IGNORE_KEY,
+            help=IGNORE_HELP,
+        )  # fmt: skip
+
+
 def explanation_settings() -> tuple[str, float]:
-    """Sidebar controls for attention rollout: head fusion and discard ratio."""
+    """The same settings in the sidebar, for a page that does not draw them beside its map (Present, until it
+    does: see rollout_controls)."""
     with st.sidebar:
         st.markdown("### Explanations")
         fusion = st.segmented_control(
-            "Rollout head fusion", ["mean", "max", "min"], default="mean", required=True, key="head_fusion",
-            help="How the attention of the heads in a layer is combined before rolling it out through the layers.",
+            "Combine heads by", list(HEAD_FUSIONS), format_func=HEAD_FUSIONS.get, default="mean", required=True,
+            key="head_fusion", help=FUSION_HELP,
         )  # fmt: skip
         discard = st.slider(
-            "Rollout discard ratio", 0.0, 0.95, 0.0, 0.05, key="discard_ratio",
-            help="Drop this fraction of the weakest attention links in every layer: higher is sharper.",
+            "Ignore the weakest links of attention", 0.0, 0.95, 0.0, 0.05, format="percent", key="discard_ratio",
+            help=IGNORE_HELP,
         )  # fmt: skip
     return str(fusion), float(discard)
 
@@ -282,6 +326,8 @@ def explanation_panel(kind: str, prediction: Prediction, analysis: Analysis) -> 
         drawing = display.upscale(pre.stages["input"], max(on_drawing.shape))  # the same shape as on_drawing
         images.append(("on the drawing", display.pad_square(display.upscale(overlay(drawing, on_drawing, 0.5), 168))))
     _image_row(images, 168)
+    if kind == "vit":
+        rollout_controls()
     if prediction.layer_maps is not None:
         # 6 layers at 52 px with no gap fit one row of a half-width column at 1280 px
         maps = [(f"layer {i + 1}", display.upscale(colorize(m), 52)) for i, m in enumerate(prediction.layer_maps)]

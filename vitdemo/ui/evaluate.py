@@ -1,7 +1,7 @@
-"""The Evaluate page's widgets: a run on the whole test split (scored once per checkpoint file by
-vitdemo.evaluate), its confusion matrix with the test images of a cell, whether its explanation can be trusted
-(vitdemo.trust, computed once per checkpoint file on request), how honest its confidence is (reliability
-diagram), and two runs side by side."""
+"""The Evaluate page's widgets: a run on the whole test split (scored once per model file by vitdemo.evaluate,
+or vitdemo.classic for a scikit-learn baseline), its confusion matrix with the test images of a cell, whether its
+explanation can be trusted (vitdemo.trust, computed once per checkpoint file on request) and how honest its
+confidence is (reliability diagram). Several runs side by side: vitdemo.ui.compare."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from vitdemo.data import DataError, class_names, to_input
 from vitdemo.evaluate import Scores, score_checkpoint
 from vitdemo.explain import attention_rollout, explain_cnn
 from vitdemo.metrics import EvalReport
+from vitdemo.opinions import is_classic_file
 from vitdemo.paths import shipped_dir
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.store import Run
@@ -72,10 +73,23 @@ def evaluable_runs() -> list[Run]:
     return [r for r in reg.leaderboard() if r.checkpoint]
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+def _classic_scores(path: str) -> Scores | Unscored:
+    """A scikit-learn baseline's file on its dataset's test split."""
+    from vitdemo.classic import load_classic, score_classic  # here: scikit-learn takes seconds to import
+
+    try:
+        fitted = load_classic(path)
+    except ValueError as exc:  # ClassicError: missing, damaged, or types this app does not load
+        return Unscored(hide_folders(str(exc), path))
+    return score_classic(fitted, test_split(fitted.dataset))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
 def _test_scores(path: str, mtime_ns: int, data: str) -> Scores | Unscored:
-    """A checkpoint on its dataset's test split, once per file version (and data folder)."""
+    """A model file on its dataset's test split, once per file version (and data folder)."""
     del mtime_ns, data  # part of the cache key only
+    if is_classic_file(path):
+        return _classic_scores(path)
     try:
         loaded = load_checkpoint(path)  # a private copy: no lock shared with the Draw page's explanations
     except CheckpointError as exc:
@@ -165,48 +179,16 @@ def cell_gallery(res: TestResults, cell: tuple[int, int], limit: int = 12) -> No
         st.caption("No test image in this cell: pick another one.")
         return
     images = test_split(res.run.dataset).images[idx].numpy()  # (K, 28, 28) uint8
-    try:
-        shown = explanation_overlays(res.run, images)
-        explained = explanation_name(res.run.kind)
-    except (CheckpointError, RuntimeError, ValueError) as exc:
-        st.caption(f"No explanation overlay ({hide_folders(str(exc))}).")
-        shown, explained = [display.upscale(img, GALLERY_PX) for img in images], None
+    shown, explained = [display.upscale(img, GALLERY_PX) for img in images], None
+    if not is_classic_file(res.run.checkpoint or ""):  # a scikit-learn baseline has no map of its own here
+        try:
+            shown, explained = explanation_overlays(res.run, images), explanation_name(res.run.kind)
+        except (CheckpointError, RuntimeError, ValueError) as exc:
+            st.caption(f"No explanation overlay ({hide_folders(str(exc))}).")
     captions = [charts.image_caption(res.classes[t], res.classes[p], float(res.probs[i, p])) for i in idx]
     st.image(shown, caption=captions, width=GALLERY_PX, output_format="PNG")  # PNG: crisp pixels
     note = f" Overlay: the model's {explained} for its prediction (bright: mattered more)." if explained else ""
     st.caption(f"Showing {len(idx)} of {total:,}, the most confident predictions first.{note}")
-
-
-def _one_sided_mistakes(right: TestResults, wrong: TestResults, idx: np.ndarray, limit: int) -> None:
-    """The test images `right` gets right and `wrong` gets wrong, `wrong`'s most confident mistakes first."""
-    st.markdown(f"**#{right.run.id} right, #{wrong.run.id} wrong: {len(idx):,} images**")
-    order = np.argsort(-wrong.probs[idx].max(1), kind="stable")[:limit]
-    idx = idx[order]
-    if not len(idx):
-        st.caption("None.")
-        return
-    classes = right.classes
-    captions = [
-        f"true {classes[right.labels[i]]} · #{wrong.run.id} said {classes[wrong.preds[i]]} ({wrong.probs[i].max():.0%})"
-        for i in idx
-    ]
-    images = [display.upscale(img, 84) for img in test_split(right.run.dataset).images[idx].numpy()]
-    st.image(images, caption=captions, width=84, output_format="PNG")
-
-
-def compare_runs(a: TestResults, b: TestResults, limit: int = 12) -> None:
-    """Both confusion matrices side by side and the test images one run gets right and the other wrong."""
-    left, right = st.columns(2)
-    for column, res in ((left, a), (right, b)):
-        with column:
-            st.markdown(f"**#{res.run.id} {charts.literal_markdown(res.run.name)}: {res.report.accuracy:.2%}**")
-            fig = charts.confusion_figure(res.report.confusion, res.classes, height=420)
-            st.plotly_chart(fig, key=f"compare_cm_{res.run.id}_{column is left}", config={"displayModeBar": False})
-    a_only, b_only = charts.disagreements(a.labels, a.preds, b.preds)
-    st.caption(f"Both wrong on {int(((a.preds != a.labels) & (b.preds != b.labels)).sum()):,} test images.")
-    for column, (right_res, wrong_res, idx) in zip(st.columns(2), ((a, b, a_only), (b, a, b_only)), strict=True):
-        with column:
-            _one_sided_mistakes(right_res, wrong_res, idx, limit)
 
 
 # --- can you trust this map? ---------------------------------------------------------------------------------
@@ -258,6 +240,9 @@ def trust_section(res: TestResults) -> None:
     """Deletion and insertion curves of the run's explanation against a random map and a centre blob, and the
     randomised-model check; computed when asked for (it takes seconds), then kept for the file version."""
     run = res.run
+    if is_classic_file(run.checkpoint or ""):
+        st.caption("The checks test a network's map of where it looked: a scikit-learn baseline has none here.")
+        return
     explained = explanation_name(run.kind)
     report = cached_trust_report(run)
     if report is None:

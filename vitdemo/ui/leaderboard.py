@@ -1,6 +1,8 @@
-"""The Leaderboard page's widgets: the filtered table of every run (with who trained it), training curves on
-one chart, and what can be done with one run (reuse its settings, download its checkpoint, delete it: only
-its owner or the teacher, which vitdemo.runs.queue.delete_run checks)."""
+"""The Leaderboard page's widgets: the filtered table of every run (with who trained it, filtered by family too),
+what can be done with one run (reuse its settings, download its checkpoint, delete it: only its owner or the
+teacher, which vitdemo.runs.queue.delete_run checks) and the label-budget study (accuracy against the number of
+labels, read from the results file scripts/compare_label_budget.py --json writes beside the shipped models).
+Runs side by side: vitdemo.ui.compare."""
 
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.store import STATUSES, Registry, Run
 from vitdemo.ui import people
-from vitdemo.ui.shell import registry, selection
+from vitdemo.ui.shell import registry
 from vitdemo.ui.train import prefill_form
-from vitdemo.views import charts, forms
-from vitdemo.views.names import DATASETS_SHORT, KINDS
+from vitdemo.ui.widgets import family_picker
+from vitdemo.views import charts, forms, label_budget
+from vitdemo.views.names import DATASETS_SHORT, KINDS, family_name
 
 _NOTICE = "_runs_notice"  # a message that must survive one st.rerun (e.g. after a delete)
 COLUMN_CONFIG = {
@@ -48,14 +51,19 @@ def show_notice() -> None:
         st.success(notice)
 
 
-def leaderboard_filters(frame: pd.DataFrame) -> pd.DataFrame:
-    """Filters above the table: dataset, model kind, status, and a name search."""
-    c1, c2, c3, c4 = st.columns([1, 1, 1.4, 1.4])
+def leaderboard_filters(frame: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
+    """Filters above the table: dataset, family, model kind, status, and a name search."""
+    c1, c2, c3, c4, c5 = st.columns([1, 1.2, 1, 1.1, 1.2])
     datasets = c1.multiselect("Dataset", list(DATASETS_SHORT.values()), key="lb_datasets")
-    kinds = c2.multiselect("Model", list(KINDS.values()), key="lb_kinds")
-    statuses = c3.multiselect("Status", list(STATUSES), key="lb_statuses")
-    text = c4.text_input("Name contains", key="lb_text")
-    return charts.filter_leaderboard(frame, datasets=datasets, kinds=kinds, statuses=statuses, text=text)
+    with c2:
+        families = [family_name(f) for f in family_picker(runs, key="lb_families")]
+    models = list(KINDS.values()) + sorted(set(frame["kind"]) - set(KINDS.values()))
+    kinds = c3.multiselect("Model", models, key="lb_kinds")
+    statuses = c4.multiselect("Status", list(STATUSES), key="lb_statuses")
+    text = c5.text_input("Name contains", key="lb_text")
+    return charts.filter_leaderboard(
+        frame, datasets=datasets, kinds=kinds, statuses=statuses, text=text, families=families
+    )
 
 
 def leaderboard_table(frame: pd.DataFrame) -> None:
@@ -65,27 +73,6 @@ def leaderboard_table(frame: pd.DataFrame) -> None:
         "Export CSV", charts.leaderboard_csv(frame), file_name="vitdemo-leaderboard.csv", mime="text/csv",
         icon=":material/download:", on_click="ignore", key="lb_csv",
     )  # fmt: skip
-
-
-def curves_overlay(reg: Registry, runs: list[Run]) -> None:
-    """Pick runs; their validation (or training) curves on one chart."""
-    has_curves = reg.runs_with_curves()
-    with_epochs = [r for r in runs if r.id in has_curves]
-    if not with_epochs:
-        st.caption("No run with training curves yet: train one on the Train page.")
-        return
-    by_id = {r.id: r for r in with_epochs}
-    dataset = selection().dataset  # start with the shipped pair of the sidebar's dataset, so the chart is not empty
-    default = [r.id for r in with_epochs if r.baseline and r.dataset == dataset][:2]
-    c1, c2 = st.columns([3, 1])
-    picked = c1.multiselect(
-        "Runs to compare", list(by_id), default=default, format_func=lambda i: charts.run_title(by_id[i]),
-        key="lb_compare", max_selections=len(charts.PALETTE),
-    )  # fmt: skip
-    metric = c2.selectbox("Curve", list(charts.METRICS), format_func=charts.METRICS.get, key="lb_metric")
-    if picked:
-        curves = {charts.run_title(by_id[i]): reg.epochs(i) for i in picked}
-        st.plotly_chart(charts.overlay_figure(curves, metric), key="lb_overlay", config={"displayModeBar": False})
 
 
 def use_settings(run: Run) -> None:
@@ -145,3 +132,44 @@ def run_actions(reg: Registry, run: Run) -> None:
     else:
         c2.caption("No checkpoint file for this run.")
     _delete(reg, run)
+
+
+# --- the label-budget study -----------------------------------------------------------------------------------
+BUDGET_COLUMNS = {
+    **{name: st.column_config.NumberColumn(name, format="percent") for name in ("train acc", "val acc", "test acc")},
+    **{name: st.column_config.NumberColumn(name, format="%.3f") for name in ("train loss", "val loss", "test loss")},
+    "test macro F1": st.column_config.NumberColumn("test macro F1", format="%.4f"),
+    "fine-tune (s)": st.column_config.NumberColumn("fine-tune (s)", format="%.0f"),
+    "pretraining (s)": st.column_config.NumberColumn("pretraining (s)", format="%.0f"),
+}
+
+
+def label_budget_section() -> None:
+    """Accuracy against the number of labels for the CNN, CNN + SimCLR, ViT and ViT + MAE, as a plot and a table,
+    from the results file that ships beside the checkpoints."""
+    path = shipped_dir() / label_budget.FILE_NAME
+    if not path.is_file():
+        st.caption(
+            "No label-budget results ship with this copy of the app yet: scripts/compare_label_budget.py --json "
+            f"writes them to {label_budget.FILE_NAME} beside the shipped models."
+        )
+        return
+    try:
+        rows, note = label_budget.read_results(path)
+    except label_budget.BudgetFileError as exc:
+        st.warning(f"The label-budget results cannot be shown: {exc}. Write them again with the script.")
+        return
+    if not rows:
+        st.caption("The label-budget results file holds no runs yet.")
+        return
+    st.caption(
+        "How much does pretraining without labels help? Each model is trained on only 100, 600, 6,000 or all the "
+        "labelled training images; the dashed lines start from an encoder pretrained on the unlabelled images "
+        "(MAE for the ViT, SimCLR for the CNN)."
+    )
+    st.plotly_chart(label_budget.budget_figure(rows), key="lb_budget", config={"displayModeBar": False})
+    for line in label_budget.budget_summary(rows):
+        st.markdown(f"- {charts.literal_markdown(line)}")
+    st.dataframe(label_budget.budget_frame(rows), hide_index=True, column_config=BUDGET_COLUMNS, key="lb_budget_table")
+    if note:
+        st.caption(charts.literal_markdown(note))

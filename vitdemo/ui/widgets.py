@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from vitdemo.runs.store import Run
-from vitdemo.views import charts
+from vitdemo.views import charts, compare
+from vitdemo.views.names import FAMILY_HELP, family_name
 
 
 def run_picker(
@@ -27,3 +28,19 @@ def run_picker(
         return charts.run_title(run) + acc + (" · shipped" if run.baseline else "")
 
     return by_id.get(st.selectbox(label, options, format_func=fmt, key=key))
+
+
+def family_picker(runs: list[Run], key: str, *, label: str = "Family") -> list[str]:
+    """A multiselect of the families among `runs` (classic, linear, MLP, CNN, ViT, transfer, pretrained); returns
+    the picked family keys, none picked meaning all."""
+    options = compare.family_options(runs)
+    if key in st.session_state:  # a family whose last run was deleted
+        st.session_state[key] = [f for f in st.session_state[key] if f in options]
+    return st.multiselect(
+        label, options, format_func=family_name, key=key, placeholder="All families", help=FAMILY_HELP
+    )
+
+
+def family_filter(runs: list[Run], key: str, *, label: str = "Family") -> list[Run]:
+    """family_picker, then the runs of the picked families (all of them when none is picked)."""
+    return compare.in_families(runs, family_picker(runs, key, label=label))

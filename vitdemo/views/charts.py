@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 from vitdemo.metrics import EvalReport
 from vitdemo.runs.store import Run
 from vitdemo.views.colors import colorscale
-from vitdemo.views.names import dataset_name, kind_name
+from vitdemo.views.names import dataset_name, family_name, family_of, model_name
 
 TRAIN_COLOR, VAL_COLOR = "#5b8def", "#ff7a45"  # the theme's accent is the validation (held-out) curve
 PALETTE = ("#ff7a45", "#5b8def", "#3fb68b", "#f2c94c", "#bb6bd9", "#56ccf2", "#eb5757", "#9aa3b5")
@@ -28,7 +28,7 @@ METRICS = {  # epoch column -> what a chart calls it
     "train_loss": "training loss",
 }
 LEADERBOARD_COLUMNS = (
-    "id", "name", "shipped", "by", "kind", "dataset", "parameters", "test accuracy", "macro F1", "training time (s)",
+    "id", "name", "shipped", "by", "kind", "family", "dataset", "parameters", "test accuracy", "macro F1", "training time (s)",
     "device", "epochs", "date", "status",
 )  # fmt: skip
 
@@ -122,8 +122,13 @@ def result_line(run: Run) -> str:
 
 
 def run_title(run: Run) -> str:
-    """'#7 vit-mnist-p7-d64x4-e2 (ViT, MNIST)'."""
-    return f"#{run.id} {run.name} ({kind_name(run.kind)}, {dataset_name(run.dataset, short=True)})"
+    """'#7 vit-mnist-p7-d64x4-e2 (ViT, MNIST)', '#9 tl (ResNet-18, MNIST)'."""
+    return f"#{run.id} {run.name} ({model_name(run.kind, run.config)}, {dataset_name(run.dataset, short=True)})"
+
+
+def run_family(run: Run) -> str:
+    """The family a run belongs to, as shown ('Classic', 'Transfer', 'Pretrained'...): vitdemo.views.names."""
+    return family_name(family_of(run.kind, run.config))
 
 
 # -- tables -----------------------------------------------------------------------------------------
@@ -135,7 +140,8 @@ def leaderboard_frame(runs: Sequence[Run], names: Mapping[str, str] | None = Non
             "id": r.id,
             "name": r.name,
             "by": (names or {}).get(r.owner, r.owner),
-            "kind": kind_name(r.kind),
+            "kind": model_name(r.kind, r.config),
+            "family": run_family(r),
             "dataset": dataset_name(r.dataset, short=True),
             "parameters": r.num_params,
             "test accuracy": r.test_acc,
@@ -164,10 +170,12 @@ def filter_leaderboard(
     kinds: Sequence[str] = (),
     statuses: Sequence[str] = (),
     text: str = "",
+    families: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Rows matching every filter given (an empty filter keeps everything); `text` searches the name."""
     keep = pd.Series(True, index=frame.index)
-    for col, allowed in (("dataset", datasets), ("kind", kinds), ("status", statuses)):
+    filters = (("dataset", datasets), ("kind", kinds), ("family", families), ("status", statuses))
+    for col, allowed in filters:
         if allowed:
             keep &= frame[col].isin(list(allowed))
     if text.strip():

@@ -1,14 +1,54 @@
-"""What the audience reads for each internal name: model kinds, datasets and explanations, in one place.
+"""What the audience reads for each internal name: model kinds, families, datasets and explanations, in one place.
 
 Pages, tables, figures and run titles all look names up here, so a renamed dataset changes everywhere at once.
 """
 
 from __future__ import annotations
 
-KINDS = {"vit": "ViT", "cnn": "CNN"}  # model kind -> the name the audience sees
+from collections.abc import Mapping
+from typing import Any
+
+KINDS = {"vit": "ViT", "cnn": "CNN"}  # the two sides of the Draw, Present and Lab pages -> the name shown
+CLASSIC_KINDS = ("logreg", "knn", "svm", "forest")  # scikit-learn baselines (vitdemo.classic.KINDS)
+TRANSFER_ARCHS = ("resnet18", "vgg16", "alexnet")  # ImageNet networks (vitdemo.config.ARCHS)
+KIND_NAMES = {  # every model kind (and transfer architecture) -> the name shown
+    **KINDS,
+    "linear": "Linear",
+    "mlp": "MLP",
+    "transfer": "Transfer",
+    "logreg": "Logistic regression",
+    "knn": "k-nearest neighbours",
+    "svm": "SVM",
+    "forest": "Random forest",
+    "resnet18": "ResNet-18",
+    "vgg16": "VGG16",
+    "alexnet": "AlexNet",
+}
+FAMILIES = {  # family -> the name shown, in the order of the ladder from pixels to pretrained encoders
+    "classic": "Classic",
+    "linear": "Linear",
+    "mlp": "MLP",
+    "cnn": "CNN",
+    "vit": "ViT",
+    "transfer": "Transfer",
+    "pretrained": "Pretrained",
+}
+FAMILY_HELP = (
+    "Classic: scikit-learn on the pixels (logistic regression, k-nearest neighbours, SVM, random forest). "
+    "Linear, MLP, CNN, ViT: trained from scratch. Transfer: ResNet-18, VGG16 or AlexNet started from ImageNet. "
+    "Pretrained: started from a self-supervised encoder (MAE for a ViT, SimCLR for a CNN)."
+)
+OTHER_FAMILY = "other"  # a kind this version does not know
 DATASETS = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}  # headings and pickers
 DATASETS_SHORT = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}  # table cells and run titles
-EXPLANATIONS = {"vit": "attention rollout", "cnn": "integrated gradients"}  # how each kind explains a prediction
+EXPLANATIONS = {"vit": "attention rollout", "cnn": "integrated gradients"}  # how the two sides explain a prediction
+KIND_EXPLANATIONS = {  # every kind that explains its predictions (kNN, SVM and forests do not)
+    **EXPLANATIONS,
+    "linear": "integrated gradients",
+    "mlp": "integrated gradients",
+    "transfer": "integrated gradients",
+    "logreg": "weight templates",
+}
 EXPLANATION_CAPTIONS = {  # one plain sentence under each explanation: what it is and how to read it
     "vit": "Attention rollout: how much each 4x4 patch reached the class token the answer is read from, "
     "through all the layers (bright: looked at more).",
@@ -18,8 +58,52 @@ EXPLANATION_CAPTIONS = {  # one plain sentence under each explanation: what it i
 
 
 def kind_name(kind: str) -> str:
-    """'vit' -> 'ViT'; an unknown kind is shown as it is."""
-    return KINDS.get(kind, kind)
+    """'vit' -> 'ViT', 'logreg' -> 'Logistic regression'; an unknown kind is shown as it is."""
+    return KIND_NAMES.get(kind, kind)
+
+
+def _model_section(config: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    model = (config or {}).get("model")
+    return model if isinstance(model, Mapping) else {}
+
+
+def model_kind(kind: str, config: Mapping[str, Any] | None = None) -> str:
+    """The precise kind of a run: a transfer run's architecture ('resnet18'), a classic run's estimator
+    ('logreg', also when the run's kind is the generic 'classic'), otherwise `kind` itself."""
+    config = config or {}
+    model = _model_section(config)
+    if kind == "transfer":
+        arch = model.get("arch") or config.get("arch")
+        return arch if arch in TRANSFER_ARCHS else kind
+    if kind == "classic":
+        inner = model.get("kind") or config.get("kind")
+        return inner if inner in CLASSIC_KINDS else kind
+    return kind
+
+
+def family_of(kind: str, config: Mapping[str, Any] | None = None) -> str:
+    """The family of a run (a key of FAMILIES, or 'other'): classic (logreg, knn, svm, forest), linear, mlp, cnn,
+    vit, transfer (resnet18, vgg16, alexnet) or pretrained (a run started from a checkpoint, `init`, such as an MAE
+    or SimCLR encoder, or one that records a pretraining method); the config is the run's stored TrainConfig dict."""
+    config = config or {}
+    precise = model_kind(kind, config)
+    if precise in CLASSIC_KINDS or kind == "classic":
+        return "classic"
+    if config.get("init") or config.get("pretrain") or _model_section(config).get("pretrain"):
+        return "pretrained"
+    if precise in TRANSFER_ARCHS or kind == "transfer":
+        return "transfer"
+    return kind if kind in FAMILIES else OTHER_FAMILY
+
+
+def family_name(family: str) -> str:
+    """'classic' -> 'Classic', 'other' -> 'Other'; an unknown family is shown as it is."""
+    return FAMILIES.get(family, "Other" if family == OTHER_FAMILY else family)
+
+
+def model_name(kind: str, config: Mapping[str, Any] | None = None) -> str:
+    """What to call a run's model: 'ViT', 'ResNet-18', 'Logistic regression'..."""
+    return kind_name(model_kind(kind, config))
 
 
 def dataset_name(dataset: str, *, short: bool = False) -> str:
@@ -29,7 +113,12 @@ def dataset_name(dataset: str, *, short: bool = False) -> str:
 
 def explanation_name(kind: str) -> str:
     """'vit' -> 'attention rollout', 'cnn' -> 'integrated gradients'; 'explanation' for anything else."""
-    return EXPLANATIONS.get(kind, "explanation")
+    return KIND_EXPLANATIONS.get(kind, "explanation")
+
+
+def explanation_of(kind: str) -> str | None:
+    """How a model kind explains a prediction ('weight templates' for 'logreg'); None when it does not."""
+    return KIND_EXPLANATIONS.get(kind)
 
 
 def explanation_caption(kind: str) -> str:
