@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from vitdemo.ui import classset as classset_ui
 from vitdemo.ui import draw, opinions, shell
 from vitdemo.views.names import KINDS, dataset_name
 
@@ -27,6 +28,8 @@ with shell.stop_on_failure():
                 draw.prediction_panel(kind, predictions.get(kind), models.get(kind), problems.get(kind), source.truth)
         if analysis is not None and predictions:
             draw.timings(analysis)
+        if source.truth is None:  # a drawing or an upload, not an MNIST test image: the class's own handwriting
+            classset_ui.submit_drawing("draw", source.image, analysis)
 
     if analysis is not None and predictions:
         st.markdown("### What the models see")

@@ -3,6 +3,8 @@ confidence can be trusted; any number of runs compared side by side."""
 
 import streamlit as st
 
+from vitdemo.opinions import is_classic_file
+from vitdemo.ui import classset as classset_ui
 from vitdemo.ui import compare, evaluate, shell, widgets
 
 shell.require_app_shell()
@@ -48,6 +50,10 @@ with shell.stop_on_failure():
         st.markdown("### Per class")
         evaluate.per_class_table(res)
     evaluate.cell_gallery(res, cell)
+
+    if run.checkpoint and not is_classic_file(run.checkpoint):
+        st.markdown("### On the class's own handwriting")
+        classset_ui.evaluation_panel(shell.load_model(run.checkpoint), key=f"cs_eval_{run.id}")
 
     st.markdown("### Can you trust this map?")
     evaluate.trust_section(res)

@@ -3,6 +3,7 @@ confusion matrices); accuracy against the label budget; reuse settings, export, 
 
 import streamlit as st
 
+from vitdemo.ui import classset as classset_ui
 from vitdemo.ui import compare, leaderboard, shell, widgets
 from vitdemo.views import charts
 
@@ -21,6 +22,9 @@ with shell.stop_on_failure():
     leaderboard.leaderboard_table(shown)
     by_id = {r.id: r for r in runs}
     picked = [by_id[i] for i in shown["id"]] or runs
+
+    st.markdown("### Which model reads our class best?")
+    classset_ui.leaderboard(classset_ui.store(), shell.selection().dataset)
 
     st.markdown("### Compare runs")
     compare.leaderboard_comparison(reg, picked, shell.selection().dataset)

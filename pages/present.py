@@ -12,7 +12,7 @@ shell.require_app_shell()
 with shell.stop_on_failure():
     selection = shell.selection()
     models, problems = shell.load_models(selection)
-    head_fusion, discard_ratio = draw.explanation_settings()
+    head_fusion, discard_ratio = draw.rollout_settings()  # set under the ViT's map
     present.page_style()
 
     with st.container(key="vd_present"):

@@ -29,6 +29,7 @@ PAGES = [
     "pages/train.py",
     "pages/evaluate.py",
     "pages/leaderboard.py",
+    "pages/classset.py",
 ]
 PREDICTION = re.compile(r'aria-label="(ViT|CNN) predicts ([^"]+)"')
 OPINION = re.compile(r'aria-label="(#\d+|[\w-]+) predicts ([^"]+)"')  # an extra opinion: '#12 predicts 7'

@@ -305,18 +305,6 @@ def test_evaluate_shows_accuracy_confusion_matrix_and_cells(env: Registry, shipp
     assert 0 < len(captions) <= 12 and all(c.startswith("true 3 · predicted 3 (") for c in captions)
 
 
-def test_evaluate_compares_two_runs(env: Registry, shipped: Path, worker_starts) -> None:
-    other = finished_run(env, shipped, name="twin")
-    at = open_page("evaluate")
-    baseline = next(r for r in env.list_runs() if r.baseline)
-    at.selectbox(key="eval_run").set_value(baseline.id).run()
-    at.selectbox(key="eval_other_mnist").set_value(other).run()
-    assert not at.exception
-    assert len(at.get("plotly_chart")) == 5  # the matrix and reliability diagram, then both side by side
-    # the same weights: neither gets anything right that the other gets wrong
-    assert f"**#{baseline.id} right, #{other} wrong: 0 images**" in texts(at, "markdown")
-
-
 @pytest.mark.parametrize("broken", ["not-a-database", "home-is-a-file"])
 @pytest.mark.parametrize("page", ["draw", "train", "evaluate", "leaderboard"])
 def test_a_broken_registry_is_one_sentence_not_a_traceback(

@@ -20,6 +20,7 @@ from vitdemo.views.messages import hide_folders
 from vitdemo.views.names import EXPLANATIONS, KINDS, confidence_note, dataset_name, explanation_caption, kind_name
 from vitdemo.views.sketch import CanvasObjects, Sketchbook
 
+LAYER_PX = 104  # a per-layer attention map on the Draw page
 BRUSH_PX = 20  # about 2 px after the 280 -> 20 px fit: a typical MNIST stroke
 _BOOK_KEY = "_vitdemo_sketchbook"  # the drawing and its history, shared by the Draw and Present pages
 
@@ -220,22 +221,6 @@ def rollout_controls() -> None:
         )  # fmt: skip
 
 
-def explanation_settings() -> tuple[str, float]:
-    """The same settings in the sidebar, for a page that does not draw them beside its map (Present, until it
-    does: see rollout_controls)."""
-    with st.sidebar:
-        st.markdown("### Explanations")
-        fusion = st.segmented_control(
-            "Combine heads by", list(HEAD_FUSIONS), format_func=HEAD_FUSIONS.get, default="mean", required=True,
-            key="head_fusion", help=FUSION_HELP,
-        )  # fmt: skip
-        discard = st.slider(
-            "Ignore the weakest links of attention", 0.0, 0.95, 0.0, 0.05, format="percent", key="discard_ratio",
-            help=IGNORE_HELP,
-        )  # fmt: skip
-    return str(fusion), float(discard)
-
-
 def run_analysis(
     image: np.ndarray | None, models: dict[str, LoadedModel], head_fusion: str = "mean", discard_ratio: float = 0.0
 ) -> Analysis | None:
@@ -326,10 +311,12 @@ def explanation_panel(kind: str, prediction: Prediction, analysis: Analysis) -> 
         drawing = display.upscale(pre.stages["input"], max(on_drawing.shape))  # the same shape as on_drawing
         images.append(("on the drawing", display.pad_square(display.upscale(overlay(drawing, on_drawing, 0.5), 168))))
     _image_row(images, 168)
+    st.html(display.colour_scale_html(2 * 168))
     if kind == "vit":
         rollout_controls()
     if prediction.layer_maps is not None:
-        # 6 layers at 52 px with no gap fit one row of a half-width column at 1280 px
-        maps = [(f"layer {i + 1}", display.upscale(colorize(m), 52)) for i, m in enumerate(prediction.layer_maps)]
-        _image_row(maps, 52, gap=None)
         st.caption("What the class token attends to in each layer (brighter: more).")
+        # three 104 px maps a row: readable from the back of a room, two rows in a half-width column at 1280 px
+        maps = [(f"layer {i + 1}", display.upscale(colorize(m), LAYER_PX)) for i, m in enumerate(prediction.layer_maps)]
+        for start in range(0, len(maps), 3):
+            _image_row(maps[start : start + 3], LAYER_PX)

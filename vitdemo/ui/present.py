@@ -9,6 +9,7 @@ import streamlit as st
 
 from vitdemo.inference import Analysis, Prediction
 from vitdemo.runs.dbfile import RegistryError
+from vitdemo.ui import draw
 from vitdemo.ui.shell import registry, stop_on_failure
 from vitdemo.ui.watching import watch_row
 from vitdemo.views import display, join, learning
@@ -166,6 +167,9 @@ def model_panel(kind: str, prediction: Prediction | None, analysis: Analysis | N
     if heat is not None:
         name = f"{KINDS[kind]} · {EXPLANATIONS[kind]}"
         st.html(f'<p class="vd-maptitle">Where it looked</p>{display.heat_map_html(heat, title=name)}')
+    if kind == "vit":  # its two settings beside its map, folded away: the projector has no room to spare
+        with st.popover("Map settings", icon=":material/tune:"):
+            draw.rollout_controls()
 
 
 def explanation_image(prediction: Prediction, analysis: Analysis) -> np.ndarray | None:

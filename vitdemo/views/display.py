@@ -216,6 +216,16 @@ def colour_scale_css() -> str:
     return f"linear-gradient(to right, {stops})"
 
 
+def colour_scale_html(width_px: int, *, low: str = "ignored", high: str = "decisive") -> str:
+    """The heat maps' colour scale on its own (inline styles: no page CSS needed), for maps shown as images."""
+    bar = f"flex:1;height:0.7em;border-radius:0.2em;background:{colour_scale_css()}"
+    return (
+        f'<div class="vd-scale-inline" style="display:flex;align-items:center;gap:0.5em;max-width:{width_px}px;'
+        f'font-size:0.85rem" aria-label="colour scale from {escape(low)} to {escape(high)}">'
+        f'<span>{escape(low)}</span><span style="{bar}"></span><span>{escape(high)}</span></div>'
+    )
+
+
 def heat_map_html(image: np.ndarray, *, title: str, low: str = "ignored", high: str = "decisive") -> str:
     """An explanation overlay with its colour scale underneath: what dark and bright mean."""
     return (
