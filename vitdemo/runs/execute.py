@@ -22,6 +22,7 @@ from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits
 from vitdemo.evaluate import Scores, predict_logits, score_model
+from vitdemo.resume import state_path
 from vitdemo.runs.queue import best_effort, mark_failed
 from vitdemo.runs.store import Registry, Run
 from vitdemo.train import Callback, EpochInfo, StepInfo, TrainResult, load_data, train
@@ -132,7 +133,11 @@ def execute_run(
             lambda: best_effort(lambda: registry.cancel_requested(run.id), False), PROGRESS_EVERY_S
         )
         result = train(
-            config, (RegistryCallback(registry, run.id), *extra_callbacks), data=data, should_stop=should_stop
+            config,
+            (RegistryCallback(registry, run.id), *extra_callbacks),
+            data=data,
+            should_stop=should_stop,
+            state_path=state_path(registry.checkpoint_dir, run.id),  # at every epoch end: `--resume` goes on from it
         )
         if result.cancelled:
             registry.transition(
