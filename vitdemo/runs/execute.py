@@ -159,8 +159,9 @@ def execute_run(
         return result
     except Exception as exc:  # a failed run must end as failed, never stay "running"
         error = describe_error(exc)
-        if path is not None:
-            path.unlink(missing_ok=True)
+        if path is not None:  # trained to the end but not recorded: its files go (a failure mid-training keeps
+            path.unlink(missing_ok=True)  # its resume file, to go on from the last epoch)
+            state_path(registry.checkpoint_dir, run.id).unlink(missing_ok=True)
             error = f"the result could not be recorded, so its checkpoint was removed: {error}"
         mark_failed(registry, run.id, error)
         if os.environ.get("VITDEMO_DEBUG"):
