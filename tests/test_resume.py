@@ -194,3 +194,22 @@ def test_queue_resume_continues_a_cancelled_run_in_the_execute_path(data_dir: Pa
     queue.request_cancel(reg, never_ran, CLI)
     with pytest.raises(ResumeError, match="nothing to continue from"):
         queue.resume(reg, never_ran, CLI)
+
+
+def test_the_worker_sweep_knows_whose_resume_temporary_it_is(tmp_path: Path) -> None:
+    """A half-written resume file of a running run is left alone; one of a run that has ended is removed."""
+    from vitdemo.resume import _tmp_prefix
+    from vitdemo.runs import worker
+
+    reg = Registry(tmp_path / "home")
+    running = reg.create_run(name="r", kind="cnn", dataset="mnist", config={}, status="running", worker_pid=1)
+    ended = reg.create_run(name="c", kind="cnn", dataset="mnist", config={}, status="cancelled")
+    reg.checkpoint_dir.mkdir(parents=True)
+    names = {}
+    for run_id in (running, ended):
+        names[run_id] = _tmp_prefix(state_path(reg.checkpoint_dir, run_id)) + "x1y2.tmp"
+        (reg.checkpoint_dir / names[run_id]).write_bytes(b"partial")
+    kept = state_path(reg.checkpoint_dir, ended)
+    kept.write_bytes(b"a cancelled run's last epoch: kept to resume from")
+    worker.remove_leftovers(reg)
+    assert sorted(p.name for p in reg.checkpoint_dir.iterdir()) == sorted([names[running], kept.name])
