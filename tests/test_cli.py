@@ -326,3 +326,39 @@ def test_errors_are_one_line_for_every_verb(tmp_path: Path) -> None:
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x00" * 64)
     one_line_error(cli("evaluate", str(junk), "--home", str(tmp_path)), "junk.safetensors")  # a CheckpointError
+
+
+def test_handwriting_flags_reach_the_config() -> None:
+    from vitdemo.cli import build_parser, config_from_args
+
+    args = ["train", "--stroke-aug", "0.75", "--elastic", "1", "--styles-ratio", "0.08"]
+    config = config_from_args(build_parser().parse_args(args))
+    assert (config.stroke_aug, config.elastic, config.styles_ratio) == (0.75, 1.0, 0.08)
+    assert config_from_args(build_parser().parse_args(["train"])).styles_ratio == 0.0
+
+
+def test_resume_continues_a_run_from_its_last_epoch(tmp_path: Path, data_dir: Path, capsys) -> None:
+    from vitdemo.cli import main
+
+    home = tmp_path / "home"
+    first = ["--model", "cnn", "--width", "4", "--depth", "1", "--stroke-aug", "0.5", "--elastic", "1"]
+    vitdemo("train", *first, *TINY, home=home, data_dir=data_dir)
+    assert (home / "checkpoints" / "run-1.resume.safetensors").is_file()
+
+    proc = vitdemo("train", "--resume", "1", "--epochs", "2", home=home, data_dir=data_dir)
+    assert "run #2 done" in proc.stdout and "epoch 2/2" in proc.stderr and "epoch 1/2" not in proc.stderr
+    reg = Registry(home)
+    run = reg.get_run(2)
+    assert run.config["resume"] == str((home / "checkpoints" / "run-1.resume.safetensors").resolve())
+    assert (run.config["epochs"], run.config["stroke_aug"], run.config["elastic"]) == (2, 0.5, 1.0)
+    assert [e["epoch"] for e in reg.epochs(2)] == [1, 2]  # the record holds the whole curve
+
+    for args, message in (
+        (("--resume", "1", "--lr", "0.1"), "--lr cannot be given with --resume"),
+        (("--resume", "2"), "already trained 2 epochs"),
+        (("--resume", "9"), "no run #9"),
+    ):
+        capsys.readouterr()
+        assert main(["train", *args, "--home", str(home), "--data-dir", str(data_dir)]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

@@ -337,9 +337,9 @@ def test_hflip_mirrors_digits_only_when_asked(small_mnist, monkeypatch: pytest.M
     seen: list[bool] = []
     real = train_module.augment
 
-    def spy(x, strength, generator=None, hflip=False):
+    def spy(x, strength, generator=None, hflip=False, elastic=0.0):
         seen.append(hflip)
-        return real(x, strength, generator, hflip)
+        return real(x, strength, generator, hflip, elastic)
 
     monkeypatch.setattr(train_module, "augment", spy)
     images, labels = small_mnist.train.images[:8], small_mnist.train.labels[:8]
@@ -347,3 +347,20 @@ def test_hflip_mirrors_digits_only_when_asked(small_mnist, monkeypatch: pytest.M
         config = TrainConfig(model=CNNConfig(width=4), hflip=hflip, device="cpu")
         train_step(make_learner(config, torch.device("cpu"), 0.0, 1.0), images, labels, lr=0.0)
     assert seen == [False, True]
+
+
+def test_styles_join_each_batch_but_not_its_train_accuracy(small_mnist, monkeypatch) -> None:
+    import vitdemo.styles
+
+    monkeypatch.setattr(vitdemo.styles, "POOL_SIZE", 100)
+    torch.manual_seed(0)
+    config = TrainConfig(model=CNNConfig(width=4), augment=0, device="cpu", styles_ratio=0.25, stroke_aug=1, elastic=1)
+    learner = make_learner(config, torch.device("cpu"), small_mnist.mean, small_mnist.std)
+    assert learner.styles is not None and len(learner.styles) == 100
+    seen = []
+    model = learner.model
+    learner = dataclasses.replace(learner, forward=lambda x: seen.append(x.shape[0]) or model(x))
+    images, labels = small_mnist.train.images[:16], small_mnist.train.labels[:16]
+    loss, logits = train_step(learner, images, labels, lr=1e-3)
+    assert seen == [20] and logits.shape == (16, 10)  # 16 + 25% styles forward; logits of the batch's own images
+    assert make_learner(TrainConfig(model=CNNConfig(width=4)), torch.device("cpu"), 0.0, 1.0).styles is None

@@ -247,13 +247,14 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: CheckpointM
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {HEADER_KEY: json.dumps(meta.to_header(), sort_keys=True)}
-    return _write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+    return write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
-def _write_atomically(path: Path, write: Any) -> Path:
-    """`write(tmp)` into a temporary file next to `path`, then rename it over `path`; no temporary stays behind."""
+def write_atomically(path: Path, write: Any, tmp_prefix: str | None = None) -> Path:
+    """`write(tmp)` into a temporary file next to `path`, then rename it over `path`; no temporary stays behind.
+    The temporary is `.<path name>.<random>.tmp`, or `<tmp_prefix><random>.tmp` when given."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix or f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -353,4 +354,4 @@ def rewrite_header(path: str | os.PathLike, meta: CheckpointMeta) -> Path:
     head = json.dumps(index, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)  # safetensors pads its header to 8 bytes with spaces
     blob = struct.pack("<Q", len(head)) + head + data[8 + n :]
-    return _write_atomically(path, lambda tmp: Path(tmp).write_bytes(blob))
+    return write_atomically(path, lambda tmp: Path(tmp).write_bytes(blob))

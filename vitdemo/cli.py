@@ -28,6 +28,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 # init and weights_path have their own flags below.
 INT_FLAGS = ("epochs", "batch_size", "seed", "split_seed", "val_size", "train_subset", "labels")
 FLOAT_FLAGS = ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "augment")
+HANDWRITING_FLAGS = ("stroke_aug", "elastic", "styles_ratio")  # floats too: augmentation for drawn digits
+# With --resume a run keeps its settings: only these flags may be given (vitdemo.resume.MAY_CHANGE).
+RESUME_FLAGS = ("epochs", "device", "compile", "amp", "name")
 
 
 class _Given(argparse.Action):
@@ -66,6 +69,18 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     _flag(g, "--no-amp", dest="amp", const=False, default=t.amp, help="disable bf16 autocast on CUDA")
     _flag(g, "--name", default=t.name, help="run name (default: derived from the settings)")
     g.add_argument("--out", help="also copy the checkpoint to this path (e.g. checkpoints/vit_mnist.safetensors)")
+    g = p.add_argument_group("drawn digits (augmentation for what people draw; 0 = off)")
+    for name in HANDWRITING_FLAGS:
+        _flag(g, f"--{name.replace('_', '-')}", type=float, default=getattr(t, name), help=_help(t, name))
+    g = p.add_argument_group("resume")
+    g.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a run (a run id, or its resume file run-<id>.resume.safetensors) from its last finished "
+        "epoch, with its own settings; --epochs N (more than it has done) extends it: the remaining steps follow "
+        "the learning-rate schedule of an N-epoch run (for cosine, a jump up to that curve, then down to 0 at N); "
+        "--device, --compile, --no-amp and --name may change too",
+    )
     g = p.add_argument_group("where the weights start")
     _flag(g, "--init", metavar="FILE", default=t.init, help="a checkpoint (e.g. from `pretrain`) to start from")
     _flag(g, "--probe", const=True, default=t.probe, help="train only the head (needs --init)")
@@ -83,6 +98,10 @@ def _help(t: TrainConfig, name: str) -> str:
     notes = {
         "split_seed": "picks the validation images (--seed drives initialisation, shuffling and augmentation)",
         "labels": "train on a class-balanced subset of this many labelled images (0 = all)",
+        "stroke_aug": "pen width: 1 = up to 2 px thicker or 1 px thinner, per image",
+        "elastic": "a smooth random wobble of the strokes: 1 = up to about 1.5 px",
+        "styles_ratio": "add this share of synthetic handwriting styles (flagged 1, crossed 7, open 4...) "
+        "to each batch, e.g. 0.05; MNIST only",
     }
     return f"{notes.get(name, '')} (default {getattr(t, name)})".strip()
 
@@ -114,16 +133,58 @@ def _check_start_files(config: TrainConfig) -> None:
             raise ConfigError(f"--init holds a {kind} model but this run trains a {config.model.kind}")
 
 
+def resume_file(ref: str, registry: Registry) -> Path:
+    """A run id ('7' or '#7') or a resume file path -> the resume file (it must exist)."""
+    from vitdemo.resume import ResumeError, state_path
+
+    key = ref.lstrip("#")
+    if key.isdigit() and not Path(ref).is_file():
+        run = registry.get_run(int(key))  # RunNotFound for an unknown run
+        path = state_path(registry.checkpoint_dir, run.id)
+        if not path.is_file():
+            raise ResumeError(f"run #{run.id} has no saved epoch to resume from (it saves one at each epoch's end)")
+        return path
+    if not Path(ref).is_file():
+        raise ResumeError(f"{ref!r} is neither a run id nor a resume file")
+    return Path(ref)
+
+
+def resume_config_from_args(a: argparse.Namespace, registry: Registry) -> TrainConfig:
+    """The config of a run that continues `--resume`: its own settings, with --epochs, --device, --compile,
+    --no-amp and --name if given; any other training flag is an error (a resumed run keeps its settings)."""
+    from vitdemo.resume import resume_config
+
+    given = set(getattr(a, "given", ()))
+    from vitdemo.cli_families import MODEL_FLAGS
+
+    others = sorted(given - set(RESUME_FLAGS)) + [k for k in ("model", "recipe") if getattr(a, k, None)]
+    others += [k for k in MODEL_FLAGS if getattr(a, k, None) is not None]
+    if others:
+        flag = MODEL_FLAGS.get(others[0], "--" + others[0].replace("_", "-"))
+        raise ConfigError(
+            f"{flag} cannot be given with --resume: a resumed run keeps its settings "
+            "(only --epochs, --device, --compile, --no-amp and --name may change)"
+        )
+    changes = {k: getattr(a, k) for k in given if k != "epochs"}
+    return resume_config(resume_file(a.resume, registry), a.epochs if "epochs" in given else None, **changes)
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from vitdemo.progress import ProgressBar
     from vitdemo.runs.execute import execute_run
     from vitdemo.runs.queue import start_run
 
-    config = config_from_args(a)
-    config.validate()
-    _check_start_files(config)
     registry = Registry(a.home)
+    config = resume_config_from_args(a, registry) if a.resume else config_from_args(a)
+    config.validate()
+    if not config.resume:  # a resumed run's weights come from its resume file, not from --init or --weights
+        _check_start_files(config)
     run_id = start_run(registry, config, os.getpid())  # created running and ours: no worker can claim it
+    if config.resume:
+        from vitdemo.resume import saved_history
+
+        for row in saved_history(config.resume):  # the resumed run's curves start with the epochs it continues
+            registry.add_epoch(run_id, row)
     run = registry.get_run(run_id)
     print(f"run #{run_id} {run.name}: {json.dumps(config.to_dict(), sort_keys=True)}", file=sys.stderr)
     try:

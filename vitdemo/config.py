@@ -169,6 +169,10 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     augment: float = 1.0  # 0 = off; 1 = +-10 deg, +-10% scale, +-2 px shift
     hflip: bool = False  # also mirror half the digits left-right (Fashion-MNIST is always mirrored)
+    # The gap between MNIST and what people draw (vitdemo.augment, vitdemo.styles); 0 = off, as runs before them.
+    stroke_aug: float = 0.0  # pen width: 1 = up to 2 px thicker or 1 px thinner, per image
+    elastic: float = 0.0  # a smooth random wobble of the strokes: 1 = up to about 1.5 px
+    styles_ratio: float = 0.0  # synthetic handwriting styles MNIST lacks, added to each batch: 0.05 = 5% more images
     seed: int = 0  # initialisation, shuffling, augmentation
     split_seed: int = 0  # which images are held out for validation: the same for runs that differ only in `seed`
     device: str = "auto"
@@ -186,6 +190,7 @@ class TrainConfig:
     # More training images after the dataset's: "class" (the class set, frozen into a snapshot file when the run is
     # submitted: vitdemo.classset_data.freeze_config) or that snapshot's path (.npz). Validation and test stay MNIST's.
     extra_data: str = ""
+    resume: str = ""  # a resume file (vitdemo.resume): continue that run from its last saved epoch
 
     def validate(self) -> None:
         self.model.validate()
@@ -199,6 +204,7 @@ class TrainConfig:
         _check(0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)")
         _check(self.grad_clip >= 0, "grad_clip must be >= 0 (0 disables clipping)")
         _check(0 <= self.augment <= 3, "augment must be between 0 (off) and 3")
+        self._validate_handwriting()
         for name in ("seed", "split_seed"):
             value = getattr(self, name)
             ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
@@ -218,6 +224,16 @@ class TrainConfig:
         ok = isinstance(extra, str) and (extra in ("", CLASS_SET) or extra.endswith(".npz")) and len(extra) <= 1000
         _check(ok, f"extra_data must be '' (none), '{CLASS_SET}' (the class set) or a class-set snapshot (.npz)")
         _check(not extra or not self.labels, "extra_data and a label budget (labels) cannot be used together")
+
+    def _validate_handwriting(self) -> None:
+        """Pen width, elastic wobble and synthetic styles: the augmentation for drawn digits."""
+        _check(0 <= self.stroke_aug <= 2, "stroke_aug must be between 0 (off) and 2")
+        _check(0 <= self.elastic <= 3, "elastic must be between 0 (off) and 3")
+        _check(0 <= self.styles_ratio <= 0.5, "styles_ratio must be between 0 (off) and 0.5 (half as many again)")
+        _check(
+            self.styles_ratio == 0 or (self.dataset == "mnist" and self.model.num_classes == 10),
+            "styles_ratio is for MNIST only: the synthetic handwriting styles are digits; set it to 0",
+        )
 
     def _validate_start(self) -> None:
         """The fields that say where the weights start: a label budget, an init checkpoint, a probe."""

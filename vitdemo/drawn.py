@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -136,3 +137,36 @@ def drawn_accuracy(models: dict, per_class: int = 30, seed: int = 0) -> dict[str
         for name, pred in result.predictions.items():
             correct[name] += int(pred.label == label)
     return {name: c / total for name, c in correct.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vitdemo.drawn [--styles]`: accuracy of MNIST checkpoints (default: the shipped ViT and CNN) on
+    the drawn set, or per style on the harder set (`vitdemo.drawn_styles`), own and held-out splits."""
+    import argparse
+
+    from vitdemo import paths
+    from vitdemo.checkpoints import load_checkpoint
+    from vitdemo.threads import configure_threads
+
+    p = argparse.ArgumentParser(prog="python -m vitdemo.drawn", description=main.__doc__)
+    p.add_argument("checkpoints", nargs="*", metavar="FILE", help="MNIST checkpoints (default: the shipped two)")
+    p.add_argument("--styles", action="store_true", help="the harder set, accuracy and mistakes per style")
+    p.add_argument("--split", choices=["own", "held_out", "both"], default="both", help="with --styles")
+    p.add_argument("--per-class", type=int, default=20, help="with --styles: drawings per digit and style")
+    a = p.parse_args(argv)
+    configure_threads()
+    files = a.checkpoints or [paths.shipped_dir() / f"{k}_mnist.safetensors" for k in ("cnn", "vit")]
+    models = {Path(f).stem: load_checkpoint(f) for f in files}
+    if not a.styles:
+        for name, acc in drawn_accuracy(models).items():
+            print(f"{name}: {acc:.2%} of {10 * 30} drawn digits")
+        return 0
+    from vitdemo.drawn_styles import SPLITS, format_table, score_styles
+
+    for split in SPLITS if a.split == "both" else (a.split,):
+        print(format_table(score_styles(models, split, per_class=a.per_class), split))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

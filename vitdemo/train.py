@@ -21,11 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vitdemo.augment import mix_in, random_stroke_width
 from vitdemo.checkpoints import CheckpointError, load_checkpoint
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits, Split, augment, batches, load_dataset, num_batches, to_input
 from vitdemo.evaluate import mean_loss, predict_logits
 from vitdemo.models import build_model, count_parameters, head_of, is_head_key
+from vitdemo.resume import ResumeState, apply_state, capture_state, check_fits, load_state, save_state
+from vitdemo.styles import style_split
 
 
 @dataclass(frozen=True)
@@ -188,16 +191,17 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike) -> list[str]
     return list(body)
 
 
-def prepare_model(config: TrainConfig, model: nn.Module) -> nn.Module:
+def prepare_model(config: TrainConfig, model: nn.Module, *, load: bool = True) -> nn.Module:
     """The weights a run starts from, on the CPU before the model moves to its device:
     1. `init`: the matching weights of a checkpoint (a pretrained encoder), the head stays new;
     2. else a pretrained transfer model's ImageNet backbone (`weights_path`, torch hub's cache or a download);
     3. `probe`: every parameter outside the head is frozen (and its layers stay in eval mode, `set_train_mode`).
-    build_model never does 1 or 2, so loading a checkpoint needs neither file."""
+    build_model never does 1 or 2, so loading a checkpoint needs neither file; nor does a resumed run
+    (`load=False`: its weights come from its resume file)."""
     m = config.model
-    if config.init:
+    if load and config.init:
         init_from_checkpoint(model, config.init)
-    elif m.kind == "transfer" and m.pretrained:
+    elif load and m.kind == "transfer" and m.pretrained:
         from vitdemo.models.transfer import load_pretrained
 
         load_pretrained(model, config.weights_path or None)
@@ -232,14 +236,22 @@ class Learner:
     std: float
     device: torch.device
     generator: torch.Generator | None = None  # shuffling and augmentation; None uses torch's global RNG
+    styles: Split | None = None  # synthetic handwriting styles mixed into every batch (`styles_ratio`), on device
 
 
 def make_learner(
-    config: TrainConfig, device: torch.device, mean: float, std: float, generator: torch.Generator | None = None
+    config: TrainConfig,
+    device: torch.device,
+    mean: float,
+    std: float,
+    generator: torch.Generator | None = None,
+    *,
+    load: bool = True,
 ) -> Learner:
-    """Build the model (from torch's global RNG: seed it first), start its weights (`prepare_model`), move it to
-    `device` and give its trainable parameters an AdamW."""
-    model = prepare_model(config, build_model(config.model)).to(device)
+    """Build the model (from torch's global RNG: seed it first), start its weights (`prepare_model`; `load=False`
+    for a resumed run, whose weights come from its file), move it to `device`, give its trainable parameters an
+    AdamW and render its synthetic styles."""
+    model = prepare_model(config, build_model(config.model), load=load).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]  # a probe or a frozen backbone: the head only
     decay = [p for p in trainable if p.ndim >= 2]  # no decay on biases, norms, tokens... (ndim < 2)
     no_decay = [p for p in trainable if p.ndim < 2]
@@ -249,7 +261,8 @@ def make_learner(
         betas=(0.9, 0.99),
     )
     forward = torch.compile(model) if config.compile else model  # ~1.3x on CPU too (measured), after ~30 s
-    return Learner(model, forward, optimizer, config, mean, std, device, generator)
+    styles = style_split(config.styles_ratio, config.seed, device)
+    return Learner(model, forward, optimizer, config, mean, std, device, generator, styles)
 
 
 def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
@@ -259,23 +272,28 @@ def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
 def train_step(learner: Learner, images: torch.Tensor, labels: torch.Tensor, lr: float) -> tuple[Tensor, Tensor]:
     """One optimizer step on a batch of (B, 28, 28) uint8 images and (B,) labels, at learning rate `lr`.
 
-    Normalise, augment, forward (bf16 autocast on CUDA when `config.amp`), label-smoothed cross-entropy,
-    backward, clip, AdamW. Returns the detached loss () and logits (B, C), still on the device.
+    Add synthetic styles, normalise, change the pen width, augment (affine + elastic), forward (bf16 autocast on
+    CUDA when `config.amp`), label-smoothed cross-entropy, backward, clip, AdamW. Returns the detached loss () and
+    the logits (B, C) of the batch's own images, still on the device.
     """
     c = learner.config
     for group in learner.optimizer.param_groups:
         group["lr"] = lr
-    x = to_input(images, learner.mean, learner.std)  # (B, 1, 28, 28)
-    x = augment(x, c.augment, learner.generator, hflip=c.hflip or c.dataset == "fashion")
+    n = len(labels)
+    if learner.styles is not None:
+        images, labels = mix_in(images, labels, learner.styles, c.styles_ratio, learner.generator)  # (B + k, ...)
+    x = to_input(images, learner.mean, learner.std)  # (B + k, 1, 28, 28)
+    x = random_stroke_width(x, c.stroke_aug, -learner.mean / learner.std, learner.generator)
+    x = augment(x, c.augment, learner.generator, hflip=c.hflip or c.dataset == "fashion", elastic=c.elastic)
     with _autocast(learner.device, c.amp):
-        logits = learner.forward(x)  # (B, C)
+        logits = learner.forward(x)  # (B + k, C)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=c.label_smoothing)
     learner.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if c.grad_clip > 0:
         nn.utils.clip_grad_norm_(learner.model.parameters(), c.grad_clip)
     learner.optimizer.step()
-    return loss.detach(), logits.detach()
+    return loss.detach(), logits[:n].detach()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -362,22 +380,37 @@ def run_epoch(
     lr_of: Callable[[int], float],
     progress: Progress,
     should_stop: Callable[[], bool] | None = None,
+    first_step: int = 0,
 ) -> tuple[float, float, float]:
-    """One shuffled pass over `split` -> (mean train loss, train accuracy, last lr). Raises Stopped."""
+    """One shuffled pass over `split` -> (mean train loss, train accuracy, last lr). Raises Stopped.
+    `first_step` is the run's step count (0-based) at the epoch's start: the schedule reads `lr_of(step)`."""
     set_train_mode(learner.model, learner.config.probe)
     loss_sum = torch.zeros((), device=learner.device)
     correct = torch.zeros((), device=learner.device, dtype=torch.int64)
-    n_epoch, lr = 0, lr_of(progress.step)
+    n_epoch, step, lr = 0, first_step, lr_of(first_step)
     for images, labels in batches(split, learner.config.batch_size, shuffle=True, generator=learner.generator):
         if should_stop is not None and should_stop():
             raise Stopped
-        lr = lr_of(progress.step)
+        lr = lr_of(step)
         loss, logits = train_step(learner, images, labels, lr)
+        step += 1
         n_epoch += len(labels)
         loss_sum += loss * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         progress.on_step(epoch, loss, lr, len(labels), learner.model)
     return (loss_sum / max(n_epoch, 1)).item(), correct.item() / max(n_epoch, 1), lr
+
+
+def _best(keeper: KeepBest | None) -> tuple[int, float, dict[str, Tensor]] | None:
+    return (keeper.epoch, keeper.acc, keeper.state) if keeper is not None and keeper.state is not None else None
+
+
+def resume_from(state: ResumeState, learner: Learner, keeper: KeepBest | None, steps_per_epoch: int) -> list[EpochInfo]:
+    """Put a resume state into a fresh learner (and keeper); returns the finished epochs' curves."""
+    apply_state(state, learner, steps_per_epoch)
+    if keeper is not None and state.best is not None:
+        keeper.epoch, keeper.acc, keeper.state = state.best_epoch, state.best_acc, state.best
+    return [EpochInfo(**{**e, "epochs": learner.config.epochs}) for e in state.history]
 
 
 def train(
@@ -387,11 +420,15 @@ def train(
     data: DatasetSplits | None = None,
     data_dir: str | None = None,
     should_stop: Callable[[], bool] | None = None,
+    state_path: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train one model. Returns the kept weights on CPU; raises on bad config or data.
 
     `config.labels` keeps a class-balanced subset of `data.train` (`labelled_split`); the model starts from
-    `config.init`, or the ImageNet weights for a pretrained transfer model (`prepare_model`).
+    `config.init`, or the ImageNet weights for a pretrained transfer model (`prepare_model`), or, with
+    `config.resume`, from the end of the last epoch saved in that resume file (vitdemo.resume: weights,
+    optimizer, schedule position, RNG streams, kept best weights, curves). With `state_path`, the run's own
+    resume state is written there at every epoch end.
 
     Nothing here looks at the test split (score it with `vitdemo.evaluate.score_model`), and nothing
     sets torch's thread count (the process entry does, once: `vitdemo.threads.configure_threads`).
@@ -399,27 +436,35 @@ def train(
     config.validate()
     device = resolve_device(config.device)
     seed_everything(config.seed)
+    state = load_state(config.resume) if config.resume else None
+    if state is not None:
+        check_fits(state.config, config, state.epoch)
     data = data if data is not None else load_data(config, data_dir)
     train_split, val_split = labelled_split(data.train, config).to(device), data.val.to(device)
-    learner = make_learner(config, device, data.mean, data.std, torch.Generator().manual_seed(config.seed))
+    generator = torch.Generator().manual_seed(config.seed)
+    learner = make_learner(config, device, data.mean, data.std, generator, load=state is None)
     model = learner.model
     steps_per_epoch = num_batches(len(train_split), config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
     num_params = count_parameters(model)
+    keeper = KeepBest() if config.keep == "best" and len(val_split) > 0 else None  # no images: nothing to pick by
+    history = resume_from(state, learner, keeper, steps_per_epoch) if state is not None else []
+    done, before_s = len(history), state.elapsed_s if state is not None else 0.0
+    if state is not None and state_path is not None:  # a resumed run can be resumed again before its first epoch
+        save_state(state_path, capture_state(learner, state.history, steps_per_epoch, before_s, _best(keeper)))
     for cb in callbacks:
         cb.on_train_start(config, total_steps, num_params, str(device))
 
     def lr_of(step: int) -> float:
         return lr_at(step, total_steps, warmup_steps, config.lr, config.schedule)
 
-    progress = Progress(callbacks, total_steps)
-    keeper = KeepBest() if config.keep == "best" and len(val_split) > 0 else None  # no images: nothing to pick by
-    history: list[EpochInfo] = []
+    progress = Progress(callbacks, total_steps - done * steps_per_epoch)
     cancelled = False
     try:
-        for epoch in range(1, config.epochs + 1):
-            train_loss, train_acc, lr = run_epoch(learner, train_split, epoch, lr_of, progress, should_stop)
+        for epoch in range(done + 1, config.epochs + 1):
+            first = (epoch - 1) * steps_per_epoch
+            train_loss, train_acc, lr = run_epoch(learner, train_split, epoch, lr_of, progress, should_stop, first)
             val_loss, val_acc = validate(model, val_split, data.mean, data.std, config, device)
             elapsed = progress.elapsed()
             info = EpochInfo(
@@ -431,15 +476,20 @@ def train(
                 val_acc=val_acc,
                 lr=lr,
                 images_per_s=progress.seen / max(elapsed, 1e-9),
-                elapsed_s=elapsed,
+                elapsed_s=before_s + elapsed,
             )
             history.append(info)
             if keeper is not None:
                 keeper.offer(epoch, val_acc, model)
             progress.on_epoch(info, model)
+            if state_path is not None:
+                dicts = [e.to_dict() for e in history]
+                save_state(
+                    state_path, capture_state(learner, dicts, steps_per_epoch, before_s + elapsed, _best(keeper))
+                )
     except Stopped:
         cancelled = True
-    train_time = progress.elapsed()
+    train_time = before_s + progress.elapsed()
 
     if keeper is not None and keeper.restore(model):
         kept, best_epoch, val_acc = "best", keeper.epoch, keeper.acc

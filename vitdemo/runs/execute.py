@@ -24,6 +24,7 @@ from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits
 from vitdemo.evaluate import Scores, predict_logits, score_model
+from vitdemo.resume import state_path
 from vitdemo.runs import points
 from vitdemo.runs.points import MAX_POINTS
 from vitdemo.runs.queue import best_effort, mark_failed
@@ -206,8 +207,13 @@ def execute_run(
             lambda: best_effort(lambda: registry.cancel_requested(run.id), False), PROGRESS_EVERY_S
         )
         watch = WatchCallback(registry, run.id, Watcher(data.test, data.mean, data.std, num_classes=len(data.classes)))
-        callbacks = (RegistryCallback(registry, run.id), watch, *extra_callbacks)
-        result = train(config, callbacks, data=data, should_stop=should_stop)
+        result = train(
+            config,
+            (RegistryCallback(registry, run.id), watch, *extra_callbacks),
+            data=data,
+            should_stop=should_stop,
+            state_path=state_path(registry.checkpoint_dir, run.id),  # at every epoch end: `--resume` goes on from it
+        )
         if result.cancelled:
             registry.transition(
                 run.id, "cancelled", only_from=("running",), finished_at=time.time(), train_time_s=result.train_time_s
@@ -230,8 +236,9 @@ def execute_run(
         return result
     except Exception as exc:  # a failed run must end as failed, never stay "running"
         error = describe_error(exc)
-        if path is not None:
-            path.unlink(missing_ok=True)
+        if path is not None:  # trained to the end but not recorded: its files go (a failure mid-training keeps
+            path.unlink(missing_ok=True)  # its resume file, to go on from the last epoch)
+            state_path(registry.checkpoint_dir, run.id).unlink(missing_ok=True)
             error = f"the result could not be recorded, so its checkpoint was removed: {error}"
         mark_failed(registry, run.id, error)
         if os.environ.get("VITDEMO_DEBUG"):

@@ -160,6 +160,33 @@ def request_cancel(store: Registry, run_id: int, actor: Actor) -> str:
     return store.get_run(run_id).status
 
 
+def resume(
+    store: Registry,
+    run_id: int,
+    actor: Actor,
+    *,
+    epochs: int | None = None,
+    estimator: classroom.Estimator | None = None,
+) -> int:
+    """Queue a new run that continues run `run_id` from its last finished epoch (`vitdemo.resume`: the resume
+    file it saved next to its checkpoint), with its settings and, with `epochs`, a longer schedule. Only the run's
+    owner or the teacher may (NotAllowed); the new run is `actor`'s and passes `submit`'s limits (OverLimit).
+    ResumeError (a ValueError, with a sentence for the user) for a run still queued or running, one with no
+    saved epoch, or nothing left to train. Returns the new run's id; its curves start with the earlier epochs'."""
+    from vitdemo.resume import ResumeError, resume_config, saved_history, state_path
+
+    run = _check_may_change(store, run_id, actor, "resume")
+    if run.active:
+        raise ResumeError(f"Run #{run_id} is still {run.status}: resume it once it has stopped.")
+    path = state_path(store.checkpoint_dir, run_id)
+    if run.baseline or not path.is_file():
+        raise ResumeError(f"Run #{run_id} has no finished epoch saved, so there is nothing to continue from.")
+    new_id = submit(store, resume_config(path, epochs), actor, estimator=estimator)
+    for row in saved_history(path):
+        store.add_epoch(new_id, row)
+    return new_id
+
+
 def delete_run(store: Registry, run_id: int, actor: Actor) -> None:
     """Delete a finished run and its checkpoint: only its owner or the teacher may (NotAllowed otherwise; the
     owner is checked again in the DELETE itself). Baselines and active runs are refused (ValueError)."""
