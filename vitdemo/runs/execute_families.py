@@ -44,7 +44,12 @@ def fit_classic_run(registry: Registry, run: Run, *, data_dir: str | None = None
     data = load_dataset(
         spec.dataset, data_dir, val_size=spec.val_size, seed=spec.split_seed, train_subset=spec.train_subset
     )
-    fitted = fit_run(spec, data)
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    from vitdemo.threads import thread_count
+
+    with threadpool_limits(thread_count()):  # the BLAS threads follow $VITDEMO_THREADS, like torch's
+        fitted = fit_run(spec, data)
     path = save_classic(run_file(registry, run, ".skops"), fitted)
     m = fitted.metrics
     columns = {
