@@ -21,6 +21,7 @@ from vitdemo.config import DATASETS, ConfigError, TrainConfig, default_run_name
 CLASSIC_KINDS = ("logreg", "knn", "svm", "forest")
 PRETRAIN_METHODS: dict[str, str] = {"mae": "vit", "simclr": "cnn"}  # method -> the model kind it pretrains
 PRETRAIN_KEY = "pretrain"  # the stored config's entry that makes a TrainConfig a PretrainRun
+ENCODER_TAG = "pretrained_encoder"  # a checkpoint's metrics key holding the method: the file's head is untrained
 NEW_ENCODER = "(the encoder this run pretrains)"  # stands in for `init` while a PretrainRun is checked
 
 

@@ -16,15 +16,15 @@ from typing import Any
 
 from vitdemo.checkpoints import CheckpointError, CheckpointMeta, read_meta
 from vitdemo.config import ModelConfig
+from vitdemo.families import ENCODER_TAG
 from vitdemo.runs.store import NewRun, Registry
 
 CLASSIC_SUFFIX = ".skops"
 
 
 def _is_encoder(meta: CheckpointMeta) -> bool:
-    from vitdemo.pretrain.encoder import is_pretrained_encoder  # vitdemo.pretrain loads the trainer: only here
-
-    return is_pretrained_encoder(meta)
+    """vitdemo.pretrain.is_pretrained_encoder, without importing the trainer (a listing stays light)."""
+    return bool(meta.metrics.get(ENCODER_TAG))
 
 
 def read_headers(
@@ -106,9 +106,8 @@ def _classic_files(checkpoint_dir: str | os.PathLike) -> list[Path]:
 
 
 def _new_runs(checkpoint_dir: str | os.PathLike, known: set[str]) -> list[NewRun]:
-    """Baseline runs for the files of the folder not yet registered (`known`: their resolved paths)."""
-    from vitdemo.classic import ClassicError
-
+    """Baseline runs for the files of the folder not yet registered (`known`: their resolved paths).
+    scikit-learn is imported only when there is a new .skops file to read."""
     new = [
         baseline_run(path, meta)
         for path, meta in read_headers(checkpoint_dir)
@@ -117,6 +116,8 @@ def _new_runs(checkpoint_dir: str | os.PathLike, known: set[str]) -> list[NewRun
     for path in _classic_files(checkpoint_dir):
         if str(path.resolve()) in known:
             continue
+        from vitdemo.classic import ClassicError
+
         try:
             new.append(classic_baseline_run(path))
         except (ClassicError, OSError):  # a damaged file: skipped here, reported where it is loaded
@@ -155,8 +156,6 @@ RUN_ENCODERS = "run-*-encoder.safetensors"  # in a registry's checkpoint folder:
 def encoders(folder: str | os.PathLike, pattern: str = "*.safetensors") -> list[Encoder]:
     """The pretrained encoders among the `pattern` files of `folder` (the shipped checkpoints; or a registry's
     run checkpoints with RUN_ENCODERS), by name."""
-    from vitdemo.pretrain.encoder import ENCODER_TAG
-
     found = []
     for path, meta in read_headers(folder, pattern):
         if _is_encoder(meta):
