@@ -7,7 +7,10 @@ Time estimate: a run costs `train_flops_per_image` (forward + backward multiply-
 per training image and a third of that per validation and test image. The device's speed is measured, not
 guessed: a few real training steps of the run's own model (when they take under PROBE_MAX_STEP_S), else of a
 small reference model of the same kind, whose FLOP rate is then applied to the run's FLOPs. Measurements are
-cached per model config, batch size and device for the life of the process.
+cached per model config, batch size and device for the life of the process. A scikit-learn baseline is not
+probed: its time comes from measured constants (CLASSIC_FULL_S); a pretrain run adds its pretraining, at the
+trainer's measured speed times PRETRAIN_SPEED. A label budget trains on its labels only, and the class's epoch
+limit counts its epochs as the passes over the training set they add up to (`counted_epochs`).
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ REFERENCES: dict[str, ModelConfig] = {
     "mlp": MLPConfig(hidden=(64,)),
     "transfer": TransferConfig(arch="alexnet", image_px=64, pretrained=False),  # random weights: never read a file
 }
-# Pretraining's speed as a multiple of the trainer's on the same model (images per second, one thread, batch 256
-# vs the trainer's 64; measured on the 2-core development machine): MAE encodes a quarter of the patches (1,215
+# Pretraining's speed as a multiple of the trainer's on the same model and batch size (images per second, one
+# thread; pretraining at batch 256, the trainer at 64; measured on the 2-core development machine): MAE encodes a quarter of the patches (1,215
 # vs 782 images/s for the default ViT), SimCLR passes two views through the CNN and a projector (913 vs 2,530).
 PRETRAIN_SPEED = {"mae": 1.55, "simclr": 0.36}
 # Seconds a scikit-learn baseline's run takes on the full 55,000 training images, from its start to its result:
@@ -322,8 +325,9 @@ class Estimator:
         train = config.train if isinstance(config, PretrainRun) else config
         rate, how = self.images_per_s(train, device)
         seconds = run_seconds(train, rate)
-        if isinstance(config, PretrainRun):
-            seconds += pretrain_seconds(config, rate)
+        if isinstance(config, PretrainRun):  # at the pretraining's batch size, over every training image
+            batch = dataclasses.replace(train, batch_size=config.pretrain.batch_size, labels=0)
+            seconds += pretrain_seconds(config, self.images_per_s(batch, device)[0])
         return TimeEstimate(seconds, rate, device, how)
 
 
