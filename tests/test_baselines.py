@@ -1,7 +1,9 @@
-"""Shipped checkpoints become finished baseline runs: once each, with their curves, never deletable."""
+"""Shipped models become finished baseline runs: once each, with their curves, never deletable; scikit-learn
+files too, pretrained encoders never."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -9,8 +11,9 @@ import pytest
 
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
+from vitdemo.families import ClassicConfig, ClassicRun, run_config_from_dict
 from vitdemo.models import build_model
-from vitdemo.runs.baselines import sync_baselines
+from vitdemo.runs.baselines import baseline_files, encoders, sync_baselines
 from vitdemo.runs.store import Registry
 
 HISTORY = [
@@ -96,3 +99,49 @@ def test_concurrent_baseline_syncs_register_each_file_once(reg: Registry, tmp_pa
         t.join()
     assert sorted(len(r) for r in results) == [0, 0, 0, 3]
     assert len(reg.list_runs()) == 3
+
+
+def _classic_file(folder: Path, name: str) -> Path:
+    import numpy as np
+
+    from vitdemo.classic import fit_classic, save_classic
+    from vitdemo.families import ClassicConfig
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), np.arange(40) % 10
+    fitted = fit_classic(ClassicConfig(kind="logreg", max_iter=20), x, y)
+    metrics = {"test_acc": 0.91, "macro_f1": 0.9, "val_acc": 0.92, "train_time_s": 1.5, "num_params": 7850,
+               "val_size": 3000, "split_seed": 2, "train_subset": 40}  # fmt: skip
+    return save_classic(folder / f"{name}.skops", dataclasses.replace(fitted, metrics=metrics, name=name))
+
+
+def _encoder(folder: Path, name: str) -> Path:
+    from vitdemo.pretrain.encoder import ENCODER_TAG
+
+    meta = make_meta(CNNConfig(width=4, depth=1), "mnist", metrics={ENCODER_TAG: "simclr", "pretrain": {"epochs": 3}},
+                     name=name)  # fmt: skip
+    return save_checkpoint(folder / f"{name}.safetensors", build_model(meta.model_config), meta)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 20 steps on noise: fine here
+def test_classic_files_are_baselines_and_encoders_are_not(reg: Registry, tmp_path: Path) -> None:
+    """A shipped .skops file is a baseline run read from its header; a pretrained encoder (no trained head) is
+    never listed, only offered as the start of a fine-tune."""
+    shipped = tmp_path / "shipped"
+    net = _shipped(shipped, "cnn_mnist")
+    skops = _classic_file(shipped, "logreg_mnist")
+    enc = _encoder(shipped, "simclr_cnn_mnist")
+    (shipped / "junk.skops").write_bytes(b"not a zip")  # skipped, the others still register
+    assert len(sync_baselines(reg, shipped)) == 2 and sync_baselines(reg, shipped) == []
+    runs = {r.name: r for r in reg.list_runs()}
+    assert set(runs) == {"cnn_mnist", "logreg_mnist"}
+    classic = runs["logreg_mnist"]
+    assert classic.kind == "logreg" and classic.baseline and classic.test_acc == 0.91 and classic.macro_f1 == 0.9
+    assert classic.checkpoint == str(skops.resolve()) and classic.num_params == 7850 and classic.device == "cpu"
+    run = run_config_from_dict(classic.config)  # the stored config is the run that made the file
+    assert run == ClassicRun(model=ClassicConfig(kind="logreg", max_iter=20), val_size=3000, split_seed=2,
+                             train_subset=40, name="logreg_mnist")  # fmt: skip
+    assert baseline_files(shipped) == sorted([net, skops])
+    (found,) = encoders(shipped)
+    assert found.path == enc and found.method == "simclr" and found.pretrain_epochs == 3
+    assert found.model == CNNConfig(width=4, depth=1) and found.name == "simclr_cnn_mnist"

@@ -18,15 +18,19 @@ from vitdemo.classic import (
     ClassicModel,
     file_types,
     fit_classic,
+    fit_run,
     flatten,
     load_classic,
     logreg_templates,
     predict_proba,
+    read_header,
     save_classic,
     score_classic,
+    stored_numbers,
 )
 from vitdemo.config import ConfigError
 from vitdemo.data import Split, load_dataset
+from vitdemo.families import ClassicRun
 
 SMALL = {  # small enough for a test: a few seconds each on 3000 images
     "logreg": ClassicConfig(kind="logreg", max_iter=100),
@@ -156,3 +160,36 @@ def test_bad_configs_are_refused() -> None:
         replace(ClassicConfig(), kind="xgboost").validate()
     with pytest.raises(ConfigError, match="n_neighbors"):
         ClassicConfig(kind="knn", n_neighbors=0).validate()
+
+
+def test_a_header_is_read_without_building_the_estimator(fitted, tmp_path: Path, monkeypatch) -> None:
+    """The registry lists a .skops file from its header: the strings of its schema, never its estimator."""
+    named = replace(fitted["svm"], metrics={"test_acc": 0.9, "val_size": 1000, "split_seed": 3}, name="my svm")
+    path = save_classic(tmp_path / "svm.skops", named)
+    monkeypatch.setattr(sio, "load", lambda *a, **k: pytest.fail("the header read built the model"))
+    header = read_header(path)
+    assert header.config == SMALL["svm"] and header.name == "my svm" and header.metrics["test_acc"] == 0.9
+    assert header.run() == ClassicRun(model=SMALL["svm"], val_size=1000, split_seed=3, name="my svm")
+    with pytest.raises(ClassicError, match="not a vitdemo classic-model file"):
+        read_header(_rewrite_schema(path, tmp_path / "other.skops", lambda s: {**s, "content": {}}))
+
+
+def test_fit_run_scores_like_a_network_and_counts_what_it_stores(data_dir: str) -> None:
+    run = ClassicRun(model=SMALL["forest"], train_subset=2000, val_size=500, split_seed=1, name="f")
+    data = load_dataset("mnist", data_dir, val_size=500, seed=1, train_subset=2000)
+    fitted = fit_run(run, data)
+    m = fitted.metrics
+    assert m["test_acc"] == score_classic(fitted, data.test).accuracy > 0.8 and m["train_images"] == 2000
+    assert m["val_acc"] == score_classic(fitted, data.val).accuracy and m["train_time_s"] > 0
+    assert (m["val_size"], m["split_seed"], m["train_subset"], fitted.name) == (500, 1, 2000, "f")
+    trees = fitted.estimator.estimators_
+    assert m["num_params"] == sum(t.tree_.node_count * 12 for t in trees) == stored_numbers(fitted)
+
+
+def test_stored_numbers_of_each_kind(fitted) -> None:
+    assert stored_numbers(fitted["logreg"]) == 7850  # 10 x 784 weights + 10 biases
+    knn = fitted["knn"].estimator
+    assert stored_numbers(fitted["knn"]) == 30 * 784 + 784 + 2000 * 30  # PCA, its mean, the stored features
+    svm = fitted["svm"].estimator.calibrated_classifiers_[0].estimator[-1]
+    assert stored_numbers(fitted["svm"]) == 30 * 784 + 784 + svm.support_vectors_.size + svm.dual_coef_.size + 45
+    assert knn[0].n_components_ == 30

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -40,16 +41,31 @@ def the_run(home: Path) -> dict:
     return {"run": run, "config": run.config, "checkpoint": Path(run.checkpoint)}
 
 
-def test_classic_fits_scores_and_saves(tmp_path: Path, data_dir: Path) -> None:
-    out = tmp_path / "knn.skops"
-    proc = vitdemo("classic", "--kind", "knn", "--train-subset", "1000", "--out", str(out), "--json", data_dir=data_dir)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_classic_fits_scores_and_saves_as_a_run(tmp_path: Path, data_dir: Path, capsys) -> None:
+    """`classic` records a run like `train` (listed, evaluated, compared like every other run); --out copies its
+    file; `evaluate` scores the file through the same classic scoring."""
+    out, home = tmp_path / "knn.skops", tmp_path / "home"
+    proc = vitdemo(
+        "classic", "--kind", "knn", "--train-subset", "1000", "--out", str(out), "--json", home=home, data_dir=data_dir
+    )
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)
     assert row["kind"] == "knn" and row["train_images"] == 1000 and row["train_time_s"] > 0
     assert 0.7 < row["test_acc"] <= 1 and 0.7 < row["macro_f1"] <= 1 and 0.7 < row["val_acc"] <= 1
     back = load_classic(out)
     assert back.config.kind == "knn" and back.metrics["test_acc"] == row["test_acc"]
-    assert "knn on 1,000 mnist training images" in proc.stderr and "saved" in proc.stderr
+    assert f"run #{row['run']}: knn on 1,000 mnist training images" in proc.stderr and "saved" in proc.stderr
+    run = the_run(home)["run"]
+    assert run.kind == "knn" and run.test_acc == row["test_acc"] and run.macro_f1 == row["macro_f1"]
+    assert run.name == "knn-mnist-k3-pca30-n1000" and run.checkpoint.endswith(f"run-{run.id}.skops")
+    assert run.num_params == back.metrics["num_params"] > 0
+    from vitdemo.cli_families import evaluate_classic
+
+    capsys.readouterr()
+    assert evaluate_classic(Path(run.checkpoint), argparse.Namespace(data_dir=str(data_dir), json=True)) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["accuracy"] == row["test_acc"] and scored["macro_f1"] == pytest.approx(row["macro_f1"])
 
 
 def test_pretrain_then_a_probe_with_100_labels(tmp_path: Path, data_dir: Path) -> None:

@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
+from vitdemo.config import CNNConfig, ConfigError, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
+from vitdemo.families import CLASSIC_KINDS, ClassicConfig, ClassicRun, PretrainConfig, PretrainRun
 from vitdemo.metrics import evaluate_predictions
 from vitdemo.models import build_model, count_parameters
+from vitdemo.recipes import FEW_LABELS_VAL_SIZE, SEED_VIT
 from vitdemo.runs.store import Registry
 from vitdemo.views import charts, forms
 
-
 # -- forms ---------------------------------------------------------------------------------------------
+FIXED_PRESETS = ["fast demo", "best accuracy"]  # "seed recipe" picks the ViT; "few labels" follows the budget
+
+
 @pytest.mark.parametrize("preset", list(forms.PRESETS))
 @pytest.mark.parametrize("kind", ["vit", "cnn"])
 @pytest.mark.parametrize("dataset", ["mnist", "fashion"])
 def test_presets_validate(preset: str, kind: str, dataset: str) -> None:
     values = forms.apply_preset({**forms.default_values(), "model_kind": kind, "dataset": dataset}, preset)
-    config, messages = forms.check_values(values)
+    config, messages = forms.check_values(values, encoders={})
     assert messages == []
-    assert config is not None and config.model.kind == kind and config.dataset == dataset
-    assert config.epochs == forms.PRESETS[preset]["epochs"]
+    expected_kind = "vit" if preset == "seed recipe" else kind
+    assert config is not None and config.model.kind == expected_kind and config.dataset == dataset
+    if preset in FIXED_PRESETS:
+        assert config.epochs == forms.PRESETS[preset]["epochs"]
     assert config.warmup_epochs <= config.epochs
 
 
@@ -61,10 +68,12 @@ def test_parameter_estimate_equals_the_built_model(model) -> None:
 @pytest.mark.parametrize("preset", list(forms.PRESETS))
 def test_estimate_of_presets_counts_the_built_model(preset: str) -> None:
     for kind in ("vit", "cnn"):
-        config = forms.config_from_values(forms.apply_preset({**forms.default_values(), "model_kind": kind}, preset))
+        values = forms.apply_preset({**forms.default_values(), "model_kind": kind}, preset)
+        config = forms.config_from_values(values, encoders={})
         est = forms.estimate(config)
         assert est.num_params == count_parameters(build_model(config.model))
-        assert est.train_images == (config.train_subset or 60_000 - config.val_size)
+        expected = config.labels or config.train_subset or 60_000 - config.val_size  # a budget trains on its labels
+        assert est.train_images == expected
         assert est.steps_per_epoch == -(-est.train_images // config.batch_size)
         assert est.total_steps == est.steps_per_epoch * config.epochs
         assert est.total_bytes == est.weights_bytes + est.activations_bytes + est.data_bytes > 0
@@ -92,7 +101,12 @@ def test_memory_estimate_grows_with_batch_and_model() -> None:
         ({"model_kind": "cnn", "cnn_width": 2}, ["CNN width must be between 4 and 256."]),
         ({"model_kind": "cnn", "cnn_depth": 4}, ["Depth must be 1, 2 or 3 (28 px halves at most 3 times)."]),
         ({"name": "x" * 101}, ["Name must be at most 100 characters."]),
-        ({"model_kind": "mlp"}, ["Model kind must be vit or cnn, not 'mlp'."]),
+        ({"model_kind": "boosting"}, ["Model kind must be one of vit, cnn, linear, mlp, transfer, classic,"]),
+        ({"model_kind": "mlp", "mlp_hidden": "256,x"}, ["Hidden layers must be layer sizes like 256,128, not"]),
+        ({"model_kind": "mlp", "mlp_hidden": "4"}, ["Each hidden size must be between 8 and 4096."]),
+        ({"model_kind": "transfer", "arch": "alexnet", "image_px": 32}, ["Input size must be between 64 and 224"]),
+        ({"model_kind": "classic", "classic_kind": "knn", "n_neighbors": 0}, ["Neighbours must be between 1 and 50."]),
+        ({"model_kind": "vit", "labels": 5}, ["Label budget must be 0 (all) or at least 10, one a class."]),
         # the model's and the training settings' problems are reported together
         ({"num_heads": 3, "weight_decay": 2.0}, ["Embedding dim (64) must be", "Weight decay must be in [0, 1]."]),
     ],
@@ -150,6 +164,102 @@ def test_coerce_values_gives_widget_types() -> None:
     values = forms.coerce_values({**forms.default_values(), "epochs": 3.0, "mlp_ratio": 2, "lr": "x"})
     assert values["epochs"] == 3 and isinstance(values["epochs"], int)
     assert isinstance(values["mlp_ratio"], float) and values["lr"] == "x"
+
+
+# -- the families -------------------------------------------------------------------------------------
+ENCODERS = {
+    "mae_vit_mnist.safetensors": forms.EncoderChoice(
+        "mae_vit_mnist.safetensors", "MAE ViT", "/srv/ckpt/mae_vit_mnist.safetensors", ViTConfig(depth=2), "mae"
+    )
+}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrainConfig(model=LinearConfig(), epochs=3, seed=2),
+        TrainConfig(
+            model=MLPConfig(hidden=(64, 32), dropout=0.2),
+            dataset="fashion",
+            labels=600,
+            val_size=FEW_LABELS_VAL_SIZE,
+            keep="last",
+        ),  # fmt: skip
+        TrainConfig(model=TransferConfig(arch="alexnet", image_px=96, finetune="head"), batch_size=32),
+        TrainConfig(model=TransferConfig(arch="vgg16", pretrained=False), epochs=2),
+        *(ClassicRun(model=ClassicConfig(kind=k, seed=3), dataset="fashion", train_subset=2000) for k in CLASSIC_KINDS),
+        ClassicRun(model=ClassicConfig(kind="svm", svm_c=3.0, pca_components=40), name="svm here"),
+        TrainConfig(
+            model=ViTConfig(depth=2),
+            init="/srv/ckpt/mae_vit_mnist.safetensors",
+            labels=100,
+            probe=True,
+            val_size=FEW_LABELS_VAL_SIZE,
+            keep="last",
+        ),  # fmt: skip
+        PretrainRun(
+            "simclr",
+            PretrainConfig(epochs=3, seed=4),
+            TrainConfig(model=CNNConfig(width=8), labels=100, seed=4, val_size=FEW_LABELS_VAL_SIZE, keep="last"),
+        ),  # fmt: skip
+    ],
+    ids=lambda c: type(c).__name__ + "-" + (c.model.kind if hasattr(c, "model") else c.method),
+)
+def test_every_family_round_trips_through_the_form(config) -> None:
+    """A stored run of any family (the Leaderboard's "use these settings") fills the form, and the form gives the
+    same run back (warm-up aside: the form computes it)."""
+    values = forms.values_from_config(config.to_dict())
+    again = forms.config_from_values(forms.coerce_values(values), encoders=ENCODERS)
+    if isinstance(config, TrainConfig):
+        config = dataclasses.replace(config, warmup_epochs=again.warmup_epochs)
+    elif isinstance(config, PretrainRun):
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, warmup_epochs=1.0))
+    assert again == config
+    assert values["model_kind"] in forms.FAMILIES
+
+
+def test_the_seed_recipe_preset_is_the_published_recipe() -> None:
+    values = forms.apply_preset({**forms.default_values(), "model_kind": "cnn", "name": "mine"}, "seed recipe")
+    assert values["model_kind"] == "vit" and values["recipe"] == "seed-vit" and values["name"] == "mine"
+    config = forms.config_from_values(values, encoders={})
+    assert config == dataclasses.replace(SEED_VIT, name="mine")  # flips, no warm-up, no clipping: all kept
+    assert forms.values_from_config(SEED_VIT)["recipe"] == "seed-vit"
+    other = forms.apply_preset(values, "fast demo")  # another preset leaves the recipe
+    assert forms.config_from_values(other, encoders={}).hflip is False
+
+
+def test_fine_tuning_an_encoder_takes_its_architecture_and_the_label_budget() -> None:
+    values = {**forms.default_values(), "model_kind": "finetune", "encoder": "mae_vit_mnist.safetensors"}
+    values = forms.apply_preset({**values, "labels": 100}, "few labels")
+    config, messages = forms.check_values(values, encoders=ENCODERS)
+    assert messages == [] and config.model == ViTConfig(depth=2)  # the encoder's, not the form's ViT fields
+    assert config.init == "/srv/ckpt/mae_vit_mnist.safetensors" and config.labels == 100
+    assert (config.epochs, config.batch_size, config.lr) == (40, 10, 1e-3)
+    assert config.val_size == FEW_LABELS_VAL_SIZE and config.keep == "last"
+    assert forms.estimate(config).train_images == 100 and forms.estimate(config).steps_per_epoch == 10
+    gone = forms.check_values({**values, "encoder": "old.safetensors"}, encoders=ENCODERS)
+    assert gone == (None, ["The encoder old.safetensors is not on this server: choose one of the encoders offered, "
+                           "or pretrain a new one."])  # fmt: skip
+    new, messages = forms.check_values({**values, "encoder": "new:simclr", "pretrain_epochs": 2}, encoders={})
+    assert isinstance(new, PretrainRun) and new.method == "simclr" and new.pretrain.epochs == 2
+    assert new.train.model.kind == "cnn" and new.train.init == "" and new.train.labels == 100
+
+
+def test_a_classic_form_ignores_the_training_fields() -> None:
+    values = {**forms.default_values(), "model_kind": "classic", "classic_kind": "forest", "epochs": 0, "lr": -1}
+    config, messages = forms.check_values(values, encoders={})
+    assert messages == [] and isinstance(config, ClassicRun) and config.model.kind == "forest"
+    lines = forms.classic_lines(config)
+    assert "Random forest fitted once on 55,000 training images" in lines[0]
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_the_transfer_note_names_the_weights_file_and_where_it_goes(cached: bool) -> None:
+    note = forms.transfer_weights_note("resnet18", cached)
+    assert "resnet18-f37072fd.pth" in note
+    if not cached:
+        assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in note
+        assert "$TORCH_HOME/hub/checkpoints" in note and "/root" not in note  # no server folder
 
 
 # -- charts --------------------------------------------------------------------------------------------

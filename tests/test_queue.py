@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import subprocess
@@ -12,11 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
+from vitdemo import classroom
+from vitdemo.config import CNNConfig, ConfigError, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
+from vitdemo.families import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun, run_config_from_dict
 from vitdemo.models import build_model, count_parameters
+from vitdemo.recipes import finetune_config
 from vitdemo.runs import queue
-from vitdemo.runs.people import CLI
-from vitdemo.runs.store import Registry, RunNotFound
+from vitdemo.runs.people import CLI, Actor
+from vitdemo.runs.store import OverLimit, Registry, RunNotFound
 
 TINY = TrainConfig(
     model=CNNConfig(width=4, depth=1), epochs=1, batch_size=100, train_subset=300, val_size=200, device="cpu"
@@ -169,3 +173,64 @@ def test_fail_orphans_only_reads_when_nothing_is_orphaned(reg: Registry) -> None
     before = reg.db_path.stat().st_mtime_ns, reg.db_path.read_bytes()
     assert queue.fail_orphans(reg) == []
     assert (reg.db_path.stat().st_mtime_ns, reg.db_path.read_bytes()) == before
+
+
+# -- every family through the queue: sizes, time estimates and the class limits ------------------------------
+STUDENT = Actor("person:1", "Ana")
+
+
+def fixed_speed(model, batch, device) -> float:
+    return 1000.0  # training images per second, whatever the model: no probe in these tests
+
+
+def test_classic_and_pretrain_runs_are_queued_with_their_kind_and_name(reg: Registry) -> None:
+    classic = ClassicRun(model=ClassicConfig(kind="svm"), dataset="fashion")
+    run = reg.get_run(queue.submit(reg, classic, CLI))
+    assert run.kind == "svm" and run.dataset == "fashion" and run.device == "cpu" and run.num_params is None
+    assert run.name == "svm-fashion-pca50-c10" and run_config_from_dict(run.config) == classic
+    pre = PretrainRun("simclr", PretrainConfig(epochs=1), dataclasses.replace(TINY, labels=100))
+    run = reg.get_run(queue.submit(reg, pre, CLI))
+    assert run.kind == "cnn" and run.num_params == count_parameters(build_model(TINY.model))
+    assert run.name == "cnn-mnist-w4x1-e1-l100-simclr" and run_config_from_dict(run.config) == pre
+    with pytest.raises(ConfigError, match="init must be empty"):
+        queue.submit(reg, dataclasses.replace(pre, train=dataclasses.replace(pre.train, init="x.safetensors")), CLI)
+    with pytest.raises(ConfigError, match="simclr pretrains a cnn"):
+        queue.submit(reg, PretrainRun("simclr", PretrainConfig(), TrainConfig()), CLI)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [LinearConfig(), MLPConfig(hidden=(32,)), TransferConfig(arch="alexnet", image_px=64, finetune="head")],
+    ids=["linear", "mlp", "transfer"],
+)
+def test_every_kind_gets_a_time_estimate(model) -> None:
+    """The queue estimates every run before a student's is accepted; a linear model, an MLP or a transfer model
+    used to fail there (KeyError: no reference model of their kind)."""
+    est = classroom.Estimator(fixed_speed, threads=1).estimate(TrainConfig(model=model, epochs=2), "cpu")
+    assert est.seconds > classroom.STARTUP_S and est.how in ("measured", "scaled")
+
+
+def test_classic_and_pretraining_times_come_from_the_measured_constants() -> None:
+    est = classroom.Estimator(fixed_speed, threads=1)
+    svm = est.estimate(ClassicRun(model=ClassicConfig(kind="svm"), train_subset=11_000), "cpu")
+    assert svm.how == "constant" and svm.seconds == pytest.approx(
+        classroom.STARTUP_S + classroom.CLASSIC_FULL_S["svm"] / 5
+    )
+    fine = dataclasses.replace(TINY, labels=100, train_subset=0, val_size=1000)
+    pre = PretrainRun("simclr", PretrainConfig(epochs=2), fine)
+    added = est.estimate(pre, "cpu").seconds - est.estimate(fine, "cpu").seconds
+    assert added == pytest.approx(59_000 * 2 / (1000 * classroom.PRETRAIN_SPEED["simclr"]))  # all the images
+
+
+def test_a_label_budget_counts_its_epochs_as_passes_over_the_training_set(reg: Registry) -> None:
+    """40 epochs over 100 labels are 4,000 images, under one pass over the 55,000: a student's fine-tune is
+    within the class's 20-epoch limit (it was refused before), and its time is that of 4,000 images."""
+    few = finetune_config(CNNConfig(width=4, depth=1), labels=100, device="cpu")
+    assert few.epochs == 40 and classroom.counted_epochs(few) == 1
+    assert classroom.train_images(few) == 100
+    run_id = queue.submit(reg, few, STUDENT, estimator=classroom.Estimator(fixed_speed, threads=1))
+    assert reg.get_run(run_id).owner == STUDENT.owner
+    with pytest.raises(OverLimit, match="21 epochs is over the class limit of 20"):
+        queue.submit(reg, dataclasses.replace(TINY, epochs=21), STUDENT, estimator=classroom.Estimator(fixed_speed))
+    pre = PretrainRun("simclr", PretrainConfig(epochs=3), few)
+    assert classroom.counted_epochs(pre) == 4 and classroom.counted_epochs(ClassicRun()) == 1

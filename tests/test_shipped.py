@@ -1,4 +1,5 @@
-"""Every shipped checkpoint loads, and reaches on the real test split what checkpoints/README.md says."""
+"""Every shipped model loads, and reaches on the real test split what checkpoints/README.md says: networks,
+scikit-learn baselines (through the type allowlist) and the pretrained encoders."""
 
 import dataclasses
 import shlex
@@ -6,30 +7,42 @@ from pathlib import Path
 
 import pytest
 
-from vitdemo.checkpoints import load_checkpoint
+from vitdemo.checkpoints import load_checkpoint, read_meta
+from vitdemo.classic import ALLOWED_TYPES, file_types, load_classic, read_header, score_classic
 from vitdemo.cli import build_parser, config_from_args
+from vitdemo.cli_families import classic_run_from_args, model_from_args
 from vitdemo.config import CNNConfig, TrainConfig
+from vitdemo.data import Split, load_raw
 from vitdemo.drawn import drawn_accuracy
-from vitdemo.paths import shipped_dir
+from vitdemo.paths import REPO_ROOT, shipped_dir
+from vitdemo.pretrain import ENCODER_TAG, is_pretrained_encoder
+from vitdemo.runs.baselines import baseline_files, encoders
 from vitdemo.shipped import (
     DRAWN_PER_CLASS,
+    classic_command,
     command_block,
     measure_test_accuracy,
     parse_table,
     percent,
+    pretrain_command,
     train_command,
 )
 
 SHIPPED_DIR = shipped_dir()  # $VITDEMO_CHECKPOINTS, else the repository's checkpoints/
-SHIPPED = sorted(SHIPPED_DIR.glob("*.safetensors"))
+ENCODERS = sorted(e.path for e in encoders(SHIPPED_DIR))
+SHIPPED = [p for p in sorted(SHIPPED_DIR.glob("*.safetensors")) if p not in ENCODERS]  # the networks
+CLASSIC = sorted(SHIPPED_DIR.glob("*.skops"))
 README_TEXT = (SHIPPED_DIR / "README.md").read_text() if (SHIPPED_DIR / "README.md").exists() else ""
 TABLE = parse_table(README_TEXT)
+MAX_BYTES = 5 * 1024 * 1024
+CLASSIC_FLOORS = {"logreg": 0.90, "svm": 0.97, "forest": 0.93}  # on the first 2,000 test images
 
 
 def test_mnist_models_are_shipped() -> None:
-    names = {p.name for p in SHIPPED}
+    names = {p.name for p in [*SHIPPED, *CLASSIC, *ENCODERS]}
     assert {"vit_mnist.safetensors", "cnn_mnist.safetensors"} <= names
-    assert set(TABLE) == names, "checkpoints/README.md must list every shipped checkpoint"
+    assert set(TABLE) == names, "checkpoints/README.md must list every shipped file"
+    assert all(p.stat().st_size <= MAX_BYTES for p in SHIPPED_DIR.iterdir() if p.name != "README.md")
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -53,13 +66,55 @@ def test_mnist_models_read_drawn_digits(kind: str) -> None:
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_documented_command_reproduces_the_stored_config(path: Path) -> None:
-    """The command written under each checkpoint parses back to exactly the settings it was trained with."""
+    """The command written under each checkpoint parses back to exactly the settings it was trained with (a
+    fine-tune's `init` is stored relative to the repository; the command line makes it absolute)."""
     trained_with = load_checkpoint(path).meta.train_config
     command = train_command(trained_with, f"checkpoints/{path.name}")
     assert command_block(path.name, command) in README_TEXT
     stored = TrainConfig.from_dict(trained_with)
     args = build_parser().parse_args(shlex.split(command)[3:])
-    assert config_from_args(args) == dataclasses.replace(stored, device=args.device)
+    parsed = config_from_args(args)
+    if stored.init:
+        assert Path(parsed.init) == Path(stored.init).resolve()
+        assert (REPO_ROOT / stored.init).is_file()  # it names a shipped encoder
+        parsed = dataclasses.replace(parsed, init=stored.init)
+    assert parsed == dataclasses.replace(stored, device=args.device)
+
+
+@pytest.mark.parametrize("path", CLASSIC, ids=lambda p: p.stem)
+def test_shipped_classic_files_load_through_the_allowlist_and_score(path: Path, data_dir: Path) -> None:
+    assert file_types(path) <= ALLOWED_TYPES
+    fitted = load_classic(path)  # only the allowlisted types are trusted
+    test = load_raw(fitted.dataset, train=False, data_dir=data_dir)
+    head = Split(test.images[:2000], test.labels[:2000])
+    floor = CLASSIC_FLOORS[fitted.config.kind]
+    acc = score_classic(fitted, head).accuracy
+    assert acc >= floor, f"{path.name}: {acc:.2%} on 2,000 test images, under {floor:.0%}"
+    documented = percent(TABLE[path.name]["test acc"])
+    assert score_classic(fitted, test).accuracy == pytest.approx(documented, abs=0.0005)
+    header = read_header(path)
+    command = classic_command(header, f"checkpoints/{path.name}")
+    assert command_block(path.name, command) in README_TEXT
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    assert classic_run_from_args(args) == header.run()  # the command fits the same run again
+
+
+def test_knn_is_not_shipped_and_the_readme_says_why() -> None:
+    assert not any(load_classic(p).config.kind == "knn" for p in CLASSIC)
+    assert "kNN is not shipped" in README_TEXT
+
+
+@pytest.mark.parametrize("path", ENCODERS, ids=lambda p: p.stem)
+def test_shipped_encoders_are_documented_and_never_listed_as_runs(path: Path) -> None:
+    meta = read_meta(path)
+    assert is_pretrained_encoder(meta) and path.name in TABLE
+    assert int(TABLE[path.name]["epochs"]) == meta.metrics["pretrain"]["epochs"]
+    command = pretrain_command(meta, f"checkpoints/{path.name}")
+    assert command_block(path.name, command) in README_TEXT
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    assert args.epochs == meta.metrics["pretrain"]["epochs"] and args.method == meta.metrics[ENCODER_TAG]
+    assert model_from_args(args, meta.model_config.kind) == meta.model_config
+    assert path not in baseline_files(SHIPPED_DIR)
 
 
 def test_command_round_trips_a_split_seed_and_leaves_it_out_when_default() -> None:

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from vitdemo.checkpoints import read_meta
+from vitdemo.classic import load_classic
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
+from vitdemo.families import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun
+from vitdemo.pretrain import is_pretrained_encoder
 from vitdemo.runs import execute, points, queue, worker
 from vitdemo.runs.dbfile import RegistryUnavailable
 from vitdemo.runs.people import CLI
@@ -320,3 +323,79 @@ def test_a_run_records_its_loss_points_and_its_watched_images(reg: Registry, dat
     assert row == WatchRow.from_dict(points.get_watch(reg, run.id))
     assert row.labels == tuple(range(10)) and row.calibrated and row.step == 3 and row.epoch == 1
     assert all(0.1 <= p <= 1 for p in row.probs)
+
+
+# -- the other families: scikit-learn baselines and pretrain-then-fine-tune runs --------------------------------
+TINY_CLASSIC = ClassicRun(model=ClassicConfig(kind="logreg", max_iter=50), train_subset=600, val_size=200)
+TINY_VIT = ViTConfig(patch_size=7, embed_dim=16, depth=1, num_heads=2)
+TINY_PRETRAIN = PretrainRun(
+    "mae",
+    PretrainConfig(epochs=1, batch_size=100),
+    TrainConfig(model=TINY_VIT, epochs=1, batch_size=50, train_subset=400, val_size=100, labels=100, device="cpu"),
+)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_classic_run_is_fitted_scored_and_saved_by_a_worker(reg: Registry, start_worker) -> None:
+    run_id = queue.submit(reg, TINY_CLASSIC, CLI)
+    queued = reg.get_run(run_id)
+    assert queued.kind == "logreg" and queued.device == "cpu" and queued.name == "logreg-mnist-c0.1-n600"
+    assert queued.config == TINY_CLASSIC.to_dict() and queued.num_params is None  # known once it is fitted
+    start_worker()
+    run = wait_for(lambda: (r := reg.get_run(run_id)).status not in ("queued", "running") and r, 120, "the fit")
+    assert run.status == "done", run.error
+    assert 0.5 < run.test_acc <= 1 and 0.5 < run.macro_f1 <= 1 and 0.5 < run.val_acc <= 1
+    assert run.num_params == 7850 and run.epochs_done == 1 and run.train_time_s > 0 and run.device == "cpu"
+    path = Path(run.checkpoint)
+    assert path.name == f"run-{run_id}.skops" and path.parent == reg.checkpoint_dir.resolve()
+    fitted = load_classic(path)  # through the allowlist, like a shipped file
+    assert fitted.metrics["test_acc"] == run.test_acc and fitted.metrics["train_images"] == 600
+    assert fitted.config == TINY_CLASSIC.model
+
+
+def test_a_pretrain_run_pretrains_its_encoder_then_fine_tunes_it(reg: Registry, data_dir: Path) -> None:
+    run = reg.get_run(queue.start_run(reg, TINY_PRETRAIN, os.getpid()))
+    assert run.kind == "vit" and run.name == "vit-mnist-p7-d16x1-e1-l100-mae"
+    assert execute.execute_run(reg, run, data_dir=str(data_dir)) is not None
+    run = reg.get_run(run.id)
+    assert run.status == "done" and run.test_acc is not None, run.error
+    encoder = reg.checkpoint_dir / f"run-{run.id}-encoder.safetensors"
+    meta = read_meta(encoder)
+    assert is_pretrained_encoder(meta) and meta.metrics["pretrain_images"] == 400  # the run's training images
+    tuned = read_meta(run.checkpoint).train_config
+    assert tuned["init"] == str(encoder.resolve()) and tuned["labels"] == 100  # the fine-tune started from it
+    assert run.config == TINY_PRETRAIN.to_dict()  # the run still says what it was asked to do
+
+
+def test_a_cancel_stops_pretraining_and_leaves_no_encoder(reg: Registry, data_dir: Path) -> None:
+    run = reg.get_run(queue.start_run(reg, TINY_PRETRAIN, os.getpid()))
+    reg.update_run(run.id, cancel_requested=1)  # asked before the first pretraining step ends
+    assert execute.execute_run(reg, run, data_dir=str(data_dir)) is None
+    run = reg.get_run(run.id)
+    assert run.status == "cancelled" and run.checkpoint is None
+    assert not reg.checkpoint_dir.exists() or list(reg.checkpoint_dir.iterdir()) == []
+
+
+def test_worker_start_removes_the_other_families_leftover_files(reg: Registry) -> None:
+    """Classic runs write run-<id>.skops, pretrain runs run-<id>-encoder.safetensors: a failed run's, and the
+    encoder of a deleted run, are leftovers too (they were kept before); a done run's encoder is kept."""
+
+    def run(status: str, **fields) -> int:
+        return reg.create_run(name=status, kind="vit", dataset="mnist", config={}, status=status, **fields)
+
+    failed, done = run("failed"), run("done")
+    folder = reg.checkpoint_dir
+    folder.mkdir(parents=True)
+    files = {
+        "failed skops": folder / f"run-{failed}.skops",
+        "failed encoder": folder / f"run-{failed}-encoder.safetensors",
+        "skops tmp": folder / f".run-{failed}.skops.x1.tmp",
+        "deleted encoder": folder / "run-999-encoder.safetensors",
+        "done": folder / f"run-{done}.safetensors",
+        "done encoder": folder / f"run-{done}-encoder.safetensors",
+    }
+    for path in files.values():
+        path.write_bytes(b"weights")
+    reg.update_run(done, checkpoint=str(files["done"].resolve()))
+    assert worker.run_worker(reg, "cpu", idle_exit_s=0.1) == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files[k].name for k in ("done", "done encoder"))

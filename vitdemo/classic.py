@@ -8,13 +8,16 @@ the allowlisted types trusted, and the result must have the structure its kind b
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import tempfile
+import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import skops.io as sio
@@ -26,12 +29,13 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import SVC
 
-from vitdemo.config import ConfigError
-from vitdemo.data import Split
+from vitdemo.data import DatasetSplits, Split
 from vitdemo.evaluate import Scores
+from vitdemo.families import CLASSIC_KINDS, ClassicConfig, ClassicRun
 from vitdemo.metrics import evaluate_predictions
 
-KINDS = ("logreg", "knn", "svm", "forest")
+KINDS = CLASSIC_KINDS
+SUFFIX = ".skops"
 FORMAT = "vitdemo-classic"
 FORMAT_VERSION = 1
 NUM_CLASSES = 10
@@ -73,34 +77,6 @@ class ClassicError(ValueError):
 
 
 @dataclass(frozen=True)
-class ClassicConfig:
-    """One scikit-learn baseline. Defaults: the best MNIST accuracy that fits in <= 5 MB and ~1 CPU minute."""
-
-    kind: Literal["logreg", "knn", "svm", "forest"] = "logreg"
-    logreg_c: float = 0.1  # inverse L2 strength: 0.1 converges in ~100 lbfgs steps; 1.0 needs more, scores the same
-    svm_c: float = 10.0  # RBF SVM on PCA features: C=10 is the usual MNIST optimum (gamma='scale')
-    pca_components: int = 50  # SVM (and kNN below): 50 components keep ~82% of the variance and all the digits
-    knn_components: int = 30  # kNN stores its training set: 30 dims x 35k images x 4 B = 4 MB
-    knn_max_train: int = 35000  # a seeded subsample; 0 = all (55k x 30 x 4 B = 6.6 MB, over the 5 MB budget)
-    n_neighbors: int = 3  # distance-weighted; 3 to 5 score the same on MNIST
-    n_estimators: int = 40  # forest: file size grows with trees x 2**depth nodes; 40 x depth 12 is ~4.5 MB
-    max_depth: int = 12  # deeper trees gain <1 point and double the file
-    max_iter: int = 200  # logistic regression's lbfgs iterations
-    seed: int = 0
-
-    def validate(self) -> None:
-        _check(self.kind in KINDS, f"kind must be one of {', '.join(KINDS)}")
-        _check(0 < self.logreg_c <= 1e4 and 0 < self.svm_c <= 1e4, "logreg_c and svm_c must be in (0, 10000]")
-        _check(2 <= self.pca_components <= 784, "pca_components must be between 2 and 784")
-        _check(2 <= self.knn_components <= 784, "knn_components must be between 2 and 784")
-        _check(self.knn_max_train >= 0, "knn_max_train must be >= 0 (0 keeps every training image)")
-        _check(1 <= self.n_neighbors <= 50, "n_neighbors must be between 1 and 50")
-        _check(1 <= self.n_estimators <= 500, "n_estimators must be between 1 and 500")
-        _check(1 <= self.max_depth <= 40, "max_depth must be between 1 and 40")
-        _check(10 <= self.max_iter <= 5000, "max_iter must be between 10 and 5000")
-
-
-@dataclass(frozen=True)
 class ClassicModel:
     """A fitted baseline with what it needs to describe itself."""
 
@@ -108,6 +84,7 @@ class ClassicModel:
     estimator: Any  # a fitted scikit-learn classifier (see build_estimator)
     dataset: str = "mnist"
     metrics: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
 
 
 def flatten(images: Any) -> np.ndarray:
@@ -164,6 +141,46 @@ def score_classic(fitted: ClassicModel, split: Split) -> Scores:
     return Scores(labels, probs, loss, evaluate_predictions(labels, probs.argmax(1), NUM_CLASSES))
 
 
+def fit_run(run: ClassicRun, data: DatasetSplits) -> ClassicModel:
+    """Fit `run` on the training split and score it on the test (and validation) split: the one path the CLI
+    and the worker share. The metrics say how it did and on which data."""
+    start = time.perf_counter()
+    fitted = fit_classic(run.model, data.train.images.numpy(), data.train.labels.numpy(), dataset=run.dataset)
+    fit_s = time.perf_counter() - start
+    test = score_classic(fitted, data.test)
+    metrics: dict[str, Any] = {
+        "val_acc": score_classic(fitted, data.val).accuracy if len(data.val) else None,
+        "test_acc": test.accuracy,
+        "macro_f1": test.report.macro_f1,
+        "test_loss": test.loss,
+        "train_time_s": fit_s,
+        "train_images": len(data.train),
+        "num_params": stored_numbers(fitted),
+        "device": "cpu",
+        "split_seed": run.split_seed,
+        "val_size": run.val_size,
+        "train_subset": run.train_subset,
+    }
+    return dataclasses.replace(fitted, metrics=metrics, name=run.name)
+
+
+def stored_numbers(fitted: ClassicModel) -> int:
+    """How many numbers the fitted model keeps to answer (the "parameters" column of the leaderboard): weights
+    (logistic regression), stored training features (kNN), support vectors with their coefficients (SVM),
+    split thresholds, features and leaf class counts (forest); plus the PCA projection where there is one."""
+    est = fitted.estimator
+    if fitted.config.kind == "logreg":
+        return int(est.coef_.size + est.intercept_.size)
+    if fitted.config.kind == "forest":
+        return int(sum(t.tree_.node_count * (2 + t.tree_.value.shape[-1]) for t in est.estimators_))
+    pipeline = est.calibrated_classifiers_[0].estimator if fitted.config.kind == "svm" else est
+    pca, model = pipeline.steps[0][1], pipeline.steps[1][1]
+    numbers = int(pca.components_.size + pca.mean_.size)
+    if fitted.config.kind == "knn":
+        return numbers + int(model._fit_X.size)
+    return numbers + int(model.support_vectors_.size + model.dual_coef_.size + model.intercept_.size)
+
+
 def logreg_templates(fitted: ClassicModel) -> np.ndarray:
     """Logistic regression's weights as ten 28x28 templates: red where ink votes for the class, blue against."""
     if fitted.config.kind != "logreg":
@@ -184,6 +201,7 @@ def save_classic(path: str | os.PathLike, fitted: ClassicModel) -> Path:
         "config": json.dumps(asdict(fitted.config), sort_keys=True),
         "dataset": fitted.dataset,
         "metrics": json.dumps(fitted.metrics, sort_keys=True),
+        "name": fitted.name,
         "estimator": fitted.estimator,
     }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -197,16 +215,67 @@ def save_classic(path: str | os.PathLike, fitted: ClassicModel) -> Path:
     return path
 
 
-def file_types(path: str | os.PathLike) -> set[str]:
-    """Every 'module.Class' a skops file names, read from its schema without building anything."""
+def _schema(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with zipfile.ZipFile(path) as archive:
             schema = json.loads(archive.read("schema.json"))
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise ClassicError(f"{Path(path).name} is not a readable classic-model file ({type(exc).__name__})") from exc
+    if not isinstance(schema, dict):
+        raise ClassicError(f"{Path(path).name} is not a vitdemo classic-model file")
+    return schema
+
+
+def file_types(path: str | os.PathLike) -> set[str]:
+    """Every 'module.Class' a skops file names, read from its schema without building anything."""
     found: set[str] = set()
-    _collect_types(schema, found)
+    _collect_types(_schema(path), found)
     return found
+
+
+@dataclass(frozen=True)
+class ClassicHeader:
+    """What a classic-model file says about itself, read without building its estimator (a registry listing)."""
+
+    config: ClassicConfig
+    dataset: str
+    metrics: dict[str, Any]
+    name: str
+
+    def run(self) -> ClassicRun:
+        """The run that made the file, as far as the file tells (the data settings are in its metrics)."""
+        m = self.metrics
+        return ClassicRun(
+            model=self.config,
+            dataset=self.dataset,
+            val_size=int(m.get("val_size", 5000)),
+            split_seed=int(m.get("split_seed", 0)),
+            train_subset=int(m.get("train_subset", 0)),
+            name=self.name,
+        )
+
+
+def read_header(path: str | os.PathLike) -> ClassicHeader:
+    """The config, dataset, metrics and name of a file written by save_classic: the strings of its schema,
+    never its arrays or estimator (ClassicError for anything else)."""
+    name = Path(path).name
+    content = _schema(path).get("content")
+    strings: dict[str, Any] = {}
+    for key in ("format", "config", "dataset", "metrics", "name"):
+        node = content.get(key) if isinstance(content, dict) else None
+        if isinstance(node, dict) and node.get("__class__") == "str" and isinstance(node.get("content"), str):
+            with contextlib.suppress(ValueError):
+                strings[key] = json.loads(node["content"])
+    if strings.get("format") != FORMAT:
+        raise ClassicError(f"{name} is not a vitdemo classic-model file")
+    try:
+        config = ClassicConfig(**json.loads(strings["config"]))
+        config.validate()
+        metrics = json.loads(strings.get("metrics") or "{}")
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ClassicError(f"{name} has a damaged config ({exc})") from exc
+    dataset, title = strings.get("dataset", "mnist"), strings.get("name", "")
+    return ClassicHeader(config, str(dataset), metrics if isinstance(metrics, dict) else {}, str(title))
 
 
 def load_classic(path: str | os.PathLike) -> ClassicModel:
@@ -238,7 +307,9 @@ def _from_payload(payload: Any, name: str) -> ClassicModel:
     estimator = payload.get("estimator")
     if not _has_structure(config.kind, estimator):
         raise ClassicError(f"{name} does not hold the {config.kind} model its config names")
-    return ClassicModel(config, estimator, str(payload.get("dataset", "mnist")), dict(metrics))
+    return ClassicModel(
+        config, estimator, str(payload.get("dataset", "mnist")), dict(metrics), str(payload.get("name", ""))
+    )
 
 
 def _has_structure(kind: str, est: Any) -> bool:
@@ -266,8 +337,3 @@ def _collect_types(node: Any, found: set[str]) -> None:
     elif isinstance(node, list):
         for value in node:
             _collect_types(value, found)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)

@@ -7,7 +7,10 @@ Time estimate: a run costs `train_flops_per_image` (forward + backward multiply-
 per training image and a third of that per validation and test image. The device's speed is measured, not
 guessed: a few real training steps of the run's own model (when they take under PROBE_MAX_STEP_S), else of a
 small reference model of the same kind, whose FLOP rate is then applied to the run's FLOPs. Measurements are
-cached per model config, batch size and device for the life of the process.
+cached per model config, batch size and device for the life of the process. A scikit-learn baseline is not
+probed: its time comes from measured constants (CLASSIC_FULL_S); a pretrain run adds its pretraining, at the
+trainer's measured speed times PRETRAIN_SPEED. A label budget trains on its labels only, and the class's epoch
+limit counts its epochs as the passes over the training set they add up to (`counted_epochs`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vitdemo.config import CNNConfig, ConfigError, ModelConfig, TrainConfig, ViTConfig
+from vitdemo.config import (
+    CNNConfig,
+    ConfigError,
+    LinearConfig,
+    MLPConfig,
+    ModelConfig,
+    TrainConfig,
+    TransferConfig,
+    ViTConfig,
+)
+from vitdemo.families import ClassicRun, PretrainRun, RunConfig
 
 TRAIN_IMAGES = 60_000  # both datasets
 TEST_IMAGES = 10_000
@@ -35,7 +48,21 @@ THREAD_SCALING = 0.75  # the probe runs on the web server's one thread: n traini
 REFERENCES: dict[str, ModelConfig] = {
     "vit": ViTConfig(patch_size=7, embed_dim=48, depth=3, num_heads=4, mlp_ratio=2.0),
     "cnn": CNNConfig(width=16, depth=2),
+    "linear": LinearConfig(),
+    "mlp": MLPConfig(hidden=(64,)),
+    "transfer": TransferConfig(arch="alexnet", image_px=64, pretrained=False),  # random weights: never read a file
 }
+# Pretraining's speed as a multiple of the trainer's on the same model and batch size (images per second, one
+# thread; pretraining at batch 256, the trainer at 64; measured on the 2-core development machine): MAE encodes a quarter of the patches (1,215
+# vs 782 images/s for the default ViT), SimCLR passes two views through the CNN and a projector (913 vs 2,530).
+PRETRAIN_SPEED = {"mae": 1.55, "simclr": 0.36}
+# Seconds a scikit-learn baseline's run takes on the full 55,000 training images, from its start to its result:
+# loading the data, the fit, scoring the 5,000 validation and 10,000 test images, saving (`python -m vitdemo
+# classic`, defaults of ClassicConfig, one thread, on the 2-core development machine while other work shared it:
+# load about 4). Smaller subsets are scaled linearly: SVM fits grow faster than linearly, so their estimate is on
+# the safe side. The run's process start is STARTUP_S, as for a training.
+CLASSIC_FULL_S = {"logreg": 12.0, "knn": 7.0, "svm": 77.0, "forest": 15.0}
+CLASSIC_FULL_IMAGES = 55_000
 
 
 # -- the teacher's limits -------------------------------------------------------------------------------
@@ -86,6 +113,20 @@ def limit_problems(limits: Limits, *, num_params: int, epochs: int, minutes: flo
             f"{format_minutes(limits.max_minutes)} (estimated time): use fewer epochs, a quick subset or a smaller model."
         )
     return out
+
+
+def counted_epochs(config: RunConfig) -> int:
+    """The epochs the class limit counts: a run's passes over the training split. A label-budget run's epochs
+    pass over its few labels only, so they count as the full passes they add up to (at least one); a classic
+    baseline fits once; a pretrain run adds its pretraining epochs."""
+    if isinstance(config, ClassicRun):
+        return 1
+    if isinstance(config, PretrainRun):
+        return config.pretrain.epochs + counted_epochs(config.train)
+    if not config.labels:
+        return config.epochs
+    full = max(TRAIN_IMAGES - config.val_size, 1)
+    return max(1, math.ceil(config.epochs * train_images(config) / full))
 
 
 def active_problem(limits: Limits, active: int) -> str | None:
@@ -173,9 +214,13 @@ def train_flops_per_image(model: ModelConfig) -> float:
     return 6.0 * forward_macs(model)
 
 
-def train_images(config: TrainConfig) -> int:
+def train_images(config: TrainConfig | ClassicRun) -> int:
+    """The labelled images a run trains on per epoch: the training split (or its quick subset), or the run's
+    label budget when it has one."""
     available = max(TRAIN_IMAGES - config.val_size, 0)
-    return min(config.train_subset, available) if config.train_subset else available
+    images = min(config.train_subset, available) if config.train_subset else available
+    labels = getattr(config, "labels", 0)
+    return min(labels, images) if labels else images
 
 
 # -- time -------------------------------------------------------------------------------------------------
@@ -184,11 +229,24 @@ class TimeEstimate:
     seconds: float
     images_per_s: float  # training throughput on the device
     device: str
-    how: str  # "measured" (the run's own model was timed) or "scaled" (from the reference model's FLOP rate)
+    how: str  # "measured" (the run's own model was timed), "scaled" (from the reference model's FLOP rate) or
+    # "constant" (a classic baseline: from the measured times in CLASSIC_FULL_S)
 
     @property
     def minutes(self) -> float:
         return self.seconds / 60
+
+
+def classic_seconds(config: ClassicRun) -> float:
+    """A scikit-learn baseline's time on the CPU, from the measured full-data times (CLASSIC_FULL_S)."""
+    return STARTUP_S + CLASSIC_FULL_S[config.model.kind] * train_images(config) / CLASSIC_FULL_IMAGES
+
+
+def pretrain_seconds(config: PretrainRun, train_images_per_s: float) -> float:
+    """The pretraining phase of a PretrainRun: every unlabelled training image, every pretraining epoch, at the
+    trainer's speed on the same model times PRETRAIN_SPEED."""
+    images = train_images(dataclasses.replace(config.train, labels=0))
+    return images * config.pretrain.epochs / (train_images_per_s * PRETRAIN_SPEED[config.method])
 
 
 def run_seconds(config: TrainConfig, images_per_s: float) -> float:
@@ -208,6 +266,8 @@ def probe_throughput(model: ModelConfig, batch_size: int, device: str) -> float:
     from vitdemo.data import normalization
     from vitdemo.train import make_learner, train_step
 
+    if isinstance(model, TransferConfig):  # the same network with random weights: as fast, and reads no file
+        model = dataclasses.replace(model, pretrained=False, finetune="all")
     config = TrainConfig(model=model, batch_size=batch_size, device=device)
     dev = torch.device(device)
     generator = torch.Generator(device="cpu").manual_seed(0)
@@ -257,9 +317,18 @@ class Estimator:
             rate *= self.threads**THREAD_SCALING
         return rate, how
 
-    def estimate(self, config: TrainConfig, device: str) -> TimeEstimate:
-        rate, how = self.images_per_s(config, device)
-        return TimeEstimate(run_seconds(config, rate), rate, device, how)
+    def estimate(self, config: RunConfig, device: str) -> TimeEstimate:
+        """The run's time on `device`: a training from its measured (or scaled) speed; a classic baseline from
+        the measured constants (no probe); a pretrain run's pretraining phase, then its fine-tune."""
+        if isinstance(config, ClassicRun):
+            return TimeEstimate(classic_seconds(config), 0.0, "cpu", "constant")
+        train = config.train if isinstance(config, PretrainRun) else config
+        rate, how = self.images_per_s(train, device)
+        seconds = run_seconds(train, rate)
+        if isinstance(config, PretrainRun):  # at the pretraining's batch size, over every training image
+            batch = dataclasses.replace(train, batch_size=config.pretrain.batch_size, labels=0)
+            seconds += pretrain_seconds(config, self.images_per_s(batch, device)[0])
+        return TimeEstimate(seconds, rate, device, how)
 
 
 def _training_threads() -> int:

@@ -7,9 +7,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from vitdemo.config import ARCHS, MODEL_CONFIGS, ConfigError, MLPConfig, ModelConfig, TransferConfig
@@ -80,39 +83,76 @@ def model_from_args(a: argparse.Namespace, kind: str, base: ModelConfig | None =
 # --- classic ------------------------------------------------------------------------------------------------
 
 
-def cmd_classic(a: argparse.Namespace) -> int:
-    from vitdemo.classic import ClassicConfig, fit_classic, save_classic, score_classic
-    from vitdemo.data import load_dataset
+def classic_run_from_args(a: argparse.Namespace) -> Any:
+    """The ClassicRun the `classic` flags describe (validated)."""
+    from vitdemo.families import ClassicConfig, ClassicRun
 
-    config = ClassicConfig(kind=a.kind, seed=a.seed)
-    config.validate()
-    data = load_dataset(a.dataset, a.data_dir, val_size=a.val_size, seed=a.split_seed, train_subset=a.train_subset)
-    print(f"{a.kind} on {len(data.train):,} {a.dataset} training images...", file=sys.stderr)
-    start = time.perf_counter()
-    fitted = fit_classic(config, data.train.images.numpy(), data.train.labels.numpy(), dataset=a.dataset)
-    fit_s = time.perf_counter() - start
-    test = score_classic(fitted, data.test)
-    metrics: dict[str, Any] = {
-        "val_acc": score_classic(fitted, data.val).accuracy if len(data.val) else None,
-        "test_acc": test.accuracy,
-        "macro_f1": test.report.macro_f1,
-        "test_loss": test.loss,
-        "train_time_s": fit_s,
-        "train_images": len(data.train),
-        "split_seed": a.split_seed,
-        "val_size": a.val_size,
-    }
-    fitted = replace(fitted, metrics=metrics)
+    run = ClassicRun(
+        model=ClassicConfig(kind=a.kind, seed=a.seed),
+        dataset=a.dataset,
+        val_size=a.val_size,
+        split_seed=a.split_seed,
+        train_subset=a.train_subset,
+        name=a.name,
+    )
+    run.validate()
+    return run
+
+
+def cmd_classic(a: argparse.Namespace) -> int:
+    """Fit a scikit-learn baseline as a recorded run (like `train`): it is listed, evaluated and compared like
+    every other run; its file is the run's `run-<id>.skops` (copied to --out if given)."""
+    from vitdemo.classic import read_header
+    from vitdemo.classroom import train_images
+    from vitdemo.runs.execute import execute_run
+    from vitdemo.runs.queue import start_run
+    from vitdemo.runs.store import Registry
+
+    config = classic_run_from_args(a)
+    registry = Registry(a.home)
+    run_id = start_run(registry, config, os.getpid())  # created running and ours: no worker can claim it
+    print(f"run #{run_id}: {a.kind} on {train_images(config):,} {a.dataset} training images...", file=sys.stderr)
+    try:
+        execute_run(registry, registry.get_run(run_id), data_dir=a.data_dir)
+    except KeyboardInterrupt:
+        registry.transition(run_id, "cancelled", only_from=("running",), finished_at=time.time())
+        print(f"\nrun #{run_id} cancelled", file=sys.stderr)
+        return 130
+    run = registry.get_run(run_id)
+    if run.status != "done" or not run.checkpoint:
+        print(f"run #{run_id} {run.status}: {run.error or ''}", file=sys.stderr)
+        return 1
+    metrics = read_header(run.checkpoint).metrics
     if a.json:
-        print(json.dumps({"kind": a.kind, "dataset": a.dataset, **metrics, "out": a.out}))
+        print(json.dumps({"run": run_id, "kind": a.kind, "dataset": a.dataset, **metrics, "out": a.out}))
     else:
         print(
-            f"{a.kind} on {a.dataset}: test accuracy {test.accuracy:.4%}  macro-F1 {test.report.macro_f1:.4f}  "
-            f"loss {test.loss:.4f}  fit {fit_s:.1f} s on {len(data.train):,} images"
+            f"run #{run_id} {a.kind} on {a.dataset}: test accuracy {metrics['test_acc']:.4%}  "
+            f"macro-F1 {metrics['macro_f1']:.4f}  loss {metrics['test_loss']:.4f}  "
+            f"fit {metrics['train_time_s']:.1f} s on {metrics['train_images']:,} images  checkpoint {run.checkpoint}"
         )
     if a.out:
-        path = save_classic(a.out, fitted)
-        print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB)", file=sys.stderr)
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run.checkpoint, a.out)
+        print(f"saved {a.out} ({Path(a.out).stat().st_size / 1e6:.2f} MB)", file=sys.stderr)
+    return 0
+
+
+def evaluate_classic(path: Path, a: argparse.Namespace) -> int:
+    """`evaluate` for a scikit-learn file: test accuracy, macro F1 and the confusion matrix, scored by
+    vitdemo.classic.score_classic on the test split (the same Scores a network gets)."""
+    from vitdemo.classic import load_classic, score_classic
+    from vitdemo.data import class_names, load_raw
+    from vitdemo.metrics import format_confusion
+
+    fitted = load_classic(path)
+    report = score_classic(fitted, load_raw(fitted.dataset, train=False, data_dir=a.data_dir)).report
+    if a.json:
+        print(json.dumps({"checkpoint": str(path), **report.to_dict()}))
+        return 0
+    print(f"{path}  ({fitted.config.kind}, {fitted.dataset}, scikit-learn)")
+    print(f"test accuracy {report.accuracy:.4%}   macro F1 {report.macro_f1:.4f}   errors {len(report.misclassified)}")
+    print(format_confusion(report.confusion, list(class_names(fitted.dataset))))
     return 0
 
 
@@ -156,11 +196,13 @@ def add_parsers(sub: Any) -> None:
     """The `classic` and `pretrain` verbs."""
     p = sub.add_parser(
         "classic",
-        help="fit a scikit-learn baseline (logistic regression, kNN, SVM, random forest) and score it on the test set",
+        help="fit a scikit-learn baseline (logistic regression, kNN, SVM, random forest) as a run, scored on the test set",
     )
     p.add_argument("--kind", choices=["logreg", "knn", "svm", "forest"], default="logreg")
-    p.add_argument("--out", metavar="FILE.skops", help="save the fitted model (a skops file, never a pickle)")
+    p.add_argument("--out", metavar="FILE.skops", help="also copy the fitted model here (a skops file, never a pickle)")
     p.add_argument("--json", action="store_true", help="one JSON object with the metrics")
+    p.add_argument("--name", default="", help="the run's name (default: derived from the settings)")
+    p.add_argument("--home", help="where runs and the registry live (default: $VITDEMO_HOME or ./runs)")
     _add_data_flags(p)
     p.set_defaults(func=cmd_classic)
 

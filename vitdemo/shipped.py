@@ -1,8 +1,10 @@
-"""The shipped checkpoints: measure them, write `checkpoints/README.md`, and read its figures back.
+"""The shipped models: measure them, write `checkpoints/README.md`, and read its figures back.
 
-`python -m vitdemo.shipped` re-measures every checkpoint in checkpoints/ (test accuracy on the real
-test split, drawn-set accuracy for MNIST models, size, CPU latency) and rewrites the table; the test
-suite parses that table and checks each accuracy again within 0.05 points.
+`python -m vitdemo.shipped` re-measures every file in checkpoints/ and rewrites the tables after the README's
+`<!-- figures -->` marker, one per family: networks (`*.safetensors`: test accuracy on the real test split,
+drawn-set accuracy for MNIST models, size, CPU latency), scikit-learn baselines (`*.skops`, loaded through the
+allowlist and scored the same way) and pretrained encoders (no head, so no accuracy: their pretraining). The
+test suite parses those tables and checks each accuracy again within 0.05 points.
 """
 
 from __future__ import annotations
@@ -10,17 +12,20 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vitdemo.checkpoints import LoadedModel, load_checkpoint
-from vitdemo.config import TrainConfig
+from vitdemo.checkpoints import CheckpointMeta, LoadedModel, load_checkpoint
+from vitdemo.config import CNNConfig, MLPConfig, ModelConfig, TrainConfig, TransferConfig, ViTConfig
 from vitdemo.evaluate import score_checkpoint
+from vitdemo.families import PretrainConfig
 from vitdemo.paths import ENV_CHECKPOINTS, shipped_dir
 
 DRAWN_PER_CLASS = 30  # 300 drawings; one drawing is 0.33 points
@@ -57,13 +62,10 @@ class ShippedFigures:
     command: str
 
 
-def train_command(config: dict[str, Any], out: str) -> str:
-    """The `python -m vitdemo train` command line that reproduces a stored TrainConfig."""
-    c = TrainConfig.from_dict(config)
-    m = c.model
-    parts = ["python -m vitdemo train", f"--model {m.kind}", f"--dataset {c.dataset}"]
-    if m.kind == "vit":
-        parts += [
+def model_flags(m: ModelConfig) -> list[str]:
+    """The `train`/`pretrain` flags that rebuild model config `m` (every setting written out)."""
+    if isinstance(m, ViTConfig):
+        return [
             f"--patch-size {m.patch_size}",
             f"--embed-dim {m.embed_dim}",
             f"--depth {m.depth}",
@@ -71,8 +73,20 @@ def train_command(config: dict[str, Any], out: str) -> str:
             f"--mlp-ratio {m.mlp_ratio:g}",
             f"--dropout {m.dropout:g}",
         ]
-    else:
-        parts += [f"--width {m.width}", f"--depth {m.depth}", f"--dropout {m.dropout:g}"]
+    if isinstance(m, CNNConfig):
+        return [f"--width {m.width}", f"--depth {m.depth}", f"--dropout {m.dropout:g}"]
+    if isinstance(m, MLPConfig):
+        return [f"--hidden {','.join(map(str, m.hidden))}", f"--dropout {m.dropout:g}"]
+    if isinstance(m, TransferConfig):
+        flags = [f"--arch {m.arch}", f"--image-px {m.image_px}", f"--finetune {m.finetune}", f"--dropout {m.dropout:g}"]
+        return flags + ([] if m.pretrained else ["--no-pretrained"])
+    return []  # linear: nothing to set
+
+
+def train_command(config: dict[str, Any], out: str) -> str:
+    """The `python -m vitdemo train` command line that reproduces a stored TrainConfig."""
+    c = TrainConfig.from_dict(config)
+    parts = ["python -m vitdemo train", f"--model {c.model.kind}", f"--dataset {c.dataset}", *model_flags(c.model)]
     parts += [
         f"--epochs {c.epochs}",
         f"--batch-size {c.batch_size}",
@@ -89,12 +103,41 @@ def train_command(config: dict[str, Any], out: str) -> str:
     ]
     if c.split_seed != TrainConfig.split_seed:  # written only when set: older commands stay as they were
         parts.append(f"--split-seed {c.split_seed}")
-    if c.compile:
-        parts.append("--compile")
+    parts += [flag for flag, on in (("--hflip", c.hflip), ("--compile", c.compile), ("--probe", c.probe)) if on]
+    parts += [f"--{k.replace('_', '-')} {v}" for k, v in (("labels", c.labels), ("train_subset", c.train_subset)) if v]
+    if c.init:
+        parts.append(f"--init {shlex.quote(c.init)}")
     if c.name:
-        parts.append(f"--name {c.name}")
+        parts.append(f"--name {shlex.quote(c.name)}")
     parts.append(f"--out {out}")
     return " ".join(parts)
+
+
+def classic_command(header: Any, out: str) -> str:
+    """The `python -m vitdemo classic` command that refits a shipped scikit-learn file (a ClassicHeader)."""
+    run = header.run()
+    parts = ["python -m vitdemo classic", f"--kind {run.model.kind}", f"--dataset {run.dataset}"]
+    parts += [f"--seed {run.model.seed}", f"--val-size {run.val_size}"]
+    if run.split_seed:
+        parts.append(f"--split-seed {run.split_seed}")
+    if run.train_subset:
+        parts.append(f"--train-subset {run.train_subset}")
+    if run.name:
+        parts.append(f"--name {shlex.quote(run.name)}")
+    return " ".join([*parts, f"--out {out}"])
+
+
+def pretrain_command(meta: CheckpointMeta, out: str) -> str:
+    """The `python -m vitdemo pretrain` command that pretrains a shipped encoder again."""
+    from vitdemo.pretrain.encoder import ENCODER_TAG
+
+    p = PretrainConfig(**meta.metrics.get("pretrain", {}))
+    parts = ["python -m vitdemo pretrain", f"--method {meta.metrics[ENCODER_TAG]}", f"--dataset {meta.dataset}"]
+    parts += model_flags(meta.model_config)
+    parts += [f"--epochs {p.epochs}", f"--batch-size {p.batch_size}", f"--lr {p.lr:g}", f"--seed {p.seed}"]
+    if meta.name:
+        parts.append(f"--name {shlex.quote(meta.name)}")
+    return " ".join([*parts, f"--out {out}"])
 
 
 def measure_test_accuracy(loaded: LoadedModel, data_dir: str | os.PathLike | None = None) -> float:
@@ -184,7 +227,116 @@ def command_block(file: str, command: str) -> str:
     return f"`{file}`:\n\n```bash\nVITDEMO_DATA_DIR=../shared/data {command}\n```\n"
 
 
-def write_readme(figures: list[ShippedFigures], path: Path) -> None:
+# -- scikit-learn baselines and pretrained encoders ------------------------------------------------------
+CLASSIC_COLUMNS = ("file", "algorithm", "dataset", "stored numbers", "val acc", "test acc", "size", "latency",
+                   "fit time", "train images")  # fmt: skip
+ENCODER_COLUMNS = ("file", "method", "model", "dataset", "params", "epochs", "images", "loss per epoch", "size",
+                   "pretraining time")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ClassicFigures:
+    file: str
+    kind: str
+    dataset: str
+    numbers: int
+    val_acc: float
+    test_acc: float
+    size_kb: float
+    latency_ms: float
+    train_time_s: float
+    train_images: int
+    command: str
+
+
+@dataclass(frozen=True)
+class EncoderFigures:
+    file: str
+    method: str
+    model: str
+    dataset: str
+    params: int
+    epochs: int
+    images: int
+    losses: list[float]
+    size_kb: float
+    time_s: float
+    command: str
+
+
+def measure_classic(path: Path, data_dir: str | None) -> ClassicFigures:
+    """A shipped scikit-learn file loaded through the allowlist and scored on its test split."""
+    from vitdemo.classic import load_classic, predict_proba, read_header, score_classic
+    from vitdemo.data import load_raw
+
+    fitted, header = load_classic(path), read_header(path)
+    test = load_raw(fitted.dataset, train=False, data_dir=data_dir)
+    one = test.images[:1].numpy()
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        predict_proba(fitted, one)
+        times.append((time.perf_counter() - t) * 1e3)
+    m = fitted.metrics
+    return ClassicFigures(
+        file=path.name,
+        kind=fitted.config.kind,
+        dataset=fitted.dataset,
+        numbers=int(m.get("num_params", 0)),
+        val_acc=float(m.get("val_acc") or float("nan")),
+        test_acc=score_classic(fitted, test).accuracy,
+        size_kb=path.stat().st_size / 1024,
+        latency_ms=statistics.median(times),
+        train_time_s=float(m.get("train_time_s", float("nan"))),
+        train_images=int(m.get("train_images", 0)),
+        command=classic_command(header, f"checkpoints/{path.name}"),
+    )
+
+
+def measure_encoder(path: Path) -> EncoderFigures:
+    from vitdemo.pretrain.encoder import ENCODER_TAG
+
+    loaded = load_checkpoint(path)
+    m = loaded.meta.metrics
+    return EncoderFigures(
+        file=path.name,
+        method=str(m[ENCODER_TAG]),
+        model=loaded.kind,
+        dataset=loaded.meta.dataset,
+        params=loaded.num_params,
+        epochs=int(m.get("pretrain", {}).get("epochs", 0)),
+        images=int(m.get("pretrain_images", 0)),
+        losses=[float(v) for v in m.get("pretrain_losses", [])],
+        size_kb=path.stat().st_size / 1024,
+        time_s=float(m.get("pretrain_time_s", float("nan"))),
+        command=pretrain_command(loaded.meta, f"checkpoints/{path.name}"),
+    )
+
+
+def classic_row(f: ClassicFigures) -> str:
+    cells = [f"`{f.file}`", f.kind, f.dataset, f"{f.numbers:,}", f"{f.val_acc:.2%}", f"{f.test_acc:.2%}",
+             f"{f.size_kb:,.0f} KB", f"{f.latency_ms:.2f} ms", f"{f.train_time_s:.1f} s", f"{f.train_images:,}"]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
+def encoder_row(f: EncoderFigures) -> str:
+    losses = ", ".join(f"{v:.3f}" for v in f.losses)
+    cells = [f"`{f.file}`", f.method, f.model, f.dataset, f"{f.params:,}", str(f.epochs), f"{f.images:,}", losses,
+             f"{f.size_kb:,.0f} KB", f"{f.time_s / 60:.1f} min"]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(columns: tuple[str, ...], rows: list[str]) -> list[str]:
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
+
+
+def write_readme(
+    figures: list[ShippedFigures],
+    path: Path,
+    classic: Sequence[ClassicFigures] = (),
+    encoders: Sequence[EncoderFigures] = (),
+) -> None:
+    """Everything after the README's `<!-- figures -->` marker: one table and the commands per family."""
     intro = path.read_text().split("<!-- figures -->")[0] if path.exists() else "# Shipped checkpoints\n\n"
     lines = [
         intro.rstrip() + "\n",
@@ -193,25 +345,37 @@ def write_readme(figures: list[ShippedFigures], path: Path) -> None:
         f"set: {DRAWN_PER_CLASS * 10} generated mouse-style drawings through the app's preprocessing; latency: "
         "one image, CPU, median).",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
+        "## Networks",
+        "",
+        *_table(COLUMNS, [table_row(f) for f in figures]),
     ]
-    lines += [table_row(f) for f in figures]
+    if classic:
+        lines += ["", "## Classic baselines (scikit-learn)", ""]
+        lines += _table(CLASSIC_COLUMNS, [classic_row(f) for f in classic])
+    if encoders:
+        lines += ["", "## Pretrained encoders (no head: not listed as runs, offered as the start of a fine-tune)", ""]
+        lines += _table(ENCODER_COLUMNS, [encoder_row(f) for f in encoders])
     lines += ["", "## Commands", ""]
-    lines += [command_block(f.file, f.command) for f in figures]
+    lines += [command_block(f.file, f.command) for f in [*figures, *classic, *encoders]]
     path.write_text("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vitdemo.runs.baselines import encoders
+
     parser = argparse.ArgumentParser(prog="python -m vitdemo.shipped", description=__doc__)
     parser.add_argument("--data-dir")
     parser.add_argument("--dir", help=f"the checkpoints (default: ${ENV_CHECKPOINTS} or the repository's checkpoints/)")
     a = parser.parse_args(argv)
     folder = shipped_dir(a.dir)
-    figures = [measure(p, a.data_dir) for p in sorted(folder.glob("*.safetensors"))]
-    for f in figures:
-        print(table_row(f))
-    write_readme(figures, folder / "README.md")
+    encoder_files = {e.path for e in encoders(folder)}
+    networks = [p for p in sorted(folder.glob("*.safetensors")) if p not in encoder_files]
+    figures = [measure(p, a.data_dir) for p in networks]
+    classic = [measure_classic(p, a.data_dir) for p in sorted(folder.glob("*.skops"))]
+    pretrained = [measure_encoder(p) for p in sorted(encoder_files)]
+    for row in [*map(table_row, figures), *map(classic_row, classic), *map(encoder_row, pretrained)]:
+        print(row)
+    write_readme(figures, folder / "README.md", classic, pretrained)
     return 0
 
 

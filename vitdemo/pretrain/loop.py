@@ -15,27 +15,8 @@ from torch import nn
 
 from vitdemo.config import ConfigError
 from vitdemo.data import to_input
+from vitdemo.families import PretrainConfig  # a plain config: the queue and the forms read it without torch
 from vitdemo.train import lr_at
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    epochs: int = 2  # MNIST is small: 1-3 epochs already separate the digits (see the report's table)
-    batch_size: int = 256  # SimCLR's negatives come from the batch: 2 x 256 - 2 per image
-    lr: float = 1.5e-3  # AdamW peak, cosine decay
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.2
-    seed: int = 0
-
-    def validate(self) -> None:
-        if not 1 <= self.epochs <= 500:
-            raise ConfigError("epochs must be between 1 and 500")
-        if not 8 <= self.batch_size <= 8192:
-            raise ConfigError("batch_size must be between 8 and 8192")
-        if not 0 < self.lr <= 1:
-            raise ConfigError("lr must be in (0, 1]")
-        if not 0 <= self.warmup_epochs <= self.epochs:
-            raise ConfigError("warmup_epochs must be in [0, epochs]")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from vitdemo.evaluate import Scores, predict_logits, score_model
 from vitdemo.resume import state_path
 from vitdemo.runs import points
 from vitdemo.runs.points import MAX_POINTS
+from vitdemo.families import run_family
+from vitdemo.runs.execute_families import fit_classic_run, pretrain_first
 from vitdemo.runs.queue import best_effort, mark_failed
 from vitdemo.runs.store import Registry, Run
 from vitdemo.train import Callback, EpochInfo, StepInfo, TrainResult, load_data, train
@@ -195,17 +197,31 @@ def execute_run(
     extra_callbacks: tuple[Callback, ...] = (),
 ) -> TrainResult | None:
     """Train a claimed (running) run to its end: done with metrics and a checkpoint, cancelled, or failed.
+    A classic run is fitted instead (and returns None); a pretrain run pretrains its encoder first.
 
     Never raises for a problem of the run: it ends failed with the error. A checkpoint whose run could not be
     recorded as done (a full disk, a locked registry) is removed, so no file is left that no run accounts for.
     """
     path = None
     try:
-        config = TrainConfig.from_dict(run.config)
-        data = load_data(config, data_dir)  # the validation split follows config.split_seed
         should_stop = _throttled(
             lambda: best_effort(lambda: registry.cancel_requested(run.id), False), PROGRESS_EVERY_S
         )
+        family = run_family(run.config)  # a scikit-learn baseline, a pretrain-then-fine-tune run, or a training
+        if family == "classic":
+            path, columns = fit_classic_run(registry, run, data_dir=data_dir)
+            registry.update_run(
+                run.id, status="done", finished_at=time.time(), checkpoint=str(path.resolve()), **columns
+            )
+            return None
+        config = (
+            pretrain_first(registry, run, data_dir=data_dir, should_stop=should_stop)
+            if family == "pretrain"
+            else TrainConfig.from_dict(run.config)
+        )
+        if config is None:  # cancelled while pretraining
+            return None
+        data = load_data(config, data_dir)  # the validation split follows config.split_seed
         watch = WatchCallback(registry, run.id, Watcher(data.test, data.mean, data.std, num_classes=len(data.classes)))
         result = train(
             config,

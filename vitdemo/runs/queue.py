@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from vitdemo import classroom
-from vitdemo.config import ConfigError, TrainConfig, default_run_name
+from vitdemo.config import ConfigError
+from vitdemo.families import ClassicRun, PretrainRun, RunConfig, model_kind, run_name
 from vitdemo.runs import people
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.people import Actor
@@ -35,9 +36,10 @@ def available_devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
-def _run_fields(config: TrainConfig) -> dict[str, Any]:
+def _run_fields(config: RunConfig) -> dict[str, Any]:
     """Validate `config` (ConfigError for a bad config or device) and describe it as run columns. The size is
-    counted from the config: a model too big for the server is never built here."""
+    counted from the config: a model too big for the server is never built here (a classic model's size is
+    known once it is fitted)."""
     config.validate()
     from vitdemo.train import resolve_device
 
@@ -45,21 +47,26 @@ def _run_fields(config: TrainConfig) -> dict[str, Any]:
         device = resolve_device(config.device).type
     except RuntimeError as exc:
         raise ConfigError(str(exc)) from exc
+    trained = config.train if isinstance(config, PretrainRun) else config
     return {
-        "name": config.name or default_run_name(config),
-        "kind": config.model.kind,
+        "name": run_name(config),
+        "kind": model_kind(config),
         "dataset": config.dataset,
         "config": config.to_dict(),
         "device": device,
-        "num_params": classroom.estimate_parameters(config.model),
+        "num_params": None if isinstance(trained, ClassicRun) else classroom.estimate_parameters(trained.model),
     }
 
 
-def _memory_problem(config: TrainConfig, device: str) -> str | None:
-    """A run that cannot fit in the device's memory, for anyone (it would only fail, or swap the server to a halt)."""
+def _memory_problem(config: RunConfig, device: str) -> str | None:
+    """A run that cannot fit in the device's memory, for anyone (it would only fail, or swap the server to a halt).
+    Classic runs hold the images as floats (about 200 MB): not checked."""
     from vitdemo.views.forms import estimate, human_bytes
 
-    need, have = estimate(config).total_bytes, classroom.device_memory_bytes(device)
+    if isinstance(config, ClassicRun):
+        return None
+    need = estimate(config.train if isinstance(config, PretrainRun) else config).total_bytes
+    have = classroom.device_memory_bytes(device)
     if have is not None and need > have:
         return (
             f"This run needs about {human_bytes(need)} of memory but the server's {device} has {human_bytes(have)}: "
@@ -70,12 +77,13 @@ def _memory_problem(config: TrainConfig, device: str) -> str | None:
 
 def submit(
     store: Registry,
-    config: TrainConfig,
+    config: RunConfig,
     actor: Actor,
     *,
     estimator: classroom.Estimator | None = None,
 ) -> int:
-    """Validate and queue a run owned by `actor` for a worker. Nothing is queued (and the error says why) for a
+    """Validate and queue a run owned by `actor` for a worker: a training (TrainConfig), a scikit-learn
+    baseline (ClassicRun) or a pretrain-then-fine-tune run (PretrainRun). Nothing is queued (and the error says why) for a
     bad config or device (ConfigError) or a run over the class limits (OverLimit, naming the limit; the teacher
     has none). The estimated time comes from `estimator` (default: the process's, which probes the device)."""
     fields = _run_fields(config)
@@ -86,7 +94,7 @@ def submit(
         if limits.max_minutes:
             minutes = (estimator or classroom.default_estimator()).estimate(config, fields["device"]).minutes
         problems = classroom.limit_problems(
-            limits, num_params=fields["num_params"], epochs=config.epochs, minutes=minutes
+            limits, num_params=fields["num_params"] or 0, epochs=classroom.counted_epochs(config), minutes=minutes
         )
         problem = problems[0] if problems else None
     if problem is not None:
@@ -98,7 +106,7 @@ def submit(
     return run_id
 
 
-def start_run(store: Registry, config: TrainConfig, pid: int, owner: str = CLI_OWNER) -> int:
+def start_run(store: Registry, config: RunConfig, pid: int, owner: str = CLI_OWNER) -> int:
     """Validate and record a run that process `pid` trains itself (the CLI). It is created running, owned by
     `pid`, in one insert: no worker can ever claim it, so it is trained exactly once."""
     now = time.time()

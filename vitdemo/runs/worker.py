@@ -37,8 +37,10 @@ DEFAULT_IDLE_EXIT_S = 300.0  # a worker waits this long for more runs before it 
 ENV_IDLE_EXIT = "VITDEMO_WORKER_IDLE_S"
 ENV_RUNS_PER_GPU = "VITDEMO_RUNS_PER_GPU"
 DEFAULT_RUNS_PER_GPU = 2
-_TMP_NAME = re.compile(r"^\.run-(\d+)\.safetensors\..*\.tmp$")  # save_checkpoint's temporary file
-_CKPT_NAME = re.compile(r"^run-(\d+)\.safetensors$")
+# A run's files: run-7.safetensors (a network), run-7.skops (a classic model), run-7-encoder.safetensors (the
+# encoder a pretrain run made); the temporary files save_checkpoint and save_classic write them through.
+_TMP_NAME = re.compile(r"^\.run-(\d+)(?:-encoder)?\.(?:safetensors|skops)\..*\.tmp$")
+_CKPT_NAME = re.compile(r"^run-(\d+)(-encoder)?\.(?:safetensors|skops)$")
 
 
 # -- one run, seen from the worker --------------------------------------------------------------------------
@@ -165,16 +167,21 @@ def _is_leftover(path: Path, runs: dict[int, Run], only: set[int] | None) -> boo
         in_scope = only is None or (run is not None and run.id in only)
         return in_scope and (run is None or run.status != "running")  # nobody is still writing it
     if ckpt:
-        run = runs.get(int(ckpt.group(1)))
+        run_id = int(ckpt.group(1))
+        run = runs.get(run_id)
+        in_scope = only is None or run_id in only
+        if ckpt.group(2) and run is None:  # the encoder of a run that was deleted (delete removes run.checkpoint)
+            return in_scope
         ended_without_it = run is not None and run.status in ("failed", "cancelled") and not run.checkpoint
-        return ended_without_it and (only is None or run.id in only)
+        return ended_without_it and in_scope
     return False
 
 
 def remove_leftovers(registry: Registry, run_ids: set[int] | None = None) -> list[Path]:
     """Delete files in the run checkpoint folder that no run accounts for (all runs, or those in `run_ids`):
-    temporary `.run-*.tmp` files of runs no longer running (a training ended mid-write) and `run-<id>.safetensors`
-    of runs that ended failed or cancelled. Returns what was removed."""
+    temporary `.run-*.tmp` files of runs no longer running (a training ended mid-write), a run's files
+    (`run-<id>.safetensors`, `.skops`, `-encoder.safetensors`) when it ended failed or cancelled, and the encoder
+    of a run that was deleted. Returns what was removed."""
     folder = registry.checkpoint_dir
     if not folder.is_dir():
         return []

@@ -18,17 +18,19 @@ import streamlit as st
 import torch
 
 from vitdemo import classroom
-from vitdemo.config import SCHEDULES, ConfigError, TrainConfig
+from vitdemo.config import SCHEDULES, ConfigError
+from vitdemo.families import RunConfig
 from vitdemo.runs import points, queue, worker
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.people import OWNER_LABELS, Actor, NotAllowed
 from vitdemo.runs.store import LiveRuns, Registry, Run
 from vitdemo.ui import people
+from vitdemo.ui import train_form as train_form_widgets
 from vitdemo.ui.shell import data_dir, registry, stop_on_failure
 from vitdemo.ui.watching import watch_row
 from vitdemo.views import charts, forms, learning
 from vitdemo.views.messages import hide_folders
-from vitdemo.views.names import DATASETS, KINDS
+from vitdemo.views.names import DATASETS
 
 FORM_PREFIX = "tf_"  # the Train form's widget keys: "tf_" + a name from forms.KEYS
 _FORM_SAVED = "_train_form_values"  # the form outside widget state (Streamlit drops that on other pages)
@@ -41,6 +43,14 @@ _worker_starts: dict[str, float] = {}
 PRESET_HELP = {
     "fast demo": "A small model on 10,000 images for 3 epochs: about a minute on a laptop CPU.",
     "best accuracy": "The full training set for 15 epochs: minutes on a GPU, much longer on a CPU.",
+    "seed recipe": "The ViT this app grew from: 7x7 patches, hidden size 128, 4 layers, 4 heads, Adam 3e-4, "
+    "batch 64, 10 epochs, rotations and flips (97.77% published).",
+    "few labels": "Epochs, batch and rate for the chosen label budget (100 if none): a few hundred steps, "
+    "about a minute on a CPU for 100 labels.",
+}
+RECIPE_NOTES = {
+    "seed-vit": "Seed recipe: also mirrors digits left-right, no warm-up and no gradient clipping, as published "
+    "(published test accuracy 97.77%; see checkpoints/README.md for what it gets here).",
 }
 
 
@@ -91,9 +101,11 @@ def _apply_preset(name: str) -> None:
 
 
 def preset_buttons() -> None:
-    """One button per preset; each fills in the form (model kind, dataset, device and name stay)."""
-    columns = st.columns(len(forms.PRESETS))
-    for column, name in zip(columns, forms.PRESETS, strict=True):
+    """One button per preset, two a row; each fills in the form (dataset, device and name stay; the seed recipe
+    picks the ViT)."""
+    columns = st.columns(2)
+    for i, name in enumerate(forms.PRESETS):
+        column = columns[i % 2]
         column.button(
             f"Preset: {name}", key=f"preset_{name.replace(' ', '_')}", on_click=_apply_preset, args=(name,),
             help=PRESET_HELP.get(name), width="stretch",
@@ -121,10 +133,15 @@ def server_devices_caption(devices: list[str]) -> str:
     )
 
 
-def _model_fields() -> None:
+def _model_fields(kind: str | None = None) -> None:
+    """The model settings of the chosen family (`kind`: a ViT's or a CNN's, for an encoder a run pretrains)."""
     k = FORM_PREFIX
+    kind = kind or st.session_state[k + "model_kind"]
+    if kind not in ("vit", "cnn"):
+        train_form_widgets.family_fields(kind, _model_fields)
+        return
     c1, c2, c3 = st.columns(3)
-    if st.session_state[k + "model_kind"] == "vit":
+    if kind == "vit":
         c1.selectbox("Patch size", [4, 7, 14], key=k + "patch_size", help="4: 7x7 = 49 patches; 7: 16; 14: 4")
         c2.number_input("Embedding dim", min_value=8, step=8, key=k + "embed_dim")
         c3.number_input("Depth (blocks)", min_value=1, step=1, key=k + "vit_depth")
@@ -141,6 +158,11 @@ def _training_fields(devices: list[str]) -> None:
     k = FORM_PREFIX
     c1, c2, c3 = st.columns(3)
     c1.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key=k + "dataset")
+    if st.session_state[k + "model_kind"] == "classic":  # one fit on the CPU: no epochs, batches or rates
+        c2.number_input("Seed", min_value=0, step=1, key=k + "seed")
+        c3.number_input("Quick subset (training images, 0 = all)", min_value=0, step=1000, key=k + "train_subset")
+        c1.text_input("Run name (optional)", key=k + "name", max_chars=100)
+        return
     c2.number_input("Epochs", min_value=1, step=1, key=k + "epochs")
     c3.number_input("Batch size", min_value=1, step=32, key=k + "batch_size")
     c1.number_input("Learning rate", min_value=0.0, step=0.0005, format="%.4f", key=k + "lr", help="peak, AdamW")
@@ -154,26 +176,36 @@ def _training_fields(devices: list[str]) -> None:
         "Quick subset (training images, 0 = all)", min_value=0, step=1000, key=k + "train_subset",
         help="Train on only this many images: a run in seconds instead of minutes.",
     )  # fmt: skip
-    c3.text_input("Run name (optional)", key=k + "name", max_chars=100)
+    train_form_widgets.label_budget_field(c3)
+    c1.text_input("Run name (optional)", key=k + "name", max_chars=100)
 
 
 def train_form(devices: list[str]) -> forms.FormValues:
     """The Train form's widgets (plain widgets, not st.form, so the estimate follows every change)."""
-    st.radio("Model", list(KINDS), format_func=KINDS.get, key=FORM_PREFIX + "model_kind", horizontal=True)
+    st.radio("Model", list(forms.FAMILIES), format_func=forms.FAMILIES.get, key=FORM_PREFIX + "model_kind",
+             horizontal=True)  # fmt: skip
     _model_fields()
     st.markdown("**Training**")
     _training_fields(devices)
+    recipe = st.session_state.get(FORM_PREFIX + "recipe")
+    if recipe and st.session_state[FORM_PREFIX + "model_kind"] == "vit":
+        st.caption(RECIPE_NOTES.get(recipe, f"Starts from the {recipe} recipe."))
     st.caption(server_devices_caption(devices))
     values = _form_values()
     st.session_state[_FORM_SAVED] = values
     return values
 
 
-def _device_of(config: TrainConfig, devices: list[str]) -> str:
+def encoders() -> dict[str, forms.EncoderChoice]:
+    """The encoders a fine-tune may start from (shipped, or made by pretrain runs)."""
+    return train_form_widgets.encoder_choices()
+
+
+def _device_of(config: RunConfig, devices: list[str]) -> str:
     return ("cuda" if "cuda" in devices else "cpu") if config.device == "auto" else config.device
 
 
-def time_estimate(config: TrainConfig, device: str) -> classroom.TimeEstimate | None:
+def time_estimate(config: RunConfig, device: str) -> classroom.TimeEstimate | None:
     """The run's time on this server's device, measured once per model (None if the probe itself failed)."""
     try:
         return classroom.default_estimator().estimate(config, device)
@@ -184,12 +216,25 @@ def time_estimate(config: TrainConfig, device: str) -> classroom.TimeEstimate | 
 def _time_help(timing: classroom.TimeEstimate | None, device: str) -> str:
     if timing is None:
         return "The time could not be measured on this server."
-    how = "timed on a few steps of this model" if timing.how == "measured" else "scaled from a small model's speed"
+    how = {
+        "measured": "timed on a few steps of this model",
+        "scaled": "scaled from a small model's speed",
+        "constant": "from this algorithm's measured time on the full training set",
+    }.get(timing.how, timing.how)
     return f"On this server's {device.upper()} when nothing else trains ({how}); other runs in the queue come first."
 
 
+def _cost(config: RunConfig) -> tuple[str, str, int | None, list[str]]:
+    """(memory, parameters, parameter count, caption lines) shown before a run starts."""
+    trained = forms.trained_config(config)
+    if trained is None:  # a scikit-learn baseline: its size is known once it is fitted
+        return "-", "after the fit", None, forms.classic_lines(config)
+    est = forms.estimate(trained)
+    return forms.human_bytes(est.total_bytes), f"{est.num_params:,}", est.num_params, forms.estimate_lines(est)[1:]
+
+
 def estimate_panel(
-    config: TrainConfig | None, messages: list[str], devices: list[str], actor: Actor | None
+    config: RunConfig | None, messages: list[str], devices: list[str], actor: Actor | None
 ) -> Callable[[], None]:
     """The problems of the form, or what the run will cost: size and memory at once, the time on this server and
     the class limits it is over (a student's run over them is refused when queued) in places kept for them.
@@ -198,13 +243,14 @@ def estimate_panel(
         for message in messages:
             st.error(message, icon=":material/error:")
         return lambda: None
-    est, device = forms.estimate(config), _device_of(config, devices)
+    device = _device_of(config, devices)
+    memory, params, num_params, lines = _cost(config)
     c1, c2 = st.columns(2)
     time_slot = c1.empty()
     time_slot.metric("Time", "…", help="timing a few training steps on this server")
-    c2.metric("Memory", forms.human_bytes(est.total_bytes), help="an upper bound while training")
-    c1.metric("Parameters", f"{est.num_params:,}")
-    st.caption(" · ".join(forms.estimate_lines(est)[1:]))
+    c2.metric("Memory", memory, help="an upper bound while training")
+    c1.metric("Parameters", params)
+    st.caption(" · ".join(lines))
     warnings = st.container()
 
     def finish() -> None:
@@ -212,17 +258,18 @@ def estimate_panel(
         text = f"~{charts.rough_duration(timing.seconds)}" if timing else "-"
         time_slot.metric("Time", text, help=_time_help(timing, device))
         with warnings:
-            _limit_warnings(config, est.num_params, timing, actor)
+            _limit_warnings(config, num_params or 0, timing, actor)
 
     return finish
 
 
 def _limit_warnings(
-    config: TrainConfig, num_params: int, timing: classroom.TimeEstimate | None, actor: Actor | None
+    config: RunConfig, num_params: int, timing: classroom.TimeEstimate | None, actor: Actor | None
 ) -> None:
     if actor is not None and not actor.teacher:
         limits, minutes = queue.get_limits(registry()), (timing.minutes if timing else None)
-        for problem in classroom.limit_problems(limits, num_params=num_params, epochs=config.epochs, minutes=minutes):
+        epochs = classroom.counted_epochs(config)
+        for problem in classroom.limit_problems(limits, num_params=num_params, epochs=epochs, minutes=minutes):
             st.warning(problem, icon=":material/block:")
     elif timing is not None and timing.minutes > 60:
         st.warning(
@@ -234,7 +281,7 @@ def _limit_warnings(
 def launch(reg: Registry, values: forms.FormValues, devices: list[str], actor: Actor) -> int | None:
     """Validate again, queue the run for `actor` (the queue checks the class limits) and make sure its device
     has workers. Returns the run id, or None (with the reason on the page) when nothing was queued."""
-    config, messages = forms.check_values(values, devices)
+    config, messages = forms.check_values(values, devices, encoders())
     try:
         if config is None:
             raise ConfigError(" ".join(messages))

@@ -1,8 +1,10 @@
-"""The Train page's form without the page: presets, form values <-> TrainConfig, validation messages and the
+"""The Train page's form without the page: presets, form values <-> run config, validation messages and the
 size estimates shown before a run is launched. Pure Python (no Streamlit), so every rule is tested directly.
 
-Form values are one flat dict (`FormValues`) whose keys are the widgets' keys: both model kinds' fields are
-always present, so switching the kind back and forth keeps what was typed.
+Form values are one flat dict (`FormValues`) whose keys are the widgets' keys: every family's fields are always
+present, so switching the family back and forth keeps what was typed. The families (`FAMILIES`): the ViT and the
+CNN, the ladder's linear model and MLP, an ImageNet network (transfer), a scikit-learn baseline (classic), and
+"fine-tune an encoder" (a pretrained encoder with a label budget, or a new one pretrained first by the run).
 """
 
 from __future__ import annotations
@@ -10,19 +12,44 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vitdemo.classroom import (  # sizes are counted there (the queue needs them)
-    TRAIN_IMAGES,
-    estimate_parameters,
-    forward_macs,
+from vitdemo.classroom import estimate_parameters as estimate_parameters  # sizes are counted there
+from vitdemo.config import ARCHS, MODEL_CONFIGS, ConfigError, ModelConfig, TrainConfig
+from vitdemo.families import (
+    PRETRAIN_METHODS,
+    ClassicConfig,
+    ClassicRun,
+    PretrainConfig,
+    PretrainRun,
+    RunConfig,
+    run_config_from_dict,
 )
-from vitdemo.config import CNNConfig, ConfigError, ModelConfig, TrainConfig, ViTConfig
+from vitdemo.recipes import FEW_LABELS_VAL_SIZE, RECIPES, finetune_recipe
+from vitdemo.views.estimates import CLASSIC_NAMES as CLASSIC_NAMES  # the form's estimates, kept importable here
+from vitdemo.views.estimates import Estimate as Estimate
+from vitdemo.views.estimates import classic_lines as classic_lines
+from vitdemo.views.estimates import estimate as estimate
+from vitdemo.views.estimates import estimate_lines as estimate_lines
+from vitdemo.views.estimates import human_bytes as human_bytes
 
 FormValues = dict[str, Any]
 
-# form key -> (config it belongs to, that config's field name)
+FAMILIES: dict[str, str] = {  # the form's first choice -> what the page calls it
+    "vit": "ViT",
+    "cnn": "CNN",
+    "linear": "Linear (pixels -> classes)",
+    "mlp": "MLP",
+    "transfer": "ImageNet CNN (transfer)",
+    "classic": "Classic (scikit-learn)",
+    "finetune": "Fine-tune an encoder",
+}
+LABEL_BUDGETS = (0, 100, 600, 6000)  # 0 = every label
+NEW_ENCODER = "new:"  # encoder choice "new:mae" / "new:simclr": the run pretrains its own encoder first
+
+# form key -> (the config it belongs to, that config's field name); "classic" is ClassicConfig
 MODEL_FIELDS: dict[str, tuple[str, str]] = {
     "patch_size": ("vit", "patch_size"),
     "embed_dim": ("vit", "embed_dim"),
@@ -33,7 +60,21 @@ MODEL_FIELDS: dict[str, tuple[str, str]] = {
     "cnn_width": ("cnn", "width"),
     "cnn_depth": ("cnn", "depth"),
     "cnn_dropout": ("cnn", "dropout"),
+    "mlp_hidden": ("mlp", "hidden"),
+    "mlp_dropout": ("mlp", "dropout"),
+    "arch": ("transfer", "arch"),
+    "image_px": ("transfer", "image_px"),
+    "transfer_finetune": ("transfer", "finetune"),
+    "transfer_pretrained": ("transfer", "pretrained"),
+    "classic_kind": ("classic", "kind"),
+    "logreg_c": ("classic", "logreg_c"),
+    "svm_c": ("classic", "svm_c"),
+    "pca_components": ("classic", "pca_components"),
+    "n_neighbors": ("classic", "n_neighbors"),
+    "n_estimators": ("classic", "n_estimators"),
+    "max_depth": ("classic", "max_depth"),
 }
+FINETUNE_FIELDS: tuple[str, ...] = ("encoder", "probe", "pretrain_epochs")
 TRAIN_FIELDS: tuple[str, ...] = (
     "dataset",
     "epochs",
@@ -47,11 +88,14 @@ TRAIN_FIELDS: tuple[str, ...] = (
     "device",
     "train_subset",
     "name",
+    "labels",
 )
-INT_FIELDS = {"patch_size", "embed_dim", "vit_depth", "num_heads", "cnn_width", "cnn_depth"}
-INT_FIELDS |= {"epochs", "batch_size", "seed", "train_subset"}
-FLOAT_FIELDS = {"mlp_ratio", "vit_dropout", "cnn_dropout", "lr", "weight_decay", "label_smoothing", "augment"}
-KEYS: tuple[str, ...] = ("model_kind", *MODEL_FIELDS, *TRAIN_FIELDS)
+INT_FIELDS = {"patch_size", "embed_dim", "vit_depth", "num_heads", "cnn_width", "cnn_depth", "image_px"}
+INT_FIELDS |= {"pca_components", "n_neighbors", "n_estimators", "max_depth", "pretrain_epochs"}
+INT_FIELDS |= {"epochs", "batch_size", "seed", "train_subset", "labels"}
+FLOAT_FIELDS = {"mlp_ratio", "vit_dropout", "cnn_dropout", "mlp_dropout", "logreg_c", "svm_c"}
+FLOAT_FIELDS |= {"lr", "weight_decay", "label_smoothing", "augment"}
+KEYS: tuple[str, ...] = ("model_kind", "recipe", *MODEL_FIELDS, *FINETUNE_FIELDS, *TRAIN_FIELDS)
 
 # What a config error calls a field -> what the form calls it (the messages name the widgets the user sees).
 LABELS: dict[str, str] = {
@@ -65,6 +109,16 @@ LABELS: dict[str, str] = {
     "width": "CNN width",
     "cnn_depth": "CNN depth",
     "cnn_dropout": "CNN dropout",
+    "mlp_hidden": "hidden layers",
+    "mlp_dropout": "MLP dropout",
+    "image_px": "input size",
+    "logreg_c": "C",
+    "svm_c": "C",
+    "pca_components": "PCA components",
+    "n_neighbors": "neighbours",
+    "n_estimators": "trees",
+    "max_depth": "tree depth",
+    "pretrain_epochs": "pretraining epochs",
     "batch_size": "batch size",
     "lr": "learning rate",
     "weight_decay": "weight decay",
@@ -72,13 +126,45 @@ LABELS: dict[str, str] = {
     "augment": "augmentation",
     "train_subset": "quick subset",
     "val_size": "validation size",
+    "labels": "label budget",
 }
 _NAMES = re.compile(r"\b(" + "|".join(sorted(LABELS, key=len, reverse=True)) + r")\b")
 
-# Presets fill in every field except the model kind, the dataset, the device and the name: a teacher picks
-# "ViT on Fashion" first, then how long they can wait.
+
+@dataclass(frozen=True)
+class EncoderChoice:
+    """A pretrained encoder the form offers (the page reads them from the shipped and run checkpoints)."""
+
+    key: str  # the file's name: what the form stores (never a server folder)
+    label: str
+    path: str  # where the worker finds it
+    model: ModelConfig  # the architecture a run from it has
+    method: str  # "mae" or "simclr"
+
+
+def server_encoders() -> dict[str, EncoderChoice]:
+    """The encoders this server offers, by key: the shipped ones ($VITDEMO_CHECKPOINTS), then those the
+    registry's pretrain runs made ($VITDEMO_HOME). Read from their headers (the form's default list)."""
+    from vitdemo import paths
+    from vitdemo.runs.baselines import RUN_ENCODERS, encoders
+
+    found = encoders(paths.shipped_dir()) + encoders(paths.home() / "checkpoints", RUN_ENCODERS)
+    choices = {}
+    for enc in found:
+        where = "from a run" if enc.path.name.startswith("run-") else "shipped"
+        label = f"{enc.name} ({enc.method.upper()}, {enc.pretrain_epochs} epochs, {where})"
+        choices[enc.path.name] = EncoderChoice(enc.path.name, label, str(enc.path.resolve()), enc.model, enc.method)
+    return choices
+
+
+# -- presets ----------------------------------------------------------------------------------------
+# Presets fill in the fields of every family except the family itself, the dataset, the device and the name:
+# a teacher picks "ViT on Fashion" first, then how long they can wait. Two exceptions: "seed recipe" is a ViT
+# (it picks the ViT and starts from vitdemo.recipes.SEED_VIT), and "few labels" fills the training settings of
+# the form's label budget (vitdemo.recipes.finetune_recipe; a budget of 100 if none is chosen).
 PRESETS: dict[str, FormValues] = {
     "fast demo": {  # about a minute on a laptop CPU: 10k images, 3 epochs, a small 7x7-patch ViT (16 tokens)
+        "recipe": "",
         "patch_size": 7,
         "embed_dim": 48,
         "vit_depth": 3,
@@ -97,8 +183,10 @@ PRESETS: dict[str, FormValues] = {
         "augment": 0.0,  # three short epochs do not overfit; augmentation would only slow learning down
         "seed": 0,
         "train_subset": 10_000,
+        "labels": 0,
     },
     "best accuracy": {  # minutes on a GPU, much longer on a CPU: the full 55k images, 4x4 patches, 15 epochs
+        "recipe": "",
         "patch_size": 4,
         "embed_dim": 64,
         "vit_depth": 6,
@@ -117,8 +205,18 @@ PRESETS: dict[str, FormValues] = {
         "augment": 1.0,
         "seed": 0,
         "train_subset": 0,
+        "labels": 0,
     },
+    "seed recipe": {},  # filled in below from vitdemo.recipes.SEED_VIT
+    "few labels": {},  # filled in by apply_preset from the form's label budget
 }
+SEED_RECIPE = "seed-vit"
+
+
+def _seed_preset() -> FormValues:
+    values = values_from_config(RECIPES[SEED_RECIPE])
+    shown = ("model_kind", "recipe", *(k for k, (kind, _) in MODEL_FIELDS.items() if kind == "vit"), *TRAIN_FIELDS)
+    return {k: values[k] for k in shown if k not in ("dataset", "device", "name")}
 
 
 def default_values() -> FormValues:
@@ -130,20 +228,64 @@ def apply_preset(values: FormValues, preset: str) -> FormValues:
     """A copy of `values` with the preset's fields filled in."""
     if preset not in PRESETS:
         raise KeyError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    if preset == "seed recipe":
+        return {**values, **_seed_preset()}
+    if preset == "few labels":
+        labels = _coerce("labels", values.get("labels") or 0) or 100
+        r = finetune_recipe(labels)
+        few = {"epochs": r.epochs, "batch_size": r.batch_size, "lr": r.lr, "labels": labels, "train_subset": 0}
+        return {**values, **few, "recipe": "", "schedule": "cosine", "weight_decay": 0.05, "augment": 1.0}
     return {**values, **PRESETS[preset]}
 
 
-def values_from_config(config: TrainConfig | dict[str, Any]) -> FormValues:
-    """Form values showing `config` (a TrainConfig or its dict, e.g. a stored run's); the other model kind's
-    fields keep their defaults. Settings the form does not show (val_size, keep, ...) are not carried."""
-    if isinstance(config, dict):
-        config = TrainConfig.from_dict(config)
-    models: dict[str, ModelConfig] = {"vit": ViTConfig(), "cnn": CNNConfig(), config.model.kind: config.model}
-    values: FormValues = {"model_kind": config.model.kind}
+# -- config -> values -------------------------------------------------------------------------------
+def _model_defaults() -> dict[str, Any]:
+    return {**{kind: cls() for kind, cls in MODEL_CONFIGS.items()}, "classic": ClassicConfig()}
+
+
+def _fill(values: FormValues, models: dict[str, Any]) -> None:
     for key, (kind, name) in MODEL_FIELDS.items():
-        values[key] = getattr(models[kind], name)
+        value = getattr(models[kind], name)
+        values[key] = ",".join(map(str, value)) if key == "mlp_hidden" else value
+
+
+def _recipe_of(config: TrainConfig) -> str:
+    """The recipe whose settings the form does not show (flips, warm-up, clipping...) `config` has, if any."""
+    hidden = ("hflip", "warmup_epochs", "grad_clip", "val_size", "keep")
+    for name, recipe in RECIPES.items():
+        if recipe.model.kind == config.model.kind and all(getattr(recipe, f) == getattr(config, f) for f in hidden):
+            return name
+    return ""
+
+
+def values_from_config(config: RunConfig | dict[str, Any]) -> FormValues:
+    """Form values showing `config` (a run config or its dict, e.g. a stored run's); the other families' fields
+    keep their defaults. Settings the form does not show (val_size, keep, ...) are not carried, except through
+    a recipe. A fine-tune's encoder is named by its file name."""
+    if isinstance(config, dict):
+        config = run_config_from_dict(config)
+    models = _model_defaults()
+    values: FormValues = {"recipe": "", "encoder": "", "probe": False, "pretrain_epochs": PretrainConfig().epochs}
+    train = TrainConfig()
+    if isinstance(config, ClassicRun):
+        models["classic"] = config.model
+        values["model_kind"] = "classic"
+        train = dataclasses.replace(train, dataset=config.dataset, train_subset=config.train_subset, name=config.name,
+                                    seed=config.model.seed)  # fmt: skip
+    else:
+        train = config.train if isinstance(config, PretrainRun) else config
+        models[train.model.kind] = train.model
+        values["model_kind"] = train.model.kind
+        if isinstance(config, PretrainRun):
+            values.update(model_kind="finetune", encoder=NEW_ENCODER + config.method)
+            values["pretrain_epochs"] = config.pretrain.epochs
+        elif train.init:
+            values.update(model_kind="finetune", encoder=train.init.replace("\\", "/").rsplit("/", 1)[-1])
+        values["probe"] = train.probe
+        values["recipe"] = _recipe_of(train)
+    _fill(values, models)
     for key in TRAIN_FIELDS:
-        values[key] = getattr(config, key)
+        values[key] = getattr(train, key)
     return values
 
 
@@ -151,14 +293,16 @@ def coerce_values(values: FormValues) -> FormValues:
     """A copy with numbers as the form's widgets need them (int or float); values that are not numbers stay."""
     out = dict(values)
     for key, value in values.items():
-        with contextlib.suppress(ConfigError):
-            out[key] = _coerce(key, value)
+        if key in INT_FIELDS or key in FLOAT_FIELDS:  # the hidden layers stay text: their widget is a text box
+            with contextlib.suppress(ConfigError):
+                out[key] = _coerce(key, value)
     return out
 
 
-def config_from_values(values: FormValues) -> TrainConfig:
-    """The TrainConfig the form describes, validated. Raises ConfigError naming the first bad field."""
-    config, messages = _build(values)
+# -- values -> config -------------------------------------------------------------------------------
+def config_from_values(values: FormValues, encoders: Mapping[str, EncoderChoice] | None = None) -> RunConfig:
+    """The run config the form describes, validated. Raises ConfigError naming the first bad field."""
+    config, messages = _build(values, server_encoders() if encoders is None else encoders)
     if messages:
         raise ConfigError(messages[0])
     assert config is not None
@@ -166,24 +310,27 @@ def config_from_values(values: FormValues) -> TrainConfig:
 
 
 def check_values(
-    values: FormValues, devices: list[str] | tuple[str, ...] = ("cpu",)
-) -> tuple[TrainConfig | None, list[str]]:
+    values: FormValues,
+    devices: list[str] | tuple[str, ...] = ("cpu",),
+    encoders: Mapping[str, EncoderChoice] | None = None,
+) -> tuple[RunConfig | None, list[str]]:
     """(config, []) when the form is valid, else (None, messages): one sentence per problem found (the model's
-    and the training settings' are checked separately, so both show at once). `devices`: what the server has."""
-    config, messages = _build(values)
+    and the training settings' are checked separately, so both show at once). `devices`: what the server has;
+    `encoders`: the pretrained encoders a fine-tune may start from, by key (default: `server_encoders()`)."""
+    config, messages = _build(values, server_encoders() if encoders is None else encoders)
     if config is not None and config.device == "cuda" and "cuda" not in devices:
         messages.append("Device 'cuda' was chosen but this server has no CUDA GPU: choose auto or cpu.")
         config = None
     return (config if not messages else None), messages
 
 
-def _build(values: FormValues) -> tuple[TrainConfig | None, list[str]]:
+def _build(values: FormValues, encoders: Mapping[str, EncoderChoice]) -> tuple[RunConfig | None, list[str]]:
     missing = [k for k in KEYS if k not in values]
     if missing:
         return None, [f"The form is missing {', '.join(missing)}."]
-    kind = values["model_kind"]
-    if kind not in ("vit", "cnn"):
-        return None, [f"Model kind must be vit or cnn, not {kind!r}."]
+    family = values["model_kind"]
+    if family not in FAMILIES:
+        return None, [f"Model kind must be one of {', '.join(FAMILIES)}, not {family!r}."]
     messages, coerced = [], {}
     for key in KEYS:
         try:
@@ -192,19 +339,82 @@ def _build(values: FormValues) -> tuple[TrainConfig | None, list[str]]:
             messages.append(_readable(str(exc)))
     if messages:
         return None, messages
-    model_args = {name: coerced[key] for key, (k, name) in MODEL_FIELDS.items() if k == kind}
-    model: ModelConfig = ViTConfig(**model_args) if kind == "vit" else CNNConfig(**model_args)
-    train_args = {k: coerced[k] for k in TRAIN_FIELDS}
-    train_args["name"] = str(train_args["name"] or "").strip()
+    if family == "classic":
+        return _checked(_classic(coerced), [])
+    if family == "finetune":
+        return _finetune(coerced, encoders)
+    model = _model(coerced, family)
+    return _checked(_train(coerced, model), [model.validate])
+
+
+def _model(v: FormValues, kind: str) -> ModelConfig:
+    return MODEL_CONFIGS[kind](**{name: v[key] for key, (k, name) in MODEL_FIELDS.items() if k == kind})
+
+
+def _train(v: FormValues, model: ModelConfig, init: str = "") -> TrainConfig:
+    """The training settings of the form around `model`: from the recipe when one is chosen for this kind; a
+    label budget holds out only FEW_LABELS_VAL_SIZE images and keeps its last weights (vitdemo.recipes)."""
+    args = {k: v[k] for k in TRAIN_FIELDS}
+    args["name"] = str(args["name"] or "").strip()
+    recipe = RECIPES.get(v["recipe"])
+    if recipe is not None and recipe.model.kind == model.kind and not init:
+        return dataclasses.replace(recipe, model=model, **args)
     # The default warm-up is one epoch; short runs warm up for a third of their epochs instead of all of them.
-    warmup = min(TrainConfig.warmup_epochs, max(train_args["epochs"], 0) / 3)
-    config = TrainConfig(model=model, warmup_epochs=warmup, **train_args)
-    for check in (model.validate, dataclasses.replace(config, model=type(model)()).validate):
+    warmup = min(TrainConfig.warmup_epochs, max(args["epochs"], 0) / 3)
+    few = {"val_size": FEW_LABELS_VAL_SIZE, "keep": "last"} if args["labels"] else {}
+    return TrainConfig(model=model, warmup_epochs=warmup, init=init, probe=bool(v["probe"]) and bool(init),
+                       **few, **args)  # fmt: skip
+
+
+def _classic(v: FormValues) -> ClassicRun:
+    fields = {name: v[key] for key, (k, name) in MODEL_FIELDS.items() if k == "classic"}
+    model = ClassicConfig(**fields, seed=v["seed"])
+    subset, name = v["train_subset"], str(v["name"] or "").strip()
+    return ClassicRun(model=model, dataset=v["dataset"], train_subset=subset, name=name)
+
+
+def _finetune(v: FormValues, encoders: Mapping[str, EncoderChoice]) -> tuple[RunConfig | None, list[str]]:
+    """Fine-tune (or probe) a chosen encoder, or a new one the run pretrains first, with the form's budget."""
+    key = str(v["encoder"] or "")
+    if key.startswith(NEW_ENCODER) and key[len(NEW_ENCODER) :] in PRETRAIN_METHODS:
+        method = key[len(NEW_ENCODER) :]
+        model = _model(v, PRETRAIN_METHODS[method])
+        train = dataclasses.replace(_train(v, model, init="new"), init="")
+        pretrain = PretrainConfig(epochs=v["pretrain_epochs"], seed=v["seed"])
+        return _checked(PretrainRun(method, pretrain, train), [model.validate])
+    if key not in encoders:
+        what = f"The encoder {key} is not on this server" if key else "No encoder is chosen"
+        return None, [f"{what}: choose one of the encoders offered, or pretrain a new one."]
+    chosen = encoders[key]
+    return _checked(_train(v, chosen.model, init=chosen.path), [])
+
+
+def _checked(config: RunConfig, checks: list) -> tuple[RunConfig | None, list[str]]:
+    """Run the model's own check, then the whole config's with a default model (so both problems show)."""
+    messages = []
+    if isinstance(config, TrainConfig):
+        checks.append(dataclasses.replace(config, model=type(config.model)()).validate)
+    elif isinstance(config, PretrainRun):
+        train = dataclasses.replace(config.train, model=type(config.train.model)())
+        checks.append(dataclasses.replace(config, train=train).validate)
+    else:
+        checks.append(config.validate)
+    for check in checks:
         try:
             check()
         except ConfigError as exc:
             messages.append(_readable(str(exc)))
     return (None if messages else config), messages
+
+
+def hidden_sizes(text: Any) -> tuple[int, ...]:
+    """'256, 128' -> (256, 128)."""
+    if isinstance(text, tuple | list):
+        return tuple(int(h) for h in text)
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise ValueError(text)
+    return tuple(int(p) for p in parts)
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -217,8 +427,11 @@ def _coerce(key: str, value: Any) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
+        if key == "mlp_hidden":
+            return hidden_sizes(value)
     except (TypeError, ValueError):
-        kind = "a whole number" if key in INT_FIELDS else "a number"
+        kind = {"mlp_hidden": "layer sizes like 256,128"}.get(key)
+        kind = kind or ("a whole number" if key in INT_FIELDS else "a number")
         raise ConfigError(f"{key} must be {kind}, not {value!r}") from None
     return value
 
@@ -229,77 +442,27 @@ def _readable(message: str) -> str:
     return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
-# -- estimates ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Estimate:
-    """What a run will cost, before it starts. Memory is a rough upper bound for float32 training."""
+def transfer_weights_note(arch: str, cached: bool) -> str:
+    """What the form says under an ImageNet network: where its weights come from, and offline, which file to
+    place where (the file torchvision itself would download; the same words as vitdemo.models.transfer's
+    error). No server folder is named: the place is torch hub's cache, described as torch describes it."""
+    from vitdemo.models.transfer import weights_filename
 
-    num_params: int
-    train_images: int
-    steps_per_epoch: int
-    total_steps: int
-    weights_bytes: int  # parameters + gradients + AdamW's two moments
-    activations_bytes: int  # what one training batch keeps for the backward pass
-    data_bytes: int  # the uint8 images on the training device
-
-    @property
-    def total_bytes(self) -> int:
-        return self.weights_bytes + self.activations_bytes + self.data_bytes
-
-    def to_dict(self) -> dict[str, int]:
-        return {**dataclasses.asdict(self), "total_bytes": self.total_bytes}
-
-
-def estimate(config: TrainConfig) -> Estimate:
-    """Parameters, steps and memory of `config` (validated first)."""
-    config.validate()
-    n_params = estimate_parameters(config.model)
-    available = max(TRAIN_IMAGES - config.val_size, 0)
-    images = min(config.train_subset, available) if config.train_subset else available
-    steps = -(-images // config.batch_size)  # ceil
-    batch = min(config.batch_size, max(images, 1))
-    return Estimate(
-        num_params=n_params,
-        train_images=images,
-        steps_per_epoch=steps,
-        total_steps=steps * config.epochs,
-        weights_bytes=4 * 4 * n_params,
-        activations_bytes=4 * batch * _activation_floats(config.model),
-        data_bytes=(TRAIN_IMAGES + 10_000) * 28 * 28,
+    if arch not in ARCHS:
+        return ""
+    name = weights_filename(arch)
+    if cached:
+        return f"The ImageNet weights ({name}) are on this server: the run starts from them."
+    return (
+        f"The ImageNet weights are downloaded by the run on first use. On a server without internet, copy {name} "
+        f"(from https://download.pytorch.org/models/{name}) into torch hub's cache on the server "
+        "($TORCH_HOME/hub/checkpoints, by default ~/.cache/torch/hub/checkpoints), or untick 'ImageNet weights' "
+        "to train the same network from scratch."
     )
 
 
-def _activation_floats(model: ModelConfig) -> int:
-    """Floats one image keeps for backward (a rough count of the saved tensors)."""
-    if isinstance(model, ViTConfig):
-        t, d, h = model.grid**2 + 1, model.embed_dim, int(model.embed_dim * model.mlp_ratio)
-        per_block = t * (10 * d + 3 * h) + 2 * model.num_heads * t * t  # ln/qkv/proj/residuals, mlp, attention
-        return 28 * 28 * 2 + model.depth * per_block
-    if not isinstance(model, CNNConfig):  # linear, MLP, transfer: roughly a float saved per multiply-add
-        return 28 * 28 * 2 + forward_macs(model) // 8
-    floats, side = 28 * 28 * 2, model.image_size
-    for i in range(model.depth):
-        c = model.width * 2**i
-        floats += 2 * 3 * c * side * side  # two convs, each saving conv, batch-norm and ReLU outputs
-        side //= 2
-    return floats
-
-
-def human_bytes(n: float) -> str:
-    """1536 -> '1.5 KB' (powers of 1024, one decimal below 100)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" or abs(n) >= 100 else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def estimate_lines(est: Estimate) -> list[str]:
-    """The estimate as short lines for the page."""
-    return [
-        f"{est.num_params:,} parameters",
-        f"{est.train_images:,} training images · {est.steps_per_epoch:,} steps per epoch · {est.total_steps:,} in all",
-        f"about {human_bytes(est.total_bytes)} of memory while training "
-        f"(weights and optimizer {human_bytes(est.weights_bytes)}, one batch's activations "
-        f"{human_bytes(est.activations_bytes)}, the dataset {human_bytes(est.data_bytes)})",
-    ]
+def trained_config(config: RunConfig) -> TrainConfig | None:
+    """The training a run config comes down to (a pretrain run's fine-tune), None for a classic baseline."""
+    if isinstance(config, ClassicRun):
+        return None
+    return config.train if isinstance(config, PretrainRun) else config

@@ -1,0 +1,113 @@
+"""The Train page for every family under Streamlit's AppTest: a scikit-learn baseline, fine-tuning a shipped
+encoder with a label budget, an ImageNet network's weights note and the seed recipe, each queued as the run the
+form shows (the worker start is patched out)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from vitdemo.checkpoints import make_meta, save_checkpoint
+from vitdemo.config import CNNConfig, TrainConfig
+from vitdemo.families import ClassicRun, run_config_from_dict
+from vitdemo.models import build_model
+from vitdemo.pretrain.encoder import ENCODER_TAG
+from vitdemo.recipes import FEW_LABELS_VAL_SIZE, SEED_VIT
+from vitdemo.runs import worker
+from vitdemo.runs.store import Registry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENCODER = "simclr_cnn_tiny.safetensors"
+
+
+@pytest.fixture
+def env(tmp_home: Path, tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """A private registry and a shipped folder holding one tiny pretrained CNN encoder (no trained head)."""
+    shipped = tmp_path / "shipped"
+    meta = make_meta(CNNConfig(width=4, depth=1), "mnist", metrics={ENCODER_TAG: "simclr", "pretrain": {"epochs": 2}},
+                     name="tiny SimCLR encoder")  # fmt: skip
+    save_checkpoint(shipped / ENCODER, build_model(meta.model_config), meta)
+    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(shipped))
+    monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
+    return Registry(tmp_home)
+
+
+@pytest.fixture
+def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    calls: list[tuple] = []
+    monkeypatch.setattr(worker, "ensure_worker", lambda *args, **kwargs: calls.append(args) or True)
+    return calls
+
+
+def open_train() -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=90)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def queued(reg: Registry) -> list:
+    return [r for r in reg.list_runs() if not r.baseline]
+
+
+def test_a_classic_baseline_is_estimated_and_queued(env: Registry, worker_starts) -> None:
+    at = open_train()
+    at.radio(key="tf_model_kind").set_value("classic").run()
+    at.selectbox(key="tf_classic_kind").set_value("forest").run()
+    at.number_input(key="tf_n_estimators").set_value(10).run()
+    assert not at.error and not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Parameters"] == "after the fit" and metrics["Time"].startswith("~")
+    assert not any(n.key == "tf_epochs" for n in at.number_input)  # one fit: no epochs or rates to set
+    at.button(key="start_training").click().run()
+    (run,) = queued(env)
+    config = run_config_from_dict(run.config)
+    assert isinstance(config, ClassicRun) and config.model.kind == "forest" and config.model.n_estimators == 10
+    assert run.kind == "forest" and run.device == "cpu" and [c[1] for c in worker_starts] == ["cpu"]
+
+
+def test_fine_tune_a_shipped_encoder_with_100_labels(env: Registry, worker_starts) -> None:
+    at = open_train()
+    at.radio(key="tf_model_kind").set_value("finetune").run()
+    picker = at.selectbox(key="tf_encoder")
+    assert picker.options[0].startswith("tiny SimCLR encoder (SIMCLR, 2 epochs, shipped)")
+    assert any(o.startswith("Pretrain a new ViT with MAE first") for o in picker.options)
+    at.selectbox(key="tf_labels").set_value(100).run()
+    at.button(key="preset_few_labels").click().run()
+    assert at.number_input(key="tf_epochs").value == 40 and at.number_input(key="tf_batch_size").value == 10
+    assert {m.label: m.value for m in at.metric}[
+        "Parameters"
+    ] == f"{sum(p.numel() for p in build_model(CNNConfig(width=4, depth=1)).parameters()):,}"
+    at.button(key="start_training").click().run()
+    assert not at.error, [e.value for e in at.error]
+    (run,) = queued(env)
+    config = TrainConfig.from_dict(run.config)
+    assert config.model == CNNConfig(width=4, depth=1) and Path(config.init).name == ENCODER  # the encoder's
+    assert config.labels == 100 and config.val_size == FEW_LABELS_VAL_SIZE and config.keep == "last"
+
+
+def test_an_imagenet_network_says_which_weights_file_to_place(
+    env: Registry, worker_starts, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-cache"))  # offline, nothing cached
+    at = open_train()
+    at.radio(key="tf_model_kind").set_value("transfer").run()
+    at.selectbox(key="tf_arch").set_value("alexnet").run()
+    notes = [str(c.value) for c in at.caption]
+    assert any("alexnet-owt-7be5be79.pth" in n and "$TORCH_HOME/hub/checkpoints" in n for n in notes), notes
+    assert not any(str(tmp_path) in n for n in notes)  # no server folder on the page
+
+
+def test_the_seed_recipe_preset_picks_the_published_vit(env: Registry, worker_starts) -> None:
+    at = open_train()
+    at.radio(key="tf_model_kind").set_value("cnn").run()
+    at.button(key="preset_seed_recipe").click().run()
+    assert at.radio(key="tf_model_kind").value == "vit" and at.selectbox(key="tf_patch_size").value == 7
+    assert any("Seed recipe" in str(c.value) for c in at.caption)
+    at.button(key="start_training").click().run()
+    (run,) = queued(env)
+    assert TrainConfig.from_dict(run.config) == dataclasses.replace(SEED_VIT, name="")

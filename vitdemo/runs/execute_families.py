@@ -1,0 +1,127 @@
+"""The parts of a run that are not the trainer's loop, for `vitdemo.runs.execute.execute_run` to dispatch to:
+
+- a scikit-learn baseline (`ClassicRun`): fit on the run's training split, score on the test split through
+  `vitdemo.classic.fit_run` (the same Scores as a network), save `run-<id>.skops`;
+- the first phase of a `PretrainRun`: pretrain its encoder on the training images without labels, save it as
+  `run-<id>-encoder.safetensors`, and hand back the fine-tuning TrainConfig that starts from it.
+
+Progress goes into the registry like a training's (a "phase" key says which part runs); a cancel request stops
+pretraining between two steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vitdemo.config import TrainConfig
+from vitdemo.families import ClassicRun, PretrainRun
+from vitdemo.runs.queue import best_effort
+from vitdemo.runs.store import Registry, Run
+
+PROGRESS_EVERY_S = 0.5
+
+
+class Stopped(Exception):
+    """A cancel request arrived during pretraining."""
+
+
+def run_file(registry: Registry, run: Run, suffix: str) -> Path:
+    """Where a run's file goes: 'run-7.safetensors', 'run-7.skops', 'run-7-encoder.safetensors'."""
+    return registry.checkpoint_dir / f"run-{run.id}{suffix}"
+
+
+def fit_classic_run(registry: Registry, run: Run, *, data_dir: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """Fit, score and save a classic run; returns the saved file and the run columns to record as done."""
+    from vitdemo.classic import fit_run, save_classic
+    from vitdemo.data import load_dataset
+
+    spec = ClassicRun.from_dict(run.config)
+    spec.validate()
+    registry.update_run(run.id, device="cpu", heartbeat=time.time(), progress={"phase": "fitting"})
+    data = load_dataset(
+        spec.dataset, data_dir, val_size=spec.val_size, seed=spec.split_seed, train_subset=spec.train_subset
+    )
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    from vitdemo.threads import thread_count
+
+    with threadpool_limits(thread_count()):  # the BLAS threads follow $VITDEMO_THREADS, like torch's
+        fitted = fit_run(spec, data)
+    path = save_classic(run_file(registry, run, ".skops"), fitted)
+    m = fitted.metrics
+    columns = {
+        "val_acc": m["val_acc"],
+        "test_acc": m["test_acc"],
+        "macro_f1": m["macro_f1"],
+        "train_time_s": m["train_time_s"],
+        "num_params": m["num_params"],
+        "epochs_done": 1,
+        "progress": {"phase": "done", "step": 1, "total_steps": 1},
+    }
+    return path, columns
+
+
+def _pretrain_progress(
+    registry: Registry, run: Run, method: str, batch_size: int, should_stop: Callable[[], bool]
+) -> Callable[[Any], None]:
+    """The pretraining loop's on_step: stop on a cancel request, write progress every PROGRESS_EVERY_S."""
+    last = [0.0]
+
+    def on_step(info: Any) -> None:  # a vitdemo.pretrain.PretrainStep
+        if should_stop():
+            raise Stopped
+        now = time.time()
+        if now - last[0] < PROGRESS_EVERY_S and info.step != info.total_steps:
+            return
+        last[0] = now
+        rate = info.step * batch_size / max(info.elapsed_s, 1e-9)
+        progress = {
+            "phase": f"pretraining ({method})",
+            "epoch": info.epoch,
+            "step": info.step,
+            "total_steps": info.total_steps,
+            "loss": info.loss,
+            "images_per_s": rate,
+            "eta_s": (info.total_steps - info.step) * batch_size / max(rate, 1e-9),
+            "elapsed_s": info.elapsed_s,
+        }
+        best_effort(lambda: registry.update_run(run.id, progress=progress, heartbeat=now), None)
+
+    return on_step
+
+
+def pretrain_first(
+    registry: Registry, run: Run, *, data_dir: str | None = None, should_stop: Callable[[], bool] = lambda: False
+) -> TrainConfig | None:
+    """Pretrain a PretrainRun's encoder and save it; returns the fine-tuning config that starts from it, or
+    None when a cancel request stopped the pretraining (the run is then recorded as cancelled)."""
+    from vitdemo.pretrain import pretrain_encoder, save_encoder
+    from vitdemo.train import load_data, resolve_device
+
+    spec = PretrainRun.from_dict(run.config)
+    spec.validate()
+    config = spec.train
+    data = load_data(config, data_dir)  # the fine-tune's own split: pretraining never sees its validation images
+    device = resolve_device(config.device)
+    registry.update_run(run.id, device=device.type, heartbeat=time.time())
+    on_step = _pretrain_progress(registry, run, spec.method, spec.pretrain.batch_size, should_stop)
+    try:
+        encoder = pretrain_encoder(
+            spec.method,
+            config.model,
+            data.train.images,
+            spec.pretrain,
+            mean=data.mean,
+            std=data.std,
+            device=device,
+            on_step=on_step,
+        )
+    except Stopped:
+        registry.transition(run.id, "cancelled", only_from=("running",), finished_at=time.time())
+        return None
+    name = f"{spec.method} {config.model.kind} encoder of run #{run.id}"
+    path = save_encoder(run_file(registry, run, "-encoder.safetensors"), encoder, config.dataset, name)
+    return spec.with_encoder(str(path.resolve()))
