@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from vitdemo.runs.baselines import baseline_files
 from vitdemo.runs.store import Registry
 from vitdemo.runs.worker import worker_running
 
@@ -279,7 +280,7 @@ def test_leaderboard_on_a_locked_registry(tmp_path: Path, checkpoints_dir: Path)
         holder.kill()
         holder.wait()
     shown = json.loads(cli("leaderboard", "--json", env=env).stdout)  # once free, the baselines are registered
-    assert sum(r["baseline"] for r in shown) == len(list(checkpoints_dir.glob("*.safetensors"))) > 0
+    assert sum(r["baseline"] for r in shown) == len(baseline_files(checkpoints_dir)) > 0
 
 
 def test_a_damaged_registry_is_refused_by_every_verb(tmp_path: Path) -> None:
@@ -362,3 +363,17 @@ def test_resume_continues_a_run_from_its_last_epoch(tmp_path: Path, data_dir: Pa
         assert main(["train", *args, "--home", str(home), "--data-dir", str(data_dir)]) == 2, args
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_evaluate_scores_a_shipped_scikit_learn_file(checkpoints_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    """`evaluate` on a .skops file: the classic path (it used to try to read it as a safetensors checkpoint)."""
+    env = {"VITDEMO_HOME": str(tmp_path / "home"), "VITDEMO_DATA_DIR": str(data_dir)}
+    proc = cli("evaluate", str(checkpoints_dir / "logreg_mnist.skops"), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert 0.9 < json.loads(proc.stdout.splitlines()[-1])["accuracy"] < 0.95  # 92.64% measured
+
+
+def test_extra_data_class_with_an_empty_class_set_is_one_line(tmp_path: Path, data_dir: Path) -> None:
+    env = {"VITDEMO_HOME": str(tmp_path / "home"), "VITDEMO_DATA_DIR": str(data_dir)}
+    proc = cli("train", "--model", "cnn", "--epochs", "1", "--train-subset", "200", "--extra-data", "class", env=env)
+    one_line_error(proc, "class set", "no mnist drawings")

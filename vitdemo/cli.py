@@ -83,6 +83,14 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     )
     g = p.add_argument_group("where the weights start")
     _flag(g, "--init", metavar="FILE", default=t.init, help="a checkpoint (e.g. from `pretrain`) to start from")
+    _flag(
+        g,
+        "--extra-data",
+        metavar="class|FILE.npz",
+        default=t.extra_data,
+        help="also train on the class set ('class': the drawings submitted so far, frozen into a snapshot when "
+        "the run starts; or such a snapshot file); validation and test stay the dataset's",
+    )
     _flag(g, "--probe", const=True, default=t.probe, help="train only the head (needs --init)")
     _flag(
         g,
@@ -115,6 +123,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     base = recipe(a.recipe) if a.recipe else TrainConfig()
     model = model_from_args(a, a.model or base.model.kind, base.model)
     given = {k: getattr(a, k) for k in getattr(a, "given", ())}
+    if given.get("extra_data", "").endswith(".npz"):
+        given["extra_data"] = str(Path(given["extra_data"]).expanduser().resolve())
     for key in ("init", "weights_path"):
         if given.get(key):
             given[key] = str(Path(given[key]).expanduser().resolve())
@@ -179,6 +189,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     config.validate()
     if not config.resume:  # a resumed run's weights come from its resume file, not from --init or --weights
         _check_start_files(config)
+        from vitdemo.classset_data import freeze_config
+
+        config = freeze_config(config, a.home)  # the class set as it is now: the run is reproducible
     run_id = start_run(registry, config, os.getpid())  # created running and ours: no worker can claim it
     if config.resume:
         from vitdemo.resume import saved_history
@@ -230,7 +243,12 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from vitdemo.train import resolve_device
 
     registry = Registry(a.home)
-    loaded = load_checkpoint(resolve_model_ref(a.ref, registry))
+    path = resolve_model_ref(a.ref, registry)
+    if path.suffix == ".skops":  # a scikit-learn baseline
+        from vitdemo.cli_families import evaluate_classic
+
+        return evaluate_classic(path, a)
+    loaded = load_checkpoint(path)
     report = score_checkpoint(loaded, data_dir=a.data_dir, device=resolve_device(a.device)).report
     if a.json:
         print(json.dumps({"checkpoint": str(loaded.path), **report.to_dict()}))
@@ -400,9 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_bench)
 
+    from vitdemo.cli_classset import add_parsers as add_classset_parsers
     from vitdemo.cli_families import add_parsers
 
     add_parsers(sub)
+    add_classset_parsers(sub)
 
     p = sub.add_parser("worker", help="run queued training runs (started by the app)")
     p.add_argument("--device", default="cpu")
