@@ -318,6 +318,12 @@ def test_queue_frame_and_progress_text(registry: Registry) -> None:
     assert charts.progress_of(registry.get_run(a)) == (0.0, "waiting for the worker")
     registry.update_run(a, status="running")
     assert "loading the data" in charts.progress_of(registry.get_run(a))[1]
+    # the other families say what they do, not the fine-tune's epochs
+    registry.update_run(a, progress={"phase": "fitting"})
+    assert charts.progress_of(registry.get_run(a)) == (0.0, "fitting the scikit-learn model")
+    progress = {"phase": "pretraining (mae)", "epoch": 1, "step": 60, "total_steps": 120, "eta_s": 5.0}
+    registry.update_run(a, progress=progress)
+    assert charts.progress_of(registry.get_run(a))[1].startswith("pretraining (mae) · step 60/120")
 
 
 def test_format_duration_and_result_line(registry: Registry) -> None:

@@ -287,8 +287,8 @@ class Registry:
         return added
 
     def delete_run(self, run_id: int, *, owner: str | None = None) -> bool:
-        """Remove a run, its epochs, points and watched images (ON DELETE CASCADE) and its checkpoint file (only if it is `owner`'s, when given: the check and
-        the delete are one statement). Shipped baselines and active runs cannot be deleted (ValueError).
+        """Remove a run, its epochs, points and watched images (ON DELETE CASCADE), its checkpoint file, resume
+        state and encoder (only if it is `owner`'s, when given: the check and the delete are one statement). Shipped baselines and active runs cannot be deleted (ValueError).
         Who may delete what is decided by `vitdemo.runs.queue.delete_run`. False when nothing was deleted."""
         run = self.get_run(run_id)
         if run.baseline:
@@ -303,6 +303,9 @@ class Registry:
             deleted = db.execute(f"DELETE FROM runs WHERE {where}", args).rowcount > 0
         if deleted and run.checkpoint and self.owns(Path(run.checkpoint)):
             Path(run.checkpoint).unlink(missing_ok=True)
+        if deleted:  # the files a run keeps beside its checkpoint: its resume state, its pretrained encoder
+            for suffix in (".resume.safetensors", "-encoder.safetensors"):
+                (self.checkpoint_dir / f"run-{run_id}{suffix}").unlink(missing_ok=True)
         return deleted
 
     def owns(self, path: Path) -> bool:

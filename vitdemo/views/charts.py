@@ -93,10 +93,14 @@ def progress_of(run: Run) -> tuple[float, str]:
     if run.status == "queued":
         return 0.0, "waiting for the worker"
     if not total:
+        if p.get("phase") == "fitting":
+            return 0.0, "fitting the scikit-learn model"
         return 0.0, "starting: loading the data and building the model"
     fraction = min(max(step / total, 0.0), 1.0)
+    if p.get("phase") and not str(p["phase"]).startswith("pretraining"):  # a scikit-learn fit: one step
+        return fraction, str(p["phase"])
     parts = [
-        f"epoch {int(p.get('epoch') or 1)}/{run.epochs or '?'}",
+        str(p["phase"]) if p.get("phase") else f"epoch {int(p.get('epoch') or 1)}/{run.epochs or '?'}",
         f"step {step:,}/{total:,}",
         f"{float(p.get('images_per_s') or 0):,.0f} images/s",
     ]
