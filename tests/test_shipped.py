@@ -25,6 +25,7 @@ from vitdemo.shipped import (
     parse_table,
     percent,
     pretrain_command,
+    reproduce_commands,
     train_command,
 )
 
@@ -68,9 +69,12 @@ def test_mnist_models_read_drawn_digits(kind: str) -> None:
 def test_documented_command_reproduces_the_stored_config(path: Path) -> None:
     """The command written under each checkpoint parses back to exactly the settings it was trained with (a
     fine-tune's `init` is stored relative to the repository; the command line makes it absolute)."""
-    trained_with = load_checkpoint(path).meta.train_config
-    command = train_command(trained_with, f"checkpoints/{path.name}")
-    assert command_block(path.name, command) in README_TEXT
+    meta = load_checkpoint(path).meta
+    trained_with = meta.train_config
+    commands = reproduce_commands(meta, f"checkpoints/{path.name}")
+    assert command_block(path.name, commands) in README_TEXT
+    command = commands.splitlines()[-1]  # a fine-tune of the file's earlier version: its base's command first
+    assert command == train_command(trained_with, f"checkpoints/{path.name}")
     stored = TrainConfig.from_dict(trained_with)
     args = build_parser().parse_args(shlex.split(command)[3:])
     parsed = config_from_args(args)

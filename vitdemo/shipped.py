@@ -28,6 +28,9 @@ from vitdemo.evaluate import score_checkpoint
 from vitdemo.families import PretrainConfig
 from vitdemo.paths import ENV_CHECKPOINTS, shipped_dir
 
+# In a fine-tuned shipped network's metrics: the TrainConfig (and the training time) of the earlier version of
+# the same file that the fine-tune started from, so its README entry can say how to make both.
+BASE_KEY = "base_train_config"
 DRAWN_PER_CLASS = 30  # 300 drawings; one drawing is 0.33 points
 COLUMNS = (
     "file",
@@ -105,6 +108,10 @@ def train_command(config: dict[str, Any], out: str) -> str:
         parts.append(f"--split-seed {c.split_seed}")
     parts += [flag for flag, on in (("--hflip", c.hflip), ("--compile", c.compile), ("--probe", c.probe)) if on]
     parts += [f"--{k.replace('_', '-')} {v}" for k, v in (("labels", c.labels), ("train_subset", c.train_subset)) if v]
+    handwriting = (("stroke_aug", c.stroke_aug), ("elastic", c.elastic), ("styles_ratio", c.styles_ratio))
+    parts += [f"--{k.replace('_', '-')} {v:g}" for k, v in handwriting if v]  # only when on: older commands stay
+    if c.extra_data:
+        parts.append(f"--extra-data {shlex.quote(c.extra_data)}")
     if c.init:
         parts.append(f"--init {shlex.quote(c.init)}")
     if c.name:
@@ -175,10 +182,12 @@ def measure(path: Path, data_dir: str | None, pair: LoadedModel | None = None) -
         drawn_acc=drawn,
         size_kb=path.stat().st_size / 1024,
         latency_ms=latency_ms(loaded),
-        train_time_s=float(meta.metrics.get("train_time_s", float("nan"))),
+        # a fine-tune's time includes the training of the version it started from
+        train_time_s=float(meta.metrics.get("train_time_s", float("nan")))
+        + float(meta.metrics.get("base_train_time_s", 0.0)),
         device=str(meta.metrics.get("device", "?")),
         seed=int(cfg.get("seed", 0)),
-        command=train_command(cfg, f"checkpoints/{path.name}") if cfg else "",
+        command=reproduce_commands(meta, f"checkpoints/{path.name}"),
     )
 
 
@@ -223,8 +232,17 @@ def percent(cell: str) -> float | None:
 
 
 def command_block(file: str, command: str) -> str:
-    """The README's entry for one checkpoint: its file name, then the command that reproduces it."""
-    return f"`{file}`:\n\n```bash\nVITDEMO_DATA_DIR=../shared/data {command}\n```\n"
+    """The README's entry for one checkpoint: its file name, then the command(s), one a line, that reproduce it."""
+    lines = "\n".join(f"VITDEMO_DATA_DIR=../shared/data {c}" for c in command.splitlines())
+    return f"`{file}`:\n\n```bash\n{lines}\n```\n"
+
+
+def reproduce_commands(meta: CheckpointMeta, out: str) -> str:
+    """The commands, one a line, that make a shipped network again: its training; for a fine-tune of an earlier
+    version of the same file (its `init` is `out` itself), first the training of that version (BASE_KEY)."""
+    cfg = meta.train_config or {}
+    base = meta.metrics.get(BASE_KEY)
+    return "\n".join([*([train_command(base, out)] if base else []), *([train_command(cfg, out)] if cfg else [])])
 
 
 # -- scikit-learn baselines and pretrained encoders ------------------------------------------------------
