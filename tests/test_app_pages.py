@@ -235,6 +235,26 @@ def test_train_page_shows_a_finished_runs_result(env: Registry, shipped: Path, w
     assert "Done: trained in 3.0 s on cpu." in texts(at, "success")
 
 
+def test_a_stopped_run_is_resumed_from_the_train_page(
+    env: Registry, shipped: Path, data_dir: Path, worker_starts
+) -> None:
+    """A run with a saved epoch offers "Resume from epoch 1"; with "Train to epoch" 3 it queues a new run that
+    goes on from the resume file with the longer schedule, its curves starting with the epoch it continues."""
+    from vitdemo.resume import state_path
+
+    run_id = finished_run(env, shipped)
+    config = TrainConfig(model=CNNConfig(width=4, depth=1), epochs=1, batch_size=100, train_subset=300, val_size=100)
+    data = load_dataset("mnist", data_dir, val_size=100, seed=0, train_subset=300)
+    train(config, data=data, state_path=state_path(env.checkpoint_dir, run_id))  # one epoch saved
+    at = open_page("train")
+    at.number_input(key=f"resume_epochs_{run_id}").set_value(3).run()
+    at.button(key=f"resume_{run_id}").click().run()
+    assert not at.exception and not texts(at, "error")
+    (new,) = [r for r in env.list_runs() if r.id not in (run_id,) and not r.baseline]
+    assert new.status == "queued" and new.config["resume"] == str(state_path(env.checkpoint_dir, run_id))
+    assert new.config["epochs"] == 3 and [e["epoch"] for e in env.epochs(new.id)] == [1]
+
+
 def test_leaderboard_shows_baseline_rows(env: Registry, shipped: Path, worker_starts) -> None:
     run_id = finished_run(env, shipped)
     at = open_page("leaderboard")

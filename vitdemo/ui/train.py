@@ -27,6 +27,7 @@ from vitdemo.runs.store import LiveRuns, Registry, Run
 from vitdemo.ui import people
 from vitdemo.ui import train_form as train_form_widgets
 from vitdemo.ui.shell import data_dir, registry, stop_on_failure
+from vitdemo.ui.train_resume import resume_controls
 from vitdemo.ui.watching import watch_row
 from vitdemo.views import charts, forms, learning
 from vitdemo.views.messages import hide_folders
@@ -456,6 +457,8 @@ def run_panel(reg: Registry, run: Run, watch: dict | None = None) -> None:
     with st.container(border=True):
         st.markdown(f"**{charts.literal_markdown(charts.run_title(run))}**")
         _run_status(run)
+        if not run.active:
+            resume_controls(reg, run, lambda r, run_id: start_worker(r, r.get_run(run_id).device or "cpu", force=True))
         watch_row(run, watch)
         written = int((run.progress or {}).get("points") or 0)
         fig = _curves(str(reg.home), run.id, run.epochs_done, written) if run.epochs_done or written else None
