@@ -18,7 +18,8 @@ import streamlit as st
 import torch
 
 from vitdemo import classroom
-from vitdemo.config import SCHEDULES, ConfigError
+from vitdemo.classset_data import freeze_config
+from vitdemo.config import CLASS_SET, SCHEDULES, ConfigError, TrainConfig
 from vitdemo.families import RunConfig
 from vitdemo.runs import points, queue, worker
 from vitdemo.runs.dbfile import RegistryError
@@ -179,6 +180,12 @@ def _training_fields(devices: list[str]) -> None:
     )  # fmt: skip
     train_form_widgets.label_budget_field(c3)
     c1.text_input("Run name (optional)", key=k + "name", max_chars=100)
+    c2.selectbox(
+        "Extra training images", ["", CLASS_SET], key=k + "extra_data",
+        format_func=lambda v: "the class set's drawings" if v else "none",
+        help="Also train on the drawings the class submitted (each shown 20 times an epoch), as they are when the "
+        "run is queued; validation and test stay the dataset's. Start from a shipped model to fine-tune it.",
+    )  # fmt: skip
 
 
 def train_form(devices: list[str]) -> forms.FormValues:
@@ -286,6 +293,8 @@ def launch(reg: Registry, values: forms.FormValues, devices: list[str], actor: A
     try:
         if config is None:
             raise ConfigError(" ".join(messages))
+        if isinstance(config, TrainConfig):  # the class set as it is now: the run is reproducible
+            config = freeze_config(config, reg.home)
         run_id = queue.submit(reg, config, actor)
     except ConfigError as exc:
         st.error(f"Nothing was queued: {exc}", icon=":material/error:")

@@ -14,10 +14,11 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from vitdemo.classroom import estimate_parameters as estimate_parameters  # sizes are counted there
-from vitdemo.config import ARCHS, MODEL_CONFIGS, ConfigError, ModelConfig, TrainConfig
+from vitdemo.config import ARCHS, CLASS_SET, MODEL_CONFIGS, ConfigError, ModelConfig, TrainConfig
 from vitdemo.families import (
     PRETRAIN_METHODS,
     ClassicConfig,
@@ -34,6 +35,7 @@ from vitdemo.views.estimates import classic_lines as classic_lines
 from vitdemo.views.estimates import estimate as estimate
 from vitdemo.views.estimates import estimate_lines as estimate_lines
 from vitdemo.views.estimates import human_bytes as human_bytes
+from vitdemo.views.names import DATASETS_SHORT
 
 FormValues = dict[str, Any]
 
@@ -89,6 +91,7 @@ TRAIN_FIELDS: tuple[str, ...] = (
     "train_subset",
     "name",
     "labels",
+    "extra_data",  # "" or "class": also train on the class set (frozen into a snapshot when the run is queued)
 )
 INT_FIELDS = {"patch_size", "embed_dim", "vit_depth", "num_heads", "cnn_width", "cnn_depth", "image_px"}
 INT_FIELDS |= {"pca_components", "n_neighbors", "n_estimators", "max_depth", "pretrain_epochs"}
@@ -154,6 +157,27 @@ def server_encoders() -> dict[str, EncoderChoice]:
         where = "from a run" if enc.path.name.startswith("run-") else "shipped"
         label = f"{enc.name} ({enc.method.upper()}, {enc.pretrain_epochs} epochs, {where})"
         choices[enc.path.name] = EncoderChoice(enc.path.name, label, str(enc.path.resolve()), enc.model, enc.method)
+    return choices | shipped_networks(paths.shipped_dir())
+
+
+SHIPPED_NETWORKS = ("vit_mnist", "cnn_mnist", "vit_fashion", "cnn_fashion")
+
+
+def shipped_networks(folder: Path) -> dict[str, EncoderChoice]:
+    """The shipped ViT and CNN as starting points too: fine-tune one (a new head; with the class set as extra
+    training images, "fine-tune on our handwriting"). Read from their headers."""
+    from vitdemo.checkpoints import CheckpointError, read_meta
+
+    choices = {}
+    for stem in SHIPPED_NETWORKS:
+        path = folder / f"{stem}.safetensors"
+        try:
+            model = read_meta(path).model_config
+        except (CheckpointError, OSError):
+            continue
+        kind, dataset = stem.split("_")
+        label = f"the shipped {kind.upper() if kind == 'cnn' else 'ViT'} trained on {DATASETS_SHORT[dataset]}"
+        choices[path.name] = EncoderChoice(path.name, label, str(path.resolve()), model, "supervised")
     return choices
 
 
@@ -286,6 +310,7 @@ def values_from_config(config: RunConfig | dict[str, Any]) -> FormValues:
     _fill(values, models)
     for key in TRAIN_FIELDS:
         values[key] = getattr(train, key)
+    values["extra_data"] = CLASS_SET if train.extra_data else ""  # a stored run names its snapshot: the set now
     return values
 
 
