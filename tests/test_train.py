@@ -364,3 +364,17 @@ def test_styles_join_each_batch_but_not_its_train_accuracy(small_mnist, monkeypa
     loss, logits = train_step(learner, images, labels, lr=1e-3)
     assert seen == [20] and logits.shape == (16, 10)  # 16 + 25% styles forward; logits of the batch's own images
     assert make_learner(TrainConfig(model=CNNConfig(width=4)), torch.device("cpu"), 0.0, 1.0).styles is None
+
+
+def test_a_classifier_of_the_same_dataset_gives_its_head_too(tmp_path: Path) -> None:
+    """A fine-tune of a trained MNIST model on MNIST (drawn digits, the class set) keeps its head: before, every
+    --init started a random head and the shipped ViT lost 0.3 points of validation accuracy in one epoch."""
+    config = CNNConfig(width=4)
+    path, trained = _encoder_file(tmp_path / "cnn.safetensors", config)  # saved as a plain MNIST classifier
+    copied = init_from_checkpoint(build_model(config), path, dataset="mnist")
+    assert {k for k in trained if k.startswith("head.")} <= set(copied)
+    fresh = build_model(config)
+    copied = init_from_checkpoint(fresh, path, dataset="fashion")  # another dataset's classes: a new head
+    assert not any(k.startswith("head.") for k in copied)
+    heads = [k for k in trained if k.startswith("head.") and k.endswith("weight")]
+    assert heads and not any(torch.equal(fresh.state_dict()[k], trained[k]) for k in heads)

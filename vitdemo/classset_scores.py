@@ -15,6 +15,7 @@ from pathlib import Path
 from vitdemo import paths
 from vitdemo.classset import ClassSet
 from vitdemo.classset_data import ClassSplit, as_split
+from vitdemo.families import ENCODER_TAG
 from vitdemo.runs.baselines import read_headers
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.store import Registry
@@ -53,7 +54,7 @@ def candidates(registry: Registry, dataset: str, shipped_dir: str | os.PathLike 
             found[path] = Candidate(run.name, run.kind, path, run.id, run.baseline, run.test_acc)
     for path, meta in read_headers(paths.shipped_dir(shipped_dir)):
         path = path.resolve()
-        if meta.dataset == dataset and path not in found:
+        if meta.dataset == dataset and path not in found and not meta.metrics.get(ENCODER_TAG):  # no head yet
             test_acc = meta.metrics.get("test_acc")
             found[path] = Candidate(meta.name or path.stem, meta.model_config.kind, path, None, True, test_acc)
     return list(found.values())
@@ -87,6 +88,8 @@ def score_one(candidate: Candidate, data: ClassSplit, dataset: str, device: str 
     from vitdemo.checkpoints import CheckpointError, load_checkpoint
     from vitdemo.evaluate import score_checkpoint
 
+    if candidate.checkpoint.suffix == ".skops":  # a scikit-learn baseline: the same Scores through its own path
+        return _score_classic(candidate, data, dataset)
     try:
         loaded = load_checkpoint(candidate.checkpoint)
     except (CheckpointError, OSError, RuntimeError) as exc:
@@ -94,6 +97,19 @@ def score_one(candidate: Candidate, data: ClassSplit, dataset: str, device: str 
     if loaded.meta.dataset != dataset:
         return ClassScore(candidate, len(data), 0, f"a {loaded.meta.dataset} model")
     scores = score_checkpoint(loaded, data.split, device=device)
+    return ClassScore(candidate, len(data), int((scores.preds == scores.labels).sum()))
+
+
+def _score_classic(candidate: Candidate, data: ClassSplit, dataset: str) -> ClassScore:
+    from vitdemo.classic import ClassicError, load_classic, score_classic
+
+    try:
+        fitted = load_classic(candidate.checkpoint)
+    except (ClassicError, OSError) as exc:
+        return ClassScore(candidate, len(data), 0, f"could not be loaded ({type(exc).__name__})")
+    if fitted.dataset != dataset:
+        return ClassScore(candidate, len(data), 0, f"a {fitted.dataset} model")
+    scores = score_classic(fitted, data.split)
     return ClassScore(candidate, len(data), int((scores.preds == scores.labels).sum()))
 
 

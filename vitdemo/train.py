@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -22,13 +21,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vitdemo.augment import mix_in, random_stroke_width
-from vitdemo.checkpoints import CheckpointError, load_checkpoint
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits, Split, augment, batches, load_dataset, num_batches, to_input
 from vitdemo.evaluate import mean_loss, predict_logits
-from vitdemo.models import build_model, count_parameters, head_of, is_head_key
+from vitdemo.models import build_model, count_parameters, head_of
 from vitdemo.resume import ResumeState, apply_state, capture_state, check_fits, load_state, save_state
 from vitdemo.styles import style_split
+from vitdemo.warmstart import init_from_checkpoint
 
 
 @dataclass(frozen=True)
@@ -166,41 +165,17 @@ def labelled_split(split: Split, config: TrainConfig) -> Split:
     return Split(split.images[idx], split.labels[idx])
 
 
-def init_from_checkpoint(model: nn.Module, path: str | os.PathLike) -> list[str]:
-    """Copy every tensor outside `model`'s head from the checkpoint at `path`; the head keeps its new weights.
-
-    The checkpoint must hold the same kind of model, with every such tensor at the same shape (its own head may
-    differ: another dataset, a pretrained encoder's untrained head). Returns the names copied.
-    """
-    loaded = load_checkpoint(path)
-    name, kind = Path(path).name, getattr(getattr(model, "config", None), "kind", "")
-    if loaded.kind != kind:
-        raise CheckpointError(f"init checkpoint {name} holds a {loaded.kind} model, not a {kind}")
-    source = loaded.model.state_dict()
-    body = {k: v for k, v in model.state_dict().items() if not is_head_key(k)}
-    if not body:
-        raise CheckpointError(f"a {kind} model has no weights outside its head: init {name} has nothing to give")
-    for key, tensor in body.items():
-        if key not in source or source[key].shape != tensor.shape:
-            there = list(source[key].shape) if key in source else "missing"
-            raise CheckpointError(
-                f"init checkpoint {name} does not fit this model: tensor {key!r} is {there} there, "
-                f"{list(tensor.shape)} here"
-            )
-    model.load_state_dict({k: source[k] for k in body}, strict=False)
-    return list(body)
-
-
 def prepare_model(config: TrainConfig, model: nn.Module, *, load: bool = True) -> nn.Module:
     """The weights a run starts from, on the CPU before the model moves to its device:
-    1. `init`: the matching weights of a checkpoint (a pretrained encoder), the head stays new;
+    1. `init`: the matching weights of a checkpoint (a pretrained encoder: the head stays new; a classifier
+       of the same dataset: its head too, so a fine-tune starts from what it knew);
     2. else a pretrained transfer model's ImageNet backbone (`weights_path`, torch hub's cache or a download);
     3. `probe`: every parameter outside the head is frozen (and its layers stay in eval mode, `set_train_mode`).
     build_model never does 1 or 2, so loading a checkpoint needs neither file; nor does a resumed run
     (`load=False`: its weights come from its resume file)."""
     m = config.model
     if load and config.init:
-        init_from_checkpoint(model, config.init)
+        init_from_checkpoint(model, config.init, dataset=config.dataset)
     elif load and m.kind == "transfer" and m.pretrained:
         from vitdemo.models.transfer import load_pretrained
 
