@@ -5,6 +5,10 @@
 //    column's width, the page's --vd-canvas-max, the window's height); Fabric maps pointers through the CSS
 //    scale, so the 280 px bitmap the models read stays the same.
 // 2. The sidebar: collapsed when a page is opened on a narrow screen or on Present.
+// 3. Undo, Clear and the earlier drawings' buttons make the server send a new canvas. From the press until it is
+//    on the page, the old canvas is dimmed and takes no strokes: one drawn on it meanwhile would vanish with it
+//    (on a busy class server that is a second or more). Should no new canvas come (the run failed), the old one
+//    takes strokes again once the app has stopped running.
 (() => {
   if (window.__vitdemoClient) return;
   window.__vitdemoClient = true;
@@ -75,6 +79,58 @@
     if (pad && pad.style.getPropertyValue("--vd-canvas") !== value) pad.style.setProperty("--vd-canvas", value);
   };
 
+  const REBUILDS = ".st-key-pad_undo button, .st-key-clear_canvas button, [class*='st-key-pad_restore_'] button";
+  const retired = new Map(); // .dc-root of a canvas being replaced -> [script runs seen then, when]
+  let runsSeen = 0;
+  let stoppedAt = 0; // when the app last stopped running
+  const app = document.querySelector('[data-testid="stApp"]');
+  const scriptState = () => (app ? app.dataset.testScriptState : "notRunning");
+  if (app) {
+    const onState = () => {
+      if (scriptState() === "running") runsSeen += 1;
+      else if (scriptState() === "notRunning") stoppedAt = Date.now();
+    };
+    new MutationObserver(onState).observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
+  }
+  const setRetired = (root, on) => {
+    if (on) retired.set(root, [runsSeen, Date.now()]);
+    else retired.delete(root);
+    root.dataset.vdRetired = on ? "1" : "";
+    root.style.opacity = on ? "0.35" : "";
+    root.style.cursor = on ? "progress" : "";
+  };
+  document.addEventListener(
+    "click",
+    (event) => {
+      const button = event.target.closest ? event.target.closest(REBUILDS) : null;
+      const pad = button && !button.disabled ? button.closest(".st-key-vd_pad") : null;
+      if (!pad) return;
+      for (const host of pad.querySelectorAll('[data-testid="stBidiComponentIsolated"]')) {
+        const root = host.shadowRoot && host.shadowRoot.querySelector(".dc-root");
+        if (root) setRetired(root, true);
+      }
+    },
+    true,
+  );
+  const onRetired = (event) => event.composedPath().some((el) => el.dataset && el.dataset.vdRetired === "1");
+  for (const type of ["pointerdown", "mousedown", "touchstart"]) {
+    const refuse = (event) => {
+      if (retired.size && onRetired(event)) {
+        event.stopPropagation(); // the canvas never sees the press, so it draws nothing
+        event.preventDefault(); // nor does a finger scroll the page
+      }
+    };
+    document.addEventListener(type, refuse, { capture: true, passive: false });
+  }
+  const reviveStranded = () => {
+    const now = Date.now();
+    const idle = scriptState() === "notRunning" && now - stoppedAt > 500;
+    for (const [root, [runs, since]] of retired) {
+      if (!root.isConnected) retired.delete(root);
+      else if (idle && (runsSeen > runs || now - since > 30000)) setRetired(root, false); // no new canvas came
+    }
+  };
+
   let lastPath = null;
   const collapseSidebarOnArrival = () => {
     const path = window.location.pathname;
@@ -113,6 +169,7 @@
     watchMain();
     for (const host of document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')) fitCanvas(host);
     collapseSidebarOnArrival();
+    reviveStranded();
   }
   new MutationObserver(schedule).observe(document.body, { childList: true, subtree: true });
   window.addEventListener("resize", schedule);
