@@ -284,15 +284,16 @@ def digit_png(digit: str, *, dark_on_light: bool = False, size: int = 280) -> by
 
 
 def canvas(page: Any, timeout_ms: float = 30_000) -> Any:
-    """The drawing surface of streamlit-drawable-canvas (Fabric's upper canvas), in the page or an iframe,
-    once the page has sized it to the screen (its box the same for 300 ms)."""
+    """The drawing surface of streamlit-drawable-canvas (Fabric's upper canvas), in the page or an iframe, once
+    it is shown (a new canvas stays hidden until it is in place) and sized to the screen (its box the same for
+    300 ms)."""
     deadline = time.monotonic() + timeout_ms / 1000
     while time.monotonic() < deadline:
-        direct = page.locator("canvas.upper-canvas")
+        direct = page.locator("canvas.upper-canvas:visible")
         if direct.count():
             return _steady(page, direct.first, deadline)
         for frame in page.frames[1:]:
-            inner = frame.locator("canvas.upper-canvas")
+            inner = frame.locator("canvas.upper-canvas:visible")
             if inner.count():
                 return _steady(page, inner.first, deadline)
         page.wait_for_timeout(100)

@@ -1,5 +1,6 @@
-"""The Draw page on a busy class server: what a student sees while the server has not answered yet (marker
-`browser`). The server's answers are held back on the page's websocket, so "busy" is exact, not timed."""
+"""The Draw page on a busy class server or a slow device: what a student sees while the server has not answered
+yet, or while a new canvas's stylesheet has not loaded (marker `browser`). Both are held back on purpose (the
+server's answers on the page's websocket, the stylesheet's request), so "slow" is exact, not timed."""
 
 from __future__ import annotations
 
@@ -56,16 +57,40 @@ class SlowServer:
         self.waiting.clear()
 
 
+class SlowStylesheet:
+    """Holds back the canvas component's stylesheet (fetched again for every new canvas) while `hold` is on."""
+
+    def __init__(self, page: Any) -> None:
+        self.holding = False
+        self.waiting: list[Any] = []
+        page.route("**/bidi-components/**/*.css", self._route)
+
+    def _route(self, route: Any) -> None:
+        if self.holding:
+            self.waiting.append(route)
+        else:
+            route.continue_()
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def release(self) -> None:
+        self.holding = False
+        for route in self.waiting:
+            route.continue_()
+        self.waiting.clear()
+
+
 @pytest.fixture
 def slow_page(chromium_browser: Any, app_url: str) -> Any:
     context = chromium_browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(60_000)
-    server = SlowServer(page)
+    server, styles = SlowServer(page), SlowStylesheet(page)
     page.goto(app_url)
     wait_for_app(page)
     try:
-        yield page, server
+        yield page, server, styles
     finally:
         context.close()
 
@@ -75,7 +100,7 @@ def predictions_on_page(page: Any) -> int:
 
 
 def test_a_stroke_right_after_clear_is_refused_not_drawn_and_then_lost(slow_page: Any, mnist_checkpoints: Path) -> None:
-    page, server = slow_page
+    page, server, _ = slow_page
     draw_digit(page, "7")
     assert read_prediction(page, "ViT") == "7"
     wait_idle(page)
@@ -104,7 +129,7 @@ def test_a_stroke_right_after_clear_is_refused_not_drawn_and_then_lost(slow_page
 def test_undo_and_an_earlier_drawing_refuse_strokes_too_until_their_canvas_comes(
     slow_page: Any, mnist_checkpoints: Path
 ) -> None:
-    page, server = slow_page
+    page, server, _ = slow_page
     for digit, button in (("7", "pad_undo"), ("1", "clear_canvas"), ("7", "pad_restore_0")):  # by their keys
         draw_digit(page, digit)
         read_prediction(page, "ViT")
@@ -119,3 +144,32 @@ def test_undo_and_an_earlier_drawing_refuse_strokes_too_until_their_canvas_comes
         server.release()
         wait_idle(page)
         assert canvas_ink(old) == -1, button
+
+
+OFFSET_JS = "el => el.getBoundingClientRect().top - el.getRootNode().host.getBoundingClientRect().top"
+
+
+def test_a_new_canvas_is_hidden_until_it_sits_in_its_place(slow_page: Any, mnist_checkpoints: Path) -> None:
+    page, _, styles = slow_page
+    draw_digit(page, "7")
+    read_prediction(page, "ViT")
+    wait_idle(page)
+    old = canvas(page).element_handle()
+
+    styles.hold()  # a slow device: the new canvas's stylesheet is late
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_text(PROMPT).wait_for()  # the server has answered: the new canvas is on the page...
+    surface = page.locator("canvas.upper-canvas").first
+    assert canvas_ink(old) == -1
+    surface.wait_for(state="attached")
+    page.wait_for_timeout(300)
+    assert surface.evaluate(OFFSET_JS) > 100  # ...unstyled, its surface a canvas height below its place...
+    assert not surface.is_visible()  # ...where nobody sees it or draws on it
+    draw_stroke(page, surface.bounding_box(), [(0.5, 0.02), (0.5, 0.12)])  # (within the hidden canvas's space)
+    assert canvas_ink(surface) == 0
+
+    styles.release()
+    shown = canvas(page)  # shown once in place
+    assert abs(shown.evaluate(OFFSET_JS)) < 2
+    draw_digit(page, "1")
+    assert read_prediction(page, "ViT") == "1"
