@@ -11,7 +11,7 @@ folder and opens every session in ONE headless Chromium (a context each: separat
 3. drawing: N sessions on the Draw page, each drawing a digit with the mouse (strokes on canvas.upper-canvas)
             in a loop, as a student does: wait for the blank canvas and the prompt after Clear, pause --reaction-ms,
             draw, wait for both answers, press Clear. First with nothing training, then while the same CNN run
-            trains: time from the last mouse up to both predictions on the page (p50, p95); errors (no prediction
+            trains (after one warm-up drawing per session): time from the last mouse up to both predictions on the page (p50, p95); errors (no prediction
             within 30 s, or Clear that blanks nothing within 30 s), counted by what the page showed then (ink on
             the canvas or none, script runs since the stroke, an exception); the server's CPU per script run (runs
             counted off each page's websocket, those cut short by a newer one included) and its share of a core;
@@ -343,6 +343,7 @@ async def drawing_phase(sessions: list[Session], seconds: float, reaction_ms: fl
     """All sessions draw for `seconds`, or until `until()` is true (checked every half second)."""
     stop, tally = asyncio.Event(), Tally()
     tasks = [asyncio.create_task(draw_loop(s, stop, tally, reaction_ms)) for s in sessions]
+    await asyncio.sleep(0)  # every session begins a drawing, even for 0 seconds
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not (until and until()):
         await asyncio.sleep(0.5)
@@ -377,7 +378,9 @@ async def bench(url: str, pid: int, reg: Registry, args: argparse.Namespace, dat
 
             print(f"phase 3: {args.sessions} sessions drawing on the Draw page ...")
             sessions = await open_sessions(chromium, url, args.sessions)
-            await asyncio.sleep(3)
+            start = Usage.now(pid, sessions)
+            warm = await drawing_phase(sessions, 0, args.reaction_ms)  # one drawing each, not counted below
+            report("  warm-up, one drawing per session", warm, Usage.now(pid, sessions).since(start))
             start = Usage.now(pid, sessions)
             tally = await drawing_phase(sessions, args.draw_s, args.reaction_ms)
             report("  nothing training", tally, Usage.now(pid, sessions).since(start))
