@@ -284,19 +284,37 @@ def digit_png(digit: str, *, dark_on_light: bool = False, size: int = 280) -> by
 
 
 def canvas(page: Any, timeout_ms: float = 30_000) -> Any:
-    """The drawing surface of streamlit-drawable-canvas (Fabric's upper canvas), in the page or an iframe,
-    once the page has sized it to the screen (its box the same for 300 ms)."""
+    """The drawing surface of streamlit-drawable-canvas (Fabric's upper canvas), in the page or an iframe, once
+    it is shown (a new canvas stays hidden until it is in place) and sized to the screen (its box the same for
+    300 ms)."""
     deadline = time.monotonic() + timeout_ms / 1000
     while time.monotonic() < deadline:
-        direct = page.locator("canvas.upper-canvas")
+        direct = page.locator("canvas.upper-canvas:visible")
         if direct.count():
             return _steady(page, direct.first, deadline)
         for frame in page.frames[1:]:
-            inner = frame.locator("canvas.upper-canvas")
+            inner = frame.locator("canvas.upper-canvas:visible")
             if inner.count():
                 return _steady(page, inner.first, deadline)
         page.wait_for_timeout(100)
     raise TimeoutError("no drawing canvas (canvas.upper-canvas) on the page")
+
+
+INK_JS = """el => {  // white pixels on an upper canvas's drawing layer; -1 once the canvas has left the page
+    if (!el.isConnected) return -1;
+    const lower = el.parentElement && el.parentElement.querySelector("canvas.lower-canvas");
+    if (!lower) return -2;
+    const d = lower.getContext("2d").getImageData(0, 0, lower.width, lower.height).data;
+    let ink = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] > 128) ink++;
+    return ink;
+}"""
+
+
+def canvas_ink(surface: Any) -> int:
+    """How many pixels of the canvas `surface` (a locator or element handle of canvas.upper-canvas) are ink;
+    -1 when it is no longer on the page."""
+    return int(surface.evaluate(INK_JS))
 
 
 def _steady(page: Any, locator: Any, deadline: float) -> Any:
@@ -312,7 +330,7 @@ def _steady(page: Any, locator: Any, deadline: float) -> Any:
 
 
 # --- layout checks ---------------------------------------------------------------------------------------------
-_HIT_JS = """([x, y]) => {
+HIT_JS = """([x, y]) => {
     let el = document.elementFromPoint(x, y);
     while (el && el.shadowRoot) {  // into the canvas component's shadow root
         const inner = el.shadowRoot.elementFromPoint(x, y);
@@ -325,7 +343,7 @@ _HIT_JS = """([x, y]) => {
 
 def element_at(page: Any, x: float, y: float) -> str:
     """'tag.class1.class2' of what a touch at (x, y) lands on, looking into shadow roots."""
-    return str(page.evaluate(_HIT_JS, [x, y]))
+    return str(page.evaluate(HIT_JS, [x, y]))
 
 
 def corner_hits(page: Any, box: dict[str, float], inset: float = 2.0) -> list[str]:

@@ -4,7 +4,15 @@
 //    is invisible yet catches the touches on the canvas's top edge, and size the canvas to the screen (its
 //    column's width, the page's --vd-canvas-max, the window's height); Fabric maps pointers through the CSS
 //    scale, so the 280 px bitmap the models read stays the same.
+//    A new canvas is laid out without the component's stylesheet until that has loaded into its shadow root
+//    (tens of ms; a second or more on a busy device): its drawing surface then sits one canvas height below its
+//    place, and a stroke begun there lands on the buttons when it moves up. So a pad's canvas stays hidden
+//    (visibility: no strokes either) until its surface is where the canvas belongs.
 // 2. The sidebar: collapsed when a page is opened on a narrow screen or on Present.
+// 3. Undo, Clear and the earlier drawings' buttons make the server send a new canvas. From the press until it is
+//    on the page, the old canvas is dimmed and takes no strokes: one drawn on it meanwhile would vanish with it
+//    (on a busy class server that is a second or more). Should no new canvas come (the run failed), the old one
+//    takes strokes again once the app has stopped running.
 (() => {
   if (window.__vitdemoClient) return;
   window.__vitdemoClient = true;
@@ -24,7 +32,12 @@
   } catch (e) {
     // registered already, or an old browser: the canvas then keeps 280 px at most
   }
-  const NARROW_PX = 1200; // below this the sidebar starts collapsed: tablets, phones, small laptops
+  const pending = document.createElement("style"); // the light DOM's part of "hidden until in place"
+  pending.textContent = `.st-key-vd_pad [data-testid="stBidiComponentIsolated"]:not([data-vd-ready]) {
+    visibility: hidden; }`;
+  document.head.appendChild(pending);
+  const NARROW_PX = 1200;
+  const PLACE_WAIT_MS = 3000; // a canvas not in place by then is shown anyway // below this the sidebar starts collapsed: tablets, phones, small laptops
   const MIN_CANVAS_PX = 160;
 
   const px = (style, name, fallback) => {
@@ -73,6 +86,80 @@
     const pad = host.closest(".st-key-vd_pad"); // its buttons are as wide as the canvas
     const value = host.style.getPropertyValue("--vd-canvas");
     if (pad && pad.style.getPropertyValue("--vd-canvas") !== value) pad.style.setProperty("--vd-canvas", value);
+    showWhenPlaced(host, root.querySelector(".dc-root"));
+  };
+
+  const hostSeen = new WeakMap(); // canvas host -> when update() first saw it
+  const arriving = (host) => {
+    if (!hostSeen.has(host)) hostSeen.set(host, Date.now());
+    const recent = Date.now() - hostSeen.get(host) < PLACE_WAIT_MS + 1000; // after that, the 1 s timer looks
+    return recent && !host.hasAttribute("data-vd-ready") && host.closest(".st-key-vd_pad") !== null;
+  };
+  const placed = new WeakSet(); // .dc-root elements seen where they belong
+  const firstSeen = new WeakMap(); // .dc-root -> when fitCanvas first saw it
+  const showWhenPlaced = (host, root) => {
+    if (!placed.has(root)) {
+      host.removeAttribute("data-vd-ready");
+      const upper = root.querySelector("canvas.upper-canvas");
+      if (!firstSeen.has(root)) firstSeen.set(root, Date.now());
+      const surface = upper ? upper.getBoundingClientRect() : null;
+      const inPlace = surface && surface.width > 0 && Math.abs(surface.top - host.getBoundingClientRect().top) < 2;
+      if (!inPlace && Date.now() - firstSeen.get(root) < PLACE_WAIT_MS) return;
+      placed.add(root);
+    }
+    if (!host.hasAttribute("data-vd-ready")) host.setAttribute("data-vd-ready", "");
+  };
+
+  const REBUILDS = ".st-key-pad_undo button, .st-key-clear_canvas button, [class*='st-key-pad_restore_'] button";
+  const retired = new Map(); // .dc-root of a canvas being replaced -> [script runs seen then, when]
+  let runsSeen = 0;
+  let stoppedAt = 0; // when the app last stopped running
+  const app = document.querySelector('[data-testid="stApp"]');
+  const scriptState = () => (app ? app.dataset.testScriptState : "notRunning");
+  if (app) {
+    const onState = () => {
+      if (scriptState() === "running") runsSeen += 1;
+      else if (scriptState() === "notRunning") stoppedAt = Date.now();
+    };
+    new MutationObserver(onState).observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
+  }
+  const setRetired = (root, on) => {
+    if (on) retired.set(root, [runsSeen, Date.now()]);
+    else retired.delete(root);
+    root.dataset.vdRetired = on ? "1" : "";
+    root.style.opacity = on ? "0.35" : "";
+    root.style.cursor = on ? "progress" : "";
+  };
+  document.addEventListener(
+    "click",
+    (event) => {
+      const button = event.target.closest ? event.target.closest(REBUILDS) : null;
+      const pad = button && !button.disabled ? button.closest(".st-key-vd_pad") : null;
+      if (!pad) return;
+      for (const host of pad.querySelectorAll('[data-testid="stBidiComponentIsolated"]')) {
+        const root = host.shadowRoot && host.shadowRoot.querySelector(".dc-root");
+        if (root) setRetired(root, true);
+      }
+    },
+    true,
+  );
+  const onRetired = (event) => event.composedPath().some((el) => el.dataset && el.dataset.vdRetired === "1");
+  for (const type of ["pointerdown", "mousedown", "touchstart"]) {
+    const refuse = (event) => {
+      if (retired.size && onRetired(event)) {
+        event.stopPropagation(); // the canvas never sees the press, so it draws nothing
+        event.preventDefault(); // nor does a finger scroll the page
+      }
+    };
+    document.addEventListener(type, refuse, { capture: true, passive: false });
+  }
+  const reviveStranded = () => {
+    const now = Date.now();
+    const idle = scriptState() === "notRunning" && now - stoppedAt > 500;
+    for (const [root, [runs, since]] of retired) {
+      if (!root.isConnected) retired.delete(root);
+      else if (idle && (runsSeen > runs || now - since > 30000)) setRetired(root, false); // no new canvas came
+    }
   };
 
   let lastPath = null;
@@ -111,8 +198,11 @@
   function update() {
     queued = false;
     watchMain();
-    for (const host of document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')) fitCanvas(host);
+    const hosts = document.querySelectorAll('[data-testid="stBidiComponentIsolated"]');
+    for (const host of hosts) fitCanvas(host);
     collapseSidebarOnArrival();
+    reviveStranded();
+    if ([...hosts].some(arriving)) schedule(); // look again next frame: its shadow root fills in unobserved
   }
   new MutationObserver(schedule).observe(document.body, { childList: true, subtree: true });
   window.addEventListener("resize", schedule);
