@@ -63,7 +63,7 @@ def remove_lines(ink: np.ndarray) -> tuple[np.ndarray, int]:
     peak = float(small.max())
     if not peak > 0.0:
         return ink, 0
-    found = (find_lines(small, peak), find_lines(small.T, peak))  # horizontal lines, then vertical ones
+    found = (find_lines(small, peak), find_lines(np.ascontiguousarray(small.T), peak))  # across, then down
     going = _lines_that_go(small, found, peak)
     if not going[0] and not going[1]:
         return ink, 0
@@ -210,9 +210,13 @@ def _bands(spread: np.ndarray, cap: int, peak: float) -> list[tuple[int, int, fl
     its edges."""
     h, w = spread.shape
     count = np.count_nonzero(~np.isnan(spread), axis=1)  # (h,)
-    k = ((1.0 - LINE_SPAN) * np.maximum(count - 1, 0)).astype(np.intp)
-    reached = np.sort(spread, axis=1)[np.arange(h), k]  # reached by LINE_SPAN of each row (NaN sort last)
-    profile = np.where(count >= MIN_PART * w, reached, 0.0)  # (h,)
+    profile = np.zeros(h)  # (h,): the darkness LINE_SPAN of each row reaches
+    full, part = count == w, (count < w) & (count >= MIN_PART * w)
+    k = int((1.0 - LINE_SPAN) * (w - 1))
+    profile[full] = np.partition(spread[full], k, axis=1)[:, k]
+    if part.any():  # rows partly off the image: sorted, NaN last, each at its own rank
+        ranks = ((1.0 - LINE_SPAN) * (count[part] - 1)).astype(np.intp)
+        profile[part] = np.sort(spread[part], axis=1)[np.arange(len(ranks)), ranks]
     inked = np.concatenate([[False], _tophat(profile, cap) >= MIN_LINE * peak, [False]])
     edges = np.flatnonzero(inked[1:] != inked[:-1])  # starts and ends of the runs, alternating
     bands = []
