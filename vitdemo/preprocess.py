@@ -6,10 +6,11 @@ canvas drawing or a photo and keeps every intermediate stage for display.
 
 Scans and photos first lose their background: a smooth surface fitted to the pixels that are not
 ink, anywhere in the image (a tight crop's strokes run into the border, so the border alone is not
-paper), with ink taken in proportion to the local light (shadows). Strokes are found by hysteresis,
-so faint marks away from them (ruled lines, grain) go, and marks that are not pen strokes at all
-(noise, a photo of a room) are refused as "not a digit". numpy + Pillow, and scipy.ndimage for
-connected pieces.
+paper), with ink taken in proportion to the local light (shadows). The lines of ruled or squared
+paper go next (`vitdemo.preprocess_paper`): where a grid's lines cross they are as dark as a stroke.
+Strokes are found by hysteresis, so faint marks away from them (grain, the edge of a shadow) go, and
+marks that are not pen strokes at all (noise, a photo of a room) are refused as "not a digit".
+numpy + Pillow, and scipy.ndimage for connected pieces.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from vitdemo.data import normalization
+from vitdemo.preprocess_paper import remove_lines
 
 if TYPE_CHECKING:
     import torch
@@ -52,7 +54,7 @@ NOT_A_DIGIT_MESSAGE = (
 @dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ==
 class Preprocessed:
     image: np.ndarray | None  # (28, 28) float32 in [0, 1], light digit on dark; None when empty
-    stages: dict[str, np.ndarray]  # "input", "crop", "fit20", "centered": 2-D float32 in [0, 1]
+    stages: dict[str, np.ndarray]  # "input", ["lines_removed",] "crop", "fit20", "centered": 2-D float32 in [0, 1]
     empty: bool  # True when there is nothing to predict: blank, a speck, or not a digit
     message: str  # "" normally; what to tell the user when empty
     bbox: tuple[int, int, int, int] | None  # (top, left, bottom, right) in the input, exclusive ends
@@ -282,6 +284,9 @@ def preprocess(image: np.ndarray | bytes, *, min_ink: float = 0.1, threshold: fl
     # 1. background (even when unevenly lit, even under ink) to 0, strongest stroke to 1
     bg = _background(gray)  # (H, W)
     ink = (gray - bg) / np.maximum(1.0 - bg, 0.05)  # ink in proportion to the local light
+    ink, lines = remove_lines(ink)  # ruled or squared paper: the printed lines go, the pen's ink stays
+    if lines:  # only then: a drawing's strip keeps its four stages
+        stages["lines_removed"] = np.clip(ink, 0.0, 1.0)  # the ink, light on dark, without the paper's lines
     peak = float(ink.max())
     if not peak >= MIN_CONTRAST:
         return Preprocessed(None, stages, True, EMPTY_MESSAGE, None)
