@@ -260,3 +260,18 @@ def test_straight_strokes_across_a_tight_crop_are_not_lines(name: str, width: in
     top, left, bottom, right = pre.bbox
     ruling = (away & (lines > 0))[top:bottom, left:right]
     assert (pre.stages["crop"][ruling] == 0).all(), name  # and the ruling is not in the crop
+
+
+def test_the_strip_numbers_the_stages_it_shows() -> None:
+    """The paper-lines stage shows in the preprocessing strip, and the numbers follow what is shown."""
+    from vitdemo.views.display import stage_images
+
+    grid = np.full((200, 200), 255, np.uint8)
+    grid[::20, :] = 150
+    grid[:, ::20] = 150
+    grid[60:140, 95:105] = 0  # a 1 on squared paper
+    captions = [c for c, _ in stage_images(preprocess(grid))]
+    assert captions[:2] == ["1 · your drawing", "2 · paper lines removed"] and captions[-1].startswith("5 · centred")
+    blank_canvas = np.zeros((280, 280), np.uint8)
+    blank_canvas[60:220, 130:150] = 255
+    assert [c.split(" · ")[0] for c, _ in stage_images(preprocess(blank_canvas))] == ["1", "2", "3", "4"]

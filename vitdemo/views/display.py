@@ -17,11 +17,12 @@ from PIL import Image
 from vitdemo.preprocess import Preprocessed
 from vitdemo.views.colors import colorscale
 
-STAGE_CAPTIONS = {  # preprocessing stage -> what the audience is told it is
-    "input": "1 · your drawing",
-    "crop": "2 · cropped",
-    "fit20": "3 · fitted to 20×20",
-    "centered": "4 · centred 28×28 (model input)",
+STAGE_CAPTIONS = {  # preprocessing stage -> what the audience is told it is (numbered as shown)
+    "input": "your drawing",
+    "lines_removed": "paper lines removed",  # only for ruled or squared paper
+    "crop": "cropped",
+    "fit20": "fitted to 20×20",
+    "centered": "centred 28×28 (model input)",
 }
 ACCENT = "#ff7a45"  # the theme's primaryColor: the winning class
 MUTED = "#5b6477"  # every other class
@@ -69,10 +70,9 @@ def stage_images(pre: Preprocessed, size: int = 128) -> list[tuple[str, np.ndarr
     Each stage is upscaled so its longer side is about `size`, then letterboxed to a square, so the strip
     shows every stage at the same size with its pixels as crisp squares.
     """
+    shown = [(name, caption) for name, caption in STAGE_CAPTIONS.items() if name in pre.stages]
     return [
-        (caption, pad_square(upscale(pre.stages[name], size)))
-        for name, caption in STAGE_CAPTIONS.items()
-        if name in pre.stages
+        (f"{i} · {caption}", pad_square(upscale(pre.stages[name], size))) for i, (name, caption) in enumerate(shown, 1)
     ]
 
 
