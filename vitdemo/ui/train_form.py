@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from vitdemo import paths
 from vitdemo.config import ARCHS, LinearConfig
 from vitdemo.families import PRETRAIN_METHODS
 from vitdemo.views import forms
@@ -20,9 +21,15 @@ FORM_PREFIX = "tf_"
 ENCODER_CACHE_S = 10  # the encoder list is read from checkpoint headers at most this often
 
 
-@st.cache_data(ttl=ENCODER_CACHE_S, show_spinner=False)
 def encoder_choices() -> dict[str, forms.EncoderChoice]:
-    """The encoders a fine-tune may start from: shipped ones, then those pretrain runs made."""
+    """The encoders a fine-tune may start from: shipped ones, then those pretrain runs made (cached per pair of
+    folders: a server whose $VITDEMO_CHECKPOINTS or $VITDEMO_HOME changes never shows another folder's list)."""
+    return _encoder_choices(str(paths.shipped_dir().resolve()), str(paths.home().resolve()))
+
+
+@st.cache_data(ttl=ENCODER_CACHE_S, show_spinner=False)
+def _encoder_choices(shipped: str, home: str) -> dict[str, forms.EncoderChoice]:
+    del shipped, home  # the cache key: server_encoders reads the same folders
     return forms.server_encoders()
 
 
