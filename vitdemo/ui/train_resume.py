@@ -3,6 +3,8 @@ more epochs if asked. The owner or the teacher may; the queue checks that again,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from vitdemo.config import ConfigError
@@ -14,7 +16,7 @@ from vitdemo.ui import people
 from vitdemo.views import charts
 
 
-def resume_controls(reg: Registry, run: Run, on_queued) -> None:
+def resume_controls(reg: Registry, run: Run, on_queued: Callable[[Registry, int], None]) -> None:
     """For a run that stopped (done, cancelled, failed) with a saved epoch, and that this browser may change:
     "Train to epoch N" and a Resume button. `on_queued(reg, run_id)` starts the worker, as after Start."""
     acting = people.actor()
