@@ -268,14 +268,19 @@ def read_header(path: str | os.PathLike) -> ClassicHeader:
                 strings[key] = json.loads(node["content"])
     if strings.get("format") != FORMAT:
         raise ClassicError(f"{name} is not a vitdemo classic-model file")
-    try:
-        config = ClassicConfig(**json.loads(strings["config"]))
-        config.validate()
-        metrics = json.loads(strings.get("metrics") or "{}")
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ClassicError(f"{name} has a damaged config ({exc})") from exc
+    config, metrics = _config_and_metrics(strings, name)
     dataset, title = strings.get("dataset", "mnist"), strings.get("name", "")
     return ClassicHeader(config, str(dataset), metrics if isinstance(metrics, dict) else {}, str(title))
+
+
+def _config_and_metrics(fields: dict[str, Any], name: str) -> tuple[ClassicConfig, Any]:
+    """The validated config and the metrics stored (as JSON text) in a file's header or payload."""
+    try:
+        config = ClassicConfig(**json.loads(fields["config"]))
+        config.validate()
+        return config, json.loads(fields.get("metrics") or "{}")
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ClassicError(f"{name} has a damaged config ({exc})") from exc
 
 
 def load_classic(path: str | os.PathLike) -> ClassicModel:
@@ -298,12 +303,7 @@ def _from_payload(payload: Any, name: str) -> ClassicModel:
         raise ClassicError(f"{name} is not a vitdemo classic-model file")
     if int(payload.get("version", 0)) > FORMAT_VERSION:
         raise ClassicError(f"{name} was written by a newer vitdemo (format {payload['version']})")
-    try:
-        config = ClassicConfig(**json.loads(payload["config"]))
-        config.validate()
-        metrics = json.loads(payload.get("metrics") or "{}")
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ClassicError(f"{name} has a damaged config ({exc})") from exc
+    config, metrics = _config_and_metrics(payload, name)
     estimator = payload.get("estimator")
     if not _has_structure(config.kind, estimator):
         raise ClassicError(f"{name} does not hold the {config.kind} model its config names")
