@@ -111,4 +111,4 @@ def test_train_a_quick_run_and_find_it_on_the_leaderboard(app_page: Any, app_env
     text = page.get_by_role("combobox", name="Run", exact=True).input_value()  # the picker under the table
     assert re.search(rf"#\d+ {RUN_NAME} \(ViT, MNIST\) · \d+\.\d\d%", text), text
     table = page.locator('[data-testid="stDataFrame"]').first
-    assert table.is_visible()
+    table.wait_for(state="visible")  # the table's code loads on first use: wait, not one look
