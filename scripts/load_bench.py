@@ -95,9 +95,15 @@ def browser_cpu_seconds() -> float:
     return total
 
 
+def default_data_dir() -> str | None:
+    """$VITDEMO_DATA_DIR, else the shared data folder beside the checkout when there is one."""
+    shared = browser.REPO_ROOT.parent / "shared" / "data"
+    return os.environ.get(paths.ENV_DATA_DIR) or (str(shared) if shared.is_dir() else None)
+
+
 # -- one training run through the worker ---------------------------------------------------------------------
-def start_run(reg: Registry, data_dir: str | None) -> int:
-    run_id = queue.submit(reg, RUN, CLI)
+def start_run(reg: Registry, data_dir: str | None, config: TrainConfig = RUN) -> int:
+    run_id = queue.submit(reg, config, CLI)
     worker.ensure_worker(reg, "cpu", data_dir)
     return run_id
 
@@ -424,10 +430,9 @@ def main() -> int:
         os.environ[worker.ENV_IDLE_EXIT] = "5"  # the workers this script starts exit soon after the last run
         if args.post_script_gc:
             env["STREAMLIT_RUNNER_POST_SCRIPT_GC"] = "true" if args.post_script_gc == "on" else "false"
-        shared = browser.REPO_ROOT.parent / "shared" / "data"
-        if not os.environ.get(paths.ENV_DATA_DIR) and shared.is_dir():
-            env[paths.ENV_DATA_DIR] = str(shared)
-        data_dir = env.get(paths.ENV_DATA_DIR) or os.environ.get(paths.ENV_DATA_DIR)
+        data_dir = default_data_dir()
+        if data_dir:
+            env[paths.ENV_DATA_DIR] = data_dir
         reg = Registry(home)
         with browser.serve_app(env, log_path=Path(home) / "streamlit.log") as url:
             pid = server_pid(int(url.rsplit(":", 1)[1]))
