@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,24 @@ def default_data_dir() -> str | None:
     """$VITDEMO_DATA_DIR, else the shared data folder beside the checkout when there is one."""
     shared = browser.REPO_ROOT.parent / "shared" / "data"
     return os.environ.get(paths.ENV_DATA_DIR) or (str(shared) if shared.is_dir() else None)
+
+
+@contextlib.contextmanager
+def bench_server(server_env: dict[str, str]) -> Iterator[tuple[str, int, Registry, str | None]]:
+    """`streamlit run app.py` with VITDEMO_HOME in a temporary folder (plus `server_env`): yields its URL, pid,
+    registry and data folder. The server is always stopped, and its worker let go before the folder goes."""
+    with tempfile.TemporaryDirectory(prefix="vitdemo-bench-") as home:
+        env = {paths.ENV_HOME: home, worker.ENV_IDLE_EXIT: "5", **server_env}
+        os.environ[worker.ENV_IDLE_EXIT] = "5"  # the workers this script starts exit soon after the last run
+        data_dir = default_data_dir()
+        if data_dir:
+            env[paths.ENV_DATA_DIR] = data_dir
+        reg = Registry(home)
+        with browser.serve_app(env, log_path=Path(home) / "streamlit.log") as url:
+            yield url, server_pid(int(url.rsplit(":", 1)[1])), reg, data_dir
+        deadline = time.monotonic() + 30
+        while worker.worker_running(reg, "cpu") and time.monotonic() < deadline:
+            time.sleep(0.5)  # the worker exits 5 s after its last run, before its folder goes
 
 
 # -- one training run through the worker ---------------------------------------------------------------------
@@ -425,24 +444,14 @@ def main() -> int:
         ".streamlit/config.toml turns it off)",
     )  # fmt: skip
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="vitdemo-load-") as home:
-        env = {paths.ENV_HOME: home, worker.ENV_IDLE_EXIT: "5"}
-        os.environ[worker.ENV_IDLE_EXIT] = "5"  # the workers this script starts exit soon after the last run
-        if args.post_script_gc:
-            env["STREAMLIT_RUNNER_POST_SCRIPT_GC"] = "true" if args.post_script_gc == "on" else "false"
-        data_dir = default_data_dir()
-        if data_dir:
-            env[paths.ENV_DATA_DIR] = data_dir
-        reg = Registry(home)
-        with browser.serve_app(env, log_path=Path(home) / "streamlit.log") as url:
-            pid = server_pid(int(url.rsplit(":", 1)[1]))
-            gc = args.post_script_gc or "as .streamlit/config.toml sets it"
-            print(f"server pid {pid} at {url}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-                  f"{args.sessions} sessions, post-script GC {gc}")  # fmt: skip
-            asyncio.run(bench(url, pid, reg, args, data_dir))
-        deadline = time.monotonic() + 30
-        while worker.worker_running(reg, "cpu") and time.monotonic() < deadline:
-            time.sleep(0.5)  # the worker exits 5 s after its last run, before its folder goes
+    server_env = {}
+    if args.post_script_gc:
+        server_env["STREAMLIT_RUNNER_POST_SCRIPT_GC"] = "true" if args.post_script_gc == "on" else "false"
+    with bench_server(server_env) as (url, pid, reg, data_dir):
+        gc = args.post_script_gc or "as .streamlit/config.toml sets it"
+        print(f"server pid {pid} at {url}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+              f"{args.sessions} sessions, post-script GC {gc}")  # fmt: skip
+        asyncio.run(bench(url, pid, reg, args, data_dir))
     return 0
 
 

@@ -30,20 +30,16 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import websockets
-from load_bench import RUN, browser, cpu_seconds, default_data_dir, pct, server_pid, start_run, wait_run
+from load_bench import RUN, bench_server, browser, cpu_seconds, pct, start_run, wait_run
 from PIL import Image
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-from vitdemo import paths
-from vitdemo.runs import worker
 from vitdemo.runs.store import Registry
 
 ANSWER = re.compile(r'aria-label="(ViT|CNN) predicts ([^"]+)"')
@@ -213,20 +209,9 @@ def main() -> int:
     parser.add_argument("--max-s", type=float, default=300.0, help="the longest any phase may take")
     args = parser.parse_args()
     args.sessions = [int(s) for s in args.sessions.split(",")]
-    with tempfile.TemporaryDirectory(prefix="vitdemo-server-bench-") as home:
-        env = {paths.ENV_HOME: home, worker.ENV_IDLE_EXIT: "5", **dict(kv.split("=", 1) for kv in args.server_env)}
-        os.environ[worker.ENV_IDLE_EXIT] = "5"  # the workers this script starts exit soon after the last run
-        data_dir = default_data_dir()
-        if data_dir:
-            env[paths.ENV_DATA_DIR] = data_dir
-        reg = Registry(home)
-        with browser.serve_app(env, log_path=Path(home) / "streamlit.log") as url:
-            pid = server_pid(int(url.rsplit(":", 1)[1]))
-            print(f"server pid {pid} at {url}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-            asyncio.run(bench(url, pid, reg, args, data_dir))
-        deadline = time.monotonic() + 30
-        while worker.worker_running(reg, "cpu") and time.monotonic() < deadline:
-            time.sleep(0.5)  # the worker exits 5 s after its last run, before its folder goes
+    with bench_server(dict(kv.split("=", 1) for kv in args.server_env)) as (url, pid, reg, data_dir):
+        print(f"server pid {pid} at {url}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+        asyncio.run(bench(url, pid, reg, args, data_dir))
     return 0
 
 
