@@ -55,9 +55,9 @@ def test_a_bookmarked_page_opens_inside_the_app_on_a_fresh_server(chromium_brows
         page.goto(app_url.rstrip("/") + "/leaderboard")
         helpers.wait_for_app(page)
         page.get_by_role("heading", name="Leaderboard").wait_for()
-        assert page.get_by_role("link", name="Draw", exact=True).is_visible()  # app.py's titles, not file names
+        page.get_by_role("link", name="Draw", exact=True).wait_for(state="visible")  # app.py's titles, not file names
         assert page.get_by_role("link", name="app").count() == 0
-        assert page.get_by_role("heading", name="Models").is_visible()  # the shared sidebar
+        page.get_by_role("heading", name="Models").wait_for(state="visible")  # the shared sidebar
         assert page.url.endswith("/leaderboard")
     finally:
         context.close()
@@ -96,8 +96,10 @@ def test_train_a_quick_run_and_find_it_on_the_leaderboard(app_page: Any, app_env
     pattern = rf"epoch \d/{EPOCHS} · step \d+/{STEPS} · [\d,]+ images/s"
     assert re.search(pattern, " ".join(progress_seen)), progress_seen
     assert watched_while_running, "the watched test digits never showed while the run trained"
-    assert page.locator(".vd-watch-digit").count() == 10  # the kept weights' answers, calibrated
-    assert page.get_by_text(re.compile(r"of 10 right; calibrated probabilities")).count() == 1
+    # The kept weights' answers, calibrated: the page writes "Done" first and then loads the checkpoint to answer
+    # the ten digits, so on a busy machine they come a moment later (CI saw none at the first look).
+    page.get_by_text(re.compile(r"of 10 right; calibrated probabilities")).wait_for()
+    assert page.locator(".vd-watch-digit").count() == 10
     accuracy = page.locator('[data-testid="stMetric"]').filter(has_text="Test accuracy")
     assert re.search(r"\d+\.\d\d%", accuracy.inner_text())
     # The loss and accuracy curves: the first Plotly chart a page shows waits for Plotly's script to load.
