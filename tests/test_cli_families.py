@@ -16,7 +16,7 @@ import torch
 
 from vitdemo.checkpoints import load_checkpoint, read_meta
 from vitdemo.classic import load_classic
-from vitdemo.config import CNNConfig, MLPConfig, TransferConfig
+from vitdemo.config import CNNConfig, MLPConfig, TrainConfig, TransferConfig
 from vitdemo.pretrain import is_pretrained_encoder
 from vitdemo.runs.store import Registry
 
@@ -188,6 +188,25 @@ def test_an_init_of_another_kind_is_refused_before_a_run_is_recorded(
     path = save_checkpoint(tmp_path / "cnn.safetensors", build_model(cnn), make_meta(cnn, "mnist"))
     assert main(["train", "--model", "vit", "--init", str(path), "--home", str(tmp_path / "home")]) == 2
     assert "--init holds a cnn model but this run trains a vit" in capsys.readouterr().err
+
+
+def test_a_run_records_whether_its_init_is_an_encoder_or_a_classifier(tmp_path: Path) -> None:
+    """The family shown for a run depends on it: from a trained classifier it stays a CNN, from SimCLR it is pretrained."""
+    from vitdemo.checkpoints import make_meta, save_checkpoint
+    from vitdemo.cli import _check_start_files
+    from vitdemo.families import ENCODER_TAG
+    from vitdemo.models import build_model
+    from vitdemo.views.names import family_of
+
+    cnn = CNNConfig(width=4)
+    classifier = save_checkpoint(tmp_path / "cnn.safetensors", build_model(cnn), make_meta(cnn, "mnist"))
+    meta = make_meta(cnn, "mnist", metrics={ENCODER_TAG: "simclr"})
+    encoder = save_checkpoint(tmp_path / "simclr.safetensors", build_model(cnn), meta)
+    tuned = _check_start_files(TrainConfig(model=cnn, init=str(classifier)))
+    probed = _check_start_files(TrainConfig(model=cnn, init=str(encoder), probe=True))
+    assert (tuned.init_method, probed.init_method) == ("supervised", "simclr")
+    assert family_of("cnn", tuned.to_dict()) == "cnn" and family_of("cnn", probed.to_dict()) == "pretrained"
+    assert _check_start_files(TrainConfig(model=cnn)).init_method == ""
 
 
 @pytest.mark.parametrize("command", ["classic", "pretrain"])

@@ -40,6 +40,24 @@ def registry(tmp_path: Path) -> Registry:
         ("vit", TrainConfig(model=ViTConfig(), init="mae_vit_mnist.safetensors", labels=100).to_dict(), "pretrained"),
         ("cnn", TrainConfig(model=CNNConfig(), init="simclr.safetensors", probe=True).to_dict(), "pretrained"),
         ("vit", {"model": {"kind": "vit", "pretrain": {"epochs": 3}}}, "pretrained"),  # an encoder's own run
+        # A fine-tune of a trained classifier (the shipped ViT on drawn digits, a class-set run) stays a ViT / CNN;
+        # from an encoder it is pretrained; stored before init_method was, any init counts as an encoder.
+        (
+            "vit",
+            TrainConfig(model=ViTConfig(), init="vit_mnist.safetensors", init_method="supervised").to_dict(),
+            "vit",
+        ),
+        (
+            "cnn",
+            TrainConfig(model=CNNConfig(), init="cnn_mnist.safetensors", init_method="supervised").to_dict(),
+            "cnn",
+        ),
+        (
+            "cnn",
+            TrainConfig(model=CNNConfig(), init="simclr.safetensors", init_method="simclr").to_dict(),
+            "pretrained",
+        ),
+        ("vit", {"model": {"kind": "vit"}, "init": "vit_mnist.safetensors"}, "pretrained"),
         ("cnn", {}, "cnn"),  # a run stored without a config
         ("resnet18", None, "transfer"),
         ("capsule", {}, "other"),
@@ -48,6 +66,16 @@ def registry(tmp_path: Path) -> Registry:
 def test_every_kind_of_run_has_its_family(kind: str, config: dict | None, family: str) -> None:
     assert family_of(kind, config) == family
     assert family in FAMILIES or family == "other"
+
+
+def test_names_mirror_the_config_constants() -> None:
+    """vitdemo.views.names keeps its own copies (it imports no config): they must say the same."""
+    from vitdemo import config, families
+    from vitdemo.views import names
+
+    assert names.SUPERVISED_INIT == config.SUPERVISED_INIT and names.TRANSFER_ARCHS == config.ARCHS
+    assert names.CLASSIC_KINDS == families.CLASSIC_KINDS
+    assert set(families.PRETRAIN_METHODS) | {config.SUPERVISED_INIT, ""} == set(config.INIT_METHODS)
 
 
 def test_display_names_of_models_and_families() -> None:

@@ -192,6 +192,7 @@ ENCODERS = {
         TrainConfig(
             model=ViTConfig(depth=2),
             init="/srv/ckpt/mae_vit_mnist.safetensors",
+            init_method="mae",  # the form reads it off the chosen encoder
             labels=100,
             probe=True,
             val_size=FEW_LABELS_VAL_SIZE,

@@ -9,7 +9,7 @@ import pytest
 
 from vitdemo.checkpoints import load_checkpoint, read_meta
 from vitdemo.classic import ALLOWED_TYPES, file_types, load_classic, read_header, score_classic
-from vitdemo.cli import build_parser, config_from_args
+from vitdemo.cli import _check_start_files, build_parser, config_from_args
 from vitdemo.cli_families import classic_run_from_args, model_from_args
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import Split, load_raw
@@ -77,10 +77,10 @@ def test_documented_command_reproduces_the_stored_config(path: Path) -> None:
     assert command == train_command(trained_with, f"checkpoints/{path.name}")
     stored = TrainConfig.from_dict(trained_with)
     args = build_parser().parse_args(shlex.split(command)[3:])
-    parsed = config_from_args(args)
+    parsed = _check_start_files(config_from_args(args))  # as `train` does: it reads init_method off init's header
     if stored.init:
         assert Path(parsed.init) == Path(stored.init).resolve()
-        assert (REPO_ROOT / stored.init).is_file()  # it names a shipped encoder
+        assert (REPO_ROOT / stored.init).is_file()  # it names a shipped file: an encoder, or the model it tunes
         parsed = dataclasses.replace(parsed, init=stored.init)
     assert parsed == dataclasses.replace(stored, device=args.device)
 

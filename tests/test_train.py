@@ -323,6 +323,8 @@ def test_a_probe_trains_only_the_head_from_its_init(small_mnist, tmp_path: Path)
         ({"labels": -1}, "labels must be"),
         ({"weights_path": "/w.pth"}, "weights_path is only for a pretrained transfer model"),
         ({"model": TransferConfig(), "weights_path": "/w.pth", "init": "/c.safetensors"}, "does not start from init"),
+        ({"init": "/c.safetensors", "init_method": "imagenet"}, "init_method must be one of"),
+        ({"init_method": "supervised"}, "init_method describes init: it needs init"),
     ],
 )
 def test_bad_starts_are_refused(changes: dict, message: str) -> None:

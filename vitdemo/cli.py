@@ -131,16 +131,20 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return dataclasses.replace(base, model=model, **given)
 
 
-def _check_start_files(config: TrainConfig) -> None:
-    """The files a run starts from exist and fit, before a run is recorded (the trainer checks them again)."""
+def _check_start_files(config: TrainConfig) -> TrainConfig:
+    """The files a run starts from exist and fit, before a run is recorded (the trainer checks them again).
+    Returns the config with `init_method` read from the init checkpoint's header."""
     if config.weights_path and not Path(config.weights_path).is_file():
         raise ConfigError(f"weights file not found: {config.weights_path}")
-    if config.init:
-        from vitdemo.checkpoints import read_meta
+    if not config.init:
+        return config
+    from vitdemo.checkpoints import read_meta
+    from vitdemo.families import init_method
 
-        kind = read_meta(config.init).model_config.kind
-        if kind != config.model.kind:
-            raise ConfigError(f"--init holds a {kind} model but this run trains a {config.model.kind}")
+    meta = read_meta(config.init)
+    if meta.model_config.kind != config.model.kind:
+        raise ConfigError(f"--init holds a {meta.model_config.kind} model but this run trains a {config.model.kind}")
+    return dataclasses.replace(config, init_method=init_method(meta.metrics))
 
 
 def resume_file(ref: str, registry: Registry) -> Path:
@@ -188,7 +192,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     config = resume_config_from_args(a, registry) if a.resume else config_from_args(a)
     config.validate()
     if not config.resume:  # a resumed run's weights come from its resume file, not from --init or --weights
-        _check_start_files(config)
+        config = _check_start_files(config)
         from vitdemo.classset_data import freeze_config
 
         config = freeze_config(config, a.home)  # the class set as it is now: the run is reproducible

@@ -12,6 +12,8 @@ DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("cosine", "onecycle", "constant")
 ARCHS = ("resnet18", "vgg16", "alexnet")  # torchvision ImageNet networks a transfer model can start from
 MIN_IMAGE_PX = {"resnet18": 32, "vgg16": 32, "alexnet": 64}  # smaller inputs vanish in the downsampling
+INIT_METHODS = ("", "mae", "simclr", "supervised")  # TrainConfig.init_method
+SUPERVISED_INIT = "supervised"  # init is a trained classifier, not a self-supervised encoder
 CLASS_SET = "class"  # TrainConfig.extra_data: the class's own drawings (vitdemo.classset_data)
 MAX_SEED = 2**64 - 1  # torch.manual_seed and torch.Generator.manual_seed overflow above this (numpy gets seed % 2**32)
 
@@ -185,6 +187,10 @@ class TrainConfig:
     # Where the weights start (vitdemo.train.prepare_model). Paths are stored as given: the CLI makes them absolute.
     labels: int = 0  # >0: train on a seeded class-balanced subset of this many labelled images; 0 = every label
     init: str = ""  # a vitdemo checkpoint (e.g. a pretrained encoder) whose matching weights start the model
+    # How init's weights were learned, read from its header when the run is made: "mae" or "simclr" (a
+    # self-supervised encoder: the run is a "pretrained" one), "supervised" (a trained classifier fine-tuned: the
+    # run stays in its model's family); "" = not recorded (runs from before this field).
+    init_method: str = ""
     probe: bool = False  # train only the head; the body stays frozen in eval mode (a linear probe)
     weights_path: str = ""  # transfer models: the ImageNet weights file (default: torch hub's cache, or download)
     # More training images after the dataset's: "class" (the class set, frozen into a snapshot file when the run is
@@ -246,6 +252,8 @@ class TrainConfig:
             not self.probe or bool(self.init) or pretrained,
             "probe needs init (or a pretrained transfer model): a frozen random body learns nothing",
         )
+        _check(self.init_method in INIT_METHODS, f"init_method must be one of {', '.join(map(repr, INIT_METHODS))}")
+        _check(not self.init_method or bool(self.init), "init_method describes init: it needs init")
         _check(
             not self.weights_path or (pretrained and not self.init),
             "weights_path is only for a pretrained transfer model that does not start from init",

@@ -16,13 +16,19 @@ import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from vitdemo.config import DATASETS, ConfigError, TrainConfig, default_run_name
+from vitdemo.config import DATASETS, SUPERVISED_INIT, ConfigError, TrainConfig, default_run_name
 
 CLASSIC_KINDS = ("logreg", "knn", "svm", "forest")
 PRETRAIN_METHODS: dict[str, str] = {"mae": "vit", "simclr": "cnn"}  # method -> the model kind it pretrains
 PRETRAIN_KEY = "pretrain"  # the stored config's entry that makes a TrainConfig a PretrainRun
 ENCODER_TAG = "pretrained_encoder"  # a checkpoint's metrics key holding the method: the file's head is untrained
 NEW_ENCODER = "(the encoder this run pretrains)"  # stands in for `init` while a PretrainRun is checked
+
+
+def init_method(metrics: dict[str, Any]) -> str:
+    """A TrainConfig.init_method from the init checkpoint's header metrics: the pretraining method of an encoder
+    ("mae", "simclr"), else "supervised" (a trained classifier)."""
+    return str(metrics.get(ENCODER_TAG) or SUPERVISED_INIT)
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ class PretrainRun:
 
     def with_encoder(self, path: str) -> TrainConfig:
         """The fine-tuning run, starting from the encoder at `path`."""
-        return dataclasses.replace(self.train, init=path)
+        return dataclasses.replace(self.train, init=path, init_method=self.method)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.train.to_dict(), PRETRAIN_KEY: {"method": self.method, **asdict(self.pretrain)}}

@@ -411,7 +411,8 @@ def _finetune(v: FormValues, encoders: Mapping[str, EncoderChoice]) -> tuple[Run
         what = f"The encoder {key} is not on this server" if key else "No encoder is chosen"
         return None, [f"{what}: choose one of the encoders offered, or pretrain a new one."]
     chosen = encoders[key]
-    return _checked(_train(v, chosen.model, init=chosen.path), [])
+    train = dataclasses.replace(_train(v, chosen.model, init=chosen.path), init_method=chosen.method)
+    return _checked(train, [])
 
 
 def _checked(config: RunConfig, checks: list) -> tuple[RunConfig | None, list[str]]:

@@ -11,6 +11,7 @@ from typing import Any
 KINDS = {"vit": "ViT", "cnn": "CNN"}  # the two sides of the Draw, Present and Lab pages -> the name shown
 CLASSIC_KINDS = ("logreg", "knn", "svm", "forest")  # scikit-learn baselines (vitdemo.classic.KINDS)
 TRANSFER_ARCHS = ("resnet18", "vgg16", "alexnet")  # ImageNet networks (vitdemo.config.ARCHS)
+SUPERVISED_INIT = "supervised"  # a fine-tune of a trained classifier (vitdemo.config.SUPERVISED_INIT)
 KIND_NAMES = {  # every model kind (and transfer architecture) -> the name shown
     **KINDS,
     "linear": "Linear",
@@ -83,13 +84,16 @@ def model_kind(kind: str, config: Mapping[str, Any] | None = None) -> str:
 
 def family_of(kind: str, config: Mapping[str, Any] | None = None) -> str:
     """The family of a run (a key of FAMILIES, or 'other'): classic (logreg, knn, svm, forest), linear, mlp, cnn,
-    vit, transfer (resnet18, vgg16, alexnet) or pretrained (a run started from a checkpoint, `init`, such as an MAE
-    or SimCLR encoder, or one that records a pretraining method); the config is the run's stored TrainConfig dict."""
+    vit, transfer (resnet18, vgg16, alexnet) or pretrained (a run started from a self-supervised encoder, `init`,
+    or one that records a pretraining method); the config is the run's stored TrainConfig dict. A fine-tune of a
+    trained classifier (init_method "supervised") stays in its model's family; a run from before init_method was
+    recorded counts any init as an encoder."""
     config = config or {}
     precise = model_kind(kind, config)
     if precise in CLASSIC_KINDS or kind == "classic":
         return "classic"
-    if config.get("init") or config.get("pretrain") or _model_section(config).get("pretrain"):
+    from_encoder = bool(config.get("init")) and config.get("init_method") != SUPERVISED_INIT
+    if from_encoder or config.get("pretrain") or _model_section(config).get("pretrain"):
         return "pretrained"
     if precise in TRANSFER_ARCHS or kind == "transfer":
         return "transfer"
