@@ -13,6 +13,7 @@ import torch
 from safetensors import safe_open
 
 import vitdemo.styles
+from vitdemo.classroom import Limits
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset, num_batches
 from vitdemo.resume import (
@@ -23,10 +24,11 @@ from vitdemo.resume import (
     resume_config,
     saved_epoch,
     state_path,
+    still_to_train,
 )
 from vitdemo.runs import execute, queue
 from vitdemo.runs.people import CLI, Actor, NotAllowed
-from vitdemo.runs.store import Registry
+from vitdemo.runs.store import OverLimit, Registry
 from vitdemo.train import Callback, StepInfo, lr_at, train
 
 # Everything that draws random numbers: shuffling, affine + elastic + pen width, styles, dropout.
@@ -194,6 +196,29 @@ def test_queue_resume_continues_a_cancelled_run_in_the_execute_path(data_dir: Pa
     queue.request_cancel(reg, never_ran, CLI)
     with pytest.raises(ResumeError, match="nothing to continue from"):
         queue.resume(reg, never_ran, CLI)
+
+
+def test_the_class_limits_count_only_what_a_resumed_run_has_left(data_dir: Path, tmp_path: Path) -> None:
+    """A student resuming a run near its end is charged the epochs still to train, not the whole schedule (the
+    limit used to refuse resuming a 4-epoch run at epoch 3 when the limit was 2 epochs)."""
+    reg = Registry(tmp_path / "home")
+    teacher, student = Actor("teacher", "Teacher", teacher=True), Actor("person:1", "Ada")
+    queue.set_limits(reg, Limits(max_epochs=20, max_minutes=0), teacher)
+    config = dataclasses.replace(CONFIG, epochs=4)
+    run_id = queue.submit(reg, config, student)
+    assert queue.claim(reg, run_id, pid=1) is not None
+    stopper = StopAfterEpoch(3)
+    data = load_dataset("mnist", data_dir, val_size=200, seed=0, train_subset=300)
+    train(config, [stopper], data=data, should_stop=stopper.stop, state_path=state_path(reg.checkpoint_dir, run_id))
+    reg.transition(run_id, "cancelled", only_from=("running",), finished_at=time.time())
+
+    queue.set_limits(reg, Limits(max_epochs=2, max_minutes=0), teacher)
+    resumed = resume_config(state_path(reg.checkpoint_dir, run_id))
+    assert (resumed.epochs, still_to_train(resumed).epochs, still_to_train(config).epochs) == (4, 1, 4)
+    with pytest.raises(OverLimit, match="epochs"):
+        queue.submit(reg, config, student)  # the same 4 epochs from the start: over the limit
+    new = reg.get_run(queue.resume(reg, run_id, student))  # 1 epoch left: allowed
+    assert new.status == "queued" and new.config["epochs"] == 4 and new.owner == student.owner
 
 
 def test_the_worker_sweep_knows_whose_resume_temporary_it_is(tmp_path: Path) -> None:

@@ -323,6 +323,19 @@ def saved_history(path: str | os.PathLike) -> list[dict[str, float]]:
     return list(read_header(path).get("history") or [])
 
 
+def still_to_train(config: TrainConfig) -> TrainConfig:
+    """What a run has left to train, for its time estimate and the class limits: a resumed run only the epochs
+    after the one its resume file saved (its own config names all of them: it goes on from that file). Torch-free;
+    a config that resumes nothing, or whose file cannot be read (the run fails with the reason), is all left."""
+    if not config.resume:
+        return config
+    try:
+        done = int(read_header(config.resume)["epoch"])
+    except (ResumeError, KeyError, TypeError, ValueError):
+        return config
+    return dataclasses.replace(config, epochs=max(1, config.epochs - done))
+
+
 def saved_epoch(checkpoint_dir: str | os.PathLike, run_id: int) -> int | None:
     """How many epochs run `run_id` has saved to resume from; None without a readable resume file (torch-free:
     a page can ask it for every finished run to offer "Resume")."""

@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from vitdemo import classroom
-from vitdemo.config import ConfigError
+from vitdemo.config import ConfigError, TrainConfig
 from vitdemo.families import ClassicRun, PretrainRun, RunConfig, model_kind, run_name
+from vitdemo.resume import still_to_train
 from vitdemo.runs import people
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.people import Actor
@@ -90,11 +91,12 @@ def submit(
     problem = _memory_problem(config, fields["device"])
     limits = None if actor.teacher else get_limits(store)
     if limits is not None and problem is None:
+        left = still_to_train(config) if isinstance(config, TrainConfig) else config  # a resumed run: what is left
         minutes = None
         if limits.max_minutes:
-            minutes = (estimator or classroom.default_estimator()).estimate(config, fields["device"]).minutes
+            minutes = (estimator or classroom.default_estimator()).estimate(left, fields["device"]).minutes
         problems = classroom.limit_problems(
-            limits, num_params=fields["num_params"] or 0, epochs=classroom.counted_epochs(config), minutes=minutes
+            limits, num_params=fields["num_params"] or 0, epochs=classroom.counted_epochs(left), minutes=minutes
         )
         problem = problems[0] if problems else None
     if problem is not None:
