@@ -96,8 +96,8 @@ def test_train_a_quick_run_and_find_it_on_the_leaderboard(app_page: Any, app_env
     pattern = rf"epoch \d/{EPOCHS} · step \d+/{STEPS} · [\d,]+ images/s"
     assert re.search(pattern, " ".join(progress_seen)), progress_seen
     assert watched_while_running, "the watched test digits never showed while the run trained"
-    # The kept weights' answers, calibrated: the page writes "Done" first and then loads the checkpoint to answer
-    # the ten digits, so on a busy machine they come a moment later (CI saw none at the first look).
+    # The kept weights' answers, calibrated: the panel draws "Done" first, then the metrics and the resume controls,
+    # then the ten digits, so on a busy machine they come a moment later (a first look once saw none).
     page.get_by_text(re.compile(r"of 10 right; calibrated probabilities")).wait_for()
     assert page.locator(".vd-watch-digit").count() == 10
     accuracy = page.locator('[data-testid="stMetric"]').filter(has_text="Test accuracy")
