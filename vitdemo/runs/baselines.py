@@ -50,17 +50,18 @@ def baseline_run(path: Path, meta: CheckpointMeta) -> NewRun:
         "dataset": meta.dataset,
         "config": meta.train_config or {"model": meta.model_config.__dict__, "dataset": meta.dataset},
         "device": m.get("device"),
-        "num_params": m.get("num_params"),
         "epochs_done": int(m.get("epochs", 0) or 0),
-        "val_acc": m.get("val_acc"),
-        "test_acc": m.get("test_acc"),
-        "macro_f1": m.get("macro_f1"),
-        "train_time_s": m.get("train_time_s"),
-        "checkpoint": str(path.resolve()),
-        "finished_at": path.stat().st_mtime,
+        **_file_fields(path, m),
     }
     epochs = [row for row in m.get("history") or [] if isinstance(row, dict) and "epoch" in row]
     return NewRun(fields, epochs)
+
+
+def _file_fields(path: Path, m: dict[str, Any]) -> dict[str, Any]:
+    """The run columns every shipped file gives the same way: its size and scores (header metrics `m`), and the
+    file itself."""
+    scores = {k: m.get(k) for k in ("num_params", "val_acc", "test_acc", "macro_f1", "train_time_s")}
+    return {**scores, "checkpoint": str(path.resolve()), "finished_at": path.stat().st_mtime}
 
 
 def classic_baseline_run(path: Path) -> NewRun:
@@ -77,14 +78,8 @@ def classic_baseline_run(path: Path) -> NewRun:
         "dataset": header.dataset,
         "config": run.to_dict(),
         "device": "cpu",
-        "num_params": m.get("num_params"),
         "epochs_done": 1,
-        "val_acc": m.get("val_acc"),
-        "test_acc": m.get("test_acc"),
-        "macro_f1": m.get("macro_f1"),
-        "train_time_s": m.get("train_time_s"),
-        "checkpoint": str(path.resolve()),
-        "finished_at": path.stat().st_mtime,
+        **_file_fields(path, m),
     }
     return NewRun(fields)
 
