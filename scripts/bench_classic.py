@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from vitdemo.classic import KINDS, ClassicConfig, fit_classic, load_classic, predict_proba, save_classic
 from vitdemo.data import load_dataset
+from vitdemo.models.classic import KINDS, ClassicConfig, fit_classic, load_classic, predict_proba, save_classic
 
 
 def _timed(fn, *args):

@@ -2,7 +2,7 @@
 
     python scripts/bench_preprocess.py [--n 300] [--repeat 30]
 
-Prints, for every case of `vitdemo.paper` (MNIST test digits as scans, photos and canvas drawings),
+Prints, for every case of `vitdemo.synth.paper` (MNIST test digits as scans, photos and canvas drawings),
 both models' accuracy through the app's own preprocessing; then the median time of `preprocess` on a
 280x280 canvas drawing and on a 1000x1000 phone photo, and of the whole Draw-page analysis (both
 models with their explanations) on the canvas drawing. Numbers to read, not to assert.
@@ -18,11 +18,11 @@ import torch
 
 from vitdemo.checkpoints import load_checkpoint
 from vitdemo.data import load_raw
-from vitdemo.drawn import drawn_digits
 from vitdemo.inference import analyze
-from vitdemo.paper import case_accuracy, photo
 from vitdemo.paths import shipped_dir
-from vitdemo.preprocess import preprocess
+from vitdemo.preprocess.pipeline import preprocess
+from vitdemo.synth.drawn import drawn_digits
+from vitdemo.synth.paper import case_accuracy, photo
 
 
 def median_ms(fn, repeat: int) -> float:

@@ -7,7 +7,7 @@ training split's images without their labels (or reused with --simclr-encoder / 
     VITDEMO_DATA_DIR=/work/shared/data VITDEMO_THREADS=1 python scripts/compare_label_budget.py --labels 100
 
 Fair and honest by construction:
-- every run goes through the same trainer (vitdemo.train.train with `labels` and `init`), the same number of
+- every run goes through the same trainer (vitdemo.training.loop.train with `labels` and `init`), the same number of
   optimiser steps, the same recipe, and the same scoring (vitdemo.evaluate.score_model);
 - the labelled subset is class-balanced and picked by `split_seed`, the same images for every model;
 - no run chooses its weights on the 5,000 labelled validation images (a 100-label study cannot have them):
@@ -39,7 +39,7 @@ from vitdemo.data import DatasetSplits, Split, load_dataset  # noqa: E402
 from vitdemo.evaluate import Scores, score_model  # noqa: E402
 from vitdemo.pretrain import PretrainConfig, is_pretrained_encoder, pretrain_encoder, save_encoder  # noqa: E402
 from vitdemo.threads import configure_threads  # noqa: E402
-from vitdemo.train import labelled_split, resolve_device, train  # noqa: E402
+from vitdemo.training.loop import labelled_split, resolve_device, train  # noqa: E402
 from vitdemo.views.label_budget import write_results  # noqa: E402
 
 # name -> (model kind, pretraining method or None, linear probe); the probes run only when asked (--runs)

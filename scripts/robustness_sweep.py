@@ -3,7 +3,7 @@
     VITDEMO_THREADS=1 python scripts/robustness_sweep.py                      # the shipped MNIST ViT and CNN
     python scripts/robustness_sweep.py --dataset fashion --n 1000 --json artifacts/sweep_fashion.json
 
-The same `vitdemo.robustness.sweep` the Robustness lab page runs (n fixed test images, one batched forward per
+The same `vitdemo.explain.robustness.sweep` the Robustness lab page runs (n fixed test images, one batched forward per
 value per model, in batches of 100), on the CPU unless --device says otherwise. The figures are what the page would show.
 """
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from vitdemo import paths  # noqa: E402
 from vitdemo.checkpoints import load_checkpoint  # noqa: E402
 from vitdemo.data import load_raw  # noqa: E402
-from vitdemo.robustness import sweep  # noqa: E402
+from vitdemo.explain.robustness import sweep  # noqa: E402
 from vitdemo.threads import configure_threads  # noqa: E402
 from vitdemo.views.names import kind_name  # noqa: E402
 from vitdemo.views.robustness import summary_sentence, value_text  # noqa: E402

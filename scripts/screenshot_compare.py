@@ -30,8 +30,8 @@ VIEWPORT = {"width": 1280, "height": 720}
 
 def register_logreg(home: Path, data_dir: str | None) -> str:
     """A logistic regression fitted on 5,000 training images, saved and registered as a done run; its title."""
-    from vitdemo.classic import ClassicConfig, fit_classic, save_classic, score_classic
     from vitdemo.data import load_raw
+    from vitdemo.models.classic import ClassicConfig, fit_classic, save_classic, score_classic
     from vitdemo.runs.store import Registry
 
     train = load_raw("mnist", train=True, data_dir=data_dir)
@@ -57,7 +57,7 @@ def register_linear(home: Path, data_dir: str | None) -> str:
     from vitdemo.data import load_dataset
     from vitdemo.evaluate import score_model
     from vitdemo.runs.store import Registry
-    from vitdemo.train import train
+    from vitdemo.training.loop import train
 
     config = TrainConfig(model=LinearConfig(), epochs=1, train_subset=5000, val_size=500, device="cpu")
     data = load_dataset("mnist", data_dir, val_size=500, train_subset=5000)

@@ -3,7 +3,7 @@ and measuring the sweep in the page.
 
     python scripts/screenshot_lab.py                    # -> artifacts/lab_1280_top.png, lab_1280_sweep.png, ...
 
-Starts `streamlit run` on a free port with VITDEMO_HOME in a temporary folder (app.py when it lists pages/lab.py,
+Starts `streamlit run` on a free port with VITDEMO_HOME in a temporary folder (app.py when it lists app_pages/lab.py,
 else a navigation script of its own with the Draw and Lab pages), drives headless Chromium (/usr/bin/chromium)
 and always stops the server. The sweep is measured by the server itself (the button on the page), so the time it
 prints is the page's time on this machine.
@@ -42,10 +42,12 @@ page.run()
 
 def app_script(folder: Path) -> str:
     """app.py if it lists the lab page, else a navigation script in `folder` with the Draw and Lab pages."""
-    if "pages/lab.py" in (ROOT / "app.py").read_text():
+    if "app_pages/lab.py" in (ROOT / "app.py").read_text():
         return "app.py"
     script = folder / "lab_app.py"
-    script.write_text(NAVIGATION.format(draw=str(ROOT / "pages" / "draw.py"), lab=str(ROOT / "pages" / "lab.py")))
+    script.write_text(
+        NAVIGATION.format(draw=str(ROOT / "app_pages" / "draw.py"), lab=str(ROOT / "app_pages" / "lab.py"))
+    )
     return str(script)
 
 

@@ -14,7 +14,7 @@ from browser import DIGIT_STROKES, digit_png, stroke_image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from vitdemo.preprocess import preprocess
+from vitdemo.preprocess.pipeline import preprocess
 from vitdemo.runs.store import Registry
 from vitdemo.ui import shell
 from vitdemo.ui.draw import CanvasValue
@@ -23,13 +23,13 @@ from vitdemo.views import display
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = [
-    "pages/draw.py",
-    "pages/present.py",
-    "pages/lab.py",
-    "pages/train.py",
-    "pages/evaluate.py",
-    "pages/leaderboard.py",
-    "pages/classset.py",
+    "app_pages/draw.py",
+    "app_pages/present.py",
+    "app_pages/lab.py",
+    "app_pages/train.py",
+    "app_pages/evaluate.py",
+    "app_pages/leaderboard.py",
+    "app_pages/classset.py",
 ]
 PREDICTION = re.compile(r'aria-label="(ViT|CNN) predicts ([^"]+)"')
 OPINION = re.compile(r'aria-label="(#\d+|[\w-]+) predicts ([^"]+)"')  # an extra opinion: '#12 predicts 7'
@@ -288,8 +288,8 @@ def opinions(at: AppTest) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def tiny_logreg(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A logistic regression fitted here on 500 MNIST training images (a second), saved as a skops file."""
-    from vitdemo.classic import ClassicConfig, fit_classic, save_classic
     from vitdemo.data import load_raw
+    from vitdemo.models.classic import ClassicConfig, fit_classic, save_classic
 
     train = load_raw("mnist", train=True, data_dir=data_dir)
     fitted = fit_classic(ClassicConfig(kind="logreg", max_iter=100), train.images[:500].numpy(), train.labels[:500])
@@ -306,8 +306,8 @@ def _done_run(registry: Registry, name: str, kind: str, checkpoint: Path, config
 def test_a_classic_run_gives_an_extra_opinion_with_its_templates(
     draw_env: Path, mnist_checkpoints: Path, tiny_logreg: Path
 ) -> None:
-    from vitdemo.classic import load_classic
-    from vitdemo.opinions import classic_opinion
+    from vitdemo.explain.opinions import classic_opinion
+    from vitdemo.models.classic import load_classic
 
     run_id = _done_run(Registry(draw_env), "[click](http://x) logreg", "logreg", tiny_logreg, {"kind": "logreg"})
     image = stroke_image(DIGIT_STROKES["7"])
@@ -332,7 +332,7 @@ def test_a_linear_run_gives_an_extra_opinion_explained_by_integrated_gradients(
     from vitdemo.checkpoints import make_meta, save_checkpoint
     from vitdemo.config import LinearConfig, TrainConfig
     from vitdemo.data import load_dataset
-    from vitdemo.train import train
+    from vitdemo.training.loop import train
 
     config = TrainConfig(model=LinearConfig(), epochs=1, train_subset=1000, val_size=100, device="cpu")
     result = train(config, data=load_dataset("mnist", data_dir, val_size=100, train_subset=1000))

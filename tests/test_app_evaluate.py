@@ -18,7 +18,7 @@ from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset, load_raw
 from vitdemo.evaluate import score_checkpoint
 from vitdemo.runs.store import Registry
-from vitdemo.train import train
+from vitdemo.training.loop import train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 180  # scores 10,000 test images, then blanks and restores 100 of them 15 times each
@@ -46,7 +46,7 @@ def env(tmp_home: Path, shipped: Path, data_dir: Path, monkeypatch: pytest.Monke
 def open_evaluate() -> AppTest:
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
     at.run()
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("app_pages/evaluate.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -118,7 +118,7 @@ def copied_run(env: Registry, shipped: Path, name: str, epochs: int = 0) -> int:
 @pytest.fixture(scope="module")
 def tiny_logreg(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     """A logistic regression fitted on 500 MNIST training images (a second), as a skops file."""
-    from vitdemo.classic import ClassicConfig, fit_classic, save_classic
+    from vitdemo.models.classic import ClassicConfig, fit_classic, save_classic
 
     train_split = load_raw("mnist", train=True, data_dir=data_dir)
     config = ClassicConfig(kind="logreg", max_iter=100)
@@ -148,7 +148,7 @@ def test_comparing_two_runs_shows_both_calibration_curves(env: Registry, shipped
 
 
 def test_three_runs_side_by_side_of_three_families(env: Registry, shipped: Path, tiny_logreg: Path) -> None:
-    from vitdemo.classic import load_classic, score_classic
+    from vitdemo.models.classic import load_classic, score_classic
 
     open_evaluate()  # registers the shipped CNN
     baseline = next(r for r in env.list_runs() if r.baseline)

@@ -1,6 +1,6 @@
 """The Under the hood page under Streamlit's AppTest, with the real shipped checkpoints.
 
-app.py's navigation belongs to the app shell; until it lists pages/hood.py, the page runs inside a
+app.py's navigation belongs to the app shell; until it lists app_pages/hood.py, the page runs inside a
 two-line navigation app of its own (the same shell: page setup, sidebar, models), written to a temporary folder.
 """
 
@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from vitdemo.checkpoints import load_checkpoint
 from vitdemo.data import load_raw
-from vitdemo.hood import neighbour_similarity, position_similarity
+from vitdemo.explain.hood import neighbour_similarity, position_similarity
 from vitdemo.ui.hood import DRAW_KEY
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """The Robustness lab page under Streamlit's AppTest: the shared shell and sidebar, the live sliders with the
 shipped models, and the sweep (with tiny untrained checkpoints, so measuring 1,000 images takes seconds).
 
-Until app.py lists pages/lab.py, the page runs in a navigation script of its own, built like app.py's."""
+Until app.py lists app_pages/lab.py, the page runs in a navigation script of its own, built like app.py's."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from streamlit.testing.v1 import AppTest
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, ViTConfig
 from vitdemo.data import load_raw
+from vitdemo.explain.robustness import CHANGES
 from vitdemo.models import build_model
-from vitdemo.robustness import CHANGES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = REPO_ROOT / "app.py"
-PAGE = REPO_ROOT / "pages" / "lab.py"
+PAGE = REPO_ROOT / "app_pages" / "lab.py"
 PREDICTION = re.compile(r'aria-label="(ViT|CNN) predicts ([^"]+)"')
 TIMEOUT_S = 180  # the first run imports torch and loads both models; the sweep scores 1,000 images 35 times
 NAVIGATION = f"""
@@ -36,10 +36,10 @@ page.run()
 
 def open_lab(**state: object) -> AppTest:
     """The app on the lab page, with `state` in the session before the first run."""
-    if "pages/lab.py" in APP.read_text():
+    if "app_pages/lab.py" in APP.read_text():
         at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
         at.run()
-        at.switch_page("pages/lab.py")
+        at.switch_page("app_pages/lab.py")
     else:
         at = AppTest.from_string(NAVIGATION, default_timeout=TIMEOUT_S)
     for key, value in state.items():

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from vitdemo.classic import ClassicConfig, fit_classic, load_classic, save_classic, score_classic
 from vitdemo.config import TrainConfig, TransferConfig, ViTConfig
 from vitdemo.data import load_raw
+from vitdemo.models.classic import ClassicConfig, fit_classic, load_classic, save_classic, score_classic
 from vitdemo.runs import worker
 from vitdemo.runs.store import Registry
 from vitdemo.views import label_budget
@@ -65,7 +65,7 @@ def family_runs(env: Registry, tiny_logreg: Path) -> dict[str, int]:
 def open_leaderboard() -> AppTest:
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
     at.run()
-    at.switch_page("pages/leaderboard.py").run()
+    at.switch_page("app_pages/leaderboard.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

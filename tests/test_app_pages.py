@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from vitdemo import units
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset, load_raw
@@ -21,9 +22,9 @@ from vitdemo.evaluate import score_model
 from vitdemo.runs import people, points, queue, worker
 from vitdemo.runs.people import CLI, NotAllowed
 from vitdemo.runs.store import Registry, Run
-from vitdemo.train import train
+from vitdemo.training.loop import train
+from vitdemo.training.watch import WatchRow, choose_digits
 from vitdemo.views import forms, learning
-from vitdemo.watch import WatchRow, choose_digits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 90  # the Evaluate page classifies 10,000 test images on a busy CPU
@@ -63,7 +64,7 @@ def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 def open_page(page: str) -> AppTest:
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
     at.run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -119,7 +120,7 @@ def test_train_page_shows_the_estimate(env: Registry, worker_starts) -> None:
     metrics = {m.label: m.value for m in at.metric}
     expected = forms.estimate(forms.config_from_values(forms.default_values()))
     assert metrics["Parameters"] == f"{expected.num_params:,}"
-    assert metrics["Memory"] == forms.human_bytes(expected.total_bytes)
+    assert metrics["Memory"] == units.human_bytes(expected.total_bytes)
     assert metrics["Time"] not in ("-", "")  # measured on this machine before the run starts
     at.radio(key="tf_model_kind").set_value("cnn").run()
     cnn = forms.estimate(forms.config_from_values({**forms.default_values(), "model_kind": "cnn"}))
@@ -240,7 +241,7 @@ def test_a_stopped_run_is_resumed_from_the_train_page(
 ) -> None:
     """A run with a saved epoch offers "Resume from epoch 1"; with "Train to epoch" 3 it queues a new run that
     goes on from the resume file with the longer schedule, its curves starting with the epoch it continues."""
-    from vitdemo.resume import state_path
+    from vitdemo.training.resume import state_path
 
     run_id = finished_run(env, shipped)
     config = TrainConfig(model=CNNConfig(width=4, depth=1), epochs=1, batch_size=100, train_subset=300, val_size=100)
@@ -379,7 +380,7 @@ def open_as(page: str, token: str | None = None, secrets: dict | None = None, pa
     if password is not None:
         at.text_input(key="teacher_pw").input(password)
         at.button(key="teacher_unlock").click().run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -15,9 +15,9 @@ from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.families import ClassicRun, run_config_from_dict
 from vitdemo.models import build_model
 from vitdemo.pretrain.encoder import ENCODER_TAG
-from vitdemo.recipes import FEW_LABELS_VAL_SIZE, SEED_VIT
 from vitdemo.runs import worker
 from vitdemo.runs.store import Registry
+from vitdemo.training.recipes import FEW_LABELS_VAL_SIZE, SEED_VIT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENCODER = "simclr_cnn_tiny.safetensors"
@@ -45,7 +45,7 @@ def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 def open_train() -> AppTest:
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=90)
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

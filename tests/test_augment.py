@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from vitdemo.augment import ELASTIC_PX, elastic_offsets, mix_in, random_stroke_width, stroke_width
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig
-from vitdemo.data import Split, augment, load_raw, to_input
-from vitdemo.preprocess import center_of_mass
-from vitdemo.styles import GLYPHS, style_pool
+from vitdemo.data import Split, load_raw, to_input
+from vitdemo.preprocess.pipeline import center_of_mass
+from vitdemo.synth.styles import GLYPHS, style_pool
+from vitdemo.training.augment import ELASTIC_PX, augment, elastic_offsets, mix_in, random_stroke_width, stroke_width
 
 MEAN, STD = 0.1307, 0.3081
 BG = -MEAN / STD  # the background after normalisation

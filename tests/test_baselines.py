@@ -104,8 +104,8 @@ def test_concurrent_baseline_syncs_register_each_file_once(reg: Registry, tmp_pa
 def _classic_file(folder: Path, name: str) -> Path:
     import numpy as np
 
-    from vitdemo.classic import fit_classic, save_classic
     from vitdemo.families import ClassicConfig
+    from vitdemo.models.classic import fit_classic, save_classic
 
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), np.arange(40) % 10

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from vitdemo.bench import time_to_accuracy, train_throughput
 from vitdemo.config import CNNConfig, TrainConfig
+from vitdemo.training.bench import time_to_accuracy, train_throughput
 
 
 def test_time_to_accuracy_stops_at_the_target_and_reports_test_accuracy(data_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""The Class set page in a real browser: a drawing submitted through vitdemo.classset (as the Draw page's widget
+"""The Class set page in a real browser: a drawing submitted through vitdemo.classset.store (as the Draw page's widget
 does) shows in the gallery of the model it fooled, and the teacher (no password set: everyone) deletes it."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import browser as helpers
 import pytest
 
-from vitdemo import classset
-from vitdemo.classset import Answer, ClassSet
+from vitdemo.classset import store as classset
+from vitdemo.classset.store import Answer, ClassSet
 from vitdemo.runs.people import Actor
 
 pytestmark = pytest.mark.browser

@@ -48,7 +48,7 @@ def set_number(page: Any, label: str, value: int | str) -> None:
 
 def test_a_bookmarked_page_opens_inside_the_app_on_a_fresh_server(chromium_browser: Any, app_url: str) -> None:
     """First in this module on purpose: the server has served no page yet, the case where Streamlit would run
-    pages/leaderboard.py alone (no sidebar, no page config) instead of through app.py."""
+    app_pages/leaderboard.py alone (no sidebar, no page config) instead of through app.py."""
     context = chromium_browser.new_context(viewport=helpers.VIEWPORT)
     try:
         page = context.new_page()

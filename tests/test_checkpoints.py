@@ -293,7 +293,7 @@ def test_predict_with_an_unknown_dataset_says_so(tmp_path: Path, capsys: pytest.
     import numpy as np
     from PIL import Image
 
-    from vitdemo import cli
+    from vitdemo.cli import main as cli
 
     image = tmp_path / "one.png"
     pixels = np.zeros((28, 28), np.uint8)

@@ -12,7 +12,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from vitdemo.classic import (
+from vitdemo.config import ConfigError
+from vitdemo.data import Split, load_dataset
+from vitdemo.families import ClassicRun
+from vitdemo.models.classic import (
     ClassicConfig,
     ClassicError,
     ClassicModel,
@@ -28,9 +31,6 @@ from vitdemo.classic import (
     score_classic,
     stored_numbers,
 )
-from vitdemo.config import ConfigError
-from vitdemo.data import Split, load_dataset
-from vitdemo.families import ClassicRun
 
 SMALL = {  # small enough for a test: a few seconds each on 3000 images
     "logreg": ClassicConfig(kind="logreg", max_iter=100),

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from vitdemo import classroom
+from vitdemo import units
 from vitdemo.config import CNNConfig, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
-from vitdemo.runs import people, queue, worker
+from vitdemo.runs import admission, limits, people, queue, worker
 from vitdemo.runs.people import CLI, Actor, NotAllowed
 from vitdemo.runs.store import OverLimit, Registry, Run
 from vitdemo.views import charts
@@ -36,9 +36,9 @@ def reg(tmp_path: Path) -> Registry:
     return Registry(tmp_path / "home")
 
 
-def fixed_rate(images_per_s: float) -> classroom.Estimator:
+def fixed_rate(images_per_s: float) -> admission.Estimator:
     """An estimator whose device trains `images_per_s` images a second (a stored table, not a probe)."""
-    return classroom.Estimator(lambda model, batch, device: images_per_s, threads=1)
+    return admission.Estimator(lambda model, batch, device: images_per_s, threads=1)
 
 
 def students(reg: Registry) -> tuple[Actor, Actor]:
@@ -106,9 +106,9 @@ def test_only_the_teacher_changes_class_settings(reg: Registry) -> None:
     with pytest.raises(NotAllowed, match="Only the teacher can pause"):
         queue.set_paused(reg, True, ana)
     with pytest.raises(NotAllowed, match="Only the teacher can change the class limits"):
-        queue.set_limits(reg, classroom.Limits(max_epochs=100), ana)
-    assert not queue.is_paused(reg) and queue.get_limits(reg) == classroom.Limits()
-    queue.set_limits(reg, classroom.Limits(max_epochs=3), TEACHER)
+        queue.set_limits(reg, limits.Limits(max_epochs=100), ana)
+    assert not queue.is_paused(reg) and queue.get_limits(reg) == limits.Limits()
+    queue.set_limits(reg, limits.Limits(max_epochs=3), TEACHER)
     assert queue.get_limits(reg).max_epochs == 3
 
 
@@ -116,10 +116,10 @@ def test_only_the_teacher_changes_class_settings(reg: Registry) -> None:
 @pytest.mark.parametrize(
     ("limits", "config", "message"),
     [
-        (classroom.Limits(max_params=1000), TINY, "over the class limit of 1,000 (largest model)"),
-        (classroom.Limits(max_epochs=5), TrainConfig(**{**TINY.__dict__, "epochs": 6}), "limit of 5 epochs"),
+        (limits.Limits(max_params=1000), TINY, "over the class limit of 1,000 (largest model)"),
+        (limits.Limits(max_epochs=5), TrainConfig(**{**TINY.__dict__, "epochs": 6}), "limit of 5 epochs"),
         (
-            classroom.Limits(max_epochs=0, max_minutes=1),
+            limits.Limits(max_epochs=0, max_minutes=1),
             TrainConfig(**{**TINY.__dict__, "epochs": 200}),
             "(estimated time)",
         ),
@@ -136,7 +136,7 @@ def test_a_students_run_over_a_limit_is_refused_at_submit(reg: Registry, limits,
 
 def test_runs_in_the_queue_per_student_are_counted_in_the_insert(reg: Registry) -> None:
     ana, ben = students(reg)
-    queue.set_limits(reg, classroom.Limits(max_active_runs=2), TEACHER)
+    queue.set_limits(reg, limits.Limits(max_active_runs=2), TEACHER)
     first = queue.submit(reg, TINY, ana, estimator=fixed_rate(1e4))
     queue.submit(reg, TINY, ana, estimator=fixed_rate(1e4))
     with pytest.raises(OverLimit, match="You already have 2 run"):
@@ -150,14 +150,14 @@ def test_runs_in_the_queue_per_student_are_counted_in_the_insert(reg: Registry) 
 def test_a_huge_model_is_estimated_in_days_and_refused_without_being_built(reg: Registry) -> None:
     """The issue's ViT of dim 1024, depth 24 for 100 epochs: the real estimator (it times the small reference
     model on this machine, then scales by FLOPs) says days; the queue refuses it, naming the limit."""
-    estimate = classroom.default_estimator().estimate(HUGE, "cpu")
+    estimate = admission.default_estimator().estimate(HUGE, "cpu")
     assert estimate.how == "scaled" and estimate.minutes > 3 * 24 * 60
-    assert classroom.estimate_parameters(HUGE.model) > 200_000_000
+    assert admission.estimate_parameters(HUGE.model) > 200_000_000
     ana, _ = students(reg)
     with pytest.raises(OverLimit) as err:
         queue.submit(reg, HUGE, ana)
     assert "parameters" in str(err.value) or "memory" in str(err.value)
-    queue.set_limits(reg, classroom.Limits(max_params=0, max_epochs=0, max_minutes=10), TEACHER)
+    queue.set_limits(reg, limits.Limits(max_params=0, max_epochs=0, max_minutes=10), TEACHER)
     with pytest.raises(OverLimit, match=r"days on this server, over the class limit of 10 minutes|memory"):
         queue.submit(reg, HUGE, ana)
 
@@ -305,7 +305,7 @@ def test_csv_cells_that_would_run_as_formulas_are_quoted(reg: Registry) -> None:
     )
     assert {r["by"] for r in rows} == {"'=HYPERLINK(1)"}
     assert {r["test accuracy"] for r in rows} == {"0.5"}  # numbers are numbers
-    assert charts.csv_cell(-2.5) == -2.5 and charts.csv_cell(None) is None
+    assert units.csv_cell(-2.5) == -2.5 and units.csv_cell(None) is None
 
 
 # -- time estimates -----------------------------------------------------------------------------------------
@@ -314,34 +314,34 @@ def test_the_estimator_probes_each_model_once_and_scales_big_ones() -> None:
 
     def probe(model, batch, device) -> float:
         calls.append((model, batch, device))
-        return 1000.0 if model == classroom.REFERENCES[model.kind] else 400.0
+        return 1000.0 if model == admission.REFERENCES[model.kind] else 400.0
 
-    est = classroom.Estimator(probe, threads=1)
+    est = admission.Estimator(probe, threads=1)
     small = TrainConfig(model=CNNConfig(width=8, depth=1), epochs=2, train_subset=1000, val_size=100)
     first = est.estimate(small, "cpu")
     assert first.how == "measured" and first.images_per_s == 400.0
     assert est.estimate(small, "cpu") == first and len(calls) == 2  # the reference and the model, once each
-    assert first.seconds == pytest.approx(classroom.STARTUP_S + 1000 * 2 / 400 + (100 * 3 + 10_000) / 1200)
+    assert first.seconds == pytest.approx(admission.STARTUP_S + 1000 * 2 / 400 + (100 * 3 + 10_000) / 1200)
     big = est.estimate(HUGE, "cpu")
-    ref = classroom.REFERENCES["vit"]
-    expected = 1000.0 * classroom.train_flops_per_image(ref) / classroom.train_flops_per_image(HUGE.model)
+    ref = admission.REFERENCES["vit"]
+    expected = 1000.0 * admission.train_flops_per_image(ref) / admission.train_flops_per_image(HUGE.model)
     assert big.how == "scaled" and big.images_per_s == pytest.approx(expected) and len(calls) == 3
-    assert classroom.Estimator(probe, threads=4).estimate(small, "cpu").images_per_s == pytest.approx(
-        400 * 4**classroom.THREAD_SCALING
+    assert admission.Estimator(probe, threads=4).estimate(small, "cpu").images_per_s == pytest.approx(
+        400 * 4**admission.THREAD_SCALING
     )
 
 
 def test_the_real_probe_times_training_steps() -> None:
-    rate = classroom.probe_throughput(CNNConfig(width=4, depth=1), 16, "cpu")
+    rate = admission.probe_throughput(CNNConfig(width=4, depth=1), 16, "cpu")
     assert 10 < rate < 1e7
 
 
 def test_limits_round_trip_and_bad_values_fall_back_to_defaults() -> None:
-    limits = classroom.Limits(max_active_runs=1, max_params=5, max_epochs=2, max_minutes=0.5)
-    assert classroom.Limits.from_json(limits.to_json()) == limits
-    assert classroom.Limits.from_json('{"max_epochs": -1}') == classroom.Limits()
-    assert classroom.Limits.from_json("not json") == classroom.Limits()
-    assert classroom.format_minutes(0.5) == "30 seconds" and classroom.format_minutes(66_000) == "45.8 days"
+    chosen = limits.Limits(max_active_runs=1, max_params=5, max_epochs=2, max_minutes=0.5)
+    assert limits.Limits.from_json(chosen.to_json()) == chosen
+    assert limits.Limits.from_json('{"max_epochs": -1}') == limits.Limits()
+    assert limits.Limits.from_json("not json") == limits.Limits()
+    assert units.format_minutes(0.5) == "30 seconds" and units.format_minutes(66_000) == "45.8 days"
 
 
 # -- GPUs and how many runs share a device ----------------------------------------------------------------
@@ -393,5 +393,5 @@ def test_every_family_gets_a_size_and_a_time_estimate(model) -> None:
     used to fail on a missing 'depth')."""
     from vitdemo.models import build_model, count_parameters
 
-    assert classroom.estimate_parameters(model) == count_parameters(build_model(model))
-    assert classroom.forward_macs(model) >= classroom.estimate_parameters(model)
+    assert admission.estimate_parameters(model) == count_parameters(build_model(model))
+    assert admission.forward_macs(model) >= admission.estimate_parameters(model)

@@ -11,9 +11,9 @@ import pytest
 from browser import DIGIT_STROKES, stroke_image
 from PIL import Image
 
-from vitdemo import classset
-from vitdemo.classset import Answer, ClassSet, ClassSetError, Refused, SubmissionNotFound
-from vitdemo.preprocess import preprocess
+from vitdemo.classset import store as classset
+from vitdemo.classset.store import Answer, ClassSet, ClassSetError, Refused, SubmissionNotFound
+from vitdemo.preprocess.pipeline import preprocess
 from vitdemo.runs.people import HOME, Actor, NotAllowed
 
 ANA = Actor("person:1", "Ana")

@@ -10,8 +10,8 @@ import pytest
 from browser import DIGIT_STROKES, stroke_image
 from streamlit.testing.v1 import AppTest
 
-from vitdemo import classset
-from vitdemo.classset import Answer, ClassSet
+from vitdemo.classset import store as classset
+from vitdemo.classset.store import Answer, ClassSet
 from vitdemo.runs.people import Actor
 from vitdemo.views.charts import literal_markdown
 
@@ -31,7 +31,7 @@ def env(tmp_home: Path, mnist_checkpoints: Path, data_dir: Path, monkeypatch: py
 def open_page() -> AppTest:
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
     at.run()
-    at.switch_page("pages/classset.py").run()
+    at.switch_page("app_pages/classset.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

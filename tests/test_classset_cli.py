@@ -1,5 +1,5 @@
-"""`python -m vitdemo classset ...` through vitdemo.cli.main (one-line errors, exit 2), and the Class set page's
-sentences and tables (vitdemo.classset_views)."""
+"""`python -m vitdemo classset ...` through vitdemo.cli.main.main (one-line errors, exit 2), and the Class set page's
+sentences and tables (vitdemo.views.classset)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 from browser import DIGIT_STROKES, stroke_image
 
-from vitdemo import classset, cli
-from vitdemo.classset import Answer, ClassSet, Submission
-from vitdemo.classset_scores import Candidate, ClassScore
-from vitdemo.classset_views import answers_line, caption, galleries, label_frame, people_frame, scores_frame, verdict
+from vitdemo.classset import store as classset
+from vitdemo.classset.scores import Candidate, ClassScore
+from vitdemo.classset.store import Answer, ClassSet, Submission
+from vitdemo.cli import main as cli
 from vitdemo.runs.people import Actor
+from vitdemo.views.classset import answers_line, caption, galleries, label_frame, people_frame, scores_frame, verdict
 
 
 @pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """cli.main with the `classset` verb registered (vitdemo/cli.py does it once merged)."""
-    from vitdemo.cli_classset import add_parsers
+    """cli.main with the `classset` verb registered (vitdemo/cli/main.py does it once merged)."""
+    from vitdemo.cli.classset import add_parsers
 
     build = cli.build_parser
 

@@ -19,25 +19,24 @@ import pytest
 import torch
 from browser import DIGIT_STROKES, stroke_image
 
-from vitdemo import classset
 from vitdemo.checkpoints import load_checkpoint, read_meta
-from vitdemo.classset import Answer, ClassSet
-from vitdemo.classset_data import (
+from vitdemo.classset import store as classset
+from vitdemo.classset.data import (
     ClassSetEmpty,
     as_split,
     freeze,
     freeze_config,
-    load_snapshot,
-    with_class_set,
 )
-from vitdemo.classset_export import IMAGES_NAME, LABELS_NAME, export_zip, idx_bytes, read_idx, write_export
-from vitdemo.classset_scores import score_table
+from vitdemo.classset.export import IMAGES_NAME, LABELS_NAME, export_zip, idx_bytes, read_idx, write_export
+from vitdemo.classset.scores import score_table
+from vitdemo.classset.snapshot import load_snapshot, with_class_set
+from vitdemo.classset.store import Answer, ClassSet
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig, default_run_name
 from vitdemo.data import DataError, load_dataset, load_raw
 from vitdemo.evaluate import score_checkpoint
 from vitdemo.runs.people import Actor
 from vitdemo.runs.store import Registry
-from vitdemo.train import Callback, load_data, train
+from vitdemo.training.loop import Callback, load_data, train
 
 N_TEST = 12  # MNIST test digits submitted as if a class had drawn them
 
@@ -213,7 +212,9 @@ def test_load_data_adds_the_frozen_drawings_to_the_training_images_only(filled: 
     with pytest.raises(DataError, match="holds mnist drawings, but this run trains on fashion"):
         load_data(fashion, data_dir)
     with pytest.raises(ClassSetEmpty):
-        with_class_set(plain, "class", filled.home / "nobody")
+        freeze_config(TrainConfig(extra_data="class"), filled.home / "nobody")
+    with pytest.raises(DataError, match="frozen into a snapshot"):  # the training loop never reads the live set
+        with_class_set(plain, "class")
 
 
 def test_a_shipped_cnn_fine_tunes_on_the_class_set_plus_mnist(

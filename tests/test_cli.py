@@ -164,7 +164,7 @@ def test_shipped_checkpoints_follow_vitdemo_checkpoints(tmp_path: Path, data_dir
 
 
 def test_split_seed_flag_reaches_the_config() -> None:
-    from vitdemo.cli import build_parser, config_from_args
+    from vitdemo.cli.main import build_parser, config_from_args
 
     config = config_from_args(build_parser().parse_args(["train", "--seed", "4", "--split-seed", "9"]))
     assert (config.seed, config.split_seed) == (4, 9)
@@ -330,7 +330,7 @@ def test_errors_are_one_line_for_every_verb(tmp_path: Path) -> None:
 
 
 def test_handwriting_flags_reach_the_config() -> None:
-    from vitdemo.cli import build_parser, config_from_args
+    from vitdemo.cli.main import build_parser, config_from_args
 
     args = ["train", "--stroke-aug", "0.75", "--elastic", "1", "--styles-ratio", "0.08"]
     config = config_from_args(build_parser().parse_args(args))
@@ -339,7 +339,7 @@ def test_handwriting_flags_reach_the_config() -> None:
 
 
 def test_resume_continues_a_run_from_its_last_epoch(tmp_path: Path, data_dir: Path, capsys) -> None:
-    from vitdemo.cli import main
+    from vitdemo.cli.main import main
 
     home = tmp_path / "home"
     first = ["--model", "cnn", "--width", "4", "--depth", "1", "--stroke-aug", "0.5", "--elastic", "1"]

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from vitdemo.checkpoints import load_checkpoint, read_meta
-from vitdemo.classic import load_classic
 from vitdemo.config import CNNConfig, MLPConfig, TrainConfig, TransferConfig
+from vitdemo.models.classic import load_classic
 from vitdemo.pretrain import is_pretrained_encoder
 from vitdemo.runs.store import Registry
 
@@ -60,7 +60,7 @@ def test_classic_fits_scores_and_saves_as_a_run(tmp_path: Path, data_dir: Path, 
     assert run.kind == "knn" and run.test_acc == row["test_acc"] and run.macro_f1 == row["macro_f1"]
     assert run.name == "knn-mnist-k3-pca30-n1000" and run.checkpoint.endswith(f"run-{run.id}.skops")
     assert run.num_params == back.metrics["num_params"] > 0
-    from vitdemo.cli_families import evaluate_classic
+    from vitdemo.cli.families import evaluate_classic
 
     capsys.readouterr()
     assert evaluate_classic(Path(run.checkpoint), argparse.Namespace(data_dir=str(data_dir), json=True)) == 0
@@ -136,8 +136,8 @@ def test_train_a_transfer_model_from_a_weights_file(tmp_path: Path, data_dir: Pa
 
 def test_the_seed_recipe_with_overrides() -> None:
     """Parsing only (the recipe trains like any ViT run; its 1-epoch check is in the report, not a test)."""
-    from vitdemo.cli import build_parser, config_from_args
-    from vitdemo.recipes import SEED_VIT
+    from vitdemo.cli.main import build_parser, config_from_args
+    from vitdemo.training.recipes import SEED_VIT
 
     args = build_parser().parse_args(["train", "--recipe", "seed-vit", "--epochs", "1", "--train-subset", "600"])
     assert config_from_args(args) == dataclasses.replace(SEED_VIT, epochs=1, train_subset=600)
@@ -167,7 +167,7 @@ def test_mistakes_are_one_line_errors(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str], args: list[str], words: str
 ) -> None:
     """In this process (main() is the entry a subprocess runs too): nothing recorded, one line, exit status 2."""
-    from vitdemo.cli import main
+    from vitdemo.cli.main import main
 
     home = tmp_path / "home"
     extra = ["--home", str(home)] if args[0] == "train" else []
@@ -181,7 +181,7 @@ def test_an_init_of_another_kind_is_refused_before_a_run_is_recorded(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from vitdemo.checkpoints import make_meta, save_checkpoint
-    from vitdemo.cli import main
+    from vitdemo.cli.main import main
     from vitdemo.models import build_model
 
     cnn = CNNConfig(width=4)
@@ -193,7 +193,7 @@ def test_an_init_of_another_kind_is_refused_before_a_run_is_recorded(
 def test_a_run_records_whether_its_init_is_an_encoder_or_a_classifier(tmp_path: Path) -> None:
     """The family shown for a run depends on it: from a trained classifier it stays a CNN, from SimCLR it is pretrained."""
     from vitdemo.checkpoints import make_meta, save_checkpoint
-    from vitdemo.cli import _check_start_files
+    from vitdemo.cli.main import _check_start_files
     from vitdemo.families import ENCODER_TAG
     from vitdemo.models import build_model
     from vitdemo.views.names import family_of

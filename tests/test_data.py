@@ -3,8 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vitdemo.data import DataError, augment, batches, load_dataset, load_raw, to_input
+from vitdemo.data import DataError, batches, load_dataset, load_raw, to_input
 from vitdemo.paths import data_root
+from vitdemo.training.augment import augment
 
 
 def test_mnist_loads_as_uint8_with_the_published_counts(data_dir: str) -> None:
@@ -88,10 +89,10 @@ def test_mnist_statistics_live_in_one_place_and_preprocessing_stays_torch_free()
     import subprocess
     import sys
 
-    from vitdemo import preprocess
     from vitdemo.data import normalization
+    from vitdemo.preprocess import pipeline as preprocess
 
     assert (preprocess.MNIST_MEAN, preprocess.MNIST_STD) == normalization("mnist") == (0.1307, 0.3081)
-    code = "import sys, vitdemo.preprocess, vitdemo.data; print('torch' in sys.modules)"
+    code = "import sys, vitdemo.preprocess.pipeline, vitdemo.data; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr  # the Draw page's preprocessing does not load torch

@@ -1,7 +1,7 @@
 import numpy as np
 
-from vitdemo.drawn import TEMPLATES, drawn_digits
-from vitdemo.preprocess import preprocess
+from vitdemo.preprocess.pipeline import preprocess
+from vitdemo.synth.drawn import TEMPLATES, drawn_digits
 
 
 def test_drawn_set_is_reproducible_and_balanced() -> None:
@@ -29,7 +29,7 @@ def test_every_digit_has_templates() -> None:
 
 # --- the harder set: styles, writers, pens and paper ---------------------------------------------------------
 def test_style_sets_are_reproducible_split_by_seed_and_labelled() -> None:
-    from vitdemo.drawn_styles import SHAPES, STYLES, style_digits
+    from vitdemo.synth.drawn_styles import SHAPES, STYLES, style_digits
 
     for style in ("flagged_1", "lined_paper"):
         a = list(style_digits(style, "own", 2))
@@ -43,7 +43,7 @@ def test_style_sets_are_reproducible_split_by_seed_and_labelled() -> None:
 
 
 def test_every_style_preprocesses_to_digits() -> None:
-    from vitdemo.drawn_styles import PAPER_LOOKS, STYLES, preprocessed
+    from vitdemo.synth.drawn_styles import PAPER_LOOKS, STYLES, preprocessed
 
     for style in STYLES:
         images, labels, refused = preprocessed(style, "own", 2)
@@ -53,10 +53,10 @@ def test_every_style_preprocesses_to_digits() -> None:
 
 
 def test_no_synthetic_training_digit_is_near_any_evaluation_drawing() -> None:
-    """vitdemo.styles (training) and the evaluation sets are different generators: no training image is a copy or
+    """vitdemo.synth.styles (training) and the evaluation sets are different generators: no training image is a copy or
     a near copy (L2 in [0, 1] pixels over 28 x 28) of a drawing that the models are scored on."""
-    from vitdemo.drawn_styles import SPLITS, STYLES, preprocessed
-    from vitdemo.styles import POOL_SIZE, style_pool
+    from vitdemo.synth.drawn_styles import SPLITS, STYLES, preprocessed
+    from vitdemo.synth.styles import POOL_SIZE, style_pool
 
     pool = style_pool(POOL_SIZE, seed=0)[0].reshape(POOL_SIZE, -1).astype(np.float32) / 255.0  # (P, 784)
     evaluation = [preprocess(image).image for image, _ in drawn_digits(10)]
@@ -77,8 +77,8 @@ def test_no_synthetic_training_digit_is_near_any_evaluation_drawing() -> None:
 
 
 def test_styles_command_prints_every_style_for_each_model(mnist_checkpoints, capsys) -> None:
-    from vitdemo.drawn import main
-    from vitdemo.drawn_styles import STYLES
+    from vitdemo.synth.drawn import main
+    from vitdemo.synth.drawn_styles import STYLES
 
     cnn = str(mnist_checkpoints / "cnn_mnist.safetensors")
     assert main([cnn, "--styles", "--split", "held_out", "--per-class", "1"]) == 0

@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-import vitdemo.train
+import vitdemo.training.loop
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.data import load_dataset, to_input
-from vitdemo.explain import (
+from vitdemo.explain.maps import (
     attention_rollout,
     blank_value,
     cam_from_gradients,
@@ -370,7 +370,7 @@ def test_integrated_gradients_leave_the_model_as_it_was_and_chunk_like_one_pass(
     assert all(p.grad is None for p in cnn.parameters()) and not heat.requires_grad
     assert heat.shape == (5, 28, 28) and heat.min() >= 0 and heat.max() <= 1
     assert torch.allclose(logits, cnn.eval()(x), atol=1e-5)
-    monkeypatch.setattr("vitdemo.explain.IG_CHUNK", 4)  # one image per pass
+    monkeypatch.setattr("vitdemo.explain.maps.IG_CHUNK", 4)  # one image per pass
     assert torch.allclose(integrated_gradients(cnn, x, baseline=-0.5, steps=4)[1], heat, atol=1e-5)
 
 
@@ -414,7 +414,7 @@ def mnist():
 
 def train_tiny(config: TrainConfig, data) -> tuple[nn.Module, nn.Module]:
     """(trained model, the same model at its initialisation)."""
-    result = vitdemo.train.train(config, data=data)
+    result = vitdemo.training.loop.train(config, data=data)
     torch.manual_seed(config.seed)  # train() seeds like this before it builds: this is its starting point
     return result.model.eval(), build_model(config.model).eval()
 

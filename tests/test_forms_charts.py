@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from vitdemo import units
 from vitdemo.config import CNNConfig, ConfigError, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
 from vitdemo.families import CLASSIC_KINDS, ClassicConfig, ClassicRun, PretrainConfig, PretrainRun
 from vitdemo.metrics import evaluate_predictions
 from vitdemo.models import build_model, count_parameters
-from vitdemo.recipes import FEW_LABELS_VAL_SIZE, SEED_VIT
 from vitdemo.runs.store import Registry
+from vitdemo.training.recipes import FEW_LABELS_VAL_SIZE, SEED_VIT
 from vitdemo.views import charts, forms
 
 # -- forms ---------------------------------------------------------------------------------------------
@@ -85,7 +86,7 @@ def test_memory_estimate_grows_with_batch_and_model() -> None:
     bigger_model = forms.estimate(TrainConfig(model=ViTConfig(embed_dim=128, num_heads=2), batch_size=64))
     assert bigger_batch.activations_bytes == pytest.approx(4 * small.activations_bytes)
     assert bigger_model.weights_bytes > small.weights_bytes
-    assert forms.human_bytes(1536) == "1.5 KB" and forms.human_bytes(200 * 1024**2) == "200 MB"
+    assert units.human_bytes(1536) == "1.5 KB" and units.human_bytes(200 * 1024**2) == "200 MB"
     lines = forms.estimate_lines(small)
     assert lines[0] == f"{small.num_params:,} parameters" and "memory" in lines[2]
 
@@ -328,9 +329,9 @@ def test_queue_frame_and_progress_text(registry: Registry) -> None:
 
 
 def test_format_duration_and_result_line(registry: Registry) -> None:
-    assert charts.format_duration(46 * 86400 + 100) == "46 days"
-    assert [charts.rough_duration(s) for s in (44.6, 1990, 9000, 4e6)] == ["45 s", "33 min", "2.5 h", "46 days"]
-    assert [charts.format_duration(s) for s in (None, 4.25, 42, 75, 3725)] == [
+    assert units.format_duration(46 * 86400 + 100) == "46 days"
+    assert [units.rough_duration(s) for s in (44.6, 1990, 9000, 4e6)] == ["45 s", "33 min", "2.5 h", "46 days"]
+    assert [units.format_duration(s) for s in (None, 4.25, 42, 75, 3725)] == [
         "-",
         "4.2 s",
         "42 s",

@@ -1,4 +1,4 @@
-"""vitdemo.hood: attention per layer and head, position-embedding similarity, CNN stages and filters, mosaics;
+"""vitdemo.explain.hood: attention per layer and head, position-embedding similarity, CNN stages and filters, mosaics;
 hand-made cases with known answers, then the real shipped checkpoints."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from torch import nn
 
 from vitdemo.checkpoints import load_checkpoint
 from vitdemo.data import load_raw, to_input
-from vitdemo.hood import (
+from vitdemo.explain.hood import (
     class_token_attention,
     cnn_stages,
     first_filters,

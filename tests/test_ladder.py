@@ -11,7 +11,7 @@ from vitdemo.data import load_dataset
 from vitdemo.evaluate import score_model
 from vitdemo.models import build_model, count_parameters
 from vitdemo.models.ladder import MLP, Linear
-from vitdemo.train import train
+from vitdemo.training.loop import train
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Extra opinions on one drawing (vitdemo.opinions) and how they are drawn (vitdemo.views.opinions): real fitted
+"""Extra opinions on one drawing (vitdemo.explain.opinions) and how they are drawn (vitdemo.views.opinions): real fitted
 scikit-learn models and real (small, untrained) networks."""
 
 from __future__ import annotations
@@ -10,11 +10,18 @@ import pytest
 import torch
 
 from vitdemo.checkpoints import LoadedModel, make_meta
-from vitdemo.classic import ClassicConfig, fit_classic, load_classic, logreg_templates, predict_proba, save_classic
 from vitdemo.config import CNNConfig, TransferConfig, ViTConfig
 from vitdemo.data import load_raw
+from vitdemo.explain.opinions import classic_opinion, is_classic_file, to_pixels, torch_opinion
 from vitdemo.models import build_model
-from vitdemo.opinions import classic_opinion, is_classic_file, to_pixels, torch_opinion
+from vitdemo.models.classic import (
+    ClassicConfig,
+    fit_classic,
+    load_classic,
+    logreg_templates,
+    predict_proba,
+    save_classic,
+)
 from vitdemo.views import opinions as views
 from vitdemo.views.display import ACCENT
 

@@ -1,6 +1,6 @@
 """Real handwriting on real-looking paper: tight crops, blur, marker and pencil, ruled paper, shadows.
 
-Each case renders real MNIST test digits with `vitdemo.paper` (not `vitdemo.drawn`, the models' own
+Each case renders real MNIST test digits with `vitdemo.synth.paper` (not `vitdemo.synth.drawn`, the models' own
 check set) and asks two things: the centred 28x28 input keeps the strokes (most of the ink mass of
 the same digit rendered cleanly survives), and the shipped models still read most of them.
 """
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from vitdemo.paper import CASES, case_accuracy, samples
-from vitdemo.preprocess import preprocess, to_grayscale
+from vitdemo.preprocess.pipeline import preprocess, to_grayscale
+from vitdemo.synth.paper import CASES, case_accuracy, samples
 
 N = 40  # digits per case: enough to see a broken case, small enough to be quick
 

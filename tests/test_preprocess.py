@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from vitdemo.preprocess import (
+from vitdemo.preprocess.pipeline import (
     MNIST_MEAN,
     MNIST_STD,
     center_of_mass,

@@ -12,9 +12,9 @@ import pytest
 import sklearn.datasets
 from PIL import Image
 
-from vitdemo.drawn import drawn_digits
-from vitdemo.paper import smooth_noise
-from vitdemo.preprocess import EMPTY_MESSAGE, NOT_A_DIGIT_MESSAGE, SPECK_MESSAGE, preprocess
+from vitdemo.preprocess.pipeline import EMPTY_MESSAGE, NOT_A_DIGIT_MESSAGE, SPECK_MESSAGE, preprocess
+from vitdemo.synth.drawn import drawn_digits
+from vitdemo.synth.paper import smooth_noise
 
 PHOTOS = Path(sklearn.datasets.__file__).parent / "images"  # real photos that scikit-learn ships
 

@@ -1,7 +1,7 @@
 """Digits written on ruled and squared paper: the printed lines go before the crop, the pen's strokes stay.
 
-The sheets here come from this file's own generator, not from `vitdemo.drawn_styles` (the drawn-digit check
-that is scored) nor `vitdemo.paper`: lines drawn anti-aliased at 4x and shrunk, at any small tilt, in light blue,
+The sheets here come from this file's own generator, not from `vitdemo.synth.drawn_styles` (the drawn-digit check
+that is scored) nor `vitdemo.synth.paper`: lines drawn anti-aliased at 4x and shrunk, at any small tilt, in light blue,
 grey or nearly the pencil's darkness; ink multiplied onto the paper (a line shows through the pen), on a sheet
 lit from one side. The digits are real MNIST test digits. Squared paper's crossings used to pass for strokes:
 the crop spanned the grid and the model saw a shrunken digit in a field of dots.
@@ -17,8 +17,8 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from vitdemo.preprocess import EMPTY_MESSAGE, preprocess
-from vitdemo.preprocess_paper import remove_lines
+from vitdemo.preprocess.lines import remove_lines
+from vitdemo.preprocess.pipeline import EMPTY_MESSAGE, preprocess
 
 N = 30  # digits per case
 

@@ -20,12 +20,12 @@ from test_app_draw import FakeCanvas, predictions, run_app
 from vitdemo.config import TrainConfig
 from vitdemo.runs import points
 from vitdemo.runs.store import Registry
+from vitdemo.training.watch import WatchRow
 from vitdemo.views import display, join
 from vitdemo.views.colors import colorscale
 from vitdemo.views.sketch import MAX_GALLERY, MAX_STEPS, Drawing, Sketchbook, decode_png, encode_png
-from vitdemo.watch import WatchRow
 
-PRESENT = "pages/present.py"
+PRESENT = "app_pages/present.py"
 
 
 # --- join address and QR code ---------------------------------------------------------------------------------

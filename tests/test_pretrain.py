@@ -28,7 +28,7 @@ from vitdemo.pretrain import (
 )
 from vitdemo.pretrain.mae import encode_visible, num_visible, patchify, random_masking, unpatchify
 from vitdemo.pretrain.simclr import cnn_features, two_views
-from vitdemo.train import train
+from vitdemo.training.loop import train
 
 TINY_VIT = ViTConfig(patch_size=7, embed_dim=32, depth=2, num_heads=2)  # 16 patches
 TINY_CNN = CNNConfig(width=8)

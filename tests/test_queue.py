@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from vitdemo import classroom
 from vitdemo.config import CNNConfig, ConfigError, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
 from vitdemo.families import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun, run_config_from_dict
 from vitdemo.models import build_model, count_parameters
-from vitdemo.recipes import finetune_config
-from vitdemo.runs import queue
+from vitdemo.runs import admission, limits, queue
 from vitdemo.runs.people import CLI, Actor
 from vitdemo.runs.store import OverLimit, Registry, RunNotFound
+from vitdemo.training.recipes import finetune_config
 
 TINY = TrainConfig(
     model=CNNConfig(width=4, depth=1), epochs=1, batch_size=100, train_subset=300, val_size=200, device="cpu"
@@ -206,31 +205,31 @@ def test_classic_and_pretrain_runs_are_queued_with_their_kind_and_name(reg: Regi
 def test_every_kind_gets_a_time_estimate(model) -> None:
     """The queue estimates every run before a student's is accepted; a linear model, an MLP or a transfer model
     used to fail there (KeyError: no reference model of their kind)."""
-    est = classroom.Estimator(fixed_speed, threads=1).estimate(TrainConfig(model=model, epochs=2), "cpu")
-    assert est.seconds > classroom.STARTUP_S and est.how in ("measured", "scaled")
+    est = admission.Estimator(fixed_speed, threads=1).estimate(TrainConfig(model=model, epochs=2), "cpu")
+    assert est.seconds > admission.STARTUP_S and est.how in ("measured", "scaled")
 
 
 def test_classic_and_pretraining_times_come_from_the_measured_constants() -> None:
-    est = classroom.Estimator(fixed_speed, threads=1)
+    est = admission.Estimator(fixed_speed, threads=1)
     svm = est.estimate(ClassicRun(model=ClassicConfig(kind="svm"), train_subset=11_000), "cpu")
     assert svm.how == "constant" and svm.seconds == pytest.approx(
-        classroom.STARTUP_S + classroom.CLASSIC_FULL_S["svm"] / 5
+        admission.STARTUP_S + admission.CLASSIC_FULL_S["svm"] / 5
     )
     fine = dataclasses.replace(TINY, labels=100, train_subset=0, val_size=1000)
     pre = PretrainRun("simclr", PretrainConfig(epochs=2), fine)
     added = est.estimate(pre, "cpu").seconds - est.estimate(fine, "cpu").seconds
-    assert added == pytest.approx(59_000 * 2 / (1000 * classroom.PRETRAIN_SPEED["simclr"]))  # all the images
+    assert added == pytest.approx(59_000 * 2 / (1000 * admission.PRETRAIN_SPEED["simclr"]))  # all the images
 
 
 def test_a_label_budget_counts_its_epochs_as_passes_over_the_training_set(reg: Registry) -> None:
     """40 epochs over 100 labels are 4,000 images, under one pass over the 55,000: a student's fine-tune is
     within the class's 20-epoch limit (it was refused before), and its time is that of 4,000 images."""
     few = finetune_config(CNNConfig(width=4, depth=1), labels=100, device="cpu")
-    assert few.epochs == 40 and classroom.counted_epochs(few) == 1
-    assert classroom.train_images(few) == 100
-    run_id = queue.submit(reg, few, STUDENT, estimator=classroom.Estimator(fixed_speed, threads=1))
+    assert few.epochs == 40 and limits.counted_epochs(few) == 1
+    assert admission.train_images(few) == 100
+    run_id = queue.submit(reg, few, STUDENT, estimator=admission.Estimator(fixed_speed, threads=1))
     assert reg.get_run(run_id).owner == STUDENT.owner
     with pytest.raises(OverLimit, match="21 epochs is over the class limit of 20"):
-        queue.submit(reg, dataclasses.replace(TINY, epochs=21), STUDENT, estimator=classroom.Estimator(fixed_speed))
+        queue.submit(reg, dataclasses.replace(TINY, epochs=21), STUDENT, estimator=admission.Estimator(fixed_speed))
     pre = PretrainRun("simclr", PretrainConfig(epochs=3), few)
-    assert classroom.counted_epochs(pre) == 4 and classroom.counted_epochs(ClassicRun()) == 1
+    assert limits.counted_epochs(pre) == 4 and limits.counted_epochs(ClassicRun()) == 1

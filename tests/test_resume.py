@@ -12,11 +12,15 @@ import pytest
 import torch
 from safetensors import safe_open
 
-import vitdemo.styles
-from vitdemo.classroom import Limits
+import vitdemo.synth.styles
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset, num_batches
-from vitdemo.resume import (
+from vitdemo.runs import execute, queue
+from vitdemo.runs.limits import Limits
+from vitdemo.runs.people import CLI, Actor, NotAllowed
+from vitdemo.runs.store import OverLimit, Registry
+from vitdemo.training.loop import Callback, StepInfo, lr_at, train
+from vitdemo.training.resume import (
     HEADER_KEY,
     ResumeError,
     load_state,
@@ -26,10 +30,6 @@ from vitdemo.resume import (
     state_path,
     still_to_train,
 )
-from vitdemo.runs import execute, queue
-from vitdemo.runs.people import CLI, Actor, NotAllowed
-from vitdemo.runs.store import OverLimit, Registry
-from vitdemo.train import Callback, StepInfo, lr_at, train
 
 # Everything that draws random numbers: shuffling, affine + elastic + pen width, styles, dropout.
 CONFIG = TrainConfig(
@@ -55,7 +55,7 @@ def data(data_dir: Path):
 
 @pytest.fixture(autouse=True)
 def small_style_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vitdemo.styles, "POOL_SIZE", 200)  # rendering 3,000 digits per test is not the point
+    monkeypatch.setattr(vitdemo.synth.styles, "POOL_SIZE", 200)  # rendering 3,000 digits per test is not the point
 
 
 class StopAfterEpoch(Callback):
@@ -223,8 +223,8 @@ def test_the_class_limits_count_only_what_a_resumed_run_has_left(data_dir: Path,
 
 def test_the_worker_sweep_knows_whose_resume_temporary_it_is(tmp_path: Path) -> None:
     """A half-written resume file of a running run is left alone; one of a run that has ended is removed."""
-    from vitdemo.resume import _tmp_prefix
     from vitdemo.runs import worker
+    from vitdemo.training.resume import _tmp_prefix
 
     reg = Registry(tmp_path / "home")
     running = reg.create_run(name="r", kind="cnn", dataset="mnist", config={}, status="running", worker_pid=1)

@@ -12,7 +12,7 @@ import torch
 from vitdemo.checkpoints import load_checkpoint
 from vitdemo.data import Split, load_raw
 from vitdemo.evaluate import score_checkpoint
-from vitdemo.robustness import (
+from vitdemo.explain.robustness import (
     CHANGES,
     Settings,
     SweepResult,

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from vitdemo.checkpoints import load_checkpoint, read_meta
-from vitdemo.classic import ALLOWED_TYPES, file_types, load_classic, read_header, score_classic
-from vitdemo.cli import _check_start_files, build_parser, config_from_args
-from vitdemo.cli_families import classic_run_from_args, model_from_args
+from vitdemo.cli.families import classic_run_from_args, model_from_args
+from vitdemo.cli.main import _check_start_files, build_parser, config_from_args
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import Split, load_raw
-from vitdemo.drawn import drawn_accuracy
+from vitdemo.models.classic import ALLOWED_TYPES, file_types, load_classic, read_header, score_classic
 from vitdemo.paths import REPO_ROOT, shipped_dir
 from vitdemo.pretrain import ENCODER_TAG, is_pretrained_encoder
 from vitdemo.runs.baselines import baseline_files, encoders
@@ -28,6 +27,7 @@ from vitdemo.shipped import (
     reproduce_commands,
     train_command,
 )
+from vitdemo.synth.drawn import drawn_accuracy
 
 SHIPPED_DIR = shipped_dir()  # $VITDEMO_CHECKPOINTS, else the repository's checkpoints/
 ENCODERS = sorted(e.path for e in encoders(SHIPPED_DIR))

@@ -15,7 +15,7 @@ from vitdemo.data import Split, load_dataset
 from vitdemo.evaluate import predict_logits, score_model
 from vitdemo.models import build_model
 from vitdemo.runs.store import Registry
-from vitdemo.train import (
+from vitdemo.training.loop import (
     Callback,
     EpochInfo,
     StepInfo,
@@ -334,7 +334,7 @@ def test_bad_starts_are_refused(changes: dict, message: str) -> None:
 
 
 def test_hflip_mirrors_digits_only_when_asked(small_mnist, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vitdemo.train as train_module
+    import vitdemo.training.loop as train_module
 
     seen: list[bool] = []
     real = train_module.augment
@@ -352,9 +352,9 @@ def test_hflip_mirrors_digits_only_when_asked(small_mnist, monkeypatch: pytest.M
 
 
 def test_styles_join_each_batch_but_not_its_train_accuracy(small_mnist, monkeypatch) -> None:
-    import vitdemo.styles
+    import vitdemo.synth.styles
 
-    monkeypatch.setattr(vitdemo.styles, "POOL_SIZE", 100)
+    monkeypatch.setattr(vitdemo.synth.styles, "POOL_SIZE", 100)
     torch.manual_seed(0)
     config = TrainConfig(model=CNNConfig(width=4), augment=0, device="cpu", styles_ratio=0.25, stroke_aug=1, elastic=1)
     learner = make_learner(config, torch.device("cpu"), small_mnist.mean, small_mnist.std)

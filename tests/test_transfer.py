@@ -24,7 +24,7 @@ from vitdemo.models.transfer import (
     load_pretrained,
     weights_filename,
 )
-from vitdemo.train import train
+from vitdemo.training.loop import train
 
 
 @pytest.fixture(autouse=True)

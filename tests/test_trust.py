@@ -1,4 +1,4 @@
-"""vitdemo.trust: the pieces on hand-made cases with known answers, then both checks on the real shipped
+"""vitdemo.explain.trust: the pieces on hand-made cases with known answers, then both checks on the real shipped
 checkpoints and a small fixed set of test images (the trained maps must beat random maps on deletion, and a
 randomly initialised model's maps must not look like the trained one's)."""
 
@@ -14,8 +14,8 @@ from torch import nn
 
 from vitdemo.checkpoints import load_checkpoint
 from vitdemo.data import load_raw, to_input
-from vitdemo.explain import grad_cam
-from vitdemo.trust import (
+from vitdemo.explain.maps import grad_cam
+from vitdemo.explain.trust import (
     area_under,
     average_ranks,
     background_share,
@@ -225,7 +225,7 @@ def test_maps_come_from_a_batch_not_an_image_loop(mnist_checkpoints: Path, mnist
 
 
 def test_trust_figure_and_table_show_every_map() -> None:
-    from vitdemo.trust import MapScores, TrustReport
+    from vitdemo.explain.trust import MapScores, TrustReport
     from vitdemo.views.trust_charts import trust_figure, trust_frame
 
     curve = np.linspace(1, 0, 5)

@@ -18,9 +18,9 @@ from vitdemo.data import load_dataset, load_raw
 from vitdemo.runs import points, queue
 from vitdemo.runs.execute import RegistryCallback, WatchCallback
 from vitdemo.runs.store import Registry
-from vitdemo.train import Callback, StepInfo, train
+from vitdemo.training.loop import Callback, StepInfo, train
+from vitdemo.training.watch import WATCH_SEED, Watcher, WatchRow, choose_digits, predict_row
 from vitdemo.views import learning
-from vitdemo.watch import WATCH_SEED, Watcher, WatchRow, choose_digits, predict_row
 
 # Batch norm and dropout: a forward pass in training mode would move the running statistics and draw from the RNG.
 TINY = TrainConfig(

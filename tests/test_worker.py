@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from vitdemo.checkpoints import read_meta
-from vitdemo.classic import load_classic
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.families import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun
+from vitdemo.models.classic import load_classic
 from vitdemo.pretrain import is_pretrained_encoder
 from vitdemo.runs import execute, points, queue, worker
 from vitdemo.runs.dbfile import RegistryUnavailable
 from vitdemo.runs.people import CLI
 from vitdemo.runs.store import Registry, Run
-from vitdemo.watch import WatchRow
+from vitdemo.training.watch import WatchRow
 
 TINY = TrainConfig(
     model=CNNConfig(width=4, depth=1), epochs=1, batch_size=100, train_subset=300, val_size=200, device="cpu"

@@ -14,7 +14,7 @@ ARCHS = ("resnet18", "vgg16", "alexnet")  # torchvision ImageNet networks a tran
 MIN_IMAGE_PX = {"resnet18": 32, "vgg16": 32, "alexnet": 64}  # smaller inputs vanish in the downsampling
 INIT_METHODS = ("", "mae", "simclr", "supervised")  # TrainConfig.init_method
 SUPERVISED_INIT = "supervised"  # init is a trained classifier, not a self-supervised encoder
-CLASS_SET = "class"  # TrainConfig.extra_data: the class's own drawings (vitdemo.classset_data)
+CLASS_SET = "class"  # TrainConfig.extra_data: the class's own drawings (vitdemo.classset.data)
 MAX_SEED = 2**64 - 1  # torch.manual_seed and torch.Generator.manual_seed overflow above this (numpy gets seed % 2**32)
 
 
@@ -63,7 +63,7 @@ class CNNConfig:
     in_chans: int = 1
     num_classes: int = 10
     width: int = 16  # channels of the first stage; stage i has width * 2**i (16: 99% MNIST in ~1 CPU minute)
-    depth: int = 2  # 28 -> 14 -> 7 with two stages (Grad-CAM on any stage: vitdemo.explain)
+    depth: int = 2  # 28 -> 14 -> 7 with two stages (Grad-CAM on any stage: vitdemo.explain.maps)
     dropout: float = 0.1
 
     def validate(self) -> None:
@@ -118,7 +118,7 @@ class MLPConfig:
 class TransferConfig:
     """A torchvision ImageNet network on upscaled digits, fine-tuned whole or as a frozen feature extractor.
 
-    Building one never reads the ImageNet weights: training loads them (vitdemo.train), a checkpoint has its own.
+    Building one never reads the ImageNet weights: training loads them (vitdemo.training.loop), a checkpoint has its own.
     """
 
     kind: Literal["transfer"] = "transfer"
@@ -171,7 +171,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     augment: float = 1.0  # 0 = off; 1 = +-10 deg, +-10% scale, +-2 px shift
     hflip: bool = False  # also mirror half the digits left-right (Fashion-MNIST is always mirrored)
-    # The gap between MNIST and what people draw (vitdemo.augment, vitdemo.styles); 0 = off, as runs before them.
+    # The gap between MNIST and what people draw (vitdemo.training.augment, vitdemo.synth.styles); 0 = off, as runs before them.
     stroke_aug: float = 0.0  # pen width: 1 = up to 2 px thicker or 1 px thinner, per image
     elastic: float = 0.0  # a smooth random wobble of the strokes: 1 = up to about 1.5 px
     styles_ratio: float = 0.0  # synthetic handwriting styles MNIST lacks, added to each batch: 0.05 = 5% more images
@@ -184,7 +184,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast, CUDA only
     keep: Literal["best", "last"] = "best"
     name: str = ""
-    # Where the weights start (vitdemo.train.prepare_model). Paths are stored as given: the CLI makes them absolute.
+    # Where the weights start (vitdemo.training.loop.prepare_model). Paths are stored as given: the CLI makes them absolute.
     labels: int = 0  # >0: train on a seeded class-balanced subset of this many labelled images; 0 = every label
     init: str = ""  # a vitdemo checkpoint (e.g. a pretrained encoder) whose matching weights start the model
     # How init's weights were learned, read from its header when the run is made: "mae" or "simclr" (a
@@ -194,9 +194,9 @@ class TrainConfig:
     probe: bool = False  # train only the head; the body stays frozen in eval mode (a linear probe)
     weights_path: str = ""  # transfer models: the ImageNet weights file (default: torch hub's cache, or download)
     # More training images after the dataset's: "class" (the class set, frozen into a snapshot file when the run is
-    # submitted: vitdemo.classset_data.freeze_config) or that snapshot's path (.npz). Validation and test stay MNIST's.
+    # submitted: vitdemo.classset.data.freeze_config) or that snapshot's path (.npz). Validation and test stay MNIST's.
     extra_data: str = ""
-    resume: str = ""  # a resume file (vitdemo.resume): continue that run from its last saved epoch
+    resume: str = ""  # a resume file (vitdemo.training.resume): continue that run from its last saved epoch
 
     def validate(self) -> None:
         self.model.validate()

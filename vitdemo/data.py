@@ -5,7 +5,7 @@ index slices of a seeded permutation and augmentation runs on whole batches (cif
 
 The datasets' statistics and class names (`DATASET_INFO`, `normalization`, `class_names`) are the one
 source for every module; importing this module does not import torch (each function that needs it does),
-so `vitdemo.preprocess` reads them and stays numpy + Pillow.
+so `vitdemo.preprocess.pipeline` reads them and stays numpy + Pillow.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def load_dataset(
     train_subset: int = 0,
 ) -> DatasetSplits:
     """Train/validation split of the 60k training images (`seed` picks the validation images) plus the
-    10k test split. A training run passes its `split_seed` here (`vitdemo.train.load_data`)."""
+    10k test split. A training run passes its `split_seed` here (`vitdemo.training.loop.load_data`)."""
     import torch
 
     full = load_raw(dataset, train=True, data_dir=data_dir)
@@ -148,55 +148,3 @@ def batches(
 
 def num_batches(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
-
-
-def augment(
-    x: torch.Tensor,
-    strength: float,
-    generator: torch.Generator | None = None,
-    hflip: bool = False,
-    elastic: float = 0.0,
-) -> torch.Tensor:
-    """Random rotation, scale and translation of a whole batch at once, plus an optional elastic wobble, in one
-    resample.
-
-    x: (B, C, H, W) float. strength 1.0 means up to +-10 degrees, +-10% scale and +-2 px (of 28) shift.
-    hflip mirrors half the images left-right: right for clothes, wrong for digits (a mirrored 2 is not a 2).
-    elastic > 0 adds a smooth random displacement field (`vitdemo.augment.elastic_offsets`: about 1.5 px at 1.0);
-    its random numbers are drawn after the affine ones, and only when it is on, so runs without it are unchanged.
-    The background (after normalisation) is whatever x has at its corners, so padding uses the border value.
-    """
-    if strength <= 0 and elastic <= 0:
-        return x
-    import torch
-    import torch.nn.functional as F
-
-    B, _, H, W = x.shape
-    if strength > 0:
-        theta = _random_affine(B, H, strength, generator, hflip).to(x.device, x.dtype)  # (B, 2, 3)
-    else:
-        theta = torch.eye(2, 3, dtype=x.dtype, device=x.device).expand(B, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
-    if elastic > 0:
-        from vitdemo.augment import elastic_offsets
-
-        grid = grid + elastic_offsets(B, H, W, elastic, generator, x.device).to(grid.dtype)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def _random_affine(
-    batch: int, size: int, strength: float, generator: torch.Generator | None, hflip: bool
-) -> torch.Tensor:
-    """(B, 2, 3) output -> input sampling matrices: rotation, scale, shift and (hflip) a mirror per image."""
-    import torch
-
-    rand = torch.rand(batch, 5 if hflip else 4, generator=generator) * 2 - 1  # (B, 4|5) in [-1, 1]
-    angle = rand[:, 0] * math.radians(10.0) * strength
-    scale = 1.0 + rand[:, 1] * 0.10 * strength
-    shift = rand[:, 2:4] * (2.0 * 2.0 / size) * strength  # 2 px in normalised [-1, 1] coordinates
-    mirror = torch.where(rand[:, 4] < 0, -1.0, 1.0) if hflip else torch.ones_like(angle)  # (B,) x-axis sign
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    return torch.stack(
-        [torch.stack([cos * mirror, -sin, shift[:, 0]], dim=1), torch.stack([sin * mirror, cos, shift[:, 1]], dim=1)],
-        dim=1,
-    )  # (B, 2, 3): mirror flips the output's x axis

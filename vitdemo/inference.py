@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from vitdemo.checkpoints import LoadedModel
-from vitdemo.explain import HeadFusion, attention_rollout, explain_cnn, layer_maps
-from vitdemo.preprocess import Preprocessed, normalize, preprocess
+from vitdemo.explain.maps import HeadFusion, attention_rollout, explain_cnn, layer_maps
+from vitdemo.preprocess.pipeline import Preprocessed, normalize, preprocess
 
 
 @dataclass(frozen=True)

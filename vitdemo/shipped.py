@@ -166,7 +166,7 @@ def latency_ms(loaded: LoadedModel, n: int = 50) -> float:
 
 
 def measure(path: Path, data_dir: str | None, pair: LoadedModel | None = None) -> ShippedFigures:
-    from vitdemo.drawn import drawn_accuracy
+    from vitdemo.synth.drawn import drawn_accuracy
 
     loaded = load_checkpoint(path)
     meta = loaded.meta
@@ -284,8 +284,8 @@ class EncoderFigures:
 
 def measure_classic(path: Path, data_dir: str | None) -> ClassicFigures:
     """A shipped scikit-learn file loaded through the allowlist and scored on its test split."""
-    from vitdemo.classic import load_classic, predict_proba, read_header, score_classic
     from vitdemo.data import load_raw
+    from vitdemo.models.classic import load_classic, predict_proba, read_header, score_classic
 
     fitted, header = load_classic(path), read_header(path)
     test = load_raw(fitted.dataset, train=False, data_dir=data_dir)

@@ -1,7 +1,7 @@
 """Model registry: one `build_model(config)` for every kind.
 
 Every model takes (B, 1, 28, 28) and has a `head` module that maps its features to the classes: a probe trains
-only the head, and an init checkpoint fills everything else (vitdemo.train.prepare_model).
+only the head, and an init checkpoint fills everything else (vitdemo.training.loop.prepare_model).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from vitdemo.models.vit import ViT
 
 def _transfer(config: TransferConfig) -> nn.Module:
     """torchvision costs seconds of import: only transfer models (and their checkpoints) pay for it.
-    The weights are random: training loads the ImageNet ones (vitdemo.train), a checkpoint its own."""
+    The weights are random: training loads the ImageNet ones (vitdemo.training.loop), a checkpoint its own."""
     from vitdemo.models.transfer import TransferNet
 
     return TransferNet(config)

@@ -1,7 +1,7 @@
 """Self-supervised pretraining (MAE for the ViT, SimCLR for the CNN) and label budgets.
 
 Fine-tuning is an ordinary run: `TrainConfig(init=<encoder checkpoint>, labels=100, probe=...)` through
-vitdemo.train.train, like every other model.
+vitdemo.training.loop.train, like every other model.
 """
 
 from vitdemo.pretrain.budget import LABEL_BUDGETS, label_budget

@@ -1,6 +1,6 @@
 """Few labels: a seeded, class-balanced label budget.
 
-A run with `TrainConfig.labels` trains on such a subset (vitdemo.train.labelled_split), starting from a pretrained
+A run with `TrainConfig.labels` trains on such a subset (vitdemo.training.loop.labelled_split), starting from a pretrained
 encoder with `TrainConfig.init` and, for a linear probe, `TrainConfig.probe`: pretrained and from-scratch models
 go through the same trainer and the same scoring, which keeps the comparison fair.
 """

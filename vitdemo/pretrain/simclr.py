@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitdemo.config import ConfigError
-from vitdemo.data import augment
 from vitdemo.models.cnn import CNN
+from vitdemo.training.augment import augment
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class SimCLRConfig:
     proj_hidden: int = 512
     proj_dim: int = 128  # the loss lives in this space; the encoder's features stay richer (1568 dims)
     temperature: float = 0.2  # lower than the paper's 0.5: with small batches, sharper contrasts learn faster
-    warp: float = 2.0  # vitdemo.data.augment strength: +-20 deg, +-20% scale, +-4 px
+    warp: float = 2.0  # vitdemo.training.augment.augment strength: +-20 deg, +-20% scale, +-4 px
     cutout: int = 10  # side of the erased square, in pixels (0 disables)
 
     def validate(self) -> None:

@@ -1,7 +1,7 @@
 """Shipped models as finished "baseline" runs, so they sit on the leaderboard beside the trained ones.
 
 Two kinds of file are shipped: networks (`*.safetensors`, vitdemo.checkpoints) and scikit-learn baselines
-(`*.skops`, vitdemo.classic). Both become baseline runs, read from their headers only. A pretrained encoder (a
+(`*.skops`, vitdemo.models.classic). Both become baseline runs, read from their headers only. A pretrained encoder (a
 `.safetensors` whose head was never trained, vitdemo.pretrain.is_pretrained_encoder) is not a model to evaluate:
 it is never listed as a run, only offered as the start of a fine-tune (`encoders`).
 """
@@ -67,7 +67,7 @@ def _file_fields(path: Path, m: dict[str, Any]) -> dict[str, Any]:
 def classic_baseline_run(path: Path) -> NewRun:
     """The done run a shipped scikit-learn file stands for (ClassicError, a ValueError, for a file that is not
     one). Read from the file's header: its estimator is never built here."""
-    from vitdemo.classic import read_header
+    from vitdemo.models.classic import read_header
     from vitdemo.families import run_name
 
     header = read_header(path)
@@ -86,7 +86,7 @@ def classic_baseline_run(path: Path) -> NewRun:
 
 def baseline_files(checkpoint_dir: str | os.PathLike) -> list[Path]:
     """The files of `checkpoint_dir` that are listed as baseline runs: every readable model, no encoder."""
-    from vitdemo.classic import ClassicError, read_header
+    from vitdemo.models.classic import ClassicError, read_header
 
     models = [p for p, meta in read_headers(checkpoint_dir) if not _is_encoder(meta)]
     for path in _classic_files(checkpoint_dir):
@@ -111,7 +111,7 @@ def _new_runs(checkpoint_dir: str | os.PathLike, known: set[str]) -> list[NewRun
     for path in _classic_files(checkpoint_dir):
         if str(path.resolve()) in known:
             continue
-        from vitdemo.classic import ClassicError
+        from vitdemo.models.classic import ClassicError
 
         try:
             new.append(classic_baseline_run(path))

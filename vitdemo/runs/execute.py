@@ -24,15 +24,15 @@ from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits
 from vitdemo.evaluate import Scores, predict_logits, score_model
-from vitdemo.resume import state_path
+from vitdemo.training.resume import state_path
 from vitdemo.runs import points
 from vitdemo.runs.points import MAX_POINTS
 from vitdemo.families import run_family
 from vitdemo.runs.execute_families import fit_classic_run, pretrain_first
 from vitdemo.runs.queue import best_effort, mark_failed
 from vitdemo.runs.store import Registry, Run
-from vitdemo.train import Callback, EpochInfo, StepInfo, TrainResult, load_data, train
-from vitdemo.watch import Watcher, WatchRow
+from vitdemo.training.loop import Callback, EpochInfo, StepInfo, TrainResult, load_data, train
+from vitdemo.training.watch import Watcher, WatchRow
 
 PROGRESS_EVERY_S = 0.5  # how often a training writes its progress (and checks for cancel between steps)
 PARENT_POLL_S = 0.5  # how often a worker's child checks that its worker is still alive
@@ -98,7 +98,7 @@ class RegistryCallback(Callback):
 
 
 class WatchCallback(Callback):
-    """The run's answers on its watched test images (vitdemo.watch) into the registry, every WATCH_EVERY_S
+    """The run's answers on its watched test images (vitdemo.training.watch) into the registry, every WATCH_EVERY_S
     seconds of training and after every epoch; `finish` stores the kept model's calibrated answers."""
 
     def __init__(self, registry: Registry, run_id: int, watcher: Watcher) -> None:

@@ -1,7 +1,7 @@
 """The parts of a run that are not the trainer's loop, for `vitdemo.runs.execute.execute_run` to dispatch to:
 
 - a scikit-learn baseline (`ClassicRun`): fit on the run's training split, score on the test split through
-  `vitdemo.classic.fit_run` (the same Scores as a network), save `run-<id>.skops`;
+  `vitdemo.models.classic.fit_run` (the same Scores as a network), save `run-<id>.skops`;
 - the first phase of a `PretrainRun`: pretrain its encoder on the training images without labels, save it as
   `run-<id>-encoder.safetensors`, and hand back the fine-tuning TrainConfig that starts from it.
 
@@ -35,7 +35,7 @@ def run_file(registry: Registry, run: Run, suffix: str) -> Path:
 
 def fit_classic_run(registry: Registry, run: Run, *, data_dir: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Fit, score and save a classic run; returns the saved file and the run columns to record as done."""
-    from vitdemo.classic import fit_run, save_classic
+    from vitdemo.models.classic import fit_run, save_classic
     from vitdemo.data import load_dataset
 
     spec = ClassicRun.from_dict(run.config)
@@ -99,7 +99,7 @@ def pretrain_first(
     """Pretrain a PretrainRun's encoder and save it; returns the fine-tuning config that starts from it, or
     None when a cancel request stopped the pretraining (the run is then recorded as cancelled)."""
     from vitdemo.pretrain import pretrain_encoder, save_encoder
-    from vitdemo.train import load_data, resolve_device
+    from vitdemo.training.loop import load_data, resolve_device
 
     spec = PretrainRun.from_dict(run.config)
     spec.validate()

@@ -67,7 +67,7 @@ def points(reg: Registry, run_id: int) -> list[dict[str, float]]:
 
 
 def set_watch(reg: Registry, run_id: int, data: dict[str, Any]) -> None:
-    """Store a run's latest answers on its watched test images (vitdemo.watch.WatchRow.to_dict())."""
+    """Store a run's latest answers on its watched test images (vitdemo.training.watch.WatchRow.to_dict())."""
     with reg.writing() as db:
         db.execute(
             "INSERT OR REPLACE INTO watches (run_id, data, updated_at) VALUES (?, ?, ?)",

@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from vitdemo import classroom
+from vitdemo.runs import admission
+from vitdemo.runs.limits import Limits, active_problem, counted_epochs, limit_problems
 from vitdemo.config import ConfigError, TrainConfig
 from vitdemo.families import ClassicRun, PretrainRun, RunConfig, model_kind, run_name
-from vitdemo.resume import still_to_train
+from vitdemo.training.resume import still_to_train
 from vitdemo.runs import people
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.people import Actor
@@ -27,7 +28,7 @@ from vitdemo.runs.schema import CLI_OWNER
 from vitdemo.runs.store import PAUSED_KEY, OverLimit, Registry, Run, RunNotFound
 
 DEFAULT_STALE_S = 300.0  # a running run with no heartbeat for this long has lost its worker
-LIMITS_KEY = "limits"  # settings key: the teacher's classroom.Limits as JSON
+LIMITS_KEY = "limits"  # settings key: the teacher's limits (vitdemo.runs.limits.Limits) as JSON
 T = TypeVar("T")
 
 
@@ -42,7 +43,7 @@ def _run_fields(config: RunConfig) -> dict[str, Any]:
     counted from the config: a model too big for the server is never built here (a classic model's size is
     known once it is fitted)."""
     config.validate()
-    from vitdemo.train import resolve_device
+    from vitdemo.training.loop import resolve_device
 
     try:
         device = resolve_device(config.device).type
@@ -55,19 +56,20 @@ def _run_fields(config: RunConfig) -> dict[str, Any]:
         "dataset": config.dataset,
         "config": config.to_dict(),
         "device": device,
-        "num_params": None if isinstance(trained, ClassicRun) else classroom.estimate_parameters(trained.model),
+        "num_params": None if isinstance(trained, ClassicRun) else admission.estimate_parameters(trained.model),
     }
 
 
 def _memory_problem(config: RunConfig, device: str) -> str | None:
     """A run that cannot fit in the device's memory, for anyone (it would only fail, or swap the server to a halt).
     Classic runs hold the images as floats (about 200 MB): not checked."""
-    from vitdemo.views.forms import estimate, human_bytes
+    from vitdemo.runs.admission import estimate
+    from vitdemo.units import human_bytes
 
     if isinstance(config, ClassicRun):
         return None
     need = estimate(config.train if isinstance(config, PretrainRun) else config).total_bytes
-    have = classroom.device_memory_bytes(device)
+    have = admission.device_memory_bytes(device)
     if have is not None and need > have:
         return (
             f"This run needs about {human_bytes(need)} of memory but the server's {device} has {human_bytes(have)}: "
@@ -81,7 +83,7 @@ def submit(
     config: RunConfig,
     actor: Actor,
     *,
-    estimator: classroom.Estimator | None = None,
+    estimator: admission.Estimator | None = None,
 ) -> int:
     """Validate and queue a run owned by `actor` for a worker: a training (TrainConfig), a scikit-learn
     baseline (ClassicRun) or a pretrain-then-fine-tune run (PretrainRun). Nothing is queued (and the error says why) for a
@@ -94,9 +96,9 @@ def submit(
         left = still_to_train(config) if isinstance(config, TrainConfig) else config  # a resumed run: what is left
         minutes = None
         if limits.max_minutes:
-            minutes = (estimator or classroom.default_estimator()).estimate(left, fields["device"]).minutes
-        problems = classroom.limit_problems(
-            limits, num_params=fields["num_params"] or 0, epochs=classroom.counted_epochs(left), minutes=minutes
+            minutes = (estimator or admission.default_estimator()).estimate(left, fields["device"]).minutes
+        problems = limit_problems(
+            limits, num_params=fields["num_params"] or 0, epochs=counted_epochs(left), minutes=minutes
         )
         problem = problems[0] if problems else None
     if problem is not None:
@@ -104,7 +106,7 @@ def submit(
     active_limit = limits.max_active_runs if limits is not None and limits.max_active_runs else None
     run_id = store.create_run(**fields, status="queued", owner=actor.owner, active_limit=active_limit)
     if run_id is None:
-        raise OverLimit(classroom.active_problem(limits, active_limit) or "")
+        raise OverLimit(active_problem(limits, active_limit) or "")
     return run_id
 
 
@@ -176,14 +178,14 @@ def resume(
     actor: Actor,
     *,
     epochs: int | None = None,
-    estimator: classroom.Estimator | None = None,
+    estimator: admission.Estimator | None = None,
 ) -> int:
-    """Queue a new run that continues run `run_id` from its last finished epoch (`vitdemo.resume`: the resume
+    """Queue a new run that continues run `run_id` from its last finished epoch (`vitdemo.training.resume`: the resume
     file it saved next to its checkpoint), with its settings and, with `epochs`, a longer schedule. Only the run's
     owner or the teacher may (NotAllowed); the new run is `actor`'s and passes `submit`'s limits (OverLimit).
     ResumeError (a ValueError, with a sentence for the user) for a run still queued or running, one with no
     saved epoch, or nothing left to train. Returns the new run's id; its curves start with the earlier epochs'."""
-    from vitdemo.resume import ResumeError, resume_config, saved_history, state_path
+    from vitdemo.training.resume import ResumeError, resume_config, saved_history, state_path
 
     run = _check_may_change(store, run_id, actor, "resume")
     if run.active:
@@ -211,11 +213,11 @@ def _teacher_only(actor: Actor, what: str) -> None:
         raise people.NotAllowed(f"Only the teacher can {what}.")
 
 
-def get_limits(store: Registry) -> classroom.Limits:
-    return classroom.Limits.from_json(store.get_setting(LIMITS_KEY))
+def get_limits(store: Registry) -> Limits:
+    return Limits.from_json(store.get_setting(LIMITS_KEY))
 
 
-def set_limits(store: Registry, limits: classroom.Limits, actor: Actor) -> None:
+def set_limits(store: Registry, limits: Limits, actor: Actor) -> None:
     _teacher_only(actor, "change the class limits")
     limits.validate()
     store.set_setting(LIMITS_KEY, limits.to_json())

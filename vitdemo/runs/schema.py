@@ -91,7 +91,7 @@ LEARNING_STATEMENTS: tuple[str, ...] = (
     )""",
     """CREATE TABLE IF NOT EXISTS watches (
         run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
-        data TEXT NOT NULL,                -- the ten watched test images' answers as JSON (vitdemo.watch.WatchRow)
+        data TEXT NOT NULL,                -- the ten watched test images' answers as JSON (vitdemo.training.watch.WatchRow)
         updated_at REAL NOT NULL
     )""",
 )

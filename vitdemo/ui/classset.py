@@ -2,7 +2,7 @@
 drawing, and the Class set page (the drawings that fooled each model, who drew what, which model reads the class
 best, the teacher's delete and export).
 
-The rules (a label 0-9, no blank canvas, a few drawings a minute, teacher-only delete) live in vitdemo.classset:
+The rules (a label 0-9, no blank canvas, a few drawings a minute, teacher-only delete) live in vitdemo.classset.store:
 this module asks and shows. Names are anyone's input: they go to markdown through `literal_markdown` and to
 tables as plain cells.
 """
@@ -15,16 +15,17 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from vitdemo import classset, paths
-from vitdemo import classset_views as views
+from vitdemo import paths
 from vitdemo.checkpoints import LoadedModel
-from vitdemo.classset import ClassSet, Submission
+from vitdemo.classset import store as classset
+from vitdemo.classset.store import ClassSet, Submission
 from vitdemo.data import class_names
 from vitdemo.inference import Analysis
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.people import NotAllowed
 from vitdemo.ui import people
 from vitdemo.ui.shell import SHIPPED, Selection, registry, selection
+from vitdemo.views import classset as views
 from vitdemo.views import display
 from vitdemo.views.charts import literal_markdown
 
@@ -206,7 +207,7 @@ def counts(subs: list[Submission]) -> None:
 
 def leaderboard(cs: ClassSet, dataset: str) -> None:
     """Every finished run and shipped model scored on the class set, best first (cached until the set changes)."""
-    from vitdemo.classset_scores import score_table
+    from vitdemo.classset.scores import score_table
 
     with st.spinner("Scoring the models on the class set..."):
         rows = score_table(cs, registry(), dataset, shipped_dir=paths.shipped_dir())
@@ -222,7 +223,7 @@ def leaderboard(cs: ClassSet, dataset: str) -> None:
 
 def export_button(cs: ClassSet, dataset: str) -> None:
     """The teacher's download: the set in MNIST's layout, built when the button is pressed."""
-    from vitdemo.classset_export import IMAGES_NAME, export_zip
+    from vitdemo.classset.export import IMAGES_NAME, export_zip
 
     st.download_button(
         "Download the class set (.zip)", data=lambda: export_zip(cs, dataset).data,
@@ -234,7 +235,7 @@ def export_button(cs: ClassSet, dataset: str) -> None:
 
 def evaluation_panel(loaded: LoadedModel, key: str = "cs_eval") -> None:
     """For the Evaluate page: one model's accuracy on the class set, and the drawings it misread."""
-    from vitdemo.classset_data import as_split
+    from vitdemo.classset.data import as_split
     from vitdemo.evaluate import score_checkpoint
 
     data = as_split(store(), loaded.meta.dataset)

@@ -1,6 +1,6 @@
 """The Evaluate page's widgets: a run on the whole test split (scored once per model file by vitdemo.evaluate,
-or vitdemo.classic for a scikit-learn baseline), its confusion matrix with the test images of a cell, whether its
-explanation can be trusted (vitdemo.trust, computed once per checkpoint file on request) and how honest its
+or vitdemo.models.classic for a scikit-learn baseline), its confusion matrix with the test images of a cell, whether its
+explanation can be trusted (vitdemo.explain.trust, computed once per checkpoint file on request) and how honest its
 confidence is (reliability diagram). Several runs side by side: vitdemo.ui.compare."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from vitdemo.calibration import reliability_bins
 from vitdemo.checkpoints import CheckpointError, load_checkpoint
 from vitdemo.data import DataError, class_names, to_input
 from vitdemo.evaluate import Scores, score_checkpoint
-from vitdemo.explain import attention_rollout, explain_cnn
+from vitdemo.explain.maps import attention_rollout, explain_cnn
+from vitdemo.explain.opinions import is_classic_file
+from vitdemo.explain.trust import TrustReport, trust_report
 from vitdemo.metrics import EvalReport
-from vitdemo.opinions import is_classic_file
 from vitdemo.paths import shipped_dir
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.store import Run
-from vitdemo.trust import TrustReport, trust_report
 from vitdemo.ui.shell import data_dir, load_model, registry, test_split
 from vitdemo.views import charts, display, trust_charts
 from vitdemo.views.colors import overlay
@@ -75,7 +75,7 @@ def evaluable_runs() -> list[Run]:
 
 def _classic_scores(path: str) -> Scores | Unscored:
     """A scikit-learn baseline's file on its dataset's test split."""
-    from vitdemo.classic import load_classic, score_classic  # here: scikit-learn takes seconds to import
+    from vitdemo.models.classic import load_classic, score_classic  # here: scikit-learn takes seconds to import
 
     try:
         fitted = load_classic(path)

@@ -1,6 +1,6 @@
 """The Under the hood page's widgets: the current input (the Draw page's last drawing, a test image or an upload),
 then the ViT's attention and position embeddings and the CNN's feature maps and filters for it. The tensor work
-is in vitdemo.hood, the figures in vitdemo.views.hood_charts."""
+is in vitdemo.explain.hood, the figures in vitdemo.views.hood_charts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import DataError, class_names
-from vitdemo.hood import (
+from vitdemo.explain.hood import (
     class_token_attention,
     cnn_stages,
     first_filters,
@@ -21,7 +21,7 @@ from vitdemo.hood import (
     vit_attention,
     with_head_mean,
 )
-from vitdemo.preprocess import normalize, preprocess
+from vitdemo.preprocess.pipeline import normalize, preprocess
 from vitdemo.ui import shell
 from vitdemo.ui.shell import test_split
 from vitdemo.views import display, hood_charts

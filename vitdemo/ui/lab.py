@@ -11,7 +11,7 @@ import streamlit as st
 
 from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import DataError, class_names
-from vitdemo.robustness import CHANGES, Settings, SweepResult, predict_changed, sweep
+from vitdemo.explain.robustness import CHANGES, Settings, SweepResult, predict_changed, sweep
 from vitdemo.ui import draw, shell
 from vitdemo.views import display
 from vitdemo.views import robustness as views

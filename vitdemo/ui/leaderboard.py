@@ -83,7 +83,7 @@ def use_settings(run: Run) -> None:
         st.error(f"The settings of run #{run.id} cannot be used: {exc}")
         return
     prefill_form(f"#{run.id} {charts.literal_markdown(run.name)}", {**values, "name": ""})  # a new name for a new run
-    st.switch_page("pages/train.py")
+    st.switch_page("app_pages/train.py")
 
 
 def _delete(reg: Registry, run: Run) -> None:

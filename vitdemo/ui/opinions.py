@@ -1,6 +1,6 @@
 """The Draw page's "Extra opinions": besides the ViT and the CNN, any finished run of the dataset (a classic
 scikit-learn file, a linear, MLP, transfer, pretrained or another ViT or CNN checkpoint), each with its answer,
-its probability bars and its explanation where it has one (vitdemo.opinions does the work)."""
+its probability bars and its explanation where it has one (vitdemo.explain.opinions does the work)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import streamlit as st
 from vitdemo import paths
 from vitdemo.checkpoints import CheckpointError
 from vitdemo.data import DataError
+from vitdemo.explain.opinions import CLASSIC_SUFFIX, Opinion, classic_opinion, is_classic_file, torch_opinion
 from vitdemo.inference import Analysis
-from vitdemo.opinions import CLASSIC_SUFFIX, Opinion, classic_opinion, is_classic_file, torch_opinion
 from vitdemo.ui.shell import STORE_ERRORS, Selection, load_model, registry
 from vitdemo.views import charts, display
 from vitdemo.views.colors import overlay
@@ -102,11 +102,11 @@ def pick_sources(selection: Selection) -> list[Source]:
 def _load_classic(path: str, mtime_ns: int) -> object:
     """A classic file once per process and file version; a failure is remembered as its message (a str)."""
     del mtime_ns  # part of the cache key only
-    from vitdemo.classic import load_classic  # here: scikit-learn takes seconds to import
+    from vitdemo.models.classic import load_classic  # here: scikit-learn takes seconds to import
 
     try:
         return load_classic(path)
-    except ValueError as exc:  # vitdemo.classic.ClassicError: missing, damaged or not allowed
+    except ValueError as exc:  # vitdemo.models.classic.ClassicError: missing, damaged or not allowed
         return hide_folders(str(exc), path)
 
 

@@ -22,12 +22,12 @@ import os
 
 import streamlit as st
 
-from vitdemo.classroom import Limits
 from vitdemo.runs import people, queue
 from vitdemo.runs.dbfile import RegistryError
+from vitdemo.runs.limits import Limits
 from vitdemo.runs.people import Actor, Person
 from vitdemo.runs.store import Registry
-from vitdemo.ui.shell import registry
+from vitdemo.ui.resources import registry
 from vitdemo.views.charts import literal_markdown
 
 QUERY_KEY = "who"

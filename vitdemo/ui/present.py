@@ -9,6 +9,7 @@ import streamlit as st
 
 from vitdemo.inference import Analysis, Prediction
 from vitdemo.runs.dbfile import RegistryError
+from vitdemo.training.watch import WatchRow
 from vitdemo.ui import draw
 from vitdemo.ui.shell import registry, stop_on_failure
 from vitdemo.ui.watching import watch_row
@@ -16,7 +17,6 @@ from vitdemo.views import display, join, learning
 from vitdemo.views.charts import literal_markdown
 from vitdemo.views.colors import overlay
 from vitdemo.views.names import EXPLANATIONS, KINDS
-from vitdemo.watch import WatchRow
 
 _SHOW_JOIN = "vd_show_join"
 _SHOW_LEARN = "vd_show_learn"

@@ -20,8 +20,10 @@ from vitdemo.data import Split, load_raw
 from vitdemo.inference import analyze
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.dbfile import RegistryError
-from vitdemo.runs.store import Registry
 from vitdemo.threads import configure_threads
+from vitdemo.ui import people
+from vitdemo.ui.resources import _registry
+from vitdemo.ui.resources import registry as registry  # the pages read it from here
 from vitdemo.views.messages import hide_folders, os_error_text
 from vitdemo.views.names import DATASETS, KINDS, dataset_name, kind_name
 
@@ -35,7 +37,6 @@ STORE_ERRORS = (
 )  # what a page turns into a message, not a traceback
 LAST_INPUT_KEY = "last_input_28"  # the last 28x28 model input a drawing made, for the Lab and Under the hood
 _SELECTION_KEY = "_vitdemo_selection"
-_SHELL_KEY = "_vitdemo_shell"
 
 CSS = """
 <style>
@@ -82,22 +83,10 @@ def _configure_process() -> int:
 def page_setup() -> None:
     """Page config and the projector-friendly styling; call first in app.py."""
     _configure_process()
-    st.session_state[_SHELL_KEY] = True  # this session has run through app.py
     st.set_page_config(page_title="ViT vs CNN", page_icon="🔢", layout="wide", initial_sidebar_state="expanded")
     st.html(CSS)
     script = CLIENT_JS.read_text(encoding="utf-8")
     st.html(f'<div class="vd-client"></div><script>{script}</script>', unsafe_allow_javascript=True)
-
-
-def require_app_shell() -> None:
-    """Call first on every page. A bookmarked page (say /train) that is a fresh server's first request runs in
-    Streamlit's legacy `pages/` mode: the page alone, without app.py's page config, sidebar and navigation.
-    Switch the process to app.py's navigation (what its first run would do anyway) and run again."""
-    from streamlit.runtime.pages_manager import PagesManager  # internal, hence the getattr below
-
-    if _SHELL_KEY not in st.session_state and getattr(PagesManager, "uses_pages_directory", None):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 @contextmanager
@@ -172,16 +161,6 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     if isinstance(found, LoadFailure):
         raise CheckpointError(found.message)
     return found
-
-
-@st.cache_resource(show_spinner=False)
-def _registry(home: str) -> Registry:
-    return Registry(home)
-
-
-def registry() -> Registry:
-    """The run registry in $VITDEMO_HOME (default ./runs), opened once per process."""
-    return _registry(str(paths.home().resolve()))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -314,8 +293,6 @@ def sidebar() -> Selection:
             problems.add(problem)
         for problem in sorted(p for p in problems if p):
             st.warning(problem)
-        from vitdemo.ui import people  # here: vitdemo.ui.people imports this module
-
         people.sidebar_identity()
     found = Selection(dataset, picked["vit"], picked["cnn"])
     st.session_state[_SELECTION_KEY] = found

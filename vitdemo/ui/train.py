@@ -2,7 +2,7 @@
 time estimate, queueing a run and starting its workers, and the live view: your runs, the class queue, your
 latest result.
 
-The rules live elsewhere: the form in vitdemo.views.forms, limits and time estimates in vitdemo.classroom,
+The rules live elsewhere: the form in vitdemo.views.forms, limits in vitdemo.runs.limits, time estimates in vitdemo.runs.admission,
 tables and figures in vitdemo.views.charts, who may do what in vitdemo.runs (every call to the queue is in this
 module and checks the actor there). The live view is a fragment that reads the registry with one query
 (`Registry.live`) and rebuilds nothing while the registry's change counter stays the same.
@@ -17,12 +17,13 @@ from collections.abc import Callable
 import streamlit as st
 import torch
 
-from vitdemo import classroom
-from vitdemo.classset_data import freeze_config
+from vitdemo import units
+from vitdemo.classset.data import freeze_config
 from vitdemo.config import CLASS_SET, SCHEDULES, ConfigError, TrainConfig
 from vitdemo.families import RunConfig
-from vitdemo.runs import points, queue, worker
+from vitdemo.runs import admission, points, queue, worker
 from vitdemo.runs.dbfile import RegistryError
+from vitdemo.runs.limits import counted_epochs, limit_problems
 from vitdemo.runs.people import OWNER_LABELS, Actor, NotAllowed
 from vitdemo.runs.store import LiveRuns, Registry, Run
 from vitdemo.ui import people
@@ -213,15 +214,15 @@ def _device_of(config: RunConfig, devices: list[str]) -> str:
     return ("cuda" if "cuda" in devices else "cpu") if config.device == "auto" else config.device
 
 
-def time_estimate(config: RunConfig, device: str) -> classroom.TimeEstimate | None:
+def time_estimate(config: RunConfig, device: str) -> admission.TimeEstimate | None:
     """The run's time on this server's device, measured once per model (None if the probe itself failed)."""
     try:
-        return classroom.default_estimator().estimate(config, device)
+        return admission.default_estimator().estimate(config, device)
     except (RuntimeError, ValueError, OSError):  # out of memory in the probe, a device gone
         return None
 
 
-def _time_help(timing: classroom.TimeEstimate | None, device: str) -> str:
+def _time_help(timing: admission.TimeEstimate | None, device: str) -> str:
     if timing is None:
         return "The time could not be measured on this server."
     how = {
@@ -238,7 +239,7 @@ def _cost(config: RunConfig) -> tuple[str, str, int | None, list[str]]:
     if trained is None:  # a scikit-learn baseline: its size is known once it is fitted
         return "-", "after the fit", None, forms.classic_lines(config)
     est = forms.estimate(trained)
-    return forms.human_bytes(est.total_bytes), f"{est.num_params:,}", est.num_params, forms.estimate_lines(est)[1:]
+    return units.human_bytes(est.total_bytes), f"{est.num_params:,}", est.num_params, forms.estimate_lines(est)[1:]
 
 
 def estimate_panel(
@@ -263,7 +264,7 @@ def estimate_panel(
 
     def finish() -> None:
         timing = time_estimate(config, device)
-        text = f"~{charts.rough_duration(timing.seconds)}" if timing else "-"
+        text = f"~{units.rough_duration(timing.seconds)}" if timing else "-"
         time_slot.metric("Time", text, help=_time_help(timing, device))
         with warnings:
             _limit_warnings(config, num_params or 0, timing, actor)
@@ -272,16 +273,16 @@ def estimate_panel(
 
 
 def _limit_warnings(
-    config: RunConfig, num_params: int, timing: classroom.TimeEstimate | None, actor: Actor | None
+    config: RunConfig, num_params: int, timing: admission.TimeEstimate | None, actor: Actor | None
 ) -> None:
     if actor is not None and not actor.teacher:
         limits, minutes = queue.get_limits(registry()), (timing.minutes if timing else None)
-        epochs = classroom.counted_epochs(config)
-        for problem in classroom.limit_problems(limits, num_params=num_params, epochs=epochs, minutes=minutes):
+        epochs = counted_epochs(config)
+        for problem in limit_problems(limits, num_params=num_params, epochs=epochs, minutes=minutes):
             st.warning(problem, icon=":material/block:")
     elif timing is not None and timing.minutes > 60:
         st.warning(
-            f"This run would take about {classroom.format_minutes(timing.minutes)} here.", icon=":material/hourglass:"
+            f"This run would take about {units.format_minutes(timing.minutes)} here.", icon=":material/hourglass:"
         )
 
 
@@ -448,7 +449,7 @@ def _run_status(run: Run) -> None:
     elif run.status == "done":
         where = f" on {run.device}" if run.device else ""
         st.success(
-            f"Done: trained in {charts.format_duration(run.train_time_s)}{where}.", icon=":material/check_circle:"
+            f"Done: trained in {units.format_duration(run.train_time_s)}{where}.", icon=":material/check_circle:"
         )
         c1, c2 = st.columns(2)
         c1.metric("Test accuracy", f"{run.test_acc:.2%}" if run.test_acc is not None else "-")

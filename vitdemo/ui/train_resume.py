@@ -1,4 +1,4 @@
-"""The Train page's "Resume" for a stopped run: continue it from its last saved epoch (vitdemo.resume), with
+"""The Train page's "Resume" for a stopped run: continue it from its last saved epoch (vitdemo.training.resume), with
 more epochs if asked. The owner or the teacher may; the queue checks that again, and the class limits."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from collections.abc import Callable
 import streamlit as st
 
 from vitdemo.config import ConfigError
-from vitdemo.resume import ResumeError, saved_epoch
 from vitdemo.runs import queue
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.store import Registry, Run
+from vitdemo.training.resume import ResumeError, saved_epoch
 from vitdemo.ui import people
 from vitdemo.views import charts
 

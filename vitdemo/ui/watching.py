@@ -7,9 +7,9 @@ import streamlit as st
 
 from vitdemo.data import DATASET_INFO, DataError, class_names
 from vitdemo.runs.store import Run
+from vitdemo.training.watch import WatchRow
 from vitdemo.ui.shell import test_split
 from vitdemo.views import display, learning
-from vitdemo.watch import WatchRow
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

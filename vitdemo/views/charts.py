@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from vitdemo.metrics import EvalReport
 from vitdemo.runs.store import Run
+from vitdemo.units import csv_cell, format_duration
 from vitdemo.views.colors import colorscale
 from vitdemo.views.names import dataset_name, family_name, family_of, model_name
 
@@ -33,9 +34,6 @@ LEADERBOARD_COLUMNS = (
 )  # fmt: skip
 
 
-CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting with one of these
-
-
 # -- text -------------------------------------------------------------------------------------------
 def literal_markdown(text: str) -> str:
     """`text` (a run or person name: anyone's input) for st.markdown, st.caption, st.success...: shown exactly as
@@ -48,41 +46,6 @@ def literal_markdown(text: str) -> str:
 def plotly_text(text: str) -> str:
     """`text` for a plotly legend or title, which reads a few HTML tags (`<a href>` is a link): escaped."""
     return html.escape(str(text), quote=False)
-
-
-def csv_cell(value: Any) -> Any:
-    """A text cell that a spreadsheet would run as a formula (it starts with = + - @, a tab or a carriage
-    return) gets a leading single quote; everything else is left as it is."""
-    if isinstance(value, str) and value.startswith(CSV_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def format_duration(seconds: float | None) -> str:
-    """3725 -> '1 h 02 min', 75 -> '1 min 15 s', 4.2 -> '4.2 s', 4e6 -> '46 days', None -> '-'."""
-    if seconds is None or not np.isfinite(seconds):
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    if s < 2 * 86400:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s / 86400:,.0f} days"
-
-
-def rough_duration(seconds: float) -> str:
-    """A time estimate in one short figure: '45 s', '33 min', '2.5 h', '46 days'."""
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:,.0f} days"
 
 
 def progress_of(run: Run) -> tuple[float, str]:

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from PIL import Image
 
-from vitdemo.preprocess import Preprocessed
+from vitdemo.preprocess.pipeline import Preprocessed
 from vitdemo.views.colors import colorscale
 
 STAGE_CAPTIONS = {  # preprocessing stage -> what the audience is told it is (numbered as shown)

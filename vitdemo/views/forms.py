@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vitdemo.classroom import estimate_parameters as estimate_parameters  # sizes are counted there
 from vitdemo.config import ARCHS, CLASS_SET, MODEL_CONFIGS, ConfigError, ModelConfig, TrainConfig
 from vitdemo.families import (
     PRETRAIN_METHODS,
@@ -28,13 +27,13 @@ from vitdemo.families import (
     RunConfig,
     run_config_from_dict,
 )
-from vitdemo.recipes import FEW_LABELS_VAL_SIZE, RECIPES, finetune_recipe
+from vitdemo.runs.admission import Estimate as Estimate
+from vitdemo.runs.admission import estimate as estimate
+from vitdemo.runs.admission import estimate_parameters as estimate_parameters  # sizes are counted there
+from vitdemo.training.recipes import FEW_LABELS_VAL_SIZE, RECIPES, finetune_recipe
 from vitdemo.views.estimates import CLASSIC_NAMES as CLASSIC_NAMES  # the form's estimates, kept importable here
-from vitdemo.views.estimates import Estimate as Estimate
 from vitdemo.views.estimates import classic_lines as classic_lines
-from vitdemo.views.estimates import estimate as estimate
 from vitdemo.views.estimates import estimate_lines as estimate_lines
-from vitdemo.views.estimates import human_bytes as human_bytes
 from vitdemo.views.names import DATASETS_SHORT
 
 FormValues = dict[str, Any]
@@ -184,8 +183,8 @@ def shipped_networks(folder: Path) -> dict[str, EncoderChoice]:
 # -- presets ----------------------------------------------------------------------------------------
 # Presets fill in the fields of every family except the family itself, the dataset, the device and the name:
 # a teacher picks "ViT on Fashion" first, then how long they can wait. Two exceptions: "seed recipe" is a ViT
-# (it picks the ViT and starts from vitdemo.recipes.SEED_VIT), and "few labels" fills the training settings of
-# the form's label budget (vitdemo.recipes.finetune_recipe; a budget of 100 if none is chosen).
+# (it picks the ViT and starts from vitdemo.training.recipes.SEED_VIT), and "few labels" fills the training settings of
+# the form's label budget (vitdemo.training.recipes.finetune_recipe; a budget of 100 if none is chosen).
 PRESETS: dict[str, FormValues] = {
     "fast demo": {  # about a minute on a laptop CPU: 10k images, 3 epochs, a small 7x7-patch ViT (16 tokens)
         "recipe": "",
@@ -231,7 +230,7 @@ PRESETS: dict[str, FormValues] = {
         "train_subset": 0,
         "labels": 0,
     },
-    "seed recipe": {},  # filled in below from vitdemo.recipes.SEED_VIT
+    "seed recipe": {},  # filled in below from vitdemo.training.recipes.SEED_VIT
     "few labels": {},  # filled in by apply_preset from the form's label budget
 }
 SEED_RECIPE = "seed-vit"
@@ -378,7 +377,7 @@ def _model(v: FormValues, kind: str) -> ModelConfig:
 
 def _train(v: FormValues, model: ModelConfig, init: str = "") -> TrainConfig:
     """The training settings of the form around `model`: from the recipe when one is chosen for this kind; a
-    label budget holds out only FEW_LABELS_VAL_SIZE images and keeps its last weights (vitdemo.recipes)."""
+    label budget holds out only FEW_LABELS_VAL_SIZE images and keeps its last weights (vitdemo.training.recipes)."""
     args = {k: v[k] for k in TRAIN_FIELDS}
     args["name"] = str(args["name"] or "").strip()
     recipe = RECIPES.get(v["recipe"])

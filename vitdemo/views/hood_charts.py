@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vitdemo.hood import mosaic, tile_origin
+from vitdemo.explain.hood import mosaic, tile_origin
 from vitdemo.views.charts import HEAT_COLORS
 
 GREYS = [[0.0, "#03020d"], [1.0, "#ffffff"]]  # light ink on dark, as the models see it

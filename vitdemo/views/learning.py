@@ -10,9 +10,9 @@ from typing import Any
 import plotly.graph_objects as go
 
 from vitdemo.runs.store import Run
+from vitdemo.training.watch import WatchRow
 from vitdemo.views.charts import TRAIN_COLOR, curves_figure
 from vitdemo.views.display import percent_text
-from vitdemo.watch import WatchRow
 
 RIGHT_COLOR, WRONG_COLOR = "#3fb68b", "#eb5757"
 MAX_DRAWN = 600  # loss points drawn at most (a chart a few hundred pixels wide shows no more); the newest stays

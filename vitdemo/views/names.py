@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 KINDS = {"vit": "ViT", "cnn": "CNN"}  # the two sides of the Draw, Present and Lab pages -> the name shown
-CLASSIC_KINDS = ("logreg", "knn", "svm", "forest")  # scikit-learn baselines (vitdemo.classic.KINDS)
+CLASSIC_KINDS = ("logreg", "knn", "svm", "forest")  # scikit-learn baselines (vitdemo.models.classic.KINDS)
 TRANSFER_ARCHS = ("resnet18", "vgg16", "alexnet")  # ImageNet networks (vitdemo.config.ARCHS)
 SUPERVISED_INIT = "supervised"  # a fine-tune of a trained classifier (vitdemo.config.SUPERVISED_INIT)
 KIND_NAMES = {  # every model kind (and transfer architecture) -> the name shown

@@ -1,5 +1,5 @@
 """What the Robustness lab shows of a sweep: accuracy against each change in four small panels, and the one
-sentence that reads the measured curves. Pure plotly and text over `vitdemo.robustness.SweepResult`."""
+sentence that reads the measured curves. Pure plotly and text over `vitdemo.explain.robustness.SweepResult`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vitdemo.robustness import SweepResult
+from vitdemo.explain.robustness import SweepResult
 from vitdemo.views.charts import PALETTE
 from vitdemo.views.names import KINDS, kind_name
 

@@ -1,5 +1,5 @@
 """Figures and tables for "Can you trust this map?" and calibration on the Evaluate page: deletion and insertion
-curves (vitdemo.trust) and the reliability diagram (vitdemo.calibration). Plotly and pandas; no Streamlit."""
+curves (vitdemo.explain.trust) and the reliability diagram (vitdemo.calibration). Plotly and pandas; no Streamlit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from vitdemo.calibration import Reliability
-from vitdemo.trust import BASELINE_NAMES, TrustReport
+from vitdemo.explain.trust import BASELINE_NAMES, TrustReport
 from vitdemo.views.charts import PALETTE
 
 MAP_COLORS = {"model": "#ff7a45", "random": "#9aa3b5", "centre": "#5b8def"}  # the model's map in the accent

@@ -1,0 +1,1 @@
+"""The class's own handwriting: storage, data for training and scoring, export, scores."""

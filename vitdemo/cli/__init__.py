@@ -1,0 +1,1 @@
+"""`python -m vitdemo ...`: the command line, one module per group of verbs."""

@@ -1,0 +1,90 @@
+"""The teacher's limits per student: what one person may queue, checked by the queue when a run is submitted.
+
+Plain Python (no torch): the queue enforces them and the Train page shows them with the same sentences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+from vitdemo.config import ConfigError
+from vitdemo.families import ClassicRun, PretrainRun, RunConfig
+from vitdemo.runs.admission import TRAIN_IMAGES, train_images
+from vitdemo.units import format_minutes
+
+
+# -- the teacher's limits -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Limits:
+    """What one student may queue; the teacher is never limited. 0 means no limit."""
+
+    max_active_runs: int = 2  # queued or running at once, per student
+    max_params: int = 2_000_000  # the largest model
+    max_epochs: int = 20
+    max_minutes: float = 10.0  # the estimated training time on this server
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{f.name} must be a number of at least 0 (0: no limit), not {value!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Limits:
+        """The stored limits; the defaults for anything missing or unreadable (a limit is never lost to a typo)."""
+        try:
+            data = json.loads(text) if text else {}
+            known = {f.name: f.type for f in dataclasses.fields(cls)}
+            limits = cls(**{k: v for k, v in data.items() if k in known})
+            limits.validate()
+            return limits
+        except (ValueError, TypeError, ConfigError):
+            return cls()
+
+
+def limit_problems(limits: Limits, *, num_params: int, epochs: int, minutes: float | None) -> list[str]:
+    """One sentence per limit the run is over (empty: within every limit), each naming the limit."""
+    out = []
+    if limits.max_params and num_params > limits.max_params:
+        out.append(
+            f"This model has {num_params:,} parameters, over the class limit of {limits.max_params:,} "
+            "(largest model): make it narrower or shallower."
+        )
+    if limits.max_epochs and epochs > limits.max_epochs:
+        out.append(f"{epochs} epochs is over the class limit of {limits.max_epochs} epochs: train for fewer.")
+    if limits.max_minutes and minutes is not None and minutes > limits.max_minutes:
+        out.append(
+            f"This run would take about {format_minutes(minutes)} on this server, over the class limit of "
+            f"{format_minutes(limits.max_minutes)} (estimated time): use fewer epochs, a quick subset or a smaller model."
+        )
+    return out
+
+
+def counted_epochs(config: RunConfig) -> int:
+    """The epochs the class limit counts: a run's passes over the training split. A label-budget run's epochs
+    pass over its few labels only, so they count as the full passes they add up to (at least one); a classic
+    baseline fits once; a pretrain run adds its pretraining epochs."""
+    if isinstance(config, ClassicRun):
+        return 1
+    if isinstance(config, PretrainRun):
+        return config.pretrain.epochs + counted_epochs(config.train)
+    if not config.labels:
+        return config.epochs
+    full = max(TRAIN_IMAGES - config.val_size, 1)
+    return max(1, math.ceil(config.epochs * train_images(config) / full))
+
+
+def active_problem(limits: Limits, active: int) -> str | None:
+    """The sentence for a student who already has `active` runs queued or running (None: one more is fine)."""
+    if limits.max_active_runs and active >= limits.max_active_runs:
+        return (
+            f"You already have {active} run(s) queued or running, the class limit (runs in the queue per person): "
+            "wait for one to finish or cancel one."
+        )
+    return None

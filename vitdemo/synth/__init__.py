@@ -1,0 +1,1 @@
+"""Synthetic handwriting: drawn-digit check sets, training styles, digits on paper."""

@@ -1,0 +1,105 @@
+"""What the Class set page and the submit widget say, without Streamlit: sentences, gallery groups and tables
+built from submissions and scores, so they are tested without a browser. Names are anyone's input: tables
+carry them as plain cells, and a page that puts one in markdown passes it through `literal_markdown`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from vitdemo.classset.scores import ClassScore
+from vitdemo.classset.store import Answer, Submission, fooled
+from vitdemo.runs.schema import HOME_OWNER
+from vitdemo.views.names import KINDS, kind_name
+
+GALLERIES = {  # gallery key -> (its title, the model kinds a drawing must have fooled; () = every drawing)
+    "vit": ("Fooled the ViT", ("vit",)),
+    "cnn": ("Fooled the CNN", ("cnn",)),
+    "both": ("Fooled both", ("vit", "cnn")),
+    "all": ("All drawings", ()),
+}
+
+
+def answer_text(answer: Answer, truth: int | None = None) -> str:
+    """'ViT 1 (80%)', with ' ✗' when it is not `truth`."""
+    wrong = " ✗" if truth is not None and answer.label != truth else ""
+    return f"{kind_name(answer.kind)} {answer.label} ({answer.prob:.0%}){wrong}"
+
+
+def answers_line(sub: Submission) -> str:
+    """'ViT 1 (80%) ✗ · CNN 7 (99%)'; '' when no model answered."""
+    return " · ".join(answer_text(a, sub.label) for a in sub.answers)
+
+
+def verdict(label: int, answers: Sequence[Answer]) -> str:
+    """One sentence on whom the drawing fooled: 'It fooled the ViT (it read 1) but not the CNN.'"""
+    if not answers:
+        return "No model answered this drawing."
+    wrong = [a for a in answers if a.label != label]
+    right = [kind_name(a.kind) for a in answers if a.label == label]
+    if not wrong:
+        if len(right) == 1:
+            return f"The {right[0]} was not fooled: it read a {label}."
+        return f"No model was fooled: they all read a {label}."
+    said = " and the ".join(f"{kind_name(a.kind)} (it read {a.label})" for a in wrong)
+    tail = f" but not the {' or the '.join(right)}" if right else ""
+    return f"It fooled the {said}{tail}."
+
+
+def galleries(subs: Sequence[Submission]) -> dict[str, list[Submission]]:
+    """Gallery key -> its submissions (newest first, as given)."""
+    return {key: fooled(subs, kinds) if kinds else list(subs) for key, (_, kinds) in GALLERIES.items()}
+
+
+def caption(sub: Submission) -> str:
+    """'#12 · a 7 by Ana', or '#12 · a 7' where nobody gives names (home); plain text: pass it through
+    literal_markdown for markdown."""
+    by = "" if sub.owner == HOME_OWNER else f" by {sub.who}"
+    return f"#{sub.id} · a {sub.label}{by}"
+
+
+def _fooled_columns(group: Sequence[Submission], kinds: Sequence[str]) -> dict[str, int]:
+    return {f"fooled {kind_name(k)}": sum(s.fooled(k) for s in group) for k in kinds}
+
+
+def label_frame(subs: Sequence[Submission], kinds: Sequence[str] = tuple(KINDS)) -> pd.DataFrame:
+    """One row per label 0-9: how many drawings, and how many fooled each model."""
+    rows = []
+    for label in range(10):
+        group = [s for s in subs if s.label == label]
+        rows.append({"digit": str(label), "drawings": len(group), **_fooled_columns(group, kinds)})
+    return pd.DataFrame(rows)
+
+
+def people_frame(subs: Sequence[Submission], kinds: Sequence[str] = tuple(KINDS)) -> pd.DataFrame:
+    """One row per person (by owner, with their latest name): drawings and how many fooled each model; most first."""
+    groups: dict[str, list[Submission]] = {}
+    for s in subs:
+        groups.setdefault(s.owner, []).append(s)
+    rows = [
+        {"who": max(group, key=lambda s: s.id).who, "drawings": len(group), **_fooled_columns(group, kinds)}
+        for group in groups.values()
+    ]
+    columns = ["who", "drawings", *(f"fooled {kind_name(k)}" for k in kinds)]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values(["drawings", "who"], ascending=[False, True], ignore_index=True)
+
+
+def scores_frame(rows: Sequence[ClassScore]) -> pd.DataFrame:
+    """The class-set leaderboard: best class-set accuracy first, with each model's MNIST test accuracy beside."""
+    data = [
+        {
+            "run": f"#{r.candidate.run_id}" if r.candidate.run_id is not None else "shipped",
+            "name": r.candidate.name,
+            "model": kind_name(r.candidate.kind),
+            "shipped": r.candidate.shipped,
+            "class-set accuracy": r.accuracy,
+            "drawings": r.n,
+            "test accuracy": r.candidate.test_acc,
+            "note": r.problem,
+        }
+        for r in rows
+    ]
+    columns = ["run", "name", "model", "shipped", "class-set accuracy", "drawings", "test accuracy", "note"]
+    return pd.DataFrame(data, columns=columns)
