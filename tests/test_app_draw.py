@@ -11,7 +11,6 @@ from unittest.mock import patch
 import numpy as np
 import pytest
 from browser import DIGIT_STROKES, digit_png, stroke_image
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.preprocess.pipeline import preprocess
@@ -42,17 +41,6 @@ def draw_env(tmp_home: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     """A private VITDEMO_HOME and the shared data; the checkpoints are whatever conftest found."""
     monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
     return tmp_home
-
-
-def _init_as_navigation_app(self: PagesManager, *args: object, **kwargs: object) -> None:
-    """PagesManager.__init__, then what the real server knows after its first run: this app navigates with
-    st.navigation. AppTest builds a fresh PagesManager every run, which sees the pages/ folder and takes
-    the app for a legacy (v1) multipage app: its reruns then run the page file alone, without app.py."""
-    _pages_manager_init(self, *args, **kwargs)
-    PagesManager.uses_pages_directory = False
-
-
-_pages_manager_init = PagesManager.__init__
 
 
 def fabric_path(stroke: list[tuple[float, float]]) -> dict:
@@ -88,10 +76,7 @@ def run_app(canvas: np.ndarray | FakeCanvas | None, at: AppTest | None = None) -
     """Run (or rerun) the app with the canvas showing `canvas`: one fixed drawing, nothing (None) or a FakeCanvas."""
     at = at or AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     fake = canvas if isinstance(canvas, FakeCanvas) else FakeCanvas(canvas)
-    with (
-        patch("vitdemo.ui.draw.draw_canvas", side_effect=fake),
-        patch.object(PagesManager, "__init__", _init_as_navigation_app),
-    ):
+    with patch("vitdemo.ui.draw.draw_canvas", side_effect=fake):
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -33,7 +33,7 @@ def hood_app(tmp_path: Path, tmp_home: Path, data_dir: Path, mnist_checkpoints: 
         "import streamlit as st\n"
         "from vitdemo.ui import shell\n"
         "shell.page_setup()\n"
-        f"page = st.navigation([st.Page({str(REPO_ROOT / 'pages' / 'hood.py')!r}, title='Under the hood')])\n"
+        f"page = st.navigation([st.Page({str(REPO_ROOT / 'app_pages' / 'hood.py')!r}, title='Under the hood')])\n"
         "shell.sidebar()\n"
         "page.run()\n"
     )

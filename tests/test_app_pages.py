@@ -129,7 +129,7 @@ def test_train_page_shows_the_estimate(env: Registry, worker_starts) -> None:
 
 def test_train_form_invalid_value_shows_the_error_and_queues_nothing(env: Registry, worker_starts) -> None:
     at = open_page("train")
-    at.number_input(key="tf_num_heads").set_value(5).run()
+    at.number_input(key="tf_vit_num_heads").set_value(5).run()
     assert "Embedding dim (64) must be divisible by heads (5)." in texts(at, "error")
     assert not any(m.label == "Parameters" for m in at.metric)  # no estimate for a model that cannot be built
     at.button(key="start_training").click().run()

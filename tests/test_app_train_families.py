@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
-from vitdemo.families import ClassicRun, run_config_from_dict
 from vitdemo.models import build_model
 from vitdemo.pretrain.encoder import ENCODER_TAG
+from vitdemo.runconfig import ClassicRun, run_config_from_dict
 from vitdemo.runs import worker
 from vitdemo.runs.store import Registry
 from vitdemo.training.recipes import FEW_LABELS_VAL_SIZE, SEED_VIT
@@ -97,7 +97,7 @@ def test_an_imagenet_network_says_which_weights_file_to_place(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-cache"))  # offline, nothing cached
     at = open_train()
     at.radio(key="tf_model_kind").set_value("transfer").run()
-    at.selectbox(key="tf_arch").set_value("alexnet").run()
+    at.selectbox(key="tf_transfer_arch").set_value("alexnet").run()
     notes = [str(c.value) for c in at.caption]
     assert any("alexnet-owt-7be5be79.pth" in n and "$TORCH_HOME/hub/checkpoints" in n for n in notes), notes
     assert not any(str(tmp_path) in n for n in notes)  # no server folder on the page
@@ -107,7 +107,7 @@ def test_the_seed_recipe_preset_picks_the_published_vit(env: Registry, worker_st
     at = open_train()
     at.radio(key="tf_model_kind").set_value("cnn").run()
     at.button(key="preset_seed_recipe").click().run()
-    assert at.radio(key="tf_model_kind").value == "vit" and at.selectbox(key="tf_patch_size").value == 7
+    assert at.radio(key="tf_model_kind").value == "vit" and at.selectbox(key="tf_vit_patch_size").value == 7
     assert any("Seed recipe" in str(c.value) for c in at.caption)
     at.button(key="start_training").click().run()
     (run,) = queued(env)

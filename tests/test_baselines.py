@@ -11,8 +11,8 @@ import pytest
 
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
-from vitdemo.families import ClassicConfig, ClassicRun, run_config_from_dict
 from vitdemo.models import build_model
+from vitdemo.runconfig import ClassicConfig, ClassicRun, run_config_from_dict
 from vitdemo.runs.baselines import baseline_files, encoders, sync_baselines
 from vitdemo.runs.store import Registry
 
@@ -104,8 +104,8 @@ def test_concurrent_baseline_syncs_register_each_file_once(reg: Registry, tmp_pa
 def _classic_file(folder: Path, name: str) -> Path:
     import numpy as np
 
-    from vitdemo.families import ClassicConfig
     from vitdemo.models.classic import fit_classic, save_classic
+    from vitdemo.runconfig import ClassicConfig
 
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), np.arange(40) % 10

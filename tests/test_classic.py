@@ -14,7 +14,6 @@ from sklearn.preprocessing import StandardScaler
 
 from vitdemo.config import ConfigError
 from vitdemo.data import Split, load_dataset
-from vitdemo.families import ClassicRun
 from vitdemo.models.classic import (
     ClassicConfig,
     ClassicError,
@@ -31,6 +30,7 @@ from vitdemo.models.classic import (
     score_classic,
     stored_numbers,
 )
+from vitdemo.runconfig import ClassicRun
 
 SMALL = {  # small enough for a test: a few seconds each on 3000 images
     "logreg": ClassicConfig(kind="logreg", max_iter=100),

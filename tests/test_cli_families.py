@@ -194,8 +194,8 @@ def test_a_run_records_whether_its_init_is_an_encoder_or_a_classifier(tmp_path: 
     """The family shown for a run depends on it: from a trained classifier it stays a CNN, from SimCLR it is pretrained."""
     from vitdemo.checkpoints import make_meta, save_checkpoint
     from vitdemo.cli.main import _check_start_files
-    from vitdemo.families import ENCODER_TAG
     from vitdemo.models import build_model
+    from vitdemo.runconfig import ENCODER_TAG
     from vitdemo.views.names import family_of
 
     cnn = CNNConfig(width=4)

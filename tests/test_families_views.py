@@ -70,7 +70,8 @@ def test_every_kind_of_run_has_its_family(kind: str, config: dict | None, family
 
 def test_names_mirror_the_config_constants() -> None:
     """vitdemo.views.names keeps its own copies (it imports no config): they must say the same."""
-    from vitdemo import config, families
+    from vitdemo import config
+    from vitdemo import runconfig as families
     from vitdemo.views import names
 
     assert names.SUPERVISED_INIT == config.SUPERVISED_INIT and names.TRANSFER_ARCHS == config.ARCHS

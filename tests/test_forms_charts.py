@@ -11,9 +11,9 @@ import pytest
 
 from vitdemo import units
 from vitdemo.config import CNNConfig, ConfigError, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
-from vitdemo.families import CLASSIC_KINDS, ClassicConfig, ClassicRun, PretrainConfig, PretrainRun
 from vitdemo.metrics import evaluate_predictions
 from vitdemo.models import build_model, count_parameters
+from vitdemo.runconfig import CLASSIC_KINDS, ClassicConfig, ClassicRun, PretrainConfig, PretrainRun
 from vitdemo.runs.store import Registry
 from vitdemo.training.recipes import FEW_LABELS_VAL_SIZE, SEED_VIT
 from vitdemo.views import charts, forms
@@ -94,22 +94,25 @@ def test_memory_estimate_grows_with_batch_and_model() -> None:
 @pytest.mark.parametrize(
     "change, expected",
     [
-        ({"num_heads": 5}, ["Embedding dim (64) must be divisible by heads (5)."]),
+        ({"vit_num_heads": 5}, ["Embedding dim (64) must be divisible by heads (5)."]),
         ({"lr": 0.0}, ["Learning rate must be in (0, 1]."]),
         ({"epochs": 0}, ["Epochs must be between 1 and 500."]),
         ({"epochs": "ten"}, ["Epochs must be a whole number, not 'ten'."]),
         ({"batch_size": 2.5}, ["Batch size must be a whole number, not 2.5."]),
         ({"model_kind": "cnn", "cnn_width": 2}, ["CNN width must be between 4 and 256."]),
-        ({"model_kind": "cnn", "cnn_depth": 4}, ["Depth must be 1, 2 or 3 (28 px halves at most 3 times)."]),
-        ({"name": "x" * 101}, ["Name must be at most 100 characters."]),
+        ({"model_kind": "cnn", "cnn_depth": 4}, ["CNN depth must be 1, 2 or 3 (28 px halves at most 3 times)."]),
+        ({"name": "x" * 101}, ["Run name must be at most 100 characters."]),
         ({"model_kind": "boosting"}, ["Model kind must be one of vit, cnn, linear, mlp, transfer, classic,"]),
         ({"model_kind": "mlp", "mlp_hidden": "256,x"}, ["Hidden layers must be layer sizes like 256,128, not"]),
-        ({"model_kind": "mlp", "mlp_hidden": "4"}, ["Each hidden size must be between 8 and 4096."]),
-        ({"model_kind": "transfer", "arch": "alexnet", "image_px": 32}, ["Input size must be between 64 and 224"]),
+        ({"model_kind": "mlp", "mlp_hidden": "4"}, ["Every layer in hidden layers must have 8 to 4096 units."]),
+        (
+            {"model_kind": "transfer", "transfer_arch": "alexnet", "transfer_image_px": 32},
+            ["Input size must be between 64 and 224"],
+        ),
         ({"model_kind": "classic", "classic_kind": "knn", "n_neighbors": 0}, ["Neighbours must be between 1 and 50."]),
         ({"model_kind": "vit", "labels": 5}, ["Label budget must be 0 (all) or at least 10, one a class."]),
         # the model's and the training settings' problems are reported together
-        ({"num_heads": 3, "weight_decay": 2.0}, ["Embedding dim (64) must be", "Weight decay must be in [0, 1]."]),
+        ({"vit_num_heads": 3, "weight_decay": 2.0}, ["Embedding dim (64) must be", "Weight decay must be in [0, 1]."]),
     ],
 )
 def test_invalid_values_give_clear_messages(change: dict, expected: list[str]) -> None:
@@ -124,7 +127,7 @@ def test_invalid_values_give_clear_messages(change: dict, expected: list[str]) -
 
 def test_settings_of_the_other_kind_do_not_block() -> None:
     """A bad ViT value does not matter while the CNN is chosen (its widgets are not even shown)."""
-    config, messages = forms.check_values({**forms.default_values(), "model_kind": "cnn", "num_heads": 5})
+    config, messages = forms.check_values({**forms.default_values(), "model_kind": "cnn", "vit_num_heads": 5})
     assert messages == [] and isinstance(config.model, CNNConfig)
 
 
@@ -153,7 +156,7 @@ def test_values_round_trip_through_a_config() -> None:
         name="my run",
     )
     values = forms.values_from_config(config.to_dict())  # as a stored run holds it
-    assert values["model_kind"] == "cnn" and values["cnn_width"] == 24 and values["embed_dim"] == 64
+    assert values["model_kind"] == "cnn" and values["cnn_width"] == 24 and values["vit_embed_dim"] == 64
     again = forms.config_from_values(values)
     assert again == TrainConfig(**{**config.__dict__, "warmup_epochs": 1.0})
     assert forms.config_from_values(forms.default_values()).warmup_epochs == 1.0
@@ -162,9 +165,9 @@ def test_values_round_trip_through_a_config() -> None:
 
 
 def test_coerce_values_gives_widget_types() -> None:
-    values = forms.coerce_values({**forms.default_values(), "epochs": 3.0, "mlp_ratio": 2, "lr": "x"})
+    values = forms.coerce_values({**forms.default_values(), "epochs": 3.0, "vit_mlp_ratio": 2, "lr": "x"})
     assert values["epochs"] == 3 and isinstance(values["epochs"], int)
-    assert isinstance(values["mlp_ratio"], float) and values["lr"] == "x"
+    assert isinstance(values["vit_mlp_ratio"], float) and values["lr"] == "x"
 
 
 # -- the families -------------------------------------------------------------------------------------

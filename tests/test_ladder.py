@@ -34,11 +34,11 @@ def test_shapes_and_parameter_counts() -> None:
     ("config", "word"),
     [
         (MLPConfig(hidden=()), "hidden"),
-        (MLPConfig(hidden=(4,)), "hidden size"),
+        (MLPConfig(hidden=(4,)), "8 to 4096 units"),
         (MLPConfig(dropout=0.95), "dropout"),
-        (MLPConfig(hidden=(64.5,)), "hidden size"),  # not silently truncated to 64
-        (MLPConfig(hidden=("64",)), "hidden size"),
-        (MLPConfig(hidden=(True,)), "hidden size"),
+        (MLPConfig(hidden=(64.5,)), "8 to 4096 units"),  # not silently truncated to 64
+        (MLPConfig(hidden=("64",)), "8 to 4096 units"),
+        (MLPConfig(hidden=(True,)), "8 to 4096 units"),
         (LinearConfig(in_chans=3), "in_chans"),
         (LinearConfig(num_classes=1), "num_classes"),
     ],

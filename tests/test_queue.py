@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from vitdemo.config import CNNConfig, ConfigError, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
-from vitdemo.families import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun, run_config_from_dict
 from vitdemo.models import build_model, count_parameters
+from vitdemo.runconfig import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun, run_config_from_dict
 from vitdemo.runs import admission, limits, queue
 from vitdemo.runs.people import CLI, Actor
 from vitdemo.runs.store import OverLimit, Registry, RunNotFound

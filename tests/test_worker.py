@@ -16,9 +16,9 @@ import pytest
 
 from vitdemo.checkpoints import read_meta
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
-from vitdemo.families import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun
 from vitdemo.models.classic import load_classic
 from vitdemo.pretrain import is_pretrained_encoder
+from vitdemo.runconfig import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun
 from vitdemo.runs import execute, points, queue, worker
 from vitdemo.runs.dbfile import RegistryUnavailable
 from vitdemo.runs.people import CLI

@@ -26,8 +26,10 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from vitdemo import families
 from vitdemo.config import ConfigError, ModelConfig, model_config_from_dict
 from vitdemo.data import DATASET_INFO, class_names, normalization
+from vitdemo.families.spec import CLASSIFY
 from vitdemo.models import build_model, count_parameters
 
 FORMAT = "vitdemo-checkpoint"
@@ -54,6 +56,7 @@ class CheckpointMeta:
     train_config: dict[str, Any] | None = None
     name: str = ""
     temperature: float = 1.0  # calibrated probabilities are softmax(logits / temperature); see vitdemo.calibration
+    task: str = CLASSIFY  # what the model does (its family's task); files from before the field are classifiers
 
     def to_header(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class CheckpointMeta:
             "train_config": self.train_config,
             "name": self.name,
             "temperature": self.temperature,
+            "task": self.task,
         }
 
     @classmethod
@@ -78,8 +82,12 @@ class CheckpointMeta:
             raise CheckpointError(f"checkpoint format version {header['version']} is newer than this vitdemo")
         if not isinstance(header["model_config"], dict) or not isinstance(header["classes"], list):
             raise TypeError("model_config must be an object and classes a list")
+        model_config = model_config_from_dict(header["model_config"])
+        task = header.get("task", CLASSIFY)  # files from before tasks: every one of them is a classifier
+        if task != families.task_of(model_config.kind):
+            raise CheckpointError(f"its task {task!r} is not what a {model_config.kind} model does")
         return cls(
-            model_config=model_config_from_dict(header["model_config"]),
+            model_config=model_config,
             dataset=header["dataset"],
             mean=float(header["mean"]),
             std=float(header["std"]),
@@ -88,6 +96,7 @@ class CheckpointMeta:
             train_config=header.get("train_config"),
             name=header.get("name", ""),
             temperature=float(header.get("temperature", 1.0)),  # files from before calibration: 1.0
+            task=task,
         )
 
 
@@ -121,7 +130,10 @@ def make_meta(
 ) -> CheckpointMeta:
     mean, std = normalization(dataset)
     classes = class_names(dataset)
-    return CheckpointMeta(model_config, dataset, mean, std, classes, metrics or {}, train_config, name, temperature)
+    task = families.task_of(model_config.kind)
+    return CheckpointMeta(
+        model_config, dataset, mean, std, classes, metrics or {}, train_config, name, temperature, task
+    )
 
 
 # --- checks -------------------------------------------------------------------------------------------------

@@ -7,196 +7,95 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vitdemo import families
+from vitdemo.families.cnn import CNNConfig
+from vitdemo.families.linear import LinearConfig
+from vitdemo.families.mlp import MLPConfig
+from vitdemo.families.spec import CLASSIFY, ConfigError, ModelConfig, setting
+from vitdemo.families.spec import check as _check
+from vitdemo.families.transfer import ARCHS, MIN_IMAGE_PX, TransferConfig
+from vitdemo.families.vit import ViTConfig
+
 DATASETS = ("mnist", "fashion")
 DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("cosine", "onecycle", "constant")
-ARCHS = ("resnet18", "vgg16", "alexnet")  # torchvision ImageNet networks a transfer model can start from
-MIN_IMAGE_PX = {"resnet18": 32, "vgg16": 32, "alexnet": 64}  # smaller inputs vanish in the downsampling
 INIT_METHODS = ("", "mae", "simclr", "supervised")  # TrainConfig.init_method
 SUPERVISED_INIT = "supervised"  # init is a trained classifier, not a self-supervised encoder
 CLASS_SET = "class"  # TrainConfig.extra_data: the class's own drawings (vitdemo.classset.data)
 MAX_SEED = 2**64 - 1  # torch.manual_seed and torch.Generator.manual_seed overflow above this (numpy gets seed % 2**32)
-
-
-class ConfigError(ValueError):
-    """A config value is out of range; the message says which and why."""
-
-
-@dataclass(frozen=True)
-class ViTConfig:
-    """A small ViT for 28x28 images."""
-
-    kind: Literal["vit"] = "vit"
-    image_size: int = 28
-    in_chans: int = 1
-    num_classes: int = 10
-    patch_size: int = 4  # 4 -> 7x7 = 49 patches: fine enough for strokes; 7 is faster, 14 is a toy
-    embed_dim: int = 64
-    depth: int = 6
-    num_heads: int = 4
-    mlp_ratio: float = 2.0  # small models train faster on CPU with a narrower MLP
-    dropout: float = 0.0  # augmentation regularises enough for short runs
-
-    def validate(self) -> None:
-        _check(self.patch_size in (4, 7, 14), "patch_size must be 4, 7 or 14 (it must divide 28)")
-        _check(8 <= self.embed_dim <= 1024, "embed_dim must be between 8 and 1024")
-        _check(1 <= self.num_heads <= 16, "num_heads must be between 1 and 16")
-        _check(
-            self.embed_dim % self.num_heads == 0,
-            f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})",
-        )
-        _check(1 <= self.depth <= 24, "depth must be between 1 and 24")
-        _check(0.5 <= self.mlp_ratio <= 8, "mlp_ratio must be between 0.5 and 8")
-        _check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
-
-    @property
-    def grid(self) -> int:
-        return self.image_size // self.patch_size
-
-
-@dataclass(frozen=True)
-class CNNConfig:
-    """A plain CNN: `depth` stages of two 3x3 conv + BN + ReLU, then 2x2 max-pool; widths double."""
-
-    kind: Literal["cnn"] = "cnn"
-    image_size: int = 28
-    in_chans: int = 1
-    num_classes: int = 10
-    width: int = 16  # channels of the first stage; stage i has width * 2**i (16: 99% MNIST in ~1 CPU minute)
-    depth: int = 2  # 28 -> 14 -> 7 with two stages (Grad-CAM on any stage: vitdemo.explain.maps)
-    dropout: float = 0.1
-
-    def validate(self) -> None:
-        _check(4 <= self.width <= 256, "width must be between 4 and 256")
-        _check(1 <= self.depth <= 3, "depth must be 1, 2 or 3 (28 px halves at most 3 times)")
-        _check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
-
-
-@dataclass(frozen=True)
-class LinearConfig:
-    """Multinomial logistic regression as a torch model: pixels -> 10 logits (7,850 parameters)."""
-
-    kind: Literal["linear"] = "linear"
-    image_size: int = 28
-    in_chans: int = 1
-    num_classes: int = 10
-
-    def validate(self) -> None:
-        _check(self.image_size == 28, "image_size must be 28")
-        _check(self.in_chans == 1, "in_chans must be 1 (greyscale)")
-        _check(2 <= self.num_classes <= 1000, "num_classes must be between 2 and 1000")
-
-
-@dataclass(frozen=True)
-class MLPConfig:
-    """Fully connected layers on the flattened pixels: Linear -> ReLU -> Dropout per hidden size, then the head."""
-
-    kind: Literal["mlp"] = "mlp"
-    image_size: int = 28
-    in_chans: int = 1
-    num_classes: int = 10
-    hidden: tuple[int, ...] = (256, 128)  # two layers reach ~98% on MNIST; wider adds parameters, not accuracy
-    dropout: float = 0.1  # a little: augmentation already regularises, and MLPs overfit MNIST slowly
-
-    def __post_init__(self) -> None:
-        # JSON (run records, checkpoint headers) turns the tuple into a list; keep configs equal and hashable.
-        # Only the container changes: validate() still refuses sizes that are not whole numbers.
-        if isinstance(self.hidden, list):
-            object.__setattr__(self, "hidden", tuple(self.hidden))
-
-    def validate(self) -> None:
-        _check(self.image_size == 28, "image_size must be 28")
-        _check(self.in_chans == 1, "in_chans must be 1 (greyscale)")
-        _check(2 <= self.num_classes <= 1000, "num_classes must be between 2 and 1000")
-        _check(isinstance(self.hidden, tuple) and 1 <= len(self.hidden) <= 6, "hidden must list 1 to 6 layer sizes")
-        whole = all(type(h) is int for h in self.hidden)
-        _check(whole and all(8 <= h <= 4096 for h in self.hidden), "each hidden size must be between 8 and 4096")
-        _check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
-
-
-@dataclass(frozen=True)
-class TransferConfig:
-    """A torchvision ImageNet network on upscaled digits, fine-tuned whole or as a frozen feature extractor.
-
-    Building one never reads the ImageNet weights: training loads them (vitdemo.training.loop), a checkpoint has its own.
-    """
-
-    kind: Literal["transfer"] = "transfer"
-    image_size: int = 28
-    in_chans: int = 1
-    num_classes: int = 10
-    arch: str = "resnet18"  # the smallest of the three (11M parameters) and the best on digits
-    image_px: int = 64  # 28 -> 64 px: ResNet-18 ends at 2x2; 112 px gives 4x4 maps at ~3x the compute
-    finetune: Literal["all", "head"] = "all"  # "head": frozen backbone (weights and BN statistics), a linear probe
-    pretrained: bool = True  # False: the same architecture trained from scratch (the baseline to beat)
-    dropout: float = 0.0  # before the new head
-
-    def validate(self) -> None:
-        _check(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}")
-        _check(self.image_size == 28 and self.in_chans == 1, "transfer models take 28x28 greyscale images")
-        _check(2 <= self.num_classes <= 1000, "num_classes must be between 2 and 1000")
-        low = MIN_IMAGE_PX.get(self.arch, 32)
-        _check(low <= self.image_px <= 224, f"image_px must be between {low} and 224 for {self.arch}")
-        _check(self.finetune in ("all", "head"), "finetune must be 'all' or 'head'")
-        _check(
-            self.pretrained or self.finetune == "all",
-            "finetune='head' needs pretrained=True: a frozen random backbone learns nothing",
-        )
-        _check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
-
-
-ModelConfig = ViTConfig | CNNConfig | LinearConfig | MLPConfig | TransferConfig
-MODEL_CONFIGS: dict[str, type[ModelConfig]] = {
-    "vit": ViTConfig,
-    "cnn": CNNConfig,
-    "linear": LinearConfig,
-    "mlp": MLPConfig,
-    "transfer": TransferConfig,
-}
+# Kept importable here: most of the house reads configs from this module.
+__all__ = ["ARCHS", "MIN_IMAGE_PX", "CNNConfig", "ConfigError", "LinearConfig", "MLPConfig", "ModelConfig"]
+__all__ += ["TrainConfig", "TransferConfig", "ViTConfig", "default_run_name", "model_config_from_dict"]
+MODEL_CONFIGS = families.model_configs()  # kind -> config class, from the family registry
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run. Every field is a plain value so a run can be stored and replayed."""
 
-    model: ModelConfig = field(default_factory=ViTConfig)
-    dataset: str = "mnist"
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 2e-3  # peak learning rate (AdamW)
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    schedule: str = "cosine"
-    label_smoothing: float = 0.1
-    grad_clip: float = 1.0  # max global grad norm; 0 disables
-    augment: float = 1.0  # 0 = off; 1 = +-10 deg, +-10% scale, +-2 px shift
-    hflip: bool = False  # also mirror half the digits left-right (Fashion-MNIST is always mirrored)
-    # The gap between MNIST and what people draw (vitdemo.training.augment, vitdemo.synth.styles); 0 = off, as runs before them.
-    stroke_aug: float = 0.0  # pen width: 1 = up to 2 px thicker or 1 px thinner, per image
-    elastic: float = 0.0  # a smooth random wobble of the strokes: 1 = up to about 1.5 px
-    styles_ratio: float = 0.0  # synthetic handwriting styles MNIST lacks, added to each batch: 0.05 = 5% more images
-    seed: int = 0  # initialisation, shuffling, augmentation
-    split_seed: int = 0  # which images are held out for validation: the same for runs that differ only in `seed`
-    device: str = "auto"
-    val_size: int = 5000  # held out from the 60k training images
-    train_subset: int = 0  # >0: use only this many training images (tests, quick demos)
-    compile: bool = False  # torch.compile (CUDA or CPU; CPU needs a C++ compiler)
-    amp: bool = True  # bf16 autocast, CUDA only
-    keep: Literal["best", "last"] = "best"
-    name: str = ""
-    # Where the weights start (vitdemo.training.loop.prepare_model). Paths are stored as given: the CLI makes them absolute.
-    labels: int = 0  # >0: train on a seeded class-balanced subset of this many labelled images; 0 = every label
-    init: str = ""  # a vitdemo checkpoint (e.g. a pretrained encoder) whose matching weights start the model
+    model: ModelConfig = field(default_factory=ViTConfig)  # --model KIND and that family's own settings
+    dataset: str = setting("mnist", "dataset", choices=DATASETS, always=True)
+    epochs: int = setting(10, "epochs", minimum=1, step=1, always=True)
+    batch_size: int = setting(128, "batch size", minimum=1, step=32, always=True)
+    lr: float = setting(2e-3, "learning rate", help="peak, AdamW", always=True)  # peak learning rate (AdamW)
+    weight_decay: float = setting(0.05, "weight decay", minimum=0.0, step=0.01, always=True)
+    warmup_epochs: float = setting(1.0, "warm-up epochs", form=False, always=True)
+    schedule: str = setting("cosine", "schedule", choices=SCHEDULES, always=True)
+    label_smoothing: float = setting(0.1, "label smoothing", minimum=0.0, step=0.05, always=True)
+    # max global grad norm; 0 disables
+    grad_clip: float = setting(1.0, "gradient clipping", form=False, help="max global norm; 0 disables", always=True)
+    # 0 = off; 1 = +-10 deg, +-10% scale, +-2 px shift
+    augment: float = setting(1.0, "augmentation", help="1: ±10°, ±10% scale, ±2 px; 0 = off", always=True)
+    # also mirror half the digits left-right (Fashion-MNIST is always mirrored)
+    hflip: bool = setting(False, "mirror", form=False, help="also mirror digits left-right")
+    # The gap between MNIST and what people draw (vitdemo.training.augment, vitdemo.synth.styles); 0 = off, as
+    # runs before them.
+    stroke_aug: float = setting(0.0, "pen width", form=False, help="1 = up to 2 px thicker or 1 px thinner, per image")
+    elastic: float = setting(0.0, "wobble", form=False, help="a smooth random wobble of the strokes: 1 = about 1.5 px")
+    # synthetic handwriting styles MNIST lacks, added to each batch: 0.05 = 5% more images
+    styles_ratio: float = setting(
+        0.0, "synthetic styles", form=False, help="add this share of synthetic handwriting styles (flagged 1, "
+        "crossed 7, open 4...) to each batch, e.g. 0.05; MNIST only"
+    )  # fmt: skip
+    seed: int = setting(0, "seed", minimum=0, step=1, always=True)  # initialisation, shuffling, augmentation
+    # which images are held out for validation: the same for runs that differ only in `seed`
+    split_seed: int = setting(
+        0, "split seed", form=False, help="picks the validation images (--seed drives initialisation, shuffling and "
+        "augmentation)"
+    )  # fmt: skip
+    device: str = setting("auto", "device", choices=DEVICES, command=False)
+    val_size: int = setting(5000, "validation size", form=False, always=True)  # held out from the 60k images
+    # >0: use only this many training images (tests, quick demos)
+    train_subset: int = setting(0, "quick subset", minimum=0, step=1000, help="training images, 0 = all")
+    compile: bool = setting(False, "compile", form=False, help="torch.compile the model (CPU needs a C++ compiler)")
+    amp: bool = setting(True, "bf16 autocast", form=False, help="--no-amp: no bf16 autocast on CUDA")
+    keep: Literal["best", "last"] = setting("best", "keep", choices=("best", "last"), form=False, always=True)
+    name: str = setting("", "run name", help="default: derived from the settings")
+    # Where the weights start (vitdemo.training.loop.prepare_model). Paths are stored as given: the CLI makes them
+    # absolute.
+    # >0: train on a seeded class-balanced subset of this many labelled images; 0 = every label
+    labels: int = setting(0, "label budget", help="train on a class-balanced subset of this many labelled images")
+    # a vitdemo checkpoint (e.g. a pretrained encoder) whose matching weights start the model
+    init: str = setting("", "start from", form=False, help="a checkpoint (e.g. from `pretrain`) to start from")
     # How init's weights were learned, read from its header when the run is made: "mae" or "simclr" (a
     # self-supervised encoder: the run is a "pretrained" one), "supervised" (a trained classifier fine-tuned: the
     # run stays in its model's family); "" = not recorded (runs from before this field).
     init_method: str = ""
-    probe: bool = False  # train only the head; the body stays frozen in eval mode (a linear probe)
-    weights_path: str = ""  # transfer models: the ImageNet weights file (default: torch hub's cache, or download)
+    # train only the head; the body stays frozen in eval mode (a linear probe)
+    probe: bool = setting(False, "linear probe", form=False, help="train only the head (needs --init)")
+    # transfer models: the ImageNet weights file (default: torch hub's cache, or download); a path of this machine
+    weights_path: str = setting(
+        "", "ImageNet weights file", flag="--weights", form=False, command=False,
+        help="transfer: torchvision's ImageNet weights file (default: torch hub's cache, else a download)"
+    )  # fmt: skip
     # More training images after the dataset's: "class" (the class set, frozen into a snapshot file when the run is
     # submitted: vitdemo.classset.data.freeze_config) or that snapshot's path (.npz). Validation and test stay MNIST's.
-    extra_data: str = ""
+    extra_data: str = setting(
+        "", "extra training images", help="also train on the class set ('class': the drawings submitted so far, "
+        "frozen into a snapshot when the run starts; or such a snapshot file); validation and test stay the dataset's"
+    )  # fmt: skip
     resume: str = ""  # a resume file (vitdemo.training.resume): continue that run from its last saved epoch
+    task: str = CLASSIFY  # what the model does (its family's task): stored so that readers live beside classifiers
 
     def validate(self) -> None:
         self.model.validate()
@@ -222,6 +121,8 @@ class TrainConfig:
         _check(len(self.name) <= 100, "name must be at most 100 characters")
         self._validate_start()
         self._validate_extra()
+        task = families.task_of(self.model.kind)
+        _check(self.task == task, f"task must be {task!r} for a {self.model.kind} model, not {self.task!r}")
 
     def _validate_extra(self) -> None:
         """`extra_data`: nothing, the class set, or a snapshot of it; never mixed with a label budget (which would
@@ -277,16 +178,7 @@ class TrainConfig:
 
 def model_shape(model: ModelConfig) -> str:
     """A short tag of a model's shape for run names: 'p4-d64x6' (ViT), 'w16x2' (CNN), 'h256-128' (MLP)..."""
-    if isinstance(model, ViTConfig):
-        return f"p{model.patch_size}-d{model.embed_dim}x{model.depth}"
-    if isinstance(model, CNNConfig):
-        return f"w{model.width}x{model.depth}"
-    if isinstance(model, MLPConfig):
-        return "h" + "-".join(str(h) for h in model.hidden)
-    if isinstance(model, TransferConfig):
-        start = "" if model.pretrained else "-scratch"
-        return f"{model.arch}-{model.image_px}px{start}" + ("-head" if model.finetune == "head" else "")
-    return "784"  # linear: the pixels straight to the classes
+    return families.shape_tag(model)
 
 
 def default_run_name(config: TrainConfig) -> str:
@@ -304,15 +196,4 @@ def default_run_name(config: TrainConfig) -> str:
 
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
     """Rebuild a model config from its dict; unknown keys are an error, missing ones take defaults."""
-    kind = data.get("kind", "vit")
-    cls = MODEL_CONFIGS.get(kind) if isinstance(kind, str) else None
-    _check(cls is not None, f"unknown model kind {kind!r}: expected one of {', '.join(MODEL_CONFIGS)}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - known
-    _check(not unknown, f"unknown {kind} settings: {', '.join(sorted(unknown))}")
-    return cls(**data)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
+    return families.model_config_from_dict(data)

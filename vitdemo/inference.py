@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from vitdemo.checkpoints import LoadedModel
-from vitdemo.explain.maps import HeadFusion, attention_rollout, explain_cnn, layer_maps
+from vitdemo.explain.maps import HeadFusion, explain_prediction, layer_maps
 from vitdemo.preprocess.pipeline import Preprocessed, normalize, preprocess
 
 
@@ -65,14 +65,13 @@ def explain_one(
     classes = loaded.meta.classes
     if not explain:
         return Prediction(loaded.kind, predict_probs(loaded, x)[0], None, classes=classes)
-    if loaded.kind == "vit":
-        logits, heat, attns = attention_rollout(loaded.model, x, head_fusion, discard_ratio)
-        maps = layer_maps(attns, loaded.meta.model_config.grid)[0].numpy()  # (L, g, g)
-        probs = loaded.probabilities(logits)[0].numpy()
-        return Prediction("vit", probs, heat[0].numpy(), maps, classes)
-    logits, heat = explain_cnn(loaded.model, x, mean=loaded.meta.mean, std=loaded.meta.std)  # (1, C), (1, 28, 28)
+    meta = loaded.meta
+    logits, heat, attns = explain_prediction(
+        loaded.model, x, loaded.kind, mean=meta.mean, std=meta.std, head_fusion=head_fusion, discard_ratio=discard_ratio
+    )  # (1, C), (1, 28, 28), per-layer attention for a transformer
+    maps = None if attns is None else layer_maps(attns, meta.model_config.grid)[0].numpy()  # (L, g, g)
     probs = loaded.probabilities(logits)[0].numpy()
-    return Prediction(loaded.kind, probs, heat[0].numpy(), None, classes)
+    return Prediction(loaded.kind, probs, heat[0].numpy(), maps, classes)
 
 
 def analyze(

@@ -23,10 +23,11 @@ from typing import Any
 import torch
 
 from vitdemo.checkpoints import CheckpointMeta, LoadedModel, load_checkpoint
-from vitdemo.config import CNNConfig, MLPConfig, ModelConfig, TrainConfig, TransferConfig, ViTConfig
+from vitdemo.config import ModelConfig, TrainConfig
 from vitdemo.evaluate import score_checkpoint
-from vitdemo.families import PretrainConfig
+from vitdemo.families.vocab import command_flags
 from vitdemo.paths import ENV_CHECKPOINTS, shipped_dir
+from vitdemo.runconfig import PretrainConfig
 
 # In a fine-tuned shipped network's metrics: the TrainConfig (and the training time) of the earlier version of
 # the same file that the fine-tune started from, so its README entry can say how to make both.
@@ -67,57 +68,17 @@ class ShippedFigures:
 
 def model_flags(m: ModelConfig) -> list[str]:
     """The `train`/`pretrain` flags that rebuild model config `m` (every setting written out)."""
-    if isinstance(m, ViTConfig):
-        return [
-            f"--patch-size {m.patch_size}",
-            f"--embed-dim {m.embed_dim}",
-            f"--depth {m.depth}",
-            f"--num-heads {m.num_heads}",
-            f"--mlp-ratio {m.mlp_ratio:g}",
-            f"--dropout {m.dropout:g}",
-        ]
-    if isinstance(m, CNNConfig):
-        return [f"--width {m.width}", f"--depth {m.depth}", f"--dropout {m.dropout:g}"]
-    if isinstance(m, MLPConfig):
-        return [f"--hidden {','.join(map(str, m.hidden))}", f"--dropout {m.dropout:g}"]
-    if isinstance(m, TransferConfig):
-        flags = [f"--arch {m.arch}", f"--image-px {m.image_px}", f"--finetune {m.finetune}", f"--dropout {m.dropout:g}"]
-        return flags + ([] if m.pretrained else ["--no-pretrained"])
-    return []  # linear: nothing to set
+    return command_flags(m, every=True)
 
 
 def train_command(config: dict[str, Any], out: str) -> str:
-    """The `python -m vitdemo train` command line that reproduces a stored TrainConfig."""
+    """The `python -m vitdemo train` command line that reproduces a stored TrainConfig: the model and its shape
+    written out, the settings a reader looks for (Setting.always), then every other that differs from its
+    default (so commands written before a setting existed stay as they were)."""
     c = TrainConfig.from_dict(config)
-    parts = ["python -m vitdemo train", f"--model {c.model.kind}", f"--dataset {c.dataset}", *model_flags(c.model)]
-    parts += [
-        f"--epochs {c.epochs}",
-        f"--batch-size {c.batch_size}",
-        f"--lr {c.lr:g}",
-        f"--weight-decay {c.weight_decay:g}",
-        f"--warmup-epochs {c.warmup_epochs:g}",
-        f"--schedule {c.schedule}",
-        f"--label-smoothing {c.label_smoothing:g}",
-        f"--grad-clip {c.grad_clip:g}",
-        f"--augment {c.augment:g}",
-        f"--seed {c.seed}",
-        f"--val-size {c.val_size}",
-        f"--keep {c.keep}",
-    ]
-    if c.split_seed != TrainConfig.split_seed:  # written only when set: older commands stay as they were
-        parts.append(f"--split-seed {c.split_seed}")
-    parts += [flag for flag, on in (("--hflip", c.hflip), ("--compile", c.compile), ("--probe", c.probe)) if on]
-    parts += [f"--{k.replace('_', '-')} {v}" for k, v in (("labels", c.labels), ("train_subset", c.train_subset)) if v]
-    handwriting = (("stroke_aug", c.stroke_aug), ("elastic", c.elastic), ("styles_ratio", c.styles_ratio))
-    parts += [f"--{k.replace('_', '-')} {v:g}" for k, v in handwriting if v]  # only when on: older commands stay
-    if c.extra_data:
-        parts.append(f"--extra-data {shlex.quote(c.extra_data)}")
-    if c.init:
-        parts.append(f"--init {shlex.quote(c.init)}")
-    if c.name:
-        parts.append(f"--name {shlex.quote(c.name)}")
-    parts.append(f"--out {out}")
-    return " ".join(parts)
+    return " ".join(
+        ["python -m vitdemo train", f"--model {c.model.kind}", *model_flags(c.model), *command_flags(c), f"--out {out}"]
+    )
 
 
 def classic_command(header: Any, out: str) -> str:

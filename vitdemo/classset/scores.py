@@ -15,7 +15,7 @@ from pathlib import Path
 from vitdemo import paths
 from vitdemo.classset.data import ClassSplit, as_split
 from vitdemo.classset.store import ClassSet
-from vitdemo.families import ENCODER_TAG
+from vitdemo.runconfig import ENCODER_TAG
 from vitdemo.runs.baselines import read_headers
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.store import Registry

@@ -5,87 +5,23 @@ not a training run (`classic`: scikit-learn baselines; `pretrain`: a self-superv
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vitdemo.config import ARCHS, MODEL_CONFIGS, ConfigError, MLPConfig, ModelConfig, TransferConfig
-
-# argparse dest -> the flag, for messages (the same word as the model config's field, except --no-pretrained)
-MODEL_FLAGS: dict[str, str] = {
-    name: f"--{name.replace('_', '-')}"
-    for name in ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "dropout", "width", "hidden")
-}
-MODEL_FLAGS |= {"arch": "--arch", "image_px": "--image-px", "finetune": "--finetune", "pretrained": "--no-pretrained"}
-
-
-def hidden_sizes(text: str) -> tuple[int, ...]:
-    """'256,128' -> (256, 128); argparse turns the ValueError into a usage error."""
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected layer sizes like 256,128, got {text!r}") from None
-
-
-def add_model_flags(p: argparse.ArgumentParser, *, all_kinds: bool = True) -> None:
-    """The model kinds' settings (only the ViT's and the CNN's unless `all_kinds`); each defaults to its kind's
-    own default (or the recipe's)."""
-    d = {kind: cls() for kind, cls in MODEL_CONFIGS.items()}
-    v, c, m, t = d["vit"], d["cnn"], d["mlp"], d["transfer"]
-    g = p.add_argument_group("ViT")
-    g.add_argument("--patch-size", type=int, choices=[4, 7, 14], help=f"default {v.patch_size}")
-    g.add_argument("--embed-dim", type=int, help=f"default {v.embed_dim}")
-    g.add_argument("--num-heads", type=int, help=f"default {v.num_heads}")
-    g.add_argument("--mlp-ratio", type=float, help=f"default {v.mlp_ratio}")
-    g.add_argument("--depth", type=int, help=f"blocks (ViT, default {v.depth}) or stages (CNN, default {c.depth})")
-    dropouts = f"default {v.dropout} (ViT), {c.dropout} (CNN)"
-    if all_kinds:
-        dropouts += f", {m.dropout} (MLP), {t.dropout} (transfer)"
-    g.add_argument("--dropout", type=float, help=dropouts)
-    g = p.add_argument_group("CNN")
-    g.add_argument("--width", type=int, help=f"channels of the first stage (default {c.width})")
-    if all_kinds:
-        _add_family_flags(p, m, t)
-
-
-def _add_family_flags(p: argparse.ArgumentParser, m: MLPConfig, t: TransferConfig) -> None:
-    g = p.add_argument_group("MLP")
-    default_hidden = ",".join(map(str, m.hidden))
-    g.add_argument("--hidden", type=hidden_sizes, help=f"hidden layer sizes (default {default_hidden})")
-    g = p.add_argument_group("transfer (a torchvision ImageNet network on upscaled digits)")
-    g.add_argument("--arch", choices=ARCHS, help=f"default {t.arch}")
-    g.add_argument("--image-px", type=int, help=f"upscale the 28 px digits to this (default {t.image_px})")
-    g.add_argument("--finetune", choices=["all", "head"], help="train the whole network or only the new head")
-    g.add_argument(
-        "--no-pretrained", dest="pretrained", action="store_const", const=False, help="random weights, no ImageNet"
-    )
-
-
-def model_from_args(a: argparse.Namespace, kind: str, base: ModelConfig | None = None) -> ModelConfig:
-    """`kind`'s config (from `base` when it is that kind) with the model flags that were given; a flag that is
-    not a setting of `kind` is a ConfigError, never silently ignored."""
-    cls = MODEL_CONFIGS[kind]
-    start = base if base is not None and base.kind == kind else cls()
-    given = {k: getattr(a, k) for k in MODEL_FLAGS if getattr(a, k, None) is not None}
-    fields = {f.name for f in dataclasses.fields(cls)}
-    wrong = [MODEL_FLAGS[k] for k in given if k not in fields]
-    if wrong:
-        raise ConfigError(f"{wrong[0]} is not a setting of a {kind} model")
-    return replace(start, **given)
-
+from vitdemo.cli.flags import add_model_flags, model_from_args
+from vitdemo.runconfig import PRETRAIN_METHODS
 
 # --- classic ------------------------------------------------------------------------------------------------
 
 
 def classic_run_from_args(a: argparse.Namespace) -> Any:
     """The ClassicRun the `classic` flags describe (validated)."""
-    from vitdemo.families import ClassicConfig, ClassicRun
+    from vitdemo.runconfig import ClassicConfig, ClassicRun
 
     run = ClassicRun(
         model=ClassicConfig(kind=a.kind, seed=a.seed),
@@ -215,7 +151,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--name", default="", help="the checkpoint's name (default: '<method> <kind> encoder')")
     _add_data_flags(p)
-    add_model_flags(p, all_kinds=False)
+    add_model_flags(p, kinds=tuple(PRETRAIN_METHODS.values()))  # the families pretraining makes encoders for
     p.set_defaults(func=cmd_pretrain)
 
 

@@ -10,10 +10,9 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from vitdemo import paths
-from vitdemo.config import MODEL_CONFIGS, SCHEDULES, ConfigError, TrainConfig
+from vitdemo.config import MODEL_CONFIGS, ConfigError, TrainConfig
 from vitdemo.runs.dbfile import RegistryBusy, RegistryError, RegistryUnavailable
 from vitdemo.runs.store import Registry
 from vitdemo.training.recipes import RECIPES
@@ -24,56 +23,21 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--home", help="where runs and the registry live (default: $VITDEMO_HOME or ./runs)")
 
 
-# TrainConfig fields with a flag of the same name (--batch-size for batch_size); compile, amp, probe, hflip,
-# init and weights_path have their own flags below.
-INT_FLAGS = ("epochs", "batch_size", "seed", "split_seed", "val_size", "train_subset", "labels")
-FLOAT_FLAGS = ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "augment")
-HANDWRITING_FLAGS = ("stroke_aug", "elastic", "styles_ratio")  # floats too: augmentation for drawn digits
 # With --resume a run keeps its settings: only these flags may be given (vitdemo.training.resume.MAY_CHANGE).
 RESUME_FLAGS = ("epochs", "device", "compile", "amp", "name")
 
 
-class _Given(argparse.Action):
-    """Stores the value like argparse's default action and notes that the flag was given: with --recipe, only
-    given flags override the recipe (a flag given with TrainConfig's default value must still override it)."""
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
-        namespace.given = {*getattr(namespace, "given", ()), self.dest}
-
-
-def _flag(g: Any, *names: str, const: Any = None, **kwargs: Any) -> None:
-    """A training flag whose default is TrainConfig's (so the namespace reads as before) that records it was given."""
-    if const is not None:
-        kwargs.update(nargs=0, const=const)
-    g.add_argument(*names, action=_Given, **kwargs)
-
-
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    from vitdemo.cli.families import add_model_flags
+    """`train`'s flags: the model and the recipe, every family's and TrainConfig's settings (derived from their
+    metadata: vitdemo.cli.flags), where to copy the checkpoint, and --resume."""
+    from vitdemo.cli.flags import add_model_flags, add_train_flags
 
-    t = TrainConfig()
     p.add_argument("--model", choices=list(MODEL_CONFIGS), help="default vit (or the recipe's)")
     p.add_argument("--recipe", choices=list(RECIPES), help="start from a named recipe; other flags override it")
-    _flag(p, "--dataset", choices=["mnist", "fashion"], default=t.dataset)
     add_model_flags(p)
-    g = p.add_argument_group("training")
-    for name in INT_FLAGS + FLOAT_FLAGS:
-        kind = int if name in INT_FLAGS else float
-        _flag(g, f"--{name.replace('_', '-')}", type=kind, default=getattr(t, name), help=_help(t, name))
-    _flag(g, "--schedule", choices=list(SCHEDULES), default=t.schedule)
-    _flag(g, "--device", choices=["auto", "cpu", "cuda"], default=t.device)
-    _flag(g, "--keep", choices=["best", "last"], default=t.keep)
-    _flag(g, "--hflip", const=True, default=t.hflip, help="also mirror digits left-right")
-    _flag(g, "--compile", const=True, default=t.compile, help="torch.compile the model (~1.3x faster steps, CPU too)")
-    _flag(g, "--no-amp", dest="amp", const=False, default=t.amp, help="disable bf16 autocast on CUDA")
-    _flag(g, "--name", default=t.name, help="run name (default: derived from the settings)")
-    g.add_argument("--out", help="also copy the checkpoint to this path (e.g. checkpoints/vit_mnist.safetensors)")
-    g = p.add_argument_group("drawn digits (augmentation for what people draw; 0 = off)")
-    for name in HANDWRITING_FLAGS:
-        _flag(g, f"--{name.replace('_', '-')}", type=float, default=getattr(t, name), help=_help(t, name))
-    g = p.add_argument_group("resume")
-    g.add_argument(
+    add_train_flags(p)
+    p.add_argument("--out", help="also copy the checkpoint to this path (e.g. checkpoints/vit_mnist.safetensors)")
+    p.add_argument(
         "--resume",
         metavar="RUN",
         help="continue a run (a run id, or its resume file run-<id>.resume.safetensors) from its last finished "
@@ -81,43 +45,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         "the learning-rate schedule of an N-epoch run (for cosine, a jump up to that curve, then down to 0 at N); "
         "--device, --compile, --no-amp and --name may change too",
     )
-    g = p.add_argument_group("where the weights start")
-    _flag(g, "--init", metavar="FILE", default=t.init, help="a checkpoint (e.g. from `pretrain`) to start from")
-    _flag(
-        g,
-        "--extra-data",
-        metavar="class|FILE.npz",
-        default=t.extra_data,
-        help="also train on the class set ('class': the drawings submitted so far, frozen into a snapshot when "
-        "the run starts; or such a snapshot file); validation and test stay the dataset's",
-    )
-    _flag(g, "--probe", const=True, default=t.probe, help="train only the head (needs --init)")
-    _flag(
-        g,
-        "--weights",
-        dest="weights_path",
-        metavar="FILE",
-        default=t.weights_path,
-        help="transfer: torchvision's ImageNet weights file (default: torch hub's cache, else a download)",
-    )
-
-
-def _help(t: TrainConfig, name: str) -> str:
-    notes = {
-        "split_seed": "picks the validation images (--seed drives initialisation, shuffling and augmentation)",
-        "labels": "train on a class-balanced subset of this many labelled images (0 = all)",
-        "stroke_aug": "pen width: 1 = up to 2 px thicker or 1 px thinner, per image",
-        "elastic": "a smooth random wobble of the strokes: 1 = up to about 1.5 px",
-        "styles_ratio": "add this share of synthetic handwriting styles (flagged 1, crossed 7, open 4...) "
-        "to each batch, e.g. 0.05; MNIST only",
-    }
-    return f"{notes.get(name, '')} (default {getattr(t, name)})".strip()
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     """TrainConfig() or the recipe, with every flag that was given; paths are made absolute (a worker or a
     later run may start elsewhere)."""
-    from vitdemo.cli.families import model_from_args
+    from vitdemo.cli.flags import model_from_args
     from vitdemo.training.recipes import recipe
 
     base = recipe(a.recipe) if a.recipe else TrainConfig()
@@ -139,7 +72,7 @@ def _check_start_files(config: TrainConfig) -> TrainConfig:
     if not config.init:
         return config
     from vitdemo.checkpoints import read_meta
-    from vitdemo.families import init_method
+    from vitdemo.runconfig import init_method
 
     meta = read_meta(config.init)
     if meta.model_config.kind != config.model.kind:
@@ -169,12 +102,13 @@ def resume_config_from_args(a: argparse.Namespace, registry: Registry) -> TrainC
     from vitdemo.training.resume import resume_config
 
     given = set(getattr(a, "given", ()))
-    from vitdemo.cli.families import MODEL_FLAGS
+    from vitdemo.cli.flags import model_flags
 
+    flags = model_flags()
     others = sorted(given - set(RESUME_FLAGS)) + [k for k in ("model", "recipe") if getattr(a, k, None)]
-    others += [k for k in MODEL_FLAGS if getattr(a, k, None) is not None]
+    others += [k for k in flags if getattr(a, k, None) is not None]
     if others:
-        flag = MODEL_FLAGS.get(others[0], "--" + others[0].replace("_", "-"))
+        flag = flags.get(others[0], "--" + others[0].replace("_", "-"))
         raise ConfigError(
             f"{flag} cannot be given with --resume: a resumed run keeps its settings "
             "(only --epochs, --device, --compile, --no-amp and --name may change)"

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vitdemo import families
+
 HeadFusion = Literal["mean", "max", "min"]
 HEAD_FUSIONS: tuple[str, ...] = ("mean", "max", "min")
 
@@ -278,6 +280,26 @@ def explain_cnn(
     normalised with (mean, std). Chosen over Grad-CAM by vitdemo.explain.trust's checks: Grad-CAM's 7x7 last-stage map
     put half its weight on empty background and lost to a fixed centre blob on deletion."""
     return integrated_gradients(model, x, target, size, baseline=blank_value(mean, std))
+
+
+def explain_prediction(
+    model: nn.Module,
+    x: Tensor,
+    kind: str,
+    *,
+    mean: float,
+    std: float,
+    size: int = 28,
+    head_fusion: HeadFusion = "mean",
+    discard_ratio: float = 0.0,
+) -> tuple[Tensor, Tensor, list[Tensor] | None]:
+    """The app's explanation of each prediction, by the family's explainer (vitdemo.families: attention rollout
+    for a ViT, integrated gradients for the rest): (logits (B, C), maps (B, size, size), per-layer attention or
+    None). An unknown kind is a ConfigError naming the known ones, never explained as another kind."""
+    if families.get(kind).explainer == "rollout":
+        return attention_rollout(model, x, head_fusion, discard_ratio, size=size)
+    logits, heat = explain_cnn(model, x, mean=mean, std=std, size=size)
+    return logits, heat, None
 
 
 def _target_classes(target: int | Tensor | None, logits: Tensor) -> Tensor:

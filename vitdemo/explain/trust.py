@@ -30,7 +30,12 @@ from torch import Tensor, nn
 
 from vitdemo.checkpoints import LoadedModel, load_checkpoint
 from vitdemo.data import Split, load_raw, to_input
-from vitdemo.explain.maps import attention_rollout, blank_value, explain_cnn, grad_cam, integrated_gradients
+from vitdemo.explain.maps import (
+    blank_value,
+    explain_prediction,
+    grad_cam,
+    integrated_gradients,
+)
 from vitdemo.models import build_model
 
 Explainer = Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]  # (model, x (B, 1, H, W)) -> (logits, maps (B, H, W))
@@ -51,10 +56,9 @@ def fixed_indices(total: int, n: int, seed: int = 0) -> Tensor:
 def model_maps(model: nn.Module, loaded: LoadedModel, x: Tensor) -> tuple[Tensor, Tensor]:
     """The app's explanation of each prediction of `model` (the checkpoint's own, or a randomised copy):
     (logits (B, C), maps (B, H, W) in [0, 1]). Attention rollout for a ViT, integrated gradients for a CNN."""
-    if loaded.kind == "vit":
-        logits, heat, _ = attention_rollout(model, x, size=x.shape[-1])
-        return logits, heat
-    return explain_cnn(model, x, mean=loaded.meta.mean, std=loaded.meta.std, size=x.shape[-1])
+    meta = loaded.meta
+    logits, heat, _ = explain_prediction(model, x, loaded.kind, mean=meta.mean, std=meta.std, size=x.shape[-1])
+    return logits, heat
 
 
 def random_maps(n: int, size: int = 28, seed: int = 0) -> Tensor:

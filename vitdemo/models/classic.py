@@ -31,8 +31,8 @@ from sklearn.svm import SVC
 
 from vitdemo.data import DatasetSplits, Split
 from vitdemo.evaluate import Scores
-from vitdemo.families import CLASSIC_KINDS, ClassicConfig, ClassicRun
 from vitdemo.metrics import evaluate_predictions
+from vitdemo.runconfig import CLASSIC_KINDS, ClassicConfig, ClassicRun
 
 KINDS = CLASSIC_KINDS
 SUFFIX = ".skops"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vitdemo.config import CNNConfig
+from vitdemo.families.cnn import CNNConfig
 
 
 def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:

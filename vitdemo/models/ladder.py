@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vitdemo.config import LinearConfig, MLPConfig
+from vitdemo.families.linear import LinearConfig
+from vitdemo.families.mlp import MLPConfig
 
 
 class Linear(nn.Module):

@@ -27,7 +27,8 @@ from torch import nn
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers as vgg_layers
 
-from vitdemo.config import ARCHS, ConfigError, TransferConfig
+from vitdemo.families.spec import ConfigError
+from vitdemo.families.transfer import ARCHS, TransferConfig
 
 # arch -> (torchvision weights, key prefix of the backbone in torchvision's state_dict, head keys to drop,
 #          backbone channels)

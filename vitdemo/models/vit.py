@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitdemo.config import ViTConfig
+from vitdemo.families.vit import ViTConfig
 
 
 class Attention(nn.Module):

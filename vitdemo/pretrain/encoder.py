@@ -18,11 +18,11 @@ from torch import nn
 
 from vitdemo.checkpoints import CheckpointMeta, make_meta, save_checkpoint
 from vitdemo.config import ConfigError, ModelConfig
-from vitdemo.families import ENCODER_TAG, PRETRAIN_METHODS
 from vitdemo.models import build_model
 from vitdemo.pretrain.loop import PretrainConfig, PretrainStep, pretrain
 from vitdemo.pretrain.mae import MAE
 from vitdemo.pretrain.simclr import SimCLR
+from vitdemo.runconfig import ENCODER_TAG, PRETRAIN_METHODS
 
 METHODS = PRETRAIN_METHODS  # method -> the model kind it pretrains
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from vitdemo.config import ConfigError
 from vitdemo.data import to_input
-from vitdemo.families import PretrainConfig  # a plain config: the queue and the forms read it without torch
+from vitdemo.runconfig import PretrainConfig  # a plain config: the queue and the forms read it without torch
 from vitdemo.training.loop import lr_at
 
 

@@ -17,25 +17,15 @@ limit counts its epochs as the passes over the training set they add up to (`cou
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vitdemo.config import (
-    CNNConfig,
-    ConfigError,
-    LinearConfig,
-    MLPConfig,
-    ModelConfig,
-    TrainConfig,
-    TransferConfig,
-    ViTConfig,
-)
-from vitdemo.families import ClassicRun, PretrainRun, RunConfig
+from vitdemo import families
+from vitdemo.config import ModelConfig, TrainConfig
+from vitdemo.runconfig import ClassicRun, PretrainRun, RunConfig
 
 TRAIN_IMAGES = 60_000  # both datasets
 TEST_IMAGES = 10_000
@@ -45,14 +35,6 @@ PROBE_MIN_BATCH = 8  # below this a step is all overhead: a model too big for it
 PROBE_BATCH = 64  # the reference models' batch
 PROBE_WARMUP, PROBE_STEPS = 2, 3
 THREAD_SCALING = 0.75  # the probe runs on the web server's one thread: n training threads give n**0.75 times that
-# Small models of each kind whose measured FLOP rate stands in for a model too big to probe.
-REFERENCES: dict[str, ModelConfig] = {
-    "vit": ViTConfig(patch_size=7, embed_dim=48, depth=3, num_heads=4, mlp_ratio=2.0),
-    "cnn": CNNConfig(width=16, depth=2),
-    "linear": LinearConfig(),
-    "mlp": MLPConfig(hidden=(64,)),
-    "transfer": TransferConfig(arch="alexnet", image_px=64, pretrained=False),  # random weights: never read a file
-}
 # Pretraining's speed as a multiple of the trainer's on the same model and batch size (images per second, one
 # thread; pretraining at batch 256, the trainer at 64; measured on the 2-core development machine): MAE encodes a quarter of the patches (1,215
 # vs 782 images/s for the default ViT), SimCLR passes two views through the CNN and a projector (913 vs 2,530).
@@ -68,66 +50,18 @@ CLASSIC_FULL_IMAGES = 55_000
 
 # -- sizes -------------------------------------------------------------------------------------------------
 def estimate_parameters(model: ModelConfig) -> int:
-    """Trainable parameters of `build_model(model)`, counted from the config alone (no model is built)."""
-    if isinstance(model, ViTConfig):
-        d, h = model.embed_dim, int(model.embed_dim * model.mlp_ratio)
-        patches = model.grid**2
-        embed = model.in_chans * model.patch_size**2 * d + d  # the patch conv, with bias
-        tokens = d + (patches + 1) * d  # class token and learned positions
-        block = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * h + h) + (h * d + d)  # ln, qkv, proj, ln, mlp
-        head = 2 * d + d * model.num_classes + model.num_classes  # final norm and linear head
-        return embed + tokens + model.depth * block + head
-    if not isinstance(model, CNNConfig):
-        return _counted_on_meta(model)
-    total, c_in = 0, model.in_chans
-    for i in range(model.depth):
-        c_out = model.width * 2**i
-        total += 9 * c_in * c_out + 2 * c_out  # 3x3 conv (no bias) + batch norm (weight, bias)
-        total += 9 * c_out * c_out + 2 * c_out
-        c_in = c_out
-    side = model.image_size // 2**model.depth
-    return total + c_in * side * side * model.num_classes + model.num_classes
+    """Trainable parameters of `build_model(model)`, from its family's count (no model is built where it has one)."""
+    return families.parameters(model)
 
 
 def forward_macs(model: ModelConfig) -> int:
     """Multiply-adds of one image's forward pass (matrix products and convolutions only)."""
-    if isinstance(model, ViTConfig):
-        t, d, h = model.grid**2 + 1, model.embed_dim, int(model.embed_dim * model.mlp_ratio)
-        embed = model.grid**2 * model.in_chans * model.patch_size**2 * d
-        block = 4 * t * d * d + 2 * t * t * d + 2 * t * d * h  # qkv + proj, scores + weighted sum, mlp
-        return embed + model.depth * block + d * model.num_classes
-    if not isinstance(model, CNNConfig):
-        return _other_family_macs(model)
-    macs, c_in, side = 0, model.in_chans, model.image_size
-    for i in range(model.depth):
-        c_out = model.width * 2**i
-        macs += 9 * side * side * (c_in * c_out + c_out * c_out)  # two 3x3 convs at this stage's resolution
-        c_in, side = c_out, side // 2
-    return macs + c_in * side * side * model.num_classes
-
-
-def _counted_on_meta(model: ModelConfig) -> int:
-    """Linear, MLP and transfer models: built on the meta device (no memory, no weights read) and counted."""
-    import torch
-
-    from vitdemo.models import build_model, count_parameters
-
-    with torch.device("meta"):
-        return count_parameters(build_model(model))
-
-
-def _other_family_macs(model: ModelConfig) -> int:
-    """Dense models (linear, MLP): one multiply-add per weight. ImageNet CNNs: about 155 per weight at 224 px
-    (ResNet-18: 1.8 G multiply-adds, 11.7 M weights), scaled by the input's area: a rough figure for an estimate."""
-    params = _counted_on_meta(model)
-    if model.kind == "transfer":
-        return int(params * 155 * (model.image_px / 224) ** 2)
-    return params
+    return families.forward_macs(model)
 
 
 def train_flops_per_image(model: ModelConfig) -> float:
     """Forward and backward (about twice the forward) in FLOPs: 3 passes of 2 FLOPs per multiply-add."""
-    return 6.0 * forward_macs(model)
+    return families.train_flops_per_image(model)
 
 
 def train_images(config: TrainConfig | ClassicRun) -> int:
@@ -182,8 +116,7 @@ def probe_throughput(model: ModelConfig, batch_size: int, device: str) -> float:
     from vitdemo.data import normalization
     from vitdemo.training.loop import make_learner, train_step
 
-    if isinstance(model, TransferConfig):  # the same network with random weights: as fast, and reads no file
-        model = dataclasses.replace(model, pretrained=False, finetune="all")
+    model = families.get(model.kind).probe_config(model)  # e.g. a transfer net with random weights: reads no file
     config = TrainConfig(model=model, batch_size=batch_size, device=device)
     dev = torch.device(device)
     generator = torch.Generator(device="cpu").manual_seed(0)
@@ -220,7 +153,7 @@ class Estimator:
 
     def images_per_s(self, config: TrainConfig, device: str) -> tuple[float, str]:
         """(training images/s of `config` on `device`, "measured" or "scaled")."""
-        reference = REFERENCES[config.model.kind]
+        reference = families.get(config.model.kind).reference
         flop_rate = self._measured(reference, PROBE_BATCH, device) * train_flops_per_image(reference)
         flops = train_flops_per_image(config.model)
         batch = max(1, min(config.batch_size, train_images(config) or 1))
@@ -310,22 +243,8 @@ def estimate(config: TrainConfig) -> Estimate:
         steps_per_epoch=steps,
         total_steps=steps * config.epochs,
         weights_bytes=4 * 4 * n_params,
-        activations_bytes=4 * batch * _activation_floats(config.model),
+        activations_bytes=4 * batch * families.activation_floats(config.model),
         data_bytes=(60_000 + 10_000) * 28 * 28,
     )
 
 
-def _activation_floats(model: ModelConfig) -> int:
-    """Floats one image keeps for backward (a rough count of the saved tensors)."""
-    if isinstance(model, ViTConfig):
-        t, d, h = model.grid**2 + 1, model.embed_dim, int(model.embed_dim * model.mlp_ratio)
-        per_block = t * (10 * d + 3 * h) + 2 * model.num_heads * t * t  # ln/qkv/proj/residuals, mlp, attention
-        return 28 * 28 * 2 + model.depth * per_block
-    if not isinstance(model, CNNConfig):  # linear, MLP, transfer: roughly a float saved per multiply-add
-        return 28 * 28 * 2 + forward_macs(model) // 8
-    floats, side = 28 * 28 * 2, model.image_size
-    for i in range(model.depth):
-        c = model.width * 2**i
-        floats += 2 * 3 * c * side * side  # two convs, each saving conv, batch-norm and ReLU outputs
-        side //= 2
-    return floats

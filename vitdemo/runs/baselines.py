@@ -16,7 +16,7 @@ from typing import Any
 
 from vitdemo.checkpoints import CheckpointError, CheckpointMeta, read_meta
 from vitdemo.config import ModelConfig
-from vitdemo.families import ENCODER_TAG
+from vitdemo.runconfig import ENCODER_TAG
 from vitdemo.runs.store import NewRun, Registry
 
 CLASSIC_SUFFIX = ".skops"
@@ -68,7 +68,7 @@ def classic_baseline_run(path: Path) -> NewRun:
     """The done run a shipped scikit-learn file stands for (ClassicError, a ValueError, for a file that is not
     one). Read from the file's header: its estimator is never built here."""
     from vitdemo.models.classic import read_header
-    from vitdemo.families import run_name
+    from vitdemo.runconfig import run_name
 
     header = read_header(path)
     run, m = header.run(), header.metrics

@@ -27,7 +27,7 @@ from vitdemo.evaluate import Scores, predict_logits, score_model
 from vitdemo.training.resume import state_path
 from vitdemo.runs import points
 from vitdemo.runs.points import MAX_POINTS
-from vitdemo.families import run_family
+from vitdemo.runconfig import run_family
 from vitdemo.runs.execute_families import fit_classic_run, pretrain_first
 from vitdemo.runs.queue import best_effort, mark_failed
 from vitdemo.runs.store import Registry, Run

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vitdemo.config import TrainConfig
-from vitdemo.families import ClassicRun, PretrainRun
+from vitdemo.runconfig import ClassicRun, PretrainRun
 from vitdemo.runs.queue import best_effort
 from vitdemo.runs.store import Registry, Run
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from vitdemo.config import ConfigError
-from vitdemo.families import ClassicRun, PretrainRun, RunConfig
+from vitdemo.runconfig import ClassicRun, PretrainRun, RunConfig
 from vitdemo.runs.admission import TRAIN_IMAGES, train_images
 from vitdemo.units import format_minutes
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from vitdemo.runs import admission
 from vitdemo.runs.limits import Limits, active_problem, counted_epochs, limit_problems
 from vitdemo.config import ConfigError, TrainConfig
-from vitdemo.families import ClassicRun, PretrainRun, RunConfig, model_kind, run_name
+from vitdemo.runconfig import ClassicRun, PretrainRun, RunConfig, model_kind, run_name
 from vitdemo.training.resume import still_to_train
 from vitdemo.runs import people
 from vitdemo.runs.dbfile import RegistryError

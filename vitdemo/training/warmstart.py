@@ -9,8 +9,8 @@ from pathlib import Path
 from torch import nn
 
 from vitdemo.checkpoints import CheckpointError, load_checkpoint
-from vitdemo.families import ENCODER_TAG
 from vitdemo.models import is_head_key
+from vitdemo.runconfig import ENCODER_TAG
 
 
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: str | None = None) -> list[str]:

@@ -18,7 +18,7 @@ from vitdemo.calibration import reliability_bins
 from vitdemo.checkpoints import CheckpointError, load_checkpoint
 from vitdemo.data import DataError, class_names, to_input
 from vitdemo.evaluate import Scores, score_checkpoint
-from vitdemo.explain.maps import attention_rollout, explain_cnn
+from vitdemo.explain.maps import explain_prediction
 from vitdemo.explain.opinions import is_classic_file
 from vitdemo.explain.trust import TrustReport, trust_report
 from vitdemo.metrics import EvalReport
@@ -161,10 +161,8 @@ def explanation_overlays(run: Run, images: np.ndarray) -> list[np.ndarray]:
         return []
     loaded = load_model(run.checkpoint or "")
     x = to_input(torch.from_numpy(np.ascontiguousarray(images)), loaded.meta.mean, loaded.meta.std)  # (K, 1, 28, 28)
-    if loaded.kind == "vit":  # both explanations are safe on a model shared by every session (no hooks, no state)
-        _, heat, _ = attention_rollout(loaded.model, x)  # (K, 28, 28)
-    else:
-        _, heat = explain_cnn(loaded.model, x, mean=loaded.meta.mean, std=loaded.meta.std)  # (K, 28, 28)
+    # every explanation is safe on a model shared by every session (no hooks, no state)
+    _, heat, _ = explain_prediction(loaded.model, x, loaded.kind, mean=loaded.meta.mean, std=loaded.meta.std)
     return [display.upscale(overlay(img, h.numpy(), 0.45), GALLERY_PX) for img, h in zip(images, heat, strict=True)]
 
 

@@ -20,7 +20,7 @@ import torch
 from vitdemo import units
 from vitdemo.classset.data import freeze_config
 from vitdemo.config import CLASS_SET, SCHEDULES, ConfigError, TrainConfig
-from vitdemo.families import RunConfig
+from vitdemo.runconfig import RunConfig
 from vitdemo.runs import admission, points, queue, worker
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.limits import counted_epochs, limit_problems
@@ -138,23 +138,7 @@ def server_devices_caption(devices: list[str]) -> str:
 
 def _model_fields(kind: str | None = None) -> None:
     """The model settings of the chosen family (`kind`: a ViT's or a CNN's, for an encoder a run pretrains)."""
-    k = FORM_PREFIX
-    kind = kind or st.session_state[k + "model_kind"]
-    if kind not in ("vit", "cnn"):
-        train_form_widgets.family_fields(kind, _model_fields)
-        return
-    c1, c2, c3 = st.columns(3)
-    if kind == "vit":
-        c1.selectbox("Patch size", [4, 7, 14], key=k + "patch_size", help="4: 7x7 = 49 patches; 7: 16; 14: 4")
-        c2.number_input("Embedding dim", min_value=8, step=8, key=k + "embed_dim")
-        c3.number_input("Depth (blocks)", min_value=1, step=1, key=k + "vit_depth")
-        c1.number_input("Heads", min_value=1, step=1, key=k + "num_heads", help="must divide the embedding dim")
-        c2.number_input("MLP ratio", min_value=0.5, step=0.5, key=k + "mlp_ratio")
-        c3.number_input("Dropout", min_value=0.0, step=0.05, key=k + "vit_dropout")
-    else:
-        c1.number_input("Width", min_value=4, step=4, key=k + "cnn_width", help="channels of the first stage")
-        c2.number_input("Depth (stages)", min_value=1, step=1, key=k + "cnn_depth", help="1, 2 or 3")
-        c3.number_input("Dropout", min_value=0.0, step=0.05, key=k + "cnn_dropout")
+    train_form_widgets.family_fields(kind or st.session_state[FORM_PREFIX + "model_kind"], _model_fields)
 
 
 def _training_fields(devices: list[str]) -> None:

@@ -1,5 +1,5 @@
-"""The Train form's widgets for the families beyond the ViT and the CNN: the linear model, the MLP, an ImageNet
-network (transfer), a scikit-learn baseline, and fine-tuning a pretrained encoder with a label budget.
+"""The Train form's widgets for the model's settings: every model family's (drawn from the registry's metadata), a
+scikit-learn baseline's, and fine-tuning a pretrained encoder with a label budget.
 
 Every widget's key is "tf_" + a key of vitdemo.views.forms (the rules live there); vitdemo.ui.train lays out
 the form and calls `family_fields` for these families.
@@ -7,13 +7,16 @@ the form and calls `family_fields` for these families.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import streamlit as st
 
-from vitdemo import paths
-from vitdemo.config import ARCHS, LinearConfig
-from vitdemo.families import PRETRAIN_METHODS
+from vitdemo import families, paths
+from vitdemo.config import ARCHS
+from vitdemo.families import vocab
+from vitdemo.families.spec import Setting
+from vitdemo.runconfig import PRETRAIN_METHODS
 from vitdemo.views import forms
 from vitdemo.views.names import kind_name
 
@@ -40,30 +43,35 @@ def _weights_cached(arch: str) -> bool:
     return (hub_checkpoints_dir() / weights_filename(arch)).is_file()
 
 
-def _linear_fields() -> None:
-    n = 28 * 28 * LinearConfig().num_classes + LinearConfig().num_classes
-    st.caption(f"Every pixel votes for every class with one weight: 784 pixels -> 10 classes, {n:,} weights.")
-
-
-def _mlp_fields() -> None:
-    k = FORM_PREFIX
-    c1, c2 = st.columns([2, 1])
-    c1.text_input("Hidden layers", key=k + "mlp_hidden", help="layer sizes, e.g. 256,128 (1 to 6 layers)")
-    c2.number_input("Dropout", min_value=0.0, step=0.05, key=k + "mlp_dropout")
-
-
-def _transfer_fields() -> None:
-    k = FORM_PREFIX
-    c1, c2, c3 = st.columns(3)
-    c1.selectbox("Network", list(ARCHS), key=k + "arch", help="torchvision's ImageNet networks")
-    c2.number_input("Input size (px)", min_value=32, max_value=224, step=16, key=k + "image_px",
-                    help="the 28 px digits are upscaled to this (AlexNet needs 64 or more)")  # fmt: skip
-    c3.radio("Train", ["all", "head"], key=k + "transfer_finetune", horizontal=True,
-             format_func={"all": "whole network", "head": "new head only"}.get)  # fmt: skip
-    st.checkbox("ImageNet weights", key=k + "transfer_pretrained", help="untick: the same network from scratch")
-    arch = st.session_state.get(k + "arch")
-    if st.session_state.get(k + "transfer_pretrained") and arch in ARCHS:
+def model_widgets(kind: str) -> None:
+    """A model family's settings as widgets, three to a row, drawn from their metadata (vitdemo.families): a
+    family added to the registry gets its fields here without a line of page code. Keys: "tf_" + vitdemo.views.forms
+    keys ("tf_vit_depth")."""
+    fam = families.get(kind)
+    fields = list(vocab.form_fields(fam.config, kind).items())
+    for row in range(0, len(fields), 3):
+        for column, (key, (f, s)) in zip(st.columns(3), fields[row : row + 3], strict=False):
+            _widget(column, FORM_PREFIX + key, f, s)
+    if fam.blurb:
+        st.caption(fam.blurb)
+    arch = st.session_state.get(FORM_PREFIX + "transfer_arch")
+    if kind == "transfer" and st.session_state.get(FORM_PREFIX + "transfer_pretrained") and arch in ARCHS:
         st.caption(forms.transfer_weights_note(arch, _weights_cached(arch)))
+
+
+def _widget(column, key: str, f: dataclasses.Field, s: Setting) -> None:
+    """One setting's widget: a select box for choices, a tick box, a text box for layer sizes, else a number."""
+    label, kind = s.label[0].upper() + s.label[1:], vocab.value_type(f)
+    helptext = s.help or None
+    if s.choices:
+        names = dict(zip(s.choices, s.shown or map(str, s.choices), strict=True))
+        column.selectbox(label, list(s.choices), key=key, format_func=names.get, help=helptext)
+    elif kind is bool:
+        column.checkbox(label, key=key, help=helptext)
+    elif kind is tuple:
+        column.text_input(label, key=key, help=helptext)
+    else:
+        column.number_input(label, min_value=s.minimum, step=s.step, key=key, help=helptext)
 
 
 def _classic_fields() -> None:
@@ -117,13 +125,14 @@ def _finetune_fields(model_fields: Callable[[str], None]) -> None:
 
 
 def family_fields(kind: str, model_fields: Callable[[str], None]) -> None:
-    """The model settings of `kind` (a key of forms.FAMILIES other than vit and cnn); `model_fields(kind)` draws
-    a ViT's or a CNN's (for an encoder the run pretrains)."""
-    draw = {"linear": _linear_fields, "mlp": _mlp_fields, "transfer": _transfer_fields, "classic": _classic_fields}
+    """The settings of the form's choice `kind` (a key of forms.FAMILIES): a model family's, a scikit-learn
+    baseline's, or a fine-tune's (whose `model_fields(kind)` draws the model an encoder is pretrained for)."""
     if kind == "finetune":
         _finetune_fields(model_fields)
-    elif kind in draw:
-        draw[kind]()
+    elif kind == "classic":
+        _classic_fields()
+    else:
+        model_widgets(kind)
 
 
 def label_budget_field(column) -> None:

@@ -4,7 +4,7 @@ scikit-learn run will do. Pure Python; the figures come from vitdemo.runs.admiss
 
 from __future__ import annotations
 
-from vitdemo.families import ClassicRun
+from vitdemo.runconfig import ClassicRun
 from vitdemo.runs.admission import Estimate, train_images
 from vitdemo.units import human_bytes
 

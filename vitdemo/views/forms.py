@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vitdemo import families
 from vitdemo.config import ARCHS, CLASS_SET, MODEL_CONFIGS, ConfigError, ModelConfig, TrainConfig
-from vitdemo.families import (
+from vitdemo.families import vocab
+from vitdemo.runconfig import (
     PRETRAIN_METHODS,
     ClassicConfig,
     ClassicRun,
@@ -38,82 +40,44 @@ from vitdemo.views.names import DATASETS_SHORT
 
 FormValues = dict[str, Any]
 
+
+def _field_type(cls: type, name: str) -> type:
+    return vocab.value_type({f.name: f for f in dataclasses.fields(cls)}[name])
+
+
+FIRST_KINDS = ("vit", "cnn")  # the two the app is about, first; then the other families in the ladder's order
 FAMILIES: dict[str, str] = {  # the form's first choice -> what the page calls it
-    "vit": "ViT",
-    "cnn": "CNN",
-    "linear": "Linear (pixels -> classes)",
-    "mlp": "MLP",
-    "transfer": "ImageNet CNN (transfer)",
+    **{k: families.get(k).label for k in FIRST_KINDS},
+    **{f.kind: f.label for f in families.families() if f.kind not in FIRST_KINDS},
     "classic": "Classic (scikit-learn)",
     "finetune": "Fine-tune an encoder",
 }
 LABEL_BUDGETS = (0, 100, 600, 6000)  # 0 = every label
 NEW_ENCODER = "new:"  # encoder choice "new:mae" / "new:simclr": the run pretrains its own encoder first
 
-# form key -> (the config it belongs to, that config's field name); "classic" is ClassicConfig
+# form key -> (the config it belongs to, that config's field name): every family's settings under their derived
+# keys (vitdemo.families.vocab.form_key: "vit_depth"), then the scikit-learn baseline's ("classic" is ClassicConfig)
 MODEL_FIELDS: dict[str, tuple[str, str]] = {
-    "patch_size": ("vit", "patch_size"),
-    "embed_dim": ("vit", "embed_dim"),
-    "vit_depth": ("vit", "depth"),
-    "num_heads": ("vit", "num_heads"),
-    "mlp_ratio": ("vit", "mlp_ratio"),
-    "vit_dropout": ("vit", "dropout"),
-    "cnn_width": ("cnn", "width"),
-    "cnn_depth": ("cnn", "depth"),
-    "cnn_dropout": ("cnn", "dropout"),
-    "mlp_hidden": ("mlp", "hidden"),
-    "mlp_dropout": ("mlp", "dropout"),
-    "arch": ("transfer", "arch"),
-    "image_px": ("transfer", "image_px"),
-    "transfer_finetune": ("transfer", "finetune"),
-    "transfer_pretrained": ("transfer", "pretrained"),
-    "classic_kind": ("classic", "kind"),
-    "logreg_c": ("classic", "logreg_c"),
-    "svm_c": ("classic", "svm_c"),
-    "pca_components": ("classic", "pca_components"),
-    "n_neighbors": ("classic", "n_neighbors"),
-    "n_estimators": ("classic", "n_estimators"),
-    "max_depth": ("classic", "max_depth"),
-}
+    key: (fam.kind, f.name) for fam in families.families() for key, (f, _) in vocab.form_fields(fam.config, fam.kind).items()
+}  # fmt: skip
+CLASSIC_FIELDS = ("logreg_c", "svm_c", "pca_components", "n_neighbors", "n_estimators", "max_depth")
+MODEL_FIELDS |= {"classic_kind": ("classic", "kind"), **{k: ("classic", k) for k in CLASSIC_FIELDS}}
 FINETUNE_FIELDS: tuple[str, ...] = ("encoder", "probe", "pretrain_epochs")
-TRAIN_FIELDS: tuple[str, ...] = (
-    "dataset",
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "schedule",
-    "label_smoothing",
-    "augment",
-    "seed",
-    "device",
-    "train_subset",
-    "name",
-    "labels",
-    "extra_data",  # "" or "class": also train on the class set (frozen into a snapshot when the run is queued)
-)
-INT_FIELDS = {"patch_size", "embed_dim", "vit_depth", "num_heads", "cnn_width", "cnn_depth", "image_px"}
-INT_FIELDS |= {"pca_components", "n_neighbors", "n_estimators", "max_depth", "pretrain_epochs"}
-INT_FIELDS |= {"epochs", "batch_size", "seed", "train_subset", "labels"}
-FLOAT_FIELDS = {"mlp_ratio", "vit_dropout", "cnn_dropout", "mlp_dropout", "logreg_c", "svm_c"}
-FLOAT_FIELDS |= {"lr", "weight_decay", "label_smoothing", "augment"}
+TRAIN_FIELDS: tuple[str, ...] = tuple(vocab.form_fields(TrainConfig))  # extra_data "class": frozen when queued
+_CONFIGS: dict[str, type] = {**families.model_configs(), "classic": ClassicConfig}
+FIELD_TYPES: dict[str, type] = {  # form key -> the type of its value (the hidden layers' text box holds a tuple)
+    **{key: _field_type(_CONFIGS[kind], name) for key, (kind, name) in MODEL_FIELDS.items()},
+    **{key: _field_type(TrainConfig, key) for key in TRAIN_FIELDS},
+    "pretrain_epochs": int,
+}
 KEYS: tuple[str, ...] = ("model_kind", "recipe", *MODEL_FIELDS, *FINETUNE_FIELDS, *TRAIN_FIELDS)
 
-# What a config error calls a field -> what the form calls it (the messages name the widgets the user sees).
+# What a config error calls a field -> what the form calls it (the messages name the widgets the user sees): the
+# form keys, the training settings' names, and per family its own settings' names (translated only in that
+# family's messages: "depth" is the ViT's depth in a ViT's error).
 LABELS: dict[str, str] = {
-    "patch_size": "patch size",
-    "embed_dim": "embedding dim",
-    "num_heads": "heads",
-    "mlp_ratio": "MLP ratio",
-    "vit_depth": "ViT depth",
-    "vit_dropout": "ViT dropout",
-    "cnn_width": "CNN width",
-    "width": "CNN width",
-    "cnn_depth": "CNN depth",
-    "cnn_dropout": "CNN dropout",
-    "mlp_hidden": "hidden layers",
-    "mlp_dropout": "MLP dropout",
-    "image_px": "input size",
+    **{key: vocab.labels(_CONFIGS[kind])[name] for key, (kind, name) in MODEL_FIELDS.items() if kind != "classic"},
+    **vocab.labels(TrainConfig),
     "logreg_c": "C",
     "svm_c": "C",
     "pca_components": "PCA components",
@@ -121,16 +85,14 @@ LABELS: dict[str, str] = {
     "n_estimators": "trees",
     "max_depth": "tree depth",
     "pretrain_epochs": "pretraining epochs",
-    "batch_size": "batch size",
-    "lr": "learning rate",
-    "weight_decay": "weight decay",
-    "label_smoothing": "label smoothing",
-    "augment": "augmentation",
-    "train_subset": "quick subset",
-    "val_size": "validation size",
-    "labels": "label budget",
 }
-_NAMES = re.compile(r"\b(" + "|".join(sorted(LABELS, key=len, reverse=True)) + r")\b")
+
+
+def _names(labels: Mapping[str, str]) -> re.Pattern[str]:
+    return re.compile(r"\b(" + "|".join(sorted(labels, key=len, reverse=True)) + r")\b")
+
+
+_NAMES = _names(LABELS)
 
 
 @dataclass(frozen=True)
@@ -188,11 +150,11 @@ def shipped_networks(folder: Path) -> dict[str, EncoderChoice]:
 PRESETS: dict[str, FormValues] = {
     "fast demo": {  # about a minute on a laptop CPU: 10k images, 3 epochs, a small 7x7-patch ViT (16 tokens)
         "recipe": "",
-        "patch_size": 7,
-        "embed_dim": 48,
+        "vit_patch_size": 7,
+        "vit_embed_dim": 48,
         "vit_depth": 3,
-        "num_heads": 4,
-        "mlp_ratio": 2.0,
+        "vit_num_heads": 4,
+        "vit_mlp_ratio": 2.0,
         "vit_dropout": 0.0,
         "cnn_width": 16,
         "cnn_depth": 2,
@@ -210,11 +172,11 @@ PRESETS: dict[str, FormValues] = {
     },
     "best accuracy": {  # minutes on a GPU, much longer on a CPU: the full 55k images, 4x4 patches, 15 epochs
         "recipe": "",
-        "patch_size": 4,
-        "embed_dim": 64,
+        "vit_patch_size": 4,
+        "vit_embed_dim": 64,
         "vit_depth": 6,
-        "num_heads": 4,
-        "mlp_ratio": 2.0,
+        "vit_num_heads": 4,
+        "vit_mlp_ratio": 2.0,
         "vit_dropout": 0.0,
         "cnn_width": 32,
         "cnn_depth": 2,
@@ -269,7 +231,7 @@ def _model_defaults() -> dict[str, Any]:
 def _fill(values: FormValues, models: dict[str, Any]) -> None:
     for key, (kind, name) in MODEL_FIELDS.items():
         value = getattr(models[kind], name)
-        values[key] = ",".join(map(str, value)) if key == "mlp_hidden" else value
+        values[key] = vocab.format_value(value) if isinstance(value, tuple) else value  # a tuple's box holds text
 
 
 def _recipe_of(config: TrainConfig) -> str:
@@ -317,7 +279,7 @@ def coerce_values(values: FormValues) -> FormValues:
     """A copy with numbers as the form's widgets need them (int or float); values that are not numbers stay."""
     out = dict(values)
     for key, value in values.items():
-        if key in INT_FIELDS or key in FLOAT_FIELDS:  # the hidden layers stay text: their widget is a text box
+        if FIELD_TYPES.get(key) in (int, float):  # the hidden layers stay text: their widget is a text box
             with contextlib.suppress(ConfigError):
                 out[key] = _coerce(key, value)
     return out
@@ -364,11 +326,11 @@ def _build(values: FormValues, encoders: Mapping[str, EncoderChoice]) -> tuple[R
     if messages:
         return None, messages
     if family == "classic":
-        return _checked(_classic(coerced), [])
+        return _checked(_classic(coerced))
     if family == "finetune":
         return _finetune(coerced, encoders)
     model = _model(coerced, family)
-    return _checked(_train(coerced, model), [model.validate])
+    return _checked(_train(coerced, model), model)
 
 
 def _model(v: FormValues, kind: str) -> ModelConfig:
@@ -405,65 +367,49 @@ def _finetune(v: FormValues, encoders: Mapping[str, EncoderChoice]) -> tuple[Run
         model = _model(v, PRETRAIN_METHODS[method])
         train = dataclasses.replace(_train(v, model, init="new"), init="")
         pretrain = PretrainConfig(epochs=v["pretrain_epochs"], seed=v["seed"])
-        return _checked(PretrainRun(method, pretrain, train), [model.validate])
+        return _checked(PretrainRun(method, pretrain, train), model)
     if key not in encoders:
         what = f"The encoder {key} is not on this server" if key else "No encoder is chosen"
         return None, [f"{what}: choose one of the encoders offered, or pretrain a new one."]
     chosen = encoders[key]
     train = dataclasses.replace(_train(v, chosen.model, init=chosen.path), init_method=chosen.method)
-    return _checked(train, [])
+    return _checked(train)
 
 
-def _checked(config: RunConfig, checks: list) -> tuple[RunConfig | None, list[str]]:
-    """Run the model's own check, then the whole config's with a default model (so both problems show)."""
-    messages = []
+def _checked(config: RunConfig, model: ModelConfig | None = None) -> tuple[RunConfig | None, list[str]]:
+    """Run the model's own check (`model`: the one the form built), then the whole config's with a default model
+    (so both problems show)."""
+    checks: list[tuple[Any, str | None]] = [(model.validate, model.kind)] if model is not None else []
     if isinstance(config, TrainConfig):
-        checks.append(dataclasses.replace(config, model=type(config.model)()).validate)
+        checks.append((dataclasses.replace(config, model=type(config.model)()).validate, None))
     elif isinstance(config, PretrainRun):
         train = dataclasses.replace(config.train, model=type(config.train.model)())
-        checks.append(dataclasses.replace(config, train=train).validate)
+        checks.append((dataclasses.replace(config, train=train).validate, None))
     else:
-        checks.append(config.validate)
-    for check in checks:
+        checks.append((config.validate, None))
+    messages = []
+    for check, kind in checks:
         try:
             check()
         except ConfigError as exc:
-            messages.append(_readable(str(exc)))
+            messages.append(_readable(str(exc), kind))
     return (None if messages else config), messages
 
 
-def hidden_sizes(text: Any) -> tuple[int, ...]:
-    """'256, 128' -> (256, 128)."""
-    if isinstance(text, tuple | list):
-        return tuple(int(h) for h in text)
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    if not parts or not all(p.isdigit() for p in parts):
-        raise ValueError(text)
-    return tuple(int(p) for p in parts)
-
-
 def _coerce(key: str, value: Any) -> Any:
-    try:
-        if key in INT_FIELDS:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if key in FLOAT_FIELDS:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if key == "mlp_hidden":
-            return hidden_sizes(value)
-    except (TypeError, ValueError):
-        kind = {"mlp_hidden": "layer sizes like 256,128"}.get(key)
-        kind = kind or ("a whole number" if key in INT_FIELDS else "a number")
-        raise ConfigError(f"{key} must be {kind}, not {value!r}") from None
-    return value
+    """A form value as its setting's type (vitdemo.families.vocab.parse_value); ConfigError naming the key."""
+    kind = FIELD_TYPES.get(key)
+    return vocab.parse_value(kind, value, key) if kind in (int, float, tuple) else value
 
 
-def _readable(message: str) -> str:
-    """A config error as a sentence about the form: config names become the widgets' labels."""
-    message = _NAMES.sub(lambda m: LABELS[m.group(0)], message)
+def _readable(message: str, kind: str | None = None) -> str:
+    """A config error as a sentence about the form: config names become the widgets' labels (a model's own
+    settings by its family's labels, when the message is about a model of `kind`)."""
+    if kind is not None and families.is_kind(kind):
+        own = vocab.labels(families.get(kind).config)
+        message = _names(own).sub(lambda m: own[m.group(0)], message)
+    else:
+        message = _NAMES.sub(lambda m: LABELS[m.group(0)], message)
     return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 

@@ -8,30 +8,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vitdemo import families
+from vitdemo.config import SUPERVISED_INIT
+from vitdemo.families.transfer import ARCHS as TRANSFER_ARCHS
+from vitdemo.runconfig import CLASSIC_KINDS
+
 KINDS = {"vit": "ViT", "cnn": "CNN"}  # the two sides of the Draw, Present and Lab pages -> the name shown
-CLASSIC_KINDS = ("logreg", "knn", "svm", "forest")  # scikit-learn baselines (vitdemo.models.classic.KINDS)
-TRANSFER_ARCHS = ("resnet18", "vgg16", "alexnet")  # ImageNet networks (vitdemo.config.ARCHS)
-SUPERVISED_INIT = "supervised"  # a fine-tune of a trained classifier (vitdemo.config.SUPERVISED_INIT)
-KIND_NAMES = {  # every model kind (and transfer architecture) -> the name shown
-    **KINDS,
-    "linear": "Linear",
-    "mlp": "MLP",
-    "transfer": "Transfer",
+CLASSIC_NAMES = {
     "logreg": "Logistic regression",
     "knn": "k-nearest neighbours",
     "svm": "SVM",
     "forest": "Random forest",
-    "resnet18": "ResNet-18",
-    "vgg16": "VGG16",
-    "alexnet": "AlexNet",
+}
+ARCH_NAMES = {"resnet18": "ResNet-18", "vgg16": "VGG16", "alexnet": "AlexNet"}  # vitdemo.families.transfer.ARCHS
+KIND_NAMES = {  # every model kind (and transfer architecture) -> the name shown
+    **{f.kind: f.name for f in families.families()},
+    **CLASSIC_NAMES,
+    **ARCH_NAMES,
 }
 FAMILIES = {  # family -> the name shown, in the order of the ladder from pixels to pretrained encoders
     "classic": "Classic",
-    "linear": "Linear",
-    "mlp": "MLP",
-    "cnn": "CNN",
-    "vit": "ViT",
-    "transfer": "Transfer",
+    **{f.family: f.name for f in families.families()},
     "pretrained": "Pretrained",
 }
 FAMILY_HELP = (
@@ -42,20 +39,12 @@ FAMILY_HELP = (
 OTHER_FAMILY = "other"  # a kind this version does not know
 DATASETS = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}  # headings and pickers
 DATASETS_SHORT = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}  # table cells and run titles
-EXPLANATIONS = {"vit": "attention rollout", "cnn": "integrated gradients"}  # how the two sides explain a prediction
+EXPLANATIONS = {k: families.get(k).explanation for k in KINDS}  # how the two sides explain a prediction
 KIND_EXPLANATIONS = {  # every kind that explains its predictions (kNN, SVM and forests do not)
-    **EXPLANATIONS,
-    "linear": "integrated gradients",
-    "mlp": "integrated gradients",
-    "transfer": "integrated gradients",
+    **{f.kind: f.explanation for f in families.families()},
     "logreg": "weight templates",
 }
-EXPLANATION_CAPTIONS = {  # one plain sentence under each explanation: what it is and how to read it
-    "vit": "Attention rollout: how much each 4x4 patch reached the class token the answer is read from, "
-    "through all the layers (bright: looked at more).",
-    "cnn": "Integrated gradients: how much each pixel of ink adds to the predicted class, measured from a blank "
-    "image (bright: adds more); chosen over Grad-CAM, whose coarse 7x7 map also painted the empty background.",
-}
+EXPLANATION_CAPTIONS = {f.kind: f.caption for f in families.families() if f.caption}  # what it is, how to read it
 
 
 def kind_name(kind: str) -> str:

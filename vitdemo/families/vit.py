@@ -1,0 +1,84 @@
+"""The ViT family: a small Vision Transformer for 28x28 images (the model: vitdemo.models.vit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from vitdemo.families.spec import Family, check, setting
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """A small ViT for 28x28 images."""
+
+    kind: Literal["vit"] = "vit"
+    image_size: int = 28
+    in_chans: int = 1
+    num_classes: int = 10
+    # 4 -> 7x7 = 49 patches: fine enough for strokes; 7 is faster, 14 is a toy
+    patch_size: int = setting(4, "patch size", choices=(4, 7, 14), help="4: 7x7 = 49 patches; 7: 16; 14: 4")
+    embed_dim: int = setting(64, "embedding dim", minimum=8, step=8)
+    depth: int = setting(6, "ViT depth", minimum=1, step=1, help="transformer blocks")
+    num_heads: int = setting(4, "heads", minimum=1, step=1, help="must divide the embedding dim")
+    mlp_ratio: float = setting(2.0, "MLP ratio", minimum=0.5, step=0.5)  # small models train faster on CPU narrower
+    dropout: float = setting(0.0, "ViT dropout", minimum=0.0, step=0.05)  # augmentation regularises short runs
+
+    def validate(self) -> None:
+        check(self.patch_size in (4, 7, 14), "patch_size must be 4, 7 or 14 (it must divide 28)")
+        check(8 <= self.embed_dim <= 1024, "embed_dim must be between 8 and 1024")
+        check(1 <= self.num_heads <= 16, "num_heads must be between 1 and 16")
+        check(
+            self.embed_dim % self.num_heads == 0,
+            f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})",
+        )
+        check(1 <= self.depth <= 24, "depth must be between 1 and 24")
+        check(0.5 <= self.mlp_ratio <= 8, "mlp_ratio must be between 0.5 and 8")
+        check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+
+def parameters(m: ViTConfig) -> int:
+    """Trainable parameters, counted from the config."""
+    d, h = m.embed_dim, int(m.embed_dim * m.mlp_ratio)
+    embed = m.in_chans * m.patch_size**2 * d + d  # the patch conv, with bias
+    tokens = d + (m.grid**2 + 1) * d  # class token and learned positions
+    block = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * h + h) + (h * d + d)  # ln, qkv, proj, ln, mlp
+    head = 2 * d + d * m.num_classes + m.num_classes  # final norm and linear head
+    return embed + tokens + m.depth * block + head
+
+
+def forward_macs(m: ViTConfig) -> int:
+    """One image's forward multiply-adds (matrix products only)."""
+    t, d, h = m.grid**2 + 1, m.embed_dim, int(m.embed_dim * m.mlp_ratio)
+    embed = m.grid**2 * m.in_chans * m.patch_size**2 * d
+    block = 4 * t * d * d + 2 * t * t * d + 2 * t * d * h  # qkv + proj, scores + weighted sum, mlp
+    return embed + m.depth * block + d * m.num_classes
+
+
+def activation_floats(m: ViTConfig) -> int:
+    """Floats one image keeps for the backward pass (a rough count of the saved tensors)."""
+    t, d, h = m.grid**2 + 1, m.embed_dim, int(m.embed_dim * m.mlp_ratio)
+    per_block = t * (10 * d + 3 * h) + 2 * m.num_heads * t * t  # ln/qkv/proj/residuals, mlp, attention
+    return 28 * 28 * 2 + m.depth * per_block
+
+
+FAMILY = Family(
+    kind="vit",
+    config=ViTConfig,
+    builder="vitdemo.models.vit:ViT",
+    name="ViT",
+    order=40,
+    explainer="rollout",
+    explanation="attention rollout",
+    caption="Attention rollout: how much each 4x4 patch reached the class token the answer is read from, "
+    "through all the layers (bright: looked at more).",
+    reference=ViTConfig(patch_size=7, embed_dim=48, depth=3, num_heads=4, mlp_ratio=2.0),
+    shape=lambda m: f"p{m.patch_size}-d{m.embed_dim}x{m.depth}",
+    params=parameters,
+    macs=forward_macs,
+    activations=activation_floats,
+)
