@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from vitdemo import units
+from vitdemo import families, units
 from vitdemo.config import CNNConfig, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
 from vitdemo.runs import admission, limits, people, queue, worker
 from vitdemo.runs.people import CLI, Actor, NotAllowed
@@ -314,7 +314,7 @@ def test_the_estimator_probes_each_model_once_and_scales_big_ones() -> None:
 
     def probe(model, batch, device) -> float:
         calls.append((model, batch, device))
-        return 1000.0 if model == admission.REFERENCES[model.kind] else 400.0
+        return 1000.0 if model == families.get(model.kind).reference else 400.0
 
     est = admission.Estimator(probe, threads=1)
     small = TrainConfig(model=CNNConfig(width=8, depth=1), epochs=2, train_subset=1000, val_size=100)
@@ -323,7 +323,7 @@ def test_the_estimator_probes_each_model_once_and_scales_big_ones() -> None:
     assert est.estimate(small, "cpu") == first and len(calls) == 2  # the reference and the model, once each
     assert first.seconds == pytest.approx(admission.STARTUP_S + 1000 * 2 / 400 + (100 * 3 + 10_000) / 1200)
     big = est.estimate(HUGE, "cpu")
-    ref = admission.REFERENCES["vit"]
+    ref = families.get("vit").reference
     expected = 1000.0 * admission.train_flops_per_image(ref) / admission.train_flops_per_image(HUGE.model)
     assert big.how == "scaled" and big.images_per_s == pytest.approx(expected) and len(calls) == 3
     assert admission.Estimator(probe, threads=4).estimate(small, "cpu").images_per_s == pytest.approx(
