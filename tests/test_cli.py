@@ -13,8 +13,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from vitdemo.runs.baselines import baseline_files
+from vitdemo.runs.local import worker_running
 from vitdemo.runs.store import Registry
-from vitdemo.runs.worker import worker_running
 
 REPO_ROOT = Path(__file__).parent.parent
 

@@ -30,10 +30,12 @@ def _queued(reg: Registry, name: str = "run", **fields) -> int:
 
 
 def test_store_and_charts_import_without_torch() -> None:
-    """Tables and figures, the store, the queue and the worker loop: none of them loads torch."""
+    """Tables and figures, the store, the queue, the worker loop and the local executor's worker process: none of
+    them loads torch."""
     modules = (
         "vitdemo.views.charts, vitdemo.runs.store, vitdemo.runs.queue, vitdemo.runs.worker, vitdemo.cli.main, "
-        "vitdemo.runs.points, vitdemo.views.learning, vitdemo.training.watch"
+        "vitdemo.runs.points, vitdemo.views.learning, vitdemo.training.watch, vitdemo.runs.local, "
+        "vitdemo.runs.executor, vitdemo.runs.events, vitdemo.runs.record, vitdemo.runs.files"
     )
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)

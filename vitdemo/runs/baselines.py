@@ -17,6 +17,7 @@ from typing import Any
 from vitdemo.checkpoints import CheckpointError, CheckpointMeta, read_meta
 from vitdemo.config import ModelConfig
 from vitdemo.families import ENCODER_TAG
+from vitdemo.runs import files
 from vitdemo.runs.store import NewRun, Registry
 
 CLASSIC_SUFFIX = ".skops"
@@ -67,8 +68,8 @@ def _file_fields(path: Path, m: dict[str, Any]) -> dict[str, Any]:
 def classic_baseline_run(path: Path) -> NewRun:
     """The done run a shipped scikit-learn file stands for (ClassicError, a ValueError, for a file that is not
     one). Read from the file's header: its estimator is never built here."""
-    from vitdemo.models.classic import read_header
     from vitdemo.families import run_name
+    from vitdemo.models.classic import read_header
 
     header = read_header(path)
     run, m = header.run(), header.metrics
@@ -145,7 +146,7 @@ class Encoder:
     pretrain_epochs: int
 
 
-RUN_ENCODERS = "run-*-encoder.safetensors"  # in a registry's checkpoint folder: encoders its pretrain runs made
+RUN_ENCODERS = files.ENCODER_GLOB  # in a registry's checkpoint folder: encoders its pretrain runs made
 
 
 def encoders(folder: str | os.PathLike, pattern: str = "*.safetensors") -> list[Encoder]:

@@ -4,7 +4,7 @@
 Neither table bumps the registry's change counter: a training writes each point in the same transaction as its
 progress (one `runs` update, one bump), and its watched images while that progress bumps the counter anyway; the
 live query (`Registry.live`) reads the watched images with the runs, a page reads the points when the run's
-progress says a new one was written (`progress["points"]`, see vitdemo.runs.execute.RegistryCallback).
+progress says a new one was written (`progress["points"]`, see vitdemo.runs.execute.EventCallback).
 """
 
 from __future__ import annotations
@@ -55,6 +55,13 @@ def add_point(
         if count > keep_at_most:
             count -= db.execute(_THIN, (run_id,)).rowcount
     return int(count)
+
+
+def held_after(count: int, keep_at_most: int = MAX_POINTS) -> int:
+    """How many points a run holds once `add_point` has stored its `count`-th (thinned past `keep_at_most`, as
+    `_THIN` does: every second of them but the first and the newest): the trainer, which never reads the
+    registry, knows from it when its curve was thinned."""
+    return count - (count - 1) // 2 if count > keep_at_most else count
 
 
 def points(reg: Registry, run_id: int) -> list[dict[str, float]]:
