@@ -88,7 +88,7 @@ def test_a_training_only_sends_events_and_its_recorder_writes_them(reg: Registry
     assert recorder.outcome == "done" and done.status == "done" and done.test_acc == result.columns["test_acc"]
     assert done.checkpoint == str((reg.checkpoint_dir / result.checkpoint.name).resolve())
     assert done.device == "cpu" and done.num_params and done.epochs_done == 1 and done.progress["step"] == 3
-    assert len(points.points(reg, run.id)) == done.progress["points"] and points.get_watch(reg, run.id)["calibrated"]
+    assert len(points.points(reg, run.id)) == done.progress["points"] and reg.live().watches[run.id]["calibrated"]
 
 
 def test_a_remote_result_sends_its_bytes_and_may_only_name_its_own_files(reg: Registry) -> None:

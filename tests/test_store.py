@@ -195,7 +195,7 @@ def test_points_are_thinned_past_the_cap_keeping_the_first_and_the_newest(reg: R
     assert points.add_point(reg, run_id, {**_point(11), "loss": 9.0}, keep_at_most=10) == 6  # same step: replaced
     assert points.points(reg, run_id)[-1]["loss"] == 9.0
     other = _queued(reg, status="running")
-    assert points.points(reg, other) == [] and points.get_watch(reg, other) is None
+    assert points.points(reg, other) == [] and other not in reg.live().watches
 
 
 def test_a_point_and_its_progress_bump_the_change_counter_once_and_watches_not_at_all(reg: Registry) -> None:
@@ -389,7 +389,7 @@ def test_a_read_only_registry_from_before_points_still_has_its_live_view(tmp_pat
         "import sys; from vitdemo.runs.store import Registry; from vitdemo.runs import points; "
         "r = Registry(sys.argv[1]); live = r.live(None); "
         "print(r.outdated, live.version, live.names, [x.name for x in live.runs], live.watches, "
-        "points.points(r, 1), points.get_watch(r, 1))"
+        "points.points(r, 1))"
     )
     cmd = [sys.executable, "-c", code, str(path.parent)]
     if os.geteuid() == 0:
@@ -404,4 +404,4 @@ def test_a_read_only_registry_from_before_points_still_has_its_live_view(tmp_pat
         path.parent.chmod(0o755)
         path.chmod(0o644)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "True 2 {'person:1': 'Ana'} ['mine'] {} [] None"
+    assert proc.stdout.strip() == "True 2 {'person:1': 'Ana'} ['mine'] {} []"

@@ -107,7 +107,7 @@ def test_watching_does_not_change_what_a_run_learns(reg: Registry, tiny_data) ->
     before, after = plain.model.state_dict(), watched.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and batch-norm statistics
     assert [e.val_acc for e in plain.history] == [e.val_acc for e in watched.history]
-    row = WatchRow.from_dict(points.get_watch(reg, run_id))
+    row = WatchRow.from_dict(reg.live().watches[run_id])
     assert row is not None and row.labels == tuple(range(10)) and row.step == steps and row.epoch == 2
     assert not row.calibrated and len(row.preds) == 10
     # The control: a careless look (training mode) does change the run, so the comparison above can fail.

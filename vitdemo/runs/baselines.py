@@ -8,7 +8,6 @@ it is never listed as a run, only offered as the start of a fine-tune (`encoders
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,18 +82,6 @@ def classic_baseline_run(path: Path) -> NewRun:
         **_file_fields(path, m),
     }
     return NewRun(fields)
-
-
-def baseline_files(checkpoint_dir: str | os.PathLike) -> list[Path]:
-    """The files of `checkpoint_dir` that are listed as baseline runs: every readable model, no encoder."""
-    from vitdemo.models.classic import ClassicError, read_header
-
-    models = [p for p, meta in read_headers(checkpoint_dir) if not _is_encoder(meta)]
-    for path in _classic_files(checkpoint_dir):
-        with contextlib.suppress(ClassicError, OSError):
-            read_header(path)
-            models.append(path)
-    return sorted(models)
 
 
 def _classic_files(checkpoint_dir: str | os.PathLike) -> list[Path]:

@@ -99,7 +99,6 @@ class Failed:
 
 
 Event = Started | Progress | Point | Epoch | Watch | Result | Cancelled | Failed
-FINAL = (Result, Cancelled, Failed)
 _TYPES: dict[str, type] = {
     t.__name__.lower(): t for t in (Started, Progress, Point, Epoch, Watch, Result, Cancelled, Failed)
 }

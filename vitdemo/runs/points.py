@@ -80,12 +80,3 @@ def set_watch(reg: Registry, run_id: int, data: dict[str, Any]) -> None:
             "INSERT OR REPLACE INTO watches (run_id, data, updated_at) VALUES (?, ?, ?)",
             (run_id, json.dumps(data), time.time()),
         )
-
-
-def get_watch(reg: Registry, run_id: int) -> dict[str, Any] | None:
-    """A run's latest answers on its watched test images; None when there are none (or the registry is older)."""
-    with reg.reading() as db:
-        if reg.outdated and not has_table(db, "watches"):
-            return None
-        row = db.execute("SELECT data FROM watches WHERE run_id = ?", (run_id,)).fetchone()
-    return None if row is None else json.loads(row[0])
