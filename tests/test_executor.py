@@ -134,6 +134,27 @@ def test_a_run_given_up_on_while_it_scores_keeps_its_result(
     assert Path(done.checkpoint).is_file() and state_path(reg.checkpoint_dir, run.id).is_file()
 
 
+def test_the_cli_beats_its_runs_heartbeat_from_a_thread(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m vitdemo train` records its own run: a worker's sweep during its long scoring finds it alive."""
+    from vitdemo.cli.main import main
+
+    monkeypatch.setattr(record, "HEARTBEAT_EVERY_S", 0.1)
+    home, score, verdicts = tmp_path / "home", execute._score_test, []
+
+    def slow_scoring(*args: object):
+        time.sleep(1.5)
+        verdicts.append(queue.fail_orphans(Registry(home), stale_s=1.0))
+        return score(*args)
+
+    monkeypatch.setattr(execute, "_score_test", slow_scoring)
+    args = ["--model", "cnn", "--width", "4", "--train-subset", "300", "--val-size", "200", "--epochs", "1"]
+    assert main(["train", *args, "--device", "cpu", "--home", str(home), "--data-dir", str(data_dir)]) == 0
+    (run,) = Registry(home).list_runs()
+    assert verdicts == [[]] and run.status == "done" and run.worker_pid == os.getpid()
+
+
 def test_a_result_that_loses_the_race_deletes_nothing(reg: Registry) -> None:
     """A run cancelled (or another worker's) when its result arrives: the result is not recorded and the files
     stay where they are: whether they are leftovers is the sweep's call, from the run's status."""

@@ -10,13 +10,16 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vitdemo import paths
 from vitdemo.config import MODEL_CONFIGS, SCHEDULES, ConfigError, TrainConfig
 from vitdemo.runs.dbfile import RegistryBusy, RegistryError, RegistryUnavailable
 from vitdemo.runs.store import Registry
 from vitdemo.training.recipes import RECIPES
+
+if TYPE_CHECKING:
+    from vitdemo.training.loop import TrainResult
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -183,7 +186,7 @@ def resume_config_from_args(a: argparse.Namespace, registry: Registry) -> TrainC
     return resume_config(resume_file(a.resume, registry), a.epochs if "epochs" in given else None, **changes)
 
 
-def _train_recorded(registry: Registry, run_id: int, config: TrainConfig, data_dir: str | None) -> Any:
+def _train_recorded(registry: Registry, run_id: int, config: TrainConfig, data_dir: str | None) -> TrainResult | None:
     """Train run `run_id` in this process, which records it and keeps its heartbeat from a thread for as long
     as it works on it (its epochs copied from a resumed run, the training, the scoring, the saving)."""
     from vitdemo.runs.execute import execute_run

@@ -263,12 +263,15 @@ def set_paused(store: Registry, paused: bool, actor: Actor) -> None:
         wake(store, force=True)
 
 
-def wake(store: Registry, kinds: Iterable[str] | None = None, *, force: bool = False) -> list[str]:
+def wake(
+    store: Registry, kinds: Iterable[str] | None = None, *, force: bool = False, paused: bool | None = None
+) -> list[str]:
     """Make sure the configured executor will claim the runs queued for `kinds` (default: those of every queued
-    run), e.g. after a server restart left runs queued with no worker; nothing while the queue is paused. Without
-    `force` the executor tries at most every few seconds per device. Returns what it started. A start that fails
-    is logged, never raised: the run is queued anyway, and the next wake tries again."""
-    if is_paused(store):
+    run), e.g. after a server restart left runs queued with no worker; nothing while the queue is paused
+    (`paused`: as the caller has just read it, None: read it). Without `force` the executor tries at most every
+    few seconds per device. Returns what it started. A start that fails is logged, never raised: the run is
+    queued anyway, and the next wake tries again."""
+    if is_paused(store) if paused is None else paused:
         return []
     if kinds is None:
         kinds = {r.device or "cpu" for r in store.list_runs(status="queued")}

@@ -1,6 +1,6 @@
 """The Train page's widgets: the form (with presets and settings sent from the Leaderboard), the cost and
-time estimate, queueing a run (the queue wakes its executor: a page never starts a process), and the live view: your runs, the class queue, your
-latest result.
+time estimate, queueing a run (the queue wakes its executor: a page never starts a process), and the live view:
+your runs, the class queue, your latest result.
 
 The rules live elsewhere: the form in vitdemo.views.forms, limits in vitdemo.runs.limits, time estimates in vitdemo.runs.admission,
 tables and figures in vitdemo.views.charts, who may do what in vitdemo.runs (every call to the queue is in this
@@ -335,8 +335,8 @@ def _live_view() -> None:
         reg, actor = registry(), people.actor()
         live = _snapshot(reg, actor)
         queued = {r.device or "cpu" for r in live.active if r.status == "queued"}
-        if queued and not live.paused:  # after a server restart: the queue's executor (throttled) takes them
-            queue.wake(reg, queued)
+        if queued:  # e.g. after a server restart: the queue's executor takes them (it tries every few seconds)
+            queue.wake(reg, queued, paused=live.paused)
         problem = st.session_state.pop("_train_problem", None)
         if problem:  # it may name someone: shown as plain text
             st.error(charts.literal_markdown(problem), icon=":material/error:")
