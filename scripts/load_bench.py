@@ -49,7 +49,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 from vitdemo import paths  # noqa: E402
 from vitdemo.config import CNNConfig, TrainConfig  # noqa: E402
-from vitdemo.runs import queue, worker  # noqa: E402
+from vitdemo.runs import local, queue  # noqa: E402
 from vitdemo.runs.people import CLI  # noqa: E402
 from vitdemo.runs.store import Registry  # noqa: E402
 
@@ -107,8 +107,8 @@ def bench_server(server_env: dict[str, str]) -> Iterator[tuple[str, int, Registr
     """`streamlit run app.py` with VITDEMO_HOME in a temporary folder (plus `server_env`): yields its URL, pid,
     registry and data folder. The server is always stopped, and its worker let go before the folder goes."""
     with tempfile.TemporaryDirectory(prefix="vitdemo-bench-") as home:
-        env = {paths.ENV_HOME: home, worker.ENV_IDLE_EXIT: "5", **server_env}
-        os.environ[worker.ENV_IDLE_EXIT] = "5"  # the workers this script starts exit soon after the last run
+        env = {paths.ENV_HOME: home, local.ENV_IDLE_EXIT: "5", **server_env}
+        os.environ[local.ENV_IDLE_EXIT] = "5"  # the workers this script starts exit soon after the last run
         data_dir = default_data_dir()
         if data_dir:
             env[paths.ENV_DATA_DIR] = data_dir
@@ -116,15 +116,13 @@ def bench_server(server_env: dict[str, str]) -> Iterator[tuple[str, int, Registr
         with browser.serve_app(env, log_path=Path(home) / "streamlit.log") as url:
             yield url, server_pid(int(url.rsplit(":", 1)[1])), reg, data_dir
         deadline = time.monotonic() + 30
-        while worker.worker_running(reg, "cpu") and time.monotonic() < deadline:
+        while local.worker_running(reg, "cpu") and time.monotonic() < deadline:
             time.sleep(0.5)  # the worker exits 5 s after its last run, before its folder goes
 
 
 # -- one training run through the worker ---------------------------------------------------------------------
 def start_run(reg: Registry, data_dir: str | None, config: TrainConfig = RUN) -> int:
-    run_id = queue.submit(reg, config, CLI)
-    worker.ensure_worker(reg, "cpu", data_dir)
-    return run_id
+    return queue.submit(reg, config, CLI)  # wakes the local executor: a worker for the CPU
 
 
 def wait_run(reg: Registry, run_id: int, timeout_s: float) -> float | None:

@@ -65,6 +65,19 @@ def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """No test starts a worker process by accident: queueing a run wakes the local executor
+    (vitdemo.runs.queue.submit), whose `ensure_worker` is replaced here by a recorder of its arguments
+    (registry, device, data folder). A test that wants a real worker calls the original, imported at module level
+    (`from vitdemo.runs.local import ensure_worker`), or runs one as a subprocess."""
+    from vitdemo.runs import local
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(local, "ensure_worker", lambda *args, **kwargs: calls.append(args) or True)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's Chromium: skip without it, unless CI is set (then fail)."""

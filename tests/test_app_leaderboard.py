@@ -14,7 +14,6 @@ from streamlit.testing.v1 import AppTest
 from vitdemo.config import TrainConfig, TransferConfig, ViTConfig
 from vitdemo.data import load_raw
 from vitdemo.models.classic import ClassicConfig, fit_classic, load_classic, save_classic, score_classic
-from vitdemo.runs import worker
 from vitdemo.runs.store import Registry
 from vitdemo.views import label_budget
 
@@ -32,12 +31,11 @@ def tiny_logreg(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Pat
 
 @pytest.fixture
 def env(tmp_home: Path, tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    """A private registry, no shipped checkpoints (only what a test writes there), the worker start patched out."""
+    """A private registry, no shipped checkpoints (only what a test writes there); no worker starts (conftest)."""
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(shipped))
     monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
-    monkeypatch.setattr(worker, "ensure_worker", lambda *args, **kwargs: True)
     return Registry(tmp_home)
 
 

@@ -1,5 +1,5 @@
 """The Train, Evaluate and Leaderboard pages under Streamlit's AppTest: the whole app (navigation and the
-shared sidebar) runs in this process against a private registry, with the worker start patched out."""
+shared sidebar) runs in this process against a private registry; no worker starts (conftest's worker_starts)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset, load_raw
 from vitdemo.evaluate import score_model
-from vitdemo.runs import people, points, queue, worker
+from vitdemo.runs import local, people, points, queue, worker
 from vitdemo.runs.people import CLI, NotAllowed
 from vitdemo.runs.store import Registry, Run
 from vitdemo.training.loop import train
@@ -51,14 +51,6 @@ def env(tmp_home: Path, shipped: Path, data_dir: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(shipped))
     monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
     return Registry(tmp_home)
-
-
-@pytest.fixture
-def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
-    """Replaces worker.ensure_worker: records the calls, starts nothing."""
-    calls: list[tuple] = []
-    monkeypatch.setattr(worker, "ensure_worker", lambda *args, **kwargs: calls.append(args) or True)
-    return calls
 
 
 def open_page(page: str) -> AppTest:
@@ -208,10 +200,13 @@ def test_train_page_shows_the_loss_every_second_and_the_watched_digits(env: Regi
     assert all(", read as " in d and d.split(", read as ")[0][2:] == d.split(", read as ")[1][0] for d in _digits(at))
 
 
-def test_train_page_marks_a_dead_workers_run_failed_and_shows_errors(env: Registry, worker_starts) -> None:
+def test_a_dead_workers_run_is_failed_by_a_worker_and_the_page_shows_errors(env: Registry, worker_starts) -> None:
     orphan = env.create_run(
         name="orphan", kind="vit", dataset="mnist", config={}, status="running", worker_pid=None, heartbeat=None
     )
+    open_page("train")
+    assert env.get_run(orphan).status == "running"  # a page never decides that a run is orphaned...
+    worker.sweep(env, local.LocalExecutor())  # ...the next worker does
     at = open_page("train")
     assert env.get_run(orphan).status == "failed"
     assert any("stopped unexpectedly" in text for text in texts(at, "error"))

@@ -1,6 +1,6 @@
 """The Train page for every family under Streamlit's AppTest: a scikit-learn baseline, fine-tuning a shipped
 encoder with a label budget, an ImageNet network's weights note and the seed recipe, each queued as the run the
-form shows (the worker start is patched out)."""
+form shows (no worker starts: conftest's worker_starts)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.models import build_model
 from vitdemo.pretrain.encoder import ENCODER_TAG
 from vitdemo.runconfig import ClassicRun, run_config_from_dict
-from vitdemo.runs import worker
 from vitdemo.runs.store import Registry
 from vitdemo.training.recipes import FEW_LABELS_VAL_SIZE, SEED_VIT
 
@@ -33,13 +32,6 @@ def env(tmp_home: Path, tmp_path: Path, data_dir: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(shipped))
     monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
     return Registry(tmp_home)
-
-
-@pytest.fixture
-def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
-    calls: list[tuple] = []
-    monkeypatch.setattr(worker, "ensure_worker", lambda *args, **kwargs: calls.append(args) or True)
-    return calls
 
 
 def open_train() -> AppTest:

@@ -13,7 +13,7 @@ from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.models import build_model
 from vitdemo.runconfig import ClassicConfig, ClassicRun, run_config_from_dict
-from vitdemo.runs.baselines import baseline_files, encoders, sync_baselines
+from vitdemo.runs.baselines import encoders, sync_baselines
 from vitdemo.runs.store import Registry
 
 HISTORY = [
@@ -141,7 +141,7 @@ def test_classic_files_are_baselines_and_encoders_are_not(reg: Registry, tmp_pat
     run = run_config_from_dict(classic.config)  # the stored config is the run that made the file
     assert run == ClassicRun(model=ClassicConfig(kind="logreg", max_iter=20), val_size=3000, split_seed=2,
                              train_subset=40, name="logreg_mnist")  # fmt: skip
-    assert baseline_files(shipped) == sorted([net, skops])
+    assert sorted(r.checkpoint for r in runs.values()) == sorted(str(p.resolve()) for p in (net, skops))
     (found,) = encoders(shipped)
     assert found.path == enc and found.method == "simclr" and found.pretrain_epochs == 3
     assert found.model == CNNConfig(width=4, depth=1) and found.name == "simclr_cnn_mnist"

@@ -19,7 +19,7 @@ import pytest
 
 from vitdemo import families, units
 from vitdemo.config import CNNConfig, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
-from vitdemo.runs import admission, limits, people, queue, worker
+from vitdemo.runs import admission, limits, local, people, queue
 from vitdemo.runs.people import CLI, Actor, NotAllowed
 from vitdemo.runs.store import OverLimit, Registry, Run
 from vitdemo.views import charts
@@ -167,7 +167,7 @@ def test_a_paused_queue_is_claimed_by_no_worker(reg: Registry) -> None:
     run_id = queue.submit(reg, TINY, CLI)
     queue.set_paused(reg, True, TEACHER)
     assert queue.claim_next(reg, os.getpid()) is None and queue.claim(reg, run_id, os.getpid()) is None
-    assert worker.run_worker(reg, "cpu", idle_exit_s=0.3) == 0  # a real worker loop: it waits, claims nothing
+    assert local.run_worker(reg, "cpu", idle_exit_s=0.3) == 0  # a real worker loop: it waits, claims nothing
     assert reg.get_run(run_id).status == "queued"
     queue.set_paused(reg, False, TEACHER)
     assert queue.claim_next(reg, os.getpid()).id == run_id
@@ -346,17 +346,17 @@ def test_limits_round_trip_and_bad_values_fall_back_to_defaults() -> None:
 
 # -- GPUs and how many runs share a device ----------------------------------------------------------------
 def test_devices_and_runs_per_device() -> None:
-    assert worker.runs_per_device("cpu", {"VITDEMO_RUNS_PER_GPU": "4"}) == 1  # the CPU: always one at a time
-    assert worker.runs_per_device("cuda:0", {}) == worker.DEFAULT_RUNS_PER_GPU
-    assert worker.runs_per_device("cuda:1", {"VITDEMO_RUNS_PER_GPU": "3"}) == 3
+    assert local.runs_per_device("cpu", {"VITDEMO_RUNS_PER_GPU": "4"}) == 1  # the CPU: always one at a time
+    assert local.runs_per_device("cuda:0", {}) == local.DEFAULT_RUNS_PER_GPU
+    assert local.runs_per_device("cuda:1", {"VITDEMO_RUNS_PER_GPU": "3"}) == 3
     with pytest.raises(ValueError, match="VITDEMO_RUNS_PER_GPU"):
-        worker.runs_per_device("cuda:0", {"VITDEMO_RUNS_PER_GPU": "0"})
-    assert worker.worker_devices("cpu", 4) == ["cpu"]
-    assert worker.worker_devices("cuda", 3) == ["cuda:0", "cuda:1", "cuda:2"]  # every visible GPU
+        local.runs_per_device("cuda:0", {"VITDEMO_RUNS_PER_GPU": "0"})
+    assert local.worker_devices("cpu", 4) == ["cpu"]
+    assert local.worker_devices("cuda", 3) == ["cuda:0", "cuda:1", "cuda:2"]  # every visible GPU
     assert queue.queue_device("cuda:2") == "cuda" and queue.queue_device("cpu") == "cpu"
-    assert worker.child_env("cuda:1", {"PATH": "/bin"})["CUDA_VISIBLE_DEVICES"] == "1"
-    assert worker.child_env("cuda:1", {"CUDA_VISIBLE_DEVICES": "4,6"})["CUDA_VISIBLE_DEVICES"] == "6"
-    assert "CUDA_VISIBLE_DEVICES" not in worker.child_env("cpu", {"PATH": "/bin"})
+    assert local.child_env("cuda:1", {"PATH": "/bin"})["CUDA_VISIBLE_DEVICES"] == "1"
+    assert local.child_env("cuda:1", {"CUDA_VISIBLE_DEVICES": "4,6"})["CUDA_VISIBLE_DEVICES"] == "6"
+    assert "CUDA_VISIBLE_DEVICES" not in local.child_env("cpu", {"PATH": "/bin"})
 
 
 def test_a_gpu_worker_claims_cuda_runs_and_trains_several_at_once(
@@ -368,15 +368,25 @@ def test_a_gpu_worker_claims_cuda_runs_and_trains_several_at_once(
     monkeypatch.setenv("VITDEMO_RUNS_PER_GPU", "2")
     started: list[tuple[int, float, str]] = []
 
-    def child(registry: Registry, run: Run, data_dir=None, device: str = "cpu") -> worker.Child:
-        env = worker.child_env(device)
-        started.append((run.id, time.monotonic(), env["CUDA_VISIBLE_DEVICES"]))
-        code = f"import time, sys; time.sleep(1.0); from vitdemo.runs.store import Registry; Registry(sys.argv[1]).update_run({run.id}, status='done')"
-        proc = subprocess.Popen([sys.executable, "-c", code, str(registry.home)], env=env)
-        return worker.Child(run, proc)
+    real_start = local.LocalExecutor.start
 
-    monkeypatch.setattr(worker, "start_child", child)
-    assert worker.run_worker(reg, "cuda:1", idle_exit_s=0.3) == 3
+    def start(self, registry: Registry, run: Run, device: str):
+        started.append((run.id, time.monotonic(), local.child_env(device)["CUDA_VISIBLE_DEVICES"]))
+        return real_start(self, registry, run, device)
+
+    def command(registry: Registry, run_id: int, data_dir=None) -> list[str]:
+        """A child that 'trains' for a second, writes its checkpoint and says so, as a real one does."""
+        code = (
+            "import sys, time; from pathlib import Path; from vitdemo.runs import events; time.sleep(1.0); "
+            "folder, name = Path(sys.argv[1]), sys.argv[2]; folder.mkdir(parents=True, exist_ok=True); "
+            "(folder / name).write_bytes(b'weights'); "
+            "print(events.encode(events.Result({'test_acc': 0.5}, events.RunFile(name))), flush=True)"
+        )
+        return [sys.executable, "-c", code, str(registry.checkpoint_dir), f"run-{run_id}.safetensors"]
+
+    monkeypatch.setattr(local.LocalExecutor, "start", start)
+    monkeypatch.setattr(local, "child_command", command)
+    assert local.run_worker(reg, "cuda:1", idle_exit_s=0.3) == 3
     assert [s[0] for s in started] == ids and {s[2] for s in started} == {"1"}
     assert started[1][1] - started[0][1] < 0.9  # the second started while the first still ran
     assert started[2][1] - started[0][1] >= 0.9  # the third waited for a slot

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from vitdemo.runs.baselines import baseline_files
+from vitdemo.runs.baselines import sync_baselines
+from vitdemo.runs.local import worker_running
 from vitdemo.runs.store import Registry
-from vitdemo.runs.worker import worker_running
 
 REPO_ROOT = Path(__file__).parent.parent
 
@@ -280,7 +280,7 @@ def test_leaderboard_on_a_locked_registry(tmp_path: Path, checkpoints_dir: Path)
         holder.kill()
         holder.wait()
     shown = json.loads(cli("leaderboard", "--json", env=env).stdout)  # once free, the baselines are registered
-    assert sum(r["baseline"] for r in shown) == len(baseline_files(checkpoints_dir)) > 0
+    assert sum(r["baseline"] for r in shown) == len(sync_baselines(Registry(tmp_path / "all"), checkpoints_dir)) > 0
 
 
 def test_a_damaged_registry_is_refused_by_every_verb(tmp_path: Path) -> None:

@@ -77,8 +77,7 @@ def test_no_synthetic_training_digit_is_near_any_evaluation_drawing() -> None:
 
 
 def test_styles_command_prints_every_style_for_each_model(mnist_checkpoints, capsys) -> None:
-    from vitdemo.synth.drawn_styles import main
-    from vitdemo.synth.drawn_styles import STYLES
+    from vitdemo.synth.drawn_styles import STYLES, main
 
     cnn = str(mnist_checkpoints / "cnn_mnist.safetensors")
     assert main([cnn, "--styles", "--split", "held_out", "--per-class", "1"]) == 0

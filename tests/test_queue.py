@@ -17,6 +17,7 @@ from vitdemo.config import CNNConfig, ConfigError, LinearConfig, MLPConfig, Trai
 from vitdemo.models import build_model, count_parameters
 from vitdemo.runconfig import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun, run_config_from_dict
 from vitdemo.runs import admission, limits, queue
+from vitdemo.runs.local import LocalExecutor
 from vitdemo.runs.people import CLI, Actor
 from vitdemo.runs.store import OverLimit, Registry, RunNotFound
 from vitdemo.training.recipes import finetune_config
@@ -146,31 +147,45 @@ def test_fail_orphans_marks_runs_of_dead_or_silent_workers(reg: Registry) -> Non
     alive = _queued(reg, "alive", status="running", worker_pid=os.getpid(), heartbeat=now)
     silent = _queued(reg, "silent", status="running", worker_pid=os.getpid(), heartbeat=now - 1000)
     done = _queued(reg, "done", status="done", worker_pid=_dead_pid())
-    assert sorted(queue.fail_orphans(reg, stale_s=300)) == sorted([dead, silent])
+    assert queue.fail_orphans(reg, stale_s=300) == [silent]  # the heartbeat alone: a dead pid is not read
+    alive_here = LocalExecutor().run_alive  # the executor knows its processes: a dead worker's run fails at once
+    assert queue.fail_orphans(reg, alive=alive_here, stale_s=300) == [dead]
     assert reg.get_run(dead).status == "failed" and "stopped unexpectedly" in reg.get_run(dead).error
     assert reg.get_run(silent).status == "failed" and "no progress" in reg.get_run(silent).error
     assert reg.get_run(alive).status == "running" and reg.get_run(done).status == "done"
-    assert queue.fail_orphans(reg) == []
+    assert queue.fail_orphans(reg, alive=alive_here) == []
 
 
-def test_fail_orphans_keeps_a_result_written_meanwhile(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fail_orphans_keeps_a_result_written_meanwhile(reg: Registry) -> None:
     """The worker finishes the run and exits between fail_orphans' listing and its check: the run stays done."""
     run_id = _queued(reg, status="running", worker_pid=12345, heartbeat=time.time())
 
-    def worker_finishes_then_exits(pid: int) -> bool:
+    def worker_finishes_then_exits(run) -> bool:
         reg.update_run(run_id, status="done", test_acc=0.9)
         return False
 
-    monkeypatch.setattr(queue, "pid_alive", worker_finishes_then_exits)
-    assert queue.fail_orphans(reg) == []
+    assert queue.fail_orphans(reg, alive=worker_finishes_then_exits) == []
     run = reg.get_run(run_id)
     assert run.status == "done" and run.test_acc == 0.9 and run.error is None
+
+
+def test_fail_orphans_spares_a_run_that_beat_since_it_was_listed(reg: Registry) -> None:
+    """The sweep lists a run whose heartbeat looks stale; its executor's heartbeat thread beats before the sweep's
+    update: the verdict is part of the conditional update, so the run stays running."""
+    run_id = _queued(reg, status="running", worker_pid=os.getpid(), heartbeat=time.time() - 1000)
+
+    def beats_meanwhile(run) -> None:
+        reg.beat([run_id])
+        return None  # the executor cannot tell: the heartbeat decides
+
+    assert queue.fail_orphans(reg, alive=beats_meanwhile, stale_s=300) == []
+    assert reg.get_run(run_id).status == "running"
 
 
 def test_fail_orphans_only_reads_when_nothing_is_orphaned(reg: Registry) -> None:
     _queued(reg, "alive", status="running", worker_pid=os.getpid(), heartbeat=time.time())
     before = reg.db_path.stat().st_mtime_ns, reg.db_path.read_bytes()
-    assert queue.fail_orphans(reg) == []
+    assert queue.fail_orphans(reg, alive=LocalExecutor().run_alive) == []
     assert (reg.db_path.stat().st_mtime_ns, reg.db_path.read_bytes()) == before
 
 

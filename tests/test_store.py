@@ -30,10 +30,12 @@ def _queued(reg: Registry, name: str = "run", **fields) -> int:
 
 
 def test_store_and_charts_import_without_torch() -> None:
-    """Tables and figures, the store, the queue and the worker loop: none of them loads torch."""
+    """Tables and figures, the store, the queue, the worker loop and the local executor's worker process: none of
+    them loads torch."""
     modules = (
         "vitdemo.views.charts, vitdemo.runs.store, vitdemo.runs.queue, vitdemo.runs.worker, vitdemo.cli.main, "
-        "vitdemo.runs.points, vitdemo.views.learning, vitdemo.training.watch"
+        "vitdemo.runs.points, vitdemo.views.learning, vitdemo.training.watch, vitdemo.runs.local, "
+        "vitdemo.runs.executor, vitdemo.runs.events, vitdemo.runs.record, vitdemo.runs.files"
     )
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
@@ -193,7 +195,7 @@ def test_points_are_thinned_past_the_cap_keeping_the_first_and_the_newest(reg: R
     assert points.add_point(reg, run_id, {**_point(11), "loss": 9.0}, keep_at_most=10) == 6  # same step: replaced
     assert points.points(reg, run_id)[-1]["loss"] == 9.0
     other = _queued(reg, status="running")
-    assert points.points(reg, other) == [] and points.get_watch(reg, other) is None
+    assert points.points(reg, other) == [] and other not in reg.live().watches
 
 
 def test_a_point_and_its_progress_bump_the_change_counter_once_and_watches_not_at_all(reg: Registry) -> None:
@@ -387,7 +389,7 @@ def test_a_read_only_registry_from_before_points_still_has_its_live_view(tmp_pat
         "import sys; from vitdemo.runs.store import Registry; from vitdemo.runs import points; "
         "r = Registry(sys.argv[1]); live = r.live(None); "
         "print(r.outdated, live.version, live.names, [x.name for x in live.runs], live.watches, "
-        "points.points(r, 1), points.get_watch(r, 1))"
+        "points.points(r, 1))"
     )
     cmd = [sys.executable, "-c", code, str(path.parent)]
     if os.geteuid() == 0:
@@ -402,4 +404,4 @@ def test_a_read_only_registry_from_before_points_still_has_its_live_view(tmp_pat
         path.parent.chmod(0o755)
         path.chmod(0o644)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "True 2 {'person:1': 'Ana'} ['mine'] {} [] None"
+    assert proc.stdout.strip() == "True 2 {'person:1': 'Ana'} ['mine'] {} []"

@@ -16,7 +16,8 @@ from torch import nn
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset, load_raw
 from vitdemo.runs import points, queue
-from vitdemo.runs.execute import RegistryCallback, WatchCallback
+from vitdemo.runs.execute import EventCallback, WatchCallback
+from vitdemo.runs.record import Recorder
 from vitdemo.runs.store import Registry
 from vitdemo.training.loop import Callback, StepInfo, train
 from vitdemo.training.watch import WATCH_SEED, Watcher, WatchRow, choose_digits, predict_row
@@ -99,13 +100,14 @@ def test_watching_does_not_change_what_a_run_learns(reg: Registry, tiny_data) ->
     plain = train(TINY, data=tiny_data)
     run_id = queue.start_run(reg, TINY, os.getpid())
     watcher = CountingWatcher(tiny_data.test, tiny_data.mean, tiny_data.std, every_s=0.0)  # every step
-    watched = train(TINY, (RegistryCallback(reg, run_id), WatchCallback(reg, run_id, watcher)), data=tiny_data)
+    record = Recorder(reg, run_id, os.getpid())
+    watched = train(TINY, (EventCallback(record), WatchCallback(record, watcher)), data=tiny_data)
     steps = 2 * (400 // 50)
     assert watcher.looks == steps + 2  # every step and every epoch's end
     before, after = plain.model.state_dict(), watched.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and batch-norm statistics
     assert [e.val_acc for e in plain.history] == [e.val_acc for e in watched.history]
-    row = WatchRow.from_dict(points.get_watch(reg, run_id))
+    row = WatchRow.from_dict(reg.live().watches[run_id])
     assert row is not None and row.labels == tuple(range(10)) and row.step == steps and row.epoch == 2
     assert not row.calibrated and len(row.preds) == 10
     # The control: a careless look (training mode) does change the run, so the comparison above can fail.
@@ -122,8 +124,8 @@ def _steps(n: int, every_s: float, per_epoch: int) -> list[StepInfo]:
     ]  # fmt: skip
 
 
-def _feed(reg: Registry, run_id: int, steps: list[StepInfo], **kwargs) -> RegistryCallback:
-    callback = RegistryCallback(reg, run_id, **kwargs)
+def _feed(reg: Registry, run_id: int, steps: list[StepInfo], **kwargs) -> EventCallback:
+    callback = EventCallback(Recorder(reg, run_id, os.getpid()), **kwargs)
     callback.on_train_start(TrainConfig(epochs=steps[-1].epoch), steps[-1].total_steps, 1000, "cpu")
     for info in steps:
         callback.on_step(info)

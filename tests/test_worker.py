@@ -3,6 +3,7 @@ run, a registry that cannot record a result, and files left by a training that w
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -19,8 +20,9 @@ from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.models.classic import load_classic
 from vitdemo.pretrain import is_pretrained_encoder
 from vitdemo.runconfig import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun
-from vitdemo.runs import execute, points, queue, worker
+from vitdemo.runs import events, execute, local, points, queue, worker
 from vitdemo.runs.dbfile import RegistryUnavailable
+from vitdemo.runs.local import ensure_worker  # the real one: conftest's worker_starts replaces local's
 from vitdemo.runs.people import CLI
 from vitdemo.runs.store import Registry, Run
 from vitdemo.training.watch import WatchRow
@@ -89,13 +91,13 @@ def start_worker(reg: Registry, data_dir: Path):
     """Start a worker subprocess on demand; afterwards make sure it has exited."""
 
     def start() -> bool:
-        return worker.ensure_worker(reg, "cpu", str(data_dir), idle_exit_s=WORKER_IDLE_S)
+        return ensure_worker(reg, "cpu", str(data_dir), idle_exit_s=WORKER_IDLE_S)
 
     yield start
     for run in reg.list_runs():
         if run.status in ("queued", "running"):
             queue.request_cancel(reg, run.id, CLI)
-    wait_for(lambda: not worker.worker_running(reg, "cpu"), 60, "the worker to exit")
+    wait_for(lambda: not local.worker_running(reg, "cpu"), 60, "the worker to exit")
 
 
 def test_runs_go_queued_running_done_in_a_worker_process(reg: Registry, start_worker) -> None:
@@ -133,7 +135,7 @@ def test_runs_go_queued_running_done_in_a_worker_process(reg: Registry, start_wo
         assert meta.metrics["test_acc"] == run.test_acc  # scored once, by vitdemo.evaluate, and recorded as such
         history = meta.metrics["history"]  # curves travel with the file
         assert [e["epoch"] for e in history] == [1] and history[0]["val_acc"] == reg.epochs(run.id)[0]["val_acc"]
-    wait_for(lambda: not worker.worker_running(reg, "cpu"), 30, "the idle worker to exit")
+    wait_for(lambda: not local.worker_running(reg, "cpu"), 30, "the idle worker to exit")
 
 
 def test_cancel_stops_a_run_within_seconds_even_inside_a_long_step(
@@ -154,8 +156,8 @@ def test_cancel_stops_a_run_within_seconds_even_inside_a_long_step(
     assert run.progress["step"] == 1  # the step in progress was cut short, not waited for
     assert run.checkpoint is None and run.test_acc is None
     assert latency < 10  # typically under a second; generous for a loaded machine
-    wait_for(lambda: not queue.pid_alive(child), 5, "the training process to be gone")
-    assert worker.worker_running(reg, "cpu")  # the worker lives on, idle, holding no model and no torch
+    wait_for(lambda: not local.pid_alive(child), 5, "the training process to be gone")
+    assert local.worker_running(reg, "cpu")  # the worker lives on, idle, holding no model and no torch
     assert "libtorch" not in Path(f"/proc/{run.worker_pid}/maps").read_text()
 
 
@@ -165,8 +167,8 @@ def test_a_killed_worker_leaves_its_run_failed_after_restart(reg: Registry, star
     run = wait_for(lambda: stepping(reg, run_id), 90, "the run to start training")
     (child,) = children(run.worker_pid)
     os.kill(run.worker_pid, signal.SIGKILL)
-    wait_for(lambda: not queue.pid_alive(child), 10, "the training process to follow its worker")
-    wait_for(lambda: not worker.worker_running(reg, "cpu"), 10, "the killed worker's lock to be released")
+    wait_for(lambda: not local.pid_alive(child), 10, "the training process to follow its worker")
+    wait_for(lambda: not local.worker_running(reg, "cpu"), 10, "the killed worker's lock to be released")
     assert reg.get_run(run_id).status == "running"  # nobody has noticed yet
     assert start_worker() is True  # a new worker (or a page load) notices
     run = wait_for(lambda: (r := reg.get_run(run_id)).status == "failed" and r, 10, "the run to be marked failed")
@@ -184,18 +186,26 @@ def test_a_run_that_fails_is_marked_failed_with_its_error(reg: Registry) -> None
 
 
 class FullDisk(Registry):
-    """The disk fills up once the checkpoint is written: recording a status fails `failures` times."""
+    """The disk fills up once the checkpoint is written: recording the end of a run fails `failures` times."""
 
     def __init__(self, home: Path, failures: int) -> None:
         super().__init__(home)
         self.failures = failures
 
-    def transition(self, run_id: int, status: str, **kwargs) -> bool:
-        if status in ("done", "failed") and self.failures > 0:
+    def _full(self) -> None:
+        if self.failures > 0:
             self.failures -= 1
             raise RegistryUnavailable(
                 f"the run registry {self.db_path} could not be written (database or disk is full)"
             )
+
+    def finish_run(self, run_id: int, worker_pid: int | None, **fields) -> bool:
+        self._full()
+        return super().finish_run(run_id, worker_pid, **fields)
+
+    def transition(self, run_id: int, status: str, **kwargs) -> bool:
+        if status == "failed":
+            self._full()
         return super().transition(run_id, status, **kwargs)
 
 
@@ -215,7 +225,7 @@ def test_a_run_that_cannot_even_be_marked_failed_is_failed_at_the_next_worker_st
     gone = queue.claim(reg, run_id, pid=_dead_pid())  # its worker: a process that has since ended
     assert execute.execute_run(FullDisk(reg.home, failures=99), gone, data_dir=str(data_dir)) is None
     assert reg.get_run(run_id).status == "running" and list(reg.checkpoint_dir.iterdir()) == []
-    assert worker.run_worker(reg, "cpu", idle_exit_s=0.1) == 0
+    assert local.run_worker(reg, "cpu", idle_exit_s=0.1) == 0
     run = reg.get_run(run_id)
     assert run.status == "failed" and "stopped unexpectedly" in run.error
 
@@ -242,34 +252,56 @@ def test_worker_start_removes_files_left_by_killed_trainings(reg: Registry) -> N
     for path in files.values():
         path.write_bytes(b"partial weights")
     reg.update_run(done, checkpoint=str(files["done"].resolve()))
-    assert worker.run_worker(reg, "cpu", idle_exit_s=0.1) == 0
+    assert local.run_worker(reg, "cpu", idle_exit_s=0.1) == 0
     assert sorted(p.name for p in folder.iterdir()) == sorted(files[k].name for k in ("writing", "done", "other"))
     assert reg.get_run(orphan).status == "failed" and reg.get_run(running).status == "running"
+
+
+class Instant:
+    """An execution that has already ended with the run done (it stands in for a child that trains at once)."""
+
+    def __init__(self, registry: Registry, run: Run) -> None:
+        self.result = [events.Result({"test_acc": 0.5}, events.RunFile(f"run-{run.id}.safetensors"))]
+        registry.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        (registry.checkpoint_dir / f"run-{run.id}.safetensors").write_bytes(b"weights")
+
+    def poll(self) -> list:
+        out, self.result = self.result, []
+        return out
+
+    def ended(self) -> bool:
+        return not self.result
+
+    def alive(self) -> bool:
+        return False
+
+    def exit_error(self) -> str:
+        return "never asked"
+
+    def cancel(self) -> None:
+        pass
 
 
 def test_worker_takes_a_run_queued_while_it_was_stopping(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run submitted just as the worker decides it has been idle long enough must still be run."""
     executed: list[int] = []
 
-    def quick_child(registry: Registry, run: Run, *_: object) -> worker.Child:
-        executed.append(run.id)  # a real child process that "trains" at once: the run is done when it starts
-        registry.update_run(run.id, status="done")
-        proc = subprocess.Popen([sys.executable, "-c", "pass"])
-        proc.wait()
-        return worker.Child(run, proc)
+    def instant(self, registry: Registry, run: Run, device: str) -> Instant:
+        executed.append(run.id)
+        return Instant(registry, run)
 
-    real_work = worker._work
+    real_work = worker.work
     late: list[int] = []
 
-    def work_then_a_submit_arrives(*args: object) -> int:
-        n = real_work(*args)
+    def work_then_a_submit_arrives(*args: object, **kwargs: object) -> int:
+        n = real_work(*args, **kwargs)
         if not late:  # the page queued a run and saw the worker's lock still held: it started no worker
             late.append(queue.submit(reg, TINY, CLI))
         return n
 
-    monkeypatch.setattr(worker, "start_child", quick_child)
-    monkeypatch.setattr(worker, "_work", work_then_a_submit_arrives)
-    assert worker.run_worker(reg, "cpu", idle_exit_s=0.2) == 1
+    monkeypatch.setattr(local.LocalExecutor, "start", instant)
+    monkeypatch.setattr(worker, "work", work_then_a_submit_arrives)
+    assert local.run_worker(reg, "cpu", idle_exit_s=0.2) == 1
     assert executed == late and reg.get_run(late[0]).status == "done"
 
 
@@ -280,7 +312,7 @@ def test_a_second_worker_for_the_same_device_exits(reg: Registry) -> None:
 
     def hold_lock() -> None:
         with open(reg.home / "worker-cpu.lock", "a") as lock:
-            worker.fcntl.flock(lock, worker.fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX)
             started.set()
             release.wait(10)
 
@@ -288,16 +320,16 @@ def test_a_second_worker_for_the_same_device_exits(reg: Registry) -> None:
     thread.start()
     started.wait(5)
     try:
-        assert worker.worker_running(reg, "cpu")
+        assert local.worker_running(reg, "cpu")
         queue.submit(reg, TINY, CLI)
         t0 = time.monotonic()
-        assert worker.run_worker(reg, "cpu", idle_exit_s=0.1) == 0
+        assert local.run_worker(reg, "cpu", idle_exit_s=0.1) == 0
         assert time.monotonic() - t0 < 3
         assert reg.list_runs()[0].status == "queued"
     finally:
         release.set()
         thread.join()
-    assert not worker.worker_running(reg, "cpu")
+    assert not local.worker_running(reg, "cpu")
 
 
 def test_a_finished_run_is_calibrated_on_its_validation_split(reg: Registry, data_dir: Path) -> None:
@@ -320,7 +352,6 @@ def test_a_run_records_its_loss_points_and_its_watched_images(reg: Registry, dat
     assert got[0]["step"] == 1 and got[-1]["step"] == 3 and got[-1]["at_epoch"] == 1.0  # 3 steps: 300 / 100
     assert done.progress["points"] == len(got) and all(p["loss"] > 0 for p in got)
     row = WatchRow.from_dict(reg.live().watches[run.id])
-    assert row == WatchRow.from_dict(points.get_watch(reg, run.id))
     assert row.labels == tuple(range(10)) and row.calibrated and row.step == 3 and row.epoch == 1
     assert all(0.1 <= p <= 1 for p in row.probs)
 
@@ -397,5 +428,5 @@ def test_worker_start_removes_the_other_families_leftover_files(reg: Registry) -
     for path in files.values():
         path.write_bytes(b"weights")
     reg.update_run(done, checkpoint=str(files["done"].resolve()))
-    assert worker.run_worker(reg, "cpu", idle_exit_s=0.1) == 0
+    assert local.run_worker(reg, "cpu", idle_exit_s=0.1) == 0
     assert sorted(p.name for p in folder.iterdir()) == sorted(files[k].name for k in ("done", "done encoder"))

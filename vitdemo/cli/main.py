@@ -10,12 +10,16 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vitdemo import paths
 from vitdemo.config import MODEL_CONFIGS, ConfigError, TrainConfig
 from vitdemo.runs.dbfile import RegistryBusy, RegistryError, RegistryUnavailable
 from vitdemo.runs.store import Registry
 from vitdemo.training.recipes import RECIPES
+
+if TYPE_CHECKING:
+    from vitdemo.training.loop import TrainResult
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -117,10 +121,26 @@ def resume_config_from_args(a: argparse.Namespace, registry: Registry) -> TrainC
     return resume_config(resume_file(a.resume, registry), a.epochs if "epochs" in given else None, **changes)
 
 
-def cmd_train(a: argparse.Namespace) -> int:
+def _train_recorded(registry: Registry, run_id: int, config: TrainConfig, data_dir: str | None) -> TrainResult | None:
+    """Train run `run_id` in this process, which records it and keeps its heartbeat from a thread for as long
+    as it works on it (its epochs copied from a resumed run, the training, the scoring, the saving)."""
     from vitdemo.runs.execute import execute_run
-    from vitdemo.runs.queue import start_run
+    from vitdemo.runs.record import Heartbeat
     from vitdemo.training.progress import ProgressBar
+
+    with Heartbeat(registry, [run_id]):
+        if config.resume:
+            from vitdemo.training.resume import saved_history
+
+            for row in saved_history(config.resume):  # the resumed run's curves start with the epochs it continues
+                registry.add_epoch(run_id, row)
+        run = registry.get_run(run_id)
+        print(f"run #{run_id} {run.name}: {json.dumps(config.to_dict(), sort_keys=True)}", file=sys.stderr)
+        return execute_run(registry, run, data_dir=data_dir, extra_callbacks=(ProgressBar(),), heartbeat=False)
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from vitdemo.runs.queue import start_run
 
     registry = Registry(a.home)
     config = resume_config_from_args(a, registry) if a.resume else config_from_args(a)
@@ -131,15 +151,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
         config = freeze_config(config, a.home)  # the class set as it is now: the run is reproducible
     run_id = start_run(registry, config, os.getpid())  # created running and ours: no worker can claim it
-    if config.resume:
-        from vitdemo.training.resume import saved_history
-
-        for row in saved_history(config.resume):  # the resumed run's curves start with the epochs it continues
-            registry.add_epoch(run_id, row)
-    run = registry.get_run(run_id)
-    print(f"run #{run_id} {run.name}: {json.dumps(config.to_dict(), sort_keys=True)}", file=sys.stderr)
     try:
-        result = execute_run(registry, run, data_dir=a.data_dir, extra_callbacks=(ProgressBar(),))
+        result = _train_recorded(registry, run_id, config, a.data_dir)
     except KeyboardInterrupt:
         registry.transition(run_id, "cancelled", only_from=("running",), finished_at=time.time())
         print(f"\nrun #{run_id} cancelled", file=sys.stderr)
@@ -308,7 +321,7 @@ def cmd_worker(a: argparse.Namespace) -> int:
         from vitdemo.runs.execute import execute_claimed
 
         return execute_claimed(registry, a.execute, data_dir=a.data_dir)
-    from vitdemo.runs.worker import run_worker
+    from vitdemo.runs.local import run_worker
 
     n = run_worker(registry, a.device, data_dir=a.data_dir, idle_exit_s=a.idle_exit)
     print(f"worker done: {n} runs")

@@ -2,7 +2,8 @@
 
 Plain Python (no Streamlit; torch only inside the throughput probe), so the queue (`vitdemo.runs.queue.submit`
 checks the limits of `vitdemo.runs.limits` and the device's memory) and the Train page (shows the estimate
-before a run starts) share every rule.
+before a run starts) share every rule. The device is the executor's (vitdemo.runs.executor.Device: its memory,
+the threads a run gets there), not necessarily the web server's.
 
 Time estimate: a run costs `train_flops_per_image` (forward + backward multiply-adds, counted from the config)
 per training image and a third of that per validation and test image. The device's speed is measured, not
@@ -17,15 +18,15 @@ limit counts its epochs as the passes over the training set they add up to (`cou
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vitdemo import families
 from vitdemo.config import ModelConfig, TrainConfig
 from vitdemo.runconfig import ClassicRun, PretrainRun, RunConfig
+from vitdemo.runs.executor import Device, device_of
 
 TRAIN_IMAGES = 60_000  # both datasets
 TEST_IMAGES = 10_000
@@ -181,33 +182,28 @@ class Estimator:
 
 
 def _training_threads() -> int:
-    """The torch threads a training child will use ($VITDEMO_THREADS, else every core)."""
+    """The torch threads a training child on this machine will use ($VITDEMO_THREADS, else every core)."""
     from vitdemo.threads import thread_count  # imports torch: only when an estimate is first asked for
 
     return thread_count()
 
 
-_default: Estimator | None = None
+_default: dict[int | None, Estimator] = {}
 
 
-def default_estimator() -> Estimator:
-    """The process's estimator (created on first use, so importing this module loads no torch)."""
-    global _default
-    if _default is None:
-        _default = Estimator()
-    return _default
+def default_estimator(threads: int | None = None) -> Estimator:
+    """The process's estimator for a training that gets `threads` CPU threads (the executor's device says how
+    many; None: this machine's), created on first use, so importing this module loads no torch."""
+    if threads not in _default:
+        _default[threads] = Estimator(threads=threads)
+    return _default[threads]
 
 
-def device_memory_bytes(device: str) -> int | None:
-    """Memory of the training device: the machine's RAM for the CPU, the GPU's own for CUDA (None: unknown)."""
-    if device.startswith("cuda"):
-        import torch
-
-        return int(torch.cuda.get_device_properties(0).total_memory) if torch.cuda.is_available() else None
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return None
+def device_memory_bytes(device: str, offered: Sequence[Device]) -> int | None:
+    """Memory a run on `device` ('cpu', 'cuda') may use, as the executor describes its devices: the machine's
+    RAM for the CPU, a GPU's own (the smallest, when several may take the run); None when unknown."""
+    chosen = device_of(offered, device.split(":", 1)[0])
+    return None if chosen is None else chosen.memory_bytes
 
 
 @dataclass(frozen=True)
@@ -246,5 +242,3 @@ def estimate(config: TrainConfig) -> Estimate:
         activations_bytes=4 * batch * families.activation_floats(config.model),
         data_bytes=(60_000 + 10_000) * 28 * 28,
     )
-
-

@@ -8,7 +8,6 @@ it is never listed as a run, only offered as the start of a fine-tune (`encoders
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from vitdemo.checkpoints import CheckpointError, CheckpointMeta, read_meta
 from vitdemo.config import ModelConfig
 from vitdemo.runconfig import ENCODER_TAG
+from vitdemo.runs import files
 from vitdemo.runs.store import NewRun, Registry
 
 CLASSIC_SUFFIX = ".skops"
@@ -84,18 +84,6 @@ def classic_baseline_run(path: Path) -> NewRun:
     return NewRun(fields)
 
 
-def baseline_files(checkpoint_dir: str | os.PathLike) -> list[Path]:
-    """The files of `checkpoint_dir` that are listed as baseline runs: every readable model, no encoder."""
-    from vitdemo.models.classic import ClassicError, read_header
-
-    models = [p for p, meta in read_headers(checkpoint_dir) if not _is_encoder(meta)]
-    for path in _classic_files(checkpoint_dir):
-        with contextlib.suppress(ClassicError, OSError):
-            read_header(path)
-            models.append(path)
-    return sorted(models)
-
-
 def _classic_files(checkpoint_dir: str | os.PathLike) -> list[Path]:
     return sorted(Path(checkpoint_dir).glob(f"*{CLASSIC_SUFFIX}"))
 
@@ -145,7 +133,7 @@ class Encoder:
     pretrain_epochs: int
 
 
-RUN_ENCODERS = "run-*-encoder.safetensors"  # in a registry's checkpoint folder: encoders its pretrain runs made
+RUN_ENCODERS = files.ENCODER_GLOB  # in a registry's checkpoint folder: encoders its pretrain runs made
 
 
 def encoders(folder: str | os.PathLike, pattern: str = "*.safetensors") -> list[Encoder]:

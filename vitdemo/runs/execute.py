@@ -1,8 +1,11 @@
-"""One run, in the process that trains it: `execute_run` trains a claimed run and records how it ended.
+"""One run, in the process that trains it: `execute` trains a claimed run and says how it ended as events.
 
-The worker (`vitdemo.runs.worker`) runs it in a child process, `python -m vitdemo worker --execute <id>`
-(`execute_claimed`), so that it can end a training at any moment; `python -m vitdemo train` runs it in the
-foreground. This module imports torch; the worker does not.
+The trainer never writes the registry: its callbacks (`EventCallback`, `WatchCallback`) and its end produce
+events (vitdemo.runs.events) for whoever records the run. A worker's child, `python -m vitdemo worker --execute
+<id>` (`execute_claimed`), writes them as JSON lines on its stdout for its worker to record; `python -m vitdemo
+train` trains in its own process and records them itself (`execute_run`), keeping the run's heartbeat from a
+thread. The checkpoint is written by the trainer into the run's checkpoint folder (the local executor shares the
+disk); its Result event names it. This module imports torch; the worker does not.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import torch
 from torch import nn
@@ -24,41 +28,42 @@ from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits
 from vitdemo.evaluate import Scores, predict_logits, score_model
-from vitdemo.training.resume import state_path
-from vitdemo.runs import points
-from vitdemo.runs.points import MAX_POINTS
 from vitdemo.runconfig import run_family
+from vitdemo.runs import events, files
+from vitdemo.runs.events import Event, RunFile
 from vitdemo.runs.execute_families import fit_classic_run, pretrain_first
-from vitdemo.runs.queue import best_effort, mark_failed
+from vitdemo.runs.points import MAX_POINTS, held_after
+from vitdemo.runs.record import Heartbeat, Recorder, best_effort
 from vitdemo.runs.store import Registry, Run
 from vitdemo.training.loop import Callback, EpochInfo, StepInfo, TrainResult, load_data, train
+from vitdemo.training.resume import state_path
 from vitdemo.training.watch import Watcher, WatchRow
 
-PROGRESS_EVERY_S = 0.5  # how often a training writes its progress (and checks for cancel between steps)
+PROGRESS_EVERY_S = 0.5  # how often a training sends its progress (and checks for cancel between steps)
 PARENT_POLL_S = 0.5  # how often a worker's child checks that its worker is still alive
 POINT_EVERY_S = 1.0  # a loss point at least this often (seconds of training), until a long run's are thinned
+Emit = Callable[[Event], None]
 
 
-class RegistryCallback(Callback):
-    """Streams a run's progress into the registry: its latest step at most every PROGRESS_EVERY_S seconds, and a
-    loss point (the mean loss of the steps since the previous one) every `point_every_s` seconds of training, in
-    the same write. Past `keep_points` the registry drops every second point (vitdemo.runs.points.add_point), and
-    the points then come half as often, so a long run's curve stays evenly spaced."""
+class EventCallback(Callback):
+    """Sends a run's progress: its latest step at most every PROGRESS_EVERY_S seconds, and a loss point (the mean
+    loss of the steps since the previous one) every `point_every_s` seconds of training, with that progress. Past
+    `keep_points` the recorder drops every second point (vitdemo.runs.points.add_point), and the points then come
+    half as often, so a long run's curve stays evenly spaced (the trainer counts what the recorder keeps:
+    vitdemo.runs.points.held_after)."""
 
-    def __init__(
-        self, registry: Registry, run_id: int, *, point_every_s: float = POINT_EVERY_S, keep_points: int = MAX_POINTS
-    ) -> None:
-        self.registry, self.run_id, self._last = registry, run_id, 0.0
+    def __init__(self, emit: Emit, *, point_every_s: float = POINT_EVERY_S, keep_points: int = MAX_POINTS) -> None:
+        self.emit, self._last = emit, 0.0
         self.point_every_s, self.keep_points = point_every_s, keep_points
         self._steps_per_epoch = 0.0
         self._point_at = -math.inf  # training time of the last point
         self._loss_sum, self._loss_n = 0.0, 0  # the steps since then
-        self._held = 0  # the run's points after the last write
-        self._written = 0  # points written: progress["points"], so a page redraws the curve only when it moves
+        self._held = 0  # the run's points once the recorder has stored the last one
+        self._written = 0  # points sent: progress["points"], so a page redraws the curve only when it moves
 
     def on_train_start(self, config: TrainConfig, total_steps: int, num_params: int, device: str) -> None:
         self._steps_per_epoch = total_steps / max(config.epochs, 1)
-        self.registry.update_run(self.run_id, device=device, num_params=num_params, heartbeat=time.time())
+        self.emit(events.Started(device, num_params))
 
     def on_step(self, info: StepInfo) -> None:
         now = time.time()
@@ -67,9 +72,7 @@ class RegistryCallback(Callback):
             self._add_point(info, now)
         elif now - self._last >= PROGRESS_EVERY_S:
             self._last = now
-            best_effort(
-                lambda: self.registry.update_run(self.run_id, progress=self._progress(info), heartbeat=now), None
-            )
+            self.emit(events.Progress(self._progress(info)))
 
     def _progress(self, info: StepInfo) -> dict[str, float]:
         return {**info.__dict__, "points": self._written}
@@ -80,29 +83,22 @@ class RegistryCallback(Callback):
                  "lr": info.lr, "elapsed_s": info.elapsed_s}  # fmt: skip
         self._point_at, self._last, self._loss_sum, self._loss_n = info.elapsed_s, now, 0.0, 0
         self._written += 1
-        progress = self._progress(info)
-        held = best_effort(
-            lambda: points.add_point(
-                self.registry, self.run_id, point, progress=progress, heartbeat=now, keep_at_most=self.keep_points
-            ),
-            None,
-        )
-        if held is not None:
-            if held < self._held:  # thinned: half as many points, so half as often from now on
-                self.point_every_s *= 2
-            self._held = held
+        self.emit(events.Point(point, self._progress(info), self.keep_points))
+        held = held_after(self._held + 1, self.keep_points)
+        if held <= self._held:  # thinned: half as many points, so half as often from now on
+            self.point_every_s *= 2
+        self._held = held
 
     def on_epoch(self, info: EpochInfo) -> None:
-        self.registry.add_epoch(self.run_id, info.to_dict())
-        self.registry.update_run(self.run_id, heartbeat=time.time())
+        self.emit(events.Epoch(info.to_dict()))
 
 
 class WatchCallback(Callback):
-    """The run's answers on its watched test images (vitdemo.training.watch) into the registry, every WATCH_EVERY_S
-    seconds of training and after every epoch; `finish` stores the kept model's calibrated answers."""
+    """The run's answers on its watched test images (vitdemo.training.watch), every WATCH_EVERY_S seconds of
+    training and after every epoch; `finish` sends the kept model's calibrated answers."""
 
-    def __init__(self, registry: Registry, run_id: int, watcher: Watcher) -> None:
-        self.registry, self.run_id, self.watcher = registry, run_id, watcher
+    def __init__(self, emit: Emit, watcher: Watcher) -> None:
+        self.emit, self.watcher = emit, watcher
         self._steps_per_epoch, self._step = 0.0, 0
 
     def on_train_start(self, config: TrainConfig, total_steps: int, num_params: int, device: str) -> None:
@@ -112,19 +108,19 @@ class WatchCallback(Callback):
         self._step = info.step
         if self.watcher.due(info.elapsed_s):
             epoch = info.step / self._steps_per_epoch if self._steps_per_epoch else float(info.epoch)
-            self._store(self.watcher.look(model, step=info.step, epoch=epoch, elapsed_s=info.elapsed_s))
+            self._send(self.watcher.look(model, step=info.step, epoch=epoch, elapsed_s=info.elapsed_s))
 
     def on_epoch_weights(self, info: EpochInfo, model: nn.Module) -> None:
-        self._store(self.watcher.look(model, step=self._step, epoch=info.epoch, elapsed_s=info.elapsed_s))
+        self._send(self.watcher.look(model, step=self._step, epoch=info.epoch, elapsed_s=info.elapsed_s))
 
     def finish(self, model: nn.Module, epoch: int, temperature: float) -> None:
         """The answers of the weights the run keeps (those of `epoch`), with its calibration temperature: as the
         app will show them."""
         step = round(epoch * self._steps_per_epoch) or self._step
-        self._store(self.watcher.look(model, step=step, epoch=epoch, elapsed_s=0.0, temperature=temperature))
+        self._send(self.watcher.look(model, step=step, epoch=epoch, elapsed_s=0.0, temperature=temperature))
 
-    def _store(self, row: WatchRow) -> None:
-        best_effort(lambda: points.set_watch(self.registry, self.run_id, row.to_dict()), None)
+    def _send(self, row: WatchRow) -> None:
+        self.emit(events.Watch(row.to_dict()))
 
 
 def _throttled(check: Callable[[], bool], every_s: float) -> Callable[[], bool]:
@@ -164,7 +160,7 @@ def _temperature(result: TrainResult, data: DatasetSplits) -> float:
 
 
 def _save(
-    registry: Registry, run: Run, config: TrainConfig, result: TrainResult, scores: Scores, temperature: float
+    checkpoint_dir: Path, run: Run, config: TrainConfig, result: TrainResult, scores: Scores, temperature: float
 ) -> Path:
     metrics = {
         "val_acc": result.val_acc,
@@ -186,7 +182,77 @@ def _save(
         name=run.name,
         temperature=temperature,
     )
-    return save_checkpoint(registry.checkpoint_dir / f"run-{run.id}.safetensors", result.model, meta)
+    return save_checkpoint(files.path(checkpoint_dir, run.id), result.model, meta)
+
+
+def _made(path: Path, send_files: bool) -> RunFile:
+    return RunFile.sent(path) if send_files else RunFile(path.name)
+
+
+def _train_run(
+    run: Run, checkpoint_dir: Path, emit: Emit, *, data_dir: str | None, should_stop: Callable[[], bool],
+    extra_callbacks: tuple[Callback, ...], send_files: bool,
+) -> TrainResult | None:  # fmt: skip
+    """A training (after its pretraining, for a pretrain run), scored, calibrated and saved."""
+    family = run_family(run.config)
+    encoder: list[RunFile] = []
+    if family == "pretrain":
+        config = pretrain_first(run, checkpoint_dir, emit, data_dir=data_dir, should_stop=should_stop)
+        if config is None:  # cancelled while pretraining
+            emit(events.Cancelled())
+            return None
+        encoder.append(_made(files.path(checkpoint_dir, run.id, files.ENCODER), send_files))
+    else:
+        config = TrainConfig.from_dict(run.config)
+    data = load_data(config, data_dir)  # the validation split follows config.split_seed
+    watch = WatchCallback(emit, Watcher(data.test, data.mean, data.std, num_classes=len(data.classes)))
+    result = train(
+        config,
+        (EventCallback(emit), watch, *extra_callbacks),
+        data=data,
+        should_stop=should_stop,
+        state_path=state_path(checkpoint_dir, run.id),  # at every epoch end: `--resume` goes on from it
+    )
+    if result.cancelled:
+        emit(events.Cancelled(result.train_time_s))
+        return result
+    scores = _score_test(result, data, config)
+    temperature = _temperature(result, data)
+    path = _save(checkpoint_dir, run, config, result, scores, temperature)
+    watch.finish(result.model, result.best_epoch, temperature)
+    columns = {"val_acc": result.val_acc, "test_acc": scores.accuracy, "macro_f1": scores.report.macro_f1,
+               "train_time_s": result.train_time_s}  # fmt: skip
+    emit(events.Result(columns, _made(path, send_files), tuple(encoder)))
+    return result
+
+
+def execute(
+    run: Run,
+    checkpoint_dir: Path,
+    emit: Emit,
+    *,
+    data_dir: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    extra_callbacks: tuple[Callback, ...] = (),
+    send_files: bool = False,
+) -> TrainResult | None:
+    """Train a claimed run to its end, sending its events to `emit`; the last says how it ended: Result (its
+    checkpoint written into `checkpoint_dir`, or its bytes with `send_files`), Cancelled or Failed. A classic run
+    is fitted instead (and returns None); a pretrain run pretrains its encoder first. Never raises for a problem
+    of the run: it ends Failed with the error. Opens no registry."""
+    try:
+        if run_family(run.config) == "classic":  # a scikit-learn baseline
+            path, columns = fit_classic_run(run, checkpoint_dir, emit, data_dir=data_dir)
+            emit(events.Result(columns, _made(path, send_files)))
+            return None
+        stop = should_stop or (lambda: False)
+        return _train_run(run, checkpoint_dir, emit, data_dir=data_dir, should_stop=stop,
+                          extra_callbacks=extra_callbacks, send_files=send_files)  # fmt: skip
+    except Exception as exc:  # a failed run must end as failed, never stay "running"
+        if os.environ.get("VITDEMO_DEBUG"):
+            traceback.print_exc()
+        emit(events.Failed(describe_error(exc)))
+        return None
 
 
 def execute_run(
@@ -195,71 +261,20 @@ def execute_run(
     *,
     data_dir: str | None = None,
     extra_callbacks: tuple[Callback, ...] = (),
+    heartbeat: bool = True,
 ) -> TrainResult | None:
-    """Train a claimed (running) run to its end: done with metrics and a checkpoint, cancelled, or failed.
-    A classic run is fitted instead (and returns None); a pretrain run pretrains its encoder first.
-
-    Never raises for a problem of the run: it ends failed with the error. A checkpoint whose run could not be
-    recorded as done (a full disk, a locked registry) is removed, so no file is left that no run accounts for.
-    """
-    path = None
-    try:
-        should_stop = _throttled(
-            lambda: best_effort(lambda: registry.cancel_requested(run.id), False), PROGRESS_EVERY_S
-        )
-        family = run_family(run.config)  # a scikit-learn baseline, a pretrain-then-fine-tune run, or a training
-        if family == "classic":
-            path, columns = fit_classic_run(registry, run, data_dir=data_dir)
-            registry.update_run(
-                run.id, status="done", finished_at=time.time(), checkpoint=str(path.resolve()), **columns
-            )
-            return None
-        config = (
-            pretrain_first(registry, run, data_dir=data_dir, should_stop=should_stop)
-            if family == "pretrain"
-            else TrainConfig.from_dict(run.config)
-        )
-        if config is None:  # cancelled while pretraining
-            return None
-        data = load_data(config, data_dir)  # the validation split follows config.split_seed
-        watch = WatchCallback(registry, run.id, Watcher(data.test, data.mean, data.std, num_classes=len(data.classes)))
-        result = train(
-            config,
-            (RegistryCallback(registry, run.id), watch, *extra_callbacks),
-            data=data,
-            should_stop=should_stop,
-            state_path=state_path(registry.checkpoint_dir, run.id),  # at every epoch end: `--resume` goes on from it
-        )
-        if result.cancelled:
-            registry.transition(
-                run.id, "cancelled", only_from=("running",), finished_at=time.time(), train_time_s=result.train_time_s
-            )
-            return result
-        scores = _score_test(result, data, config)
-        temperature = _temperature(result, data)
-        path = _save(registry, run, config, result, scores, temperature)
-        watch.finish(result.model, result.best_epoch, temperature)
-        registry.update_run(
-            run.id,
-            status="done",
-            finished_at=time.time(),
-            val_acc=result.val_acc,
-            test_acc=scores.accuracy,
-            macro_f1=scores.report.macro_f1,
-            train_time_s=result.train_time_s,
-            checkpoint=str(path.resolve()),
-        )
-        return result
-    except Exception as exc:  # a failed run must end as failed, never stay "running"
-        error = describe_error(exc)
-        if path is not None:  # trained to the end but not recorded: its files go (a failure mid-training keeps
-            path.unlink(missing_ok=True)  # its resume file, to go on from the last epoch)
-            state_path(registry.checkpoint_dir, run.id).unlink(missing_ok=True)
-            error = f"the result could not be recorded, so its checkpoint was removed: {error}"
-        mark_failed(registry, run.id, error)
-        if os.environ.get("VITDEMO_DEBUG"):
-            traceback.print_exc()
-        return None
+    """Train a claimed (running) run in this process and record it here (the CLI's way: it is the run's one
+    writer): done with metrics and a checkpoint, cancelled (a cancel request is read between steps), or failed.
+    The run's heartbeat is kept from a thread meanwhile (unless the caller keeps it: `heartbeat=False`). Returns
+    the training's result (None for a classic run, a failure, or a result that could not be recorded)."""
+    recorder = Recorder(registry, run.id, run.worker_pid)
+    should_stop = _throttled(lambda: best_effort(lambda: registry.cancel_requested(run.id), False), PROGRESS_EVERY_S)
+    with Heartbeat(registry, [run.id] if heartbeat else ()):
+        result = execute(
+            run, registry.checkpoint_dir, recorder, data_dir=data_dir, should_stop=should_stop,
+            extra_callbacks=extra_callbacks,
+        )  # fmt: skip
+    return None if recorder.outcome in ("failed", None) else result
 
 
 def describe_error(exc: BaseException) -> str:
@@ -282,12 +297,28 @@ def _exit_with_parent(poll_s: float = PARENT_POLL_S) -> None:
     threading.Thread(target=watch, name="watch-worker", daemon=True).start()
 
 
+def _event_stream() -> TextIO:
+    """The child's stdout, for events only: anything else the training prints goes to stderr (the worker's log)."""
+    sys.stdout.flush()
+    stream = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return stream
+
+
 def execute_claimed(registry: Registry, run_id: int, *, data_dir: str | None = None) -> int:
-    """The child's side (`python -m vitdemo worker --execute ID`): train a run its worker claimed. Exit status."""
+    """The child's side (`python -m vitdemo worker --execute ID`): train a run its worker claimed, sending the
+    events as JSON lines on stdout for the worker to record (the child only reads the registry). A cancel is
+    the worker ending this process. Exit status."""
     _exit_with_parent()
     run = registry.get_run(run_id)
     if run.status != "running":
         print(f"run #{run_id} is {run.status}, not running: nothing to do", file=sys.stderr)
         return 1
-    execute_run(registry, run, data_dir=data_dir)
+    stream = _event_stream()
+
+    def emit(event: Event) -> None:
+        stream.write(events.encode(event) + "\n")
+
+    execute(run, registry.checkpoint_dir, emit, data_dir=data_dir)
+    stream.flush()
     return 0

@@ -1,12 +1,12 @@
-"""The parts of a run that are not the trainer's loop, for `vitdemo.runs.execute.execute_run` to dispatch to:
+"""The parts of a run that are not the trainer's loop, for `vitdemo.runs.execute.execute` to dispatch to:
 
 - a scikit-learn baseline (`ClassicRun`): fit on the run's training split, score on the test split through
   `vitdemo.models.classic.fit_run` (the same Scores as a network), save `run-<id>.skops`;
 - the first phase of a `PretrainRun`: pretrain its encoder on the training images without labels, save it as
   `run-<id>-encoder.safetensors`, and hand back the fine-tuning TrainConfig that starts from it.
 
-Progress goes into the registry like a training's (a "phase" key says which part runs); a cancel request stops
-pretraining between two steps.
+Progress goes out as events like a training's (a "phase" key says which part runs); a cancel request stops
+pretraining between two steps. Files are named by vitdemo.runs.files.
 """
 
 from __future__ import annotations
@@ -18,29 +18,29 @@ from typing import Any
 
 from vitdemo.config import TrainConfig
 from vitdemo.runconfig import ClassicRun, PretrainRun
-from vitdemo.runs.queue import best_effort
-from vitdemo.runs.store import Registry, Run
+from vitdemo.runs import events, files
+from vitdemo.runs.events import Event
+from vitdemo.runs.store import Run
 
 PROGRESS_EVERY_S = 0.5
+Emit = Callable[[Event], None]
 
 
 class Stopped(Exception):
     """A cancel request arrived during pretraining."""
 
 
-def run_file(registry: Registry, run: Run, suffix: str) -> Path:
-    """Where a run's file goes: 'run-7.safetensors', 'run-7.skops', 'run-7-encoder.safetensors'."""
-    return registry.checkpoint_dir / f"run-{run.id}{suffix}"
-
-
-def fit_classic_run(registry: Registry, run: Run, *, data_dir: str | None = None) -> tuple[Path, dict[str, Any]]:
+def fit_classic_run(
+    run: Run, checkpoint_dir: Path, emit: Emit, *, data_dir: str | None = None
+) -> tuple[Path, dict[str, Any]]:
     """Fit, score and save a classic run; returns the saved file and the run columns to record as done."""
-    from vitdemo.models.classic import fit_run, save_classic
     from vitdemo.data import load_dataset
+    from vitdemo.models.classic import fit_run, save_classic
 
     spec = ClassicRun.from_dict(run.config)
     spec.validate()
-    registry.update_run(run.id, device="cpu", heartbeat=time.time(), progress={"phase": "fitting"})
+    emit(events.Started("cpu"))
+    emit(events.Progress({"phase": "fitting"}))
     data = load_dataset(
         spec.dataset, data_dir, val_size=spec.val_size, seed=spec.split_seed, train_subset=spec.train_subset
     )
@@ -50,7 +50,7 @@ def fit_classic_run(registry: Registry, run: Run, *, data_dir: str | None = None
 
     with threadpool_limits(thread_count()):  # the BLAS threads follow $VITDEMO_THREADS, like torch's
         fitted = fit_run(spec, data)
-    path = save_classic(run_file(registry, run, ".skops"), fitted)
+    path = save_classic(files.path(checkpoint_dir, run.id, files.CLASSIC), fitted)
     m = fitted.metrics
     columns = {
         "val_acc": m["val_acc"],
@@ -65,9 +65,9 @@ def fit_classic_run(registry: Registry, run: Run, *, data_dir: str | None = None
 
 
 def _pretrain_progress(
-    registry: Registry, run: Run, method: str, batch_size: int, should_stop: Callable[[], bool]
+    emit: Emit, method: str, batch_size: int, should_stop: Callable[[], bool]
 ) -> Callable[[Any], None]:
-    """The pretraining loop's on_step: stop on a cancel request, write progress every PROGRESS_EVERY_S."""
+    """The pretraining loop's on_step: stop on a cancel request, send progress every PROGRESS_EVERY_S."""
     last = [0.0]
 
     def on_step(info: Any) -> None:  # a vitdemo.pretrain.PretrainStep
@@ -88,16 +88,21 @@ def _pretrain_progress(
             "eta_s": (info.total_steps - info.step) * batch_size / max(rate, 1e-9),
             "elapsed_s": info.elapsed_s,
         }
-        best_effort(lambda: registry.update_run(run.id, progress=progress, heartbeat=now), None)
+        emit(events.Progress(progress))
 
     return on_step
 
 
 def pretrain_first(
-    registry: Registry, run: Run, *, data_dir: str | None = None, should_stop: Callable[[], bool] = lambda: False
+    run: Run,
+    checkpoint_dir: Path,
+    emit: Emit,
+    *,
+    data_dir: str | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> TrainConfig | None:
-    """Pretrain a PretrainRun's encoder and save it; returns the fine-tuning config that starts from it, or
-    None when a cancel request stopped the pretraining (the run is then recorded as cancelled)."""
+    """Pretrain a PretrainRun's encoder and save it as the run's encoder file; returns the fine-tuning config
+    that starts from it, or None when a cancel request stopped the pretraining."""
     from vitdemo.pretrain import pretrain_encoder, save_encoder
     from vitdemo.training.loop import load_data, resolve_device
 
@@ -106,8 +111,8 @@ def pretrain_first(
     config = spec.train
     data = load_data(config, data_dir)  # the fine-tune's own split: pretraining never sees its validation images
     device = resolve_device(config.device)
-    registry.update_run(run.id, device=device.type, heartbeat=time.time())
-    on_step = _pretrain_progress(registry, run, spec.method, spec.pretrain.batch_size, should_stop)
+    emit(events.Started(device.type))
+    on_step = _pretrain_progress(emit, spec.method, spec.pretrain.batch_size, should_stop)
     try:
         encoder = pretrain_encoder(
             spec.method,
@@ -120,8 +125,7 @@ def pretrain_first(
             on_step=on_step,
         )
     except Stopped:
-        registry.transition(run.id, "cancelled", only_from=("running",), finished_at=time.time())
         return None
     name = f"{spec.method} {config.model.kind} encoder of run #{run.id}"
-    path = save_encoder(run_file(registry, run, "-encoder.safetensors"), encoder, config.dataset, name)
+    path = save_encoder(files.path(checkpoint_dir, run.id, files.ENCODER), encoder, config.dataset, name)
     return spec.with_encoder(str(path.resolve()))

@@ -4,7 +4,7 @@
 Neither table bumps the registry's change counter: a training writes each point in the same transaction as its
 progress (one `runs` update, one bump), and its watched images while that progress bumps the counter anyway; the
 live query (`Registry.live`) reads the watched images with the runs, a page reads the points when the run's
-progress says a new one was written (`progress["points"]`, see vitdemo.runs.execute.RegistryCallback).
+progress says a new one was written (`progress["points"]`, see vitdemo.runs.execute.EventCallback).
 """
 
 from __future__ import annotations
@@ -57,6 +57,13 @@ def add_point(
     return int(count)
 
 
+def held_after(count: int, keep_at_most: int = MAX_POINTS) -> int:
+    """How many points a run holds once `add_point` has stored its `count`-th (thinned past `keep_at_most`, as
+    `_THIN` does: every second of them but the first and the newest): the trainer, which never reads the
+    registry, knows from it when its curve was thinned."""
+    return count - (count - 1) // 2 if count > keep_at_most else count
+
+
 def points(reg: Registry, run_id: int) -> list[dict[str, float]]:
     """A run's points by step ([] for a registry older than points)."""
     with reg.reading() as db:
@@ -73,12 +80,3 @@ def set_watch(reg: Registry, run_id: int, data: dict[str, Any]) -> None:
             "INSERT OR REPLACE INTO watches (run_id, data, updated_at) VALUES (?, ?, ?)",
             (run_id, json.dumps(data), time.time()),
         )
-
-
-def get_watch(reg: Registry, run_id: int) -> dict[str, Any] | None:
-    """A run's latest answers on its watched test images; None when there are none (or the registry is older)."""
-    with reg.reading() as db:
-        if reg.outdated and not has_table(db, "watches"):
-            return None
-        row = db.execute("SELECT data FROM watches WHERE run_id = ?", (run_id,)).fetchone()
-    return None if row is None else json.loads(row[0])

@@ -1,54 +1,73 @@
 """The training queue on top of the store: submit, claim, cancel, delete, the class's limits and pause, and
-recovery of runs whose worker died. Who may do what is decided here, never only by a page hiding a button:
+recovery of runs whose executor lost them. Who may do what is decided here, never only by a page hiding a button:
 cancel and delete take the actor (`vitdemo.runs.people.Actor`) and refuse anyone but the run's owner or the
 teacher; submit refuses a student's run over the teacher's limits; a paused queue is claimed by no worker.
 
 Every state change is a conditional update (`... WHERE id = ? AND status = 'queued'`), so two workers, or a
 worker and a CLI, can never both take a run, and a result written meanwhile is never overwritten.
-Torch is imported only where a config is checked (`submit`, `start_run`) or the devices are listed.
+What executes runs is the configured executor's business (vitdemo.runs.executor): `submit` wakes it, and checks
+a run against the devices it offers (their memory, their speed), not the web server's. The queue never starts a
+process or reads a pid itself. Torch is imported only where a config is checked or an estimate is made.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from vitdemo.runs import admission
-from vitdemo.runs.limits import Limits, active_problem, counted_epochs, limit_problems
 from vitdemo.config import ConfigError, TrainConfig
 from vitdemo.runconfig import ClassicRun, PretrainRun, RunConfig, model_kind, run_name
-from vitdemo.training.resume import still_to_train
-from vitdemo.runs import people
-from vitdemo.runs.dbfile import RegistryError
+from vitdemo.runs import admission, executor, people
+from vitdemo.runs.executor import Device
+from vitdemo.runs.limits import Limits, active_problem, counted_epochs, limit_problems
 from vitdemo.runs.people import Actor
 from vitdemo.runs.schema import CLI_OWNER
 from vitdemo.runs.store import PAUSED_KEY, OverLimit, Registry, Run, RunNotFound
+from vitdemo.training.resume import still_to_train
 
-DEFAULT_STALE_S = 300.0  # a running run with no heartbeat for this long has lost its worker
+DEFAULT_STALE_S = 300.0  # a running run with no heartbeat for this long has lost whoever executed it
 LIMITS_KEY = "limits"  # settings key: the teacher's limits (vitdemo.runs.limits.Limits) as JSON
-T = TypeVar("T")
+
+
+def offered_devices() -> tuple[Device, ...]:
+    """The devices the configured executor trains on (vitdemo.runs.executor.Device)."""
+    return executor.configured().devices()
 
 
 def available_devices() -> list[str]:
-    import torch
+    """The kinds of device a run may ask for: ['cpu'] or ['cpu', 'cuda']."""
+    kinds = {d.kind for d in offered_devices()}
+    return ["cpu", "cuda"] if "cuda" in kinds else ["cpu"]
 
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+def resolve_device(requested: str, offered: Sequence[Device]) -> str:
+    """'auto' -> 'cuda' when the executor offers a GPU, else 'cpu'; a device it does not offer is a ConfigError."""
+    kinds = {d.kind for d in offered}
+    if requested == "auto":
+        return "cuda" if "cuda" in kinds else "cpu"
+    if requested not in kinds:
+        raise ConfigError(
+            f"device {requested!r} was requested but this machine has no {requested.upper()} GPU; use 'auto' or 'cpu'"
+            if requested == "cuda"
+            else f"device {requested!r} is not one the training machine offers ({', '.join(sorted(kinds))})"
+        )
+    return requested
 
 
-def _run_fields(config: RunConfig) -> dict[str, Any]:
-    """Validate `config` (ConfigError for a bad config or device) and describe it as run columns. The size is
-    counted from the config: a model too big for the server is never built here (a classic model's size is
-    known once it is fitted)."""
+def time_estimator(offered: Sequence[Device] | None = None) -> admission.Estimator:
+    """Time estimates for the executor's devices (a CPU run's speed follows the threads it gets there)."""
+    cpu = executor.device_of(offered_devices() if offered is None else offered, "cpu")
+    return admission.default_estimator(threads=cpu.threads if cpu is not None else None)
+
+
+def _run_fields(config: RunConfig, offered: Sequence[Device]) -> dict[str, Any]:
+    """Validate `config` (ConfigError for a bad config, or a device the executor does not offer) and describe it
+    as run columns. The size is counted from the config: a model too big for the server is never built here (a
+    classic model's size is known once it is fitted)."""
     config.validate()
-    from vitdemo.training.loop import resolve_device
-
-    try:
-        device = resolve_device(config.device).type
-    except RuntimeError as exc:
-        raise ConfigError(str(exc)) from exc
+    device = resolve_device(config.device, offered)
     trained = config.train if isinstance(config, PretrainRun) else config
     return {
         "name": run_name(config),
@@ -60,7 +79,7 @@ def _run_fields(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def _memory_problem(config: RunConfig, device: str) -> str | None:
+def _memory_problem(config: RunConfig, device: str, offered: Sequence[Device]) -> str | None:
     """A run that cannot fit in the device's memory, for anyone (it would only fail, or swap the server to a halt).
     Classic runs hold the images as floats (about 200 MB): not checked."""
     from vitdemo.runs.admission import estimate
@@ -69,7 +88,7 @@ def _memory_problem(config: RunConfig, device: str) -> str | None:
     if isinstance(config, ClassicRun):
         return None
     need = estimate(config.train if isinstance(config, PretrainRun) else config).total_bytes
-    have = admission.device_memory_bytes(device)
+    have = admission.device_memory_bytes(device, offered)
     if have is not None and need > have:
         return (
             f"This run needs about {human_bytes(need)} of memory but the server's {device} has {human_bytes(have)}: "
@@ -88,15 +107,17 @@ def submit(
     """Validate and queue a run owned by `actor` for a worker: a training (TrainConfig), a scikit-learn
     baseline (ClassicRun) or a pretrain-then-fine-tune run (PretrainRun). Nothing is queued (and the error says why) for a
     bad config or device (ConfigError) or a run over the class limits (OverLimit, naming the limit; the teacher
-    has none). The estimated time comes from `estimator` (default: the process's, which probes the device)."""
-    fields = _run_fields(config)
-    problem = _memory_problem(config, fields["device"])
+    has none). Devices, memory and the estimated time are the configured executor's (`estimator`: default, one
+    that probes this process's device for the local executor). Wakes the executor, so that the run is claimed."""
+    offered = offered_devices()
+    fields = _run_fields(config, offered)
+    problem = _memory_problem(config, fields["device"], offered)
     limits = None if actor.teacher else get_limits(store)
     if limits is not None and problem is None:
         left = still_to_train(config) if isinstance(config, TrainConfig) else config  # a resumed run: what is left
         minutes = None
         if limits.max_minutes:
-            minutes = (estimator or admission.default_estimator()).estimate(left, fields["device"]).minutes
+            minutes = (estimator or time_estimator(offered)).estimate(left, fields["device"]).minutes
         problems = limit_problems(
             limits, num_params=fields["num_params"] or 0, epochs=counted_epochs(left), minutes=minutes
         )
@@ -107,6 +128,7 @@ def submit(
     run_id = store.create_run(**fields, status="queued", owner=actor.owner, active_limit=active_limit)
     if run_id is None:
         raise OverLimit(active_problem(limits, active_limit) or "")
+    wake(store, [fields["device"]], force=True)
     return run_id
 
 
@@ -115,7 +137,12 @@ def start_run(store: Registry, config: RunConfig, pid: int, owner: str = CLI_OWN
     `pid`, in one insert: no worker can ever claim it, so it is trained exactly once."""
     now = time.time()
     return store.create_run(
-        **_run_fields(config), status="running", started_at=now, worker_pid=pid, heartbeat=now, owner=owner
+        **_run_fields(config, offered_devices()),
+        status="running",
+        started_at=now,
+        worker_pid=pid,
+        heartbeat=now,
+        owner=owner,
     )
 
 
@@ -228,79 +255,70 @@ def is_paused(store: Registry) -> bool:
 
 
 def set_paused(store: Registry, paused: bool, actor: Actor) -> None:
-    """Hold the queue (workers claim nothing; running runs go on) or let it go again: the teacher only."""
+    """Hold the queue (workers claim nothing; running runs go on) or let it go again, waking the executor for
+    what waited: the teacher only."""
     _teacher_only(actor, "pause or resume the queue")
     store.set_setting(PAUSED_KEY, "1" if paused else "0")
+    if not paused:
+        wake(store, force=True)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (exited, not yet reaped) still answers kill(0): check /proc where there is one
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+def wake(
+    store: Registry, kinds: Iterable[str] | None = None, *, force: bool = False, paused: bool | None = None
+) -> list[str]:
+    """Make sure the configured executor will claim the runs queued for `kinds` (default: those of every queued
+    run), e.g. after a server restart left runs queued with no worker; nothing while the queue is paused
+    (`paused`: as the caller has just read it, None: read it). Without `force` the executor tries at most every
+    few seconds per device. Returns what it started. A start that fails is logged, never raised: the run is
+    queued anyway, and the next wake tries again."""
+    if is_paused(store) if paused is None else paused:
+        return []
+    if kinds is None:
+        kinds = {r.device or "cpu" for r in store.list_runs(status="queued")}
+    started: list[str] = []
+    for kind in sorted(set(kinds)):
+        try:
+            started += executor.configured().wake(store, kind, force=force)
+        except OSError as exc:
+            print(f"vitdemo: no worker could be started for {kind}: {exc}", file=sys.stderr, flush=True)
+    return started
 
 
-def _orphan_error(run: Run, now: float, alive: set[int] | None, stale_s: float) -> str | None:
-    """Why a running run has lost its worker, or None while the worker is alive and reporting."""
-    dead = run.worker_pid is None or not pid_alive(run.worker_pid)
-    if alive is not None:
-        dead = dead or run.worker_pid not in alive
-    if dead:
-        return "the training worker stopped unexpectedly (killed or crashed) during this run"
+def _orphan_error(run: Run, now: float, alive: bool | None, stale_s: float) -> tuple[str, float | None] | None:
+    """Why a running run has lost whoever executed it, with the heartbeat cut-off the verdict relies on (None
+    when it relies on none), or None while it is alive and beating."""
+    if alive is False:
+        return "the training worker stopped unexpectedly (killed or crashed) during this run", None
     if run.heartbeat is None or now - run.heartbeat > stale_s:
-        return f"the training worker sent no progress for over {stale_s:.0f} s and was given up on"
+        return f"the training worker sent no progress for over {stale_s:.0f} s and was given up on", now - stale_s
     return None
 
 
 def fail_orphans(
     store: Registry,
-    alive: set[int] | None = None,
+    *,
+    alive: Callable[[Run], bool | None] = lambda run: None,
     stale_s: float = DEFAULT_STALE_S,
-    runs: Sequence[Run] | None = None,
 ) -> list[int]:
-    """Mark running runs whose worker is gone (dead pid, or no heartbeat for `stale_s`) as failed.
+    """Mark running runs that nobody works on any more as failed: those whose executor says their process is
+    gone (`alive(run)` is False: vitdemo.runs.executor.Executor.run_alive), and those with no heartbeat for
+    `stale_s` (whoever executes a run beats it from a thread of its own, so a silent run has lost it). Called by
+    workers, never by a page.
 
-    Reads only, unless there is an orphan (and not even that with `runs`, the running runs a caller has just
-    read). The update is conditional (still running, same worker), so a run that finished between the listing
-    and the check keeps its result.
+    Reads only, unless there is an orphan. Each verdict is one conditional update (still running, same worker,
+    and for a stale run a heartbeat still older than the cut-off), so a run that finished or beat between the
+    listing and the update is left alone; and should a run given up on finish after all, it keeps its result
+    (`Registry.finish_run`).
     """
     now, failed = time.time(), []
-    running = store.list_runs(status="running") if runs is None else [r for r in runs if r.status == "running"]
-    for run in running:
-        error = _orphan_error(run, now, alive, stale_s)
-        if error and store.transition(
-            run.id, "failed", only_from=("running",), worker_pid_is=run.worker_pid, finished_at=now, error=error
-        ):
+    for run in store.list_runs(status="running"):
+        verdict = _orphan_error(run, now, alive(run), stale_s)
+        if verdict is None:
+            continue
+        error, cutoff = verdict
+        if store.transition(
+            run.id, "failed", only_from=("running",), worker_pid_is=run.worker_pid, heartbeat_before=cutoff,
+            finished_at=now, error=error,
+        ):  # fmt: skip
             failed.append(run.id)
     return failed
-
-
-def best_effort(call: Callable[[], T], default: T) -> T:
-    """A registry call whose failure must not stop a training or a worker (progress, a cancel check, a
-    heartbeat): on a RegistryError, say so on stderr (the worker's log) and return `default`."""
-    try:
-        return call()
-    except RegistryError as exc:
-        print(f"vitdemo: {exc}", file=sys.stderr, flush=True)
-        return default
-
-
-def mark_failed(registry: Registry, run_id: int, error: str, attempts: int = 3, wait_s: float = 0.5) -> bool:
-    """Record a running run as failed, retrying a registry that is busy or briefly unwritable. False when it
-    could not: the run stays running until the worker, or the next worker start, finds its process gone."""
-    for attempt in range(attempts):
-        try:
-            registry.transition(run_id, "failed", only_from=("running",), finished_at=time.time(), error=error)
-            return True
-        except RegistryError as exc:
-            print(f"vitdemo: run #{run_id} could not be marked failed: {exc}", file=sys.stderr, flush=True)
-            time.sleep(wait_s * (attempt + 1))
-    return False

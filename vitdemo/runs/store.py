@@ -3,7 +3,8 @@
 Reads never write and say "busy" within seconds; writes wait longer; a damaged file is refused, never recreated
 (all in `vitdemo.runs.dbfile`). Statuses move queued -> running -> done | failed | cancelled (a queued run may
 also be cancelled); any other change is an `IllegalTransition`, and `transition` is a conditional update, so a
-run changed meanwhile by another process is never overwritten.
+run changed meanwhile by another process is never overwritten. One exception, decided in `finish_run`'s single
+conditional UPDATE: a run given up on as failed (no heartbeat) whose own worker then delivers its result is done.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vitdemo import paths
-from vitdemo.runs import schema
+from vitdemo.runs import files, schema
 from vitdemo.runs.dbfile import READ_TIMEOUT_S, WRITE_TIMEOUT_S, RegistryError, RegistryFile, Upgrade
 from vitdemo.runs.schema import EARLIER_OWNER, SCHEMA, SHIPPED_OWNER
 
@@ -225,12 +226,14 @@ class Registry:
         only_from: Iterable[str] | None = None,
         worker_pid_is: Any = _ANY,
         unless_paused: bool = False,
+        heartbeat_before: float | None = None,
         **fields,
     ) -> bool:
         """Move a run to `status` (setting `fields` too) if its status may change to it, and is in `only_from`
-        and its worker is `worker_pid_is` when given (and the queue is not paused, with `unless_paused`). False
-        when the run was not in such a state (it may have changed meanwhile: the update is conditional, so a
-        result written by someone else is never overwritten).
+        and its worker is `worker_pid_is` when given (and the queue is not paused, with `unless_paused`; and its
+        heartbeat is missing or older than `heartbeat_before`, when given). False when the run was not in such a
+        state (it may have changed meanwhile: the update is conditional, so a result written by someone else, or a
+        heartbeat beaten since the caller looked, is never overwritten).
         """
         allowed = [s for s in sources(status) if only_from is None or s in set(only_from)]
         if not allowed:
@@ -241,12 +244,43 @@ class Registry:
         if worker_pid_is is not _ANY:
             where += " AND worker_pid IS ?"
             args.append(worker_pid_is)
+        if heartbeat_before is not None:
+            where += " AND (heartbeat IS NULL OR heartbeat < ?)"
+            args.append(heartbeat_before)
         if unless_paused:
             where += f" AND {_NOT_PAUSED}"
         assignments = ", ".join(["status = ?", *(f"{k} = ?" for k in sets)])
         with self._file.write() as db:
             cur = db.execute(f"UPDATE runs SET {assignments} WHERE {where}", (status, *sets.values(), *args))
         return cur.rowcount > 0
+
+    def finish_run(self, run_id: int, worker_pid: int | None, **fields: Any) -> bool:
+        """Record run `run_id` as done with its result (`fields`: its scores, checkpoint, finished_at), in one
+        conditional UPDATE: only while it is `worker_pid`'s and running, or failed because someone gave up on it
+        (no heartbeat for too long) while it was in fact still working: the result its own worker delivers wins
+        over that verdict. (Its worker never records a result after failing a run itself: the run had ended.)
+        False when the run was cancelled, deleted, already done, or is another worker's: the caller lost the race
+        and must leave the run's files alone."""
+        sets = _columns({**fields, "error": None})
+        assignments = ", ".join(["status = 'done'", *(f"{k} = ?" for k in sets)])
+        where = "id = ? AND worker_pid IS ? AND status IN ('running', 'failed')"
+        with self._file.write() as db:
+            cur = db.execute(f"UPDATE runs SET {assignments} WHERE {where}", (*sets.values(), run_id, worker_pid))
+        return cur.rowcount > 0
+
+    def beat(self, run_ids: Iterable[int], at: float | None = None) -> int:
+        """Set the heartbeat of those of `run_ids` that are running (to `at`, default now): the sign that their
+        executor still works on them. Returns how many were running."""
+        ids = sorted({int(i) for i in run_ids})
+        if not ids:
+            return 0
+        marks = ", ".join("?" * len(ids))
+        with self._file.write() as db:
+            cur = db.execute(
+                f"UPDATE runs SET heartbeat = ? WHERE status = 'running' AND id IN ({marks})",
+                (time.time() if at is None else at, *ids),
+            )
+        return cur.rowcount
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Set known columns of a run. A `status` change must be legal (IllegalTransition otherwise)."""
@@ -304,8 +338,8 @@ class Registry:
         if deleted and run.checkpoint and self.owns(Path(run.checkpoint)):
             Path(run.checkpoint).unlink(missing_ok=True)
         if deleted:  # the files a run keeps beside its checkpoint: its resume state, its pretrained encoder
-            for suffix in (".resume.safetensors", "-encoder.safetensors"):
-                (self.checkpoint_dir / f"run-{run_id}{suffix}").unlink(missing_ok=True)
+            for suffix in files.KEPT_BESIDE:
+                files.path(self.checkpoint_dir, run_id, suffix).unlink(missing_ok=True)
         return deleted
 
     def owns(self, path: Path) -> bool:

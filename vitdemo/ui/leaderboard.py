@@ -36,10 +36,8 @@ COLUMN_CONFIG = {
 
 
 def all_runs() -> tuple[Registry, list[Run], dict[str, str]]:
-    """The registry, every run in it (shipped baselines registered first, dead workers' runs failed) and the
-    owners' names."""
+    """The registry, every run in it (shipped baselines registered first) and the owners' names."""
     reg = registry()
-    queue.fail_orphans(reg)
     sync_baselines(reg, shipped_dir())
     return reg, reg.list_runs(), run_people.owner_names(reg)
 

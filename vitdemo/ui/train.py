@@ -1,6 +1,6 @@
 """The Train page's widgets: the form (with presets and settings sent from the Leaderboard), the cost and
-time estimate, queueing a run and starting its workers, and the live view: your runs, the class queue, your
-latest result.
+time estimate, queueing a run (the queue wakes its executor: a page never starts a process), and the live view:
+your runs, the class queue, your latest result.
 
 The rules live elsewhere: the form in vitdemo.views.forms, limits in vitdemo.runs.limits, time estimates in vitdemo.runs.admission,
 tables and figures in vitdemo.views.charts, who may do what in vitdemo.runs (every call to the queue is in this
@@ -10,25 +10,22 @@ module and checks the actor there). The live view is a fragment that reads the r
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 
 import streamlit as st
-import torch
 
 from vitdemo import units
 from vitdemo.classset.data import freeze_config
 from vitdemo.config import CLASS_SET, SCHEDULES, ConfigError, TrainConfig
 from vitdemo.runconfig import RunConfig
-from vitdemo.runs import admission, points, queue, worker
+from vitdemo.runs import admission, points, queue
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.limits import counted_epochs, limit_problems
 from vitdemo.runs.people import OWNER_LABELS, Actor, NotAllowed
 from vitdemo.runs.store import LiveRuns, Registry, Run
 from vitdemo.ui import people
 from vitdemo.ui import train_form as train_form_widgets
-from vitdemo.ui.shell import data_dir, registry, stop_on_failure
+from vitdemo.ui.shell import registry, stop_on_failure
 from vitdemo.ui.train_resume import resume_controls
 from vitdemo.ui.watching import watch_row
 from vitdemo.views import charts, forms, learning
@@ -41,8 +38,6 @@ _FORM_PENDING = "_train_form_pending"  # settings sent by the Leaderboard's "use
 _LIVE_CACHE = "_train_live_cache"  # (registry version, what the live view shows), rebuilt when the version moves
 LIVE_EVERY_S = 1.0  # the live view's refresh while you have a run queued or running
 IDLE_EVERY_S = 3.0  # ... and while you have none (the class queue is all it shows then)
-WORKER_RETRY_S = 10.0  # a page starts at most one worker per device this often (a crashing one must not loop)
-_worker_starts: dict[str, float] = {}
 PRESET_HELP = {
     "fast demo": "A small model on 10,000 images for 3 epochs: about a minute on a laptop CPU.",
     "best accuracy": "The full training set for 15 epochs: minutes on a GPU, much longer on a CPU.",
@@ -58,12 +53,12 @@ RECIPE_NOTES = {
 
 
 def open_registry() -> Registry:
-    """The registry (runs of workers that died are marked failed by the live view, from its one query)."""
+    """The registry (runs whose worker died are marked failed by the workers, never by a page)."""
     return registry()
 
 
 def devices() -> list[str]:
-    """The devices this server can train on."""
+    """The devices this server can train on (its executor's: vitdemo.runs.queue.offered_devices)."""
     return queue.available_devices()
 
 
@@ -123,12 +118,14 @@ def device_label(device: str, devices: list[str]) -> str:
 
 
 def server_devices_caption(devices: list[str]) -> str:
-    """'This server trains on: CPU (2 cores)' or '... CPU (16 cores) and CUDA (NVIDIA H100 80GB HBM3)'."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    parts = [f"CPU ({cores} cores)"]
-    if "cuda" in devices:
-        parts.append(f"CUDA ({torch.cuda.get_device_name(0)})")
-    gpus = f"; on each GPU up to {worker.runs_per_device('cuda')} at once" if "cuda" in devices else ""
+    """'This server trains on: CPU (2 cores)' or '... CPU (16 cores) and CUDA (NVIDIA H100 80GB HBM3)', as its
+    executor describes its devices."""
+    offered = queue.offered_devices()
+    parts = [d.label for d in offered if d.kind == "cpu"][:1]
+    gpu = next((d for d in offered if d.kind == "cuda"), None)
+    if gpu is not None and "cuda" in devices:
+        parts.append(f"CUDA ({gpu.label})")
+    gpus = f"; on each GPU up to {gpu.runs_at_once} at once" if gpu is not None and "cuda" in devices else ""
     return (
         "This server trains on: "
         + " and ".join(parts)
@@ -201,7 +198,7 @@ def _device_of(config: RunConfig, devices: list[str]) -> str:
 def time_estimate(config: RunConfig, device: str) -> admission.TimeEstimate | None:
     """The run's time on this server's device, measured once per model (None if the probe itself failed)."""
     try:
-        return admission.default_estimator().estimate(config, device)
+        return queue.time_estimator().estimate(config, device)
     except (RuntimeError, ValueError, OSError):  # out of memory in the probe, a device gone
         return None
 
@@ -270,10 +267,10 @@ def _limit_warnings(
         )
 
 
-# --- queue and workers -----------------------------------------------------------------------------
+# --- the queue -------------------------------------------------------------------------------------
 def launch(reg: Registry, values: forms.FormValues, devices: list[str], actor: Actor) -> int | None:
-    """Validate again, queue the run for `actor` (the queue checks the class limits) and make sure its device
-    has workers. Returns the run id, or None (with the reason on the page) when nothing was queued."""
+    """Validate again and queue the run for `actor` (the queue checks the class limits and wakes its executor).
+    Returns the run id, or None (with the reason on the page) when nothing was queued."""
     config, messages = forms.check_values(values, devices, encoders())
     try:
         if config is None:
@@ -287,20 +284,8 @@ def launch(reg: Registry, values: forms.FormValues, devices: list[str], actor: A
     except RegistryError as exc:  # over a limit (the message names it), or a registry that cannot be written
         st.error(f"Nothing was queued: {charts.literal_markdown(exc.public)}", icon=":material/error:")
         return None
-    start_worker(reg, reg.get_run(run_id).device or "cpu", force=True)
     st.toast(f"Run #{run_id} queued")
     return run_id
-
-
-def start_worker(reg: Registry, device: str, *, force: bool = False) -> None:
-    """worker.ensure_workers (the CPU's, or one per GPU), at most every WORKER_RETRY_S per device unless forced
-    (a worker that cannot start must not be restarted every second by every open page)."""
-    now = time.monotonic()
-    if not force and now - _worker_starts.get(device, -WORKER_RETRY_S) < WORKER_RETRY_S:
-        return
-    _worker_starts[device] = now
-    gpus = torch.cuda.device_count() if device == "cuda" else 0
-    worker.ensure_workers(reg, device, gpus, data_dir())
 
 
 def _cancel(run_id: int) -> None:
@@ -324,22 +309,18 @@ def live_runs() -> None:
 
 
 def _snapshot(reg: Registry, actor: Actor | None) -> LiveRuns:
-    """The live query, with the runs of workers that died marked failed (read again only if there were any).
-    Its latest ended run: yours; anyone's for the teacher; nobody's before you have a name."""
+    """The live query. Its latest ended run: yours; anyone's for the teacher; nobody's before you have a name."""
     whose = None if actor is not None and actor.teacher else (actor.owner if actor else "")
-    live = reg.live(whose)
-    if queue.fail_orphans(reg, runs=live.active):
-        live = reg.live(whose)
-    return live
+    return reg.live(whose)
 
 
 def _live_view() -> None:
     with stop_on_failure():  # a fragment reruns on its own, outside the page's guard
         reg, actor = registry(), people.actor()
         live = _snapshot(reg, actor)
-        if not live.paused:
-            for device in sorted({r.device or "cpu" for r in live.active if r.status == "queued"}):
-                start_worker(reg, device)  # after a server restart, or a worker that stopped while a run was queued
+        queued = {r.device or "cpu" for r in live.active if r.status == "queued"}
+        if queued:  # e.g. after a server restart: the queue's executor takes them (it tries every few seconds)
+            queue.wake(reg, queued, paused=live.paused)
         problem = st.session_state.pop("_train_problem", None)
         if problem:  # it may name someone: shown as plain text
             st.error(charts.literal_markdown(problem), icon=":material/error:")
@@ -452,7 +433,7 @@ def run_panel(reg: Registry, run: Run, watch: dict | None = None) -> None:
         st.markdown(f"**{charts.literal_markdown(charts.run_title(run))}**")
         _run_status(run)
         if not run.active:
-            resume_controls(reg, run, lambda r, run_id: start_worker(r, r.get_run(run_id).device or "cpu", force=True))
+            resume_controls(reg, run)
         watch_row(run, watch)
         written = int((run.progress or {}).get("points") or 0)
         fig = _curves(str(reg.home), run.id, run.epochs_done, written) if run.epochs_done or written else None

@@ -3,8 +3,6 @@ more epochs if asked. The owner or the teacher may; the queue checks that again,
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import streamlit as st
 
 from vitdemo.config import ConfigError
@@ -16,9 +14,9 @@ from vitdemo.ui import people
 from vitdemo.views import charts
 
 
-def resume_controls(reg: Registry, run: Run, on_queued: Callable[[Registry, int], None]) -> None:
+def resume_controls(reg: Registry, run: Run) -> None:
     """For a run that stopped (done, cancelled, failed) with a saved epoch, and that this browser may change:
-    "Train to epoch N" and a Resume button. `on_queued(reg, run_id)` starts the worker, as after Start."""
+    "Train to epoch N" and a Resume button (the queue wakes its executor, as after Start)."""
     acting = people.actor()
     if run.active or run.baseline or acting is None or not acting.may_change(run):
         return
@@ -41,5 +39,4 @@ def resume_controls(reg: Registry, run: Run, on_queued: Callable[[Registry, int]
     except RegistryError as exc:  # not yours, over a class limit, or a registry that cannot be written
         st.error(f"Not resumed: {charts.literal_markdown(exc.public)}", icon=":material/error:")
         return
-    on_queued(reg, new_id)
     st.toast(f"Run #{new_id} queued: run #{run.id} goes on from epoch {done}")
