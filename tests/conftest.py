@@ -65,6 +65,14 @@ def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture
+def reg(tmp_path: Path) -> Any:
+    """A fresh run registry in a temporary folder."""
+    from vitdemo.runs.store import Registry
+
+    return Registry(tmp_path / "home")
+
+
 @pytest.fixture(autouse=True)
 def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     """No test starts a worker process by accident: queueing a run wakes the local executor
@@ -131,3 +139,19 @@ def app_page(chromium_browser: Any, app_url: str) -> Iterator[Any]:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def shipped_env(tmp_home: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """For AppTest: a private registry (returned) in VITDEMO_HOME, the shared data, and `use_checkpoints(folder)`
+    to point VITDEMO_CHECKPOINTS at a folder of shipped files."""
+    from vitdemo.runs.store import Registry
+
+    monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("VITDEMO_TEACHER_PASSWORD", raising=False)
+
+    def use_checkpoints(folder: Path) -> Registry:
+        monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(folder))
+        return Registry(tmp_home)
+
+    return use_checkpoints

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from apptest import texts
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.checkpoints import load_checkpoint
@@ -45,10 +46,6 @@ def run(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     return at
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
 
 
 def chart_specs(at: AppTest) -> dict[str, str]:

@@ -10,15 +10,15 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from apptest import open_page, texts, train_shipped_cnn
 from streamlit.testing.v1 import AppTest
 
 from vitdemo import units
-from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset, load_raw
-from vitdemo.evaluate import score_model
 from vitdemo.runs import local, people, points, queue, worker
 from vitdemo.runs.people import CLI, NotAllowed
 from vitdemo.runs.store import Registry, Run
@@ -32,33 +32,14 @@ TIMEOUT_S = 90  # the Evaluate page classifies 10,000 test images on a busy CPU
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A folder holding one tiny trained 'shipped' CNN for MNIST (a few seconds of training)."""
-    folder = tmp_path_factory.mktemp("shipped")
+    """A folder holding one tiny trained 'shipped' CNN for MNIST (a few seconds of training), scored as shipped."""
     config = TrainConfig(model=CNNConfig(width=4, depth=1), epochs=1, train_subset=1000, val_size=200, device="cpu")
-    data = load_dataset("mnist", data_dir, val_size=200, train_subset=1000)
-    result = train(config, data=data)
-    report = score_model(result.model, data.test, data.mean, data.std, num_classes=10).report
-    metrics = {"test_acc": report.accuracy, "macro_f1": report.macro_f1, "num_params": result.num_params}
-    metrics |= {"epochs": 1, "device": "cpu", "train_time_s": result.train_time_s}
-    metrics["history"] = [e.to_dict() for e in result.history]
-    meta = make_meta(config.model, "mnist", metrics=metrics, train_config=config.to_dict(), name="cnn_mnist")
-    save_checkpoint(folder / "cnn_mnist.safetensors", result.model, meta)
-    return folder
+    return train_shipped_cnn(tmp_path_factory.mktemp("shipped"), data_dir, config, scored=True)
 
 
 @pytest.fixture
-def env(tmp_home: Path, shipped: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(shipped))
-    monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
-    return Registry(tmp_home)
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
-    at.run()
-    at.switch_page(f"app_pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def env(shipped_env: Any, shipped: Path) -> Registry:
+    return shipped_env(shipped)
 
 
 def finished_run(reg: Registry, shipped: Path, name: str = "my-cnn") -> int:
@@ -92,10 +73,6 @@ def sign_in(at: AppTest, name: str = "Ana") -> AppTest:
     at.button(key="who_save").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     return at
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
 
 
 @pytest.mark.parametrize("page", ["train", "evaluate", "leaderboard"])

@@ -31,11 +31,6 @@ TEACHER = Actor("person:999", "Teacher", teacher=True)
 HUGE = TrainConfig(model=ViTConfig(embed_dim=1024, depth=24, num_heads=16), epochs=100, device="cpu")
 
 
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "home")
-
-
 def fixed_rate(images_per_s: float) -> admission.Estimator:
     """An estimator whose device trains `images_per_s` images a second (a stored table, not a probe)."""
     return admission.Estimator(lambda model, batch, device: images_per_s, threads=1)

@@ -159,4 +159,3 @@ def test_groups_and_counts(store: ClassSet) -> None:
     assert [s.id for s in classset.fooled(subs, ["vit"])] == [b.id, a.id]
     assert [s.id for s in classset.fooled(subs, ["vit", "cnn"])] == [b.id]
     assert not c.fooled("cnn")  # no CNN answer: not fooled
-    assert classset.counts_by(subs, "who") == {"Ana": 2, "Ben": 1}

@@ -28,11 +28,6 @@ TINY = TrainConfig(
 TEACHER = Actor("teacher", "Teacher", teacher=True)
 
 
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "home")
-
-
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

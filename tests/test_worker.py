@@ -51,11 +51,6 @@ SLOW_STEPS = TrainConfig(
 WORKER_IDLE_S = 2.0  # test workers exit soon after their last run
 
 
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "home")
-
-
 def wait_for(check: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.05):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

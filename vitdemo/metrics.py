@@ -128,12 +128,6 @@ def evaluate_predictions(y_true: Any, y_pred: Any, num_classes: int = 10) -> Eva
     )
 
 
-def cell_indices(y_true: Any, y_pred: Any, true_class: int, pred_class: int) -> np.ndarray:
-    """(K,) int64 indices of the samples in one confusion cell: true `true_class`, predicted `pred_class`."""
-    t, p = _pair(y_true, y_pred)
-    return np.flatnonzero((t == true_class) & (p == pred_class)).astype(np.int64)
-
-
 def format_confusion(confusion: np.ndarray, class_names: list[str] | None = None) -> str:
     """Aligned text table of a (C, C) confusion matrix: rows true, columns predicted."""
     cm = np.asarray(confusion)

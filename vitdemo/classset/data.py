@@ -92,13 +92,6 @@ def freeze(store: ClassSet, dataset: str = "mnist", repeat: int = DEFAULT_REPEAT
     return path
 
 
-def snapshot_path(extra_data: str, home: str | os.PathLike | None = None, dataset: str = "mnist") -> Path:
-    """The snapshot a config's `extra_data` names: its path, or for "class" a snapshot of the set as it is now."""
-    if extra_data == CLASS_SET:
-        return freeze(ClassSet(home), dataset)
-    return Path(extra_data)
-
-
 def freeze_config(
     config: TrainConfig, home: str | os.PathLike | None = None, repeat: int = DEFAULT_REPEAT
 ) -> TrainConfig:

@@ -62,15 +62,6 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + a.tobytes()
 
 
-def read_idx(data: bytes) -> np.ndarray:
-    """IDX unsigned bytes back to an array (for checks; MNIST readers do the same)."""
-    if len(data) < 4 or data[:3] != bytes([0, 0, IDX_UBYTE]):
-        raise ValueError("not an IDX file of unsigned bytes")
-    ndim = data[3]
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def _when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
 

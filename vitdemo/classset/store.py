@@ -428,12 +428,3 @@ def delete(store: ClassSet, submission_id: int, actor: Actor) -> None:
 def fooled(subs: Iterable[Submission], kinds: Sequence[str]) -> list[Submission]:
     """The submissions that fooled every model in `kinds` (each answered, and wrongly)."""
     return [s for s in subs if all(s.fooled(k) for k in kinds)]
-
-
-def counts_by(subs: Iterable[Submission], key: str) -> dict[Any, int]:
-    """How many submissions per value of `key` ('label', 'who', 'owner'...), in first-seen order."""
-    found: dict[Any, int] = {}
-    for s in subs:
-        value = getattr(s, key)
-        found[value] = found.get(value, 0) + 1
-    return found

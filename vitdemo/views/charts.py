@@ -74,20 +74,6 @@ def progress_of(run: Run) -> tuple[float, str]:
     return fraction, " · ".join(parts)
 
 
-def result_line(run: Run) -> str:
-    """One sentence for a finished run: 'test accuracy 98.91% · macro F1 0.9889 · 1 min 02 s on cpu'."""
-    parts = []
-    if run.test_acc is not None:
-        parts.append(f"test accuracy {run.test_acc:.2%}")
-    if run.macro_f1 is not None:
-        parts.append(f"macro F1 {run.macro_f1:.4f}")
-    if run.train_time_s is not None:
-        parts.append(f"trained in {format_duration(run.train_time_s)}")
-    if run.device:
-        parts.append(f"on {run.device}")
-    return " · ".join(parts)
-
-
 def run_title(run: Run) -> str:
     """'#7 vit-mnist-p7-d64x4-e2 (ViT, MNIST)', '#9 tl (ResNet-18, MNIST)'."""
     return f"#{run.id} {run.name} ({model_name(run.kind, run.config)}, {dataset_name(run.dataset, short=True)})"
