@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from vitdemo import units
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset, load_raw
-from vitdemo.runs import local, people, points, queue, worker
+from vitdemo.runs import claims, local, people, points, queue, worker
 from vitdemo.runs.people import CLI, NotAllowed
 from vitdemo.runs.store import Registry, Run
 from vitdemo.training.loop import train
@@ -406,7 +406,7 @@ def test_the_teacher_sets_limits_and_pauses_the_queue(env: Registry, worker_star
     teacher.button(key="limit_save").click().run()
     assert queue.get_limits(env).max_epochs == 2
     teacher.toggle(key="teacher_pause").set_value(True).run()
-    assert queue.is_paused(env)
+    assert claims.is_paused(env)
 
     student = sign_in(open_as("train", secrets={"teacher_password": "from-secrets"}), "Cleo")
     assert not [e for e in student.expander if "Class settings" in e.label]

@@ -197,12 +197,12 @@ def _registry_with_a_run(home: Path) -> int:
 
 CLAIMER = """
 import os, sys, time
-from vitdemo.runs import queue
+from vitdemo.runs import claims, queue
 from vitdemo.runs.store import Registry
 reg = Registry(sys.argv[1])
 print("ready", flush=True)
 while True:  # claim anything queued, almost without pause
-    run = queue.claim_next(reg, os.getpid())
+    run = claims.claim_next(reg, os.getpid())
     if run is not None:
         print("claimed", run.id, flush=True)
     time.sleep(0.001)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
-from vitdemo.runs import events, execute, executor, files, local, points, queue, record, worker
+from vitdemo.runs import claims, events, execute, executor, files, local, points, queue, record, worker
 from vitdemo.runs.executor import Device
 from vitdemo.runs.people import CLI, Actor
 from vitdemo.runs.store import OverLimit, Registry
@@ -117,8 +117,8 @@ def test_a_run_given_up_on_while_it_scores_keeps_its_result(
 
     def slow_scoring(*args: object):
         time.sleep(1.5)  # no step, no progress
-        verdicts.append(queue.fail_orphans(reg, stale_s=1.0))  # a worker's sweep: alive, by its heartbeat
-        verdicts.append(queue.fail_orphans(reg, stale_s=0.0))  # one that gives up on everything
+        verdicts.append(claims.fail_orphans(reg, stale_s=1.0))  # a worker's sweep: alive, by its heartbeat
+        verdicts.append(claims.fail_orphans(reg, stale_s=0.0))  # one that gives up on everything
         return score(*args)
 
     monkeypatch.setattr(execute, "_score_test", slow_scoring)
@@ -140,7 +140,7 @@ def test_the_cli_beats_its_runs_heartbeat_from_a_thread(
 
     def slow_scoring(*args: object):
         time.sleep(1.5)
-        verdicts.append(queue.fail_orphans(Registry(home), stale_s=1.0))
+        verdicts.append(claims.fail_orphans(Registry(home), stale_s=1.0))
         return score(*args)
 
     monkeypatch.setattr(execute, "_score_test", slow_scoring)
@@ -193,7 +193,7 @@ def test_the_heartbeat_is_kept_from_a_thread_while_the_process_is_busy(reg: Regi
         stopped_at = reg.get_run(running).heartbeat
         time.sleep(0.2)
         assert reg.get_run(running).heartbeat == stopped_at
-    assert queue.fail_orphans(reg, stale_s=1.0) == []
+    assert claims.fail_orphans(reg, stale_s=1.0) == []
 
 
 def test_the_trainer_knows_when_its_points_were_thinned(reg: Registry) -> None:
@@ -264,7 +264,7 @@ def test_the_queue_checks_runs_against_the_executors_devices_and_wakes_it(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     remote = FakeExecutor((CPU, GPU))
-    monkeypatch.setattr(executor, "configured", lambda: remote)
+    monkeypatch.setattr(queue, "configured_executor", lambda: remote)
     assert queue.available_devices() == ["cpu", "cuda"] and queue.time_estimator().threads == 3
     run = reg.get_run(queue.submit(reg, dataclasses.replace(TINY, device="auto"), CLI))
     assert run.device == "cuda" and remote.woken == [("cuda", True)]  # its GPU, though this machine has none
@@ -277,7 +277,7 @@ def test_the_queue_checks_runs_against_the_executors_devices_and_wakes_it(
     queue.set_paused(reg, False, TEACHER)
     assert remote.woken[-2:] == [("cpu", True), ("cuda", True)]  # resumed: every device with queued runs
 
-    monkeypatch.setattr(executor, "configured", lambda: FakeExecutor((CPU,)))
+    monkeypatch.setattr(queue, "configured_executor", lambda: FakeExecutor((CPU,)))
     with pytest.raises(ConfigError, match="no CUDA"):
         queue.submit(reg, dataclasses.replace(TINY, device="cuda"), CLI)
 

@@ -16,7 +16,7 @@ from seed import queued_run
 from vitdemo.config import CNNConfig, ConfigError, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
 from vitdemo.models import build_model, count_parameters
 from vitdemo.runconfig import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun, run_config_from_dict
-from vitdemo.runs import admission, limits, queue
+from vitdemo.runs import admission, claims, limits, queue
 from vitdemo.runs.local import LocalExecutor
 from vitdemo.runs.people import CLI, Actor
 from vitdemo.runs.store import OverLimit, Registry, RunNotFound
@@ -64,17 +64,17 @@ def test_start_run_is_created_running_and_never_claimable(reg: Registry) -> None
     """The CLI's run: one insert makes it running and its own, so a worker polling meanwhile cannot take it."""
     run = reg.get_run(queue.start_run(reg, TINY, pid=4242))
     assert run.status == "running" and run.worker_pid == 4242 and run.started_at and run.heartbeat
-    assert queue.claim_next(reg, 1, "cpu") is None and queue.claim(reg, run.id, 1) is None
+    assert claims.claim_next(reg, 1, "cpu") is None and claims.claim(reg, run.id, 1) is None
     assert reg.get_run(run.id).worker_pid == 4242
 
 
 def test_claim_by_id_is_conditional(reg: Registry) -> None:
     run_id = queued_run(reg, device="cpu")
-    run = queue.claim(reg, run_id, 42)
+    run = claims.claim(reg, run_id, 42)
     assert run is not None and run.status == "running" and run.worker_pid == 42
-    assert queue.claim(reg, run_id, 43) is None  # already taken: the second claimer gets nothing
+    assert claims.claim(reg, run_id, 43) is None  # already taken: the second claimer gets nothing
     assert reg.get_run(run_id).worker_pid == 42
-    assert queue.claim(reg, 999, 43) is None
+    assert claims.claim(reg, 999, 43) is None
 
 
 def _claim_all(home: str, barrier, out) -> None:
@@ -82,7 +82,7 @@ def _claim_all(home: str, barrier, out) -> None:
     reg = Registry(home)
     barrier.wait()
     claimed = []
-    while (run := queue.claim_next(reg, os.getpid())) is not None:
+    while (run := claims.claim_next(reg, os.getpid())) is not None:
         claimed.append(run.id)
     out.put(claimed)
 
@@ -109,11 +109,11 @@ def test_concurrent_claims_never_take_a_run_twice(reg: Registry) -> None:
 def test_claim_next_takes_the_oldest_run_of_its_device(reg: Registry) -> None:
     gpu = queued_run(reg, "gpu", device="cuda")
     cpu1, cpu2 = queued_run(reg, "cpu1", device="cpu"), queued_run(reg, "cpu2", device="cpu")
-    run = queue.claim_next(reg, 42, "cpu")
+    run = claims.claim_next(reg, 42, "cpu")
     assert run.id == cpu1 and run.status == "running" and run.worker_pid == 42 and run.heartbeat is not None
-    assert queue.claim_next(reg, 42, "cuda").id == gpu
-    assert queue.claim_next(reg, 42, "cuda") is None
-    assert queue.claim_next(reg, 42).id == cpu2
+    assert claims.claim_next(reg, 42, "cuda").id == gpu
+    assert claims.claim_next(reg, 42, "cuda") is None
+    assert claims.claim_next(reg, 42).id == cpu2
 
 
 def test_request_cancel(reg: Registry) -> None:
@@ -129,7 +129,7 @@ def test_request_cancel(reg: Registry) -> None:
 def test_a_queued_run_is_cancelled_at_once(reg: Registry) -> None:
     run_id = queue.submit(reg, TINY, CLI)
     assert queue.request_cancel(reg, run_id, CLI) == "cancelled"
-    assert queue.claim_next(reg, os.getpid(), "cpu") is None
+    assert claims.claim_next(reg, os.getpid(), "cpu") is None
 
 
 def test_fail_orphans_marks_runs_of_dead_or_silent_workers(reg: Registry) -> None:
@@ -138,13 +138,13 @@ def test_fail_orphans_marks_runs_of_dead_or_silent_workers(reg: Registry) -> Non
     alive = queued_run(reg, "alive", status="running", worker_pid=os.getpid(), heartbeat=now)
     silent = queued_run(reg, "silent", status="running", worker_pid=os.getpid(), heartbeat=now - 1000)
     done = queued_run(reg, "done", status="done", worker_pid=_dead_pid())
-    assert queue.fail_orphans(reg, stale_s=300) == [silent]  # the heartbeat alone: a dead pid is not read
+    assert claims.fail_orphans(reg, stale_s=300) == [silent]  # the heartbeat alone: a dead pid is not read
     alive_here = LocalExecutor().run_alive  # the executor knows its processes: a dead worker's run fails at once
-    assert queue.fail_orphans(reg, alive=alive_here, stale_s=300) == [dead]
+    assert claims.fail_orphans(reg, alive=alive_here, stale_s=300) == [dead]
     assert reg.get_run(dead).status == "failed" and "stopped unexpectedly" in reg.get_run(dead).error
     assert reg.get_run(silent).status == "failed" and "no progress" in reg.get_run(silent).error
     assert reg.get_run(alive).status == "running" and reg.get_run(done).status == "done"
-    assert queue.fail_orphans(reg, alive=alive_here) == []
+    assert claims.fail_orphans(reg, alive=alive_here) == []
 
 
 def test_fail_orphans_keeps_a_result_written_meanwhile(reg: Registry) -> None:
@@ -155,7 +155,7 @@ def test_fail_orphans_keeps_a_result_written_meanwhile(reg: Registry) -> None:
         reg.update_run(run_id, status="done", test_acc=0.9)
         return False
 
-    assert queue.fail_orphans(reg, alive=worker_finishes_then_exits) == []
+    assert claims.fail_orphans(reg, alive=worker_finishes_then_exits) == []
     run = reg.get_run(run_id)
     assert run.status == "done" and run.test_acc == 0.9 and run.error is None
 
@@ -169,14 +169,14 @@ def test_fail_orphans_spares_a_run_that_beat_since_it_was_listed(reg: Registry) 
         reg.beat([run_id])
         return None  # the executor cannot tell: the heartbeat decides
 
-    assert queue.fail_orphans(reg, alive=beats_meanwhile, stale_s=300) == []
+    assert claims.fail_orphans(reg, alive=beats_meanwhile, stale_s=300) == []
     assert reg.get_run(run_id).status == "running"
 
 
 def test_fail_orphans_only_reads_when_nothing_is_orphaned(reg: Registry) -> None:
     queued_run(reg, "alive", status="running", worker_pid=os.getpid(), heartbeat=time.time())
     before = reg.db_path.stat().st_mtime_ns, reg.db_path.read_bytes()
-    assert queue.fail_orphans(reg, alive=LocalExecutor().run_alive) == []
+    assert claims.fail_orphans(reg, alive=LocalExecutor().run_alive) == []
     assert (reg.db_path.stat().st_mtime_ns, reg.db_path.read_bytes()) == before
 
 

@@ -12,14 +12,16 @@ process or reads a pid itself. Torch is imported only where a config is checked 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from vitdemo.config import ConfigError, TrainConfig
 from vitdemo.runconfig import ClassicRun, PretrainRun, RunConfig, model_kind, run_name
 from vitdemo.runs import admission, executor, people
+from vitdemo.runs.claims import is_paused
 from vitdemo.runs.executor import Device
 from vitdemo.runs.limits import Limits, active_problem, counted_epochs, limit_problems
 from vitdemo.runs.people import Actor
@@ -27,13 +29,28 @@ from vitdemo.runs.schema import CLI_OWNER
 from vitdemo.runs.store import PAUSED_KEY, OverLimit, Registry, Run, RunNotFound
 from vitdemo.training.resume import still_to_train
 
-DEFAULT_STALE_S = 300.0  # a running run with no heartbeat for this long has lost whoever executed it
 LIMITS_KEY = "limits"  # settings key: the teacher's limits (vitdemo.runs.limits.Limits) as JSON
+
+
+_configured: dict[str, executor.Executor] = {}
+
+
+def configured_executor() -> executor.Executor:
+    """This server's executor ($VITDEMO_EXECUTOR, default 'local'), one per process. Chosen here, above the
+    executors: the local one imports the claims and the worker, never the queue."""
+    name = os.environ.get(executor.ENV_EXECUTOR, "").strip() or "local"
+    if name not in executor.EXECUTORS:
+        raise ValueError(f"{executor.ENV_EXECUTOR} must be one of {', '.join(executor.EXECUTORS)}; got {name!r}")
+    if name not in _configured:
+        from vitdemo.runs.local import LocalExecutor
+
+        _configured[name] = LocalExecutor()
+    return _configured[name]
 
 
 def offered_devices() -> tuple[Device, ...]:
     """The devices the configured executor trains on (vitdemo.runs.executor.Device)."""
-    return executor.configured().devices()
+    return configured_executor().devices()
 
 
 def available_devices() -> list[str]:
@@ -146,34 +163,6 @@ def start_run(store: Registry, config: RunConfig, pid: int, owner: str = CLI_OWN
     )
 
 
-def queue_device(worker_device: str) -> str:
-    """The runs a worker takes: 'cuda:1' -> 'cuda' (every GPU's worker takes the queued CUDA runs)."""
-    return worker_device.split(":", 1)[0]
-
-
-def claim(store: Registry, run_id: int, pid: int) -> Run | None:
-    """Move run `run_id` from queued to running for worker `pid`; None when it was no longer queued, or the
-    teacher has paused the queue (checked in the same conditional update)."""
-    now = time.time()
-    if not store.transition(
-        run_id, "running", only_from=("queued",), unless_paused=True, started_at=now, worker_pid=pid, heartbeat=now
-    ):
-        return None
-    return store.get_run(run_id)
-
-
-def claim_next(store: Registry, pid: int, device: str | None = None) -> Run | None:
-    """Claim the oldest queued run (for `device`, if given: 'cuda:N' takes 'cuda' runs); None when there is
-    none left to take or the queue is paused."""
-    if is_paused(store):
-        return None
-    for run in store.list_runs(status="queued", device=queue_device(device) if device else None):
-        claimed = claim(store, run.id, pid)
-        if claimed is not None:
-            return claimed
-    return None
-
-
 def _check_may_change(store: Registry, run_id: int, actor: Actor, verb: str) -> Run:
     run = store.get_run(run_id)
     if not actor.may_change(run):
@@ -250,10 +239,6 @@ def set_limits(store: Registry, limits: Limits, actor: Actor) -> None:
     store.set_setting(LIMITS_KEY, limits.to_json())
 
 
-def is_paused(store: Registry) -> bool:
-    return store.get_setting(PAUSED_KEY) == "1"
-
-
 def set_paused(store: Registry, paused: bool, actor: Actor) -> None:
     """Hold the queue (workers claim nothing; running runs go on) or let it go again, waking the executor for
     what waited: the teacher only."""
@@ -278,47 +263,7 @@ def wake(
     started: list[str] = []
     for kind in sorted(set(kinds)):
         try:
-            started += executor.configured().wake(store, kind, force=force)
+            started += configured_executor().wake(store, kind, force=force)
         except OSError as exc:
             print(f"vitdemo: no worker could be started for {kind}: {exc}", file=sys.stderr, flush=True)
     return started
-
-
-def _orphan_error(run: Run, now: float, alive: bool | None, stale_s: float) -> tuple[str, float | None] | None:
-    """Why a running run has lost whoever executed it, with the heartbeat cut-off the verdict relies on (None
-    when it relies on none), or None while it is alive and beating."""
-    if alive is False:
-        return "the training worker stopped unexpectedly (killed or crashed) during this run", None
-    if run.heartbeat is None or now - run.heartbeat > stale_s:
-        return f"the training worker sent no progress for over {stale_s:.0f} s and was given up on", now - stale_s
-    return None
-
-
-def fail_orphans(
-    store: Registry,
-    *,
-    alive: Callable[[Run], bool | None] = lambda run: None,
-    stale_s: float = DEFAULT_STALE_S,
-) -> list[int]:
-    """Mark running runs that nobody works on any more as failed: those whose executor says their process is
-    gone (`alive(run)` is False: vitdemo.runs.executor.Executor.run_alive), and those with no heartbeat for
-    `stale_s` (whoever executes a run beats it from a thread of its own, so a silent run has lost it). Called by
-    workers, never by a page.
-
-    Reads only, unless there is an orphan. Each verdict is one conditional update (still running, same worker,
-    and for a stale run a heartbeat still older than the cut-off), so a run that finished or beat between the
-    listing and the update is left alone; and should a run given up on finish after all, it keeps its result
-    (`Registry.finish_run`).
-    """
-    now, failed = time.time(), []
-    for run in store.list_runs(status="running"):
-        verdict = _orphan_error(run, now, alive(run), stale_s)
-        if verdict is None:
-            continue
-        error, cutoff = verdict
-        if store.transition(
-            run.id, "failed", only_from=("running",), worker_pid_is=run.worker_pid, heartbeat_before=cutoff,
-            finished_at=now, error=error,
-        ):  # fmt: skip
-            failed.append(run.id)
-    return failed

@@ -23,7 +23,7 @@ from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.events import Event
 from vitdemo.runs.store import Registry
 
-HEARTBEAT_EVERY_S = 5.0  # a run's sign of life, whatever its training is doing (orphans: queue.DEFAULT_STALE_S)
+HEARTBEAT_EVERY_S = 5.0  # a run's sign of life, whatever its training is doing (orphans: claims.DEFAULT_STALE_S)
 T = TypeVar("T")
 
 
@@ -44,7 +44,7 @@ def best_effort(call: Callable[[], T], default: T) -> T:
 
 def mark_failed(registry: Registry, run_id: int, error: str, attempts: int = 3, wait_s: float = 0.5) -> bool:
     """Record a running run as failed, retrying a registry that is busy or briefly unwritable. False when it
-    could not: the run stays running until a worker finds it has no heartbeat (vitdemo.runs.queue.fail_orphans)."""
+    could not: the run stays running until a worker finds it has no heartbeat (vitdemo.runs.claims.fail_orphans)."""
     for attempt in range(attempts):
         try:
             registry.transition(run_id, "failed", only_from=("running",), finished_at=time.time(), error=error)

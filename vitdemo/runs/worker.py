@@ -8,7 +8,7 @@ records. Whatever executes them (vitdemo.runs.executor: the local executor's chi
 - ends a run on a cancel request within about a second (it polls every CANCEL_POLL_S), a run that stops without
   saying how it ended is failed with its executor's reason;
 - sweeps, when it starts and every SWEEP_EVERY_S: runs nobody works on any more are failed (their process is
-  gone, or their heartbeat is stale: vitdemo.runs.queue.fail_orphans) and files no run accounts for are removed.
+  gone, or their heartbeat is stale: vitdemo.runs.claims.fail_orphans) and files no run accounts for are removed.
 
 The worker process around it (a lock per device, started by the queue's wake) is the executor's:
 `vitdemo.runs.local.run_worker`. No torch here.
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vitdemo.runs import events, files
+from vitdemo.runs.claims import claim_next, fail_orphans
 from vitdemo.runs.executor import Execution, Executor
-from vitdemo.runs.queue import claim_next, fail_orphans
 from vitdemo.runs.record import Heartbeat, Recorder, best_effort, mark_failed
 from vitdemo.runs.store import Registry, Run
 

@@ -36,7 +36,7 @@ from vitdemo.runs import files
 if TYPE_CHECKING:
     import torch
 
-    from vitdemo.training.loop import Learner
+    from vitdemo.training.learner import Learner
 
 FORMAT = "vitdemo-resume"
 FORMAT_VERSION = 1

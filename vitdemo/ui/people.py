@@ -22,7 +22,7 @@ import os
 
 import streamlit as st
 
-from vitdemo.runs import people, queue
+from vitdemo.runs import claims, people, queue
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.limits import Limits
 from vitdemo.runs.people import Actor, Person
@@ -170,7 +170,7 @@ def _save_limits() -> None:
 def class_settings(reg: Registry) -> None:
     """For the teacher: pause the queue, and the limits of every student's new runs."""
     with st.expander("Class settings (teacher)", icon=":material/school:"):
-        st.session_state["teacher_pause"] = queue.is_paused(reg)  # what the registry says, whoever changed it
+        st.session_state["teacher_pause"] = claims.is_paused(reg)  # what the registry says, whoever changed it
         st.toggle(
             "Pause the queue", key="teacher_pause", on_change=_set_pause,
             help="Workers start no new run while paused; runs already training go on.",
