@@ -84,7 +84,7 @@ def widget_app() -> None:
     sys.path.insert(0, "tests")
     from browser import DIGIT_STROKES, stroke_image
 
-    from vitdemo.inference import analyze
+    from vitdemo.explain.inference import analyze
     from vitdemo.ui import classset as classset_ui
     from vitdemo.ui import shell
 

@@ -18,10 +18,10 @@ from vitdemo.checkpoints import HEADER_KEY, CheckpointMeta, load_checkpoint, mak
 from vitdemo.cli.main import build_parser, config_from_args
 from vitdemo.config import ConfigError, TrainConfig
 from vitdemo.data import normalization
+from vitdemo.explain.inference import explain_one
 from vitdemo.explain.maps import explain_prediction
 from vitdemo.families.spec import Family, settings
 from vitdemo.families.vocab import command_flags, flag_of, form_key, value_type
-from vitdemo.inference import explain_one
 from vitdemo.models import build_model, count_parameters
 from vitdemo.runs import admission
 from vitdemo.shipped import train_command

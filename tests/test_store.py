@@ -27,7 +27,7 @@ def test_store_and_charts_import_without_torch() -> None:
     modules = (
         "vitdemo.views.charts, vitdemo.runs.store, vitdemo.runs.queue, vitdemo.runs.worker, vitdemo.cli.main, "
         "vitdemo.runs.points, vitdemo.views.learning, vitdemo.training.watch, vitdemo.runs.local, "
-        "vitdemo.runs.executor, vitdemo.runs.events, vitdemo.runs.record, vitdemo.runs.files"
+        "vitdemo.runs.executor, vitdemo.runs.events, vitdemo.runs.record, vitdemo.runfiles"
     )
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)

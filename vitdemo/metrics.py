@@ -144,3 +144,21 @@ def format_confusion(confusion: np.ndarray, class_names: list[str] | None = None
     for name, row in zip(names, cells, strict=True):
         lines.append(name.rjust(label_width) + "".join(f" {c:>{width}}" for c in row))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ==
+class Scores:
+    """A model's answers on one split."""
+
+    labels: np.ndarray  # (N,) int64, the true classes
+    probs: np.ndarray  # (N, C) float32, softmax(logits / temperature): the calibrated probabilities
+    loss: float  # mean cross-entropy; NaN for an empty split
+    report: EvalReport
+
+    @property
+    def preds(self) -> np.ndarray:
+        return self.probs.argmax(1)  # (N,)
+
+    @property
+    def accuracy(self) -> float:
+        return self.report.accuracy

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vitdemo.classset.snapshot import Snapshot, check_repeat, snapshot_digest, split_of
 from vitdemo.classset.store import ClassSet
 from vitdemo.config import CLASS_SET, ConfigError, TrainConfig
 from vitdemo.data import Split
+from vitdemo.training.snapshot import Snapshot, check_repeat, snapshot_digest, split_of
 
 SNAPSHOTS = "snapshots"  # under <home>/classset/
 DEFAULT_REPEAT = 20  # each class drawing is seen this often per epoch: 300 drawings -> 6,000 of ~61,000 images

@@ -158,7 +158,7 @@ class Submission:
 
 
 class Predicted(Protocol):
-    """What `answers_from` reads of a prediction (vitdemo.inference.Prediction has it)."""
+    """What `answers_from` reads of a prediction (vitdemo.explain.inference.Prediction has it)."""
 
     @property
     def label(self) -> int: ...

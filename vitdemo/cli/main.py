@@ -253,7 +253,7 @@ def _predict_file(file: str, models: dict, *, as_json: bool) -> list[str]:
     """The output lines for one image file (one per model). Raises for an unreadable or bad file."""
     import numpy as np
 
-    from vitdemo.inference import analyze
+    from vitdemo.explain.inference import analyze
     from vitdemo.preprocess.pipeline import load_image
 
     result = analyze(load_image(Path(file).read_bytes()), models, explain=False)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vitdemo import paths
-from vitdemo.runs import files, schema
+from vitdemo import paths, runfiles
+from vitdemo.runs import schema
 from vitdemo.runs.dbfile import READ_TIMEOUT_S, WRITE_TIMEOUT_S, RegistryError, RegistryFile, Upgrade
 from vitdemo.runs.schema import EARLIER_OWNER, SCHEMA, SHIPPED_OWNER
 
@@ -338,8 +338,8 @@ class Registry:
         if deleted and run.checkpoint and self.owns(Path(run.checkpoint)):
             Path(run.checkpoint).unlink(missing_ok=True)
         if deleted:  # the files a run keeps beside its checkpoint: its resume state, its pretrained encoder
-            for suffix in files.KEPT_BESIDE:
-                files.path(self.checkpoint_dir, run_id, suffix).unlink(missing_ok=True)
+            for suffix in runfiles.KEPT_BESIDE:
+                runfiles.path(self.checkpoint_dir, run_id, suffix).unlink(missing_ok=True)
         return deleted
 
     def owns(self, path: Path) -> bool:

@@ -19,8 +19,8 @@ from vitdemo.checkpoints import LoadedModel, make_meta
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.data import normalization
 from vitdemo.evaluate import score_model
+from vitdemo.explain.inference import analyze
 from vitdemo.explain.maps import attention_rollout, explain_cnn
-from vitdemo.inference import analyze
 from vitdemo.models import build_model, count_parameters
 from vitdemo.training.loop import Callback, EpochInfo, load_data, make_learner, resolve_device, train, train_step
 

@@ -144,7 +144,7 @@ def load_data(config: TrainConfig, data_dir: str | os.PathLike | None = None) ->
         train_subset=config.train_subset,
     )
     if config.extra_data:
-        from vitdemo.classset.snapshot import with_class_set
+        from vitdemo.training.snapshot import with_class_set
 
         data = with_class_set(data, config.extra_data)
     return data
@@ -160,7 +160,7 @@ def labelled_split(split: Split, config: TrainConfig) -> Split:
     images picked by `split_seed` (vitdemo.pretrain.label_budget), so that seeds compare on the same labels."""
     if not config.labels:
         return split
-    from vitdemo.pretrain.budget import label_budget  # vitdemo.pretrain imports this module
+    from vitdemo.training.budget import label_budget  # vitdemo.pretrain imports this module
 
     idx = label_budget(split.labels, config.labels, config.split_seed)  # (n,)
     return Split(split.images[idx], split.labels[idx])

@@ -20,7 +20,7 @@ from vitdemo.checkpoints import LoadedModel
 from vitdemo.classset import store as classset
 from vitdemo.classset.store import ClassSet, Submission
 from vitdemo.data import class_names
-from vitdemo.inference import Analysis
+from vitdemo.explain.inference import Analysis
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.people import NotAllowed
 from vitdemo.ui import people

@@ -11,7 +11,7 @@ import streamlit as st
 
 from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import DataError, class_names
-from vitdemo.inference import Analysis, Prediction, analyze
+from vitdemo.explain.inference import Analysis, Prediction, analyze
 from vitdemo.preprocess.pipeline import load_image
 from vitdemo.ui.shell import CANVAS_PX, LAST_INPUT_KEY, model_caption, test_split
 from vitdemo.views import display

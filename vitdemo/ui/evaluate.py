@@ -17,11 +17,11 @@ import torch
 from vitdemo.calibration import reliability_bins
 from vitdemo.checkpoints import CheckpointError, load_checkpoint
 from vitdemo.data import DataError, class_names, to_input
-from vitdemo.evaluate import Scores, score_checkpoint
+from vitdemo.evaluate import score_checkpoint
 from vitdemo.explain.maps import explain_prediction
 from vitdemo.explain.opinions import is_classic_file
 from vitdemo.explain.trust import TrustReport, trust_report
-from vitdemo.metrics import EvalReport
+from vitdemo.metrics import EvalReport, Scores
 from vitdemo.paths import shipped_dir
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.store import Run

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from vitdemo.inference import Analysis, Prediction
+from vitdemo.explain.inference import Analysis, Prediction
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.training.watch import WatchRow
 from vitdemo.ui import draw
