@@ -12,7 +12,6 @@ from vitdemo.metrics import (
     ClassReport,
     EvalReport,
     accuracy,
-    cell_indices,
     evaluate_predictions,
     format_confusion,
 )
@@ -81,7 +80,6 @@ def test_torch_tensors_are_accepted():
     r = evaluate_predictions(torch.tensor(Y_TRUE), torch.tensor(Y_PRED), num_classes=4)
     np.testing.assert_array_equal(r.confusion, CONFUSION)
     assert accuracy(torch.tensor(Y_TRUE), Y_PRED.tolist()) == pytest.approx(4 / 6)
-    np.testing.assert_array_equal(cell_indices(torch.tensor(Y_TRUE), torch.tensor(Y_PRED), 2, 0), [4])
 
 
 def test_to_dict_is_json_and_round_trips(report):
