@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ from vitdemo.training.loop import make_learner, train_step
 from vitdemo.views import forms, names
 
 FAMILIES = families.families()
+REPO_ROOT = Path(__file__).resolve().parent.parent
 MEAN, STD = normalization("mnist")
 
 
@@ -115,6 +118,19 @@ def test_round_trips_through_the_train_form(fam: Family) -> None:
             assert form_key(fam.kind, f.name) in values
     back = forms.config_from_values(values, encoders={})
     assert isinstance(back, TrainConfig) and back.model == config.model and back.epochs == 3
+
+
+def test_the_registry_forms_and_flags_load_no_torch() -> None:
+    """The queue, the Train form and the CLI read every family without loading a framework; listing the registry
+    imports each family's module but none of its model files."""
+    code = (
+        "import sys; from vitdemo import families; from vitdemo.views import forms; from vitdemo.cli import flags; "
+        "fams = families.families(); print('torch' in sys.modules, len(fams), families.parameters(fams[0].config()))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    torch_loaded, count, _ = proc.stdout.split()
+    assert torch_loaded == "False" and int(count) == len(FAMILIES)
 
 
 def test_an_unknown_kind_is_refused_with_a_sentence_never_read_as_a_vit() -> None:
