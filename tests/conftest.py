@@ -60,7 +60,7 @@ def mnist_checkpoints(checkpoints_dir: Path) -> Path:
 def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """VITDEMO_HOME in a fresh temporary folder, so no test touches ./runs."""
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)  # the `reg` fixture may have made it: the same registry
     monkeypatch.setenv("VITDEMO_HOME", str(home))
     return home
 

@@ -381,6 +381,16 @@ class Registry:
             rows = db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
         return [dict(r) for r in rows]
 
+    def first_reached(self, val_acc: float) -> dict[int, dict[str, float]]:
+        """run id -> the first epoch row (epoch, elapsed_s, val_acc...) whose validation accuracy reached `val_acc`,
+        for every run that reached it: one query over every run's curves."""
+        query = (
+            "SELECT e.* FROM epochs e JOIN (SELECT run_id, MIN(epoch) AS first FROM epochs WHERE val_acc >= ? "
+            "GROUP BY run_id) f ON e.run_id = f.run_id AND e.epoch = f.first"
+        )
+        with self._file.read() as db:
+            return {int(r["run_id"]): dict(r) for r in db.execute(query, (val_acc,))}
+
     def runs_with_curves(self) -> set[int]:
         """Ids of the runs that have at least one epoch recorded."""
         with self._file.read() as db:
