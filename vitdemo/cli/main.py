@@ -311,7 +311,15 @@ def cmd_leaderboard(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     from vitdemo.training.bench import run_bench
 
-    run_bench(data_dir=a.data_dir, device=a.device, quick=a.quick, target=a.target, max_epochs=a.max_epochs)
+    run_bench(
+        data_dir=a.data_dir,
+        device=a.device,
+        quick=a.quick,
+        target=a.target,
+        max_epochs=a.max_epochs,
+        vs_reference=a.vs_reference,
+        reference_batches=a.reference_batches,
+    )
     return 0
 
 
@@ -366,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", type=float, default=None, help="validation accuracy to time (default: 0.99 CNN, 0.985 ViT)"
     )
     p.add_argument("--max-epochs", type=int, default=10)
+    p.add_argument(
+        "--vs-reference", action="store_true", help="time pytorch/examples' MNIST recipe too; print ratios to it"
+    )
+    p.add_argument("--reference-batches", type=int, default=None, help=argparse.SUPPRESS)  # tests: a few batches
     _add_common(p)
     p.set_defaults(func=cmd_bench)
 
