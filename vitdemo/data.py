@@ -1,7 +1,8 @@
-"""Datasets as uint8 tensors, seeded splits, device-resident batches and batched augmentation.
+"""Datasets as uint8 tensors, seeded splits and device-resident batches.
 
 No DataLoader and no workers: the whole dataset is one tensor on the training device, batches are
-index slices of a seeded permutation and augmentation runs on whole batches (cifar10-airbench style).
+index slices of a seeded permutation, and augmentation runs on whole batches (cifar10-airbench style:
+vitdemo.training.augment).
 
 The datasets' statistics and class names (`DATASET_INFO`, `normalization`, `class_names`) are the one
 source for every module; importing this module does not import torch (each function that needs it does),
