@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vitdemo.views.charts import plotly_text
+from vitdemo.views.charts import ACCURACY_AXIS, plotly_text
 from vitdemo.views.names import dataset_name
 
 FORMAT, VERSION = "vitdemo-label-budget", 1
@@ -173,7 +173,7 @@ def budget_figure(rows: Sequence[dict[str, Any]], *, height: int = 360) -> go.Fi
         range=[-0.5, len(budgets) - 0.5],
         fixedrange=True,
     )  # fmt: skip  (the range shows every budget, measured or not)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], fixedrange=True)  # from 0: honest gaps
+    fig.update_yaxes(**ACCURACY_AXIS, fixedrange=True)  # from 0: honest gaps
     fig.update_yaxes(title_text="test accuracy", col=1)
     fig.update_layout(
         height=height,
