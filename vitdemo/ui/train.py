@@ -25,11 +25,11 @@ from vitdemo.runs.people import OWNER_LABELS, Actor, NotAllowed
 from vitdemo.runs.store import LiveRuns, Registry, Run
 from vitdemo.ui import people
 from vitdemo.ui import train_form as train_form_widgets
-from vitdemo.ui.shell import registry, stop_on_failure
+from vitdemo.ui.shell import data_dir, registry, stop_on_failure
 from vitdemo.ui.train_resume import resume_controls
 from vitdemo.ui.watching import watch_row
 from vitdemo.views import charts, forms, learning
-from vitdemo.views.messages import hide_folders
+from vitdemo.views.messages import dataset_missing, hide_folders
 from vitdemo.views.names import DATASETS
 
 FORM_PREFIX = "tf_"  # the Train form's widget keys: "tf_" + a name from forms.KEYS
@@ -233,6 +233,9 @@ def estimate_panel(
         for message in messages:
             st.error(message, icon=":material/error:")
         return lambda: None
+    missing = dataset_missing(config, data_dir())
+    if missing:  # said before anything else: this run cannot start on this server
+        st.warning(missing, icon=":material/dataset:")
     device = _device_of(config, devices)
     memory, params, num_params, lines = _cost(config)
     c1, c2 = st.columns(2)
@@ -275,6 +278,10 @@ def launch(reg: Registry, values: forms.FormValues, devices: list[str], actor: A
     try:
         if config is None:
             raise ConfigError(" ".join(messages))
+        missing = dataset_missing(config, data_dir())
+        if missing:  # refused now, not 5 s later in the worker
+            st.warning(f"Nothing was queued. {missing}", icon=":material/dataset:")
+            return None
         if isinstance(config, TrainConfig):  # the class set as it is now: the run is reproducible
             config = freeze_config(config, reg.home)
         run_id = queue.submit(reg, config, actor)
