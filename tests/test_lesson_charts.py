@@ -122,3 +122,27 @@ def test_class_scores_with_no_drawings_say_what_to_do():
     assert "submit some from Draw" in classset_views.NO_DRAWINGS
     assert "Train page" in classset_views.scores_message([])
     assert classset_views.scores_message([ClassScore(_Cand(), 3, 2)]) is None
+
+
+# --- the label-budget anomaly: the ViT falls with more labels for want of training -------------------------------
+def test_the_shipped_label_budget_explains_the_falling_vit_in_one_sentence(repo_root) -> None:
+    rows, _ = label_budget.read_results(repo_root / "checkpoints" / label_budget.FILE_NAME)
+    lines = label_budget.budget_caveat(rows)
+    assert len(lines) == 1  # the MNIST ViT from scratch: 34.9% at 100 labels, 27.7% at 6,000
+    line = lines[0]
+    assert line.startswith("The ViT on MNIST gets worse with more labels only because every run here trains for")
+    assert "same 300 short steps" in line and "34% of its own 100 training images" in line and "860 steps" in line
+    assert line.count(".") == 1 and line.endswith(".")  # one sentence
+
+
+def test_no_caveat_for_a_line_that_climbs_or_a_run_that_learnt_its_labels() -> None:
+    def rows(model, accs, train_acc):
+        return [
+            {"dataset": "mnist", "model": model, "labels": n, "test_acc": a, "train_acc": train_acc, "epochs": 3,
+             "batch_size": 64}
+            for n, a in zip((100, 600, 6000), accs, strict=True)
+        ]  # fmt: skip
+
+    assert label_budget.budget_caveat(rows("CNN", (0.9, 0.95, 0.98), 1.0)) == []
+    assert label_budget.budget_caveat(rows("CNN", (0.9, 0.89, 0.88), 1.0)) == []  # overfit, not undertrained
+    assert len(label_budget.budget_caveat(rows("ViT", (0.35, 0.3, 0.28), 0.34))) == 1
