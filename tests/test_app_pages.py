@@ -87,22 +87,23 @@ def test_pages_run_on_an_empty_registry(page: str, tmp_home: Path, tmp_path: Pat
 def test_train_page_shows_the_estimate(env: Registry, worker_starts) -> None:
     at = open_page("train")
     metrics = {m.label: m.value for m in at.metric}
-    expected = forms.estimate(forms.config_from_values(forms.default_values()))
+    expected = forms.estimate(forms.config_from_values(forms.start_values()))  # the quick lesson CNN
     assert metrics["Parameters"] == f"{expected.num_params:,}"
     assert metrics["Memory"] == units.human_bytes(expected.total_bytes)
     assert metrics["Time"] not in ("-", "")  # measured on this machine before the run starts
-    at.radio(key="tf_model_kind").set_value("cnn").run()
-    cnn = forms.estimate(forms.config_from_values({**forms.default_values(), "model_kind": "cnn"}))
-    assert {m.label: m.value for m in at.metric}["Parameters"] == f"{cnn.num_params:,}"
+    at.radio(key="tf_model_kind").set_value("vit").run()
+    vit = forms.estimate(forms.config_from_values({**forms.start_values(), "model_kind": "vit"}))
+    assert {m.label: m.value for m in at.metric}["Parameters"] == f"{vit.num_params:,}"
 
 
 def test_train_form_invalid_value_shows_the_error_and_queues_nothing(env: Registry, worker_starts) -> None:
     at = open_page("train")
+    at.radio(key="tf_model_kind").set_value("vit").run()  # the form opens on the quick lesson CNN
     at.number_input(key="tf_vit_num_heads").set_value(5).run()
-    assert "Embedding dim (64) must be divisible by heads (5)." in texts(at, "error")
+    assert "Embedding dim (48) must be divisible by heads (5)." in texts(at, "error")
     assert not any(m.label == "Parameters" for m in at.metric)  # no estimate for a model that cannot be built
     at.button(key="start_training").click().run()
-    assert any(text.startswith("Nothing was queued: Embedding dim (64)") for text in texts(at, "error"))
+    assert any(text.startswith("Nothing was queued: Embedding dim (48)") for text in texts(at, "error"))
     assert [r for r in env.list_runs() if not r.baseline] == [] and worker_starts == []
 
 

@@ -382,10 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     from vitdemo.cli.classset import add_parsers as add_classset_parsers
+    from vitdemo.cli.data import add_parsers as add_data_parsers
     from vitdemo.cli.families import add_parsers
 
     add_parsers(sub)
     add_classset_parsers(sub)
+    add_data_parsers(sub)
 
     p = sub.add_parser("worker", help="run queued training runs (started by the app)")
     p.add_argument("--device", default="cpu")
@@ -415,7 +417,8 @@ def one_line(exc: BaseException) -> str:
 
 def _uses_torch(args: argparse.Namespace) -> bool:
     """The supervising worker and the listing stay torch-free: a fast start and a small idle process."""
-    return not (args.command == "leaderboard" or (args.command == "worker" and args.execute is None))
+    quiet = args.command in ("leaderboard", "data")
+    return not (quiet or (args.command == "worker" and args.execute is None))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,10 +21,13 @@ from vitdemo.units import format_minutes
 class Limits:
     """What one student may queue; the teacher is never limited. 0 means no limit."""
 
-    max_active_runs: int = 2  # queued or running at once, per student
+    # Sized for a lesson: 30 students share one CPU queue (one run at a time on 2 cores), so 30 runs of 2 minutes
+    # already keep the last student waiting an hour; the form's "quick lesson" preset takes 20-30 s, "fast demo"
+    # about 30 s (measured on the 2-core machine). The teacher raises them for a longer session.
+    max_active_runs: int = 1  # queued or running at once, per student: the next one after the first has ended
     max_params: int = 2_000_000  # the largest model
-    max_epochs: int = 20
-    max_minutes: float = 10.0  # the estimated training time on this server
+    max_epochs: int = 10
+    max_minutes: float = 2.0  # the estimated training time on this server
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

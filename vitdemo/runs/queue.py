@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from vitdemo import families
 from vitdemo.config import ConfigError, TrainConfig
 from vitdemo.runconfig import ClassicRun, PretrainRun, RunConfig, model_kind, run_name
 from vitdemo.runs import admission, executor, people
@@ -114,6 +115,25 @@ def _memory_problem(config: RunConfig, device: str, offered: Sequence[Device]) -
     return None
 
 
+def own_name(config: RunConfig) -> str:
+    """The name the run was given ('' when none: the queue names it)."""
+    return (config.train.name if isinstance(config, PretrainRun) else config.name).strip()
+
+
+def lesson_name(config: RunConfig, actor: Actor, taken: Iterable[str]) -> str:
+    """A readable name for a run given none, unique among `taken`: "Ana's CNN 1", "Ana's ViT 2", "Ana's ViT + MAE
+    1"; without a person behind it (no teacher password, the command line) "CNN 3". Its settings are in the run."""
+    kind = model_kind(config)
+    what = families.get(kind).name if families.is_kind(kind) else kind
+    if isinstance(config, PretrainRun):
+        what += f" + {config.method.upper()}"
+    who = "" if actor.owner in people.OWNER_LABELS else f"{' '.join(actor.name.split())}'s "
+    names, n = set(taken), 1
+    while f"{who}{what} {n}" in names:
+        n += 1
+    return f"{who}{what} {n}"
+
+
 def submit(
     store: Registry,
     config: RunConfig,
@@ -128,6 +148,8 @@ def submit(
     that probes this process's device for the local executor). Wakes the executor, so that the run is claimed."""
     offered = offered_devices()
     fields = _run_fields(config, offered)
+    if not own_name(config) and actor.owner != CLI_OWNER:  # not 'cnn-mnist-w16x2-e1' for every student
+        fields["name"] = lesson_name(config, actor, (r.name for r in store.list_runs()))
     problem = _memory_problem(config, fields["device"], offered)
     limits = None if actor.teacher else get_limits(store)
     if limits is not None and problem is None:

@@ -16,7 +16,7 @@ from vitdemo.preprocess.pipeline import load_image
 from vitdemo.ui.shell import CANVAS_PX, LAST_INPUT_KEY, model_caption, test_split
 from vitdemo.views import display
 from vitdemo.views.colors import colorize, overlay
-from vitdemo.views.messages import hide_folders
+from vitdemo.views.messages import data_error_text
 from vitdemo.views.names import EXPLANATIONS, KINDS, confidence_note, dataset_name, explanation_caption, kind_name
 from vitdemo.views.sketch import CanvasObjects, Sketchbook
 
@@ -158,7 +158,7 @@ def _test_input(dataset: str) -> InputImage:
     try:
         split = test_split(dataset)
     except DataError as exc:
-        st.error(hide_folders(str(exc)))
+        st.warning(data_error_text(exc), icon=":material/dataset:")
         return InputImage(None)
     key = f"test_index_{dataset}"
     if key not in st.session_state:

@@ -27,7 +27,7 @@ from vitdemo.ui import shell
 from vitdemo.ui.shell import test_split
 from vitdemo.views import display, hood_charts
 from vitdemo.views.hood_charts import DIVERGING
-from vitdemo.views.messages import hide_folders
+from vitdemo.views.messages import data_error_text
 from vitdemo.views.names import dataset_name
 
 DRAW_KEY = shell.LAST_INPUT_KEY  # the Draw page leaves its last (28, 28) float input in [0, 1] here
@@ -56,7 +56,7 @@ def _test_image(dataset: str) -> tuple[np.ndarray | None, str]:
     try:
         split = test_split(dataset)
     except DataError as exc:
-        st.error(hide_folders(str(exc)))
+        st.warning(data_error_text(exc), icon=":material/dataset:")
         return None, ""
     key = f"hood_test_index_{dataset}"
     if key not in st.session_state:

@@ -168,6 +168,8 @@ def label_budget_section() -> None:
         "(MAE for the ViT, SimCLR for the CNN)."
     )
     st.plotly_chart(label_budget.budget_figure(rows), key="lb_budget", config={"displayModeBar": False})
+    for line in label_budget.budget_caveat(rows):  # a line that falls for want of training, said under the chart
+        st.info(charts.literal_markdown(line), icon=":material/lightbulb:")
     for line in label_budget.budget_summary(rows):
         st.markdown(f"- {charts.literal_markdown(line)}")
     st.dataframe(label_budget.budget_frame(rows), hide_index=True, column_config=BUDGET_COLUMNS, key="lb_budget_table")
