@@ -37,7 +37,7 @@ def standings_frame(finishes: list[Finish]) -> pd.DataFrame:
 def empty_race_text(target: float) -> str:
     return (
         f"No run has reached {milestone_label(target)} validation accuracy here yet. Train a CNN with the "
-        "quick preset on the Train page: it is the one to beat."
+        "quick lesson preset on the Train page: it is the one to beat."
     )
 
 
