@@ -1,0 +1,544 @@
+"""Issue 20's five probes, as a curious (or mischievous) student would try them, with figures before and after.
+
+    python scripts/trust_probes.py                      # this checkout
+    python scripts/trust_probes.py --root /tmp/before   # another checkout (e.g. `git worktree add /tmp/before <commit>`)
+
+Prints figures, asserts nothing (tests/test_trust_server.py asserts the same things). Everything is loopback only
+and bounded: each server is `streamlit run app.py` on 127.0.0.1 from `--root` with VITDEMO_HOME in a temporary
+folder, stopped at the end of its probe; every loop has a deadline. Students are websocket clients speaking
+Streamlit's own protocol (the `Student` class below, which the tests use too), no browser.
+
+1. race:    a command-line training while a watcher gives up on silent runs every 0.1 s (stale after 0.5 s):
+            does the finished run keep its model? (seconds until it is lost, or "kept")
+2. canvas:  one canvas message carrying an 8000x8000 PNG, then stroke lists of 1.9 and 12.5 MB, then 30 strokes
+            of about 1.9 MB each in one session's drawing history: the server's peak and kept memory, the answer
+            time, and a classmate's answer time while it happens.
+3. guesses: one session, then four, guessing the teacher password as fast as the server answers; then a 120-word
+            list that ends with the right password: guesses per second and whether it unlocks.
+4. names:   ten sessions from one computer each give a name and press Start training three times: names made
+            and runs queued (limit 2 per person); look-alike and reserved names accepted.
+5. no password: the same drawing submitted to the class set from three tabs (rows stored), and (without a network
+            server: Streamlit's AppTest with server.address 0.0.0.0) whether a student is the teacher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import websockets
+from PIL import Image
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+import browser  # noqa: E402
+
+REPLY_TIMEOUT_S = 60.0
+CANVAS_PX = 280
+PASSWORD = "ninja"  # a common word: the 120th of the guessing probe's list
+
+
+# -- the protocol: one student is one websocket session -------------------------------------------------------
+@dataclass
+class Reply:
+    """What one script run sent back: every widget id (a key given to a widget ends its id: `-<key>`), every
+    text shown (markdown, alerts, exceptions), how it ended and how long it took."""
+
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    status: str = ""
+    seconds: float = 0.0
+    query: str = ""  # the address's query string the page set, if it set one
+
+    def id(self, key: str) -> str:
+        found = [i for i in self.ids if i.endswith(f"-{key}")]
+        if not found:
+            raise KeyError(f"no widget with key {key!r} on the page")
+        return found[0]
+
+    def has(self, key: str) -> bool:
+        return any(i.endswith(f"-{key}") for i in self.ids)
+
+    def canvas_id(self) -> str:
+        return next(i for i in self.ids if "canvas_" in i)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.texts)
+
+
+def _element_texts(element) -> list[str]:
+    which = element.WhichOneof("type")
+    inner = getattr(element, which)
+    if which in ("markdown", "alert", "text", "heading"):
+        return [inner.body]
+    if which == "exception":
+        return [f"{inner.type}: {inner.message}"]
+    return []
+
+
+def _element_id(element) -> str | None:
+    inner = getattr(element, element.WhichOneof("type"))
+    return getattr(inner, "id", None) or None
+
+
+class Student:
+    """One browser tab as the server sees it: a websocket session that asks for script runs with widget states,
+    as the page's JavaScript does. `query` is the address's query string (e.g. 'who=<token>')."""
+
+    def __init__(self, url: str, query: str = "") -> None:
+        self.url, self.query = url, query
+        self.ws: websockets.ClientConnection | None = None
+
+    async def __aenter__(self) -> Student:
+        ws_url = self.url.replace("http", "ws", 1) + "/_stcore/stream"
+        self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=30)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def run(self, widgets: Sequence[WidgetState] = (), page: str = "", timeout_s: float = REPLY_TIMEOUT_S) -> Reply:
+        """One script run of `page` ('' = Draw) with these widget states; its reply once it has finished."""
+        back = BackMsg()
+        back.rerun_script.query_string = self.query
+        back.rerun_script.page_name = page
+        back.rerun_script.widget_states.widgets.extend(widgets)
+        assert self.ws is not None
+        t0 = time.monotonic()
+        await self.ws.send(back.SerializeToString())
+        reply, deadline = Reply(), t0 + timeout_s
+        while True:
+            raw = await asyncio.wait_for(self.ws.recv(), max(0.1, deadline - time.monotonic()))
+            msg = ForwardMsg.FromString(raw)
+            kind = msg.WhichOneof("type")
+            if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                element = msg.delta.new_element
+                reply.texts += _element_texts(element)
+                widget_id = _element_id(element)
+                if widget_id:
+                    reply.ids.append(widget_id)
+            elif kind == "page_info_changed":
+                reply.query = self.query = msg.page_info_changed.query_string
+            elif kind == "script_finished":
+                reply.status = ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)
+                if reply.status != "FINISHED_EARLY_FOR_RERUN":
+                    reply.seconds = time.monotonic() - t0
+                    return reply
+
+
+def trigger(widget_id: str) -> WidgetState:
+    return WidgetState(id=widget_id, trigger_value=True)
+
+
+def text(widget_id: str, value: str) -> WidgetState:
+    return WidgetState(id=widget_id, string_value=value)
+
+
+def choice(widget_id: str, *values: str) -> WidgetState:
+    state = WidgetState(id=widget_id)
+    state.string_array_value.data.extend(values)
+    return state
+
+
+def canvas(widget_id: str, state: str) -> WidgetState:
+    return WidgetState(id=widget_id, json_value=state)
+
+
+def canvas_state(objects: list[dict], png: bytes) -> str:
+    """The canvas component's state: Fabric.js objects and the PNG as a data URL, as streamlit-drawable-canvas
+    sends them."""
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
+    return json.dumps({"drawing": {"raw": {"objects": objects, "background": "#000000"}, "data": url}})
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def digit_state(digit: str = "7") -> str:
+    """A real drawing of `digit` (280x280 RGBA and its strokes)."""
+    strokes = browser.DIGIT_STROKES[digit]
+    objects = [
+        {"type": "path", "stroke": "#ffffff", "strokeWidth": 20,
+         "path": [["M" if i == 0 else "L", x * CANVAS_PX, y * CANVAS_PX] for i, (x, y) in enumerate(s)]}
+        for s in strokes
+    ]  # fmt: skip
+    return canvas_state(objects, png_bytes(browser.stroke_image(strokes, CANVAS_PX)))
+
+
+def big_png_state(side: int = 8000) -> str:
+    """A black `side` x `side` PNG with one stroke: a few hundred kB that decode to side*side*4 bytes."""
+    image = np.zeros((side, side), np.uint8)
+    image[side // 4 : 3 * side // 4, side // 2 - side // 40 : side // 2 + side // 40] = 255
+    return canvas_state([{"type": "path", "path": [["M", 10, 10], ["L", 200, 200]]}], png_bytes(image))
+
+
+def long_strokes_state(megabytes: float, seed: int = 0) -> str:
+    """A 280x280 drawing whose stroke list is about `megabytes` of JSON (a scripted client's, not a hand's)."""
+    rng = np.random.default_rng(seed)
+    points = int(megabytes * 1e6 / 24)  # about 24 bytes of JSON per ["L", x, y]
+    path = [["L", round(float(x), 3), round(float(y), 3)] for x, y in rng.uniform(0, 280, (points, 2))]
+    objects = [{"type": "path", "stroke": "#ffffff", "strokeWidth": 20, "path": [["M", 10, 10], *path]}]
+    return canvas_state(objects, png_bytes(browser.stroke_image(browser.DIGIT_STROKES["7"], CANVAS_PX)))
+
+
+# -- servers -----------------------------------------------------------------------------------------------
+def server_pid(port: int) -> int:
+    """The `streamlit run` process listening on `port` (found by its command line)."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"streamlit" in b" ".join(cmd) and str(port).encode() in cmd:
+                    return int(proc.name)
+    raise RuntimeError(f"no streamlit process on port {port}")
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(resident now, peak resident so far) of a process, in MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+    home: Path
+
+
+def prepare_home(root: Path, home: Path, settings: dict[str, str]) -> None:
+    """A registry with these settings (`paused`, `limits`), written by the checkout under test."""
+    code = (
+        "import json, sys; from vitdemo.runs.store import Registry; r = Registry(sys.argv[1]); "
+        "[r.set_setting(k, v) for k, v in json.loads(sys.argv[2]).items()]"
+    )
+    subprocess.run([sys.executable, "-c", code, str(home), json.dumps(settings)], cwd=root, check=True, timeout=120)
+
+
+@contextlib.contextmanager
+def serve(root: Path, env: dict[str, str] | None = None, settings: dict[str, str] | None = None) -> Iterator[Server]:
+    """`streamlit run app.py` from `root` on a loopback port, VITDEMO_HOME in a temporary folder; always stopped."""
+    with tempfile.TemporaryDirectory(prefix="vitdemo-trust-") as tmp:
+        home = Path(tmp)
+        server_env = {
+            "VITDEMO_HOME": tmp,
+            "VITDEMO_CHECKPOINTS": str(root / "checkpoints"),
+            "VITDEMO_WORKER_IDLE_S": "2",
+            **({"VITDEMO_DATA_DIR": os.environ["VITDEMO_DATA_DIR"]} if "VITDEMO_DATA_DIR" in os.environ else {}),
+            **(env or {}),
+        }
+        server_env.setdefault("VITDEMO_TEACHER_PASSWORD", "")
+        if settings:
+            prepare_home(root, home, settings)
+        with browser.serve_app(server_env, log_path=home / "streamlit.log", root=root) as url:
+            yield Server(url, server_pid(int(url.rsplit(":", 1)[1])), home)
+
+
+def count_rows(path: Path, query: str) -> int:
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return int(db.execute(query).fetchone()[0])
+
+
+# -- 1. the race ------------------------------------------------------------------------------------------
+RACE_CODE = """
+import subprocess, sys, time
+from pathlib import Path
+from vitdemo.runs import queue
+from vitdemo.runs.store import Registry
+home = sys.argv[1]
+reg = Registry(home)
+cmd = [sys.executable, "-m", "vitdemo", "train", "--home", home, "--model", "cnn", "--width", "4", "--depth", "1",
+       "--epochs", "1", "--batch-size", "256", "--train-subset", "4000", "--val-size", "1000", "--device", "cpu"]
+t0 = time.monotonic()
+child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+while child.poll() is None and time.monotonic() - t0 < 240:
+    queue.fail_orphans(reg, stale_s=0.5)
+    time.sleep(0.1)
+child.wait(timeout=60)
+run = reg.list_runs()[-1]
+kept = bool(run.checkpoint) and Path(run.checkpoint).is_file()
+print(run.status, int(kept), round(time.monotonic() - t0, 1))
+"""
+
+
+def probe_race(root: Path, tries: int) -> str:
+    """A command-line run trained while a watcher marks runs silent for 0.5 s as failed, `tries` times."""
+    results = []
+    for _ in range(tries):
+        with tempfile.TemporaryDirectory(prefix="vitdemo-race-") as home:
+            out = subprocess.run(
+                [sys.executable, "-c", RACE_CODE, home], cwd=root, capture_output=True, text=True, timeout=400
+            )
+        if out.returncode != 0:
+            return f"the probe failed: {out.stderr.strip().splitlines()[-1:]}"
+        status, kept, seconds = out.stdout.split()
+        results.append((status, kept == "1", float(seconds)))
+        if not results[-1][1]:
+            break
+    lost = [r for r in results if not r[1]]
+    if lost:
+        return f"model lost after {sum(r[2] for r in results):.1f} s ({len(results)} run(s)); the run ended {lost[0][0]}"
+    return f"{len(results)} run(s), {sum(r[2] for r in results):.0f} s: every model kept (ended {results[-1][0]})"
+
+
+# -- 2. the canvas ------------------------------------------------------------------------------------------
+async def _classmate(url: str, stop: asyncio.Event, latencies: list[float]) -> None:
+    """A student drawing a 7 every second while the attack goes on."""
+    async with Student(url) as me:
+        ids = (await me.run()).canvas_id()
+        drawing = digit_state("7")
+        while not stop.is_set():
+            reply = await me.run([canvas(ids, drawing)])
+            latencies.append(reply.seconds)
+            ids = (await me.run([trigger(reply.id("clear_canvas")), canvas(ids, drawing)])).canvas_id()
+            await asyncio.sleep(1.0)
+
+
+async def _send_canvas(url: str, states: list[str]) -> tuple[float, str]:
+    """One session sends each canvas state in turn; (seconds for the whole, what the last reply said or how the
+    connection ended)."""
+    t0, said = time.monotonic(), ""
+    try:
+        async with Student(url) as bad:
+            reply = await bad.run()
+            for state in states:
+                reply = await bad.run([canvas(reply.canvas_id(), state)])
+            said = next((t for t in reply.texts if "canvas" in t.lower() or "drawing" in t.lower()), reply.status)
+    except (websockets.ConnectionClosed, TimeoutError) as exc:
+        said = f"connection closed ({type(exc).__name__})"
+    return time.monotonic() - t0, said
+
+
+async def _sample_peak(pid: int, stop: asyncio.Event, peak: list[float]) -> None:
+    """The largest resident memory of `pid` seen every 20 ms until `stop`."""
+    while not stop.is_set():
+        peak[0] = max(peak[0], memory_mb(pid)[0])
+        await asyncio.sleep(0.02)
+
+
+async def _attack(server: Server, label: str, states: list[str]) -> str:
+    base = memory_mb(server.pid)[0]
+    stop, peak = asyncio.Event(), [base]
+    sampler = asyncio.create_task(_sample_peak(server.pid, stop, peak))
+    seconds, said = await _send_canvas(server.url, states)
+    await asyncio.sleep(1.0)
+    stop.set()
+    await sampler
+    size = sum(len(s) for s in states) / 1e6
+    return (
+        f"  {label:<27} {size:5.1f} MB sent in {seconds:4.1f} s; server memory {base:.0f} MB -> peak {peak[0]:.0f} MB "
+        f"(+{peak[0] - base:.0f}), {memory_mb(server.pid)[0]:.0f} MB after; reply: {said[:100]}"
+    )
+
+
+async def _canvas_attacks(server: Server) -> list[str]:
+    stop, latencies = asyncio.Event(), []
+    classmate = asyncio.create_task(_classmate(server.url, stop, latencies))
+    await asyncio.sleep(3.0)
+    lines = [
+        await _attack(server, "one 8000x8000 PNG", [big_png_state(8000)]),
+        await _attack(server, "a 1.9 MB stroke list", [long_strokes_state(1.9)]),
+        await _attack(server, "a 12.5 MB stroke list", [long_strokes_state(12.5)]),
+        await _attack(server, "30 steps of 1.9 MB strokes", [long_strokes_state(1.9, seed=i) for i in range(30)]),
+    ]
+    stop.set()
+    await asyncio.wait_for(classmate, 120)
+    lat = sorted(latencies)
+    median, worst = (lat[len(lat) // 2], lat[-1]) if lat else (float("nan"), float("nan"))
+    lines.append(f"  a classmate drawing meanwhile: {len(lat)} answers, median {median:.2f} s, worst {worst:.2f} s")
+    return lines
+
+
+def probe_canvas(root: Path) -> list[str]:
+    with serve(root) as server:
+        return asyncio.run(_canvas_attacks(server))
+
+
+# -- 3. guessing the teacher password ---------------------------------------------------------------------------
+async def guess(url: str, words: Sequence[str], deadline_s: float) -> tuple[int, float, bool]:
+    """One session tries `words` in turn (as fast as the server answers, until `deadline_s`): (guesses sent,
+    seconds, unlocked)."""
+    t0, sent = time.monotonic(), 0
+    async with Student(url) as me:
+        reply = await me.run()
+        for word in words:
+            if time.monotonic() - t0 > deadline_s:
+                break
+            reply = await me.run([text(reply.id("teacher_pw"), word), trigger(reply.id("teacher_unlock"))])
+            sent += 1
+            if reply.has("teacher_lock"):
+                return sent, time.monotonic() - t0, True
+    return sent, time.monotonic() - t0, False
+
+
+def wordlist(n: int, last: str = PASSWORD) -> list[str]:
+    return [f"word{i:03d}" for i in range(n - 1)] + [last]
+
+
+async def _guessing(server: Server) -> list[str]:
+    async with Student(server.url) as warm:  # the first page loads the models: not a guess's time
+        await warm.run()
+    one = await guess(server.url, wordlist(21, "wrong"), 20.0)
+    four = await asyncio.gather(*(guess(server.url, wordlist(21, "wrong"), 20.0) for _ in range(4)))
+    per_s_four = sum(g[0] for g in four) / max(max(g[1] for g in four), 1e-9)
+    sent, seconds, unlocked = await guess(server.url, wordlist(120), 60.0)
+    return [
+        f"  one session: {one[0]} guesses in {one[1]:.1f} s = {one[0] / max(one[1], 1e-9):.1f}/s; "
+        f"four sessions: {per_s_four:.1f}/s",
+        f"  120-word list ending with the password: {sent} sent in {seconds:.1f} s, "
+        f"{'UNLOCKED' if unlocked else 'not unlocked'}",
+    ]
+
+
+def probe_guesses(root: Path) -> list[str]:
+    with serve(root, {"VITDEMO_TEACHER_PASSWORD": PASSWORD}) as server:
+        return asyncio.run(_guessing(server))
+
+
+# -- 4. names ------------------------------------------------------------------------------------------------
+NO_LIMITS_BUT_RUNS = json.dumps({"max_active_runs": 2, "max_params": 0, "max_epochs": 0, "max_minutes": 0})
+
+
+async def name_and_train(url: str, name: str, presses: int) -> str:
+    """A new session on the Train page gives `name` and presses Start training `presses` times; what it was told."""
+    async with Student(url) as me:
+        reply = await me.run(page="train")
+        if not reply.has("who_save"):
+            return "no name asked"
+        reply = await me.run([text(reply.id("who_name"), name), trigger(reply.id("who_save"))], page="train")
+        for _ in range(presses):
+            if not reply.has("start_training"):
+                break
+            reply = await me.run([trigger(reply.id("start_training"))], page="train")
+        return reply.text
+
+
+async def save_names(url: str, names: Sequence[str]) -> list[str]:
+    """One session saves each name in turn; what it was told after each."""
+    told = []
+    async with Student(url) as me:
+        reply = await me.run(page="train")
+        for name in names:
+            if not reply.has("who_save"):
+                break
+            reply = await me.run([text(reply.id("who_name"), name), trigger(reply.id("who_save"))], page="train")
+            told.append(reply.text)
+    return told
+
+
+async def _names(server: Server) -> list[str]:
+    db = server.home / "registry.sqlite"
+    t0 = time.monotonic()
+    await asyncio.gather(*(name_and_train(server.url, f"Student {i}", 3) for i in range(10)))
+    seconds = time.monotonic() - t0
+    people = count_rows(db, "SELECT COUNT(*) FROM people")
+    runs = count_rows(db, "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')")
+    tricky = ["Ana", "\u0410na", "Teacher", "shipped with the app", "command line"]  # "Аna": a Cyrillic А
+    before = count_rows(db, "SELECT COUNT(*) FROM people")
+    for name in tricky:
+        await save_names(server.url, [name])
+    accepted = count_rows(db, "SELECT COUNT(*) FROM people") - before
+    return [
+        f"  ten sessions from one computer, {seconds:.1f} s: {people} names, {runs} runs queued (2 per person allowed)",
+        f"  'Ana', then 'Аna' (Cyrillic А), 'Teacher', 'shipped with the app', 'command line': "
+        f"{accepted - 1} of the 4 look-alike or reserved names accepted",
+    ]
+
+
+def probe_names(root: Path) -> list[str]:
+    settings = {"paused": "1", "limits": NO_LIMITS_BUT_RUNS}
+    with serve(root, {"VITDEMO_TEACHER_PASSWORD": PASSWORD}, settings) as server:
+        return asyncio.run(_names(server))
+
+
+# -- 5. no password ---------------------------------------------------------------------------------------------
+async def submit_drawing(url: str, digit: str = "7") -> Reply:
+    """A new session draws `digit` on Draw, picks its label and presses Submit to the class set."""
+    async with Student(url) as me:
+        reply = await me.run()
+        drawing = canvas(reply.canvas_id(), digit_state(digit))
+        reply = await me.run([drawing])
+        label = choice(reply.id("cs_label_draw"), digit)
+        reply = await me.run([drawing, label])
+        return await me.run([drawing, label, trigger(reply.id("cs_submit_draw"))])
+
+
+STUDENT_IS_TEACHER = """
+import sys
+from streamlit import config
+from streamlit.testing.v1 import AppTest
+config.set_option("server.address", "0.0.0.0")
+at = AppTest.from_string("from vitdemo.ui import people\\nimport streamlit as st\\nst.write(people.is_teacher())")
+at.run(timeout=60)
+print(at.markdown[0].value)
+"""
+
+
+def probe_no_password(root: Path) -> list[str]:
+    env = {**os.environ, "VITDEMO_TEACHER_PASSWORD": ""}
+    with tempfile.TemporaryDirectory() as home:
+        env["VITDEMO_HOME"] = home
+        out = subprocess.run(
+            [sys.executable, "-c", STUDENT_IS_TEACHER], cwd=root, env=env, capture_output=True, text=True, timeout=120
+        )
+    teacher = out.stdout.strip().splitlines()[-1:] or [out.stderr.strip()[-200:]]
+    with serve(root) as server:
+        for _ in range(3):  # the button is disabled once pressed (Streamlit enforces that): three tabs
+            asyncio.run(submit_drawing(server.url))
+        rows = count_rows(server.home / "classset" / "classset.sqlite", "SELECT COUNT(*) FROM submissions")
+    return [
+        f"  a student on a server listening on 0.0.0.0 with no password is the teacher: {teacher[0]}",
+        f"  the same drawing submitted to the class set from three tabs: {rows} row(s) stored",
+    ]
+
+
+PROBES = {"race": None, "canvas": probe_canvas, "guesses": probe_guesses, "names": probe_names,
+          "nopassword": probe_no_password}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app is probed")
+    parser.add_argument("--only", default=",".join(PROBES), help="comma-separated: " + ", ".join(PROBES))
+    parser.add_argument("--race-tries", type=int, default=3, help="command-line runs in the race probe")
+    args = parser.parse_args()
+    root = args.root.resolve()
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+    print(f"probing {root} ({rev.strip()}), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    for name in args.only.split(","):
+        t0 = time.monotonic()
+        print(f"{name}:", flush=True)
+        if name == "race":
+            lines = ["  " + probe_race(root, args.race_tries)]
+        else:
+            lines = PROBES[name](root)
+        print("\n".join(lines) + f"\n  ({time.monotonic() - t0:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
