@@ -129,10 +129,16 @@ def _save_name(key: str) -> None:
         st.session_state["_people_problem"] = exc.public
 
 
+LOCAL_DEVICE = "this computer"  # the device address of browsers on the server's own computer
+
+
 def _device_address() -> str | None:
-    """The browser's network address as the server sees it (None where there is none, as under AppTest)."""
+    """The browser's network address as the server sees it: Streamlit says None for this computer's own
+    browsers (127.0.0.1), which are one device too; None where there is no browser at all (AppTest)."""
     address = st.context.ip_address
-    return address[:64] if isinstance(address, str) and address else None
+    if isinstance(address, str) and address:
+        return address[:64]
+    return LOCAL_DEVICE if st.context.headers.get("Host") else None
 
 
 def _name_problem() -> None:
