@@ -31,6 +31,7 @@ MAX_OBJECTS = 500  # strokes on one canvas
 MAX_STROKES_JSON = 1_000_000  # the objects' size as JSON, in bytes (about 400 long strokes)
 MAX_DEPTH = 8  # a Fabric path is 4 levels deep: objects -> object -> path -> command
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_END = object()  # an exhausted iterator in json_weight's walk
 
 
 class CanvasRefused(ValueError):
@@ -42,26 +43,28 @@ class CanvasRefused(ValueError):
 
 
 def json_weight(value: Any, limit: int, max_depth: int = MAX_DEPTH) -> int:
-    """About the bytes of `value` written as JSON (numbers count 8, strings their length), counted only until
-    `limit` is passed: the walk returns as soon as it is, so a huge value costs no more than a small one. Anything
-    deeper than `max_depth`, or not JSON, is refused (CanvasRefused)."""
-    total, stack = 0, [(value, 0)]
+    """About the bytes of `value` written as JSON (numbers count 8, strings their length, each item its comma),
+    counted only until `limit` is passed: the walk goes item by item and returns as soon as it is, and a list or
+    dict whose items alone (at least 2 bytes each) would pass it is not walked at all, so a huge value costs no
+    more than a small one. Anything deeper than `max_depth`, or not JSON, is refused (CanvasRefused)."""
+    total, stack = 0, [iter((value,))]
     while stack:
-        item, depth = stack.pop()
-        if depth > max_depth:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+            continue
+        if len(stack) > max_depth + 1:
             raise CanvasRefused("The canvas sent strokes nested deeper than a drawing's: they were not used.")
         total += _scalar_weight(item)
-        if isinstance(item, dict):
-            total += sum(len(str(k)) + 3 for k in item) if len(item) <= limit else limit + 1
-            children = item.values()
-        elif isinstance(item, list | tuple):
-            total += 1 + len(item)
-            children = item
-        else:
-            children = ()
+        if isinstance(item, dict | list | tuple):
+            if total + 2 * len(item) > limit:  # a comma and at least one character per item: a lower bound
+                return total + 2 * len(item)
+            total += len(item)  # the commas
+            if isinstance(item, dict):
+                total += sum(len(str(k)) + 3 for k in item)
+            stack.append(iter(item.values() if isinstance(item, dict) else item))
         if total > limit:
             return total
-        stack.extend((child, depth + 1) for child in children)
     return total
 
 

@@ -9,7 +9,7 @@ Streamlit's `server.address`.
 Guesses: a password typed in a browser is a guess. Every wrong one is counted (`GuessGuard`), per browser session
 and for the whole server, and slows the next ones down: a session waits after its first few, the server after
 the class's first few, each wait twice the one before, and past LOCKOUT_AFTER wrong guesses in WINDOW_S nobody
-may try for LOCKOUT_S. A guess made while a wait runs is not even compared. The counts are shown to the teacher;
+may try for LOCKOUT_S (a teacher locked out too restarts the app: a new code, a new count). A guess made while a wait runs is not even compared. The counts are shown to the teacher;
 a guess's text is never stored or logged.
 """
 
@@ -31,10 +31,10 @@ CODE_GROUPS, CODE_GROUP_LEN = 4, 4  # ABCD-EFGH-JKLM-NPQR: 80 random bits
 MAX_SECRET_CHARS = 200  # a longer "password" is not compared: it is refused as a wrong guess
 SESSION_FREE = 3  # wrong guesses a session makes before it waits (a teacher's typos)
 SERVER_FREE = 10  # wrong guesses the whole server takes in WINDOW_S before every session waits
-MAX_WAIT_S = 300.0  # the longest of the growing waits
-WINDOW_S = 900.0  # the server counts the wrong guesses of the last 15 minutes
-LOCKOUT_AFTER = 20  # this many wrong guesses in WINDOW_S: nobody may try for LOCKOUT_S
-LOCKOUT_S = 900.0
+MAX_WAIT_S = 60.0  # the longest of the growing waits (2, 4, 8 ... seconds)
+WINDOW_S = 3600.0  # the server counts the wrong guesses of the last hour
+LOCKOUT_AFTER = 20  # this many wrong guesses in WINDOW_S: nobody may try for LOCKOUT_S, and after it, each wrong
+LOCKOUT_S = 900.0  # guess while 20 are still in the window starts another (about 4 an hour, 120 in a day)
 MAX_SESSIONS = 10_000  # sessions remembered at once (the oldest are forgotten first)
 
 Source = Literal["password", "code", "open"]
@@ -122,7 +122,7 @@ class GuessStats:
     """What the teacher sees about the guesses made on this server."""
 
     wrong_total: int  # since the server started
-    wrong_recent: int  # in the last WINDOW_S
+    wrong_recent: int  # in the last WINDOW_S (an hour)
     last_wrong_at: float | None
     locked_until: float | None  # nobody may try until then (a lockout), None when nobody waits
 
@@ -191,7 +191,7 @@ class GuessGuard:
         self._last_wrong = now
         if len(self._recent) >= LOCKOUT_AFTER:
             self._locked_until = now + LOCKOUT_S
-        self.log(f"vitdemo: a wrong teacher {source} was tried ({len(self._recent)} in the last 15 minutes)")
+        self.log(f"vitdemo: a wrong teacher {source} was tried ({len(self._recent)} in the last hour)")
         what = "code" if source == "code" else "password"
         wait = max(wait_after(wrong, SESSION_FREE), self._server_until() - now)
         later = f" Wait {_seconds(wait)} before the next try." if wait > 0 else ""

@@ -35,7 +35,7 @@ def guesses_text(stats: GuessStats) -> str:
         return "No wrong teacher password or code has been tried since the app started."
     text = (
         f"Wrong teacher passwords or codes tried since the app started: {stats.wrong_total} "
-        f"({stats.wrong_recent} in the last 15 minutes, the last at {_clock(stats.last_wrong_at)})."
+        f"({stats.wrong_recent} in the last hour, the last at {_clock(stats.last_wrong_at)})."
     )
     if stats.locked_until is not None:
         text += f" Unlocking waits until {_clock(stats.locked_until)}."
