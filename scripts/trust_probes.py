@@ -64,6 +64,7 @@ class Reply:
     ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)  # st.error, st.warning, st.info, st.success
+    errors: list[str] = field(default_factory=list)  # st.error only
     status: str = ""
     seconds: float = 0.0
     query: str = ""  # the address's query string the page set, if it set one
@@ -138,6 +139,8 @@ class Student:
                 reply.texts += _element_texts(element)
                 if element.WhichOneof("type") == "alert":
                     reply.alerts.append(element.alert.body)
+                    if element.alert.format == element.alert.ERROR:
+                        reply.errors.append(element.alert.body)
                 widget_id = _element_id(element)
                 if widget_id:
                     reply.ids.append(widget_id)
@@ -334,7 +337,7 @@ async def _send_canvas(url: str, states: list[str]) -> tuple[float, str]:
             reply = await bad.run()
             for state in states:
                 reply = await bad.run([canvas(reply.canvas_id(), state)])
-            said = reply.alerts[0] if reply.alerts else f"{reply.status}, no message"
+            said = reply.errors[0] if reply.errors else f"{reply.status}, no error shown"
     except (websockets.ConnectionClosed, TimeoutError) as exc:
         said = f"connection closed ({type(exc).__name__})"
     return time.monotonic() - t0, said
