@@ -11,7 +11,7 @@ Streamlit's own protocol (the `Student` class below, which the tests use too), n
 1. race:    a command-line training while a watcher gives up on silent runs every 0.1 s (stale after 0.5 s):
             does the finished run keep its model? (seconds until it is lost, or "kept")
 2. canvas:  one canvas message carrying an 8000x8000 PNG, then stroke lists of 1.9 and 12.5 MB, then 30 strokes
-            of about 0.9 MB each in one session's drawing history: the server's peak and kept memory, the answer
+            of about 0.9 MB each in one session's drawing history, then five such sessions at once (10 each): the server's peak and kept memory, the answer
             time, and a classmate's answer time while it happens.
 3. guesses: one session, then four, guessing the teacher password as fast as the server answers; then a 120-word
             list that ends with the right password: guesses per second and whether it unlocks.
@@ -365,6 +365,26 @@ async def _attack(server: Server, label: str, states: list[str]) -> str:
     )
 
 
+async def _attack_many(server: Server, sessions: int, steps: int) -> str:
+    """`sessions` sessions at once, each sending `steps` different 0.9 MB stroke lists (the history of each)."""
+    base = memory_mb(server.pid)[0]
+    stop, peak = asyncio.Event(), [base]
+    sampler = asyncio.create_task(_sample_peak(server.pid, stop, peak))
+    t0 = time.monotonic()
+    states = [[long_strokes_state(0.9, seed=100 * n + i) for i in range(steps)] for n in range(sessions)]
+    await asyncio.gather(*(_send_canvas(server.url, s) for s in states))
+    seconds = time.monotonic() - t0
+    await asyncio.sleep(1.0)
+    stop.set()
+    await sampler
+    size = sum(len(x) for s in states for x in s) / 1e6
+    label = f"{sessions} sessions x {steps} steps"
+    return (
+        f"  {label:<27} {size:5.1f} MB sent in {seconds:4.1f} s; server memory {base:.0f} MB -> peak {peak[0]:.0f} MB "
+        f"(+{peak[0] - base:.0f}), {memory_mb(server.pid)[0]:.0f} MB after"
+    )
+
+
 async def _canvas_attacks(server: Server) -> list[str]:
     async with Student(server.url) as warm:  # the first drawing loads and warms the models: not the attack's
         await warm.run([canvas((await warm.run()).canvas_id(), digit_state("1"))])
@@ -376,6 +396,7 @@ async def _canvas_attacks(server: Server) -> list[str]:
         await _attack(server, "a 1.9 MB stroke list", [long_strokes_state(1.9)]),
         await _attack(server, "a 12.5 MB stroke list", [long_strokes_state(12.5)]),
         await _attack(server, "30 steps of 0.9 MB strokes", [long_strokes_state(0.9, seed=i) for i in range(30)]),
+        await _attack_many(server, 5, 10),
     ]
     stop.set()
     await asyncio.wait_for(classmate, 120)
@@ -420,9 +441,9 @@ async def _guessing(server: Server) -> list[str]:
     four_s = max(max(g[2] for g in four), 1e-9)
     sent, checked, seconds, unlocked = await guess(server.url, wordlist(120), 60.0)
     return [
-        f"  one session: {one[0]} guesses in {one[2]:.1f} s, {one[1]} of them compared = {one[1] / max(one[2], 1e-9):.1f}"
-        f" compared/s; four sessions at once: {sum(g[0] for g in four)} sent, {sum(g[1] for g in four)} compared"
-        f" = {sum(g[1] for g in four) / four_s:.1f}/s",
+        f"  one session: {one[0]} guesses sent in {one[2]:.1f} s ({one[0] / max(one[2], 1e-9):.0f}/s), {one[1]} compared;"
+        f" four sessions at once: {sum(g[0] for g in four)} sent in {four_s:.1f} s"
+        f" ({sum(g[0] for g in four) / four_s:.0f}/s), {sum(g[1] for g in four)} compared",
         f"  120-word list ending with the password (a fresh session): {sent} sent in {seconds:.1f} s, {checked} compared,"
         f" {'UNLOCKED' if unlocked else 'not unlocked'}",
     ]

@@ -254,7 +254,23 @@ def test_the_same_drawing_twice_is_one_row(tmp_path: Path) -> None:
     assert classset.reassign(store, "person:1", "person:3", "Ana L") == 1 and store.get(1).who == "Ana L"
 
 
-# -- the app: a server other devices reach, with no password ---------------------------------------------------
+# -- the app (no models loaded: the sidebar's identity and the teacher's class settings only) -------------------
+def identity_app() -> None:
+    """The sidebar's identity, then the teacher's class settings, or the name form for anyone else."""
+    import streamlit as st
+
+    from vitdemo.ui import classroom, people
+    from vitdemo.ui.resources import registry
+
+    with st.sidebar:
+        people.sidebar_identity()
+    acting = people.actor()
+    if acting is not None and acting.teacher:
+        classroom.class_settings(registry())
+    elif acting is None:
+        people.name_form()
+
+
 def test_with_no_password_a_network_server_locks_the_teacher_role_behind_a_code(
     tmp_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -262,15 +278,42 @@ def test_with_no_password_a_network_server_locks_the_teacher_role_behind_a_code(
 
     monkeypatch.delenv("VITDEMO_TEACHER_PASSWORD", raising=False)
     monkeypatch.setattr(ui_people, "_process_code", lambda: "K7QM-3XNA-PW2D-HT9C")
+    monkeypatch.setattr(ui_people, "_announce", ui_people._announce.__wrapped__)  # printed here, whatever ran before
     config.set_option("server.address", "0.0.0.0")
-    student = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=90).run()
+    student = AppTest.from_function(identity_app, default_timeout=30).run()
     assert not student.exception
     assert [t.label for t in student.sidebar.text_input] == ["Teacher code"]  # locked, and says with what
-    assert "Teacher code: K7QM-3XNA-PW2D-HT9C" in capsys.readouterr().out  # in the terminal that started it
-    student.switch_page("app_pages/train.py").run()
     assert [t.key for t in student.text_input if t.key == "who_name"]  # a name is asked: not the teacher
+    out = capsys.readouterr().out
+    assert "Teacher code: K7QM-3XNA-PW2D-HT9C" in out and "?teacher=K7QM-3XNA-PW2D-HT9C" in out  # in the terminal
 
-    link = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=90)
+    link = AppTest.from_function(identity_app, default_timeout=30)
     link.query_params["teacher"] = "k7qm-3xna-pw2d-ht9c"  # the teacher link, as typed or opened
     link.run()
     assert [b.key for b in link.sidebar.button if b.key == "teacher_lock"] and "teacher" not in link.query_params
+
+
+def test_the_teacher_sees_who_joined_and_renames_merges_or_blocks_a_name(
+    tmp_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VITDEMO_TEACHER_PASSWORD", "s3cret")
+    reg = Registry(tmp_home)
+    ana, phone = people.register(reg, "Ana", address="10.0.0.5"), people.register(reg, "Ana phone")
+    at = AppTest.from_function(identity_app, default_timeout=30).run()
+    at.text_input(key="teacher_pw").input("s3cret")
+    at.button(key="teacher_unlock").click().run()
+    at.text_input(key="who_name").input("Ms K")
+    at.button(key="who_save").click().run()  # the teacher's own name (no device limit for the teacher)
+    table = next(d.value for d in at.dataframe if "device" in d.value.columns)
+    assert list(table["name"]) == ["Ana", "Ana phone", "Ms K"] and list(table["device"])[0] == "10.0.0.5"
+    assert any("No wrong teacher password" in c.value for c in at.caption)
+
+    at.selectbox(key="roster_pick").set_value(ana.id).run()
+    at.text_input(key="roster_name").input("Ana L")
+    at.button(key="roster_rename").click().run()
+    at.button(key="roster_block").click().run()
+    assert people.by_token(reg, ana.token) == people.Person(ana.id, ana.token, "Ana L", blocked=True)
+    at.selectbox(key="roster_pick").set_value(phone.id).run()
+    at.selectbox(key="roster_into").set_value(next(m for m in people.roster(reg) if m.id == ana.id)).run()
+    at.button(key="roster_merge").click().run()
+    assert not at.exception and people.by_token(reg, phone.token).id == ana.id  # her phone is her now
