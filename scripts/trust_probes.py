@@ -10,8 +10,9 @@ Streamlit's own protocol (the `Student` class below, which the tests use too), n
 
 1. race:    a command-line training while a watcher gives up on silent runs every 0.1 s (stale after 0.5 s):
             does the finished run keep its model? (seconds until it is lost, or "kept")
-2. canvas:  one canvas message carrying an 8000x8000 PNG, then stroke lists of 1.9 and 12.5 MB, then 30 strokes
-            of about 0.9 MB each in one session's drawing history, then five such sessions at once (10 each): the server's peak and kept memory, the answer
+2. canvas:  one canvas message carrying an 8000x8000 PNG, then stroke lists of 0.8 and 12.5 MB, then 30 strokes
+            of about 0.55 MB each in one session's drawing history, then five such sessions at once (10 each), then
+            forty sessions holding one each: the server's peak and kept memory, the answer
             time, and a classmate's answer time while it happens.
 3. guesses: one session, then four, guessing the teacher password as fast as the server answers; then a 120-word
             list that ends with the right password: guesses per second and whether it unlocks.
@@ -366,13 +367,14 @@ async def _attack(server: Server, label: str, states: list[str]) -> str:
 
 
 async def _attack_many(server: Server, sessions: int, steps: int) -> str:
-    """`sessions` sessions at once, each sending `steps` different 0.9 MB stroke lists (the history of each)."""
+    """`sessions` sessions at once, each sending `steps` different 0.55 MB stroke lists (the history of each)."""
     base = memory_mb(server.pid)[0]
     stop, peak = asyncio.Event(), [base]
     sampler = asyncio.create_task(_sample_peak(server.pid, stop, peak))
     t0 = time.monotonic()
-    states = [[long_strokes_state(0.9, seed=100 * n + i) for i in range(steps)] for n in range(sessions)]
-    await asyncio.gather(*(_send_canvas(server.url, s) for s in states))
+    states = [[long_strokes_state(0.55, seed=100 * n + i) for i in range(steps)] for n in range(sessions)]
+    said = await asyncio.gather(*(_send_canvas(server.url, s) for s in states))
+    refused = sum("as many large drawings" in reply for _, reply in said)
     seconds = time.monotonic() - t0
     await asyncio.sleep(1.0)
     stop.set()
@@ -381,7 +383,7 @@ async def _attack_many(server: Server, sessions: int, steps: int) -> str:
     label = f"{sessions} sessions x {steps} steps"
     return (
         f"  {label:<27} {size:5.1f} MB sent in {seconds:4.1f} s; server memory {base:.0f} MB -> peak {peak[0]:.0f} MB "
-        f"(+{peak[0] - base:.0f}), {memory_mb(server.pid)[0]:.0f} MB after"
+        f"(+{peak[0] - base:.0f}), {memory_mb(server.pid)[0]:.0f} MB after; {refused} told the server is full"
     )
 
 
@@ -393,10 +395,11 @@ async def _canvas_attacks(server: Server) -> list[str]:
     await asyncio.sleep(3.0)
     lines = [
         await _attack(server, "one 8000x8000 PNG", [big_png_state(8000)]),
-        await _attack(server, "a 1.9 MB stroke list", [long_strokes_state(1.9)]),
+        await _attack(server, "a 0.8 MB stroke list", [long_strokes_state(0.8)]),
         await _attack(server, "a 12.5 MB stroke list", [long_strokes_state(12.5)]),
-        await _attack(server, "30 steps of 0.9 MB strokes", [long_strokes_state(0.9, seed=i) for i in range(30)]),
+        await _attack(server, "30 steps of 0.55 MB strokes", [long_strokes_state(0.55, seed=i) for i in range(30)]),
         await _attack_many(server, 5, 10),
+        await _attack_many(server, 40, 1),
     ]
     stop.set()
     await asyncio.wait_for(classmate, 120)

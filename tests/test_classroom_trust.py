@@ -5,6 +5,7 @@ code before the issue. The same probes against a real server: tests/test_trust_s
 
 from __future__ import annotations
 
+import gc
 import io
 import sqlite3
 import threading
@@ -203,18 +204,35 @@ def test_the_canvas_is_bounded_before_anything_is_decoded() -> None:
         canvas.decode_png(lambda: (_ for _ in ()).throw(ValueError("no base64")), 280)
 
     stroke = {"type": "path", "path": [["M", 1.5, 2.5], *(["Q", 1.0, 2.0, 3.0, 4.0] for _ in range(200))]}
-    assert len(canvas.check_strokes([stroke] * 20)) == 20  # a coloured-in canvas is fine
-    huge = [{"type": "path", "path": [["L", 1.0, 2.0]] * 600_000}]  # about 12 MB of JSON
+    objects, weight = canvas.check_strokes([stroke] * 20)  # a coloured-in canvas is fine
+    assert len(objects) == 20 and 100_000 < weight < 300_000
+    huge = [{"type": "path", "path": [["L", 1.0, 2.0]] * 600_000}]  # about 10 MB of JSON
     t0 = time.perf_counter()
     with pytest.raises(canvas.CanvasRefused, match="larger than a canvas takes"):
         canvas.check_strokes(huge)
-    many = [{"type": "path", "path": [1.5] * 400_000}]  # under the items' lower bound: walked until it passes
+    many = [{"type": "path", "path": [1.5] * 250_000}]  # under the items' lower bound: walked until it passes
     with pytest.raises(canvas.CanvasRefused, match="larger than a canvas takes"):
         canvas.check_strokes(many)
     assert time.perf_counter() - t0 < 0.5  # refused as soon as the bound is passed: no walk over all of it
     for bad in ([stroke] * 501, [["not", "an", "object"]], [{"a": {"b": [[[[[[[[[1]]]]]]]]]}}], "text"):
         with pytest.raises(canvas.CanvasRefused):
             canvas.check_strokes(bad)
+
+
+class Session:
+    """Stands for a Streamlit session: the budget holds it weakly."""
+
+
+def test_the_server_holds_a_bounded_amount_of_large_drawings() -> None:
+    budget = canvas.CanvasBudget(total=1000, small=100)
+    a, b, c = Session(), Session(), Session()
+    assert budget.admit(a, 600) and not budget.admit(b, 600)  # over the server's total: refused
+    assert budget.admit(b, 50)  # a drawing of a few strokes always passes
+    assert budget.admit(a, 900) and budget.held == 900  # a session's new state replaces its last
+    del a  # Streamlit let the session go
+    gc.collect()
+    assert budget.admit(c, 600) and budget.held == 600
+    assert canvas.give_back_memory() in (True, False)  # glibc's malloc_trim where there is one
 
 
 def test_a_sessions_drawing_history_stays_within_its_budget() -> None:

@@ -60,9 +60,9 @@ def test_a_hostile_canvas_is_refused_in_one_sentence_before_it_costs_memory(serv
     before = probes.memory_mb(server.pid)[0]
     bomb = asyncio.run(_canvas_attack(server.url, probes.big_png_state(8000)))
     assert bomb.seconds < 10 and len(bomb.errors) == 1 and "8000x8000 pixels" in bomb.errors[0]  # one sentence
-    strokes = asyncio.run(_canvas_attack(server.url, probes.long_strokes_state(1.9)))
-    assert strokes.errors == ["That drawing's strokes are larger than a canvas takes (1,000 kB): press Clear."]
-    with pytest.raises(websockets.ConnectionClosed):  # 12.5 MB: Streamlit closes the socket before parsing
+    strokes = asyncio.run(_canvas_attack(server.url, probes.long_strokes_state(0.8)))
+    assert strokes.errors == ["That drawing's strokes are larger than a canvas takes (600 kB): press Clear."]
+    with pytest.raises(websockets.ConnectionClosed):  # 12.5 MB: Streamlit closes the socket before parsing it
         asyncio.run(_canvas_attack(server.url, probes.long_strokes_state(12.5)))
     assert probes.memory_mb(server.pid)[0] - before < 150  # it was +1,400 MB at the peak, +500 MB kept
     classmate = asyncio.run(_draw(server.url, "1"))

@@ -5,19 +5,29 @@ stroke) and the canvas as a PNG data URL. A page script sees whatever a client s
 component would: one scripted message carried an 8000x8000 PNG (0.35 MB that decode to 256 MB, 14 s and 2 GB
 at the peak) or a 12.5 MB stroke list. Three bounds, each refused with one sentence (`CanvasRefused`):
 
-- the whole message: Streamlit's `server.maxWidgetStateSize` (2 MB in .streamlit/config.toml) closes a websocket
+- the whole message: Streamlit's `server.maxWidgetStateSize` (1 MB in .streamlit/config.toml) closes a websocket
   whose message is larger, before it is parsed;
 - the PNG: its bytes, then its size in pixels read from its header (`load_image` decodes nothing larger);
 - the strokes: how many objects, and their size as JSON, counted by a walk that stops as soon as the bound is
   passed (a list of a million points costs a few microseconds to refuse, not a copy).
 
-What a real drawing weighs (Chromium, mouse and finger): a 280x280 PNG of 2-30 kB and 1-3 kB of JSON per
-stroke; a canvas coloured in with thirty long strokes stays under 300 kB. The bounds are several times that.
+What a real drawing weighs (measured with Chromium's mouse): a whole message of 10 kB for a 7; 110 kB after one
+scribble of 3,200 mouse moves; 480 kB after five (16,000 moves, minutes of colouring in). The bounds are above
+that, and a fourth bound holds across sessions:
+
+- the server: every session's last canvas state stays in its widget state (a parsed message takes about six
+  times its JSON in memory). `CanvasBudget` counts the large ones that all sessions hold at once and refuses a
+  new large one past MAX_HELD_BYTES; a drawing of a few strokes (under SMALL_BYTES) always passes. Sessions are
+  held by weak reference, so a session Streamlit has let go of no longer counts.
 """
 
 from __future__ import annotations
 
 import binascii
+import ctypes
+import functools
+import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +38,9 @@ from vitdemo.preprocess.pipeline import load_image
 MAX_PNG_BYTES = 1_000_000  # a 280x280 drawing is 2-30 kB; random noise at 280x280 RGBA is 314 kB
 MAX_SIDE_FACTOR = 2  # the PNG may be up to twice the canvas's side (a high-density screen's export)
 MAX_OBJECTS = 500  # strokes on one canvas
-MAX_STROKES_JSON = 1_000_000  # the objects' size as JSON, in bytes (about 400 long strokes)
+MAX_STROKES_JSON = 600_000  # the objects' size as JSON, in bytes (five minutes of scribbling: 480 kB)
+SMALL_BYTES = 128_000  # a drawing this light is never refused by the server's budget (a 7: 10 kB)
+MAX_HELD_BYTES = 16_000_000  # large canvas states all sessions hold at once (about 100 MB once parsed)
 MAX_DEPTH = 8  # a Fabric path is 4 levels deep: objects -> object -> path -> command
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _END = object()  # an exhausted iterator in json_weight's walk
@@ -78,22 +90,23 @@ def _scalar_weight(item: Any) -> int:
     raise CanvasRefused("The canvas sent something that is not a drawing: it was not used.")
 
 
-def check_strokes(objects: Any) -> tuple[dict[str, Any], ...]:
-    """The canvas's objects as a tuple of dicts, once they are within MAX_OBJECTS and MAX_STROKES_JSON
-    (CanvasRefused otherwise)."""
+def check_strokes(objects: Any) -> tuple[tuple[dict[str, Any], ...], int]:
+    """The canvas's objects as a tuple of dicts, and their weight (about their bytes as JSON), once they are
+    within MAX_OBJECTS and MAX_STROKES_JSON (CanvasRefused otherwise)."""
     if objects is None:
-        return ()
+        return (), 0
     if not isinstance(objects, list | tuple) or not all(isinstance(o, dict) for o in objects[: MAX_OBJECTS + 1]):
         raise CanvasRefused("The canvas sent something that is not a drawing: it was not used.")
     if len(objects) > MAX_OBJECTS:
         raise CanvasRefused(
             f"That drawing has {len(objects):,} strokes, more than the {MAX_OBJECTS} a canvas takes: press Clear."
         )
-    if json_weight(objects, MAX_STROKES_JSON) > MAX_STROKES_JSON:
+    weight = json_weight(objects, MAX_STROKES_JSON)
+    if weight > MAX_STROKES_JSON:
         raise CanvasRefused(
             f"That drawing's strokes are larger than a canvas takes ({MAX_STROKES_JSON // 1000:,} kB): press Clear."
         )
-    return tuple(objects)
+    return tuple(objects), weight
 
 
 def decode_png(read: Callable[[], bytes | None], side: int) -> np.ndarray | None:
@@ -124,3 +137,55 @@ def decode_png(read: Callable[[], bytes | None], side: int) -> np.ndarray | None
     if max(image.shape[:2]) > largest:
         raise CanvasRefused(f"The canvas sent an image wider than {largest} pixels: it was not used.")
     return image
+
+
+class CanvasBudget:
+    """The large canvas states that all sessions hold at once, within `total` bytes (thread-safe: sessions run in
+    threads of one process). A session is any object it can hold weakly (the UI keeps one in its session state)."""
+
+    def __init__(self, total: int = MAX_HELD_BYTES, small: int = SMALL_BYTES) -> None:
+        self.total, self.small = total, small
+        self._held: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def admit(self, session: object, weight: int) -> bool:
+        """Whether `session` may hold a canvas state of `weight` bytes now (its earlier one is replaced): always
+        for a small one, else while all sessions' large ones stay within `total`."""
+        with self._lock:
+            if weight <= self.small:
+                self._held.pop(session, None)
+                return True
+            others = sum(w for s, w in self._held.items() if s is not session)
+            if others + weight > self.total:
+                return False
+            self._held[session] = weight
+            return True
+
+    def release(self, session: object) -> None:
+        with self._lock:
+            self._held.pop(session, None)
+
+    @property
+    def held(self) -> int:
+        with self._lock:
+            return sum(self._held.values())
+
+
+def give_back_memory() -> bool:
+    """Ask the C allocator to return freed memory to the system (glibc's malloc_trim; elsewhere nothing). Why: a
+    large message is parsed in its session's thread, and glibc keeps what a thread freed in that thread's own
+    arena, so the server's memory would stay at the peak of every session that once parsed one (measured with
+    scripts/trust_probes.py: one session's 30 large drawings left +71 MB without it, +44 MB with it)."""
+    trim = _malloc_trim()
+    return bool(trim is not None and trim(0))
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+BUSY_MESSAGE = "The server holds as many large drawings as it can right now: press Clear and draw with fewer strokes."

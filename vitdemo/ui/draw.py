@@ -43,6 +43,7 @@ class CanvasValue:
     objects: CanvasObjects
     image: np.ndarray | None  # (H, W, 4) uint8 RGBA: white strokes on black
     problem: str | None = None
+    weight: int = 0  # about the bytes it came in: its strokes' JSON and its PNG
 
 
 def draw_canvas(
@@ -67,13 +68,41 @@ def draw_canvas(
             key=key,
         )
         raw = result.json_data if isinstance(result.json_data, dict) else {}
-        objects = canvas_input.check_strokes(raw.get("objects"))
-        image = canvas_input.decode_png(lambda: result.image_bytes, size)
+        objects, weight = canvas_input.check_strokes(raw.get("objects"))
+        png: list[int] = []
+        image = canvas_input.decode_png(lambda: _counted(result.image_bytes, png), size)
     except (AttributeError, TypeError, KeyError):  # a state shaped like no canvas's
         return CanvasValue((), None, "The canvas sent something that is not a drawing: it was not used.")
     except canvas_input.CanvasRefused as exc:
         return CanvasValue((), None, exc.public)
-    return CanvasValue(objects, image)
+    return CanvasValue(objects, image, weight=weight + sum(png))
+
+
+def _counted(data: bytes | None, sizes: list[int]) -> bytes | None:
+    sizes.append(len(data or b""))
+    return data
+
+
+@st.cache_resource(show_spinner=False)
+def canvas_budget() -> canvas_input.CanvasBudget:
+    """The large canvas states all sessions of this server hold at once (vitdemo.preprocess.canvas)."""
+    return canvas_input.CanvasBudget()
+
+
+class _Session:
+    """This session, as the canvas budget holds it: weakly, so a session Streamlit has let go of stops counting."""
+
+
+def _admitted(value: CanvasValue) -> CanvasValue:
+    """`value`, unless the server holds too many large drawings to keep one more (then refused)."""
+    if value.weight > canvas_input.SMALL_BYTES or value.problem is not None:
+        canvas_input.give_back_memory()
+    if value.problem is not None or value.image is None:
+        return value
+    holder = st.session_state.setdefault("_vitdemo_canvas_session", _Session())
+    if canvas_budget().admit(holder, value.weight):
+        return value
+    return CanvasValue((), None, canvas_input.BUSY_MESSAGE)
 
 
 def _sketchbook() -> Sketchbook:
@@ -96,7 +125,7 @@ def sketch_pad(page: str, extra_button: Callable[[], None] | None = None) -> np.
         if book.needs_rebuild(key in st.session_state):
             book = book.rebuild()
             key = f"canvas_{page}_{book.generation}"
-        value = draw_canvas(key, book.base)
+        value = _admitted(draw_canvas(key, book.base))
         if value.problem is not None:
             _refuse_canvas(key, value.problem)
         book = book.record(value.objects, value.image)
