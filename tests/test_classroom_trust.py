@@ -232,7 +232,6 @@ def test_the_server_holds_a_bounded_amount_of_large_drawings() -> None:
     del a  # Streamlit let the session go
     gc.collect()
     assert budget.admit(c, 600) and budget.held == 600
-    assert canvas.give_back_memory() in (True, False)  # glibc's malloc_trim where there is one
 
 
 def test_a_sessions_drawing_history_stays_within_its_budget() -> None:

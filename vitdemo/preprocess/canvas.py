@@ -24,8 +24,6 @@ that, and a fourth bound holds across sessions:
 from __future__ import annotations
 
 import binascii
-import ctypes
-import functools
 import threading
 import weakref
 from collections.abc import Callable
@@ -169,23 +167,6 @@ class CanvasBudget:
     def held(self) -> int:
         with self._lock:
             return sum(self._held.values())
-
-
-def give_back_memory() -> bool:
-    """Ask the C allocator to return freed memory to the system (glibc's malloc_trim; elsewhere nothing). Why: a
-    large message is parsed in its session's thread, and glibc keeps what a thread freed in that thread's own
-    arena, so the server's memory would stay at the peak of every session that once parsed one (measured with
-    scripts/trust_probes.py: one session's 30 large drawings left +71 MB without it, +44 MB with it)."""
-    trim = _malloc_trim()
-    return bool(trim is not None and trim(0))
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        return None
 
 
 BUSY_MESSAGE = "The server holds as many large drawings as it can right now: press Clear and draw with fewer strokes."

@@ -95,8 +95,6 @@ class _Session:
 
 def _admitted(value: CanvasValue) -> CanvasValue:
     """`value`, unless the server holds too many large drawings to keep one more (then refused)."""
-    if value.weight > canvas_input.SMALL_BYTES or value.problem is not None:
-        canvas_input.give_back_memory()
     if value.problem is not None or value.image is None:
         return value
     holder = st.session_state.setdefault("_vitdemo_canvas_session", _Session())
