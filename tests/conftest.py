@@ -86,6 +86,19 @@ def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     return calls
 
 
+@pytest.fixture(autouse=True)
+def loopback_app() -> Iterator[None]:
+    """AppTest starts no server, and Streamlit's default `server.address` (unset) is a server the whole network
+    reaches, where the teacher's role is locked with a one-time code (vitdemo.runs.teacher). The app under AppTest
+    is told it listens on 127.0.0.1, where everyone is the teacher, as at home; a test of the locked role sets
+    another address (or a password) itself."""
+    from streamlit import config
+
+    config.set_option("server.address", "127.0.0.1")
+    yield
+    config.set_option("server.address", None)
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's Chromium: skip without it, unless CI is set (then fail)."""

@@ -140,7 +140,7 @@ def test_the_evaluate_panel_scores_one_model_on_the_class_set(env: ClassSet) -> 
     at = AppTest.from_function(evaluate_app, default_timeout=TIMEOUT_S).run()
     assert any("class set is empty" in t for t in texts(at, "caption"))
     fill(env)
-    classset.submit(env, stroke_image(DIGIT_STROKES["1"]), 4, Actor("person:2", "Ben"))  # a 1 said to be a 4
+    classset.submit(env, stroke_image(DIGIT_STROKES["1"], width=26), 4, Actor("person:2", "Ben"))  # a 1 said to be a 4
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     (metric,) = at.metric

@@ -24,7 +24,7 @@ from vitdemo.runconfig import ClassicRun, PretrainRun, RunConfig, model_kind, ru
 from vitdemo.runs import admission, executor, people
 from vitdemo.runs.claims import is_paused
 from vitdemo.runs.executor import Device
-from vitdemo.runs.limits import Limits, active_problem, counted_epochs, limit_problems
+from vitdemo.runs.limits import Limits, active_problem, class_problem, counted_epochs, limit_problems
 from vitdemo.runs.people import Actor
 from vitdemo.runs.schema import CLI_OWNER
 from vitdemo.runs.store import PAUSED_KEY, OverLimit, Registry, Run, RunNotFound
@@ -146,6 +146,8 @@ def submit(
     bad config or device (ConfigError) or a run over the class limits (OverLimit, naming the limit; the teacher
     has none). Devices, memory and the estimated time are the configured executor's (`estimator`: default, one
     that probes this process's device for the local executor). Wakes the executor, so that the run is claimed."""
+    if actor.blocked:
+        raise people.NotAllowed("The teacher has blocked your name: ask them before you start a run.")
     offered = offered_devices()
     fields = _run_fields(config, offered)
     if not own_name(config) and actor.owner != CLI_OWNER:  # not 'cnn-mnist-w16x2-e1' for every student
@@ -164,11 +166,23 @@ def submit(
     if problem is not None:
         raise OverLimit(problem)
     active_limit = limits.max_active_runs if limits is not None and limits.max_active_runs else None
-    run_id = store.create_run(**fields, status="queued", owner=actor.owner, active_limit=active_limit)
+    class_limit = limits.max_class_runs if limits is not None and limits.max_class_runs else None
+    run_id = store.create_run(
+        **fields, status="queued", owner=actor.owner, active_limit=active_limit, class_limit=class_limit
+    )
     if run_id is None:
-        raise OverLimit(active_problem(limits, active_limit) or "")
+        assert limits is not None
+        raise OverLimit(_full_queue(store, limits, actor.owner))
     wake(store, [fields["device"]], force=True)
     return run_id
+
+
+def _full_queue(store: Registry, limits: Limits, owner: str) -> str:
+    """Which of the two queue limits a refused run met: the student's own, else the class's."""
+    active = store.list_runs(status="queued") + store.list_runs(status="running")
+    mine = sum(r.owner == owner for r in active)
+    fallback = "The queue was full a moment ago: try again."  # a run ended between the insert and this count
+    return active_problem(limits, mine) or class_problem(limits, len(active)) or fallback
 
 
 def start_run(store: Registry, config: RunConfig, pid: int, owner: str = CLI_OWNER) -> int:

@@ -203,18 +203,21 @@ class Registry:
         config: dict[str, Any],
         status: str = "queued",
         active_limit: int | None = None,
+        class_limit: int | None = None,
         **fields: Any,
     ) -> int | None:
         """Insert a run in any status (a CLI run starts as running, a baseline as done). Returns its id, or None
-        when its owner already has `active_limit` runs queued or running (counted in the same transaction, so
-        two quick clicks cannot both pass)."""
+        when its owner already has `active_limit` runs queued or running, or everyone together has `class_limit`
+        (counted in the same transaction, so two quick clicks, or ten names clicking at once, cannot all pass)."""
         with self._file.write() as db:
-            if active_limit is not None:
+            for limit, owner in ((active_limit, fields.get("owner", EARLIER_OWNER)), (class_limit, None)):
+                if limit is None:
+                    continue
                 (active,) = db.execute(
-                    "SELECT COUNT(*) FROM runs WHERE owner = ? AND status IN ('queued', 'running')",
-                    (fields.get("owner", EARLIER_OWNER),),
+                    "SELECT COUNT(*) FROM runs WHERE (?1 IS NULL OR owner = ?1) AND status IN ('queued', 'running')",
+                    (owner,),
                 ).fetchone()
-                if active >= active_limit:
+                if active >= limit:
                     return None
             return _insert_run(db, {"name": name, "kind": kind, "dataset": dataset, "config": config} | fields, status)
 
