@@ -471,7 +471,7 @@ class Race:
         assert self._data is not None
         config = self._built
         for kind, side in self._sides.items():
-            cfg = train_config(config, self._applied, kind, images=side.images, name=f"race-{kind}-{config.dataset}")
+            cfg = train_config(config, self._applied, kind, passes=side.epoch_progress())
             model = copy.deepcopy(side.learner.model).cpu().eval()
             side_view = view.side(kind)
             assert side_view is not None

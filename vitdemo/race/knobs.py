@@ -122,12 +122,12 @@ def model_config(config: RaceConfig, knobs: Knobs, kind: str) -> ViTConfig | CNN
     raise ConfigError(f"a race has a 'vit' and a 'cnn' side, not {kind!r}")
 
 
-def train_config(config: RaceConfig, knobs: Knobs, kind: str, *, images: int = 0, name: str = "") -> TrainConfig:
+def train_config(config: RaceConfig, knobs: Knobs, kind: str, *, passes: float = 0.0, name: str = "") -> TrainConfig:
     """Side `kind` as an ordinary run's config: what `train_step` reads while it races, and what a saved race
-    stores. `images` seen so far give the epochs (passes over the training set, at least one). The validation
-    split is the standard one (`split_seed` = the race's seed), so a saved run scores on the images a run of the
-    same seed would."""
-    epochs = max(1, math.ceil(images / knobs.train_size))
+    stores, its `passes` over the training set rounded up to whole epochs (at least one). The validation split is
+    the standard one (`split_seed` = the race's seed), so a saved run scores on the images a run of the same seed
+    would, and `train_subset` names the race's training images (the first of that split's training images)."""
+    epochs = max(1, math.ceil(passes - 1e-9))
     return TrainConfig(
         model=model_config(config, knobs, kind),
         dataset=config.dataset,

@@ -35,7 +35,8 @@ class RaceData:
     pool: Split  # (P, 28, 28) uint8: the first P images of the run's training split (TrainConfig.train_subset)
     noise_order: torch.Tensor  # (P,) int64: the order in which labels turn wrong as label noise rises
     wrong: torch.Tensor  # (P,) int64: a wrong class for each pool image (never its own)
-    val: Split  # (V, 28, 28): the first V images of the run's standard validation split
+    val: Split  # (V, 28, 28): the first V images of the run's standard validation split: what the curve reads
+    val_all: Split  # (5000, 28, 28): that whole split, which a saved race's run is scored and calibrated on
     test: Split  # the 10,000 test images, for the watched digits
 
 
@@ -48,7 +49,7 @@ def race_data(dataset: str, data_dir: str | None, seed: int, pool: int, val_imag
     order = torch.randperm(n, generator=g)  # (P,)
     wrong = (data.train.labels + torch.randint(1, classes, (n,), generator=g)) % classes  # (P,) never the label
     val = Split(data.val.images[:val_images], data.val.labels[:val_images])
-    return RaceData(dataset, data.mean, data.std, data.classes, data.train, order, wrong, val, data.test)
+    return RaceData(dataset, data.mean, data.std, data.classes, data.train, order, wrong, val, data.val, data.test)
 
 
 def load_race_data(config: RaceConfig, data_dir: str | os.PathLike | None) -> RaceData:
@@ -73,7 +74,7 @@ def training_set(data: RaceData, knobs: Knobs) -> Split:
     if knobs.extra_data:
         from vitdemo.classset.snapshot import with_class_set
 
-        fake = DatasetSplits(data.dataset, split, data.val, data.test, data.mean, data.std, data.classes)
+        fake = DatasetSplits(data.dataset, split, data.val_all, data.test, data.mean, data.std, data.classes)
         split = with_class_set(fake, knobs.extra_data).train
     return split
 
