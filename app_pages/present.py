@@ -5,6 +5,7 @@ import streamlit as st
 
 from vitdemo.ui import classset as classset_ui
 from vitdemo.ui import draw, present, shell
+from vitdemo.ui import race as race_ui
 from vitdemo.views.names import KINDS
 
 with shell.stop_on_failure():
@@ -19,6 +20,7 @@ with shell.stop_on_failure():
             image = draw.sketch_pad("present", extra_button=present.join_button)
             present.join_panel()
             present.learn_strip()
+            race_ui.present_strip()
         analysis = draw.run_analysis(image, models, head_fusion, discard_ratio)
         predictions = analysis.predictions if analysis is not None else {}
         for kind, side in zip(KINDS, sides, strict=True):

@@ -462,7 +462,9 @@ class Race:
         self._before[kind] = tuple(self._points[kind])
         self._points[kind] = []
         self._restarts[kind] += 1
-        self._sides[kind] = sides.Side(kind, config, knobs, self._data)
+        new = sides.Side(kind, config, knobs, self._data)
+        new.compute_s = max(s.compute_s for s in self._sides.values())  # fair from now on, not a catch-up
+        self._sides[kind] = new
         self._point(kind, t, validate=True)
         self._look(kind, t, force=True)
 

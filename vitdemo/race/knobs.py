@@ -20,7 +20,7 @@ from vitdemo.config import DATASETS, CNNConfig, ConfigError, TrainConfig, ViTCon
 from vitdemo.families.spec import check
 
 SIDES = ("cnn", "vit")  # the two models of a race, in the order the page lists them
-LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # a log scale: x3 to x10 per notch
+LEARNING_RATES = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)  # 1-2-5: x10 is three notches
 BATCH_SIZES = (16, 32, 64, 128, 256)
 WEIGHT_DECAYS = (0.0, 0.01, 0.05, 0.1, 0.3, 1.0)
 TRAIN_SIZES = (500, 1000, 2000, 5000, 10000, 20000)  # the slider: 500 to 20,000 images

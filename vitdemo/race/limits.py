@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vitdemo.config import ConfigError
+from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.people import Actor, NotAllowed
 from vitdemo.runs.store import Registry
 
@@ -117,3 +118,22 @@ class Roster:
         now = self.clock()
         for key in [k for k, at in self._racing.items() if now - at > STALE_S]:
             del self._racing[key]
+
+
+def student_gate(key: str, reg: Registry, roster: Roster) -> Callable[[], str | None]:
+    """The gate of student race `key` (vitdemo.race.engine.Race's `gate`): the teacher's cap as the registry holds
+    it now, and whether a run trains on the CPU. Called from the race's thread about once a second; a registry
+    that cannot be read counts as the default cap and a quiet server."""
+
+    def read(call: Callable[[], object], default: object) -> object:
+        try:
+            return call()
+        except RegistryError:
+            return default
+
+    def gate() -> str | None:
+        cap = read(lambda: get_cap(reg), RaceCap())
+        assert isinstance(cap, RaceCap)
+        return roster.gate(key, cap, lambda: bool(read(lambda: cpu_run_training(reg), False)))
+
+    return gate
