@@ -8,7 +8,7 @@ with shell.stop_on_failure():
     title, choice, toggle = st.columns([3, 2, 1], vertical_alignment="center")
     with toggle:
         present = race.present_toggle()
-    title.markdown("### ViT vs CNN: a training race" if present else "## ViT vs CNN: a training race")
+    title.markdown("#### ViT vs CNN: a training race" if present else "## ViT vs CNN: a training race")
     with choice:
         where = race.seat()
     race.live(where, present)

@@ -256,3 +256,15 @@ def test_the_cap_is_stored_and_only_the_teacher_sets_it(tmp_home: Path) -> None:
     assert get_cap(reg) == RaceCap(3, 2000, True)
     with pytest.raises(NotAllowed):
         set_cap(reg, RaceCap(), Actor("person:1", "Ana"))
+
+
+def test_quick_turns_of_one_knob_make_one_mark(make_race) -> None:
+    race = make_race()
+    race.step()
+    for lr in (5e-3, 1e-2, 2e-2):  # a slider moved notch by notch
+        race.set_knobs(dataclasses.replace(KNOBS, lr=lr))
+        race.sync()
+    (mark,) = race.view.marks
+    assert (mark.change.old, mark.change.new) == (KNOBS.lr, 2e-2)
+    race.set_knobs(KNOBS)  # and back where it was: no turn left to mark
+    assert race.sync().marks == ()

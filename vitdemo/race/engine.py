@@ -45,6 +45,7 @@ MAX_POINTS = 600  # per side; past it every second point goes (a chart a few hun
 IDLE_PAUSE_S = 90.0  # a playing race nobody has looked at for this long pauses
 IDLE_EXIT_S = 600.0  # ... and its thread ends after this long (the models stay; a command starts a new thread)
 GATE_EVERY_S = 1.0  # how often a playing race asks its gate whether it may go on
+MERGE_S = 2.0  # turns of one knob closer than this (race seconds) make one mark
 RATE_POINTS = 6  # images per second are measured over this many points (about 3 s)
 State = Literal["starting", "ready", "playing", "paused", "waiting", "failed"]
 T = TypeVar("T")
@@ -450,8 +451,21 @@ class Race:
                 side.new_epoch(len(self._train))
         self._applied = new
         images = tuple(self._sides[k].images for k in SIDES)
-        self._marks.extend(Mark(round(t, 3), images, c) for c in done)
+        for change in done:
+            self._mark(Mark(round(t, 3), images, change))
         self._publish()
+
+    def _mark(self, mark: Mark) -> None:
+        """Add a mark; a turn of the same knob within MERGE_S of the last mark is that mark's continuation (a
+        slider moved notch by notch with the keyboard, or dragged back and forth), and a training knob turned back
+        to where it was leaves no mark."""
+        last = self._marks[-1] if self._marks else None
+        if last is None or last.change.knob != mark.change.knob or mark.t - last.t > MERGE_S:
+            self._marks.append(mark)
+            return
+        self._marks.pop()
+        if last.change.old != mark.change.new or mark.change.restart:  # a restarted model is always marked
+            self._marks.append(dataclasses.replace(last, change=dataclasses.replace(mark.change, old=last.change.old)))
 
     def _restart(self, kind: str, knobs: Knobs, t: float) -> None:
         """A new model for side `kind` (an architecture knob): its old curve is kept as `before`."""

@@ -36,21 +36,34 @@ TURN_WAIT_S = 0.5  # after a knob turn, for its mark
 PRESENT_KEY = "race_present"
 MODE_KEY = "race_mode"
 AXIS_KEY = "race_axis"
+CHART_PX, PRESENT_CHART_PX = 460, 330
 _MINE = "_race_mine"  # this session's own race (a student's)
 _PLAYED = "_race_played"
 _NOTICE = "_race_notice"
 MODES = {"class": "The class race", "mine": "My own race"}
 CSS = """
 <style>
-.vd-race-side {font-size: 0.95rem; margin: 0.1rem 0 0.15rem 0; white-space: nowrap; overflow: hidden;
+.vd-race-head {font-size: 1.05rem; margin: 0; white-space: nowrap;}
+.vd-race-head b {font-size: 1.35rem;}
+.vd-race-detail {font-size: 0.85rem; opacity: 0.8; margin: 0 0 0.2rem 0; white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis;}
-.vd-race-side b {font-size: 1.05rem;}
-.vd-race-status {font-size: 1.05rem; font-weight: 600; margin: 0; padding-top: 0.35rem;}
-[data-testid="stMainBlockContainer"]:has(.st-key-vd_race_present) {padding: 3.2rem 1.2rem 0.2rem 1.2rem;}
-.st-key-vd_race_present [data-testid="stVerticalBlock"] {gap: 0.35rem;}
+.vd-race-status {font-size: 1.05rem; font-weight: 600; margin: 0;}
+.st-key-vd_race [data-testid="stHorizontalBlock"]:has(.vd-watch) {gap: 1.2rem;}
+[data-testid="stMainBlockContainer"]:has(.st-key-vd_race_present) {padding: 3.3rem 1.2rem 0 1.2rem;}
+.st-key-vd_race_present {--vd-u: min(1vh, 0.6vw);}
+.st-key-vd_race_present [data-testid="stVerticalBlock"] {gap: 0.3rem;}
+.st-key-vd_race_present .vd-race-head {font-size: calc(2.2 * var(--vd-u));}
+.st-key-vd_race_present .vd-race-head b {font-size: calc(2.9 * var(--vd-u));}
+.st-key-vd_race_present .vd-race-detail {font-size: calc(1.75 * var(--vd-u));}
+.st-key-vd_race_present .vd-race-status {font-size: calc(2.3 * var(--vd-u));}
 .st-key-vd_race_present [data-testid="stSlider"] {padding-bottom: 0;}
-.st-key-vd_race_present .vd-watch {max-width: 36rem;}
-.st-key-vd_race_present h3 {padding: 0; margin: 0;}
+.st-key-vd_race_present [data-testid="stAlert"] p {font-size: calc(1.9 * var(--vd-u));}
+@media (min-width: 1600px) and (min-height: 900px) {
+  [data-testid="stMainBlockContainer"]:has(.st-key-vd_race_present) {zoom: 1.25;}
+}
+@media (min-width: 1900px) and (min-height: 1060px) {
+  [data-testid="stMainBlockContainer"]:has(.st-key-vd_race_present) {zoom: 1.5;}
+}
 </style>
 """
 
@@ -92,10 +105,12 @@ class Seat:
 
 # --- which race ------------------------------------------------------------------------------------------------
 def present_toggle() -> bool:
-    """Present mode, kept in the address (`?present=1`) so the projector's tab reopens in it."""
+    """Present mode, kept in the address (`?present=1`) so the projector's tab reopens in it: the teacher's."""
+    if not people.is_teacher():
+        return False
     if PRESENT_KEY not in st.session_state:
         st.session_state[PRESENT_KEY] = st.query_params.get("present") == "1"
-    present = st.toggle("Present", key=PRESENT_KEY, help="Laid out for a projector: 1280x720, no sidebar")
+    present = st.toggle("Present mode", key=PRESENT_KEY, help="Laid out for a projector: 1280x720, no sidebar")
     if present:
         st.query_params["present"] = "1"
     elif "present" in st.query_params:
@@ -144,10 +159,10 @@ def _live(where: Seat, present: bool) -> None:
         race.touch()
         view = _settled(race)
         _controls(where, view)
-        left, right = st.columns([2.5, 1] if present else [2.1, 1], gap="medium")
+        left, right = st.columns([2.6, 1] if present else [2.1, 1], gap="medium")
         with left:
-            _chart(race, view, 390 if present else 460)
-            _sides(view, present)
+            _chart(race, view, present)
+            _sides(view)
             _note(view)
         with right:
             cap = where.cap.max_images if where.cap is not None else 0
@@ -181,27 +196,36 @@ def _play(race: Race) -> None:
 
 
 def _controls(where: Seat, view: RaceView) -> None:
-    race, moving = where.race, view.state in ("playing", "waiting")
-    cols = st.columns([1, 1, 1, 1, 3.2, 1.9], vertical_alignment="center")
-    if where.control:
-        if moving:
-            cols[0].button("Pause", key="race_pause", icon=":material/pause:", on_click=race.pause, width="stretch")
-        else:
-            cols[0].button("Play", key="race_play", icon=":material/play_arrow:", type="primary", on_click=_play,
-                           args=(race,), disabled=view.state in ("starting", "failed"), width="stretch")  # fmt: skip
-        cols[1].button("Step", key="race_step", icon=":material/skip_next:", on_click=race.step, width="stretch",
-                       disabled=moving or view.state in ("starting", "failed"), help="One step of each model")  # fmt: skip
-        cols[2].button("Reset", key="race_reset", icon=":material/restart_alt:", on_click=race.reset, width="stretch",
-                       help="Both models from scratch")  # fmt: skip
-        if cols[3].button("Save", key="race_save", icon=":material/save:", width="stretch", disabled=not view.steps,
-                          help="Keep both models as two runs, to compare on Evaluate and the Leaderboard"):  # fmt: skip
-            _save(race)
-    cols[4].markdown(f'<p class="vd-race-status">{_escape(views.status_text(view))}</p>', unsafe_allow_html=True)
-    cols[5].segmented_control("x axis", list(views.AXES), format_func=views.AXES.get, key=AXIS_KEY, default="seconds",
-                              required=True, label_visibility="collapsed")  # fmt: skip
+    """Play or Pause, Step, Reset and Save (for whoever steers), what the race is doing, and the x axis."""
+    status = f'<p class="vd-race-status">{_escape(views.status_text(view))}</p>'
+    if not where.control:
+        text, axis = st.columns([3, 2], vertical_alignment="center")
+        text.markdown(status, unsafe_allow_html=True)
+    else:
+        *buttons, text, axis = st.columns([1, 1, 1, 1, 3.2, 1.9], vertical_alignment="center")
+        _buttons(where.race, view, buttons)
+        text.markdown(status, unsafe_allow_html=True)
+    axis.segmented_control("x axis", list(views.AXES), format_func=views.AXES.get, key=AXIS_KEY, default="seconds",
+                           required=True, label_visibility="collapsed")  # fmt: skip
     notice = st.session_state.pop(_NOTICE, None)
     if notice:
         st.success(notice, icon=":material/check_circle:")
+
+
+def _buttons(race: Race, view: RaceView, cols: list) -> None:
+    moving, stuck = view.state in ("playing", "waiting"), view.state in ("starting", "failed")
+    if moving:
+        cols[0].button("Pause", key="race_pause", icon=":material/pause:", on_click=race.pause, width="stretch")
+    else:
+        cols[0].button("Play", key="race_play", icon=":material/play_arrow:", type="primary", on_click=_play,
+                       args=(race,), disabled=stuck, width="stretch")  # fmt: skip
+    cols[1].button("Step", key="race_step", icon=":material/skip_next:", on_click=race.step, width="stretch",
+                   disabled=moving or stuck, help="One step of each model")  # fmt: skip
+    cols[2].button("Reset", key="race_reset", icon=":material/restart_alt:", on_click=race.reset, width="stretch",
+                   help="Both models from scratch")  # fmt: skip
+    if cols[3].button("Save", key="race_save", icon=":material/save:", width="stretch", disabled=not view.steps,
+                      help="Keep both models as two runs, to compare on Evaluate and the Leaderboard"):  # fmt: skip
+        _save(race)
 
 
 def _escape(text: str) -> str:
@@ -235,27 +259,31 @@ def _figure(race_id: int, version: int, axis: str, height: int, _view: RaceView)
     return views.frozen(views.race_figure(_view, axis, height=height))  # type: ignore[arg-type]
 
 
-def _chart(race: Race, view: RaceView, height: int) -> None:
+def _chart(race: Race, view: RaceView, present: bool) -> None:
+    """The one chart (shorter in Present mode: with the digits and the note under it, it fits 1280x720)."""
     axis = st.session_state.get(AXIS_KEY) or "seconds"
-    fig = _figure(id(race), view.version, axis, height, view)
+    fig = _figure(id(race), view.version, axis, PRESENT_CHART_PX if present else CHART_PX, view)
     st.plotly_chart(fig, key="race_chart", config={"displayModeBar": False}, width="stretch")
 
 
-def _sides(view: RaceView, present: bool) -> None:
-    """For each model: its step counter and speed, and its answers on the ten watched test digits."""
+def _sides(view: RaceView) -> None:
+    """Side by side, each model's accuracy and watched digits right, its step counter and speed, and its answers
+    on the ten watched test digits."""
+    if not view.sides:  # still starting
+        return
     classes = class_names(view.config.dataset)
-    for side in view.sides:
-        color = MODEL_COLORS[side.kind]
-        watched = views.watch_text(side.watch)
-        st.markdown(
-            f'<div class="vd-race-side"><b style="color:{color}">■ {KINDS[side.kind]}</b> '
-            f"{_escape(views.side_text(side))}{' · ' + watched if watched else ''}</div>",
-            unsafe_allow_html=True,
-        )
-        if side.watch is not None:
-            uris = watched_images(view.config.dataset, side.watch.indices)
-            size = "0.78rem" if present else "0.8rem"
-            st.html(learning.digit_row_html(side.watch, classes, uris, font_size=size))
+    for side, col in zip(view.sides, st.columns(len(view.sides)), strict=True):
+        with col:
+            acc = "–" if side.val_acc is None else f"{side.val_acc:.1%}"
+            watched = views.watch_text(side.watch)
+            st.html(
+                f'<p class="vd-race-head"><b style="color:{MODEL_COLORS[side.kind]}">■ {KINDS[side.kind]} {acc}</b>'
+                f"{' · ' + watched if watched else ''}</p>"
+                f'<p class="vd-race-detail">{_escape(views.side_text(side))}</p>'
+            )
+            if side.watch is not None:
+                uris = watched_images(view.config.dataset, side.watch.indices)
+                st.html(learning.digit_row_html(side.watch, classes, uris, font_size="0.72rem"))
 
 
 def _note(view: RaceView) -> None:

@@ -161,17 +161,15 @@ def status_text(view: RaceView) -> str:
 
 
 def side_text(side: SideView) -> str:
-    """'step 412 · 26,368 images (5.3 passes) · 640 images/s · 95.2% right'."""
-    acc = side.val_acc
-    parts = [f"step {side.steps:,}", f"{side.images:,} images ({side.epochs:.1f} passes)"]
-    parts.append(f"{side.images_per_s:,.0f} images/s")
-    if acc is not None:
-        parts.append(f"{acc:.1%} validation")
-    return " · ".join(parts)
+    """'step 412 · 26,368 images (5.3 passes) · 640 images/s'."""
+    return (
+        f"step {side.steps:,} · {side.images:,} images ({side.epochs:.1f} passes) · {side.images_per_s:,.0f} images/s"
+    )
 
 
 def watch_text(row: WatchRow | None) -> str:
-    return "" if row is None else f"{row.right} of {len(row.labels)} watched digits right"
+    """'7/10 digits right' (of the ten watched test digits)."""
+    return "" if row is None else f"{row.right}/{len(row.labels)} digits right"
 
 
 # -- the chart --------------------------------------------------------------------------------------------------
@@ -238,7 +236,8 @@ def _x_end(view: RaceView, axis: Axis) -> float:
 
 
 def race_figure(view: RaceView, axis: Axis = "seconds", *, height: int = 420, font_size: int = 13) -> go.Figure:
-    """The one chart: loss over validation accuracy for both models, knob turns marked."""
+    """The one chart: loss over validation accuracy for both models, knob turns marked. `height` 0 leaves the
+    height to the page (a chart that fills its box)."""
     traces: list[dict[str, Any]] = []
     for side in view.sides:
         if side.before:
@@ -250,7 +249,7 @@ def race_figure(view: RaceView, axis: Axis = "seconds", *, height: int = 420, fo
     end = _x_end(view, axis)
     axis_style = {"gridcolor": GRID, "zeroline": False}
     layout = {
-        "height": height,
+        "height": height or None,
         "margin": {"l": 56, "r": 12, "t": 30, "b": 44},
         "font": {"size": font_size},
         "paper_bgcolor": "rgba(0,0,0,0)",
