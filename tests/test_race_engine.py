@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -268,3 +269,18 @@ def test_quick_turns_of_one_knob_make_one_mark(make_race) -> None:
     assert (mark.change.old, mark.change.new) == (KNOBS.lr, 2e-2)
     race.set_knobs(KNOBS)  # and back where it was: no turn left to mark
     assert race.sync().marks == ()
+
+
+def test_a_share_slows_a_race_and_says_why(make_race) -> None:
+    share = [1.0]
+    race = make_race(share=lambda: share[0])
+    race.play()
+    view = race.wait(lambda v: v.steps > 20, 20)
+    assert view.reason == ""
+    share[0] = 0.2
+    slowed = race.wait(lambda v: v.reason.startswith("slowed down"), 10)
+    assert slowed.state == "playing"
+    busy = [s.compute_s for s in race.call(lambda: list(race._sides.values())).result(10)]
+    time.sleep(1.5)
+    later = [s.compute_s for s in race.call(lambda: list(race._sides.values())).result(10)]
+    assert sum(later) - sum(busy) < 0.5  # at most about a fifth of 1.5 s of the core (plus one step)

@@ -14,7 +14,9 @@ a `Mark` at that moment, so the chart shows where it happened.
 
 A race looks after itself: it pauses when nobody has looked at it (`touch`) for IDLE_PAUSE_S, and its thread ends
 after IDLE_EXIT_S unlooked-at (a later command starts a new thread on the same models). A `gate` (the teacher's cap
-on students' races, a busy server) can hold a playing race; it is asked about once a second.
+on students' races, a busy server) can hold a playing race, and a `share` can slow it to that share of its core
+(the class race while a queued run trains on the CPU: the run keeps most of the machine); both are asked about once a
+second.
 
 Torch-free to import: the thread imports vitdemo.race.sides when it first builds.
 """
@@ -46,6 +48,7 @@ IDLE_PAUSE_S = 90.0  # a playing race nobody has looked at for this long pauses
 IDLE_EXIT_S = 600.0  # ... and its thread ends after this long (the models stay; a command starts a new thread)
 GATE_EVERY_S = 1.0  # how often a playing race asks its gate whether it may go on
 MERGE_S = 2.0  # turns of one knob closer than this (race seconds) make one mark
+SLOWED = "slowed down: a run from the class queue is training on this computer"
 RATE_POINTS = 6  # images per second are measured over this many points (about 3 s)
 State = Literal["starting", "ready", "playing", "paused", "waiting", "failed"]
 T = TypeVar("T")
@@ -176,6 +179,7 @@ class Race:
         *,
         data_dir: str | None = None,
         gate: Callable[[], str | None] | None = None,
+        share: Callable[[], float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         idle_pause_s: float = IDLE_PAUSE_S,
         idle_exit_s: float = IDLE_EXIT_S,
@@ -183,7 +187,7 @@ class Race:
         config, knobs = config or RaceConfig(), knobs or Knobs()
         config.validate()
         knobs.validate()
-        self.data_dir, self.gate, self.clock = data_dir, gate, clock
+        self.data_dir, self.gate, self.share, self.clock = data_dir, gate, share, clock
         self.idle_pause_s, self.idle_exit_s = idle_pause_s, idle_exit_s
         self._cond = threading.Condition()
         self._commands: deque[Callable[[], None]] = deque()
@@ -206,7 +210,7 @@ class Race:
         self._marks: list[Mark] = []
         self._wants_play, self._state, self._reason, self._error = False, "starting", "", ""
         self._t_base, self._t_since = 0.0, None  # race seconds before the current stretch of play; its start
-        self._gate_at, self._held = -float("inf"), ""
+        self._gate_at, self._held, self._share = -float("inf"), "", 1.0
         _RACES.add(self)
         self._ensure_thread()
 
@@ -351,8 +355,10 @@ class Race:
     def _may_play(self) -> bool:
         """Ask the gate (about once a second): a held race stops its clock and waits."""
         now = self.clock()
-        if self.gate is not None and now - self._gate_at >= GATE_EVERY_S:
-            self._gate_at, self._held = now, self.gate() or ""
+        if now - self._gate_at >= GATE_EVERY_S:
+            self._gate_at = now
+            self._held = (self.gate() or "") if self.gate is not None else ""
+            self._share = min(1.0, max(0.05, self.share())) if self.share is not None else 1.0
         if self._held:
             if self._state != "waiting":
                 self._stop_clock()
@@ -361,9 +367,10 @@ class Race:
             with self._cond:
                 self._cond.wait(0.25)
             return False
-        if self._state != "playing":
+        slowed = SLOWED if self._share < 1.0 else ""
+        if self._state != "playing" or self._reason != slowed:
             self._start_clock()
-            self._reason = ""
+            self._reason = slowed
             self._set_state("playing")
         return True
 
@@ -499,7 +506,11 @@ class Race:
         """One step of the side that has had less compute time, then the points and looks that are due."""
         assert self._train is not None
         kind = min(self._sides, key=lambda k: self._sides[k].compute_s)
+        before = self._sides[kind].compute_s
         self._sides[kind].step(self._train)
+        if self._share < 1.0:  # give the rest of the core away: wait as long as the step's share asks
+            with self._cond:
+                self._cond.wait((self._sides[kind].compute_s - before) * (1.0 / self._share - 1.0))
         t, moved = self._race_time(), False
         for k in SIDES:
             if t - self._last_point[k] >= POINT_EVERY_S:

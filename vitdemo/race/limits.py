@@ -137,3 +137,19 @@ def student_gate(key: str, reg: Registry, roster: Roster) -> Callable[[], str | 
         return roster.gate(key, cap, lambda: bool(read(lambda: cpu_run_training(reg), False)))
 
     return gate
+
+
+BUSY_SHARE = 0.35  # the class race's share of its core while a queued run trains on the CPU (measured: see README)
+
+
+def class_share(reg: Registry) -> Callable[[], float]:
+    """The class race's `share` (vitdemo.race.engine.Race): all of its core, or BUSY_SHARE of it while a queued run
+    trains on the CPU, so the run is not starved and the class still sees the race move."""
+
+    def share() -> float:
+        try:
+            return BUSY_SHARE if cpu_run_training(reg) else 1.0
+        except RegistryError:
+            return 1.0
+
+    return share

@@ -19,7 +19,7 @@ import streamlit as st
 from vitdemo.data import class_names
 from vitdemo.race.engine import Race, RaceView
 from vitdemo.race.knobs import Knobs, clamp_train_size
-from vitdemo.race.limits import RaceCap, Roster, student_gate
+from vitdemo.race.limits import RaceCap, Roster, class_share, student_gate
 from vitdemo.race.save import NothingToSave, save_race
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.ui import people, race_knobs
@@ -80,7 +80,7 @@ class Shared:
     def class_race(self, data: str) -> Race:
         with self._lock:
             if self._race is None:
-                self._race = Race(data_dir=data)
+                self._race = Race(data_dir=data, share=class_share(registry()))
             return self._race
 
     @property
