@@ -146,32 +146,35 @@ async def teacher_play(ws) -> tuple[Render, float]:
     return shown, time.monotonic() - t0
 
 
-async def watcher(url: str, stop: asyncio.Event, refreshes: list[float], errors: list[str]) -> None:
-    """A student's device showing the class race: the page, then its live fragment every second."""
+async def watcher(url: str, stop: asyncio.Event, refreshes: list[float], errors: list[str], every_s: float) -> None:
+    """A student's device showing the class race: the page, then its live fragment every `every_s` (the page's
+    timer: vitdemo.ui.race.WATCH_EVERY_S for a read-only view)."""
     try:
         async with server_bench.connect(url) as ws:
             fragment = (await render(ws)).fragment
             while not stop.is_set():
                 started = time.monotonic()
                 refreshes.append((await render(ws, fragment=fragment)).seconds)
-                await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+                await asyncio.sleep(max(0.0, every_s - (time.monotonic() - started)))
     except (TimeoutError, OSError) as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
 
 
-async def watched_rate(url: str, teacher, fragment: str, n: int, seconds: float, pid: int) -> None:
-    """The race's images/s for each model while `n` sessions watch it for `seconds`."""
-    stop, refreshes, errors = asyncio.Event(), [], []
-    tasks = [asyncio.create_task(watcher(url, stop, refreshes, errors)) for _ in range(n)]
+async def watched_rate(url: str, teacher, fragment: str, n: int, args: argparse.Namespace, pid: int) -> None:
+    """The race's images/s for each model while `n` sessions watch it for --phase-s seconds."""
+    stop, refreshes, errors, seconds = asyncio.Event(), [], [], args.phase_s
+    tasks = [asyncio.create_task(watcher(url, stop, refreshes, errors, args.watch_every_s)) for _ in range(n)]
     await asyncio.sleep(3.0 if n else 0.0)  # everyone in
     before, cpu0, t0 = (await render(teacher, fragment=fragment)).sides(), cpu_seconds(pid), time.monotonic()
+    me0 = time.process_time()
     await asyncio.sleep(seconds)
     after, cpu1, t1 = (await render(teacher, fragment=fragment)).sides(), cpu_seconds(pid), time.monotonic()
+    me = (time.process_time() - me0) / (t1 - t0)
     stop.set()
     await asyncio.gather(*tasks)
     rates = "  ".join(f"{k} {(after[k][2] - before[k][2]) / (t1 - t0):,.0f} images/s" for k in ("CNN", "ViT"))
     fig = f"  refresh p50 {pct(refreshes, 0.5):.3f} s p95 {pct(refreshes, 0.95):.3f} s ({len(refreshes)})" if n else ""
-    print(f"  {n:2d} watching: {rates}  server {(cpu1 - cpu0) / (t1 - t0):.0%} of a core{fig}"
+    print(f"  {n:2d} watching: {rates}  server {(cpu1 - cpu0) / (t1 - t0):.0%} of a core, these clients {me:.0%}{fig}"
           f"{f'  errors {len(errors)}' if errors else ''}")  # fmt: skip
 
 
@@ -194,22 +197,33 @@ async def drawing(url: str, pid: int, n: int, seconds: float) -> None:
     server_bench.report(report)
 
 
-async def server_part(url: str, pid: int, reg, data_dir: str | None, args: argparse.Namespace) -> None:
+async def queue_run(reg, data_dir: str | None, label: str) -> float | None:
     loop = asyncio.get_running_loop()
-    alone = await loop.run_in_executor(None, wait_run, reg, start_run(reg, data_dir, RUN), 600)
-    print(f"server: the queue's 1-epoch CNN run alone: {alone or float('nan'):.1f} s")
+    took = await loop.run_in_executor(None, wait_run, reg, start_run(reg, data_dir, RUN), 600)
+    print(f"  the queue's 1-epoch CNN run {label}: {took or float('nan'):.1f} s of training")
+    return took
+
+
+async def server_part(url: str, pid: int, reg, data_dir: str | None, args: argparse.Namespace) -> None:
+    print("server:")
+    alone = [await queue_run(reg, data_dir, "alone")]
     async with server_bench.connect(url) as teacher:
         shown, first_s = await teacher_play(teacher)
         print(f"  Play to the first trained point on the teacher's websocket: {first_s:.2f} s")
         for n in (0, *args.sessions):
-            await watched_rate(url, teacher, shown.fragment, n, args.phase_s, pid)
+            await watched_rate(url, teacher, shown.fragment, n, args, pid)
         print(f"  knob turn to its mark on the chart: {await knob_latency(teacher, shown.ids, shown.fragment):.2f} s")
         keep = asyncio.create_task(_keep_watching(teacher, shown.fragment))
         await drawing(url, pid, args.drawing, args.phase_s)
-        raced = await loop.run_in_executor(None, wait_run, reg, start_run(reg, data_dir, RUN), 600)
+        raced = await queue_run(reg, data_dir, "while the race plays (slowed to its share)")
+        race_during = (await render(teacher, fragment=shown.fragment)).sides()
         keep.cancel()
-    ratio = f"{raced / alone:.2f}x" if raced and alone else "n/a"
-    print(f"  the same run while the race plays: {raced or float('nan'):.1f} s ({ratio} alone)")
+        pause = WidgetState(id=(await render(teacher, fragment=shown.fragment)).ids["Pause"], trigger_value=True)
+        await render(teacher, [pause], shown.fragment)
+    alone.append(await queue_run(reg, data_dir, "alone again, the race paused"))
+    known = [a for a in alone if a]
+    ratio = f"{raced / (sum(known) / len(known)):.2f}x" if raced and known else "n/a"
+    print(f"  the run with the race on: {ratio} its mean time alone; the race then: {race_during}")
 
 
 async def _keep_watching(teacher, fragment: str) -> None:
@@ -225,6 +239,7 @@ def main() -> int:
     parser.add_argument("--sessions", default="10,30", help="comma-separated numbers of watching sessions")
     parser.add_argument("--phase-s", type=float, default=20.0, help="seconds each rate is measured over")
     parser.add_argument("--drawing", type=int, default=10, help="students drawing on Draw while the race plays")
+    parser.add_argument("--watch-every-s", type=float, default=2.0, help="a watching session's refresh (the page's)")
     parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--skip-process", action="store_true")
     args = parser.parse_args()

@@ -31,6 +31,7 @@ from vitdemo.views.colors import MODEL_COLORS
 from vitdemo.views.names import KINDS
 
 RACE_EVERY_S = 1.0  # the live fragment's refresh: a knob turn or a new point shows within a second
+WATCH_EVERY_S = 2.0  # ... on a student's device watching the class race: 30 of them cost the race half as much
 PLAY_WAIT_S = 0.9  # after Play, a render waits this long at most for the first trained point
 TURN_WAIT_S = 0.5  # after a knob turn, for its mark
 PRESENT_KEY = "race_present"
@@ -40,6 +41,7 @@ CHART_PX, PRESENT_CHART_PX = 460, 330
 _MINE = "_race_mine"  # this session's own race (a student's)
 _PLAYED = "_race_played"
 _NOTICE = "_race_notice"
+_SAVING = "_race_saving"  # Save was pressed: waiting for a student's name, then saving
 MODES = {"class": "The class race", "mine": "My own race"}
 CSS = """
 <style>
@@ -150,7 +152,7 @@ def seat() -> Seat:
 def live(where: Seat, present: bool) -> None:
     """Buttons, figures, the chart, the watched digits and the knobs, refreshed every RACE_EVERY_S."""
     st.html(CSS)
-    st.fragment(_live, run_every=RACE_EVERY_S)(where, present)
+    st.fragment(_live, run_every=RACE_EVERY_S if where.control else WATCH_EVERY_S)(where, present)
 
 
 def _live(where: Seat, present: bool) -> None:
@@ -225,6 +227,8 @@ def _buttons(race: Race, view: RaceView, cols: list) -> None:
                    help="Both models from scratch")  # fmt: skip
     if cols[3].button("Save", key="race_save", icon=":material/save:", width="stretch", disabled=not view.steps,
                       help="Keep both models as two runs, to compare on Evaluate and the Leaderboard"):  # fmt: skip
+        st.session_state[_SAVING] = True
+    if st.session_state.get(_SAVING):
         _save(race)
 
 
@@ -235,10 +239,12 @@ def _escape(text: str) -> str:
 
 
 def _save(race: Race) -> None:
+    """Save both sides as runs of whoever pressed Save (a student gives a name first: their runs carry it)."""
     actor = people.actor()
     if actor is None:
-        people.name_form()  # a student gives a name once: their runs carry it
+        people.name_form()  # shown on every refresh until the name is given, then the save goes on
         return
+    st.session_state[_SAVING] = False
     try:
         with st.spinner("Scoring both models on the 10,000 test images and saving them…"):
             ids = save_race(registry(), race.export(), actor.owner)
