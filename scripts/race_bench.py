@@ -191,9 +191,10 @@ async def knob_latency(teacher, ids: dict[str, str], fragment: str) -> float:
     return time.monotonic() - t0
 
 
-async def drawing(url: str, pid: int, n: int, seconds: float) -> None:
+async def drawing(url: str, pid: int, n: int, seconds: float, label: str) -> None:
+    """`n` students on the Draw page (server_bench's), a drawing every 2 s: the p50/p95 of their answers."""
     args = argparse.Namespace(draw_s=seconds, pause_s=2.0, max_s=seconds + 60)
-    report = await server_bench.phase(f"{n} drawing, race on", url, pid, n, args, None)
+    report = await server_bench.phase(f"{n} drawing, {label}", url, pid, n, args, None)
     server_bench.report(report)
 
 
@@ -204,7 +205,28 @@ async def queue_run(reg, data_dir: str | None, label: str) -> float | None:
     return took
 
 
+async def queue_rounds(url: str, reg, data_dir: str | None, rounds: int) -> None:
+    """The queue's run alone and while the race plays, `rounds` times in turn (the machine's other load moves)."""
+    async with server_bench.connect(url) as teacher:
+        shown, _ = await teacher_play(teacher)
+        pause = WidgetState(id=(await render(teacher, fragment=shown.fragment)).ids["Pause"], trigger_value=True)
+        await render(teacher, [pause], shown.fragment)
+        for _ in range(rounds):
+            await queue_run(reg, data_dir, f"alone (load {os.getloadavg()[0]:.1f})")
+            page = await render(teacher, fragment=shown.fragment)
+            await render(teacher, [WidgetState(id=page.ids["Play"], trigger_value=True)], shown.fragment)
+            keep = asyncio.create_task(_keep_watching(teacher, shown.fragment))
+            await queue_run(reg, data_dir, f"with the race on (load {os.getloadavg()[0]:.1f})")
+            keep.cancel()
+            page = await render(teacher, fragment=shown.fragment)
+            print(f"    the race meanwhile: {page.sides()}")
+            await render(teacher, [WidgetState(id=page.ids["Pause"], trigger_value=True)], shown.fragment)
+
+
 async def server_part(url: str, pid: int, reg, data_dir: str | None, args: argparse.Namespace) -> None:
+    if args.queue_rounds:
+        await queue_rounds(url, reg, data_dir, args.queue_rounds)
+        return
     print("server:")
     alone = [await queue_run(reg, data_dir, "alone")]
     async with server_bench.connect(url) as teacher:
@@ -214,12 +236,13 @@ async def server_part(url: str, pid: int, reg, data_dir: str | None, args: argpa
             await watched_rate(url, teacher, shown.fragment, n, args, pid)
         print(f"  knob turn to its mark on the chart: {await knob_latency(teacher, shown.ids, shown.fragment):.2f} s")
         keep = asyncio.create_task(_keep_watching(teacher, shown.fragment))
-        await drawing(url, pid, args.drawing, args.phase_s)
+        await drawing(url, pid, args.drawing, args.phase_s, "race on")
         raced = await queue_run(reg, data_dir, "while the race plays (slowed to its share)")
         race_during = (await render(teacher, fragment=shown.fragment)).sides()
         keep.cancel()
         pause = WidgetState(id=(await render(teacher, fragment=shown.fragment)).ids["Pause"], trigger_value=True)
         await render(teacher, [pause], shown.fragment)
+        await drawing(url, pid, args.drawing, args.phase_s, "race paused")
     alone.append(await queue_run(reg, data_dir, "alone again, the race paused"))
     known = [a for a in alone if a]
     ratio = f"{raced / (sum(known) / len(known)):.2f}x" if raced and known else "n/a"
@@ -241,6 +264,10 @@ def main() -> int:
     parser.add_argument("--drawing", type=int, default=10, help="students drawing on Draw while the race plays")
     parser.add_argument("--watch-every-s", type=float, default=2.0, help="a watching session's refresh (the page's)")
     parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument(
+        "--queue-rounds", type=int, default=0, help="only: the queue's run alone / with the race, N times"
+    )
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE", help="for the server only")
     parser.add_argument("--skip-process", action="store_true")
     args = parser.parse_args()
     args.sessions = [int(s) for s in args.sessions.split(",") if s]
@@ -249,7 +276,7 @@ def main() -> int:
     if not args.skip_process:
         in_process(data_dir, (5.0, 15.0, 60.0))
     if not args.skip_server:
-        with bench_server({}) as (url, pid, reg, data):
+        with bench_server(dict(kv.split("=", 1) for kv in args.server_env)) as (url, pid, reg, data):
             print(f"server pid {pid} at {url}, load average {os.getloadavg()[0]:.1f}")
             asyncio.run(server_part(url, pid, reg, data, args))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

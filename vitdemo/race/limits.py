@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -140,15 +141,25 @@ def student_gate(key: str, reg: Registry, roster: Roster) -> Callable[[], str | 
 
 
 BUSY_SHARE = 0.35  # the class race's share of its core while a queued run trains on the CPU (measured: see README)
+ENV_SHARE = "VITDEMO_RACE_SHARE"  # another share (0.05 to 1): a server whose runs train on a GPU can give 1
+
+
+def busy_share() -> float:
+    raw = os.environ.get(ENV_SHARE, "").strip()
+    try:
+        return min(1.0, max(0.05, float(raw))) if raw else BUSY_SHARE
+    except ValueError:
+        return BUSY_SHARE
 
 
 def class_share(reg: Registry) -> Callable[[], float]:
-    """The class race's `share` (vitdemo.race.engine.Race): all of its core, or BUSY_SHARE of it while a queued run
-    trains on the CPU, so the run is not starved and the class still sees the race move."""
+    """The class race's `share` (vitdemo.race.engine.Race): all of its core, or `busy_share()` of it while a queued
+    run trains on the CPU, so the run is not starved and the class still sees the race move."""
+    busy = busy_share()
 
     def share() -> float:
         try:
-            return BUSY_SHARE if cpu_run_training(reg) else 1.0
+            return busy if cpu_run_training(reg) else 1.0
         except RegistryError:
             return 1.0
 
