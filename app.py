@@ -9,6 +9,7 @@ pages = [
     st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:", default=True),
     st.Page("app_pages/present.py", title="Present", icon=":material/co_present:"),
     st.Page("app_pages/lab.py", title="Robustness lab", icon=":material/tune:"),
+    st.Page("app_pages/race.py", title="Race", icon=":material/sprint:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     st.Page("app_pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),

@@ -5,6 +5,7 @@ import streamlit as st
 
 from vitdemo.ui import classset as classset_ui
 from vitdemo.ui import draw, present, shell
+from vitdemo.ui import race as race_ui
 from vitdemo.views.names import KINDS
 
 with shell.stop_on_failure():
@@ -20,6 +21,7 @@ with shell.stop_on_failure():
             present.join_panel()
             present.race_board(selection.dataset)
             present.learn_strip()
+            race_ui.present_strip()
         analysis = draw.run_analysis(image, models, head_fusion, discard_ratio)
         predictions = analysis.predictions if analysis is not None else {}
         for kind, side in zip(KINDS, sides, strict=True):

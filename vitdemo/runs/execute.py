@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import torch
 from torch import nn
@@ -162,8 +162,9 @@ def _temperature(result: TrainResult, data: DatasetSplits) -> float:
 
 
 def _save(
-    checkpoint_dir: Path, run: Run, config: TrainConfig, result: TrainResult, scores: Scores, temperature: float
-) -> Path:
+    checkpoint_dir: Path, run: Run, config: TrainConfig, result: TrainResult, scores: Scores, temperature: float,
+    extra_metrics: dict[str, Any] | None = None,
+) -> Path:  # fmt: skip
     metrics = {
         "val_acc": result.val_acc,
         "test_acc": scores.accuracy,
@@ -175,6 +176,7 @@ def _save(
         "best_epoch": result.best_epoch,
         "kept": result.kept,  # "best" or "last" (no validation images to choose by)
         "history": [e.to_dict() for e in result.history],  # a shipped copy keeps its curves on the leaderboard
+        **(extra_metrics or {}),
     }
     meta = make_meta(
         config.model,
@@ -218,14 +220,28 @@ def _train_run(
     if result.cancelled:
         emit(events.Cancelled(result.train_time_s))
         return result
+    deliver(run, checkpoint_dir, result, data, emit, watch=watch, send_files=send_files, others=tuple(encoder))
+    return result
+
+
+def deliver(
+    run: Run, checkpoint_dir: Path, result: TrainResult, data: DatasetSplits, emit: Emit, *,
+    watch: WatchCallback | None = None, send_files: bool = False, others: tuple[RunFile, ...] = (),
+    extra_metrics: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """The end of a finished training, wherever it trained (a run's child, the CLI, a saved race): the kept
+    weights scored on the test split, a calibration temperature fitted on the validation split, the checkpoint
+    written into the run's folder (with `extra_metrics` in its header), the kept weights' watched answers (with
+    `watch`) and the Result event."""
+    config = result.config
     scores = _score_test(result, data, config)
     temperature = _temperature(result, data)
-    path = _save(checkpoint_dir, run, config, result, scores, temperature)
-    watch.finish(result.model, result.best_epoch, temperature)
+    path = _save(checkpoint_dir, run, config, result, scores, temperature, extra_metrics)
+    if watch is not None:
+        watch.finish(result.model, result.best_epoch, temperature)
     columns = {"val_acc": result.val_acc, "test_acc": scores.accuracy, "macro_f1": scores.report.macro_f1,
                "train_time_s": result.train_time_s}  # fmt: skip
-    emit(events.Result(columns, _made(path, send_files), tuple(encoder)))
-    return result
+    emit(events.Result(columns, _made(path, send_files), others))
 
 
 def execute(

@@ -8,7 +8,8 @@
 //    (tens of ms; a second or more on a busy device): its drawing surface then sits one canvas height below its
 //    place, and a stroke begun there lands on the buttons when it moves up. So a pad's canvas stays hidden
 //    (visibility: no strokes either) until its surface is where the canvas belongs.
-// 2. The sidebar: collapsed when a page is opened on a narrow screen or on Present.
+// 2. The sidebar: collapsed when a page is opened on a narrow screen, on Present, or in a page's present mode
+//    (?present=1 in the address: the Race page's).
 // 3. Undo, Clear and the earlier drawings' buttons make the server send a new canvas. From the press until it is
 //    on the page, the old canvas is dimmed and takes no strokes: one drawn on it meanwhile would vanish with it
 //    (on a busy class server that is a second or more). Should no new canvas come (the run failed), the old one
@@ -164,11 +165,11 @@
 
   let lastPath = null;
   const collapseSidebarOnArrival = () => {
-    const path = window.location.pathname;
+    const path = window.location.pathname + window.location.search;
     const button = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
     if (path === lastPath || !button) return; // no sidebar yet: try again on the next change
     lastPath = path;
-    const present = /\/present\/?$/.test(path);
+    const present = /\/present\/?$/.test(window.location.pathname) || /[?&]present=1/.test(window.location.search);
     if (!(present || window.innerWidth < NARROW_PX) || button.getAttribute("aria-expanded") === "false") return;
     // Streamlit remembers a click on this button as the user's choice; ours is not one, so put that back.
     const saved = Object.keys(localStorage).filter((k) => k.startsWith("stSidebarCollapsed-"));

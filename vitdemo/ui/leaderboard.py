@@ -13,9 +13,9 @@ import streamlit as st
 
 from vitdemo.config import ConfigError
 from vitdemo.paths import shipped_dir
+from vitdemo.runs import milestones as run_race
 from vitdemo.runs import people as run_people
 from vitdemo.runs import queue
-from vitdemo.runs import race as run_race
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.store import STATUSES, Registry, Run
@@ -23,7 +23,7 @@ from vitdemo.ui import people
 from vitdemo.ui.shell import registry
 from vitdemo.ui.train import prefill_form
 from vitdemo.ui.widgets import family_picker
-from vitdemo.views import charts, forms, label_budget, race
+from vitdemo.views import charts, forms, label_budget, standings
 from vitdemo.views.names import DATASETS_SHORT, KINDS, family_name
 
 _NOTICE = "_runs_notice"  # a message that must survive one st.rerun (e.g. after a delete)
@@ -179,17 +179,17 @@ def label_budget_section() -> None:
 
 def race_section(reg: Registry, dataset: str) -> None:
     """Fastest to 99% (or 98, 99.5), per person, one table per device: only runs on the same device compare."""
-    targets = {race.milestone_label(m): m for m in run_race.MILESTONES}
+    targets = {standings.milestone_label(m): m for m in run_race.MILESTONES}
     picked = st.segmented_control(
-        "Finish line", list(targets), default=race.milestone_label(run_race.TARGET), key="lb_race_target"
+        "Finish line", list(targets), default=standings.milestone_label(run_race.TARGET), key="lb_race_target"
     )
     target = targets.get(picked or "", run_race.TARGET)
     board = run_race.standings(reg, dataset, target)
     if not board:
-        st.info(race.empty_race_text(target), icon=":material/sports_score:")
+        st.info(standings.empty_race_text(target), icon=":material/sports_score:")
         return
     for device, finishes in board.items():
         st.caption(
-            f"Validation accuracy {race.milestone_label(target)} {race.device_label(device)}: each person's fastest run"
+            f"Validation accuracy {standings.milestone_label(target)} {standings.device_label(device)}: each person's fastest run"
         )
-        st.dataframe(race.standings_frame(finishes), hide_index=True, column_config=RACE_COLUMNS)
+        st.dataframe(standings.standings_frame(finishes), hide_index=True, column_config=RACE_COLUMNS)

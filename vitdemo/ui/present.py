@@ -8,13 +8,13 @@ import numpy as np
 import streamlit as st
 
 from vitdemo.explain.inference import Analysis, Prediction
-from vitdemo.runs import race as run_race
+from vitdemo.runs import milestones as run_race
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.training.watch import WatchRow
 from vitdemo.ui import draw
 from vitdemo.ui.shell import registry, stop_on_failure
 from vitdemo.ui.watching import watch_row
-from vitdemo.views import display, join, learning, race
+from vitdemo.views import display, join, learning, standings
 from vitdemo.views.charts import literal_markdown
 from vitdemo.views.colors import overlay
 from vitdemo.views.names import EXPLANATIONS, KINDS
@@ -190,8 +190,8 @@ def race_board(dataset: str) -> None:
     with st.popover("Race to 99%", icon=":material/sports_score:"):
         board = run_race.standings(registry(), dataset)
         if not board:
-            st.caption(race.empty_race_text(run_race.TARGET))
+            st.caption(standings.empty_race_text(run_race.TARGET))
         for device, finishes in board.items():
-            st.caption(f"Fastest to {race.milestone_label(run_race.TARGET)} {race.device_label(device)}")
-            frame = race.standings_frame(finishes[:5])[["place", "who", "model", "time"]]
+            st.caption(f"Fastest to {standings.milestone_label(run_race.TARGET)} {standings.device_label(device)}")
+            frame = standings.standings_frame(finishes[:5])[["place", "who", "model", "time"]]
             st.dataframe(frame, hide_index=True)

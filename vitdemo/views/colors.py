@@ -1,4 +1,5 @@
-"""The one colour map of the app: heat maps as images (`colorize`, `overlay`) and as plotly colour scales.
+"""The app's colours: the two models' (`MODEL_COLORS`) and the one colour map, for heat maps as images (`colorize`,
+`overlay`) and as plotly colour scales.
 
 matplotlib's 'inferno' (BIDS, CC0): perceptually uniform, dark to bright, readable in grey-scale print and by
 most colour-blind viewers. The explanation overlays and the confusion matrix use the same table.
@@ -8,6 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+
+# The theme's accent for the ViT, blue for the CNN: every chart that shows both models (the robustness sweep, the
+# race) draws them in these, so the class learns them once.
+MODEL_COLORS = {"vit": "#ff7a45", "cnn": "#5b8def"}
 
 # 'inferno' sampled at entries 0, 16, ..., 240, 255 of its 256-entry table.
 INFERNO_AT = np.array([0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 255]) / 255.0

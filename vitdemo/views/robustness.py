@@ -9,9 +9,9 @@ from plotly.subplots import make_subplots
 
 from vitdemo.explain.robustness import SweepResult
 from vitdemo.views.charts import PALETTE
+from vitdemo.views.colors import MODEL_COLORS
 from vitdemo.views.names import KINDS, kind_name
 
-MODEL_COLORS = {"vit": PALETTE[0], "cnn": PALETTE[1]}  # the theme's accent for the ViT, blue for the CNN
 CHANGE_TITLES = {"shift": "shift", "rotate": "rotation", "scale": "scale", "stroke": "stroke width"}
 TIE = 0.01  # mean accuracies closer than one point: "about the same"
 UNITS = {"shift": " px", "rotate": "°", "scale": "×", "stroke": ""}

@@ -9,9 +9,10 @@ import pytest
 from apptest import open_page
 
 from vitdemo.config import CNNConfig, TrainConfig
-from vitdemo.runs import people, race
+from vitdemo.runs import milestones as race
+from vitdemo.runs import people
 from vitdemo.runs.store import Registry
-from vitdemo.views import race as race_view
+from vitdemo.views import standings as race_view
 
 CONFIG = TrainConfig(model=CNNConfig()).to_dict()
 
