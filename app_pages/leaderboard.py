@@ -21,6 +21,9 @@ with shell.stop_on_failure():
     by_id = {r.id: r for r in runs}
     picked = [by_id[i] for i in shown["id"]] or runs
 
+    st.markdown("### Race: fastest to 99%")
+    leaderboard.race_section(reg, shell.selection().dataset)
+
     st.markdown("### Which model reads our class best?")
     classset_ui.leaderboard(classset_ui.store(), shell.selection().dataset)
 

@@ -19,6 +19,7 @@ with shell.stop_on_failure():
         with pad:
             image = draw.sketch_pad("present", extra_button=present.join_button)
             present.join_panel()
+            present.race_board(selection.dataset)
             present.learn_strip()
             race_ui.present_strip()
         analysis = draw.run_analysis(image, models, head_fusion, discard_ratio)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from vitdemo.ui import people, shell, train
+from vitdemo.ui import classroom, people, shell, train
 from vitdemo.views import forms
 
 with shell.stop_on_failure():
@@ -16,8 +16,8 @@ with shell.stop_on_failure():
     with left:
         train.preset_buttons()
         values = train.train_form(devices)
-        if actor is not None and actor.teacher and people.teacher_password() is not None:
-            people.class_settings(reg)
+        if actor is not None and actor.teacher and not people.teacher_access().open:
+            classroom.class_settings(reg)
     with right:
         st.markdown("#### Before you start")
         config, messages = forms.check_values(values, devices)

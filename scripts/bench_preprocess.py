@@ -18,7 +18,7 @@ import torch
 
 from vitdemo.checkpoints import load_checkpoint
 from vitdemo.data import load_raw
-from vitdemo.inference import analyze
+from vitdemo.explain.inference import analyze
 from vitdemo.paths import shipped_dir
 from vitdemo.preprocess.pipeline import preprocess
 from vitdemo.synth.drawn import drawn_digits

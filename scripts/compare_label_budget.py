@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 from vitdemo.checkpoints import read_meta  # noqa: E402
 from vitdemo.config import CNNConfig, ModelConfig, TrainConfig, ViTConfig  # noqa: E402
 from vitdemo.data import DatasetSplits, Split, load_dataset  # noqa: E402
-from vitdemo.evaluate import Scores, score_model  # noqa: E402
+from vitdemo.evaluate import score_model
+from vitdemo.metrics import Scores
 from vitdemo.pretrain import PretrainConfig, is_pretrained_encoder, pretrain_encoder, save_encoder  # noqa: E402
 from vitdemo.threads import configure_threads  # noqa: E402
 from vitdemo.training.loop import labelled_split, resolve_device, train  # noqa: E402

@@ -88,9 +88,11 @@ def serve_app(
     log_path: str | os.PathLike | None = None,
     timeout_s: float = 90.0,
     address: str = "127.0.0.1",
+    root: str | os.PathLike = REPO_ROOT,
 ) -> Iterator[str]:
     """Run `streamlit run app` on a free port until the block ends; yields the base URL (on 127.0.0.1).
     `address` is what the server listens on: the loopback only, unless a script needs what a classroom sees.
+    `root` is the checkout it runs from (scripts/trust_probes.py runs an older one for its "before" figures).
 
     `env` is added to this process's environment. The server's output goes to `log_path` (default: a
     temporary file), whose tail is in the error when it does not come up. The server is always stopped.
@@ -113,7 +115,7 @@ def serve_app(
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             cmd,
-            cwd=REPO_ROOT,
+            cwd=root,
             env={**os.environ, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -60,9 +60,17 @@ def mnist_checkpoints(checkpoints_dir: Path) -> Path:
 def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """VITDEMO_HOME in a fresh temporary folder, so no test touches ./runs."""
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)  # the `reg` fixture may have made it: the same registry
     monkeypatch.setenv("VITDEMO_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Any:
+    """A fresh run registry in a temporary folder."""
+    from vitdemo.runs.store import Registry
+
+    return Registry(tmp_path / "home")
 
 
 @pytest.fixture(autouse=True)
@@ -76,6 +84,19 @@ def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     calls: list[tuple] = []
     monkeypatch.setattr(local, "ensure_worker", lambda *args, **kwargs: calls.append(args) or True)
     return calls
+
+
+@pytest.fixture(autouse=True)
+def loopback_app() -> Iterator[None]:
+    """AppTest starts no server, and Streamlit's default `server.address` (unset) is a server the whole network
+    reaches, where the teacher's role is locked with a one-time code (vitdemo.runs.teacher). The app under AppTest
+    is told it listens on 127.0.0.1, where everyone is the teacher, as at home; a test of the locked role sets
+    another address (or a password) itself."""
+    from streamlit import config
+
+    config.set_option("server.address", "127.0.0.1")
+    yield
+    config.set_option("server.address", None)
 
 
 @pytest.fixture(scope="session")
@@ -131,3 +152,19 @@ def app_page(chromium_browser: Any, app_url: str) -> Iterator[Any]:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def shipped_env(tmp_home: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """For AppTest: a private registry (returned) in VITDEMO_HOME, the shared data, and `use_checkpoints(folder)`
+    to point VITDEMO_CHECKPOINTS at a folder of shipped files."""
+    from vitdemo.runs.store import Registry
+
+    monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("VITDEMO_TEACHER_PASSWORD", raising=False)
+
+    def use_checkpoints(folder: Path) -> Registry:
+        monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(folder))
+        return Registry(tmp_home)
+
+    return use_checkpoints

@@ -142,7 +142,7 @@ def test_rollout_controls_sit_beside_the_map_in_plain_words_and_are_kept(
 def test_rollout_settings_change_the_map(mnist_checkpoints: Path) -> None:
     """The settings the page passes on reach the rollout: a sharper map when the weakest links are dropped."""
     from vitdemo.checkpoints import load_checkpoint
-    from vitdemo.inference import analyze
+    from vitdemo.explain.inference import analyze
 
     vit = load_checkpoint(mnist_checkpoints / "vit_mnist.safetensors")
     image = stroke_image(DIGIT_STROKES["7"])

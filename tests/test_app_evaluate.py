@@ -8,17 +8,18 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from apptest import open_page, plotly_specs, texts, train_shipped_cnn
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.calibration import expected_calibration_error
-from vitdemo.checkpoints import load_checkpoint, make_meta, save_checkpoint
+from vitdemo.checkpoints import load_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
-from vitdemo.data import load_dataset, load_raw
+from vitdemo.data import load_raw
 from vitdemo.evaluate import score_checkpoint
 from vitdemo.runs.store import Registry
-from vitdemo.training.loop import train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 180  # scores 10,000 test images, then blanks and restores 100 of them 15 times each
@@ -27,36 +28,17 @@ TIMEOUT_S = 180  # scores 10,000 test images, then blanks and restores 100 of th
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     """A folder holding one tiny trained 'shipped' CNN for MNIST (a few seconds of training)."""
-    folder = tmp_path_factory.mktemp("shipped")
     config = TrainConfig(model=CNNConfig(width=4, depth=2), epochs=1, train_subset=2000, val_size=200, device="cpu")
-    data = load_dataset("mnist", data_dir, val_size=200, train_subset=2000)
-    result = train(config, data=data)
-    meta = make_meta(config.model, "mnist", metrics={"epochs": 1}, train_config=config.to_dict(), name="cnn_mnist")
-    save_checkpoint(folder / "cnn_mnist.safetensors", result.model, meta)
-    return folder
+    return train_shipped_cnn(tmp_path_factory.mktemp("shipped"), data_dir, config)
 
 
 @pytest.fixture
-def env(tmp_home: Path, shipped: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(shipped))
-    monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
-    return Registry(tmp_home)
+def env(shipped_env: Any, shipped: Path) -> Registry:
+    return shipped_env(shipped)
 
 
 def open_evaluate() -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
-    at.run()
-    at.switch_page("app_pages/evaluate.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
-
-
-def specs(at: AppTest) -> list[str]:
-    return [chart.proto.spec for chart in at.get("plotly_chart")]
+    return open_page("evaluate", timeout=TIMEOUT_S)
 
 
 def test_reliability_diagram_and_calibration_error(env: Registry, shipped: Path) -> None:
@@ -67,7 +49,7 @@ def test_reliability_diagram_and_calibration_error(env: Registry, shipped: Path)
     ece = expected_calibration_error(scores.probs, scores.labels)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics[f"Calibration error #{run.id}"] == f"{ece:.2%}"
-    (diagram,) = [s for s in specs(at) if "perfectly calibrated" in s]
+    (diagram,) = [s for s in plotly_specs(at) if "perfectly calibrated" in s]
     assert f"#{run.id} (ECE {ece:.2%})" in diagram
     assert any(c.startswith("Each bar is the share of right answers") for c in texts(at, "caption"))
 
@@ -76,10 +58,10 @@ def test_trust_section_runs_on_request_and_is_kept_per_file_version(env: Registr
     at = open_evaluate()
     run = next(r for r in env.list_runs() if r.baseline)
     assert "### Can you trust this map?" in texts(at, "markdown")
-    assert not any("deletion" in s for s in specs(at))  # not computed on a plain visit
+    assert not any("deletion" in s for s in plotly_specs(at))  # not computed on a plain visit
     at.button(key=f"trust_run_{run.id}").click().run()
     assert not at.exception and not at.error, [e.value for e in at.exception]
-    (curves,) = [s for s in specs(at) if "deletion" in s]
+    (curves,) = [s for s in plotly_specs(at) if "deletion" in s]
     assert "insertion" in curves and "centre blob" in curves and "random map" in curves
     table = at.dataframe[-1].value
     assert list(table["map"]) == ["the model's map", "random map", "centre blob"]
@@ -90,13 +72,15 @@ def test_trust_section_runs_on_request_and_is_kept_per_file_version(env: Registr
     assert any(c.startswith("How to read it:") for c in texts(at, "caption"))
 
     again = open_evaluate()  # a new session: the report of this file version is kept
-    assert any("deletion" in s for s in specs(again)) and not any(b.key == f"trust_run_{run.id}" for b in again.button)
+    assert any("deletion" in s for s in plotly_specs(again)) and not any(
+        b.key == f"trust_run_{run.id}" for b in again.button
+    )
 
     checkpoint = shipped / "cnn_mnist.safetensors"
     stamp = time.time() + 5
     os.utime(checkpoint, (stamp, stamp))  # a new file version: checked again only when asked
     changed = open_evaluate()
-    assert not any("deletion" in s for s in specs(changed))
+    assert not any("deletion" in s for s in plotly_specs(changed))
     assert any(b.key == f"trust_run_{run.id}" for b in changed.button)
 
 
@@ -139,7 +123,7 @@ def test_comparing_two_runs_shows_both_calibration_curves(env: Registry, shipped
     baseline = next(r for r in env.list_runs() if r.baseline)
     other = copied_run(env, shipped, "twin")
     at = open_comparison([baseline.id, other])
-    both = [s for s in specs(at) if "perfectly calibrated" in s and f"#{other} (ECE" in s]
+    both = [s for s in plotly_specs(at) if "perfectly calibrated" in s and f"#{other} (ECE" in s]
     assert len(both) == 1 and f"#{baseline.id} (ECE" in both[0]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics[f"Calibration error #{other}"] == metrics[f"Calibration error #{baseline.id}"]  # same weights
@@ -171,10 +155,10 @@ def test_three_runs_side_by_side_of_three_families(env: Registry, shipped: Path,
     assert table["test accuracy"][0] == pytest.approx(table["test accuracy"][1])  # the same weights
     assert table["calibration error"].notna().all()
 
-    figures = [json.loads(s) for s in specs(at)]
+    figures = [json.loads(s) for s in plotly_specs(at)]
     (grid,) = [f["data"] for f in figures if any(t["type"] == "heatmap" for t in f["data"])]  # one chart, 3 matrices
     assert [t["type"] for t in grid] == ["heatmap"] * 3 and {t["coloraxis"] for t in grid} == {"coloraxis"}
-    (curves,) = [s for s in specs(at) if "validation accuracy" in s]
+    (curves,) = [s for s in plotly_specs(at) if "validation accuracy" in s]
     assert "twin" in curves and "pixels-logreg" not in curves  # a classic model has no epochs...
     assert any(c.startswith(f"No training curves for #{baseline.id}, #{logreg}") for c in texts(at, "caption"))
     assert any(f"#{baseline.id} right, #{with_curves} wrong" in m for m in texts(at, "markdown"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from apptest import texts
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.checkpoints import load_checkpoint
@@ -22,6 +23,7 @@ from vitdemo.ui.hood import DRAW_KEY
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 180  # loads both models and builds a dozen figures on a busy 2-core machine
 CHART_KEYS = ["hood_grid", "hood_patch_attention", "hood_cls", "hood_positions", "hood_features", "hood_filters"]
+CHART_KEYS += ["hood_lens_ViT", "hood_lens_CNN"]  # when each model makes up its mind
 
 
 @pytest.fixture
@@ -45,10 +47,6 @@ def run(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     return at
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
 
 
 def chart_specs(at: AppTest) -> dict[str, str]:
@@ -77,8 +75,11 @@ def test_the_page_shows_every_map_with_a_colour_scale_for_a_test_image(hood_app:
     # One plain sentence under every figure.
     captions = texts(at, "caption")
     for start in ("Each small map is one layer", "The class token is the extra token", "Each of the 49 small",
-                  "Each square is what one filter", "The 32 filters"):  # fmt: skip
+                  "Each square is what one filter", "The 32 filters", "The ViT ", "The CNN "):  # fmt: skip
         assert any(c.startswith(start) for c in captions), start
+    assert any(
+        "at the end" in c for c in captions if c.startswith("The CNN settles") or c.startswith("The CNN already")
+    )
     # The figures the page shows for the position embeddings are the model's, with its learned 2-D structure.
     loaded = load_checkpoint(mnist_checkpoints / "vit_mnist.safetensors")
     near, far = neighbour_similarity(position_similarity(loaded.model))

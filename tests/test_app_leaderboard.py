@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from apptest import open_page
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.config import TrainConfig, TransferConfig, ViTConfig
@@ -17,7 +18,6 @@ from vitdemo.models.classic import ClassicConfig, fit_classic, load_classic, sav
 from vitdemo.runs.store import Registry
 from vitdemo.views import label_budget
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 90
 
 
@@ -61,11 +61,7 @@ def family_runs(env: Registry, tiny_logreg: Path) -> dict[str, int]:
 
 
 def open_leaderboard() -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
-    at.run()
-    at.switch_page("app_pages/leaderboard.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page("leaderboard", timeout=TIMEOUT_S)
 
 
 def test_the_table_shows_and_filters_families(family_runs: dict[str, int]) -> None:

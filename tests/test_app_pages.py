@@ -10,16 +10,16 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from apptest import open_page, texts, train_shipped_cnn
 from streamlit.testing.v1 import AppTest
 
 from vitdemo import units
-from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset, load_raw
-from vitdemo.evaluate import score_model
-from vitdemo.runs import local, people, points, queue, worker
+from vitdemo.runs import claims, local, people, points, queue, worker
 from vitdemo.runs.people import CLI, NotAllowed
 from vitdemo.runs.store import Registry, Run
 from vitdemo.training.loop import train
@@ -32,33 +32,14 @@ TIMEOUT_S = 90  # the Evaluate page classifies 10,000 test images on a busy CPU
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A folder holding one tiny trained 'shipped' CNN for MNIST (a few seconds of training)."""
-    folder = tmp_path_factory.mktemp("shipped")
+    """A folder holding one tiny trained 'shipped' CNN for MNIST (a few seconds of training), scored as shipped."""
     config = TrainConfig(model=CNNConfig(width=4, depth=1), epochs=1, train_subset=1000, val_size=200, device="cpu")
-    data = load_dataset("mnist", data_dir, val_size=200, train_subset=1000)
-    result = train(config, data=data)
-    report = score_model(result.model, data.test, data.mean, data.std, num_classes=10).report
-    metrics = {"test_acc": report.accuracy, "macro_f1": report.macro_f1, "num_params": result.num_params}
-    metrics |= {"epochs": 1, "device": "cpu", "train_time_s": result.train_time_s}
-    metrics["history"] = [e.to_dict() for e in result.history]
-    meta = make_meta(config.model, "mnist", metrics=metrics, train_config=config.to_dict(), name="cnn_mnist")
-    save_checkpoint(folder / "cnn_mnist.safetensors", result.model, meta)
-    return folder
+    return train_shipped_cnn(tmp_path_factory.mktemp("shipped"), data_dir, config, scored=True)
 
 
 @pytest.fixture
-def env(tmp_home: Path, shipped: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(shipped))
-    monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
-    return Registry(tmp_home)
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
-    at.run()
-    at.switch_page(f"app_pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def env(shipped_env: Any, shipped: Path) -> Registry:
+    return shipped_env(shipped)
 
 
 def finished_run(reg: Registry, shipped: Path, name: str = "my-cnn") -> int:
@@ -94,10 +75,6 @@ def sign_in(at: AppTest, name: str = "Ana") -> AppTest:
     return at
 
 
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
-
-
 @pytest.mark.parametrize("page", ["train", "evaluate", "leaderboard"])
 def test_pages_run_on_an_empty_registry(page: str, tmp_home: Path, tmp_path: Path, monkeypatch, worker_starts) -> None:
     monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
@@ -110,22 +87,23 @@ def test_pages_run_on_an_empty_registry(page: str, tmp_home: Path, tmp_path: Pat
 def test_train_page_shows_the_estimate(env: Registry, worker_starts) -> None:
     at = open_page("train")
     metrics = {m.label: m.value for m in at.metric}
-    expected = forms.estimate(forms.config_from_values(forms.default_values()))
+    expected = forms.estimate(forms.config_from_values(forms.start_values()))  # the quick lesson CNN
     assert metrics["Parameters"] == f"{expected.num_params:,}"
     assert metrics["Memory"] == units.human_bytes(expected.total_bytes)
     assert metrics["Time"] not in ("-", "")  # measured on this machine before the run starts
-    at.radio(key="tf_model_kind").set_value("cnn").run()
-    cnn = forms.estimate(forms.config_from_values({**forms.default_values(), "model_kind": "cnn"}))
-    assert {m.label: m.value for m in at.metric}["Parameters"] == f"{cnn.num_params:,}"
+    at.radio(key="tf_model_kind").set_value("vit").run()
+    vit = forms.estimate(forms.config_from_values({**forms.start_values(), "model_kind": "vit"}))
+    assert {m.label: m.value for m in at.metric}["Parameters"] == f"{vit.num_params:,}"
 
 
 def test_train_form_invalid_value_shows_the_error_and_queues_nothing(env: Registry, worker_starts) -> None:
     at = open_page("train")
+    at.radio(key="tf_model_kind").set_value("vit").run()  # the form opens on the quick lesson CNN
     at.number_input(key="tf_vit_num_heads").set_value(5).run()
-    assert "Embedding dim (64) must be divisible by heads (5)." in texts(at, "error")
+    assert "Embedding dim (48) must be divisible by heads (5)." in texts(at, "error")
     assert not any(m.label == "Parameters" for m in at.metric)  # no estimate for a model that cannot be built
     at.button(key="start_training").click().run()
-    assert any(text.startswith("Nothing was queued: Embedding dim (64)") for text in texts(at, "error"))
+    assert any(text.startswith("Nothing was queued: Embedding dim (48)") for text in texts(at, "error"))
     assert [r for r in env.list_runs() if not r.baseline] == [] and worker_starts == []
 
 
@@ -429,7 +407,7 @@ def test_the_teacher_sets_limits_and_pauses_the_queue(env: Registry, worker_star
     teacher.button(key="limit_save").click().run()
     assert queue.get_limits(env).max_epochs == 2
     teacher.toggle(key="teacher_pause").set_value(True).run()
-    assert queue.is_paused(env)
+    assert claims.is_paused(env)
 
     student = sign_in(open_as("train", secrets={"teacher_password": "from-secrets"}), "Cleo")
     assert not [e for e in student.expander if "Class settings" in e.label]

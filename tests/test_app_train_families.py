@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from apptest import open_page
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.checkpoints import make_meta, save_checkpoint
@@ -18,7 +19,6 @@ from vitdemo.runconfig import ClassicRun, run_config_from_dict
 from vitdemo.runs.store import Registry
 from vitdemo.training.recipes import FEW_LABELS_VAL_SIZE, SEED_VIT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ENCODER = "simclr_cnn_tiny.safetensors"
 
 
@@ -35,11 +35,7 @@ def env(tmp_home: Path, tmp_path: Path, data_dir: Path, monkeypatch: pytest.Monk
 
 
 def open_train() -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=90)
-    at.run()
-    at.switch_page("app_pages/train.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page("train")
 
 
 def queued(reg: Registry) -> list:

@@ -5,10 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from measure import center_of_mass
 
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig
 from vitdemo.data import Split, load_raw, to_input
-from vitdemo.preprocess.pipeline import center_of_mass
 from vitdemo.synth.styles import GLYPHS, style_pool
 from vitdemo.training.augment import ELASTIC_PX, augment, elastic_offsets, mix_in, random_stroke_width, stroke_width
 

@@ -22,11 +22,6 @@ HISTORY = [
 ]
 
 
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "home")
-
-
 def _shipped(folder: Path, name: str, dataset: str = "mnist") -> Path:
     meta = make_meta(
         CNNConfig(width=4, depth=1),

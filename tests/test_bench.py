@@ -9,6 +9,7 @@ import torch
 
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.training.bench import time_to_accuracy, train_throughput
+from vitdemo.training.reference import reference_first_epoch
 
 
 def test_time_to_accuracy_stops_at_the_target_and_reports_test_accuracy(data_dir: Path) -> None:
@@ -27,9 +28,10 @@ def test_train_throughput_times_the_trainers_step() -> None:
     assert train_throughput(config, torch.device("cpu"), steps=2) > 0
 
 
-def test_quick_bench_prints_latency_and_pipeline_figures(data_dir: Path) -> None:
+def test_quick_bench_prints_latency_pipeline_and_reference_figures(data_dir: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "vitdemo", "bench", "--quick", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "vitdemo", "bench", "--quick", "--vs-reference", "--reference-batches", "3",
+         "--data-dir", str(data_dir)],
         capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -38,4 +40,13 @@ def test_quick_bench_prints_latency_and_pipeline_figures(data_dir: Path) -> None
     assert len(re.findall(r"inference, 1 image +median +[\d.]+ ms +p95 +[\d.]+ ms", out)) == 2
     assert re.search(r"attention rollout +median", out) and re.search(r"integrated gradients +median", out)
     assert re.search(r"Draw page pipeline .*median +[\d.]+ ms", out)
+    assert re.search(r"features: .*bf16 autocast .*; compile off; \d+ threads", out)
+    assert re.search(r"reference: pytorch/examples mnist .*\nfirst epoch +[\d.]+ s, [\d,]+ images/s, test", out)
+    assert len(re.findall(r"images/s \(batch \d+\) \([\d.]+x the reference\)", out)) == 2
     assert "time to" not in out  # --quick skips training to a target
+
+
+def test_the_reference_recipe_trains_and_tests(data_dir: Path) -> None:
+    ref = reference_first_epoch(str(data_dir), max_batches=20)
+    assert ref.images == 20 * 64 and ref.seconds > 0 and ref.images_per_s > 0
+    assert 0.3 < ref.test_acc <= 1  # 20 steps of Adadelta at lr 1.0 already read a third of the test digits

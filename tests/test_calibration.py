@@ -32,7 +32,7 @@ from vitdemo.checkpoints import (
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.data import Split, load_raw
 from vitdemo.evaluate import predict_logits
-from vitdemo.inference import explain_one
+from vitdemo.explain.inference import explain_one
 from vitdemo.models import build_model
 
 

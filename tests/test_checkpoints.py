@@ -9,7 +9,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -329,23 +328,6 @@ def _metadata(path: Path) -> str:
 
     with safe_open(str(path), framework="pt") as f:
         return f.metadata()[checkpoints.HEADER_KEY]
-
-
-def test_remove_stale_tmp(tmp_path: Path) -> None:
-    path, _ = _saved(tmp_path / "model.safetensors")
-    stale = tmp_path / ".model.safetensors.abc123.tmp"  # what a writer killed mid-write leaves behind
-    fresh = tmp_path / ".model.safetensors.def456.tmp"  # another process may be writing this one now
-    other = tmp_path / "notes.tmp"  # not ours: no leading dot
-    for p in (stale, fresh, other):
-        p.write_bytes(b"half a file")
-    hour_ago = time.time() - 3600
-    os.utime(stale, (hour_ago, hour_ago))
-    os.utime(other, (hour_ago, hour_ago))
-    assert checkpoints.remove_stale_tmp(tmp_path, older_than_s=600) == [stale]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name, path.name])
-    assert checkpoints.remove_stale_tmp(tmp_path, older_than_s=0) == [fresh]
-    assert checkpoints.remove_stale_tmp(tmp_path / "missing", older_than_s=0) == []
-    assert load_checkpoint(path).kind == "vit"
 
 
 class _Payload:

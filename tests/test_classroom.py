@@ -19,7 +19,7 @@ import pytest
 
 from vitdemo import families, units
 from vitdemo.config import CNNConfig, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
-from vitdemo.runs import admission, limits, local, people, queue
+from vitdemo.runs import admission, claims, limits, local, people, queue
 from vitdemo.runs.people import CLI, Actor, NotAllowed
 from vitdemo.runs.store import OverLimit, Registry, Run
 from vitdemo.views import charts
@@ -29,11 +29,6 @@ TINY = TrainConfig(
 )
 TEACHER = Actor("person:999", "Teacher", teacher=True)
 HUGE = TrainConfig(model=ViTConfig(embed_dim=1024, depth=24, num_heads=16), epochs=100, device="cpu")
-
-
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "home")
 
 
 def fixed_rate(images_per_s: float) -> admission.Estimator:
@@ -68,7 +63,7 @@ def test_only_the_owner_or_the_teacher_cancels_or_deletes(reg: Registry) -> None
     assert queue.request_cancel(reg, run_id, ana) == "cancelled"
 
     other = queue.submit(reg, TINY, ana, estimator=fixed_rate(1e4))
-    queue.claim(reg, other, os.getpid())
+    claims.claim(reg, other, os.getpid())
     assert queue.request_cancel(reg, other, TEACHER) == "running" and reg.get_run(other).cancel_requested
     reg.transition(other, "cancelled", only_from=("running",))
 
@@ -107,7 +102,7 @@ def test_only_the_teacher_changes_class_settings(reg: Registry) -> None:
         queue.set_paused(reg, True, ana)
     with pytest.raises(NotAllowed, match="Only the teacher can change the class limits"):
         queue.set_limits(reg, limits.Limits(max_epochs=100), ana)
-    assert not queue.is_paused(reg) and queue.get_limits(reg) == limits.Limits()
+    assert not claims.is_paused(reg) and queue.get_limits(reg) == limits.Limits()
     queue.set_limits(reg, limits.Limits(max_epochs=3), TEACHER)
     assert queue.get_limits(reg).max_epochs == 3
 
@@ -166,11 +161,11 @@ def test_a_huge_model_is_estimated_in_days_and_refused_without_being_built(reg: 
 def test_a_paused_queue_is_claimed_by_no_worker(reg: Registry) -> None:
     run_id = queue.submit(reg, TINY, CLI)
     queue.set_paused(reg, True, TEACHER)
-    assert queue.claim_next(reg, os.getpid()) is None and queue.claim(reg, run_id, os.getpid()) is None
+    assert claims.claim_next(reg, os.getpid()) is None and claims.claim(reg, run_id, os.getpid()) is None
     assert local.run_worker(reg, "cpu", idle_exit_s=0.3) == 0  # a real worker loop: it waits, claims nothing
     assert reg.get_run(run_id).status == "queued"
     queue.set_paused(reg, False, TEACHER)
-    assert queue.claim_next(reg, os.getpid()).id == run_id
+    assert claims.claim_next(reg, os.getpid()).id == run_id
 
 
 # -- an older registry -------------------------------------------------------------------------------------
@@ -353,7 +348,7 @@ def test_devices_and_runs_per_device() -> None:
         local.runs_per_device("cuda:0", {"VITDEMO_RUNS_PER_GPU": "0"})
     assert local.worker_devices("cpu", 4) == ["cpu"]
     assert local.worker_devices("cuda", 3) == ["cuda:0", "cuda:1", "cuda:2"]  # every visible GPU
-    assert queue.queue_device("cuda:2") == "cuda" and queue.queue_device("cpu") == "cpu"
+    assert claims.queue_device("cuda:2") == "cuda" and claims.queue_device("cpu") == "cpu"
     assert local.child_env("cuda:1", {"PATH": "/bin"})["CUDA_VISIBLE_DEVICES"] == "1"
     assert local.child_env("cuda:1", {"CUDA_VISIBLE_DEVICES": "4,6"})["CUDA_VISIBLE_DEVICES"] == "6"
     assert "CUDA_VISIBLE_DEVICES" not in local.child_env("cpu", {"PATH": "/bin"})

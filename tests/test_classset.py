@@ -21,6 +21,8 @@ BEN = Actor("person:2", "Ben")
 TEACHER = Actor("person:3", "Ms K", teacher=True)
 SEVEN = stroke_image(DIGIT_STROKES["7"])  # (280, 280, 4) RGBA, white on black, as the canvas sends it
 ONE = stroke_image(DIGIT_STROKES["1"])
+OTHER_ONE = stroke_image(DIGIT_STROKES["1"], width=26)
+SEVENS = [stroke_image(DIGIT_STROKES["7"], width=w) for w in (26, 14, 24, 16)]  # other drawings of a 7: pen widths
 FOOLED_VIT = (Answer("vit", "shipped vit_mnist", 1, 0.81), Answer("cnn", "shipped cnn_mnist", 7, 0.99))
 
 
@@ -77,9 +79,9 @@ def test_each_person_may_add_a_few_drawings_a_minute(tmp_path: Path) -> None:
     classset.submit(store, SEVEN, 7, ANA, now=100.0)
     classset.submit(store, ONE, 1, ANA, now=110.0)
     with pytest.raises(Refused, match="2 drawings in the last minute"):
-        classset.submit(store, SEVEN, 7, ANA, now=150.0)
-    classset.submit(store, SEVEN, 7, BEN, now=150.0)  # someone else is not held back
-    classset.submit(store, SEVEN, 7, ANA, now=161.0)  # a minute after the first
+        classset.submit(store, SEVENS[0], 7, ANA, now=150.0)
+    classset.submit(store, SEVENS[0], 7, BEN, now=150.0)  # someone else is not held back
+    classset.submit(store, SEVENS[1], 7, ANA, now=161.0)  # a minute after the first
     assert [s.who for s in store.list()] == ["Ana", "Ben", "Ana", "Ana"]
     assert len(files(store)) == 8  # the refused one left no file
 
@@ -89,7 +91,7 @@ def test_the_set_has_a_cap(tmp_path: Path) -> None:
     classset.submit(store, SEVEN, 7, ANA)
     classset.submit(store, ONE, 1, BEN)
     with pytest.raises(Refused, match="class set is full"):
-        classset.submit(store, SEVEN, 7, TEACHER)
+        classset.submit(store, SEVENS[0], 7, TEACHER)
     assert store.count() == 2
 
 
@@ -97,13 +99,13 @@ def test_quick_double_submits_cannot_both_pass_the_limit(tmp_path: Path) -> None
     store = ClassSet(tmp_path, max_per_minute=1)
     results: list[object] = []
 
-    def tap() -> None:
+    def tap(image: np.ndarray) -> None:
         try:
-            results.append(classset.submit(store, SEVEN, 7, ANA))
+            results.append(classset.submit(store, image, 7, ANA))
         except Refused as exc:
             results.append(exc)
 
-    threads = [threading.Thread(target=tap) for _ in range(4)]
+    threads = [threading.Thread(target=tap, args=(image,)) for image in SEVENS]  # four different drawings
     for t in threads:
         t.start()
     for t in threads:
@@ -154,9 +156,8 @@ def test_a_huge_upload_is_stored_shrunk(store: ClassSet) -> None:
 def test_groups_and_counts(store: ClassSet) -> None:
     a = classset.submit(store, SEVEN, 7, ANA, FOOLED_VIT)
     b = classset.submit(store, ONE, 1, BEN, [Answer("vit", "v", 7, 0.6), Answer("cnn", "c", 7, 0.7)])
-    c = classset.submit(store, ONE, 1, ANA, [Answer("vit", "v", 1, 0.9)])
+    c = classset.submit(store, OTHER_ONE, 1, ANA, [Answer("vit", "v", 1, 0.9)])
     subs = store.list()
     assert [s.id for s in classset.fooled(subs, ["vit"])] == [b.id, a.id]
     assert [s.id for s in classset.fooled(subs, ["vit", "cnn"])] == [b.id]
     assert not c.fooled("cnn")  # no CNN answer: not fooled
-    assert classset.counts_by(subs, "who") == {"Ana": 2, "Ben": 1}

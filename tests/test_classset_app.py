@@ -5,8 +5,10 @@ and a submission from a drawing the real models answered."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from apptest import frame_with, open_page, texts
 from browser import DIGIT_STROKES, stroke_image
 from streamlit.testing.v1 import AppTest
 
@@ -21,28 +23,12 @@ NAME = "**Zoë** [x](http://e.x)"  # anyone's input: shown as typed, never as ma
 
 
 @pytest.fixture
-def env(tmp_home: Path, mnist_checkpoints: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ClassSet:
-    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(mnist_checkpoints))
-    monkeypatch.setenv("VITDEMO_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("VITDEMO_TEACHER_PASSWORD", raising=False)
-    return ClassSet(tmp_home)
+def env(shipped_env: Any, mnist_checkpoints: Path) -> ClassSet:
+    return ClassSet(shipped_env(mnist_checkpoints).home)
 
 
-def open_page() -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
-    at.run()
-    at.switch_page("app_pages/classset.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
-
-
-def frame_with(at: AppTest, column: str):
-    """The page's table with `column` (AppTest does not expose a dataframe's key)."""
-    return next(d.value for d in at.dataframe if column in d.value.columns)
+def open_classset() -> AppTest:
+    return open_page("classset", timeout=TIMEOUT_S)
 
 
 def fill(store: ClassSet) -> None:
@@ -53,14 +39,14 @@ def fill(store: ClassSet) -> None:
 
 
 def test_an_empty_class_set_says_how_to_fill_it(env: ClassSet) -> None:
-    at = open_page()
+    at = open_classset()
     assert any("No drawings yet" in t for t in texts(at, "info"))
     assert not env.db_path.exists()
 
 
 def test_the_teacher_sees_the_galleries_the_scores_and_deletes(env: ClassSet) -> None:
     fill(env)
-    at = open_page()
+    at = open_classset()
     captions = texts(at, "caption")
     assert literal_markdown(f"#1 · a 7 by {NAME}") in captions  # the ViT gallery first: drawing #1 fooled it
     assert not any("Ben" in c for c in captions)  # #2 fooled nobody
@@ -85,7 +71,7 @@ def test_the_teacher_sees_the_galleries_the_scores_and_deletes(env: ClassSet) ->
 def test_a_student_sees_the_set_but_cannot_delete_or_export(env: ClassSet, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VITDEMO_TEACHER_PASSWORD", "s3cret")
     fill(env)
-    at = open_page()
+    at = open_classset()
     assert literal_markdown(f"#1 · a 7 by {NAME}") in texts(at, "caption")
     assert not [b for b in at.button if str(b.key).startswith("cs_delete_")]
     assert not [b for b in at.get("download_button") if b.key == "cs_export"]
@@ -98,7 +84,7 @@ def widget_app() -> None:
     sys.path.insert(0, "tests")
     from browser import DIGIT_STROKES, stroke_image
 
-    from vitdemo.inference import analyze
+    from vitdemo.explain.inference import analyze
     from vitdemo.ui import classset as classset_ui
     from vitdemo.ui import shell
 
@@ -154,7 +140,7 @@ def test_the_evaluate_panel_scores_one_model_on_the_class_set(env: ClassSet) -> 
     at = AppTest.from_function(evaluate_app, default_timeout=TIMEOUT_S).run()
     assert any("class set is empty" in t for t in texts(at, "caption"))
     fill(env)
-    classset.submit(env, stroke_image(DIGIT_STROKES["1"]), 4, Actor("person:2", "Ben"))  # a 1 said to be a 4
+    classset.submit(env, stroke_image(DIGIT_STROKES["1"], width=26), 4, Actor("person:2", "Ben"))  # a 1 said to be a 4
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     (metric,) = at.metric

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from browser import DIGIT_STROKES, stroke_image
+from measure import read_idx
 
 from vitdemo.checkpoints import load_checkpoint, read_meta
 from vitdemo.classset import store as classset
@@ -27,9 +28,8 @@ from vitdemo.classset.data import (
     freeze,
     freeze_config,
 )
-from vitdemo.classset.export import IMAGES_NAME, LABELS_NAME, export_zip, idx_bytes, read_idx, write_export
+from vitdemo.classset.export import IMAGES_NAME, LABELS_NAME, export_zip, idx_bytes, write_export
 from vitdemo.classset.scores import score_table
-from vitdemo.classset.snapshot import load_snapshot, with_class_set
 from vitdemo.classset.store import Answer, ClassSet
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig, default_run_name
 from vitdemo.data import DataError, load_dataset, load_raw
@@ -37,6 +37,7 @@ from vitdemo.evaluate import score_checkpoint
 from vitdemo.runs.people import Actor
 from vitdemo.runs.store import Registry
 from vitdemo.training.loop import Callback, load_data, train
+from vitdemo.training.snapshot import load_snapshot, with_class_set
 
 N_TEST = 12  # MNIST test digits submitted as if a class had drawn them
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from seed import lock_registry
 
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.local import worker_running
@@ -196,12 +197,12 @@ def _registry_with_a_run(home: Path) -> int:
 
 CLAIMER = """
 import os, sys, time
-from vitdemo.runs import queue
+from vitdemo.runs import claims, queue
 from vitdemo.runs.store import Registry
 reg = Registry(sys.argv[1])
 print("ready", flush=True)
 while True:  # claim anything queued, almost without pause
-    run = queue.claim_next(reg, os.getpid())
+    run = claims.claim_next(reg, os.getpid())
     if run is not None:
         print("claimed", run.id, flush=True)
     time.sleep(0.001)
@@ -243,25 +244,11 @@ def test_a_cli_run_is_trained_once_while_a_worker_polls(tmp_path: Path, data_dir
     assert "run #1 done" in out and err.count("epoch 1/1: train loss") == 1
 
 
-def _lock(db_path: Path, exclusive_mode: bool) -> subprocess.Popen:
-    """Another process holding the registry locked for 45 s (killed by the test): BEGIN EXCLUSIVE, which in WAL
-    mode still lets readers read, or with locking_mode=EXCLUSIVE, which shuts them out too."""
-    pragma = "db.execute('PRAGMA locking_mode=EXCLUSIVE'); " if exclusive_mode else ""
-    code = (
-        f"import sqlite3, time; db = sqlite3.connect({str(db_path)!r}, isolation_level=None); {pragma}"
-        "db.execute('BEGIN EXCLUSIVE'); db.execute('UPDATE runs SET error = error'); print('locked', flush=True); "
-        "time.sleep(45)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
-
-
 def test_leaderboard_on_a_locked_registry(tmp_path: Path, checkpoints_dir: Path) -> None:
     home = tmp_path / "home"
     _registry_with_a_run(home)
     env = {"VITDEMO_HOME": str(home), "VITDEMO_CHECKPOINTS": str(checkpoints_dir)}  # baselines not yet registered
-    holder = _lock(home / "registry.sqlite", exclusive_mode=False)
+    holder = lock_registry(home / "registry.sqlite", shut_out_readers=False)
     try:  # writes wait (the baselines are skipped, with a note), reads go on: the old CLI hung 30 s, then a traceback
         proc = cli("leaderboard", env=env, timeout=25)
         assert proc.returncode == 0 and "kept" in proc.stdout, proc.stderr
@@ -269,7 +256,7 @@ def test_leaderboard_on_a_locked_registry(tmp_path: Path, checkpoints_dir: Path)
     finally:
         holder.kill()
         holder.wait()
-    holder = _lock(home / "registry.sqlite", exclusive_mode=True)
+    holder = lock_registry(home / "registry.sqlite", shut_out_readers=True)
     try:  # nobody can read: a clear "busy, try again" within seconds
         t0 = time.monotonic()
         proc = cli("leaderboard", env=env, timeout=25)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from vitdemo import runfiles
 from vitdemo.config import CNNConfig, ConfigError, TrainConfig, ViTConfig
-from vitdemo.runs import events, execute, executor, files, local, points, queue, record, worker
+from vitdemo.runs import claims, events, execute, executor, local, points, queue, record, worker
 from vitdemo.runs.executor import Device
 from vitdemo.runs.people import CLI, Actor
 from vitdemo.runs.store import OverLimit, Registry
@@ -26,11 +27,6 @@ TINY = TrainConfig(
     model=CNNConfig(width=4, depth=1), epochs=1, batch_size=100, train_subset=300, val_size=200, device="cpu"
 )
 TEACHER = Actor("teacher", "Teacher", teacher=True)
-
-
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "home")
 
 
 def _dead_pid() -> int:
@@ -122,8 +118,8 @@ def test_a_run_given_up_on_while_it_scores_keeps_its_result(
 
     def slow_scoring(*args: object):
         time.sleep(1.5)  # no step, no progress
-        verdicts.append(queue.fail_orphans(reg, stale_s=1.0))  # a worker's sweep: alive, by its heartbeat
-        verdicts.append(queue.fail_orphans(reg, stale_s=0.0))  # one that gives up on everything
+        verdicts.append(claims.fail_orphans(reg, stale_s=1.0))  # a worker's sweep: alive, by its heartbeat
+        verdicts.append(claims.fail_orphans(reg, stale_s=0.0))  # one that gives up on everything
         return score(*args)
 
     monkeypatch.setattr(execute, "_score_test", slow_scoring)
@@ -145,7 +141,7 @@ def test_the_cli_beats_its_runs_heartbeat_from_a_thread(
 
     def slow_scoring(*args: object):
         time.sleep(1.5)
-        verdicts.append(queue.fail_orphans(Registry(home), stale_s=1.0))
+        verdicts.append(claims.fail_orphans(Registry(home), stale_s=1.0))
         return score(*args)
 
     monkeypatch.setattr(execute, "_score_test", slow_scoring)
@@ -160,7 +156,7 @@ def test_a_result_that_loses_the_race_deletes_nothing(reg: Registry) -> None:
     stay where they are: whether they are leftovers is the sweep's call, from the run's status."""
     run_id = queue.start_run(reg, TINY, 42)
     reg.checkpoint_dir.mkdir(parents=True)
-    kept = [files.path(reg.checkpoint_dir, run_id), files.path(reg.checkpoint_dir, run_id, files.RESUME)]
+    kept = [runfiles.path(reg.checkpoint_dir, run_id), runfiles.path(reg.checkpoint_dir, run_id, runfiles.RESUME)]
     for path in kept:
         path.write_bytes(b"weights")
     strangers = record.Recorder(reg, run_id, 43)  # another worker's run: not its result to record
@@ -198,7 +194,7 @@ def test_the_heartbeat_is_kept_from_a_thread_while_the_process_is_busy(reg: Regi
         stopped_at = reg.get_run(running).heartbeat
         time.sleep(0.2)
         assert reg.get_run(running).heartbeat == stopped_at
-    assert queue.fail_orphans(reg, stale_s=1.0) == []
+    assert claims.fail_orphans(reg, stale_s=1.0) == []
 
 
 def test_the_trainer_knows_when_its_points_were_thinned(reg: Registry) -> None:
@@ -218,7 +214,12 @@ def test_the_sweep_leaves_the_files_of_a_run_whose_process_lives_on(reg: Registr
     alive = reg.create_run(name="a", kind="cnn", dataset="mnist", config={}, status="failed", worker_pid=os.getpid())
     dead = reg.create_run(name="d", kind="cnn", dataset="mnist", config={}, status="failed", worker_pid=_dead_pid())
     reg.checkpoint_dir.mkdir(parents=True)
-    names = [files.name(alive), f".{files.name(alive)}.x1.tmp", files.name(dead), f".{files.name(dead)}.y2.tmp"]
+    names = [
+        runfiles.name(alive),
+        f".{runfiles.name(alive)}.x1.tmp",
+        runfiles.name(dead),
+        f".{runfiles.name(dead)}.y2.tmp",
+    ]
     for name in names:
         (reg.checkpoint_dir / name).write_bytes(b"weights")
     worker.sweep(reg, local.LocalExecutor())
@@ -227,22 +228,25 @@ def test_the_sweep_leaves_the_files_of_a_run_whose_process_lives_on(reg: Registr
 
 def test_run_file_names_are_built_in_one_place() -> None:
     folder = Path("/x")
-    assert files.path(folder, 7) == folder / "run-7.safetensors" == Path(files.path(folder, 7))
-    assert files.name(7, files.CLASSIC) == "run-7.skops" and files.name(7, files.ENCODER) == "run-7-encoder.safetensors"
+    assert runfiles.path(folder, 7) == folder / "run-7.safetensors" == Path(runfiles.path(folder, 7))
+    assert (
+        runfiles.name(7, runfiles.CLASSIC) == "run-7.skops"
+        and runfiles.name(7, runfiles.ENCODER) == "run-7-encoder.safetensors"
+    )
     assert state_path(folder, 7) == folder / "run-7.resume.safetensors"
-    assert files.result_owner("run-7-encoder.safetensors") == (7, True) and files.result_owner("run-7.skops") == (
+    assert runfiles.result_owner("run-7-encoder.safetensors") == (7, True) and runfiles.result_owner("run-7.skops") == (
         7,
         False,
     )
-    assert files.result_owner("run-7.resume.safetensors") is None  # kept to resume from: never a leftover
-    assert files.tmp_prefix(state_path(folder, 7)) == ".run-7.safetensors.resume."
+    assert runfiles.result_owner("run-7.resume.safetensors") is None  # kept to resume from: never a leftover
+    assert runfiles.tmp_prefix(state_path(folder, 7)) == ".run-7.safetensors.resume."
     for tmp in (".run-7.safetensors.a1.tmp", ".run-7.safetensors.resume.b2.tmp", ".run-7.skops.c3.tmp"):
-        assert files.tmp_owner(tmp) == files.run_of(tmp) == 7 and files.is_tmp(tmp)
+        assert runfiles.tmp_owner(tmp) == runfiles.run_of(tmp) == 7 and runfiles.is_tmp(tmp)
     with pytest.raises(ValueError, match="suffix"):
-        files.name(7, ".pt")
+        runfiles.name(7, ".pt")
     built = re.compile(r"""f["']\.?run-\{""")  # f"run-{...}": a run file name built by hand
     elsewhere = [str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "vitdemo").rglob("*.py")
-                 if p.name != "files.py" and built.search(p.read_text())]  # fmt: skip
+                 if p.name != "runfiles.py" and built.search(p.read_text())]  # fmt: skip
     assert elsewhere == []
 
 
@@ -269,7 +273,7 @@ def test_the_queue_checks_runs_against_the_executors_devices_and_wakes_it(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     remote = FakeExecutor((CPU, GPU))
-    monkeypatch.setattr(executor, "configured", lambda: remote)
+    monkeypatch.setattr(queue, "configured_executor", lambda: remote)
     assert queue.available_devices() == ["cpu", "cuda"] and queue.time_estimator().threads == 3
     run = reg.get_run(queue.submit(reg, dataclasses.replace(TINY, device="auto"), CLI))
     assert run.device == "cuda" and remote.woken == [("cuda", True)]  # its GPU, though this machine has none
@@ -282,7 +286,7 @@ def test_the_queue_checks_runs_against_the_executors_devices_and_wakes_it(
     queue.set_paused(reg, False, TEACHER)
     assert remote.woken[-2:] == [("cpu", True), ("cuda", True)]  # resumed: every device with queued runs
 
-    monkeypatch.setattr(executor, "configured", lambda: FakeExecutor((CPU,)))
+    monkeypatch.setattr(queue, "configured_executor", lambda: FakeExecutor((CPU,)))
     with pytest.raises(ConfigError, match="no CUDA"):
         queue.submit(reg, dataclasses.replace(TINY, device="cuda"), CLI)
 

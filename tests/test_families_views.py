@@ -11,8 +11,7 @@ import pytest
 
 from vitdemo.calibration import expected_calibration_error
 from vitdemo.config import CNNConfig, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
-from vitdemo.evaluate import Scores
-from vitdemo.metrics import evaluate_predictions
+from vitdemo.metrics import Scores, evaluate_predictions
 from vitdemo.runs.store import NewRun, Registry
 from vitdemo.views import charts, compare
 from vitdemo.views.names import FAMILIES, family_name, family_of, kind_name, model_name

@@ -75,7 +75,7 @@ def test_the_draw_page_explains_them_with_integrated_gradients(config) -> None:
     """Every model that is not a ViT gets the app's CNN explanation (it needs only model(x)), so a linear or MLP
     run chosen on the Draw page shows a map instead of failing."""
     from vitdemo.checkpoints import LoadedModel, make_meta
-    from vitdemo.inference import explain_one
+    from vitdemo.explain.inference import explain_one
 
     torch.manual_seed(0)
     loaded = LoadedModel(build_model(config).eval(), make_meta(config, "mnist"))

@@ -12,7 +12,6 @@ from vitdemo.metrics import (
     ClassReport,
     EvalReport,
     accuracy,
-    cell_indices,
     evaluate_predictions,
     format_confusion,
 )
@@ -77,21 +76,10 @@ def test_perfect_predictions():
     assert r.misclassified.size == 0
 
 
-def test_cell_indices():
-    np.testing.assert_array_equal(cell_indices(Y_TRUE, Y_PRED, 0, 1), [1])
-    np.testing.assert_array_equal(cell_indices(Y_TRUE, Y_PRED, 2, 0), [4])
-    np.testing.assert_array_equal(cell_indices(Y_TRUE, Y_PRED, 1, 1), [2, 3])
-    assert cell_indices(Y_TRUE, Y_PRED, 3, 3).size == 0
-    for t in range(4):  # the cells partition the samples, as the matrix counts them
-        for p in range(4):
-            assert len(cell_indices(Y_TRUE, Y_PRED, t, p)) == CONFUSION[t][p]
-
-
 def test_torch_tensors_are_accepted():
     r = evaluate_predictions(torch.tensor(Y_TRUE), torch.tensor(Y_PRED), num_classes=4)
     np.testing.assert_array_equal(r.confusion, CONFUSION)
     assert accuracy(torch.tensor(Y_TRUE), Y_PRED.tolist()) == pytest.approx(4 / 6)
-    np.testing.assert_array_equal(cell_indices(torch.tensor(Y_TRUE), torch.tensor(Y_PRED), 2, 0), [4])
 
 
 def test_to_dict_is_json_and_round_trips(report):

@@ -8,12 +8,12 @@ import zlib
 
 import numpy as np
 import pytest
+from measure import center_of_mass
 from PIL import Image, ImageDraw
 
 from vitdemo.preprocess.pipeline import (
     MNIST_MEAN,
     MNIST_STD,
-    center_of_mass,
     load_image,
     normalize,
     preprocess,

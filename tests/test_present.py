@@ -4,7 +4,6 @@ history, the HTML bars and heat maps."""
 from __future__ import annotations
 
 import html
-import io
 import os
 import re
 import socket
@@ -14,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser import DIGIT_STROKES, stroke_image
-from PIL import Image
 from test_app_draw import FakeCanvas, predictions, run_app
 
 from vitdemo.config import TrainConfig
@@ -57,18 +55,6 @@ def test_bind_warning_only_for_a_loopback_server() -> None:
     assert join.bind_warning("localhost") is not None
     for reachable in (None, "", "0.0.0.0", "::", "192.168.1.20"):
         assert join.bind_warning(reachable) is None
-
-
-def test_qr_png_is_the_segno_matrix_dark_on_light() -> None:
-    url = "http://192.168.1.20:8501/"
-    scale = 4
-    png = Image.open(io.BytesIO(join.qr_png(url, scale=scale))).convert("L")
-    matrix = np.array(join.qr_code(url).matrix, dtype=bool)  # (N, N) True: dark module
-    n = matrix.shape[0]
-    assert png.size == ((n + 2 * join.QR_BORDER) * scale,) * 2
-    pixels = np.asarray(png)[::scale, ::scale][join.QR_BORDER : -join.QR_BORDER, join.QR_BORDER : -join.QR_BORDER]
-    assert ((pixels < 128) == matrix).all()  # every module where segno put it
-    assert np.asarray(png)[: join.QR_BORDER * scale].min() > 200  # a light quiet zone around it
 
 
 def test_qr_svg_scales_to_its_box_and_names_the_url() -> None:

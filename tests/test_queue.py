@@ -8,15 +8,15 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
+from seed import queued_run
 
 from vitdemo.config import CNNConfig, ConfigError, LinearConfig, MLPConfig, TrainConfig, TransferConfig, ViTConfig
 from vitdemo.models import build_model, count_parameters
 from vitdemo.runconfig import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun, run_config_from_dict
-from vitdemo.runs import admission, limits, queue
+from vitdemo.runs import admission, claims, limits, queue
 from vitdemo.runs.local import LocalExecutor
 from vitdemo.runs.people import CLI, Actor
 from vitdemo.runs.store import OverLimit, Registry, RunNotFound
@@ -25,15 +25,6 @@ from vitdemo.training.recipes import finetune_config
 TINY = TrainConfig(
     model=CNNConfig(width=4, depth=1), epochs=1, batch_size=100, train_subset=300, val_size=200, device="cpu"
 )
-
-
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "home")
-
-
-def _queued(reg: Registry, name: str = "run", **fields) -> int:
-    return reg.create_run(name=name, kind="vit", dataset="mnist", config=TrainConfig().to_dict(), **fields)
 
 
 def _dead_pid() -> int:
@@ -73,17 +64,17 @@ def test_start_run_is_created_running_and_never_claimable(reg: Registry) -> None
     """The CLI's run: one insert makes it running and its own, so a worker polling meanwhile cannot take it."""
     run = reg.get_run(queue.start_run(reg, TINY, pid=4242))
     assert run.status == "running" and run.worker_pid == 4242 and run.started_at and run.heartbeat
-    assert queue.claim_next(reg, 1, "cpu") is None and queue.claim(reg, run.id, 1) is None
+    assert claims.claim_next(reg, 1, "cpu") is None and claims.claim(reg, run.id, 1) is None
     assert reg.get_run(run.id).worker_pid == 4242
 
 
 def test_claim_by_id_is_conditional(reg: Registry) -> None:
-    run_id = _queued(reg, device="cpu")
-    run = queue.claim(reg, run_id, 42)
+    run_id = queued_run(reg, device="cpu")
+    run = claims.claim(reg, run_id, 42)
     assert run is not None and run.status == "running" and run.worker_pid == 42
-    assert queue.claim(reg, run_id, 43) is None  # already taken: the second claimer gets nothing
+    assert claims.claim(reg, run_id, 43) is None  # already taken: the second claimer gets nothing
     assert reg.get_run(run_id).worker_pid == 42
-    assert queue.claim(reg, 999, 43) is None
+    assert claims.claim(reg, 999, 43) is None
 
 
 def _claim_all(home: str, barrier, out) -> None:
@@ -91,13 +82,13 @@ def _claim_all(home: str, barrier, out) -> None:
     reg = Registry(home)
     barrier.wait()
     claimed = []
-    while (run := queue.claim_next(reg, os.getpid())) is not None:
+    while (run := claims.claim_next(reg, os.getpid())) is not None:
         claimed.append(run.id)
     out.put(claimed)
 
 
 def test_concurrent_claims_never_take_a_run_twice(reg: Registry) -> None:
-    ids = {_queued(reg, f"r{i}", device="cpu") for i in range(40)}
+    ids = {queued_run(reg, f"r{i}", device="cpu") for i in range(40)}
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(2), ctx.Queue()
     procs = [ctx.Process(target=_claim_all, args=(str(reg.home), barrier, out)) for _ in range(2)]
@@ -116,17 +107,17 @@ def test_concurrent_claims_never_take_a_run_twice(reg: Registry) -> None:
 
 
 def test_claim_next_takes_the_oldest_run_of_its_device(reg: Registry) -> None:
-    gpu = _queued(reg, "gpu", device="cuda")
-    cpu1, cpu2 = _queued(reg, "cpu1", device="cpu"), _queued(reg, "cpu2", device="cpu")
-    run = queue.claim_next(reg, 42, "cpu")
+    gpu = queued_run(reg, "gpu", device="cuda")
+    cpu1, cpu2 = queued_run(reg, "cpu1", device="cpu"), queued_run(reg, "cpu2", device="cpu")
+    run = claims.claim_next(reg, 42, "cpu")
     assert run.id == cpu1 and run.status == "running" and run.worker_pid == 42 and run.heartbeat is not None
-    assert queue.claim_next(reg, 42, "cuda").id == gpu
-    assert queue.claim_next(reg, 42, "cuda") is None
-    assert queue.claim_next(reg, 42).id == cpu2
+    assert claims.claim_next(reg, 42, "cuda").id == gpu
+    assert claims.claim_next(reg, 42, "cuda") is None
+    assert claims.claim_next(reg, 42).id == cpu2
 
 
 def test_request_cancel(reg: Registry) -> None:
-    queued, running, done = _queued(reg), _queued(reg, status="running"), _queued(reg, status="done")
+    queued, running, done = queued_run(reg), queued_run(reg, status="running"), queued_run(reg, status="done")
     assert queue.request_cancel(reg, queued, CLI) == "cancelled"
     assert reg.get_run(queued).status == "cancelled" and reg.get_run(queued).finished_at is not None
     assert queue.request_cancel(reg, running, CLI) == "running" and reg.cancel_requested(running)
@@ -138,33 +129,33 @@ def test_request_cancel(reg: Registry) -> None:
 def test_a_queued_run_is_cancelled_at_once(reg: Registry) -> None:
     run_id = queue.submit(reg, TINY, CLI)
     assert queue.request_cancel(reg, run_id, CLI) == "cancelled"
-    assert queue.claim_next(reg, os.getpid(), "cpu") is None
+    assert claims.claim_next(reg, os.getpid(), "cpu") is None
 
 
 def test_fail_orphans_marks_runs_of_dead_or_silent_workers(reg: Registry) -> None:
     now = time.time()
-    dead = _queued(reg, "dead", status="running", worker_pid=_dead_pid(), heartbeat=now)
-    alive = _queued(reg, "alive", status="running", worker_pid=os.getpid(), heartbeat=now)
-    silent = _queued(reg, "silent", status="running", worker_pid=os.getpid(), heartbeat=now - 1000)
-    done = _queued(reg, "done", status="done", worker_pid=_dead_pid())
-    assert queue.fail_orphans(reg, stale_s=300) == [silent]  # the heartbeat alone: a dead pid is not read
+    dead = queued_run(reg, "dead", status="running", worker_pid=_dead_pid(), heartbeat=now)
+    alive = queued_run(reg, "alive", status="running", worker_pid=os.getpid(), heartbeat=now)
+    silent = queued_run(reg, "silent", status="running", worker_pid=os.getpid(), heartbeat=now - 1000)
+    done = queued_run(reg, "done", status="done", worker_pid=_dead_pid())
+    assert claims.fail_orphans(reg, stale_s=300) == [silent]  # the heartbeat alone: a dead pid is not read
     alive_here = LocalExecutor().run_alive  # the executor knows its processes: a dead worker's run fails at once
-    assert queue.fail_orphans(reg, alive=alive_here, stale_s=300) == [dead]
+    assert claims.fail_orphans(reg, alive=alive_here, stale_s=300) == [dead]
     assert reg.get_run(dead).status == "failed" and "stopped unexpectedly" in reg.get_run(dead).error
     assert reg.get_run(silent).status == "failed" and "no progress" in reg.get_run(silent).error
     assert reg.get_run(alive).status == "running" and reg.get_run(done).status == "done"
-    assert queue.fail_orphans(reg, alive=alive_here) == []
+    assert claims.fail_orphans(reg, alive=alive_here) == []
 
 
 def test_fail_orphans_keeps_a_result_written_meanwhile(reg: Registry) -> None:
     """The worker finishes the run and exits between fail_orphans' listing and its check: the run stays done."""
-    run_id = _queued(reg, status="running", worker_pid=12345, heartbeat=time.time())
+    run_id = queued_run(reg, status="running", worker_pid=12345, heartbeat=time.time())
 
     def worker_finishes_then_exits(run) -> bool:
         reg.update_run(run_id, status="done", test_acc=0.9)
         return False
 
-    assert queue.fail_orphans(reg, alive=worker_finishes_then_exits) == []
+    assert claims.fail_orphans(reg, alive=worker_finishes_then_exits) == []
     run = reg.get_run(run_id)
     assert run.status == "done" and run.test_acc == 0.9 and run.error is None
 
@@ -172,20 +163,20 @@ def test_fail_orphans_keeps_a_result_written_meanwhile(reg: Registry) -> None:
 def test_fail_orphans_spares_a_run_that_beat_since_it_was_listed(reg: Registry) -> None:
     """The sweep lists a run whose heartbeat looks stale; its executor's heartbeat thread beats before the sweep's
     update: the verdict is part of the conditional update, so the run stays running."""
-    run_id = _queued(reg, status="running", worker_pid=os.getpid(), heartbeat=time.time() - 1000)
+    run_id = queued_run(reg, status="running", worker_pid=os.getpid(), heartbeat=time.time() - 1000)
 
     def beats_meanwhile(run) -> None:
         reg.beat([run_id])
         return None  # the executor cannot tell: the heartbeat decides
 
-    assert queue.fail_orphans(reg, alive=beats_meanwhile, stale_s=300) == []
+    assert claims.fail_orphans(reg, alive=beats_meanwhile, stale_s=300) == []
     assert reg.get_run(run_id).status == "running"
 
 
 def test_fail_orphans_only_reads_when_nothing_is_orphaned(reg: Registry) -> None:
-    _queued(reg, "alive", status="running", worker_pid=os.getpid(), heartbeat=time.time())
+    queued_run(reg, "alive", status="running", worker_pid=os.getpid(), heartbeat=time.time())
     before = reg.db_path.stat().st_mtime_ns, reg.db_path.read_bytes()
-    assert queue.fail_orphans(reg, alive=LocalExecutor().run_alive) == []
+    assert claims.fail_orphans(reg, alive=LocalExecutor().run_alive) == []
     assert (reg.db_path.stat().st_mtime_ns, reg.db_path.read_bytes()) == before
 
 
@@ -238,13 +229,16 @@ def test_classic_and_pretraining_times_come_from_the_measured_constants() -> Non
 
 def test_a_label_budget_counts_its_epochs_as_passes_over_the_training_set(reg: Registry) -> None:
     """40 epochs over 100 labels are 4,000 images, under one pass over the 55,000: a student's fine-tune is
-    within the class's 20-epoch limit (it was refused before), and its time is that of 4,000 images."""
+    within the class's epoch limit (it was refused before), and its time is that of 4,000 images."""
     few = finetune_config(CNNConfig(width=4, depth=1), labels=100, device="cpu")
     assert few.epochs == 40 and limits.counted_epochs(few) == 1
     assert admission.train_images(few) == 100
     run_id = queue.submit(reg, few, STUDENT, estimator=admission.Estimator(fixed_speed, threads=1))
     assert reg.get_run(run_id).owner == STUDENT.owner
-    with pytest.raises(OverLimit, match="21 epochs is over the class limit of 20"):
-        queue.submit(reg, dataclasses.replace(TINY, epochs=21), STUDENT, estimator=admission.Estimator(fixed_speed))
+    top = limits.Limits().max_epochs  # the default class limit
+    with pytest.raises(OverLimit, match=f"{top + 1} epochs is over the class limit of {top}"):
+        queue.submit(
+            reg, dataclasses.replace(TINY, epochs=top + 1), STUDENT, estimator=admission.Estimator(fixed_speed)
+        )
     pre = PretrainRun("simclr", PretrainConfig(epochs=3), few)
     assert limits.counted_epochs(pre) == 4 and limits.counted_epochs(ClassicRun()) == 1

@@ -12,9 +12,10 @@ import pytest
 
 from vitdemo.checkpoints import load_checkpoint
 from vitdemo.config import CNNConfig, ViTConfig
-from vitdemo.race.engine import Mark, Point, Race, RaceView, SideView
+from vitdemo.race.engine import Race
 from vitdemo.race.knobs import Change, Knobs, RaceConfig
 from vitdemo.race.save import NothingToSave, epoch_rows, save_race
+from vitdemo.race.state import Mark, Point, RaceView, SideView
 from vitdemo.runs import points
 from vitdemo.runs.store import Registry
 from vitdemo.views import race as views

@@ -15,7 +15,7 @@ from safetensors import safe_open
 import vitdemo.synth.styles
 from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_dataset, num_batches
-from vitdemo.runs import execute, queue
+from vitdemo.runs import claims, execute, queue
 from vitdemo.runs.limits import Limits
 from vitdemo.runs.people import CLI, Actor, NotAllowed
 from vitdemo.runs.store import OverLimit, Registry
@@ -166,7 +166,7 @@ def test_queue_resume_continues_a_cancelled_run_in_the_execute_path(data_dir: Pa
     owner, stranger = Actor("person:1", "Ada"), Actor("person:2", "Bob")
     config = dataclasses.replace(CONFIG, keep="last")
     run_id = queue.submit(reg, config, owner)
-    assert queue.claim(reg, run_id, pid=1) is not None
+    assert claims.claim(reg, run_id, pid=1) is not None
     stopper = StopAfterEpoch(1)
     data = load_dataset("mnist", data_dir, val_size=200, seed=0, train_subset=600)
     train(config, [stopper], data=data, should_stop=stopper.stop, state_path=state_path(reg.checkpoint_dir, run_id))
@@ -186,7 +186,7 @@ def test_queue_resume_continues_a_cancelled_run_in_the_execute_path(data_dir: Pa
     )
     assert [e["epoch"] for e in reg.epochs(new_id)] == [1]  # its curves start with the epoch it continues
 
-    claimed = queue.claim(reg, new_id, pid=1)
+    claimed = claims.claim(reg, new_id, pid=1)
     result = execute.execute_run(reg, claimed, data_dir=str(data_dir))
     assert result is not None and reg.get_run(new_id).status == "done"
     assert [e["epoch"] for e in reg.epochs(new_id)] == [1, 2]
@@ -206,7 +206,7 @@ def test_the_class_limits_count_only_what_a_resumed_run_has_left(data_dir: Path,
     queue.set_limits(reg, Limits(max_epochs=20, max_minutes=0), teacher)
     config = dataclasses.replace(CONFIG, epochs=4)
     run_id = queue.submit(reg, config, student)
-    assert queue.claim(reg, run_id, pid=1) is not None
+    assert claims.claim(reg, run_id, pid=1) is not None
     stopper = StopAfterEpoch(3)
     data = load_dataset("mnist", data_dir, val_size=200, seed=0, train_subset=300)
     train(config, [stopper], data=data, should_stop=stopper.stop, state_path=state_path(reg.checkpoint_dir, run_id))

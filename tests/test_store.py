@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from seed import lock_registry, queued_run
 
 from vitdemo.config import TrainConfig
 from vitdemo.runs import points, schema
@@ -20,22 +21,13 @@ from vitdemo.runs.store import IllegalTransition, Registry, RunNotFound
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "home")
-
-
-def _queued(reg: Registry, name: str = "run", **fields) -> int:
-    return reg.create_run(name=name, kind="vit", dataset="mnist", config=TrainConfig().to_dict(), **fields)
-
-
 def test_store_and_charts_import_without_torch() -> None:
     """Tables and figures, the store, the queue, the worker loop and the local executor's worker process: none of
     them loads torch."""
     modules = (
         "vitdemo.views.charts, vitdemo.runs.store, vitdemo.runs.queue, vitdemo.runs.worker, vitdemo.cli.main, "
         "vitdemo.runs.points, vitdemo.views.learning, vitdemo.training.watch, vitdemo.runs.local, "
-        "vitdemo.runs.executor, vitdemo.runs.events, vitdemo.runs.record, vitdemo.runs.files"
+        "vitdemo.runs.executor, vitdemo.runs.events, vitdemo.runs.record, vitdemo.runfiles"
     )
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
@@ -48,7 +40,7 @@ def test_nothing_is_created_until_the_first_write(reg: Registry) -> None:
     with pytest.raises(RunNotFound, match="no run #1"):
         reg.get_run(1)
     assert not reg.home.exists()
-    run_id = _queued(reg)
+    run_id = queued_run(reg)
     assert reg.db_path.is_file() and reg.get_run(run_id).status == "queued"
     assert not [p.name for p in reg.home.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
     with sqlite3.connect(reg.db_path) as db:
@@ -80,7 +72,7 @@ def test_create_update_get_and_list(reg: Registry) -> None:
 
 def test_update_accepts_known_columns_only(reg: Registry) -> None:
     """Column names are never taken from the caller into SQL: anything unknown is refused before SQL is built."""
-    run_id = _queued(reg)
+    run_id = queued_run(reg)
     with pytest.raises(ValueError, match="unknown run column"):
         reg.update_run(run_id, **{"error = 'x', status": "done"})
     with pytest.raises(ValueError, match="unknown run column.*id"):
@@ -108,7 +100,7 @@ def test_update_accepts_known_columns_only(reg: Registry) -> None:
     ],
 )
 def test_status_transitions(reg: Registry, path: list[str], legal: bool) -> None:
-    run_id = _queued(reg)
+    run_id = queued_run(reg)
     *steps, last = path[1:]
     for status in steps:
         reg.update_run(run_id, status=status)
@@ -123,7 +115,7 @@ def test_status_transitions(reg: Registry, path: list[str], legal: bool) -> None
 
 
 def test_transition_is_conditional(reg: Registry) -> None:
-    run_id = _queued(reg, status="running", worker_pid=7)
+    run_id = queued_run(reg, status="running", worker_pid=7)
     assert not reg.transition(run_id, "failed", worker_pid_is=8)  # another worker's run: untouched
     assert not reg.transition(run_id, "cancelled", only_from=("queued",))
     assert reg.get_run(run_id).status == "running"
@@ -136,17 +128,17 @@ def test_transition_is_conditional(reg: Registry) -> None:
 def test_leaderboard_order(reg: Registry) -> None:
     ids = {}
     for name, acc, f1 in [("ok", 0.95, 0.95), ("best", 0.99, 0.98), ("tie-worse-f1", 0.95, 0.90), ("none", None, None)]:
-        ids[name] = _queued(reg, name, status="done", test_acc=acc, macro_f1=f1)
-    _queued(reg, "still running", status="running", test_acc=1.0)
+        ids[name] = queued_run(reg, name, status="done", test_acc=acc, macro_f1=f1)
+    queued_run(reg, "still running", status="running", test_acc=1.0)
     assert [r.name for r in reg.leaderboard()] == ["best", "ok", "tie-worse-f1", "none"]
-    fashion = _queued(reg, "fashion", status="done", test_acc=0.5)
+    fashion = queued_run(reg, "fashion", status="done", test_acc=0.5)
     reg.update_run(fashion, dataset="fashion")
     reg.update_run(ids["ok"], dataset="fashion")
     assert [r.name for r in reg.leaderboard("fashion")] == ["ok", "fashion"]
 
 
 def test_epochs_are_stored_in_order_and_counted(reg: Registry) -> None:
-    run_id = _queued(reg)
+    run_id = queued_run(reg)
     for epoch in (2, 1):
         reg.add_epoch(run_id, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.5 + epoch / 10})
     reg.add_epoch(run_id, {"epoch": 2, "train_loss": 0.25, "val_acc": 0.8})  # a retried epoch replaces its row
@@ -154,12 +146,12 @@ def test_epochs_are_stored_in_order_and_counted(reg: Registry) -> None:
     assert [r["epoch"] for r in rows] == [1, 2]
     assert rows[1]["train_loss"] == 0.25 and rows[1]["val_acc"] == 0.8 and rows[0]["val_loss"] is None
     assert reg.get_run(run_id).epochs_done == 2
-    other = _queued(reg)
+    other = queued_run(reg)
     assert reg.epochs(other) == [] and reg.runs_with_curves() == {run_id}
 
 
 def test_delete_removes_the_run_its_epochs_and_its_checkpoint(reg: Registry, tmp_path: Path) -> None:
-    run_id = _queued(reg, status="done")
+    run_id = queued_run(reg, status="done")
     path = reg.checkpoint_dir / f"run-{run_id}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"weights")
@@ -177,7 +169,7 @@ def test_delete_removes_the_run_its_epochs_and_its_checkpoint(reg: Registry, tmp
 
     outside = tmp_path / "elsewhere.safetensors"  # a file the registry did not write is never removed
     outside.write_bytes(b"x")
-    other = _queued(reg, status="failed", checkpoint=str(outside))
+    other = queued_run(reg, status="failed", checkpoint=str(outside))
     reg.delete_run(other)
     assert outside.exists()
 
@@ -187,20 +179,20 @@ def _point(step: int) -> dict[str, float]:
 
 
 def test_points_are_thinned_past_the_cap_keeping_the_first_and_the_newest(reg: Registry) -> None:
-    run_id = _queued(reg, status="running")
+    run_id = queued_run(reg, status="running")
     held = [points.add_point(reg, run_id, _point(s), keep_at_most=10) for s in range(1, 12)]
     assert held == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 6]  # the 11th point: every second one goes
     assert [p["step"] for p in points.points(reg, run_id)] == [1, 3, 5, 7, 9, 11]
     assert points.points(reg, run_id)[-1] == _point(11)
     assert points.add_point(reg, run_id, {**_point(11), "loss": 9.0}, keep_at_most=10) == 6  # same step: replaced
     assert points.points(reg, run_id)[-1]["loss"] == 9.0
-    other = _queued(reg, status="running")
+    other = queued_run(reg, status="running")
     assert points.points(reg, other) == [] and other not in reg.live().watches
 
 
 def test_a_point_and_its_progress_bump_the_change_counter_once_and_watches_not_at_all(reg: Registry) -> None:
     """Every open page polls the counter: a training's second must rebuild them at most once."""
-    run_id = _queued(reg, status="running")
+    run_id = queued_run(reg, status="running")
     before = reg.live().version
     points.add_point(reg, run_id, _point(1), progress={"step": 1, "total_steps": 10}, heartbeat=123.0)
     run = reg.get_run(run_id)
@@ -214,7 +206,7 @@ def test_a_point_and_its_progress_bump_the_change_counter_once_and_watches_not_a
 
 
 def test_deleting_a_run_deletes_its_points_and_watched_images(reg: Registry) -> None:
-    run_id = _queued(reg, status="running")
+    run_id = queued_run(reg, status="running")
     points.add_point(reg, run_id, _point(1))
     points.set_watch(reg, run_id, {"preds": [3]})
     reg.transition(run_id, "cancelled")
@@ -226,7 +218,7 @@ def test_deleting_a_run_deletes_its_points_and_watched_images(reg: Registry) -> 
 
 @pytest.mark.parametrize("status", ["queued", "running"])
 def test_active_runs_cannot_be_deleted(reg: Registry, status: str) -> None:
-    run_id = _queued(reg, status=status)
+    run_id = queued_run(reg, status=status)
     with pytest.raises(ValueError, match="cancel it first"):
         reg.delete_run(run_id)
     assert reg.get_run(run_id).status == status
@@ -235,7 +227,7 @@ def test_active_runs_cannot_be_deleted(reg: Registry, status: str) -> None:
 # -- a file that is damaged, locked or read-only ------------------------------------------------------------
 def _real_registry(reg: Registry, runs: int = 40) -> bytes:
     """A registry file of many pages, written by the store, its WAL folded into the file."""
-    _queued(reg, "first", status="done", test_acc=0.5)
+    queued_run(reg, "first", status="done", test_acc=0.5)
     with sqlite3.connect(reg.db_path) as db:  # the rest in one transaction: a commit per row would take seconds
         db.executemany(
             "INSERT INTO runs (name, kind, dataset, config, status, created_at) VALUES (?, 'vit', 'mnist', ?, 'done', 0)",
@@ -261,7 +253,7 @@ def test_a_damaged_registry_is_refused_never_recreated(reg: Registry, damage: st
         contents = {"empty": b"", "garbage": b"these are my notes\n" * 50, "truncated": data[: len(data) // 2]}
         reg.db_path.write_bytes(contents.get(damage, data[:60]))
     before = reg.db_path.read_bytes()
-    for call in (reg.list_runs, lambda: reg.get_run(1), lambda: _queued(reg), lambda: reg.update_run(1, error="x")):
+    for call in (reg.list_runs, lambda: reg.get_run(1), lambda: queued_run(reg), lambda: reg.update_run(1, error="x")):
         with pytest.raises(RegistryDamaged) as err:
             call()
         message = str(err.value)
@@ -271,8 +263,8 @@ def test_a_damaged_registry_is_refused_never_recreated(reg: Registry, damage: st
 
 
 def test_a_locked_registry_reads_busy_within_seconds_and_writes_wait(reg: Registry, tmp_path: Path) -> None:
-    run_id = _queued(reg, status="done")
-    holder = _lock_exclusively(reg.db_path)
+    run_id = queued_run(reg, status="done")
+    holder = lock_registry(reg.db_path, shut_out_readers=True)
     try:
         t0 = time.monotonic()
         with pytest.raises(RegistryBusy, match="busy.*try again") as err:
@@ -287,20 +279,6 @@ def test_a_locked_registry_reads_busy_within_seconds_and_writes_wait(reg: Regist
         holder.kill()
         holder.wait()
     assert reg.get_run(run_id).error is None  # and it works again once the lock is gone
-
-
-def _lock_exclusively(db_path: Path, mode: str = "locking_mode") -> subprocess.Popen:
-    """Another process holding the registry locked: `locking_mode` shuts readers out even in WAL mode;
-    `begin` is a BEGIN EXCLUSIVE transaction (in WAL mode readers still read; writers wait)."""
-    pragma = "db.execute('PRAGMA locking_mode=EXCLUSIVE'); " if mode == "locking_mode" else ""
-    code = (
-        f"import sqlite3, sys, time; db = sqlite3.connect({str(db_path)!r}, isolation_level=None); {pragma}"
-        "db.execute('BEGIN EXCLUSIVE'); db.execute('UPDATE runs SET error = error'); print('locked', flush=True); "
-        "time.sleep(45)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
 
 
 def test_reads_do_not_write(reg: Registry) -> None:
@@ -318,7 +296,7 @@ def test_reads_do_not_write(reg: Registry) -> None:
 def test_a_read_only_home_can_still_be_read(reg: Registry, tmp_path: Path) -> None:
     """A real read-only folder: as root, the reading process runs without CAP_DAC_OVERRIDE (permission bits then
     apply to it too); otherwise plain permission bits do. No -wal/-shm may exist, so SQLite cannot share them."""
-    run_id = _queued(reg, "readable", status="done", test_acc=0.9)
+    run_id = queued_run(reg, "readable", status="done", test_acc=0.9)
     code = (
         "import sys; from vitdemo.runs.store import Registry; r = Registry(sys.argv[1]); "
         "print([x.name for x in r.leaderboard()]); "
@@ -375,7 +353,7 @@ def test_a_registry_from_before_points_is_upgraded_and_keeps_its_runs(tmp_path: 
     with sqlite3.connect(path) as db:
         assert not schema.needs_upgrade(db)
         assert schema.has_table(db, "points") and schema.has_table(db, "watches")
-    new = _queued(reg, status="running")
+    new = queued_run(reg, status="running")
     points.add_point(reg, new, _point(1))
     points.set_watch(reg, new, {"preds": [7]})
     live = reg.live(None)

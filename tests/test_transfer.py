@@ -19,12 +19,18 @@ from vitdemo.models.transfer import (
     TransferError,
     TransferNet,
     backbone_state,
-    build_transfer,
     hub_checkpoints_dir,
     load_pretrained,
     weights_filename,
 )
 from vitdemo.training.loop import train
+
+
+def pretrained_net(config: TransferConfig, weights_path: str | Path | None = None) -> TransferNet:
+    """The network a transfer run trains (vitdemo.training.loop.prepare_model): ImageNet weights in the backbone
+    when `config.pretrained`, random otherwise."""
+    model = TransferNet(config)
+    return load_pretrained(model, weights_path) if config.pretrained else model
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +93,7 @@ def test_full_state_dict_is_adapted_rgb_summed_and_head_dropped(tmp_path: Path) 
 
 def test_alexnet_whole_path_fine_tunes_all(alexnet_file) -> None:
     path, state = alexnet_file
-    model = build_transfer(TransferConfig(arch="alexnet", image_px=64, finetune="all"), path)
+    model = pretrained_net(TransferConfig(arch="alexnet", image_px=64, finetune="all"), path)
     assert torch.equal(model.backbone[3].weight, state["features.3.weight"].half().float())
     before = model.backbone[3].weight.detach().clone()
     train_step(model)
@@ -97,7 +103,7 @@ def test_alexnet_whole_path_fine_tunes_all(alexnet_file) -> None:
 def test_head_only_freezes_backbone_weights_and_statistics(tmp_path: Path) -> None:
     torch.manual_seed(0)
     path = save_half(tvm.resnet18().state_dict(), tmp_path / "r.pth")
-    model = build_transfer(TransferConfig(arch="resnet18", image_px=32, finetune="head"), path)
+    model = pretrained_net(TransferConfig(arch="resnet18", image_px=32, finetune="head"), path)
     backbone = {k: v.clone() for k, v in model.backbone.state_dict().items()}
     head = model.head[-1].weight.detach().clone()
     train_step(model)
@@ -113,7 +119,7 @@ def test_offline_error_names_the_file_and_the_folder(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(TransferError) as err:
-        build_transfer(TransferConfig(arch="vgg16", image_px=32))
+        pretrained_net(TransferConfig(arch="vgg16", image_px=32))
     message = str(err.value)
     assert weights_filename("vgg16") == "vgg16-397923af.pth"
     assert "vgg16-397923af.pth" in message and str(hub_checkpoints_dir()) in message
@@ -125,7 +131,7 @@ def test_a_file_placed_in_the_hub_cache_is_used_offline(alexnet_file) -> None:
     cache = hub_checkpoints_dir()
     cache.mkdir(parents=True)
     (cache / weights_filename("alexnet")).write_bytes(path.read_bytes())
-    model = build_transfer(TransferConfig(arch="alexnet", image_px=64))  # no weights_path: the hub cache
+    model = pretrained_net(TransferConfig(arch="alexnet", image_px=64))  # no weights_path: the hub cache
     assert torch.equal(model.backbone[0].bias, state["features.0.bias"].half().float())
 
 

@@ -35,11 +35,6 @@ def tiny_data(data_dir: Path):
     return load_dataset("mnist", data_dir, val_size=TINY.val_size, train_subset=TINY.train_subset)
 
 
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "home")
-
-
 # -- the ten images ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dataset", ["mnist", "fashion"])
 def test_the_watched_images_are_one_per_class_and_the_same_for_every_run(dataset: str, data_dir: Path) -> None:

@@ -20,7 +20,7 @@ from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.models.classic import load_classic
 from vitdemo.pretrain import is_pretrained_encoder
 from vitdemo.runconfig import ClassicConfig, ClassicRun, PretrainConfig, PretrainRun
-from vitdemo.runs import events, execute, local, points, queue, worker
+from vitdemo.runs import claims, events, execute, local, points, queue, worker
 from vitdemo.runs.dbfile import RegistryUnavailable
 from vitdemo.runs.local import ensure_worker  # the real one: conftest's worker_starts replaces local's
 from vitdemo.runs.people import CLI
@@ -49,11 +49,6 @@ SLOW_STEPS = TrainConfig(
     device="cpu",
 )
 WORKER_IDLE_S = 2.0  # test workers exit soon after their last run
-
-
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "home")
 
 
 def wait_for(check: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.05):
@@ -179,7 +174,7 @@ def test_a_run_that_fails_is_marked_failed_with_its_error(reg: Registry) -> None
     run_id = reg.create_run(
         name="broken", kind="vit", dataset="mnist", config={**TINY.to_dict(), "warp": 9}, device="cpu"
     )
-    run = queue.claim_next(reg, os.getpid(), "cpu")
+    run = claims.claim_next(reg, os.getpid(), "cpu")
     assert execute.execute_run(reg, run) is None
     run = reg.get_run(run_id)
     assert run.status == "failed" and "unknown training settings: warp" in run.error and run.finished_at
@@ -222,7 +217,7 @@ def test_a_run_that_cannot_even_be_marked_failed_is_failed_at_the_next_worker_st
     reg: Registry, data_dir: Path
 ) -> None:
     run_id = queue.submit(reg, TINY, CLI)
-    gone = queue.claim(reg, run_id, pid=_dead_pid())  # its worker: a process that has since ended
+    gone = claims.claim(reg, run_id, pid=_dead_pid())  # its worker: a process that has since ended
     assert execute.execute_run(FullDisk(reg.home, failures=99), gone, data_dir=str(data_dir)) is None
     assert reg.get_run(run_id).status == "running" and list(reg.checkpoint_dir.iterdir()) == []
     assert local.run_worker(reg, "cpu", idle_exit_s=0.1) == 0

@@ -15,7 +15,6 @@ import math
 import os
 import struct
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,26 +274,6 @@ def write_atomically(path: Path, write: Any, tmp_prefix: str | None = None) -> P
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
-
-
-def remove_stale_tmp(folder: str | os.PathLike, older_than_s: float) -> list[Path]:
-    """Delete `.NAME.*.tmp` files that a writer killed mid-write left in `folder`, if older than `older_than_s`.
-
-    Younger ones are kept: another process may be writing them right now. Returns the removed paths.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    cutoff = time.time() - older_than_s
-    removed = []
-    for tmp in sorted(folder.glob(".?*.*.tmp")):
-        try:
-            if tmp.is_file() and not tmp.is_symlink() and tmp.stat().st_mtime < cutoff:
-                tmp.unlink()
-                removed.append(tmp)
-        except FileNotFoundError:  # another process cleaned it first
-            continue
-    return removed
 
 
 def _read_index(path: Path) -> tuple[str | None, dict[str, tuple[tuple[int, ...], str]]]:

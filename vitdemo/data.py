@@ -1,7 +1,8 @@
-"""Datasets as uint8 tensors, seeded splits, device-resident batches and batched augmentation.
+"""Datasets as uint8 tensors, seeded splits and device-resident batches.
 
 No DataLoader and no workers: the whole dataset is one tensor on the training device, batches are
-index slices of a seeded permutation and augmentation runs on whole batches (cifar10-airbench style).
+index slices of a seeded permutation, and augmentation runs on whole batches (cifar10-airbench style:
+vitdemo.training.augment).
 
 The datasets' statistics and class names (`DATASET_INFO`, `normalization`, `class_names`) are the one
 source for every module; importing this module does not import torch (each function that needs it does),
@@ -14,6 +15,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vitdemo.paths import ENV_DATA_DIR, data_root
@@ -34,8 +36,24 @@ DATASET_INFO: dict[str, tuple[str, str, float, float, tuple[str, ...]]] = {
 }
 
 
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+DATA_COMMAND = "python -m vitdemo data"  # downloads what is missing; with --check, says what is where
+
+
 class DataError(RuntimeError):
     """The dataset could not be found or downloaded; the message says where we looked and what to do."""
+
+
+class MissingData(DataError):
+    """A dataset's files are not in the data folder (and could not be downloaded). The message names the folder,
+    for a terminal; `dataset`, `folder` ('MNIST') and `missing` (file names) let a page say it without the server's
+    path (vitdemo.views.messages.data_missing_text)."""
+
+    def __init__(self, message: str, dataset: str, missing: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+        self.folder = DATASET_INFO[dataset][1]
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -70,27 +88,68 @@ def class_names(dataset: str) -> tuple[str, ...]:
     return DATASET_INFO[dataset][4]
 
 
+def raw_dir(dataset: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """Where a dataset's four *-ubyte files go: <data root>/MNIST/raw (torchvision's layout)."""
+    if dataset not in DATASET_INFO:
+        raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASET_INFO)}")
+    return data_root(data_dir) / DATASET_INFO[dataset][1] / "raw"
+
+
+def missing_files(dataset: str, data_dir: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """The dataset's *-ubyte files (RAW_FILES) not in raw_dir; () when it is all there. Reads no file."""
+    folder = raw_dir(dataset, data_dir)
+    return tuple(name for name in RAW_FILES if not (folder / name).is_file())
+
+
+def missing_error(dataset: str, data_dir: str | os.PathLike | None = None, why: str = "") -> MissingData:
+    """The error for a dataset that is not there: the folder, the files and the command (a terminal's message)."""
+    folder, missing = raw_dir(dataset, data_dir), missing_files(dataset, data_dir)
+    because = f" and could not be downloaded ({why})" if why else ""
+    return MissingData(
+        f"{DATASET_INFO[dataset][0]} was not found in {folder}{because}. Put the four *-ubyte files "
+        f"({', '.join(RAW_FILES)}) there, run `{DATA_COMMAND}` where there is internet, or point --data-dir or "
+        f"${ENV_DATA_DIR} at a folder that holds {DATASET_INFO[dataset][1]}/raw/.",
+        dataset,
+        missing or RAW_FILES,
+    )
+
+
+def download(dataset: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """Fetch the dataset's missing files with torchvision into raw_dir (nothing when all four are there); raises
+    MissingData when they cannot be fetched (no network, no permission, a broken mirror). Returns raw_dir."""
+    import torchvision.datasets as tvd
+
+    folder = raw_dir(dataset, data_dir)
+    if missing_files(dataset, data_dir):
+        try:
+            getattr(tvd, DATASET_INFO[dataset][0])(str(data_root(data_dir)), train=True, download=True)
+        except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError... per mirror and version
+            raise missing_error(dataset, data_dir, _short_reason(exc)) from exc
+        if missing_files(dataset, data_dir):
+            raise missing_error(dataset, data_dir, "the download left files out")
+    return folder
+
+
+def _short_reason(exc: BaseException) -> str:
+    """'RuntimeError: Error downloading train-images-idx3-ubyte.gz', cut to one short line."""
+    text = " ".join(str(exc).split())
+    if len(text) > 160:
+        text = text[:160].rsplit(" ", 1)[0] + " …"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def load_raw(dataset: str, train: bool, data_dir: str | os.PathLike | None = None) -> Split:
     """One split as uint8 tensors, read with torchvision; downloads only when the files are missing."""
     import torch
     import torchvision.datasets as tvd  # imported here: the app's Draw page does not need it
 
-    if dataset not in DATASET_INFO:
-        raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASET_INFO)}")
-    cls_name, folder, *_ = DATASET_INFO[dataset]
-    root = data_root(data_dir)
-    cls = getattr(tvd, cls_name)
+    root = raw_dir(dataset, data_dir).parent.parent
+    if missing_files(dataset, data_dir):
+        download(dataset, data_dir)
     try:
-        ds = cls(str(root), train=train, download=False)
-    except RuntimeError:
-        try:
-            ds = cls(str(root), train=train, download=True)
-        except Exception as exc:  # no network, no permission, a broken mirror...
-            raise DataError(
-                f"{cls_name} was not found in {root / folder / 'raw'} and could not be downloaded "
-                f"({type(exc).__name__}: {exc}). Put the four *-ubyte files there, or point "
-                f"--data-dir or ${ENV_DATA_DIR} at a folder that holds {folder}/raw/."
-            ) from exc
+        ds = getattr(tvd, DATASET_INFO[dataset][0])(str(root), train=train, download=False)
+    except RuntimeError as exc:  # the files are there but torchvision cannot read them
+        raise DataError(f"{DATASET_INFO[dataset][0]} in {raw_dir(dataset, data_dir)} cannot be read ({exc})") from exc
     return Split(ds.data.to(torch.uint8).contiguous(), ds.targets.to(torch.int64).contiguous())
 
 

@@ -8,7 +8,6 @@ a loaded checkpoint with its own normalisation and classes.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,25 +16,7 @@ from torch import nn
 
 from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import Split, batches, load_raw, to_input
-from vitdemo.metrics import EvalReport, evaluate_predictions
-
-
-@dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ==
-class Scores:
-    """A model's answers on one split."""
-
-    labels: np.ndarray  # (N,) int64, the true classes
-    probs: np.ndarray  # (N, C) float32, softmax(logits / temperature): the calibrated probabilities
-    loss: float  # mean cross-entropy; NaN for an empty split
-    report: EvalReport
-
-    @property
-    def preds(self) -> np.ndarray:
-        return self.probs.argmax(1)  # (N,)
-
-    @property
-    def accuracy(self) -> float:
-        return self.report.accuracy
+from vitdemo.metrics import Scores, evaluate_predictions
 
 
 def _autocast(device: torch.device, enabled: bool) -> torch.autocast:

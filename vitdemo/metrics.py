@@ -128,12 +128,6 @@ def evaluate_predictions(y_true: Any, y_pred: Any, num_classes: int = 10) -> Eva
     )
 
 
-def cell_indices(y_true: Any, y_pred: Any, true_class: int, pred_class: int) -> np.ndarray:
-    """(K,) int64 indices of the samples in one confusion cell: true `true_class`, predicted `pred_class`."""
-    t, p = _pair(y_true, y_pred)
-    return np.flatnonzero((t == true_class) & (p == pred_class)).astype(np.int64)
-
-
 def format_confusion(confusion: np.ndarray, class_names: list[str] | None = None) -> str:
     """Aligned text table of a (C, C) confusion matrix: rows true, columns predicted."""
     cm = np.asarray(confusion)
@@ -150,3 +144,21 @@ def format_confusion(confusion: np.ndarray, class_names: list[str] | None = None
     for name, row in zip(names, cells, strict=True):
         lines.append(name.rjust(label_width) + "".join(f" {c:>{width}}" for c in row))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ==
+class Scores:
+    """A model's answers on one split."""
+
+    labels: np.ndarray  # (N,) int64, the true classes
+    probs: np.ndarray  # (N, C) float32, softmax(logits / temperature): the calibrated probabilities
+    loss: float  # mean cross-entropy; NaN for an empty split
+    report: EvalReport
+
+    @property
+    def preds(self) -> np.ndarray:
+        return self.probs.argmax(1)  # (N,)
+
+    @property
+    def accuracy(self) -> float:
+        return self.report.accuracy

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from vitdemo.config import DATASETS, SUPERVISED_INIT, ConfigError, TrainConfig, default_run_name
 
 CLASSIC_KINDS = ("logreg", "knn", "svm", "forest")
+CLASSIC_EXPLANATIONS = {"logreg": "weight templates"}  # kNN, SVM and forests explain nothing
 PRETRAIN_METHODS: dict[str, str] = {"mae": "vit", "simclr": "cnn"}  # method -> the model kind it pretrains
 PRETRAIN_KEY = "pretrain"  # the stored config's entry that makes a TrainConfig a PretrainRun
 ENCODER_TAG = "pretrained_encoder"  # a checkpoint's metrics key holding the method: the file's head is untrained

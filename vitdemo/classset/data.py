@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vitdemo.classset.snapshot import Snapshot, check_repeat, snapshot_digest, split_of
 from vitdemo.classset.store import ClassSet
 from vitdemo.config import CLASS_SET, ConfigError, TrainConfig
 from vitdemo.data import Split
+from vitdemo.training.snapshot import Snapshot, check_repeat, snapshot_digest, split_of
 
 SNAPSHOTS = "snapshots"  # under <home>/classset/
 DEFAULT_REPEAT = 20  # each class drawing is seen this often per epoch: 300 drawings -> 6,000 of ~61,000 images
@@ -90,13 +90,6 @@ def freeze(store: ClassSet, dataset: str = "mnist", repeat: int = DEFAULT_REPEAT
         finally:
             Path(tmp).unlink(missing_ok=True)
     return path
-
-
-def snapshot_path(extra_data: str, home: str | os.PathLike | None = None, dataset: str = "mnist") -> Path:
-    """The snapshot a config's `extra_data` names: its path, or for "class" a snapshot of the set as it is now."""
-    if extra_data == CLASS_SET:
-        return freeze(ClassSet(home), dataset)
-    return Path(extra_data)
 
 
 def freeze_config(

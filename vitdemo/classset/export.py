@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vitdemo import families
 from vitdemo.classset.store import ClassSet, Submission, png_bytes
-from vitdemo.views.names import KINDS
 
 IMAGES_NAME = "class-images-idx3-ubyte.gz"
 LABELS_NAME = "class-labels-idx1-ubyte.gz"
@@ -52,6 +52,9 @@ class Exported:
     skipped: int  # submissions left out because a file could not be read
 
 
+SIDES = ("vit", "cnn")  # the two answers every drawing gets, first in the table
+
+
 def idx_bytes(array: np.ndarray) -> bytes:
     """An unsigned-byte array in IDX format: 0, 0, the type code, the number of dimensions, each dimension as a
     big-endian int32, then the bytes in C order (MNIST's own files are written this way)."""
@@ -62,15 +65,6 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + a.tobytes()
 
 
-def read_idx(data: bytes) -> np.ndarray:
-    """IDX unsigned bytes back to an array (for checks; MNIST readers do the same)."""
-    if len(data) < 4 or data[:3] != bytes([0, 0, IDX_UBYTE]):
-        raise ValueError("not an IDX file of unsigned bytes")
-    ndim = data[3]
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def _when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
 
@@ -78,7 +72,7 @@ def _when(timestamp: float) -> str:
 def csv_header(kinds: Sequence[str]) -> list[str]:
     head = ["id", "label", "dataset", "who", "when", "page", "drawing", "input"]
     for kind in kinds:
-        name = KINDS.get(kind, kind)
+        name = families.get(kind).name if families.is_kind(kind) else kind
         head += [f"{name} model", f"{name} prediction", f"{name} probability", f"fooled {name}"]
     return head
 
@@ -104,7 +98,7 @@ def csv_bytes(rows: list[list[object]], kinds: Sequence[str]) -> bytes:
 def _kinds(subs: Sequence[Submission]) -> list[str]:
     """The model kinds that answered, ViT and CNN first."""
     seen = {a.kind for s in subs for a in s.answers}
-    return [k for k in KINDS if k in seen] + sorted(seen - set(KINDS))
+    return [k for k in SIDES if k in seen] + sorted(seen - set(SIDES))
 
 
 def export_zip(store: ClassSet, dataset: str = "mnist") -> Exported:

@@ -8,7 +8,9 @@ crash can leave a file that no row names (ignored) but never a row without its f
 
 Rules are enforced here, not only by a page: a label must be 0-9, a blank canvas or marks that are not a digit
 are refused (`Refused`, one sentence for the student), each person may submit `max_per_minute` drawings a minute
-and the set holds at most `max_total`; only the teacher may delete (`vitdemo.runs.people.NotAllowed`).
+and the set holds at most `max_total`; a name the teacher blocked submits nothing, and only the teacher may delete
+(`vitdemo.runs.people.NotAllowed`). Submitting is idempotent: a drawing is known by its 28x28 input's digest
+(unique per dataset), so the same drawing sent twice (a double tap, a second tab, a script) is one row.
 The file shares the run registry's machinery (`vitdemo.runs.dbfile`: WAL, read-only reads that say "busy" after
 a timeout, damaged files refused). No torch here.
 """
@@ -16,7 +18,6 @@ a timeout, damaged files refused). No torch here.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import secrets
 import sqlite3
@@ -29,11 +30,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from PIL import Image
 
 from vitdemo import paths
+from vitdemo.classset.images import MAX_DRAWING_PX as MAX_DRAWING_PX  # where the drawings' size limit was
+from vitdemo.classset.images import drawing_png, input_digest, input_uint8, png_bytes, read_input_png
 from vitdemo.preprocess.pipeline import EMPTY_MESSAGE, Preprocessed, preprocess
-from vitdemo.runs.dbfile import READ_TIMEOUT_S, WRITE_TIMEOUT_S, RegistryError, RegistryFile
+from vitdemo.runs.dbfile import READ_TIMEOUT_S, WRITE_TIMEOUT_S, RegistryError, RegistryFile, Upgrade
 from vitdemo.runs.people import Actor, NotAllowed
 
 FOLDER = "classset"  # under $VITDEMO_HOME
@@ -41,7 +43,6 @@ DB_NAME = "classset.sqlite"
 NUM_LABELS = 10  # digits 0-9 (and Fashion-MNIST's ten classes)
 MAX_PER_MINUTE = 10  # per person: a student can stump the model often, a script cannot flood the set
 MAX_TOTAL = 5000  # the whole set: about 25 MB of drawings, a few seconds to score every run
-MAX_DRAWING_PX = 1024  # a larger drawing (a photo upload) is stored shrunk to this longer side
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -53,9 +54,11 @@ CREATE TABLE IF NOT EXISTS submissions (
     created_at REAL NOT NULL,
     page TEXT NOT NULL DEFAULT '',       -- where it came from: 'draw', 'present'
     drawing TEXT NOT NULL,               -- file name in images/: the drawing as submitted (PNG)
-    input TEXT NOT NULL                  -- file name in images/: the 28x28 model input (uint8 PNG, ink 255)
+    input TEXT NOT NULL,                 -- file name in images/: the 28x28 model input (uint8 PNG, ink 255)
+    digest TEXT                          -- sha256 of the 28x28 input: the same drawing is one row (NULL: older)
 );
 CREATE INDEX IF NOT EXISTS submissions_owner ON submissions(owner, created_at);
+CREATE UNIQUE INDEX IF NOT EXISTS submissions_digest ON submissions(dataset, digest);
 CREATE TABLE IF NOT EXISTS answers (     -- what each model said at submit time
     submission_id INTEGER NOT NULL REFERENCES submissions(id) ON DELETE CASCADE,
     kind TEXT NOT NULL,                  -- 'vit', 'cnn'
@@ -158,7 +161,7 @@ class Submission:
 
 
 class Predicted(Protocol):
-    """What `answers_from` reads of a prediction (vitdemo.inference.Prediction has it)."""
+    """What `answers_from` reads of a prediction (vitdemo.explain.inference.Prediction has it)."""
 
     @property
     def label(self) -> int: ...
@@ -190,7 +193,10 @@ class ClassSet:
         self.image_dir = self.folder / "images"
         self.db_path = self.folder / DB_NAME
         self.max_per_minute, self.max_total = max_per_minute, max_total
-        self._file = RegistryFile(self.db_path, SCHEMA, read_timeout_s=read_timeout_s, write_timeout_s=write_timeout_s)
+        self._file = RegistryFile(
+            self.db_path, SCHEMA, read_timeout_s=read_timeout_s, write_timeout_s=write_timeout_s,
+            upgrade=Upgrade(_needs_digest, _add_digest),
+        )  # fmt: skip
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -237,6 +243,18 @@ class ClassSet:
         return (self.image_dir / sub.drawing).read_bytes()
 
 
+def _needs_digest(db: sqlite3.Connection) -> bool:
+    """A set written before submissions were idempotent (its rows keep no digest: they stay as they are)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(submissions)")}
+    return bool(columns) and "digest" not in columns
+
+
+def _add_digest(db: sqlite3.Connection) -> None:
+    if _needs_digest(db):
+        db.execute("ALTER TABLE submissions ADD COLUMN digest TEXT")
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS submissions_digest ON submissions(dataset, digest)")
+
+
 def _where(**filters: Any) -> tuple[str, tuple[Any, ...]]:
     given = {k: v for k, v in filters.items() if v is not None}
     clause = " AND ".join(f"{k} = ?" for k in given)
@@ -263,43 +281,6 @@ def _submission(row: sqlite3.Row, answers: tuple[Answer, ...]) -> Submission:
         int(d["id"]), int(d["label"]), d["dataset"], d["owner"], d["who"], float(d["created_at"]), d["page"],
         d["drawing"], d["input"], answers,
     )  # fmt: skip
-
-
-# -- images -----------------------------------------------------------------------------------------------------
-def png_bytes(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def drawing_png(drawing: np.ndarray) -> bytes:
-    """The drawing as submitted, as a PNG: uint8 grey, RGB or RGBA kept as they are (a float image in [0, 1] is
-    scaled to uint8), shrunk to MAX_DRAWING_PX on its longer side if larger."""
-    a = np.asarray(drawing)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.dtype != np.uint8:
-        a = np.round(np.clip(a.astype(np.float64), 0.0, 1.0) * 255).astype(np.uint8)
-    image = Image.fromarray(a)
-    if max(image.size) > MAX_DRAWING_PX:
-        image.thumbnail((MAX_DRAWING_PX, MAX_DRAWING_PX), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def input_uint8(image: np.ndarray) -> np.ndarray:
-    """The preprocessed (28, 28) float input in [0, 1] as MNIST stores it: uint8, ink 255 on a 0 background."""
-    return np.round(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 255).astype(np.uint8)
-
-
-def read_input_png(path: str | os.PathLike) -> np.ndarray:
-    """A stored 28x28 input back as (28, 28) uint8; ValueError for a file that is not one."""
-    with Image.open(path) as img:
-        a = np.array(img.convert("L"))
-    if a.shape != (28, 28):
-        raise ValueError(f"{Path(path).name} is {a.shape[1]}x{a.shape[0]} pixels, not 28x28")
-    return a
 
 
 def _write_new(folder: Path, suffix: str, data: bytes) -> Path:
@@ -377,37 +358,75 @@ def submit(
     now: float | None = None,
 ) -> Submission:
     """Add `drawing` with its true `label`, by `actor`, with what the models answered. Refused (nothing stored)
-    for a bad label, a drawing with no digit in it, too many drawings a minute or a full set. `pre` is the
-    drawing's preprocessing when the caller has it (the Draw page does), else it is made here."""
+    for a bad label, a drawing with no digit in it, too many drawings a minute, a full set or a drawing someone
+    else already added; NotAllowed for a blocked name. The same drawing again from `actor` returns the row it
+    already made (idempotent). `pre` is the drawing's preprocessing when the caller has it (the Draw page does),
+    else it is made here."""
+    if actor.blocked:
+        raise NotAllowed("The teacher has blocked your name: ask them before you submit drawings.")
     label = check_label(label)
     pre = check_drawing(drawing, pre)
     answers = list(answers)
     kinds = [a.kind for a in answers]
     if len(set(kinds)) != len(kinds):
         raise ValueError(f"one answer per model kind: got {kinds}")
+    digest = input_digest(pre.image)
+    with store.reading() as db:
+        known = db.execute("SELECT id, owner FROM submissions WHERE dataset = ? AND digest = ?", (dataset, digest))
+        known = known.fetchone()
+    if known is not None:  # read first: a repeat writes no file
+        return _known(store, int(known["id"]), known["owner"], actor)
     now = time.time() if now is None else float(now)
     drawing_path = _write_new(store.image_dir, ".png", drawing_png(np.asarray(drawing)))
     input_path = _write_new(store.image_dir, "-28.png", png_bytes(input_uint8(pre.image)))
+    row = (label, dataset, actor.owner, actor.name, now, page, drawing_path.name, input_path.name, digest)
     try:
         with store.writing() as db:
+            again = db.execute("SELECT id, owner FROM submissions WHERE dataset = ? AND digest = ?", (dataset, digest))
+            again = again.fetchone()
+            if again is not None:  # another tab's submit of the same drawing won the race
+                raise _Known(int(again["id"]), again["owner"])
             _check_room(db, store, actor.owner, now)
             cur = db.execute(
-                "INSERT INTO submissions (label, dataset, owner, who, created_at, page, drawing, input) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (label, dataset, actor.owner, actor.name, now, page, drawing_path.name, input_path.name),
+                "INSERT INTO submissions (label, dataset, owner, who, created_at, page, drawing, input, digest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
             )
             sub_id = int(cur.lastrowid)
             db.executemany(
                 "INSERT INTO answers (submission_id, kind, model, label, prob) VALUES (?, ?, ?, ?, ?)",
                 [(sub_id, a.kind, a.model, int(a.label), float(a.prob)) for a in answers],
             )
-    except BaseException:
+    except BaseException as exc:
         for path in (drawing_path, input_path):  # no row names them: remove them now rather than leave orphans
             path.unlink(missing_ok=True)
+        if isinstance(exc, _Known):
+            return _known(store, exc.id, exc.owner, actor)
         raise
-    return Submission(
-        sub_id, label, dataset, actor.owner, actor.name, now, page, drawing_path.name, input_path.name, tuple(answers)
-    )
+    return Submission(sub_id, *row[:-1], tuple(answers))
+
+
+class _Known(Exception):
+    """The drawing is already row `id` (of `owner`): leaves the insert's transaction without writing."""
+
+    def __init__(self, submission_id: int, owner: str) -> None:
+        super().__init__(submission_id)
+        self.id, self.owner = submission_id, owner
+
+
+def _known(store: ClassSet, submission_id: int, owner: str, actor: Actor) -> Submission:
+    """The row a drawing already is, when it is `actor`'s (a repeat is no new row); Refused when someone else's."""
+    if owner != actor.owner:
+        raise Refused(f"That exact drawing is already in the class set (drawing #{submission_id}): draw a new one.")
+    return store.get(submission_id)
+
+
+def reassign(store: ClassSet, old_owner: str, new_owner: str, who: str) -> int:
+    """The drawings of `old_owner` become `new_owner`'s, shown as `who` (the teacher merged two names). Returns
+    how many moved."""
+    with store.writing() as db:
+        cur = db.execute("UPDATE submissions SET owner = ?, who = ? WHERE owner = ?", (new_owner, who, old_owner))
+    return cur.rowcount
 
 
 def delete(store: ClassSet, submission_id: int, actor: Actor) -> None:
@@ -428,12 +447,3 @@ def delete(store: ClassSet, submission_id: int, actor: Actor) -> None:
 def fooled(subs: Iterable[Submission], kinds: Sequence[str]) -> list[Submission]:
     """The submissions that fooled every model in `kinds` (each answered, and wrongly)."""
     return [s for s in subs if all(s.fooled(k) for k in kinds)]
-
-
-def counts_by(subs: Iterable[Submission], key: str) -> dict[Any, int]:
-    """How many submissions per value of `key` ('label', 'who', 'owner'...), in first-seen order."""
-    found: dict[Any, int] = {}
-    for s in subs:
-        value = getattr(s, key)
-        found[value] = found.get(value, 0) + 1
-    return found

@@ -253,7 +253,7 @@ def _predict_file(file: str, models: dict, *, as_json: bool) -> list[str]:
     """The output lines for one image file (one per model). Raises for an unreadable or bad file."""
     import numpy as np
 
-    from vitdemo.inference import analyze
+    from vitdemo.explain.inference import analyze
     from vitdemo.preprocess.pipeline import load_image
 
     result = analyze(load_image(Path(file).read_bytes()), models, explain=False)
@@ -311,7 +311,15 @@ def cmd_leaderboard(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     from vitdemo.training.bench import run_bench
 
-    run_bench(data_dir=a.data_dir, device=a.device, quick=a.quick, target=a.target, max_epochs=a.max_epochs)
+    run_bench(
+        data_dir=a.data_dir,
+        device=a.device,
+        quick=a.quick,
+        target=a.target,
+        max_epochs=a.max_epochs,
+        vs_reference=a.vs_reference,
+        reference_batches=a.reference_batches,
+    )
     return 0
 
 
@@ -366,14 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", type=float, default=None, help="validation accuracy to time (default: 0.99 CNN, 0.985 ViT)"
     )
     p.add_argument("--max-epochs", type=int, default=10)
+    p.add_argument(
+        "--vs-reference", action="store_true", help="time pytorch/examples' MNIST recipe too; print ratios to it"
+    )
+    p.add_argument("--reference-batches", type=int, default=None, help=argparse.SUPPRESS)  # tests: a few batches
     _add_common(p)
     p.set_defaults(func=cmd_bench)
 
     from vitdemo.cli.classset import add_parsers as add_classset_parsers
+    from vitdemo.cli.data import add_parsers as add_data_parsers
     from vitdemo.cli.families import add_parsers
 
     add_parsers(sub)
     add_classset_parsers(sub)
+    add_data_parsers(sub)
 
     p = sub.add_parser("worker", help="run queued training runs (started by the app)")
     p.add_argument("--device", default="cpu")
@@ -403,7 +417,8 @@ def one_line(exc: BaseException) -> str:
 
 def _uses_torch(args: argparse.Namespace) -> bool:
     """The supervising worker and the listing stay torch-free: a fast start and a small idle process."""
-    return not (args.command == "leaderboard" or (args.command == "worker" and args.execute is None))
+    quiet = args.command in ("leaderboard", "data")
+    return not (quiet or (args.command == "worker" and args.execute is None))
 
 
 def main(argv: list[str] | None = None) -> int:

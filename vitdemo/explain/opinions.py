@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vitdemo import families
 from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import class_names
+from vitdemo.explain.inference import Prediction, explain_one, model_input
 from vitdemo.explain.maps import HeadFusion
-from vitdemo.inference import Prediction, explain_one, model_input
-from vitdemo.views.names import explanation_of
+from vitdemo.runconfig import CLASSIC_EXPLANATIONS
 
 if TYPE_CHECKING:  # scikit-learn is imported only when a classic run is asked for (about a second)
     from vitdemo.models.classic import ClassicModel
@@ -61,3 +62,8 @@ def torch_opinion(
     """A network on the (28, 28) model input, normalised with its own statistics, with its explanation."""
     prediction = explain_one(loaded, model_input(image, loaded), head_fusion=head_fusion, discard_ratio=discard_ratio)
     return Opinion(prediction, explanation_of(loaded.kind) if prediction.heat is not None else None)
+
+
+def explanation_of(kind: str) -> str | None:
+    """How a kind explains a prediction ('weight templates' for 'logreg'); None when it does not."""
+    return families.get(kind).explanation if families.is_kind(kind) else CLASSIC_EXPLANATIONS.get(kind)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import Split
-from vitdemo.inference import Prediction, model_input, predict_probs
+from vitdemo.explain.inference import Prediction, model_input, predict_probs
 
 Transform = Callable[[torch.Tensor, float], torch.Tensor]  # (B, H, W), value -> (B, H, W)
 

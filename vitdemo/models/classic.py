@@ -30,8 +30,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import SVC
 
 from vitdemo.data import DatasetSplits, Split
-from vitdemo.evaluate import Scores
-from vitdemo.metrics import evaluate_predictions
+from vitdemo.metrics import Scores, evaluate_predictions
 from vitdemo.runconfig import CLASSIC_KINDS, ClassicConfig, ClassicRun
 
 KINDS = CLASSIC_KINDS

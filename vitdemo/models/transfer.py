@@ -169,9 +169,3 @@ def load_pretrained(model: TransferNet, weights_path: str | os.PathLike | None =
         first = str(exc).splitlines()[0]
         raise TransferError(f"the weights file does not match torchvision's {config.arch} ({first})") from exc
     return model
-
-
-def build_transfer(config: TransferConfig, weights_path: str | os.PathLike | None = None) -> TransferNet:
-    """The model to train: ImageNet weights in the backbone when `config.pretrained`, random otherwise."""
-    model = TransferNet(config)
-    return load_pretrained(model, weights_path) if config.pretrained else model

@@ -444,16 +444,6 @@ def _paste_centered(fit: np.ndarray, size: int, centre: float) -> np.ndarray:
     return out
 
 
-def center_of_mass(image: np.ndarray) -> tuple[float, float]:
-    """(row, col) centre of mass of a non-negative (H, W) image in index coordinates."""
-    x = np.asarray(image, dtype=np.float64)
-    total = x.sum()
-    if total <= 0:
-        raise ValueError("An image with no ink has no centre of mass.")
-    rows, cols = np.indices(x.shape)
-    return float((x * rows).sum() / total), float((x * cols).sum() / total)
-
-
 def normalize(image: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> torch.Tensor:
     """(H, W) in [0, 1] -> float32 tensor (1, 1, H, W), standardised with the training statistics."""
     import torch  # here, so that preprocessing alone does not pay for importing torch

@@ -4,7 +4,6 @@ Fine-tuning is an ordinary run: `TrainConfig(init=<encoder checkpoint>, labels=1
 vitdemo.training.loop.train, like every other model.
 """
 
-from vitdemo.pretrain.budget import LABEL_BUDGETS, label_budget
 from vitdemo.pretrain.encoder import (
     ENCODER_TAG,
     METHODS,
@@ -16,6 +15,7 @@ from vitdemo.pretrain.encoder import (
 from vitdemo.pretrain.loop import PretrainConfig, PretrainStep, pretrain
 from vitdemo.pretrain.mae import MAE, MAEConfig, Reconstruction, reconstruct
 from vitdemo.pretrain.simclr import SimCLR, SimCLRConfig, nt_xent
+from vitdemo.training.budget import LABEL_BUDGETS, label_budget
 
 __all__ = [
     "ENCODER_TAG",

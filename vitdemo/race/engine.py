@@ -32,10 +32,20 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from vitdemo.race.knobs import SIDES, Change, Knobs, RaceConfig, changes, model_config, train_config
+from vitdemo.race.state import (
+    Mark,
+    Point,
+    RaceExport,
+    RaceView,
+    SideExport,
+    SideView,
+    State,
+    rate,
+    thin,
+)
 from vitdemo.training.watch import WatchRow
 
 if TYPE_CHECKING:
@@ -43,14 +53,11 @@ if TYPE_CHECKING:
     from vitdemo.race.sides import RaceData, Side
 
 POINT_EVERY_S = 0.5  # a loss point per side at least this often (race seconds): a knob shows within a second
-MAX_POINTS = 600  # per side; past it every second point goes (a chart a few hundred pixels wide shows no more)
 IDLE_PAUSE_S = 90.0  # a playing race nobody has looked at for this long pauses
 IDLE_EXIT_S = 600.0  # ... and its thread ends after this long (the models stay; a command starts a new thread)
 GATE_EVERY_S = 1.0  # how often a playing race asks its gate whether it may go on
 MERGE_S = 2.0  # turns of one knob closer than this (race seconds) make one mark
 SLOWED = "slowed down: a run from the class queue is training on this computer"
-RATE_POINTS = 6  # images per second are measured over this many points (about 3 s)
-State = Literal["starting", "ready", "playing", "paused", "waiting", "failed"]
 T = TypeVar("T")
 _RACES: weakref.WeakSet[Race] = weakref.WeakSet()  # every race of the process, to stop them at its exit
 
@@ -71,103 +78,6 @@ def eval_every(t: float) -> float:
     costs the CNN about 0.15 s of its core (400 images, measured), time it does not train: every 0.5 s would take a
     third of the race's first seconds."""
     return 1.0 if t < 30 else 2.0 if t < 120 else 4.0
-
-
-@dataclass(frozen=True)
-class Point:
-    """One side at one moment of the race."""
-
-    t: float  # race seconds: time spent playing (and stepping), not paused
-    images: int  # images this side's current model has trained on
-    step: int
-    epoch: float  # passes over the training set (2.5: half-way through the third)
-    loss: float  # mean training loss of the images since the previous point (NaN: none)
-    train_acc: float
-    lr: float
-    val_loss: float | None = None  # on the race's validation subset, when it was evaluated at this point
-    val_acc: float | None = None
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A knob turned at race second `t`, when the sides had trained on `images` (in SIDES order)."""
-
-    t: float
-    images: tuple[int, ...]
-    change: Change
-
-
-@dataclass(frozen=True)
-class SideView:
-    kind: str
-    model: Any  # its ViTConfig or CNNConfig
-    params: int
-    steps: int
-    images: int
-    epochs: float
-    images_per_s: float  # over the last few points
-    points: tuple[Point, ...]
-    before: tuple[Point, ...]  # the previous model's curve (until an architecture knob restarted this side)
-    watch: WatchRow | None
-    restarts: int
-
-    @property
-    def val_acc(self) -> float | None:
-        """The latest validation accuracy (None before the first)."""
-        return next((p.val_acc for p in reversed(self.points) if p.val_acc is not None), None)
-
-
-@dataclass(frozen=True)
-class RaceView:
-    """Everything a page shows of a race, at one moment; `version` grows with every publication."""
-
-    version: int
-    state: State
-    reason: str  # why it is paused or waiting ("" when there is nothing to say)
-    t: float
-    config: RaceConfig
-    knobs: Knobs  # as last asked for: a change shows in the knobs at once, in the curves at the next step
-    sides: tuple[SideView, ...]
-    marks: tuple[Mark, ...]
-    error: str = ""
-
-    def side(self, kind: str) -> SideView | None:
-        return next((s for s in self.sides if s.kind == kind), None)
-
-    @property
-    def steps(self) -> int:
-        return sum(s.steps for s in self.sides)
-
-
-@dataclass(frozen=True)
-class SideExport:
-    """A side as it can be saved: its model copied to the CPU (eval mode) and its config at the current knobs."""
-
-    kind: str
-    config: Any  # TrainConfig
-    model: Any  # nn.Module
-    view: SideView
-
-
-@dataclass(frozen=True)
-class RaceExport:
-    view: RaceView
-    sides: tuple[SideExport, ...]
-    data: Any  # RaceData
-    label_noise: float
-
-
-def _thin(points: list[Point]) -> None:
-    """Every second point but the first and the newest, once there are MAX_POINTS."""
-    if len(points) > MAX_POINTS:
-        points[:] = points[:-1:2] + points[-1:]
-
-
-def _rate(points: list[Point]) -> float:
-    recent = points[-RATE_POINTS:]
-    if len(recent) < 2 or recent[-1].t <= recent[0].t:
-        return 0.0
-    return (recent[-1].images - recent[0].images) / (recent[-1].t - recent[0].t)
 
 
 class Race:
@@ -535,7 +445,7 @@ class Race:
         point = Point(round(t, 3), side.images, side.steps, round(side.epoch_progress(), 4), loss, acc,
                       float(side.config.lr), val_loss, val_acc)  # fmt: skip
         self._points[kind].append(point)
-        _thin(self._points[kind])
+        thin(self._points[kind])
         self._last_point[kind] = t
 
     def _look(self, kind: str, t: float, *, force: bool = False) -> bool:
@@ -554,7 +464,7 @@ class Race:
         if side is None:
             return SideView(kind, None, 0, 0, 0, 0.0, 0.0, (), (), None, 0)
         return SideView(kind, model_config(self._built, self._applied, kind), side.params, side.steps, side.images,
-                        side.epoch_progress(), _rate(points), tuple(points), self._before[kind], self._watch[kind],
+                        side.epoch_progress(), rate(points), tuple(points), self._before[kind], self._watch[kind],
                         self._restarts[kind])  # fmt: skip
 
     def _publish(self) -> None:

@@ -21,9 +21,9 @@ import torch
 from vitdemo.config import model_shape
 from vitdemo.data import DatasetSplits
 from vitdemo.evaluate import predict_logits
-from vitdemo.race.engine import Point, RaceExport, SideExport
 from vitdemo.race.knobs import SIDES
 from vitdemo.race.sides import RaceData
+from vitdemo.race.state import Point, RaceExport, SideExport
 from vitdemo.runs import events, queue
 from vitdemo.runs.execute import deliver, describe_error
 from vitdemo.runs.record import Heartbeat, Recorder

@@ -72,7 +72,7 @@ def training_set(data: RaceData, knobs: Knobs) -> Split:
     size = min(knobs.train_size, len(data.pool))
     split = Split(data.pool.images[:size], noisy_labels(data, size, knobs.label_noise))
     if knobs.extra_data:
-        from vitdemo.classset.snapshot import with_class_set
+        from vitdemo.training.snapshot import with_class_set
 
         fake = DatasetSplits(data.dataset, split, data.val_all, data.test, data.mean, data.std, data.classes)
         split = with_class_set(fake, knobs.extra_data).train

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vitdemo import runfiles
 from vitdemo.checkpoints import CheckpointError, CheckpointMeta, read_meta
 from vitdemo.config import ModelConfig
 from vitdemo.runconfig import ENCODER_TAG
-from vitdemo.runs import files
 from vitdemo.runs.store import NewRun, Registry
 
 CLASSIC_SUFFIX = ".skops"
@@ -133,7 +133,7 @@ class Encoder:
     pretrain_epochs: int
 
 
-RUN_ENCODERS = files.ENCODER_GLOB  # in a registry's checkpoint folder: encoders its pretrain runs made
+RUN_ENCODERS = runfiles.ENCODER_GLOB  # in a registry's checkpoint folder: encoders its pretrain runs made
 
 
 def encoders(folder: str | os.PathLike, pattern: str = "*.safetensors") -> list[Encoder]:

@@ -62,7 +62,7 @@ class Watch:
 
 @dataclass(frozen=True)
 class RunFile:
-    """A file a run made, by its name in the run's checkpoint folder (vitdemo.runs.files): already there when
+    """A file a run made, by its name in the run's checkpoint folder (vitdemo.runfiles): already there when
     `data` is None (the trainer shares the disk), else its bytes to write there."""
 
     name: str

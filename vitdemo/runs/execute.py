@@ -23,13 +23,15 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
+from vitdemo import runfiles
 from vitdemo.calibration import fit_temperature
 from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits
-from vitdemo.evaluate import Scores, predict_logits, score_model
+from vitdemo.evaluate import predict_logits, score_model
+from vitdemo.metrics import Scores
 from vitdemo.runconfig import run_family
-from vitdemo.runs import events, files
+from vitdemo.runs import events
 from vitdemo.runs.events import Event, RunFile
 from vitdemo.runs.execute_families import fit_classic_run, pretrain_first
 from vitdemo.runs.points import MAX_POINTS, held_after
@@ -184,7 +186,7 @@ def _save(
         name=run.name,
         temperature=temperature,
     )
-    return save_checkpoint(files.path(checkpoint_dir, run.id), result.model, meta)
+    return save_checkpoint(runfiles.path(checkpoint_dir, run.id), result.model, meta)
 
 
 def _made(path: Path, send_files: bool) -> RunFile:
@@ -203,7 +205,7 @@ def _train_run(
         if config is None:  # cancelled while pretraining
             emit(events.Cancelled())
             return None
-        encoder.append(_made(files.path(checkpoint_dir, run.id, files.ENCODER), send_files))
+        encoder.append(_made(runfiles.path(checkpoint_dir, run.id, runfiles.ENCODER), send_files))
     else:
         config = TrainConfig.from_dict(run.config)
     data = load_data(config, data_dir)  # the validation split follows config.split_seed

@@ -6,7 +6,7 @@
   `run-<id>-encoder.safetensors`, and hand back the fine-tuning TrainConfig that starts from it.
 
 Progress goes out as events like a training's (a "phase" key says which part runs); a cancel request stops
-pretraining between two steps. Files are named by vitdemo.runs.files.
+pretraining between two steps. Files are named by vitdemo.runfiles.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vitdemo import runfiles
 from vitdemo.config import TrainConfig
 from vitdemo.runconfig import ClassicRun, PretrainRun
-from vitdemo.runs import events, files
+from vitdemo.runs import events
 from vitdemo.runs.events import Event
 from vitdemo.runs.store import Run
 
@@ -50,7 +51,7 @@ def fit_classic_run(
 
     with threadpool_limits(thread_count()):  # the BLAS threads follow $VITDEMO_THREADS, like torch's
         fitted = fit_run(spec, data)
-    path = save_classic(files.path(checkpoint_dir, run.id, files.CLASSIC), fitted)
+    path = save_classic(runfiles.path(checkpoint_dir, run.id, runfiles.CLASSIC), fitted)
     m = fitted.metrics
     columns = {
         "val_acc": m["val_acc"],
@@ -127,5 +128,5 @@ def pretrain_first(
     except Stopped:
         return None
     name = f"{spec.method} {config.model.kind} encoder of run #{run.id}"
-    path = save_encoder(files.path(checkpoint_dir, run.id, files.ENCODER), encoder, config.dataset, name)
+    path = save_encoder(runfiles.path(checkpoint_dir, run.id, runfiles.ENCODER), encoder, config.dataset, name)
     return spec.with_encoder(str(path.resolve()))

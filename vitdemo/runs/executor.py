@@ -4,14 +4,13 @@ events, cancels them, tells whether they are alive, and describes its devices. N
 The queue (vitdemo.runs.queue) and the store stay neutral: they know runs, never processes. The worker loop
 (vitdemo.runs.worker) claims a run, `start`s it on its executor, records the `Execution`'s events (it is the only
 writer of the registry for the runs it executes) and keeps their heartbeat. The executor of this server is
-`configured()`: $VITDEMO_EXECUTOR, 'local' by default (vitdemo.runs.local: a worker process per device on this
-machine, a child process per run). Another executor (a Ray cluster, say) implements the same two protocols in
+`vitdemo.runs.queue.configured_executor()`: $VITDEMO_EXECUTOR, 'local' by default (vitdemo.runs.local: a worker
+process per device on this machine, a child process per run). Another executor (a Ray cluster, say) implements the same two protocols in
 its own module, and only that module imports its framework.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -92,18 +91,3 @@ def device_of(offered: Sequence[Device], kind: str) -> Device | None:
     fit on whichever GPU takes it)."""
     matching = [d for d in offered if d.kind == kind]
     return min(matching, key=lambda d: d.memory_bytes if d.memory_bytes is not None else -1) if matching else None
-
-
-_configured: dict[str, Executor] = {}
-
-
-def configured() -> Executor:
-    """This server's executor ($VITDEMO_EXECUTOR, default 'local'), one per process."""
-    name = os.environ.get(ENV_EXECUTOR, "").strip() or "local"
-    if name not in EXECUTORS:
-        raise ValueError(f"{ENV_EXECUTOR} must be one of {', '.join(EXECUTORS)}; got {name!r}")
-    if name not in _configured:
-        from vitdemo.runs.local import LocalExecutor
-
-        _configured[name] = LocalExecutor()
-    return _configured[name]

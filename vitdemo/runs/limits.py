@@ -1,4 +1,6 @@
-"""The teacher's limits per student: what one person may queue, checked by the queue when a run is submitted.
+"""The teacher's limits per student: what one person may queue, checked by the queue when a run is submitted,
+and two class-wide bounds that hold however many names a class makes: the runs all students may have in the
+queue at once, and the names one device may give (`vitdemo.runs.people.register`).
 
 Plain Python (no torch): the queue enforces them and the Train page shows them with the same sentences.
 """
@@ -21,10 +23,15 @@ from vitdemo.units import format_minutes
 class Limits:
     """What one student may queue; the teacher is never limited. 0 means no limit."""
 
-    max_active_runs: int = 2  # queued or running at once, per student
+    # Sized for a lesson: 30 students share one CPU queue (one run at a time on 2 cores), so 30 runs of 2 minutes
+    # already keep the last student waiting an hour; the form's "quick lesson" preset takes 20-30 s, "fast demo"
+    # about 30 s (measured on the 2-core machine). The teacher raises them for a longer session.
+    max_active_runs: int = 1  # queued or running at once, per student: the next one after the first has ended
     max_params: int = 2_000_000  # the largest model
-    max_epochs: int = 20
-    max_minutes: float = 10.0  # the estimated training time on this server
+    max_epochs: int = 10
+    max_minutes: float = 2.0  # the estimated training time on this server
+    max_class_runs: int = 20  # queued or running at once, all students together (one CPU trains one at a time)
+    max_names_per_device: int = 3  # names one device (network address) may give: one student, and a shared laptop
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -78,6 +85,16 @@ def counted_epochs(config: RunConfig) -> int:
         return config.epochs
     full = max(TRAIN_IMAGES - config.val_size, 1)
     return max(1, math.ceil(config.epochs * train_images(config) / full))
+
+
+def class_problem(limits: Limits, active: int) -> str | None:
+    """The sentence for a student's run when the class queue already holds `active` runs (None: there is room)."""
+    if limits.max_class_runs and active >= limits.max_class_runs:
+        return (
+            f"The class queue is full ({active} runs queued or running, the teacher's class-wide limit): "
+            "wait for a run to finish."
+        )
+    return None
 
 
 def active_problem(limits: Limits, active: int) -> str | None:

@@ -27,9 +27,9 @@ from typing import IO
 from vitdemo import paths
 from vitdemo.paths import REPO_ROOT
 from vitdemo.runs import events, worker
+from vitdemo.runs.claims import is_paused, queue_device
 from vitdemo.runs.events import Event
 from vitdemo.runs.executor import Device
-from vitdemo.runs.queue import is_paused, queue_device
 from vitdemo.runs.record import log
 from vitdemo.runs.store import Registry, Run
 

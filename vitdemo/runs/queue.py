@@ -12,28 +12,46 @@ process or reads a pid itself. Torch is imported only where a config is checked 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from vitdemo import families
 from vitdemo.config import ConfigError, TrainConfig
 from vitdemo.runconfig import ClassicRun, PretrainRun, RunConfig, model_kind, run_name
 from vitdemo.runs import admission, executor, people
+from vitdemo.runs.claims import is_paused
 from vitdemo.runs.executor import Device
-from vitdemo.runs.limits import Limits, active_problem, counted_epochs, limit_problems
+from vitdemo.runs.limits import Limits, active_problem, class_problem, counted_epochs, limit_problems
 from vitdemo.runs.people import Actor
 from vitdemo.runs.schema import CLI_OWNER
 from vitdemo.runs.store import PAUSED_KEY, OverLimit, Registry, Run, RunNotFound
 from vitdemo.training.resume import still_to_train
 
-DEFAULT_STALE_S = 300.0  # a running run with no heartbeat for this long has lost whoever executed it
 LIMITS_KEY = "limits"  # settings key: the teacher's limits (vitdemo.runs.limits.Limits) as JSON
+
+
+_configured: dict[str, executor.Executor] = {}
+
+
+def configured_executor() -> executor.Executor:
+    """This server's executor ($VITDEMO_EXECUTOR, default 'local'), one per process. Chosen here, above the
+    executors: the local one imports the claims and the worker, never the queue."""
+    name = os.environ.get(executor.ENV_EXECUTOR, "").strip() or "local"
+    if name not in executor.EXECUTORS:
+        raise ValueError(f"{executor.ENV_EXECUTOR} must be one of {', '.join(executor.EXECUTORS)}; got {name!r}")
+    if name not in _configured:
+        from vitdemo.runs.local import LocalExecutor
+
+        _configured[name] = LocalExecutor()
+    return _configured[name]
 
 
 def offered_devices() -> tuple[Device, ...]:
     """The devices the configured executor trains on (vitdemo.runs.executor.Device)."""
-    return executor.configured().devices()
+    return configured_executor().devices()
 
 
 def available_devices() -> list[str]:
@@ -97,6 +115,25 @@ def _memory_problem(config: RunConfig, device: str, offered: Sequence[Device]) -
     return None
 
 
+def own_name(config: RunConfig) -> str:
+    """The name the run was given ('' when none: the queue names it)."""
+    return (config.train.name if isinstance(config, PretrainRun) else config.name).strip()
+
+
+def lesson_name(config: RunConfig, actor: Actor, taken: Iterable[str]) -> str:
+    """A readable name for a run given none, unique among `taken`: "Ana's CNN 1", "Ana's ViT 2", "Ana's ViT + MAE
+    1"; without a person behind it (no teacher password, the command line) "CNN 3". Its settings are in the run."""
+    kind = model_kind(config)
+    what = families.get(kind).name if families.is_kind(kind) else kind
+    if isinstance(config, PretrainRun):
+        what += f" + {config.method.upper()}"
+    who = "" if actor.owner in people.OWNER_LABELS else f"{' '.join(actor.name.split())}'s "
+    names, n = set(taken), 1
+    while f"{who}{what} {n}" in names:
+        n += 1
+    return f"{who}{what} {n}"
+
+
 def submit(
     store: Registry,
     config: RunConfig,
@@ -109,8 +146,12 @@ def submit(
     bad config or device (ConfigError) or a run over the class limits (OverLimit, naming the limit; the teacher
     has none). Devices, memory and the estimated time are the configured executor's (`estimator`: default, one
     that probes this process's device for the local executor). Wakes the executor, so that the run is claimed."""
+    if actor.blocked:
+        raise people.NotAllowed("The teacher has blocked your name: ask them before you start a run.")
     offered = offered_devices()
     fields = _run_fields(config, offered)
+    if not own_name(config) and actor.owner != CLI_OWNER:  # not 'cnn-mnist-w16x2-e1' for every student
+        fields["name"] = lesson_name(config, actor, (r.name for r in store.list_runs()))
     problem = _memory_problem(config, fields["device"], offered)
     limits = None if actor.teacher else get_limits(store)
     if limits is not None and problem is None:
@@ -125,11 +166,23 @@ def submit(
     if problem is not None:
         raise OverLimit(problem)
     active_limit = limits.max_active_runs if limits is not None and limits.max_active_runs else None
-    run_id = store.create_run(**fields, status="queued", owner=actor.owner, active_limit=active_limit)
+    class_limit = limits.max_class_runs if limits is not None and limits.max_class_runs else None
+    run_id = store.create_run(
+        **fields, status="queued", owner=actor.owner, active_limit=active_limit, class_limit=class_limit
+    )
     if run_id is None:
-        raise OverLimit(active_problem(limits, active_limit) or "")
+        assert limits is not None
+        raise OverLimit(_full_queue(store, limits, actor.owner))
     wake(store, [fields["device"]], force=True)
     return run_id
+
+
+def _full_queue(store: Registry, limits: Limits, owner: str) -> str:
+    """Which of the two queue limits a refused run met: the student's own, else the class's."""
+    active = store.list_runs(status="queued") + store.list_runs(status="running")
+    mine = sum(r.owner == owner for r in active)
+    fallback = "The queue was full a moment ago: try again."  # a run ended between the insert and this count
+    return active_problem(limits, mine) or class_problem(limits, len(active)) or fallback
 
 
 def start_run(store: Registry, config: RunConfig, pid: int, owner: str = CLI_OWNER) -> int:
@@ -144,34 +197,6 @@ def start_run(store: Registry, config: RunConfig, pid: int, owner: str = CLI_OWN
         heartbeat=now,
         owner=owner,
     )
-
-
-def queue_device(worker_device: str) -> str:
-    """The runs a worker takes: 'cuda:1' -> 'cuda' (every GPU's worker takes the queued CUDA runs)."""
-    return worker_device.split(":", 1)[0]
-
-
-def claim(store: Registry, run_id: int, pid: int) -> Run | None:
-    """Move run `run_id` from queued to running for worker `pid`; None when it was no longer queued, or the
-    teacher has paused the queue (checked in the same conditional update)."""
-    now = time.time()
-    if not store.transition(
-        run_id, "running", only_from=("queued",), unless_paused=True, started_at=now, worker_pid=pid, heartbeat=now
-    ):
-        return None
-    return store.get_run(run_id)
-
-
-def claim_next(store: Registry, pid: int, device: str | None = None) -> Run | None:
-    """Claim the oldest queued run (for `device`, if given: 'cuda:N' takes 'cuda' runs); None when there is
-    none left to take or the queue is paused."""
-    if is_paused(store):
-        return None
-    for run in store.list_runs(status="queued", device=queue_device(device) if device else None):
-        claimed = claim(store, run.id, pid)
-        if claimed is not None:
-            return claimed
-    return None
 
 
 def _check_may_change(store: Registry, run_id: int, actor: Actor, verb: str) -> Run:
@@ -250,10 +275,6 @@ def set_limits(store: Registry, limits: Limits, actor: Actor) -> None:
     store.set_setting(LIMITS_KEY, limits.to_json())
 
 
-def is_paused(store: Registry) -> bool:
-    return store.get_setting(PAUSED_KEY) == "1"
-
-
 def set_paused(store: Registry, paused: bool, actor: Actor) -> None:
     """Hold the queue (workers claim nothing; running runs go on) or let it go again, waking the executor for
     what waited: the teacher only."""
@@ -278,47 +299,7 @@ def wake(
     started: list[str] = []
     for kind in sorted(set(kinds)):
         try:
-            started += executor.configured().wake(store, kind, force=force)
+            started += configured_executor().wake(store, kind, force=force)
         except OSError as exc:
             print(f"vitdemo: no worker could be started for {kind}: {exc}", file=sys.stderr, flush=True)
     return started
-
-
-def _orphan_error(run: Run, now: float, alive: bool | None, stale_s: float) -> tuple[str, float | None] | None:
-    """Why a running run has lost whoever executed it, with the heartbeat cut-off the verdict relies on (None
-    when it relies on none), or None while it is alive and beating."""
-    if alive is False:
-        return "the training worker stopped unexpectedly (killed or crashed) during this run", None
-    if run.heartbeat is None or now - run.heartbeat > stale_s:
-        return f"the training worker sent no progress for over {stale_s:.0f} s and was given up on", now - stale_s
-    return None
-
-
-def fail_orphans(
-    store: Registry,
-    *,
-    alive: Callable[[Run], bool | None] = lambda run: None,
-    stale_s: float = DEFAULT_STALE_S,
-) -> list[int]:
-    """Mark running runs that nobody works on any more as failed: those whose executor says their process is
-    gone (`alive(run)` is False: vitdemo.runs.executor.Executor.run_alive), and those with no heartbeat for
-    `stale_s` (whoever executes a run beats it from a thread of its own, so a silent run has lost it). Called by
-    workers, never by a page.
-
-    Reads only, unless there is an orphan. Each verdict is one conditional update (still running, same worker,
-    and for a stale run a heartbeat still older than the cut-off), so a run that finished or beat between the
-    listing and the update is left alone; and should a run given up on finish after all, it keeps its result
-    (`Registry.finish_run`).
-    """
-    now, failed = time.time(), []
-    for run in store.list_runs(status="running"):
-        verdict = _orphan_error(run, now, alive(run), stale_s)
-        if verdict is None:
-            continue
-        error, cutoff = verdict
-        if store.transition(
-            run.id, "failed", only_from=("running",), worker_pid_is=run.worker_pid, heartbeat_before=cutoff,
-            finished_at=now, error=error,
-        ):  # fmt: skip
-            failed.append(run.id)
-    return failed

@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from vitdemo.runs import events, files, points
+from vitdemo import runfiles
+from vitdemo.runs import events, points
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.events import Event
 from vitdemo.runs.store import Registry
 
-HEARTBEAT_EVERY_S = 5.0  # a run's sign of life, whatever its training is doing (orphans: queue.DEFAULT_STALE_S)
+HEARTBEAT_EVERY_S = 5.0  # a run's sign of life, whatever its training is doing (orphans: claims.DEFAULT_STALE_S)
 T = TypeVar("T")
 
 
@@ -44,7 +45,7 @@ def best_effort(call: Callable[[], T], default: T) -> T:
 
 def mark_failed(registry: Registry, run_id: int, error: str, attempts: int = 3, wait_s: float = 0.5) -> bool:
     """Record a running run as failed, retrying a registry that is busy or briefly unwritable. False when it
-    could not: the run stays running until a worker finds it has no heartbeat (vitdemo.runs.queue.fail_orphans)."""
+    could not: the run stays running until a worker finds it has no heartbeat (vitdemo.runs.claims.fail_orphans)."""
     for attempt in range(attempts):
         try:
             registry.transition(run_id, "failed", only_from=("running",), finished_at=time.time(), error=error)
@@ -105,12 +106,12 @@ class Recorder:
     # -- how it ended ------------------------------------------------------------------------------------------
     def _place(self, made: events.RunFile) -> Path:
         """The file in the run's checkpoint folder, written there first when its bytes were sent."""
-        owner = files.result_owner(made.name)
+        owner = runfiles.result_owner(made.name)
         if owner is None or owner[0] != self.run_id:
             raise ValueError(f"the training sent {made.name!r}, which is not a file of run #{self.run_id}")
         target = self.registry.checkpoint_dir / made.name
         if made.data is not None:
-            files.write_atomically(target, made.data)
+            runfiles.write_atomically(target, made.data)
         elif not target.is_file():
             raise FileNotFoundError(f"the training's checkpoint {made.name} is not in the run checkpoint folder")
         return target
@@ -134,7 +135,7 @@ class Recorder:
     def _unrecorded(self, placed: list[Path], exc: Exception) -> None:
         """A result that could not be written (not a lost race): its files go, and the run fails saying why (a
         failure mid-training keeps its resume file; one at the very end had nothing left to resume)."""
-        for path in (*placed, files.path(self.registry.checkpoint_dir, self.run_id, files.RESUME)):
+        for path in (*placed, runfiles.path(self.registry.checkpoint_dir, self.run_id, runfiles.RESUME)):
             path.unlink(missing_ok=True)
         error = f"the result could not be recorded, so its checkpoint was removed: {type(exc).__name__}: {exc}"
         mark_failed(self.registry, self.run_id, error)

@@ -1,15 +1,19 @@
 """The registry's tables, and the upgrade of a registry written before owners, people and class settings, or
 before training runs reported their loss every second and their ten watched test images.
 
-A new file gets `SCHEMA` at once. An older one (runs and epochs only, or without `points` and `watches`) is
-upgraded by its first write, inside that write's transaction (`upgrade`): its runs are kept, each gets an owner
-(shipped baselines `shipped`, the rest `earlier`), and the new tables and triggers are added. Every statement is idempotent, so two processes
-upgrading at once, or a crash halfway, leave a correct file. No torch here.
+A new file gets `SCHEMA` at once. An older one (runs and epochs only, or without `points` and `watches`, or
+people without name keys) is upgraded by its first write, inside that write's transaction (`upgrade`): its runs
+are kept, each gets an owner (shipped baselines `shipped`, the rest `earlier`), the new tables and triggers are
+added, and every person gets the key their name is unique under (`vitdemo.runs.namekey`; two earlier names that
+turn out to be look-alikes keep both, the later one's key marked with its id). Every statement is idempotent, so
+two processes upgrading at once, or a crash halfway, leave a correct file. No torch here.
 """
 
 from __future__ import annotations
 
 import sqlite3
+
+from vitdemo.runs.namekey import name_key
 
 # Owner labels of runs that no person started (a person's runs are owned by "person:<id>").
 SHIPPED_OWNER = "shipped"  # the checkpoints that come with the app
@@ -62,7 +66,11 @@ CLASSROOM_STATEMENTS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         token TEXT NOT NULL UNIQUE,           -- the browser's secret, in its address (?who=...)
         name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        created_at REAL NOT NULL
+        created_at REAL NOT NULL,
+        name_key TEXT,                        -- vitdemo.runs.namekey.name_key(name): look-alikes are one name
+        address TEXT,                         -- the device's network address when the name was given
+        blocked INTEGER NOT NULL DEFAULT 0,   -- the teacher blocked this name: no runs, no drawings
+        merged_into INTEGER                   -- the teacher merged this person into another: its token is theirs
     )""",
     "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",  # class limits, the pause
     # One counter that every change of runs, epochs or settings increments: a page polls it with the active runs
@@ -95,8 +103,19 @@ LEARNING_STATEMENTS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     )""",
 )
+# Added by the trust upgrade (issue 20), after the people table has its name keys.
+PEOPLE_COLUMNS = {
+    "name_key": "TEXT",
+    "address": "TEXT",
+    "blocked": "INTEGER NOT NULL DEFAULT 0",
+    "merged_into": "INTEGER",
+}
+TRUST_STATEMENTS: tuple[str, ...] = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS people_name_key ON people(name_key)",
+    "CREATE INDEX IF NOT EXISTS people_address ON people(address)",
+)
 NEW_TABLES = frozenset({"people", "settings", "changes", "points", "watches"})
-SCHEMA = RUNS_AND_EPOCHS + "".join(f"{s};\n" for s in CLASSROOM_STATEMENTS + LEARNING_STATEMENTS)
+SCHEMA = RUNS_AND_EPOCHS + "".join(f"{s};\n" for s in CLASSROOM_STATEMENTS + LEARNING_STATEMENTS + TRUST_STATEMENTS)
 TRIGGER_COUNT = 9
 
 
@@ -116,7 +135,27 @@ def needs_upgrade(db: sqlite3.Connection) -> bool:
         return False
     owner = any(r[1] == "owner" for r in db.execute("PRAGMA table_info(runs)"))
     triggers = sum(n.endswith(("_insert", "_update", "_delete")) for n in names)
-    return not owner or not NEW_TABLES.issubset(names) or triggers < TRIGGER_COUNT
+    keys = "people" in names and "name_key" in _columns(db, "people")
+    return not owner or not NEW_TABLES.issubset(names) or triggers < TRIGGER_COUNT or not keys
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _upgrade_people(db: sqlite3.Connection) -> None:
+    """The people columns of the trust upgrade, and a name key for everyone (look-alikes already there: the
+    later one's key gets its id, so both keep their names)."""
+    have = _columns(db, "people")
+    for column, kind in PEOPLE_COLUMNS.items():
+        if column not in have:
+            db.execute(f"ALTER TABLE people ADD COLUMN {column} {kind}")
+    taken = {r[0] for r in db.execute("SELECT name_key FROM people WHERE name_key IS NOT NULL")}
+    for row in db.execute("SELECT id, name FROM people WHERE name_key IS NULL ORDER BY id").fetchall():
+        key = name_key(row[1])
+        key = key if key and key not in taken else f"{key}#{row[0]}"
+        taken.add(key)
+        db.execute("UPDATE people SET name_key = ? WHERE id = ?", (key, row[0]))
 
 
 def upgrade(db: sqlite3.Connection) -> None:
@@ -127,4 +166,7 @@ def upgrade(db: sqlite3.Connection) -> None:
         db.execute(f"ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '{EARLIER_OWNER}'")
         db.execute("UPDATE runs SET owner = ? WHERE baseline = 1", (SHIPPED_OWNER,))
     for statement in CLASSROOM_STATEMENTS + LEARNING_STATEMENTS:
+        db.execute(statement)
+    _upgrade_people(db)
+    for statement in TRUST_STATEMENTS:
         db.execute(statement)

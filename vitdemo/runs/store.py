@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vitdemo import paths
-from vitdemo.runs import files, schema
+from vitdemo import paths, runfiles
+from vitdemo.runs import schema
 from vitdemo.runs.dbfile import READ_TIMEOUT_S, WRITE_TIMEOUT_S, RegistryError, RegistryFile, Upgrade
 from vitdemo.runs.schema import EARLIER_OWNER, SCHEMA, SHIPPED_OWNER
 
@@ -203,18 +203,21 @@ class Registry:
         config: dict[str, Any],
         status: str = "queued",
         active_limit: int | None = None,
+        class_limit: int | None = None,
         **fields: Any,
     ) -> int | None:
         """Insert a run in any status (a CLI run starts as running, a baseline as done). Returns its id, or None
-        when its owner already has `active_limit` runs queued or running (counted in the same transaction, so
-        two quick clicks cannot both pass)."""
+        when its owner already has `active_limit` runs queued or running, or everyone together has `class_limit`
+        (counted in the same transaction, so two quick clicks, or ten names clicking at once, cannot all pass)."""
         with self._file.write() as db:
-            if active_limit is not None:
+            for limit, owner in ((active_limit, fields.get("owner", EARLIER_OWNER)), (class_limit, None)):
+                if limit is None:
+                    continue
                 (active,) = db.execute(
-                    "SELECT COUNT(*) FROM runs WHERE owner = ? AND status IN ('queued', 'running')",
-                    (fields.get("owner", EARLIER_OWNER),),
+                    "SELECT COUNT(*) FROM runs WHERE (?1 IS NULL OR owner = ?1) AND status IN ('queued', 'running')",
+                    (owner,),
                 ).fetchone()
-                if active >= active_limit:
+                if active >= limit:
                     return None
             return _insert_run(db, {"name": name, "kind": kind, "dataset": dataset, "config": config} | fields, status)
 
@@ -338,8 +341,8 @@ class Registry:
         if deleted and run.checkpoint and self.owns(Path(run.checkpoint)):
             Path(run.checkpoint).unlink(missing_ok=True)
         if deleted:  # the files a run keeps beside its checkpoint: its resume state, its pretrained encoder
-            for suffix in files.KEPT_BESIDE:
-                files.path(self.checkpoint_dir, run_id, suffix).unlink(missing_ok=True)
+            for suffix in runfiles.KEPT_BESIDE:
+                runfiles.path(self.checkpoint_dir, run_id, suffix).unlink(missing_ok=True)
         return deleted
 
     def owns(self, path: Path) -> bool:
@@ -380,6 +383,16 @@ class Registry:
         with self._file.read() as db:
             rows = db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
         return [dict(r) for r in rows]
+
+    def first_reached(self, val_acc: float) -> dict[int, dict[str, float]]:
+        """run id -> the first epoch row (epoch, elapsed_s, val_acc...) whose validation accuracy reached `val_acc`,
+        for every run that reached it: one query over every run's curves."""
+        query = (
+            "SELECT e.* FROM epochs e JOIN (SELECT run_id, MIN(epoch) AS first FROM epochs WHERE val_acc >= ? "
+            "GROUP BY run_id) f ON e.run_id = f.run_id AND e.epoch = f.first"
+        )
+        with self._file.read() as db:
+            return {int(r["run_id"]): dict(r) for r in db.execute(query, (val_acc,))}
 
     def runs_with_curves(self) -> set[int]:
         """Ids of the runs that have at least one epoch recorded."""

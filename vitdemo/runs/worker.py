@@ -8,7 +8,7 @@ records. Whatever executes them (vitdemo.runs.executor: the local executor's chi
 - ends a run on a cancel request within about a second (it polls every CANCEL_POLL_S), a run that stops without
   saying how it ended is failed with its executor's reason;
 - sweeps, when it starts and every SWEEP_EVERY_S: runs nobody works on any more are failed (their process is
-  gone, or their heartbeat is stale: vitdemo.runs.queue.fail_orphans) and files no run accounts for are removed.
+  gone, or their heartbeat is stale: vitdemo.runs.claims.fail_orphans) and files no run accounts for are removed.
 
 The worker process around it (a lock per device, started by the queue's wake) is the executor's:
 `vitdemo.runs.local.run_worker`. No torch here.
@@ -22,9 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitdemo.runs import events, files
+from vitdemo import runfiles
+from vitdemo.runs import events
+from vitdemo.runs.claims import claim_next, fail_orphans
 from vitdemo.runs.executor import Execution, Executor
-from vitdemo.runs.queue import claim_next, fail_orphans
 from vitdemo.runs.record import Heartbeat, Recorder, best_effort, mark_failed
 from vitdemo.runs.store import Registry, Run
 
@@ -120,12 +121,12 @@ def sweep(registry: Registry, executor: Executor) -> float:
 
 # -- files no run accounts for --------------------------------------------------------------------------------
 def _is_leftover(path: Path, runs: dict[int, Run], only: set[int] | None) -> bool:
-    if files.is_tmp(path.name):
-        run_id = files.tmp_owner(path.name)
+    if runfiles.is_tmp(path.name):
+        run_id = runfiles.tmp_owner(path.name)
         run = runs.get(run_id) if run_id is not None else None
         in_scope = only is None or (run is not None and run.id in only)
         return in_scope and (run is None or run.status != "running")  # nobody is still writing it
-    owner = files.result_owner(path.name)
+    owner = runfiles.result_owner(path.name)
     if owner is not None:
         run_id, encoder = owner
         run = runs.get(run_id)
@@ -142,7 +143,7 @@ def remove_leftovers(
 ) -> list[Path]:
     """Delete files in the run checkpoint folder that no run accounts for (all runs, or those in `run_ids`):
     temporaries of runs no longer running (a training ended mid-write), a run's result files when it ended
-    failed or cancelled, and the encoder of a run that was deleted (names: vitdemo.runs.files). The files of a
+    failed or cancelled, and the encoder of a run that was deleted (names: vitdemo.runfiles). The files of a
     run for which `still_writing` says True (its process lives on: it was given up on, yet may still finish)
     are left alone. Returns what was removed."""
     folder = registry.checkpoint_dir
@@ -152,7 +153,7 @@ def remove_leftovers(
     spared = set() if still_writing is None else {i for i, r in runs.items() if r.active or still_writing(r)}
     removed = []
     for path in sorted(folder.iterdir()):
-        if path.is_file() and files.run_of(path.name) not in spared and _is_leftover(path, runs, run_ids):
+        if path.is_file() and runfiles.run_of(path.name) not in spared and _is_leftover(path, runs, run_ids):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

@@ -126,7 +126,7 @@ def drawn_digits(per_class: int = 30, seed: int = 0, size: int = 280) -> Iterato
 
 def drawn_accuracy(models: dict, per_class: int = 30, seed: int = 0) -> dict[str, float]:
     """Accuracy of each loaded model on the drawn set, through the app's own preprocessing."""
-    from vitdemo.inference import analyze
+    from vitdemo.explain.inference import analyze
 
     correct = dict.fromkeys(models, 0)
     total = 0

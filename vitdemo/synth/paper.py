@@ -221,7 +221,7 @@ def case_accuracy(models: dict, images: np.ndarray, labels: np.ndarray, n: int =
     """
     import torch
 
-    from vitdemo.inference import analyze
+    from vitdemo.explain.inference import analyze
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

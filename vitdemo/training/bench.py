@@ -11,6 +11,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,10 +20,11 @@ from vitdemo.checkpoints import LoadedModel, make_meta
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.data import normalization
 from vitdemo.evaluate import score_model
+from vitdemo.explain.inference import analyze
 from vitdemo.explain.maps import attention_rollout, explain_cnn
-from vitdemo.inference import analyze
 from vitdemo.models import build_model, count_parameters
 from vitdemo.training.loop import Callback, EpochInfo, load_data, make_learner, resolve_device, train, train_step
+from vitdemo.training.reference import ReferenceEpoch, reference_first_epoch
 
 MNIST_MEAN, MNIST_STD = normalization("mnist")
 
@@ -109,6 +111,39 @@ def synthetic_drawing(size: int = 280) -> np.ndarray:
     return np.asarray(img)
 
 
+def cpu_features() -> dict[str, bool]:
+    """The processor's matrix units that bf16 can use (Linux's /proc/cpuinfo flags; empty elsewhere)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return {}
+    return {"AVX-512": "avx512f" in flags, "AVX-512 BF16": "avx512_bf16" in flags, "AMX bf16": "amx_bf16" in flags}
+
+
+def features_line(dev: torch.device, config: TrainConfig) -> str:
+    """What this run of the bench used: the device's features, bf16 autocast, torch.compile, the threads."""
+    found = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu_features().items()) or "unknown"
+    bf16 = "on" if config.amp and dev.type == "cuda" else "off (the trainer's bf16 autocast is for CUDA)"
+    return f"features: {found}; bf16 autocast {bf16}; compile {'on' if config.compile else 'off'}; {torch.get_num_threads()} threads"
+
+
+def ratio(value: float | None, reference: float | None) -> str:
+    """' (0.42x the reference)', or '' without a reference."""
+    if value is None or not reference:
+        return ""
+    return f" ({value / reference:.2f}x the reference)"
+
+
+def run_reference(data_dir: str | None, dev: torch.device, batches: int | None) -> ReferenceEpoch:
+    ref = reference_first_epoch(data_dir, dev.type, max_batches=batches)
+    print(
+        f"\n== reference: pytorch/examples mnist (Adadelta 1.0, StepLR 0.7, batch 64, DataLoader)\n"
+        f"first epoch          {ref.seconds:.1f} s, {ref.images_per_s:,.0f} images/s, test {ref.test_acc:.2%}"
+        f"{'' if batches is None else f' ({batches} batches only)'}"
+    )
+    return ref
+
+
 def run_bench(
     *,
     data_dir: str | None = None,
@@ -116,16 +151,24 @@ def run_bench(
     quick: bool = False,
     target: float | None = None,
     max_epochs: int = 10,
+    vs_reference: bool = False,
+    reference_batches: int | None = None,
 ) -> None:
     dev = resolve_device(device)  # torch's thread count is the process entry's (vitdemo.threads.configure_threads)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"vitdemo bench on {dev} ({name}), torch {torch.__version__}")
+    print(features_line(dev, RECIPES["cnn"]))
+    ref = run_reference(data_dir, dev, reference_batches) if vs_reference else None
     loaded: dict[str, LoadedModel] = {}
     for kind, recipe in RECIPES.items():
         recipe = replace(recipe, device=dev.type)
         model = build_model(recipe.model).to(dev).eval()
         print(f"\n== {kind}: {recipe.model}  ({count_parameters(model):,} parameters)")
-        print(f"training throughput  {train_throughput(recipe, dev):10,.0f} images/s (batch {recipe.batch_size})")
+        speed = train_throughput(recipe, dev)
+        print(
+            f"training throughput  {speed:10,.0f} images/s (batch {recipe.batch_size})"
+            f"{ratio(speed, ref.images_per_s if ref else None)}"
+        )
         x = torch.randn(1, 1, 28, 28, device=dev)
         with torch.inference_mode():
             print(f"inference, 1 image   {summary(time_calls(lambda m=model, x=x: m(x), dev))}")
@@ -143,6 +186,7 @@ def run_bench(
             goal = TARGETS[kind] if target is None else target
             t = time_to_accuracy(config, goal, data_dir)
             when = "not reached" if t.reached_s is None else f"{t.reached_s:.1f} s"
+            when += ratio(t.reached_s, ref.seconds if ref else None).replace("reference)", "reference's first epoch)")
             print(
                 f"time to {goal:.1%} val   {when} (epoch {t.epoch}/{config.epochs}, val {t.val_acc:.2%}, "
                 f"test {t.test_acc:.2%}, {t.train_time_s:.1f} s of training)"

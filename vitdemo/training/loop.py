@@ -26,6 +26,7 @@ from vitdemo.evaluate import mean_loss, predict_logits
 from vitdemo.models import build_model, count_parameters, head_of
 from vitdemo.synth.styles import style_split
 from vitdemo.training.augment import augment, mix_in, random_stroke_width
+from vitdemo.training.learner import Learner
 from vitdemo.training.resume import ResumeState, apply_state, capture_state, check_fits, load_state, save_state
 from vitdemo.training.warmstart import init_from_checkpoint
 
@@ -143,7 +144,7 @@ def load_data(config: TrainConfig, data_dir: str | os.PathLike | None = None) ->
         train_subset=config.train_subset,
     )
     if config.extra_data:
-        from vitdemo.classset.snapshot import with_class_set
+        from vitdemo.training.snapshot import with_class_set
 
         data = with_class_set(data, config.extra_data)
     return data
@@ -159,7 +160,7 @@ def labelled_split(split: Split, config: TrainConfig) -> Split:
     images picked by `split_seed` (vitdemo.pretrain.label_budget), so that seeds compare on the same labels."""
     if not config.labels:
         return split
-    from vitdemo.pretrain.budget import label_budget  # vitdemo.pretrain imports this module
+    from vitdemo.training.budget import label_budget  # vitdemo.pretrain imports this module
 
     idx = label_budget(split.labels, config.labels, config.split_seed)  # (n,)
     return Split(split.images[idx], split.labels[idx])
@@ -197,21 +198,6 @@ def set_train_mode(model: nn.Module, probe: bool) -> None:
 # ---------------------------------------------------------------------------------------------------
 # One training step (shared with the benchmark)
 # ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Learner:
-    """A model, its optimizer and the recipe: everything `train_step` needs."""
-
-    model: nn.Module  # owns the parameters (clipping, state_dict)
-    forward: nn.Module  # the model, or torch.compile(model)
-    optimizer: torch.optim.Optimizer
-    config: TrainConfig
-    mean: float
-    std: float
-    device: torch.device
-    generator: torch.Generator | None = None  # shuffling and augmentation; None uses torch's global RNG
-    styles: Split | None = None  # synthetic handwriting styles mixed into every batch (`styles_ratio`), on device
 
 
 def make_learner(

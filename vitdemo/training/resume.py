@@ -30,18 +30,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vitdemo import runfiles
 from vitdemo.config import ConfigError, TrainConfig
-from vitdemo.runs import files
 
 if TYPE_CHECKING:
     import torch
 
-    from vitdemo.training.loop import Learner
+    from vitdemo.training.learner import Learner
 
 FORMAT = "vitdemo-resume"
 FORMAT_VERSION = 1
 HEADER_KEY = "vitdemo-resume"
-SUFFIX = files.RESUME
+SUFFIX = runfiles.RESUME
 # Settings a resumed run may change: where and how fast it runs, its name, and how long it trains.
 MAY_CHANGE = frozenset({"epochs", "name", "resume", "device", "compile", "amp"})
 MAX_HEADER_BYTES = 64 * 1024 * 1024
@@ -53,13 +53,13 @@ class ResumeError(ValueError):
 
 def state_path(checkpoint_dir: str | os.PathLike, run_id: int) -> Path:
     """Where run `run_id` keeps its resume state: next to its checkpoint `run-<id>.safetensors`."""
-    return files.path(checkpoint_dir, run_id, files.RESUME)
+    return runfiles.path(checkpoint_dir, run_id, runfiles.RESUME)
 
 
 def _tmp_prefix(path: Path) -> str:
     """`.run-<id>.safetensors.resume.`: the worker's leftover sweep (vitdemo.runs.worker) then knows whose
-    temporary it is and leaves it alone while that run is running (names: vitdemo.runs.files)."""
-    return files.tmp_prefix(path)
+    temporary it is and leaves it alone while that run is running (names: vitdemo.runfiles)."""
+    return runfiles.tmp_prefix(path)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from vitdemo.checkpoints import LoadedModel
 from vitdemo.classset import store as classset
 from vitdemo.classset.store import ClassSet, Submission
 from vitdemo.data import class_names
-from vitdemo.inference import Analysis
+from vitdemo.explain.inference import Analysis
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.people import NotAllowed
 from vitdemo.ui import people
@@ -211,8 +211,9 @@ def leaderboard(cs: ClassSet, dataset: str) -> None:
 
     with st.spinner("Scoring the models on the class set..."):
         rows = score_table(cs, registry(), dataset, shipped_dir=paths.shipped_dir())
-    if not rows:
-        st.caption("No trained model to score yet.")
+    message = views.scores_message(rows)
+    if message:
+        st.info(message, icon=":material/draw:")
         return
     frame = views.scores_frame(rows)
     if not frame["note"].any():  # a note only says why a model could not be scored

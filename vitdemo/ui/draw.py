@@ -11,18 +11,20 @@ import streamlit as st
 
 from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import DataError, class_names
-from vitdemo.inference import Analysis, Prediction, analyze
+from vitdemo.explain.inference import Analysis, Prediction, analyze
+from vitdemo.preprocess import canvas as canvas_input
 from vitdemo.preprocess.pipeline import load_image
 from vitdemo.ui.shell import CANVAS_PX, LAST_INPUT_KEY, model_caption, test_split
 from vitdemo.views import display
 from vitdemo.views.colors import colorize, overlay
-from vitdemo.views.messages import hide_folders
+from vitdemo.views.messages import data_error_text
 from vitdemo.views.names import EXPLANATIONS, KINDS, confidence_note, dataset_name, explanation_caption, kind_name
 from vitdemo.views.sketch import CanvasObjects, Sketchbook
 
 LAYER_PX = 104  # a per-layer attention map on the Draw page
 BRUSH_PX = 20  # about 2 px after the 280 -> 20 px fit: a typical MNIST stroke
 _BOOK_KEY = "_vitdemo_sketchbook"  # the drawing and its history, shared by the Draw and Present pages
+_CANVAS_PROBLEM = "_vitdemo_canvas_problem"  # why the canvas's last state was refused, for the run after
 
 
 @dataclass(frozen=True)
@@ -35,33 +37,70 @@ class InputImage:
 # --- input -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CanvasValue:
-    """What the canvas sent: its objects (one per stroke) and its image, None before it has sent anything."""
+    """What the canvas sent: its objects (one per stroke) and its image, None before it has sent anything; or,
+    for something no real canvas sends, why it was refused (`vitdemo.preprocess.canvas`), with nothing else."""
 
     objects: CanvasObjects
     image: np.ndarray | None  # (H, W, 4) uint8 RGBA: white strokes on black
+    problem: str | None = None
+    weight: int = 0  # about the bytes it came in: its strokes' JSON and its PNG
 
 
 def draw_canvas(
     key: str, initial: CanvasObjects = (), *, stroke_width: int = BRUSH_PX, size: int = CANVAS_PX
 ) -> CanvasValue:
     """The drawing canvas, built with the objects `initial`. The one place that touches the component: tests
-    patch this function."""
+    patch this function. What it sends is bounded before it is decoded (its strokes' size, the PNG's bytes and
+    pixels): a client is not trusted to be the component."""
     from streamlit_drawable_canvas import st_canvas  # here: importing it registers a component
 
-    result = st_canvas(
-        stroke_width=stroke_width,
-        stroke_color="#ffffff",
-        background_color="#000000",
-        update_streamlit=True,  # rerun when a stroke is released
-        height=size,
-        width=size,
-        drawing_mode="freedraw",
-        initial_drawing={"objects": list(initial)} if initial else None,
-        return_image_data=True,
-        key=key,
-    )
-    objects = (result.json_data or {}).get("objects") or ()
-    return CanvasValue(tuple(objects), result.image_data)
+    try:
+        result = st_canvas(
+            stroke_width=stroke_width,
+            stroke_color="#ffffff",
+            background_color="#000000",
+            update_streamlit=True,  # rerun when a stroke is released
+            height=size,
+            width=size,
+            drawing_mode="freedraw",
+            initial_drawing={"objects": list(initial)} if initial else None,
+            return_image_data=True,
+            key=key,
+        )
+        raw = result.json_data if isinstance(result.json_data, dict) else {}
+        objects, weight = canvas_input.check_strokes(raw.get("objects"))
+        png: list[int] = []
+        image = canvas_input.decode_png(lambda: _counted(result.image_bytes, png), size)
+    except (AttributeError, TypeError, KeyError):  # a state shaped like no canvas's
+        return CanvasValue((), None, "The canvas sent something that is not a drawing: it was not used.")
+    except canvas_input.CanvasRefused as exc:
+        return CanvasValue((), None, exc.public)
+    return CanvasValue(objects, image, weight=weight + sum(png))
+
+
+def _counted(data: bytes | None, sizes: list[int]) -> bytes | None:
+    sizes.append(len(data or b""))
+    return data
+
+
+@st.cache_resource(show_spinner=False)
+def canvas_budget() -> canvas_input.CanvasBudget:
+    """The large canvas states all sessions of this server hold at once (vitdemo.preprocess.canvas)."""
+    return canvas_input.CanvasBudget()
+
+
+class _Session:
+    """This session, as the canvas budget holds it: weakly, so a session Streamlit has let go of stops counting."""
+
+
+def _admitted(value: CanvasValue) -> CanvasValue:
+    """`value`, unless the server holds too many large drawings to keep one more (then refused)."""
+    if value.problem is not None or value.image is None:
+        return value
+    holder = st.session_state.setdefault("_vitdemo_canvas_session", _Session())
+    if canvas_budget().admit(holder, value.weight):
+        return value
+    return CanvasValue((), None, canvas_input.BUSY_MESSAGE)
 
 
 def _sketchbook() -> Sketchbook:
@@ -84,9 +123,14 @@ def sketch_pad(page: str, extra_button: Callable[[], None] | None = None) -> np.
         if book.needs_rebuild(key in st.session_state):
             book = book.rebuild()
             key = f"canvas_{page}_{book.generation}"
-        value = draw_canvas(key, book.base)
+        value = _admitted(draw_canvas(key, book.base))
+        if value.problem is not None:
+            _refuse_canvas(key, value.problem)
         book = book.record(value.objects, value.image)
         st.session_state[_BOOK_KEY] = book
+        problem = st.session_state.pop(_CANVAS_PROBLEM, None)
+        if problem:
+            st.error(problem, icon=":material/block:")
         with st.container(horizontal=True, key="vd_pad_buttons"):
             st.button(
                 "Undo", icon=":material/undo:", on_click=_change_book, args=("undo",), key="pad_undo",
@@ -100,6 +144,15 @@ def sketch_pad(page: str, extra_button: Callable[[], None] | None = None) -> np.
                 extra_button()
         _gallery(book)
     return book.current.image if book.current is not None else None
+
+
+def _refuse_canvas(key: str, problem: str) -> None:
+    """A canvas state that was refused: dropped from the session with its widget (a new canvas, showing the last
+    drawing kept, replaces it), and the page runs again to say why."""
+    st.session_state.pop(key, None)
+    st.session_state[_BOOK_KEY] = _sketchbook().rebuild()
+    st.session_state[_CANVAS_PROBLEM] = problem
+    st.rerun()
 
 
 def _gallery(book: Sketchbook, size: int = 52) -> None:
@@ -158,7 +211,7 @@ def _test_input(dataset: str) -> InputImage:
     try:
         split = test_split(dataset)
     except DataError as exc:
-        st.error(hide_folders(str(exc)))
+        st.warning(data_error_text(exc), icon=":material/dataset:")
         return InputImage(None)
     key = f"test_index_{dataset}"
     if key not in st.session_state:

@@ -16,19 +16,19 @@ import torch
 
 from vitdemo.calibration import reliability_bins
 from vitdemo.checkpoints import CheckpointError, load_checkpoint
-from vitdemo.data import DataError, class_names, to_input
-from vitdemo.evaluate import Scores, score_checkpoint
+from vitdemo.data import DataError, MissingData, class_names, to_input
+from vitdemo.evaluate import score_checkpoint
 from vitdemo.explain.maps import explain_prediction
 from vitdemo.explain.opinions import is_classic_file
 from vitdemo.explain.trust import TrustReport, trust_report
-from vitdemo.metrics import EvalReport
+from vitdemo.metrics import EvalReport, Scores
 from vitdemo.paths import shipped_dir
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.store import Run
 from vitdemo.ui.shell import data_dir, load_model, registry, test_split
 from vitdemo.views import charts, display, trust_charts
 from vitdemo.views.colors import overlay
-from vitdemo.views.messages import hide_folders
+from vitdemo.views.messages import data_error_text, hide_folders
 from vitdemo.views.names import explanation_name
 
 GALLERY_PX = 112  # 4x the 28 px input
@@ -107,6 +107,9 @@ def test_results(run: Run) -> TestResults | None:
             scores = _test_scores(str(path.resolve()), path.stat().st_mtime_ns, data_dir())
         if isinstance(scores, Unscored):
             raise CheckpointError(scores.message)
+    except MissingData as exc:
+        st.warning(data_error_text(exc), icon=":material/dataset:")
+        return None
     except (CheckpointError, DataError) as exc:
         st.error(f"Run #{run.id} cannot be evaluated: {hide_folders(str(exc), path)}")
         return None

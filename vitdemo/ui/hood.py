@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from vitdemo.checkpoints import LoadedModel
-from vitdemo.data import DataError, class_names
+from vitdemo.data import DataError, class_names, load_raw, to_input
 from vitdemo.explain.hood import (
     class_token_attention,
     cnn_stages,
@@ -21,12 +21,13 @@ from vitdemo.explain.hood import (
     vit_attention,
     with_head_mean,
 )
+from vitdemo.explain.lens import PROBE_IMAGES, Lens, cnn_lens, fit_probes, vit_lens
 from vitdemo.preprocess.pipeline import normalize, preprocess
 from vitdemo.ui import shell
 from vitdemo.ui.shell import test_split
 from vitdemo.views import display, hood_charts
 from vitdemo.views.hood_charts import DIVERGING
-from vitdemo.views.messages import hide_folders
+from vitdemo.views.messages import data_error_text
 from vitdemo.views.names import dataset_name
 
 DRAW_KEY = shell.LAST_INPUT_KEY  # the Draw page leaves its last (28, 28) float input in [0, 1] here
@@ -55,7 +56,7 @@ def _test_image(dataset: str) -> tuple[np.ndarray | None, str]:
     try:
         split = test_split(dataset)
     except DataError as exc:
-        st.error(hide_folders(str(exc)))
+        st.warning(data_error_text(exc), icon=":material/dataset:")
         return None, ""
     key = f"hood_test_index_{dataset}"
     if key not in st.session_state:
@@ -176,6 +177,7 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
             "the more of its attention the green patch takes from there; the top row averages the heads."
         )
     _class_token(attn, H)
+    _lens("ViT", vit_lens(loaded.model, x), loaded)
     _positions(loaded)
 
 
@@ -287,7 +289,36 @@ def cnn_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
         "Each square is what one filter of this stage found in the input (bright: a strong response); early "
         "stages answer to strokes and edges at full resolution, later ones to larger parts on a coarser grid."
     )
+    probes = _probes(str(loaded.path or ""), loaded)
+    if probes is not None:
+        _lens("CNN", cnn_lens(loaded.model, probes, x), loaded)
     _filters(loaded)
+
+
+def _lens(model: str, lens: Lens, loaded: LoadedModel) -> None:
+    """When the model makes up its mind: each layer's answer, and the first layer that already gives the last."""
+    classes = class_names(loaded.meta.dataset)
+    st.markdown("#### When does it make up its mind?")
+    st.plotly_chart(hood_charts.lens_figure(lens.probs, lens.names, classes), key=f"hood_lens_{model}", config=CHART)
+    st.caption(hood_charts.lens_sentence(model, lens.names, lens.probs, lens.decided_at(), classes))
+
+
+@st.cache_resource(show_spinner="Fitting a small probe after each stage...", max_entries=4)
+def _fit_probes(path: str, mtime_ns: int, dataset: str, data: str, _loaded: LoadedModel) -> list | None:
+    """The stage probes of one checkpoint file version, fitted once per server on its dataset's training images."""
+    del path, mtime_ns  # the cache key: a retrained file is probed again
+    try:
+        split = load_raw(dataset, train=True, data_dir=data)
+    except DataError:
+        return None
+    images, labels = split.images[:PROBE_IMAGES], split.labels[:PROBE_IMAGES]
+    x = to_input(images, _loaded.meta.mean, _loaded.meta.std)  # (N, 1, 28, 28)
+    return fit_probes(_loaded.model, x, labels)
+
+
+def _probes(path: str, loaded: LoadedModel) -> list | None:
+    mtime = loaded.path.stat().st_mtime_ns if loaded.path is not None and loaded.path.exists() else 0
+    return _fit_probes(path, mtime, loaded.meta.dataset, shell.data_dir(), loaded)
 
 
 def _filters(loaded: LoadedModel) -> None:

@@ -15,7 +15,7 @@ from vitdemo.explain.robustness import CHANGES, Settings, SweepResult, predict_c
 from vitdemo.ui import draw, shell
 from vitdemo.views import display
 from vitdemo.views import robustness as views
-from vitdemo.views.messages import hide_folders
+from vitdemo.views.messages import data_error_text
 from vitdemo.views.names import KINDS, dataset_name
 
 SWEEP_N = 1000  # test images per value
@@ -59,7 +59,7 @@ def _test_image(dataset: str) -> LabImage | None:
     try:
         split = shell.test_split(dataset)
     except DataError as exc:
-        st.error(hide_folders(str(exc)))
+        st.warning(data_error_text(exc), icon=":material/dataset:")
         return None
     key = f"lab_test_index_{dataset}"
     if key not in st.session_state:
@@ -188,7 +188,7 @@ def sweep_section(dataset: str, models: dict[str, LoadedModel]) -> None:
         with st.spinner(f"Scoring both models on {SWEEP_N:,} changed test images..."):
             result = _cached_sweep(*key)
     except DataError as exc:
-        st.error(hide_folders(str(exc)))
+        st.warning(data_error_text(exc), icon=":material/dataset:")
         return
     _measured().add(key)
     st.markdown(views.summary_sentence(result))

@@ -13,6 +13,7 @@ import streamlit as st
 
 from vitdemo.config import ConfigError
 from vitdemo.paths import shipped_dir
+from vitdemo.runs import milestones as run_race
 from vitdemo.runs import people as run_people
 from vitdemo.runs import queue
 from vitdemo.runs.baselines import sync_baselines
@@ -22,7 +23,7 @@ from vitdemo.ui import people
 from vitdemo.ui.shell import registry
 from vitdemo.ui.train import prefill_form
 from vitdemo.ui.widgets import family_picker
-from vitdemo.views import charts, forms, label_budget
+from vitdemo.views import charts, forms, label_budget, standings
 from vitdemo.views.names import DATASETS_SHORT, KINDS, family_name
 
 _NOTICE = "_runs_notice"  # a message that must survive one st.rerun (e.g. after a delete)
@@ -33,6 +34,7 @@ COLUMN_CONFIG = {
     "date": st.column_config.DatetimeColumn("date", format="YYYY-MM-DD HH:mm"),
     "shipped": st.column_config.CheckboxColumn("shipped", help="a baseline that ships with the app"),
 }
+RACE_COLUMNS = {"validation accuracy": st.column_config.NumberColumn("validation accuracy", format="percent")}
 
 
 def all_runs() -> tuple[Registry, list[Run], dict[str, str]]:
@@ -166,8 +168,28 @@ def label_budget_section() -> None:
         "(MAE for the ViT, SimCLR for the CNN)."
     )
     st.plotly_chart(label_budget.budget_figure(rows), key="lb_budget", config={"displayModeBar": False})
+    for line in label_budget.budget_caveat(rows):  # a line that falls for want of training, said under the chart
+        st.info(charts.literal_markdown(line), icon=":material/lightbulb:")
     for line in label_budget.budget_summary(rows):
         st.markdown(f"- {charts.literal_markdown(line)}")
     st.dataframe(label_budget.budget_frame(rows), hide_index=True, column_config=BUDGET_COLUMNS, key="lb_budget_table")
     if note:
         st.caption(charts.literal_markdown(note))
+
+
+def race_section(reg: Registry, dataset: str) -> None:
+    """Fastest to 99% (or 98, 99.5), per person, one table per device: only runs on the same device compare."""
+    targets = {standings.milestone_label(m): m for m in run_race.MILESTONES}
+    picked = st.segmented_control(
+        "Finish line", list(targets), default=standings.milestone_label(run_race.TARGET), key="lb_race_target"
+    )
+    target = targets.get(picked or "", run_race.TARGET)
+    board = run_race.standings(reg, dataset, target)
+    if not board:
+        st.info(standings.empty_race_text(target), icon=":material/sports_score:")
+        return
+    for device, finishes in board.items():
+        st.caption(
+            f"Validation accuracy {standings.milestone_label(target)} {standings.device_label(device)}: each person's fastest run"
+        )
+        st.dataframe(standings.standings_frame(finishes), hide_index=True, column_config=RACE_COLUMNS)

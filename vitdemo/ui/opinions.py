@@ -13,8 +13,8 @@ import streamlit as st
 from vitdemo import paths
 from vitdemo.checkpoints import CheckpointError
 from vitdemo.data import DataError
+from vitdemo.explain.inference import Analysis
 from vitdemo.explain.opinions import CLASSIC_SUFFIX, Opinion, classic_opinion, is_classic_file, torch_opinion
-from vitdemo.inference import Analysis
 from vitdemo.ui.shell import STORE_ERRORS, Selection, load_model, registry
 from vitdemo.views import charts, display
 from vitdemo.views.colors import overlay

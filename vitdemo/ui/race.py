@@ -17,10 +17,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from vitdemo.data import class_names
-from vitdemo.race.engine import Race, RaceView
+from vitdemo.race.engine import Race
 from vitdemo.race.knobs import Knobs, clamp_train_size
 from vitdemo.race.limits import RaceCap, Roster, class_share, student_gate
 from vitdemo.race.save import NothingToSave, save_race
+from vitdemo.race.state import RaceView
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.ui import people, race_knobs
 from vitdemo.ui.shell import data_dir, registry, stop_on_failure

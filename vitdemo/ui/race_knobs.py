@@ -15,8 +15,9 @@ import streamlit as st
 from vitdemo.classset.data import ClassSetEmpty, freeze
 from vitdemo.config import ConfigError
 from vitdemo.race import knobs as k
-from vitdemo.race.engine import Race, RaceView
+from vitdemo.race.engine import Race
 from vitdemo.race.limits import RaceCap, get_cap, set_cap
+from vitdemo.race.state import RaceView
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.ui import people
 from vitdemo.ui.classset import store as classset_store

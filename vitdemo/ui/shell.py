@@ -17,7 +17,7 @@ import streamlit as st
 from vitdemo import paths
 from vitdemo.checkpoints import CheckpointError, LoadedModel, load_checkpoint
 from vitdemo.data import Split, load_raw
-from vitdemo.inference import analyze
+from vitdemo.explain.inference import analyze
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.threads import configure_threads

@@ -25,11 +25,11 @@ from vitdemo.runs.people import OWNER_LABELS, Actor, NotAllowed
 from vitdemo.runs.store import LiveRuns, Registry, Run
 from vitdemo.ui import people
 from vitdemo.ui import train_form as train_form_widgets
-from vitdemo.ui.shell import registry, stop_on_failure
+from vitdemo.ui.shell import data_dir, registry, stop_on_failure
 from vitdemo.ui.train_resume import resume_controls
 from vitdemo.ui.watching import watch_row
 from vitdemo.views import charts, forms, learning
-from vitdemo.views.messages import hide_folders
+from vitdemo.views.messages import dataset_missing, hide_folders
 from vitdemo.views.names import DATASETS
 
 FORM_PREFIX = "tf_"  # the Train form's widget keys: "tf_" + a name from forms.KEYS
@@ -39,6 +39,8 @@ _LIVE_CACHE = "_train_live_cache"  # (registry version, what the live view shows
 LIVE_EVERY_S = 1.0  # the live view's refresh while you have a run queued or running
 IDLE_EVERY_S = 3.0  # ... and while you have none (the class queue is all it shows then)
 PRESET_HELP = {
+    "quick lesson": "Small models on 10,000 images for 2 epochs: under 30 seconds on a 2-core CPU (the CNN reads "
+    "98% of the test digits, the ViT about 75%). The form starts here.",
     "fast demo": "A small model on 10,000 images for 3 epochs: about a minute on a laptop CPU.",
     "best accuracy": "The full training set for 15 epochs: minutes on a GPU, much longer on a CPU.",
     "seed recipe": "The ViT this app grew from: 7x7 patches, hidden size 128, 4 layers, 4 heads, Adam 3e-4, "
@@ -70,7 +72,7 @@ def prefill_form(source: str, values: forms.FormValues) -> None:
 
 def init_train_form() -> None:
     """Call before the form: restores it after navigation and applies settings sent from the Leaderboard."""
-    values = {**forms.default_values(), **(st.session_state.get(_FORM_SAVED) or {})}
+    values = {**forms.start_values(), **(st.session_state.get(_FORM_SAVED) or {})}
     pending = st.session_state.pop(_FORM_PENDING, None)
     if pending is not None:
         source, settings = pending
@@ -90,7 +92,7 @@ def _set_form(values: forms.FormValues) -> None:
 
 
 def _form_values() -> forms.FormValues:
-    saved = st.session_state.get(_FORM_SAVED) or forms.default_values()
+    saved = st.session_state.get(_FORM_SAVED) or forms.start_values()
     return {k: st.session_state.get(FORM_PREFIX + k, saved.get(k)) for k in forms.KEYS}
 
 
@@ -233,6 +235,9 @@ def estimate_panel(
         for message in messages:
             st.error(message, icon=":material/error:")
         return lambda: None
+    missing = dataset_missing(config, data_dir())
+    if missing:  # said before anything else: this run cannot start on this server
+        st.warning(missing, icon=":material/dataset:")
     device = _device_of(config, devices)
     memory, params, num_params, lines = _cost(config)
     c1, c2 = st.columns(2)
@@ -275,6 +280,10 @@ def launch(reg: Registry, values: forms.FormValues, devices: list[str], actor: A
     try:
         if config is None:
             raise ConfigError(" ".join(messages))
+        missing = dataset_missing(config, data_dir())
+        if missing:  # refused now, not 5 s later in the worker
+            st.warning(f"Nothing was queued. {missing}", icon=":material/dataset:")
+            return None
         if isinstance(config, TrainConfig):  # the class set as it is now: the run is reproducible
             config = freeze_config(config, reg.home)
         run_id = queue.submit(reg, config, actor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,10 @@ from vitdemo.views.colors import colorscale
 from vitdemo.views.names import dataset_name, family_name, family_of, model_name
 
 TRAIN_COLOR, VAL_COLOR = "#5b8def", "#ff7a45"  # the theme's accent is the validation (held-out) curve
+BACKGROUND = "#0e1117"  # the dark theme's page (.streamlit/config.toml): every line is read against it
+# Accuracy is always shown 0-100% in steps of 20: a class compares charts at a glance, an empty chart reads
+# 0%..100% (not 0% / 200% / 400%), and ticks never repeat (99.5%, 99.5%, 99.4%); 1.02 keeps a marker at 100% whole.
+ACCURACY_AXIS: dict[str, Any] = {"range": [0, 1.02], "tick0": 0, "dtick": 0.2, "tickformat": ".0%"}
 PALETTE = ("#ff7a45", "#5b8def", "#3fb68b", "#f2c94c", "#bb6bd9", "#56ccf2", "#eb5757", "#9aa3b5")
 HEAT_COLORS = colorscale()  # the explanation overlays' inferno, as a plotly colour scale
 METRICS = {  # epoch column -> what a chart calls it
@@ -72,20 +77,6 @@ def progress_of(run: Run) -> tuple[float, str]:
     else:
         parts.append(f"about {format_duration(float(p.get('eta_s') or 0))} left")
     return fraction, " · ".join(parts)
-
-
-def result_line(run: Run) -> str:
-    """One sentence for a finished run: 'test accuracy 98.91% · macro F1 0.9889 · 1 min 02 s on cpu'."""
-    parts = []
-    if run.test_acc is not None:
-        parts.append(f"test accuracy {run.test_acc:.2%}")
-    if run.macro_f1 is not None:
-        parts.append(f"macro F1 {run.macro_f1:.4f}")
-    if run.train_time_s is not None:
-        parts.append(f"trained in {format_duration(run.train_time_s)}")
-    if run.device:
-        parts.append(f"on {run.device}")
-    return " · ".join(parts)
 
 
 def run_title(run: Run) -> str:
@@ -252,13 +243,19 @@ def _layout(fig: go.Figure, height: int) -> go.Figure:
     return fig
 
 
+def epoch_axis(last_epoch: float) -> dict[str, Any]:
+    """An epoch x-axis from 0 to `last_epoch` (at least 1) with whole-number ticks, about ten at most."""
+    last = max(float(last_epoch), 1.0)
+    return {"range": [0, last * 1.02], "tick0": 0, "dtick": max(1, math.ceil(last / 10)), "tickformat": "d"}
+
+
 def curves_figure(epochs: Sequence[dict[str, Any]], *, stacked: bool = False, height: int | None = None) -> go.Figure:
     """Loss and accuracy per epoch, training and validation; side by side, or one above the other
-    (`stacked`, for a narrow column). An empty chart before epoch 1."""
+    (`stacked`, for a narrow column). An empty chart before epoch 1. The panels are named by their y-axis titles,
+    not subplot titles, so that no title sits on another panel's 'epoch' or under the legend; stacked, only the
+    lower panel says 'epoch'."""
     rows, cols = (2, 1) if stacked else (1, 2)
-    fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.12, vertical_spacing=0.16
-    )
+    fig = make_subplots(rows=rows, cols=cols, shared_xaxes=stacked, horizontal_spacing=0.12, vertical_spacing=0.08)
     x = [e["epoch"] for e in epochs]
     for i, metric in enumerate(("loss", "acc")):
         row, col = (i + 1, 1) if stacked else (1, i + 1)
@@ -278,8 +275,12 @@ def curves_figure(epochs: Sequence[dict[str, Any]], *, stacked: bool = False, he
                 row=row,
                 col=col,
             )
-    fig.update_xaxes(title_text="epoch", dtick=1 if len(x) <= 20 else None)
-    fig.update_yaxes(tickformat=".0%", row=rows, col=cols)
+    fig.update_xaxes(**epoch_axis(max(x, default=1)))
+    fig.update_xaxes(title_text="epoch", row=rows, col=cols)
+    if not stacked:
+        fig.update_xaxes(title_text="epoch", row=1, col=1)
+    fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", **ACCURACY_AXIS, row=rows, col=cols)
     return _layout(fig, height or (480 if stacked else 320))
 
 
@@ -301,8 +302,10 @@ def overlay_figure(
                 hovertemplate="%{y:.2%}" if metric.endswith("acc") else "%{y:.4f}",
             )
         )
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text=METRICS[metric], tickformat=".1%" if metric.endswith("acc") else None)
+    last = max((float(e["epoch"]) for epochs in curves.values() for e in epochs), default=1.0)
+    fig.update_xaxes(title_text="epoch", **epoch_axis(last))
+    scale = ACCURACY_AXIS if metric.endswith("acc") else {"rangemode": "tozero"}
+    fig.update_yaxes(title_text=METRICS[metric], **scale)
     return _layout(fig, height)
 
 

@@ -86,6 +86,19 @@ def people_frame(subs: Sequence[Submission], kinds: Sequence[str] = tuple(KINDS)
     return frame.sort_values(["drawings", "who"], ascending=[False, True], ignore_index=True)
 
 
+NO_DRAWINGS = "No class drawings yet: submit some from Draw (pick the true label under the answers), then come back."
+
+
+def scores_message(rows: Sequence[ClassScore]) -> str | None:
+    """What to say instead of the class-set table: None when some model was scored on some drawings; with no
+    drawings, what to do (a table of 'None' for every run says nothing); with no model, that one must be trained."""
+    if not rows:
+        return "No trained model to score yet: train one on the Train page."
+    if not any(r.n for r in rows):
+        return NO_DRAWINGS
+    return None
+
+
 def scores_frame(rows: Sequence[ClassScore]) -> pd.DataFrame:
     """The class-set leaderboard: best class-set accuracy first, with each model's MNIST test accuracy beside."""
     data = [

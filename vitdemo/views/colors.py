@@ -82,3 +82,22 @@ def colorscale() -> list[tuple[float, str]]:
     colors = [hex_color(rgb) for rgb in INFERNO]
     safe = [PLACEHOLDER_SAFE_BLACK if c.startswith("#0000") else c for c in colors]
     return [(float(at), c) for at, c in zip(INFERNO_AT, safe, strict=True)]
+
+
+def _luminance(color: str) -> float:
+    """WCAG relative luminance of '#rrggbb'."""
+    rgb = np.array([int(color.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)]) / 255.0
+    linear = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return float(linear @ np.array([0.2126, 0.7152, 0.0722]))
+
+
+def blend(color: str, background: str, opacity: float) -> str:
+    """'#rrggbb' drawn at `opacity` over `background`, as the colour the eye sees."""
+    fg, bg = (np.array([int(c.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)]) / 255.0 for c in (color, background))
+    return hex_color(opacity * fg + (1.0 - opacity) * bg)
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG contrast ratio of two '#rrggbb' colours, 1 to 21 (a line needs 3 to be seen, text 4.5)."""
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)

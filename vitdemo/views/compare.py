@@ -20,7 +20,7 @@ from vitdemo.views.charts import HEAT_COLORS, plotly_text, run_family
 from vitdemo.views.names import FAMILIES, family_of, model_name
 
 if TYPE_CHECKING:
-    from vitdemo.evaluate import Scores
+    from vitdemo.metrics import Scores
 
 COMPARE_COLUMNS = (
     "id", "run", "model", "family", "test accuracy", "macro F1", "test loss", "calibration error", "parameters",

@@ -206,3 +206,38 @@ def mosaic_figure(
     _square_axes(fig)
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="rgba(0,0,0,0)")
     return fig
+
+
+def lens_figure(probs: np.ndarray, layers: Sequence[str], classes: Sequence[str]) -> go.Figure:
+    """What each layer would answer (vitdemo.explain.lens): one row a layer, one column a class, each cell its
+    probability with the percentage written on it; the first layer at the top, the model's answer at the bottom."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=probs * 100,
+            x=list(classes),
+            y=list(layers),
+            zmin=0,
+            zmax=100,
+            colorscale=HEAT_COLORS,
+            text=[[f"{p:.0%}" if p >= 0.05 else "" for p in row] for row in probs],
+            texttemplate="%{text}",
+            colorbar={"title": "%", "thickness": 10},
+            hovertemplate="%{y}: %{x} %{z:.0f}%<extra></extra>",
+        )  # fmt: skip
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category", title="answer")
+    fig.update_layout(height=60 + 32 * len(layers), margin={"l": 10, "r": 10, "t": 10, "b": 40})
+    return fig
+
+
+def lens_sentence(model: str, names: Sequence[str], probs: np.ndarray, decided: int, classes: Sequence[str]) -> str:
+    """'The ViT has made up its mind after block 3 of 6: 7 (98% at the end).'"""
+    answer = int(probs[-1].argmax())
+    where = "only at the very end" if decided == len(names) - 1 else names[decided]
+    return (
+        f"The {model} settles on {classes[answer]} {where} and keeps it "
+        f"({probs[-1, answer]:.0%} at the end); before that, earlier layers would have answered otherwise."
+        if decided > 0
+        else f"The {model} already answers {classes[answer]} {names[0]} and keeps it ({probs[-1, answer]:.0%} at the end)."
+    )

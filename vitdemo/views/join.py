@@ -5,7 +5,6 @@ Pure functions; the Present page passes in Streamlit's `server.port`, `server.ba
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import socket
 from html import escape
@@ -84,10 +83,3 @@ def qr_svg(url: str) -> str:
     return qr_code(url).svg_inline(
         scale=1, border=QR_BORDER, dark=QR_DARK, light=QR_LIGHT, omitsize=True, title=f"QR code for {url}"
     )
-
-
-def qr_png(url: str, scale: int = 8) -> bytes:
-    """The QR code as PNG bytes, `scale` pixels per module."""
-    buf = io.BytesIO()
-    qr_code(url).save(buf, kind="png", scale=scale, border=QR_BORDER, dark=QR_DARK, light=QR_LIGHT)
-    return buf.getvalue()

@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vitdemo.views.charts import plotly_text
+from vitdemo.views.charts import ACCURACY_AXIS, plotly_text
 from vitdemo.views.names import dataset_name
 
 FORMAT, VERSION = "vitdemo-label-budget", 1
@@ -40,6 +40,8 @@ MEASURES = (  # row key -> table column
 REQUIRED = ("dataset", "model", "labels", "test_acc")
 COLORS = {"CNN": "#5b8def", "ViT": "#ff7a45"}  # a pretrained run: its model's colour, dashed
 TABLE_COLUMNS = ("dataset", "model", "labels", *(name for _, name in MEASURES))
+TRAIN_IMAGES = 55_000  # the training split the script's 'all' budget passes over (60,000 less 5,000 for validation)
+UNDERTRAINED = 0.9  # below this share right on its own few labelled images, a run has not finished learning them
 
 
 class BudgetFileError(ValueError):
@@ -173,7 +175,7 @@ def budget_figure(rows: Sequence[dict[str, Any]], *, height: int = 360) -> go.Fi
         range=[-0.5, len(budgets) - 0.5],
         fixedrange=True,
     )  # fmt: skip  (the range shows every budget, measured or not)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], fixedrange=True)  # from 0: honest gaps
+    fig.update_yaxes(**ACCURACY_AXIS, fixedrange=True)  # from 0: honest gaps
     fig.update_yaxes(title_text="test accuracy", col=1)
     fig.update_layout(
         height=height,
@@ -198,3 +200,43 @@ def budget_summary(rows: Sequence[dict[str, Any]], labels: int = 100) -> list[st
         if parts:
             lines.append(f"{dataset_name(dataset, short=True)}, {budget_text(labels)} labels: " + "; ".join(parts))
     return lines
+
+
+def _steps(row: dict[str, Any]) -> int | None:
+    """The optimiser steps a row's run took: its epochs over its labels (all: TRAIN_IMAGES) in batches."""
+    epochs, batch = row.get("epochs"), row.get("batch_size")
+    if not isinstance(epochs, int) or not isinstance(batch, int) or batch < 1:
+        return None
+    return epochs * math.ceil((row["labels"] or TRAIN_IMAGES) / batch)
+
+
+def budget_caveat(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One plain sentence for each line that falls as the labels grow although the run never learnt even its own
+    few labelled images (train accuracy under UNDERTRAINED): every run has the same short training, too short for
+    that model, so the line shows the missing training, not the labels."""
+    out = []
+    for dataset in sorted({r["dataset"] for r in rows}, key=lambda d: (d != "mnist", d)):
+        for model in sorted({r["model"] for r in rows if r["dataset"] == dataset}, key=_model_order):
+            mine = sorted(
+                (r for r in rows if (r["dataset"], r["model"]) == (dataset, model)), key=lambda r: r["labels"]
+            )
+            few = [r for r in mine if r["labels"] > 0]
+            if (
+                len(few) < 2
+                or few[-1]["test_acc"] >= few[0]["test_acc"]
+                or (few[0].get("train_acc") or 0) >= UNDERTRAINED
+            ):
+                continue
+            steps, every = _steps(few[0]), [r for r in mine if r["labels"] == 0]
+            climb = (
+                f"; the 'all' run got {_steps(every[0]):,} steps, which is why it climbs"
+                if every and _steps(every[0])
+                else ""
+            )
+            out.append(
+                f"The {model} on {dataset_name(dataset, short=True)} gets worse with more labels only because every "
+                f"run here trains for the same {steps or 'few'} short steps, too few for a {model} to get going (it "
+                f"reads only {few[0]['train_acc']:.0%} of its own {budget_text(few[0]['labels'])} training images "
+                f"right), so extra labels cannot help it yet{climb}."
+            )
+    return out

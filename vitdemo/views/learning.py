@@ -11,10 +11,11 @@ import plotly.graph_objects as go
 
 from vitdemo.runs.store import Run
 from vitdemo.training.watch import WatchRow
-from vitdemo.views.charts import TRAIN_COLOR, curves_figure
+from vitdemo.views.charts import curves_figure, epoch_axis
 from vitdemo.views.display import percent_text
 
 RIGHT_COLOR, WRONG_COLOR = "#3fb68b", "#eb5757"
+STEP_LOSS_COLOR = "#8ab4ff"  # the thin every-second loss: a light blue, opaque, that reads on the dark page
 MAX_DRAWN = 600  # loss points drawn at most (a chart a few hundred pixels wide shows no more); the newest stays
 DIGIT_PX = 84  # a watched image's largest width on the page (28 px, scaled up 3x, pixels kept square)
 
@@ -49,16 +50,15 @@ def live_curves_figure(
                 mode="lines",
                 name="training, every second",
                 legendgroup="train",  # shown and hidden with the per-epoch training curve, no legend entry of its
-                showlegend=False,  # own (a third entry would wrap the legend over the subplot's title)
-                line={"color": TRAIN_COLOR, "width": 1},
-                opacity=0.55,
+                showlegend=False,  # own (a third entry would wrap the legend)
+                line={"color": STEP_LOSS_COLOR, "width": 1.5},
                 hovertemplate="%{y:.4f}",
             ),
             row=1,
             col=1,
         )
     end = max([float(e["epoch"]) for e in epochs] + [float(p["at_epoch"]) for p in points] + [0.0])
-    fig.update_xaxes(range=[0, max(end, 1.0) * 1.02], dtick=1 if end <= 20 else None)
+    fig.update_xaxes(**epoch_axis(end))
     return fig
 
 

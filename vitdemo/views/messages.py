@@ -10,6 +10,9 @@ import os
 import re
 from pathlib import Path
 
+from vitdemo.data import DATA_COMMAND, DATASET_INFO, MissingData, missing_error, missing_files
+from vitdemo.paths import ENV_DATA_DIR
+
 # An absolute path ("/srv/app/runs/", "~/data/", "./x/", "../x/"): every folder up to the file's name. Not a
 # slash inside a word ("T-shirt/top", "1/2") nor one after a colon (a URL's "//").
 _FOLDERS = re.compile(r"(?<![\w.~/:-])(?:~|\.{1,2})?/(?:[^\s/:;,'\"()\[\]]+/)*")
@@ -27,3 +30,29 @@ def os_error_text(exc: OSError) -> str:
     reason = exc.strerror or str(exc)
     name = Path(os.fsdecode(exc.filename)).name if exc.filename else ""
     return hide_folders(f"{reason}: {name}" if name else reason)
+
+
+def data_missing_text(exc: MissingData) -> str:
+    """For the teacher, on a page anyone may see: which dataset is missing, where its files go inside the data
+    folder (never the server's own path) and the command that fetches or finds them. Markdown."""
+    files = ", ".join(f"`{name}`" for name in exc.missing)
+    return (
+        f"**{exc.folder} is not on this server yet**, so this page cannot use it. For the teacher: run "
+        f"`{DATA_COMMAND}` on the server while it has internet, or copy the missing *-ubyte files ({files}) into "
+        f"`{exc.folder}/raw/` inside the data folder (the one `${ENV_DATA_DIR}` names); "
+        f"`{DATA_COMMAND} --check` prints where that folder is and what is in it."
+    )
+
+
+def data_error_text(exc: BaseException) -> str:
+    """Any dataset error for a page: data_missing_text for missing files, else the message without folders."""
+    return data_missing_text(exc) if isinstance(exc, MissingData) else hide_folders(str(exc))
+
+
+def dataset_missing(config: object, data_dir: str | os.PathLike | None = None) -> str | None:
+    """data_missing_text for a run whose dataset's files are not in the data folder; None when they are there (or
+    the run names no dataset we know). Looks at file names only: cheap enough for every rerun of the Train page."""
+    dataset = getattr(config, "dataset", None)
+    if dataset not in DATASET_INFO or not missing_files(dataset, data_dir):
+        return None
+    return data_missing_text(missing_error(dataset, data_dir))

@@ -11,7 +11,7 @@ from typing import Any
 from vitdemo import families
 from vitdemo.config import SUPERVISED_INIT
 from vitdemo.families.transfer import ARCHS as TRANSFER_ARCHS
-from vitdemo.runconfig import CLASSIC_KINDS
+from vitdemo.runconfig import CLASSIC_EXPLANATIONS, CLASSIC_KINDS
 
 KINDS = {"vit": "ViT", "cnn": "CNN"}  # the two sides of the Draw, Present and Lab pages -> the name shown
 CLASSIC_NAMES = {
@@ -42,7 +42,7 @@ DATASETS_SHORT = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}  # table cells a
 EXPLANATIONS = {k: families.get(k).explanation for k in KINDS}  # how the two sides explain a prediction
 KIND_EXPLANATIONS = {  # every kind that explains its predictions (kNN, SVM and forests do not)
     **{f.kind: f.explanation for f in families.families()},
-    "logreg": "weight templates",
+    **CLASSIC_EXPLANATIONS,
 }
 EXPLANATION_CAPTIONS = {f.kind: f.caption for f in families.families() if f.caption}  # what it is, how to read it
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import plotly.graph_objects as go
 
-from vitdemo.race.engine import Mark, Point, RaceView, SideView
 from vitdemo.race.knobs import SIDES, Change
+from vitdemo.race.state import Mark, Point, RaceView, SideView
 from vitdemo.training.watch import WatchRow
 from vitdemo.units import format_duration
 from vitdemo.views.colors import MODEL_COLORS

@@ -28,12 +28,6 @@ def value_text(change: str, value: float) -> str:
     return f"{value:+g}{UNITS.get(change, '')}"
 
 
-def range_text(result: SweepResult, change: str) -> str:
-    """'-10 px to +10 px' over the values swept."""
-    values = result.values[change]
-    return f"{value_text(change, float(values.min()))} to {value_text(change, float(values.max()))}"
-
-
 def mean_accuracy(result: SweepResult, model: str, change: str) -> float:
     """The accuracy averaged over a change's values: the area under its curve, one number per panel."""
     return float(np.mean(result.accuracy[model][change]))

@@ -5,13 +5,19 @@ The canvas component cannot be told "remove the last stroke" or "show this image
 with an `initial_drawing` (its own Fabric.js objects). So every step keeps the canvas's objects, to rebuild the
 canvas from, and its image as PNG bytes, so that the page can show the predictions at once, before the rebuilt
 canvas has sent anything back.
+
+Memory: a session's book is bounded by MAX_BOOK_BYTES, whatever its client sends. The objects are kept as
+compressed JSON (parsed, a Fabric path takes about ten times its JSON in Python objects, and each step is a
+new copy of every stroke), and the oldest steps, then the oldest drawings, go first when a book is over its
+budget. A real drawing's step is a few kB; the budget holds the whole history of any drawing made by hand.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, replace
-from functools import cached_property
+import json
+import zlib
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +25,17 @@ from PIL import Image
 
 MAX_STEPS = 30  # strokes Undo can take back; each step is a few kB of PNG
 MAX_GALLERY = 6  # earlier drawings kept as thumbnails
+MAX_BOOK_BYTES = 1_500_000  # one session's history: PNGs and compressed strokes (a hand-made one: under 300 kB)
 CanvasObjects = tuple[dict[str, Any], ...]  # the canvas's json_data["objects"]: one Fabric.js path per stroke
+
+
+def pack_objects(objects: CanvasObjects) -> bytes:
+    """The objects as compressed JSON: a few kB per stroke instead of tens of kB of Python lists and floats."""
+    return zlib.compress(json.dumps(list(objects), separators=(",", ":"), sort_keys=True).encode(), 1)
+
+
+def unpack_objects(packed: bytes) -> CanvasObjects:
+    return tuple(json.loads(zlib.decompress(packed))) if packed else ()
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -37,24 +53,39 @@ def decode_png(data: bytes) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Drawing:
-    """One state of the canvas: its objects (to rebuild it) and its image (to analyse and show)."""
+    """One state of the canvas: its objects (to rebuild it) and its image (to analyse and show), both packed."""
 
-    objects: CanvasObjects
+    packed: bytes  # the objects: pack_objects()
     png: bytes
 
     @classmethod
     def from_canvas(cls, objects: CanvasObjects, image: np.ndarray) -> Drawing:
-        return cls(tuple(objects), encode_png(image))
+        return cls(pack_objects(objects), encode_png(image))
 
-    @cached_property
+    @property
+    def objects(self) -> CanvasObjects:
+        return unpack_objects(self.packed)
+
+    @property
+    def nbytes(self) -> int:
+        """What this step keeps in memory, about (the decoded image is cached only for the current drawing)."""
+        return len(self.packed) + len(self.png)
+
+    _thumbs: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)  # size -> thumbnail
+
+    @property
     def image(self) -> np.ndarray:
-        """(H, W, 4) uint8 RGBA, as the canvas sent it."""
+        """(H, W, 4) uint8 RGBA, as the canvas sent it: decoded when asked (about 1 ms), never kept, so that a
+        book's memory is its PNGs."""
         return decode_png(self.png)
 
     def thumbnail(self, size: int) -> np.ndarray:
-        """(size, size) uint8 grey: the drawing shrunk with a box filter (thin strokes stay visible)."""
-        gray = np.asarray(Image.fromarray(self.image).convert("L"))  # (H, W)
-        return np.asarray(Image.fromarray(gray).resize((size, size), Image.Resampling.BOX))
+        """(size, size) uint8 grey: the drawing shrunk with a box filter (thin strokes stay visible); kept, it is
+        a few kB."""
+        if size not in self._thumbs:
+            gray = np.asarray(Image.fromarray(self.image).convert("L"))  # (H, W)
+            self._thumbs[size] = np.asarray(Image.fromarray(gray).resize((size, size), Image.Resampling.BOX))
+        return self._thumbs[size]
 
 
 @dataclass(frozen=True)
@@ -75,15 +106,23 @@ class Sketchbook:
     def current_objects(self) -> CanvasObjects:
         return self.current.objects if self.current is not None else ()
 
+    @property
+    def nbytes(self) -> int:
+        """The memory this book keeps, about: at most MAX_BOOK_BYTES (and the current drawing's decoded image)."""
+        return sum(d.nbytes for d in (*self.steps, *self.gallery))
+
     def record(self, objects: CanvasObjects, image: np.ndarray | None) -> Sketchbook:
         """What the canvas sent this run. A fresh canvas sends nothing (image None), and one that sends what is
         already the current drawing changes nothing; anything else is a new stroke."""
-        objects = tuple(objects)
-        if image is None or objects == self.current_objects:
+        if image is None:
+            return self
+        packed = pack_objects(tuple(objects))
+        if packed == (self.current.packed if self.current is not None else pack_objects(())):
             return self
         if not objects:  # the canvas was emptied from the browser
             return replace(self, steps=())
-        return replace(self, steps=(*self.steps, Drawing.from_canvas(objects, image))[-MAX_STEPS:])
+        steps = (*self.steps, Drawing(packed, encode_png(image)))[-MAX_STEPS:]
+        return _within_budget(replace(self, steps=steps))
 
     def undo(self) -> Sketchbook:
         """Back one stroke: the canvas is rebuilt from the step before."""
@@ -100,7 +139,7 @@ class Sketchbook:
         if not 0 <= index < len(self.gallery):
             return self
         chosen = self.gallery[index]
-        gallery = tuple(d for d in self._archived() if d.objects != chosen.objects)
+        gallery = tuple(d for d in self._archived() if d.packed != chosen.packed)
         return replace(self._rebuilt((chosen,)), gallery=gallery[:MAX_GALLERY])
 
     def rebuild(self) -> Sketchbook:
@@ -121,5 +160,19 @@ class Sketchbook:
         current = self.current
         if current is None:
             return self.gallery
-        others = tuple(d for d in self.gallery if d.objects != current.objects)
+        others = tuple(d for d in self.gallery if d.packed != current.packed)
         return (current, *others)[:MAX_GALLERY]
+
+
+def _within_budget(book: Sketchbook, budget: int = MAX_BOOK_BYTES) -> Sketchbook:
+    """`book` with its oldest steps, then its oldest earlier drawings, dropped until it keeps at most `budget`
+    bytes; the current drawing always stays."""
+    steps, gallery = list(book.steps), list(book.gallery)
+    total = sum(d.nbytes for d in (*steps, *gallery))
+    while total > budget and len(steps) > 1:
+        total -= steps.pop(0).nbytes
+    while total > budget and gallery:
+        total -= gallery.pop().nbytes
+    if len(steps) == len(book.steps) and len(gallery) == len(book.gallery):
+        return book
+    return replace(book, steps=tuple(steps), gallery=tuple(gallery))

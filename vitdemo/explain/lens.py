@@ -1,0 +1,86 @@
+"""When does each model make up its mind? A logit lens over the layers (nostalgebraist 2020, for a ViT: the class
+token read through the model's own final norm and head after every block) and, for a CNN, small linear probes
+after every stage (Alain & Bengio 2016): the answer each layer would give if the network stopped there.
+
+Pure functions over tensors; the probes are fitted once per checkpoint on MNIST training images (the page caches
+them), never on the test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vitdemo.explain.maps import eval_mode
+
+PROBE_IMAGES = 3000  # training images a stage's probe is fitted on: a few seconds on a CPU, and enough for 10 classes
+PROBE_STEPS = 200  # full-batch Adam steps on the pooled features: the probes converge well within them
+
+
+@dataclass(frozen=True)
+class Lens:
+    """What each layer would answer: `probs` (L, C) softmax over the classes, one row a layer, the last row the
+    model's own answer; `names` one label a row."""
+
+    probs: np.ndarray
+    names: tuple[str, ...]
+
+    def decided_at(self) -> int:
+        """The first layer from which the answer stays the model's own answer (0-based)."""
+        answers = self.probs.argmax(1)
+        final, first = answers[-1], len(answers) - 1
+        while first > 0 and answers[first - 1] == final:
+            first -= 1
+        return first
+
+
+@torch.no_grad()
+def vit_lens(model: nn.Module, x: Tensor) -> Lens:
+    """The class token after each block of a ViT, through its final norm and head. x (1, C, H, W)."""
+    with eval_mode(model):
+        tokens = model.patch_embed(x).flatten(2).transpose(1, 2)  # (1, N, D)
+        cls = model.cls_token.expand(tokens.shape[0], -1, -1)
+        h = torch.cat([cls, tokens], dim=1) + model.pos_embed  # (1, T, D)
+        rows = []
+        for block in model.blocks:
+            h, _ = block(h)
+            rows.append(model.head(model.norm(h)[:, 0]))  # (1, C)
+    probs = F.softmax(torch.cat(rows), dim=-1).numpy()  # (L, C)
+    return Lens(probs, tuple(f"after block {i + 1}" for i in range(len(rows))))
+
+
+def pooled_stages(model: nn.Module, x: Tensor) -> list[Tensor]:
+    """Every CNN stage's activations averaged over space: [(B, K_i)]."""
+    with eval_mode(model), torch.no_grad():
+        return [a.mean(dim=(2, 3)) for a in model.forward_stages(x)]
+
+
+def fit_probes(model: nn.Module, x: Tensor, labels: Tensor, steps: int = PROBE_STEPS) -> list[nn.Linear]:
+    """One linear probe per stage on its pooled, standardised features (x (N, 1, 28, 28) normalised inputs,
+    labels (N,)), trained full-batch with Adam: seeded, a few seconds for 3,000 images."""
+    torch.manual_seed(0)
+    probes = []
+    for feats in pooled_stages(model, x):  # (N, K)
+        probe = nn.Sequential(nn.BatchNorm1d(feats.shape[1], affine=False), nn.Linear(feats.shape[1], 10))
+        opt = torch.optim.Adam(probe.parameters(), lr=0.05)
+        for _ in range(steps):
+            opt.zero_grad()
+            F.cross_entropy(probe(feats), labels).backward()
+            opt.step()
+        probes.append(probe.eval())
+    return probes
+
+
+@torch.no_grad()
+def cnn_lens(model: nn.Module, probes: list[nn.Module], x: Tensor) -> Lens:
+    """Each stage's probe on x (1, C, H, W), then the CNN's own head."""
+    rows = [probe(f) for probe, f in zip(probes, pooled_stages(model, x), strict=True)]
+    with eval_mode(model):
+        rows.append(model(x))
+    probs = F.softmax(torch.cat(rows), dim=-1).numpy()  # (S + 1, C)
+    names = (*(f"after stage {i + 1} (a probe)" for i in range(len(probes))), "the CNN's answer")
+    return Lens(probs, names)
