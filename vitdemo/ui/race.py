@@ -314,14 +314,14 @@ def _note(view: RaceView) -> None:
 
 # --- elsewhere -------------------------------------------------------------------------------------------------
 def present_strip() -> None:
-    """On the Present page: one line while the class race has something to show, linking to it."""
+    """On the Present page: one line while the class race plays, linking to it in Present mode."""
     st.fragment(_present_strip, run_every=2.0)()
 
 
 def _present_strip() -> None:
     race = shared().current
     view = race.view if race is not None else None
-    if view is None or not view.steps:
+    if view is None or view.state not in ("playing", "waiting"):  # the canvas keeps its room otherwise
         return
     parts = [f"{KINDS[s.kind]} {s.val_acc:.1%}" for s in view.sides if s.val_acc is not None]
     label = f"Race: {' · '.join(parts)} after {view.t:.0f} s"
