@@ -52,6 +52,8 @@ CSS = """
 .vd-race-detail {font-size: 0.85rem; opacity: 0.8; margin: 0 0 0.2rem 0; white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis;}
 .vd-race-status {font-size: 1.05rem; font-weight: 600; margin: 0;}
+.vd-race-knobs {border-collapse: collapse; width: 100%; font-size: 0.95rem;}
+.vd-race-knobs td {padding: 0.25rem 0.4rem; border-bottom: 1px solid #262b36;}
 .st-key-vd_race_buttons [data-testid="stColumn"] {container-type: inline-size;}
 @container (max-width: 118px) {  /* icons only; the label stays the button's name for screen readers */
   .st-key-vd_race_buttons button p {position: absolute; width: 1px; height: 1px; overflow: hidden;
@@ -173,13 +175,18 @@ def _live(where: Seat, present: bool) -> None:
             _sides(view)
             _note(view)
         with right:
-            cap = where.cap.max_images if where.cap is not None else 0
-            race_knobs.training_knobs(race, view, disabled=not where.control, max_images=cap)
-            box = st.popover("Models and data", icon=":material/tune:") if present else st.container(border=True)
-            with box:
-                race_knobs.setup_knobs(race, view, disabled=not where.control)
-        if not where.control:
-            st.caption("The teacher's race: you are watching it. Pick *My own race* above to steer one yourself.")
+            if where.control:
+                _knobs(where, view, present)
+            else:  # a table, not a dozen disabled widgets: 30 devices refresh it (measured: README)
+                st.html(views.knobs_html(view))
+                st.caption("The teacher's race: you are watching it. Pick *My own race* above to steer one yourself.")
+
+
+def _knobs(where: Seat, view: RaceView, present: bool) -> None:
+    cap = where.cap.max_images if where.cap is not None else 0
+    race_knobs.training_knobs(where.race, view, disabled=False, max_images=cap)
+    with st.popover("Models and data", icon=":material/tune:") if present else st.container(border=True):
+        race_knobs.setup_knobs(where.race, view, disabled=False)
 
 
 def _trained_since(view: RaceView, t: float) -> bool:
