@@ -228,13 +228,15 @@ async def server_part(url: str, pid: int, reg, data_dir: str | None, args: argpa
         await queue_rounds(url, reg, data_dir, args.queue_rounds)
         return
     print("server:")
-    alone = [await queue_run(reg, data_dir, "alone")]
+    alone = [] if args.no_queue else [await queue_run(reg, data_dir, "alone")]
     async with server_bench.connect(url) as teacher:
         shown, first_s = await teacher_play(teacher)
         print(f"  Play to the first trained point on the teacher's websocket: {first_s:.2f} s")
         for n in (0, *args.sessions):
             await watched_rate(url, teacher, shown.fragment, n, args, pid)
         print(f"  knob turn to its mark on the chart: {await knob_latency(teacher, shown.ids, shown.fragment):.2f} s")
+        if args.no_queue:
+            return
         keep = asyncio.create_task(_keep_watching(teacher, shown.fragment))
         await drawing(url, pid, args.drawing, args.phase_s, "race on")
         raced = await queue_run(reg, data_dir, "while the race plays (slowed to its share)")
@@ -264,6 +266,7 @@ def main() -> int:
     parser.add_argument("--drawing", type=int, default=10, help="students drawing on Draw while the race plays")
     parser.add_argument("--watch-every-s", type=float, default=2.0, help="a watching session's refresh (the page's)")
     parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--no-queue", action="store_true", help="the server part stops after the knob's latency")
     parser.add_argument(
         "--queue-rounds", type=int, default=0, help="only: the queue's run alone / with the race, N times"
     )

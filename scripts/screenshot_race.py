@@ -33,9 +33,11 @@ VIEWPORTS = {
 
 
 def open_race(page: Any, url: str, present: bool = False) -> None:
+    """The Race page, once the race is ready and its chart drawn (the first chart waits for Plotly's script)."""
     page.goto(url.rstrip("/") + "/race" + ("?present=1" if present else ""))
     browser.wait_for_app(page)
     page.get_by_text(re.compile(r"^(Ready|Training|Paused)")).first.wait_for(timeout=120_000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg:visible').first.wait_for(timeout=60_000)
 
 
 def unlock_teacher(page: Any) -> None:

@@ -82,7 +82,9 @@ def test_a_student_watches_the_class_race_and_races_under_the_cap(
     monkeypatch.setenv("VITDEMO_TEACHER_PASSWORD", "secret")
     at = open_race()
     assert [b.key for b in at.button if b.key and b.key.startswith("race_")] == []  # no Play, Step, Reset, Save
-    assert all(s.disabled for s in at.select_slider)
+    assert not at.select_slider  # no knobs: the race's settings as a table
+    (table,) = html_of(at, '<table class="vd-race-knobs">')
+    assert "<td>Learning rate</td><td><b>0.002</b></td>" in table
     set_cap(env, RaceCap(student_races=0), CLI)
     at.segmented_control(key=race_ui.MODE_KEY).set_value("mine").run()
     assert any("switched students' own races off" in i.value for i in at.info)

@@ -103,3 +103,9 @@ def test_each_turn_says_what_to_look_for() -> None:
 def test_a_frozen_figure_is_serialised_once() -> None:
     fig = views.frozen(views.race_figure(_view()))
     assert fig.to_dict() is fig.to_dict()
+
+
+def test_a_students_device_reads_the_settings_as_a_table() -> None:
+    rows = dict(views.knob_rows(_view()))
+    assert rows["Learning rate"] == "0.002" and rows["Training images"] == "500" and rows["Data"] == "MNIST"
+    assert "<td>ViT</td><td><b>14x14 patches, depth 1</b></td>" in views.knobs_html(_view())

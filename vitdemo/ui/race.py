@@ -38,7 +38,8 @@ TURN_WAIT_S = 0.5  # after a knob turn, for its mark
 PRESENT_KEY = "race_present"
 MODE_KEY = "race_mode"
 AXIS_KEY = "race_axis"
-CHART_PX, PRESENT_CHART_PX = 460, 330
+CHART_PX = 460
+PRESENT_CHART_PX = {"small": 330, "large": 560}  # Present mode at 1280x720 and at 1920x1080 (the CSS picks one)
 _MINE = "_race_mine"  # this session's own race (a student's)
 _PLAYED = "_race_played"
 _NOTICE = "_race_notice"
@@ -51,6 +52,13 @@ CSS = """
 .vd-race-detail {font-size: 0.85rem; opacity: 0.8; margin: 0 0 0.2rem 0; white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis;}
 .vd-race-status {font-size: 1.05rem; font-weight: 600; margin: 0;}
+.vd-race-knobs {border-collapse: collapse; width: 100%; font-size: 0.95rem;}
+.vd-race-knobs td {padding: 0.25rem 0.4rem; border-bottom: 1px solid #262b36;}
+.st-key-vd_race_buttons [data-testid="stColumn"] {container-type: inline-size;}
+@container (max-width: 118px) {  /* icons only; the label stays the button's name for screen readers */
+  .st-key-vd_race_buttons button p {position: absolute; width: 1px; height: 1px; overflow: hidden;
+    clip-path: inset(50%); white-space: nowrap;}
+}
 .st-key-vd_race [data-testid="stHorizontalBlock"]:has(.vd-watch) {gap: 1.2rem;}
 [data-testid="stMainBlockContainer"]:has(.st-key-vd_race_present) {padding: 3.3rem 1.2rem 0 1.2rem;}
 .st-key-vd_race_present {--vd-u: min(1vh, 0.6vw);}
@@ -61,11 +69,10 @@ CSS = """
 .st-key-vd_race_present .vd-race-status {font-size: calc(2.3 * var(--vd-u));}
 .st-key-vd_race_present [data-testid="stSlider"] {padding-bottom: 0;}
 .st-key-vd_race_present [data-testid="stAlert"] p {font-size: calc(1.9 * var(--vd-u));}
-@media (min-width: 1600px) and (min-height: 900px) {
-  [data-testid="stMainBlockContainer"]:has(.st-key-vd_race_present) {zoom: 1.25;}
-}
-@media (min-width: 1900px) and (min-height: 1060px) {
-  [data-testid="stMainBlockContainer"]:has(.st-key-vd_race_present) {zoom: 1.5;}
+.st-key-vd_race_chart_large {display: none;}
+@media (min-width: 1600px) and (min-height: 960px) {
+  .st-key-vd_race_chart_small {display: none;}
+  .st-key-vd_race_chart_large {display: block;}
 }
 </style>
 """
@@ -168,13 +175,18 @@ def _live(where: Seat, present: bool) -> None:
             _sides(view)
             _note(view)
         with right:
-            cap = where.cap.max_images if where.cap is not None else 0
-            race_knobs.training_knobs(race, view, disabled=not where.control, max_images=cap)
-            box = st.popover("Models and data", icon=":material/tune:") if present else st.container(border=True)
-            with box:
-                race_knobs.setup_knobs(race, view, disabled=not where.control)
-        if not where.control:
-            st.caption("The teacher's race: you are watching it. Pick *My own race* above to steer one yourself.")
+            if where.control:
+                _knobs(where, view, present)
+            else:  # a table, not a dozen disabled widgets: 30 devices refresh it (measured: README)
+                st.html(views.knobs_html(view))
+                st.caption("The teacher's race: you are watching it. Pick *My own race* above to steer one yourself.")
+
+
+def _knobs(where: Seat, view: RaceView, present: bool) -> None:
+    cap = where.cap.max_images if where.cap is not None else 0
+    race_knobs.training_knobs(where.race, view, disabled=False, max_images=cap)
+    with st.popover("Models and data", icon=":material/tune:") if present else st.container(border=True):
+        race_knobs.setup_knobs(where.race, view, disabled=False)
 
 
 def _trained_since(view: RaceView, t: float) -> bool:
@@ -205,7 +217,8 @@ def _controls(where: Seat, view: RaceView) -> None:
         text, axis = st.columns([3, 2], vertical_alignment="center")
         text.markdown(status, unsafe_allow_html=True)
     else:
-        *buttons, text, axis = st.columns([1, 1, 1, 1, 3.2, 1.9], vertical_alignment="center")
+        with st.container(key="vd_race_buttons"):  # narrow columns show the buttons' icons only (CSS)
+            *buttons, text, axis = st.columns([1, 1, 1, 1, 2.7, 2.4], vertical_alignment="center")
         _buttons(where.race, view, buttons)
         text.markdown(status, unsafe_allow_html=True)
     axis.segmented_control("x axis", list(views.AXES), format_func=views.AXES.get, key=AXIS_KEY, default="seconds",
@@ -267,10 +280,15 @@ def _figure(race_id: int, version: int, axis: str, height: int, _view: RaceView)
 
 
 def _chart(race: Race, view: RaceView, present: bool) -> None:
-    """The one chart (shorter in Present mode: with the digits and the note under it, it fits 1280x720)."""
+    """The one chart. Present mode draws it at two heights and the screen's size picks one (CSS): with the digits
+    and the note under it, the small one fits 1280x720, the large one fills 1920x1080. Plotly cannot be zoomed or
+    stretched by CSS, and the projector is one session: twice the chart there costs the server little."""
     axis = st.session_state.get(AXIS_KEY) or "seconds"
-    fig = _figure(id(race), view.version, axis, PRESENT_CHART_PX if present else CHART_PX, view)
-    st.plotly_chart(fig, key="race_chart", config={"displayModeBar": False}, width="stretch")
+    sizes = PRESENT_CHART_PX if present else {"": CHART_PX}
+    for name, height in sizes.items():
+        fig = _figure(id(race), view.version, axis, height, view)
+        with st.container(key=f"vd_race_chart_{name}" if name else "vd_race_chart"):
+            st.plotly_chart(fig, key=f"race_chart{name}", config={"displayModeBar": False}, width="stretch")
 
 
 def _sides(view: RaceView) -> None:
@@ -303,14 +321,14 @@ def _note(view: RaceView) -> None:
 
 # --- elsewhere -------------------------------------------------------------------------------------------------
 def present_strip() -> None:
-    """On the Present page: one line while the class race has something to show, linking to it."""
+    """On the Present page: one line while the class race plays, linking to it in Present mode."""
     st.fragment(_present_strip, run_every=2.0)()
 
 
 def _present_strip() -> None:
     race = shared().current
     view = race.view if race is not None else None
-    if view is None or not view.steps:
+    if view is None or view.state not in ("playing", "waiting"):  # the canvas keeps its room otherwise
         return
     parts = [f"{KINDS[s.kind]} {s.val_acc:.1%}" for s in view.sides if s.val_acc is not None]
     label = f"Race: {' · '.join(parts)} after {view.t:.0f} s"

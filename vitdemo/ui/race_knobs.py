@@ -124,9 +124,9 @@ def setup_knobs(race: Race, view: RaceView, *, disabled: bool) -> None:
     a, b = st.columns(2)
     with a:
         _slider(race, "vit_patch", "ViT patch size", k.VIT_PATCHES, disabled, lambda v: f"{v} px")
-        _slider(race, "cnn_width", "CNN width", k.CNN_WIDTHS, disabled)
-    with b:
         _slider(race, "vit_depth", "ViT depth", k.VIT_DEPTHS, disabled)
+    with b:
+        _slider(race, "cnn_width", "CNN width", k.CNN_WIDTHS, disabled)
         _slider(race, "cnn_depth", "CNN depth", k.CNN_DEPTHS, disabled)
     st.segmented_control("Dataset (starts both again)", list(DATASETS_SHORT), format_func=DATASETS_SHORT.get,
                          key=DATASET_KEY, on_change=_dataset, args=(race,), disabled=disabled, required=True)  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from html import escape
 from typing import Any, Literal
 
 import plotly.graph_objects as go
@@ -19,7 +20,7 @@ from vitdemo.race.state import Mark, Point, RaceView, SideView
 from vitdemo.training.watch import WatchRow
 from vitdemo.units import format_duration
 from vitdemo.views.colors import MODEL_COLORS
-from vitdemo.views.names import KINDS
+from vitdemo.views.names import DATASETS_SHORT, KINDS
 
 Axis = Literal["seconds", "images"]
 AXES: dict[str, str] = {"seconds": "seconds", "images": "images seen"}
@@ -170,6 +171,23 @@ def side_text(side: SideView) -> str:
 def watch_text(row: WatchRow | None) -> str:
     """'7/10 digits right' (of the ten watched test digits)."""
     return "" if row is None else f"{row.right}/{len(row.labels)} digits right"
+
+
+def knob_rows(view: RaceView) -> list[tuple[str, str]]:
+    """The race's settings as (name, value) rows: what a student's device shows in place of the knobs."""
+    k, data = view.knobs, DATASETS_SHORT.get(view.config.dataset, view.config.dataset)
+    return [
+        ("Learning rate", f"{k.lr:g}"), ("Batch size", str(k.batch_size)), ("Training images", f"{k.train_size:,}"),
+        ("Label noise", f"{k.label_noise:.0%}"), ("Augmentation", f"{k.augment:g}"),
+        ("Weight decay", f"{k.weight_decay:g}"), ("ViT", f"{k.vit_patch}x{k.vit_patch} patches, depth {k.vit_depth}"),
+        ("CNN", f"width {k.cnn_width}, depth {k.cnn_depth}"),
+        ("Data", data + (" + the class's drawings" if k.extra_data else "")),
+    ]  # fmt: skip
+
+
+def knobs_html(view: RaceView) -> str:
+    rows = "".join(f"<tr><td>{escape(n)}</td><td><b>{escape(v)}</b></td></tr>" for n, v in knob_rows(view))
+    return f'<table class="vd-race-knobs">{rows}</table>'
 
 
 # -- the chart --------------------------------------------------------------------------------------------------
