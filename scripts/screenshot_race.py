@@ -108,7 +108,7 @@ def main() -> int:
             shoot(phone, out, "race_student_390x844")
             scroll_to(phone, ".vd-watch")
             shoot(phone, out, "race_student_390x844_digits")
-            scroll_to(phone, '[data-testid="stSlider"]')
+            scroll_to(phone, ".vd-race-knobs")
             shoot(phone, out, "race_student_390x844_knobs")
             teacher.goto(url.rstrip("/") + "/present")
             browser.wait_for_app(teacher)
