@@ -1,7 +1,7 @@
-"""Screenshot the Draw and Present pages after drawing a digit, at the sizes a classroom meets: a projector
-(1280x720, 1920x1080), a tablet in portrait (820x1180) and a phone (390x844).
+"""Screenshot the Draw and Present pages after drawing a digit (and Evaluate as it opens), at the sizes a classroom
+meets: a projector (1280x720, 1920x1080), a tablet in portrait (820x1180) and a phone (390x844).
 
-    python scripts/screenshots.py                          # -> artifacts/{draw,present}_{W}x{H}.png
+    python scripts/screenshots.py                          # -> artifacts/{draw,present,evaluate}_{W}x{H}.png
     python scripts/screenshots.py --dataset fashion --digit 1 --sizes 1280x720
     python scripts/screenshots.py --pages present --clears 2  # two earlier drawings as thumbnails
 
@@ -29,7 +29,8 @@ from vitdemo import paths  # noqa: E402
 
 SIZES = ["1280x720", "1920x1080", "820x1180", "390x844"]
 TOUCH_BELOW_PX = 1200  # narrower windows are tablets and phones: a touch screen, drawn on with a finger
-PAGES = {"draw": "", "present": "present"}  # page -> URL path
+PAGES = {"draw": "", "present": "present", "evaluate": "evaluate"}  # page -> URL path
+DRAWN = ("draw", "present")  # the pages a digit is drawn on before the picture
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -47,6 +48,11 @@ def shoot(chromium: Any, url: str, page_name: str, size: tuple[int, int], args: 
         page.set_default_timeout(60_000)
         page.goto(f"{url}/{PAGES[page_name]}")
         browser.wait_for_app(page)
+        if page_name not in DRAWN:
+            page.wait_for_timeout(800)  # the sidebar's slide, where it goes
+            out = Path(args.out_dir) / f"{page_name}_{width}x{height}.png"
+            page.screenshot(path=str(out))
+            return f"{out.name}"
         browser.canvas(page)  # settled: sized, and the sidebar gone where it goes
         if args.dataset == "fashion":
             browser.choose_dataset(page, "Fashion-MNIST")

@@ -63,6 +63,15 @@ h1, h2, h3 {letter-spacing: -0.01em;}
 .st-key-vd_pad_buttons button p {font-size: 1.15rem; font-weight: 600;}
 .st-key-vd_gallery [data-testid="stImage"] img {border: 1px solid #3a4150; border-radius: 4px;}
 .st-key-vd_gallery button {min-height: 2.2rem; padding: 0 0.4rem;}
+/* A phone: the two answers side by side right under the canvas, both on screen with it (client.js keeps
+   --vd-answer-reserve free below the canvas for them, from the canvas's bottom to the answers' big label). */
+@media (max-width: 640px) {
+  .st-key-vd_pad {--vd-answer-reserve: 9.5rem;}
+  .st-key-vd_answers [data-testid="stHorizontalBlock"] {flex-wrap: nowrap; gap: 0.75rem;}
+  .st-key-vd_answers [data-testid="stColumn"] {min-width: 0 !important;}
+  .st-key-vd_answers .vd-pred {font-size: 1.15rem;}
+  .st-key-vd_answers .vd-conf {font-size: 1rem; margin: 0.2rem 0;}
+}
 @media (max-width: 1199.98px) {
   [data-testid="stMainBlockContainer"] {padding-left: 1.25rem; padding-right: 1.25rem;}
 }
