@@ -28,17 +28,18 @@ def drawing(selection: Selection, models: dict[str, LoadedModel], problems: dict
             if analysis is not None and analysis.pre.message:  # a stroke too small to read, say
                 with sides[0]:
                     st.info(analysis.pre.message, icon=":material/draw:")
-            wall, learn = st.columns(2, gap="medium")
+            # under the answers: the class wall and the run training now; the join panel beside them, so the
+            # canvas keeps its room (>= 300 px at 1280x720 with the QR code shown)
+            wall, join = st.columns([1.15, 1], gap="medium")
             with wall:
                 present.class_wall(selection.dataset)
-            with learn:
                 present.learn_strip()
+            with join:
+                present.join_panel()
                 race_ui.present_strip()
-        with pad:
-            with st.container(horizontal=True, gap="small", key="vd_present_more"):
-                present.race_board(selection.dataset)
-                classset_ui.submit_drawing("present", image, analysis, compact=True)
-            present.join_panel()
+        with pad, st.container(horizontal=True, gap="small", key="vd_present_more"):
+            present.race_board(selection.dataset)
+            classset_ui.submit_drawing("present", image, analysis, compact=True)
 
 
 with shell.stop_on_failure():

@@ -45,17 +45,6 @@ CSS = """
 }
 .st-key-vd_present .vd-conf {font-size: calc(2.7 * var(--vd-u)); margin: calc(0.8 * var(--vd-u)) 0 calc(0.6 * var(--vd-u)) 0;}
 .st-key-vd_present .vd-wait {font-size: calc(3.2 * var(--vd-u)); font-weight: 600; opacity: 0.8; margin: 0;}
-.vd-bars {
-  display: grid; grid-template-columns: max-content 1fr 2.6em; align-items: center;
-  column-gap: 0.6em; row-gap: 0.22em; font-size: calc(2.45 * var(--vd-u, 7.2px)); line-height: 1.1;
-}
-.vd-bar {display: contents;}
-.vd-bar-name {white-space: nowrap; text-align: right;}
-.vd-bar-track {height: 0.8em; background: #262b36; border-radius: 0.2em; overflow: hidden;}
-.vd-bar-fill {display: block; height: 100%; background: #5b6477;}
-.vd-bar-pct {text-align: right; font-variant-numeric: tabular-nums; opacity: 0.85;}
-.vd-top .vd-bar-name, .vd-top .vd-bar-pct {color: #ff7a45; font-weight: 700; opacity: 1;}
-.vd-top .vd-bar-fill {background: #ff7a45;}
 .vd-map {margin: 0; width: min(100%, calc(33 * var(--vd-u, 7.2px)));}
 .vd-map img {display: block; width: 100%; height: auto; border-radius: 4px;}
 .vd-scale {display: flex; align-items: center; gap: 0.5em; margin-top: 0.35em; font-size: calc(2.2 * var(--vd-u, 7.2px));}
