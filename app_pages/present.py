@@ -38,8 +38,9 @@ def drawing(selection: Selection, models: dict[str, LoadedModel], problems: dict
                 present.join_panel()
                 race_ui.present_strip()
         with pad, st.container(horizontal=True, gap="small", key="vd_present_more"):
-            present.race_board(selection.dataset)
             classset_ui.submit_drawing("present", image, analysis, compact=True)
+            present.map_settings()
+            present.race_board(selection.dataset)
 
 
 with shell.stop_on_failure():

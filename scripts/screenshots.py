@@ -74,6 +74,37 @@ def shoot(chromium: Any, url: str, page_name: str, size: tuple[int, int], args: 
         context.close()
 
 
+def busy_class(home: str) -> None:
+    """A lesson in full swing in `home`: a run training now (this process stands in for its worker, so the strip
+    shows while the pictures are taken) with its ten watched answers, and eight drawings on the class wall."""
+    import os
+
+    from vitdemo.classset import store as classset
+    from vitdemo.classset.store import Answer, ClassSet
+    from vitdemo.config import TrainConfig
+    from vitdemo.runs import points
+    from vitdemo.runs.people import Actor
+    from vitdemo.runs.store import Registry
+    from vitdemo.training.watch import WatchRow
+
+    reg = Registry(home)
+    run_id = reg.create_run(
+        name="cnn for the class", kind="cnn", dataset="mnist", config=TrainConfig(epochs=3).to_dict(),
+        status="running", device="cpu", worker_pid=os.getpid(), heartbeat=time.time(), started_at=time.time(),
+        progress={"epoch": 2, "step": 50, "total_steps": 120, "loss": 0.4321},
+    )  # fmt: skip
+    probs = (0.999, 0.5, 0.07, 1.0, 0.0, 0.004, 0.995, 0.5, 0.12, 0.88)
+    row = WatchRow(tuple(range(10)), tuple(range(10)), (0, 7, 2, 3, 4, 5, 6, 1, 8, 9), probs, step=50, epoch=1.25)
+    points.set_watch(reg, run_id, row.to_dict())
+    store = ClassSet(home, max_per_minute=100)
+    for i in range(8):
+        digit = "7" if i % 2 else "1"
+        image = browser.stroke_image(browser.DIGIT_STROKES[digit], width=12 + 2 * i)
+        truth = int(digit)
+        answers = [Answer("vit", "v", truth if i % 3 else 4, 0.7), Answer("cnn", "c", truth if i % 4 else 2, 0.9)]
+        classset.submit(store, image, truth, Actor(f"person:{i}", f"Student {i}"), answers, dataset="mnist")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", default=str(ROOT / "artifacts"))
@@ -82,6 +113,9 @@ def main() -> int:
     parser.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
     parser.add_argument("--sizes", nargs="+", default=SIZES, help="WxH, e.g. 1280x720")
     parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=list(PAGES))
+    parser.add_argument(
+        "--busy", action="store_true", help="a run training now and eight class drawings on the wall (Present)"
+    )
     parser.add_argument(
         "--address", default="127.0.0.1", help="what the server listens on; 0.0.0.0 shows Present as in class"
     )
@@ -93,6 +127,8 @@ def main() -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vitdemo-shot-") as home:
         env = {paths.ENV_HOME: home}
+        if args.busy:
+            busy_class(home)
         shared = browser.REPO_ROOT.parent / "shared" / "data"  # the team's layout; else vitdemo.paths decides
         if not os.environ.get(paths.ENV_DATA_DIR) and shared.is_dir():
             env[paths.ENV_DATA_DIR] = str(shared)

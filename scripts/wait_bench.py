@@ -9,8 +9,9 @@ nothing is cached but what the checkout ships), one headless Chromium (/usr/bin/
 1. Leaderboard: open it, switch on "Confusion matrices, loss and calibration" (the shipped ViT and CNN are picked
    by default): seconds from the switch to the matrices. Then Draw: seconds from the mouse's release to both
    answers, for a session's first drawing, its second, and a second session's first.
-2. Evaluate (a fresh server): seconds from opening the page to its confusion matrix and per-class table; then
-   "Run the checks" (if offered: already done means 0) to the checks' chart.
+2. Evaluate (a fresh server, after one visit to Draw: its first script run imports and loads the models): seconds
+   from opening Evaluate to its confusion matrix; then "Run the checks" (if offered: already done means 0) to the
+   checks' chart.
 Each time includes the browser's rendering; run it on a quiet machine, or note the load (printed).
 """
 
@@ -94,6 +95,7 @@ def evaluate(chromium: Any, url: str) -> dict[str, float]:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     found = {}
+    _new_page(chromium, url).context.close()  # the server's first script run (imports, models) is not Evaluate's
     page = chromium.new_context(viewport=browser.VIEWPORT).new_page()
     page.set_default_timeout(TIMEOUT_MS)
     t0 = time.perf_counter()

@@ -52,13 +52,13 @@ CSS = """
 .vd-maptitle {font-size: calc(2.5 * var(--vd-u)); font-weight: 600; margin: 0 0 0.3em 0; white-space: nowrap;}
 .vd-answer-row {display: flex; gap: calc(1.6 * var(--vd-u, 7.2px)); align-items: flex-start;}
 .vd-answer-row .vd-bars {flex: 1 1 0; min-width: 0;}
-.vd-answer-row .vd-look {flex: 0 1 auto; width: min(58%, calc(30 * var(--vd-u, 7.2px)));}
+.vd-answer-row .vd-look {flex: 0 1 auto; width: min(58%, calc(27 * var(--vd-u, 7.2px)));}
 .vd-answer-row .vd-map {width: 100%;}
 .vd-wall-text {font-size: calc(2.3 * var(--vd-u, 7.2px)); font-weight: 600; margin: 0 0 0.35em 0;}
 .vd-wall-row {display: grid; grid-template-columns: repeat(8, minmax(0, 1fr)); gap: calc(0.8 * var(--vd-u, 7.2px));}
 .vd-wall-tile {margin: 0; text-align: center; font-size: calc(1.8 * var(--vd-u, 7.2px)); line-height: 1.15; min-width: 0;}
 .vd-wall-tile img, .vd-wall-missing {
-  display: block; width: 100%; max-width: calc(9 * var(--vd-u, 7.2px)); aspect-ratio: 1; margin: 0 auto;
+  display: block; width: 100%; max-width: calc(6.5 * var(--vd-u, 7.2px)); aspect-ratio: 1; margin: 0 auto;
   image-rendering: pixelated; border: 1px solid #3a4150; border-radius: 3px; box-sizing: border-box;
 }
 .vd-wall-tile figcaption span {white-space: nowrap;}
@@ -73,7 +73,9 @@ CSS = """
   .st-key-vd_present [data-testid="stColumn"]:has(.st-key-vd_pad) {flex: 1 1 100% !important; width: 100% !important;}
   .st-key-vd_present .st-key-vd_pad {align-items: center;}  /* the canvas, its buttons and the join panel centred */
   .st-key-vd_present .st-key-vd_pad_buttons {margin: 0 auto;}
-  .st-key-vd_present .st-key-vd_gallery, .st-key-vd_present .vd-join {justify-content: center;}
+  .st-key-vd_present .st-key-vd_gallery, .st-key-vd_present .st-key-vd_present_more, .st-key-vd_present .vd-join {
+    justify-content: center;
+  }
 }
 @media (max-width: 639.98px) { .st-key-vd_present {--vd-u: 7.5px;} }
 </style>
@@ -175,9 +177,12 @@ def model_panel(kind: str, prediction: Prediction | None, analysis: Analysis | N
         name = f"{KINDS[kind]} · {EXPLANATIONS[kind]}"
         looked = f'<div class="vd-look"><p class="vd-maptitle">Where it looked</p>{display.heat_map_html(heat, title=name)}</div>'
     st.html(f'<div class="vd-answer-row">{bars}{looked}</div>')  # the bars beside the map: the wall fits below
-    if kind == "vit":  # its two settings beside its map, folded away: the projector has no room to spare
-        with st.popover("Map settings", icon=":material/tune:"):
-            draw.rollout_controls()
+
+
+def map_settings() -> None:
+    """The ViT map's two settings, folded into a button under the canvas: the projector has no room to spare."""
+    with st.popover("Map settings", icon=":material/tune:", help="How the ViT's map is made"):
+        draw.rollout_controls()
 
 
 def explanation_image(prediction: Prediction, analysis: Analysis) -> np.ndarray | None:
