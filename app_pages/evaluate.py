@@ -5,7 +5,8 @@ import streamlit as st
 
 from vitdemo.explain.opinions import is_classic_file
 from vitdemo.ui import classset as classset_ui
-from vitdemo.ui import compare, evaluate, shell, view, widgets
+from vitdemo.ui import compare, evaluate, shell, widgets
+from vitdemo.ui.view import pick
 from vitdemo.views.words import say
 
 VIEWS = {"one": ":material/search: One run", "compare": ":material/compare: Compare runs"}
@@ -44,7 +45,7 @@ with shell.stop_on_failure():
     with left:
         st.markdown("### Confusion matrix")
         st.caption(
-            view.pick(
+            pick(
                 say("evaluate", "matrix"),
                 "Rows: the true class; columns: the prediction. Click a cell to see its test images.",
             )

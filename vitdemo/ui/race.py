@@ -23,8 +23,9 @@ from vitdemo.race.limits import RaceCap, Roster, class_share, student_gate
 from vitdemo.race.save import NothingToSave, save_race
 from vitdemo.race.state import RaceView
 from vitdemo.runs.dbfile import RegistryError
-from vitdemo.ui import people, race_knobs, view
+from vitdemo.ui import people, race_knobs
 from vitdemo.ui.shell import data_dir, registry, stop_on_failure
+from vitdemo.ui.view import simple as simple_view
 from vitdemo.ui.watching import watched_images
 from vitdemo.views import learning
 from vitdemo.views import race as views
@@ -338,7 +339,7 @@ def _present_strip() -> None:
 
 def explainer() -> None:
     with st.expander("How the race works", icon=":material/help:"):
-        if view.simple():
+        if simple_view():
             st.markdown(say("race", "explainer"))
             return
         st.markdown(
