@@ -85,7 +85,7 @@ def test_pages_run_on_an_empty_registry(page: str, tmp_home: Path, tmp_path: Pat
 
 
 def test_train_page_shows_the_estimate(env: Registry, worker_starts) -> None:
-    at = open_page("train")
+    at = open_page("train", expert=True)
     metrics = {m.label: m.value for m in at.metric}
     expected = forms.estimate(forms.config_from_values(forms.start_values()))  # the quick lesson CNN
     assert metrics["Parameters"] == f"{expected.num_params:,}"
@@ -280,7 +280,7 @@ def test_leaderboard_overlays_curves_and_copies_settings(env: Registry, shipped:
 
 
 def test_evaluate_shows_accuracy_confusion_matrix_and_cells(env: Registry, shipped: Path, worker_starts) -> None:
-    at = open_page("evaluate")
+    at = open_page("evaluate", expert=True)
     baseline = next(r for r in env.list_runs() if r.baseline)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{baseline.test_acc:.2%}"  # recomputed here, equal to the stored one

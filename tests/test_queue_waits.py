@@ -4,10 +4,19 @@ its device, a running run counting only what it has left; a device that trains s
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
-from vitdemo.runs.store import Run
+from apptest import APP, frame_with, texts
+from streamlit.testing.v1 import AppTest
+
+from vitdemo.config import CNNConfig, TrainConfig
+from vitdemo.runs import admission, people, queue
+from vitdemo.runs.people import CLI
+from vitdemo.runs.store import Registry, Run
 from vitdemo.views.estimates import expected_starts, start_text, time_left
 
+TINY = TrainConfig(model=CNNConfig(width=4, depth=1), epochs=1, batch_size=100, train_subset=300, val_size=200)
 BASE = Run(
     id=0, name="", kind="cnn", dataset="mnist", config={"epochs": 1}, status="queued", created_at=0.0,
     started_at=None, finished_at=None, device="cpu", num_params=None, epochs_done=0, val_acc=None, test_acc=None,
@@ -44,3 +53,23 @@ def test_a_run_ahead_without_an_estimate_leaves_the_rest_unknown() -> None:
     starts = expected_starts([run(1), run(2), run(3)], {1: None, 2: 5.0, 3: 5.0})
     assert starts == {1: 0.0, 2: None, 3: None}
     assert start_text(None) == "-"
+
+
+def test_the_class_queue_shows_when_each_run_starts(tmp_home: Path, tmp_path: Path, monkeypatch, worker_starts) -> None:
+    """On the Train page (AppTest, the server's own estimator): the queue's 'starts' column and your place."""
+    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    reg = Registry(tmp_home)
+    ana = people.register(reg, "Ana")
+    fixed = admission.Estimator(lambda model, batch, device: 1e4, threads=1)
+    first = queue.submit(reg, TINY, CLI, estimator=fixed)
+    mine = queue.submit(reg, TINY, ana.actor(), estimator=fixed)
+    assert [r.status for r in reg.list_runs() if not r.baseline] == ["queued", "queued"]  # no worker in tests
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params["who"] = ana.token
+    at.run()
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = frame_with(at, "starts").set_index("id")
+    assert table.loc[first, "starts"] == "next"
+    assert re.fullmatch(r"in about \d+ s", table.loc[mine, "starts"])  # after the first run's estimated time
+    assert [m for m in texts(at, "markdown") if "2nd in line** · starts in about" in m]

@@ -5,6 +5,8 @@ goes through `vitdemo.lesson.state`, which checks on the server that the actor i
 
 from __future__ import annotations
 
+import sqlite3
+
 import streamlit as st
 
 from vitdemo.lesson import state, steps
@@ -13,6 +15,8 @@ from vitdemo.runs.dbfile import RegistryError
 from vitdemo.ui import people as who
 from vitdemo.ui import view
 from vitdemo.ui.resources import registry
+
+STORE_ERRORS = (RegistryError, sqlite3.Error, OSError)  # a registry that cannot be read (as vitdemo.ui.shell)
 
 LESSON_EVERY_S = 4.0  # students see the teacher's new step within this many seconds
 NO_LESSON = ""  # the sidebar picker's value for "no lesson running"
@@ -49,7 +53,7 @@ def _move(key: str | None) -> bool:
 def _current() -> steps.Step | None:
     try:
         return state.current_step(registry())
-    except RegistryError:
+    except STORE_ERRORS:  # the page itself says what is wrong with the registry, once
         return None
 
 
@@ -109,8 +113,8 @@ def sidebar() -> None:
         try:
             reg = registry()
             current, default = state.current_step(reg), state.class_view(reg)
-        except RegistryError as exc:
-            st.error(exc.public)
+        except STORE_ERRORS:  # the page itself says what is wrong with the registry, once
+            st.caption("The lesson's settings cannot be read now.")
             return
         options = [NO_LESSON, *(s.key for s in steps.STEPS)]
         st.session_state["lesson_pick"] = current.key if current is not None else NO_LESSON

@@ -4,6 +4,8 @@ session; a new session starts in the class's default, which the teacher sets (`v
 
 from __future__ import annotations
 
+import sqlite3
+
 import streamlit as st
 
 from vitdemo.lesson import state
@@ -18,7 +20,7 @@ _KEPT = "_view_expert"  # the choice, kept when a page shows no sidebar toggle (
 def _class_default() -> bool:
     try:
         return state.class_view(registry()) == "expert"
-    except RegistryError:
+    except (RegistryError, sqlite3.Error, OSError):  # the page says what is wrong with the registry
         return False
 
 
