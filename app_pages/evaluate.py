@@ -64,4 +64,9 @@ with shell.stop_on_failure():
     evaluate.trust_section(res)
     st.markdown("### Is its confidence honest?")
     evaluate.calibration_section([res], key=f"reliability_{run.id}")
-    st.caption("To put this run beside others (curves, confusion matrices, calibration), choose Compare runs above.")
+    st.caption(
+        pick(
+            say("evaluate", "compare_hint"),
+            "To put this run beside others (curves, confusion matrices, calibration), choose Compare runs above.",
+        )
+    )

@@ -28,7 +28,7 @@ _MARKUP = re.compile(r"<[^>]+>|[*_`#]|:material/\w+:|\[([^\]]*)\]\([^)]*\)")
 
 def plain(text: str) -> str:
     """Markdown and HTML reduced to the words a reader reads."""
-    return " ".join(html.unescape(_MARKUP.sub(lambda m: m.group(1) or " ", text)).split())
+    return " ".join(_MARKUP.sub(lambda m: m.group(1) or " ", html.unescape(text)).split())
 
 
 def page_sentences(page: str, expert: bool) -> list[str]:

@@ -234,6 +234,7 @@ def _cell_gallery(res: TestResults, cell: tuple[int, int], limit: int) -> None:
     captions = [charts.image_caption(res.classes[t], res.classes[p], float(res.probs[i, p])) for i in idx]
     st.image(shown, caption=captions, width=GALLERY_PX, output_format="PNG")  # PNG: crisp pixels
     note = f" Overlay: the model's {explained} for its prediction (bright: mattered more)." if explained else ""
+    note = (" " + say("evaluate", "gallery_overlay") if explained else "") if view.simple() else note
     st.caption(f"Showing {len(idx)} of {total:,}, the most confident predictions first.{note}")
 
 

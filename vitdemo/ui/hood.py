@@ -137,7 +137,10 @@ def _patch_picker(image: np.ndarray, grid: int) -> tuple[int, int]:
     picked = (int(st.session_state[row_key]), int(st.session_state[col_key]))
     fig = hood_charts.patch_grid_figure(image, grid, picked, height=INPUT_PX)
     st.plotly_chart(fig, key="hood_grid", on_select="rerun", selection_mode="points", config=CHART, width="content")
-    st.slider("Row", 0, grid - 1, key=row_key, help="Row of the query patch (the token whose attention is shown).")
+    st.slider(
+        "Row", 0, grid - 1, key=row_key,
+        help=view.tip(say("hood", "row_help"), "Row of the query patch (the token whose attention is shown)."),
+    )  # fmt: skip
     st.slider("Column", 0, grid - 1, key=col_key, help="Column of the query patch.")
     return int(st.session_state[row_key]), int(st.session_state[col_key])
 

@@ -184,7 +184,7 @@ def label_budget_section() -> None:
     st.plotly_chart(label_budget.budget_figure(rows), key="lb_budget", config={"displayModeBar": False})
     for line in label_budget.budget_caveat(rows):  # a line that falls for want of training, said under the chart
         st.info(charts.literal_markdown(line), icon=":material/lightbulb:")
-    for line in label_budget.budget_summary(rows):
+    for line in label_budget.budget_summary(rows) if view.expert() else []:  # method names: Expert only
         st.markdown(f"- {charts.literal_markdown(line)}")
     if view.expert():  # losses, F1 and seconds: the Expert view's
         st.dataframe(

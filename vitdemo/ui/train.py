@@ -112,7 +112,8 @@ def preset_buttons() -> None:
             f"Preset: {name}", key=f"preset_{name.replace(' ', '_')}", on_click=_apply_preset, args=(name,),
             help=PRESET_HELP.get(name), width="stretch",
         )  # fmt: skip
-    st.caption(learning.why_more_epochs())
+    if view.expert():  # convolutions and inductive bias: the Expert view's
+        st.caption(learning.why_more_epochs())
 
 
 def device_label(device: str, devices: list[str]) -> str:
@@ -184,8 +185,11 @@ def _more_fields(devices: list[str], c1, c2, c3, *, name: bool = False) -> None:
     c2.selectbox(
         "Extra training images", ["", CLASS_SET], key=k + "extra_data",
         format_func=lambda v: "the class set's drawings" if v else "none",
-        help="Also train on the drawings the class submitted (each shown 20 times an epoch), as they are when the "
-        "run is queued; validation and test stay the dataset's. Start from a shipped model to fine-tune it.",
+        help=view.tip(
+            say("train", "extra_help"),
+            "Also train on the drawings the class submitted (each shown 20 times an epoch), as they are when the "
+            "run is queued; validation and test stay the dataset's. Start from a shipped model to fine-tune it.",
+        ),
     )  # fmt: skip
 
 

@@ -41,6 +41,7 @@ WORDS: dict[str, dict[str, str]] = {
         "count_help": "How many of the step's maps to show. The busiest come first.",
         "features": "Each square shows what one of the CNN's pattern finders found in the picture. Bright means "
         "it found a lot. Early steps find lines and edges. Later steps find bigger parts.",
+        "row_help": "Which row of squares to pick.",
         "filters": "These are the small patterns the CNN's first step looks for. Red parts add to the answer. "
         "Blue parts take away.",
     },
@@ -62,6 +63,8 @@ WORDS: dict[str, dict[str, str]] = {
         "untrained_help": "Near 0 is good: the map comes from what the model learned.",
         "calibration": "Each bar shows how often the model was right when it was this sure. Bars on the dashed "
         "line mean that when it says 90%, it is right 9 times out of 10.",
+        "gallery_overlay": "The colours show where the model looked. Bright means it mattered more.",
+        "compare_hint": "To see this run next to others, choose Compare runs above.",
         "calibration_help": "How far the model's sureness is from how often it is right. Lower is better.",
     },
     "leaderboard": {
@@ -81,6 +84,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "train": {
         "more_settings": "Your teacher may ask you to change these. You can leave them as they are.",
+        "extra_help": "Also learn from the drawings your class sent in.",
     },
 }
 
