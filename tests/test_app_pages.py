@@ -164,8 +164,8 @@ def test_train_page_shows_the_loss_every_second_and_the_watched_digits(env: Regi
         progress = {"epoch": 1, "step": step, "total_steps": 120, "images_per_s": 900.0, "eta_s": 60.0}
         points.add_point(env, run_id, point, progress={**progress, "points": step})
     points.set_watch(env, run_id, _watch(list(range(10)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 4], step=20))
-    at = open_page("train")
-    assert learning.why_more_epochs() in texts(at, "caption")  # beside the presets
+    at = open_page("train", expert=True)
+    assert learning.why_more_epochs() in texts(at, "caption")  # beside the presets (the Expert view's)
     digits = _digits(at)
     assert len(digits) == 10 and digits[9] == "a 9, read as 4 (50%)" and digits[0] == "a 0, read as 0 (50%)"
     assert learning.watch_caption(WatchRow.from_dict(env.live().watches[run_id])) in texts(at, "caption")
