@@ -215,7 +215,7 @@ def _test_input(dataset: str) -> InputImage:
         split = test_split(dataset)
     except DataError as exc:
         st.warning(data_error_text(exc), icon=":material/dataset:")
-        return InputImage(None)
+        return InputImage(None, hint=say("draw", "no_test_images"))  # not "Draw a digit": this is Test mode
     key = f"test_index_{dataset}"
     if key not in st.session_state:
         _new_test_index(key, len(split))

@@ -23,6 +23,7 @@ WORDS: dict[str, dict[str, str]] = {
         "not_calibrated": "These numbers show which answer it likes best. They do not say how often it is right.",
         "model_score": "It got {score} of the test pictures right.",
         "no_map": "This model cannot show where it looked.",
+        "no_test_images": "The test pictures are not here yet. Choose Draw or Upload above.",
     },
     "hood": {
         "vit_intro": "The ViT cuts the picture into {count} small squares. Each square can look at all the others "
