@@ -18,6 +18,11 @@ from vitdemo.ui.resources import registry
 
 STORE_ERRORS = (RegistryError, sqlite3.Error, OSError)  # a registry that cannot be read (as vitdemo.ui.shell)
 
+# Small type, and on a phone clear of Streamlit's header bar (the page's own top padding is smaller than it).
+BANNER_CSS = """<style>
+.st-key-vd_lesson p {font-size: 0.95rem; line-height: 1.3; margin: 0;}
+@media (max-width: 640px) { .st-key-vd_lesson {margin-top: 1.9rem;} .st-key-vd_lesson p {font-size: 0.85rem;} }
+</style>"""
 LESSON_EVERY_S = 4.0  # students see the teacher's new step within this many seconds
 NO_LESSON = ""  # the sidebar picker's value for "no lesson running"
 _PROBLEM = "_lesson_problem"
@@ -64,6 +69,7 @@ def _banner() -> None:
         st.error(problem, icon=":material/block:")
     if current is None:
         return
+    st.html(BANNER_CSS)
     with st.container(horizontal=True, vertical_alignment="center", gap="small", key="vd_lesson"):
         st.markdown(f"**{steps.banner_text(current)}**", width="content")
         st.page_link(current.page, label=f"Go to {current.page_name}", icon=":material/arrow_forward:")
