@@ -145,10 +145,12 @@ def _test_scores(path: str, mtime_ns: int, data: str, dataset: str, label: str) 
     """A model file on its dataset's test split, once per file version (and data folder) in this process; a
     progress bar while it is computed (the disk cache makes that once per model file)."""
     key, store = (path, mtime_ns, data), _score_store()
+    slot = st.empty()  # always: the page keeps one shape whether or not the scores were ready (else, after a run
+    # that showed the bar, every later element moves up a place and the page jumps when the rerun ends)
     found = store.scores.get(key)
     if found is not None:
         return found
-    bar = st.progress(0.0, text=label)
+    bar = slot.progress(0.0, text=label)
     try:
         with store.lock:  # one scoring at a time: a second session asking for the same file waits for it
             found = store.scores.get(key)
@@ -158,7 +160,7 @@ def _test_scores(path: str, mtime_ns: int, data: str, dataset: str, label: str) 
                 while len(store.scores) > SCORE_ENTRIES:
                     store.scores.popitem(last=False)
     finally:
-        bar.empty()
+        slot.empty()
     return found
 
 
