@@ -429,11 +429,11 @@ def _ordinal(n: int) -> str:
 def _teacher_cancel(live: LiveRuns) -> None:
     """The teacher can cancel anyone's run."""
     by_id = {r.id: r for r in live.active}
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    picked = c1.selectbox("Cancel a run (teacher)", list(by_id), format_func=lambda i: charts.run_title(by_id[i]),
-                          key="teacher_cancel_pick")  # fmt: skip
-    if picked is not None:
-        c2.button("Cancel it", key="teacher_cancel", on_click=_cancel, args=(picked,), icon=":material/cancel:")
+    with st.container(horizontal=True, vertical_alignment="bottom", key="vd_teacher_cancel"):  # the button never cut
+        picked = st.selectbox("Cancel a run (teacher)", list(by_id), format_func=lambda i: charts.run_title(by_id[i]),
+                              key="teacher_cancel_pick")  # fmt: skip
+        if picked is not None:
+            st.button("Cancel it", key="teacher_cancel", on_click=_cancel, args=(picked,), icon=":material/cancel:")
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
