@@ -21,7 +21,7 @@ from vitdemo.views.colors import colorize, overlay
 from vitdemo.views.messages import data_error_text
 from vitdemo.views.names import EXPLANATIONS, KINDS, confidence_note, dataset_name, explanation_caption, kind_name
 from vitdemo.views.sketch import CanvasObjects, Sketchbook
-from vitdemo.views.words import say
+from vitdemo.views.words import say, share_right
 
 LAYER_PX = 104  # a per-layer attention map on the Draw page
 BRUSH_PX = 20  # about 2 px after the 280 -> 20 px fit: a typical MNIST stroke
@@ -340,7 +340,7 @@ def prediction_panel(
 def simple_caption(loaded: LoadedModel) -> str:
     """The Simple view's line under a model's bars: how often it was right, without its size."""
     acc = loaded.meta.metrics.get("test_acc")
-    return say("draw", "model_score", score=f"{acc:.0%}") if isinstance(acc, float) else ""
+    return say("draw", "model_score", score=share_right(acc)) if isinstance(acc, float) else ""
 
 
 def _verdict(label: str, truth: str | None) -> str:
