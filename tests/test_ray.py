@@ -165,3 +165,23 @@ def test_a_tiny_sweep_runs_its_trials_as_runs_and_prunes_the_hopeless(
     assert main(["sweep", "--home", str(reg.home), "--show", str(sweep_id)]) == 0
     out = capsys.readouterr().out
     assert f"{summary.pruned} pruned" in out and f"best: run #{summary.best['run_id']}" in out
+
+
+def test_the_command_line_trains_on_the_cluster_and_resumes_there_from_the_bytes_it_sends(
+    reg: Registry, ray_instance: None, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train --executor ray`, then `--resume` of that run: its resume file (on this disk only) goes to the task as
+    bytes, and the resumed run picks up at its second epoch."""
+    from vitdemo.cli.main import main
+
+    monkeypatch.setattr(queue, "_configured", {})  # the CLI makes its connection the process's executor
+    monkeypatch.setattr(queue, "_chosen", {})
+    where = ["--home", str(reg.home), "--data-dir", str(data_dir), "--executor", "ray"]
+    tiny = ["--model", "linear", "--epochs", "1", "--train-subset", "300", "--val-size", "200", "--device", "cpu"]
+    assert main(["train", *tiny, *where]) == 0
+    (first,) = reg.list_runs()
+    assert first.status == "done" and cluster.where(first.progress).startswith("node ")
+    assert main(["train", "--resume", str(first.id), "--epochs", "2", *where]) == 0
+    resumed = next(r for r in reg.list_runs() if r.id != first.id)
+    assert resumed.status == "done" and resumed.config["resume"].endswith(f"run-{first.id}.resume.safetensors")
+    assert [e["epoch"] for e in reg.epochs(resumed.id)] == [1, 2]  # epoch 1 carried over, epoch 2 trained there

@@ -34,11 +34,12 @@ LIMITS_KEY = "limits"  # settings key: the teacher's limits (vitdemo.runs.limits
 
 
 _configured: dict[str, executor.Executor] = {}
+_chosen: dict[str, str] = {}  # "name": the executor this process chose itself (`use_executor`), over the environment
 
 
 def executor_name() -> str:
     """$VITDEMO_EXECUTOR: 'local' (the default) or 'ray'; anything else is a ValueError that names them."""
-    name = os.environ.get(executor.ENV_EXECUTOR, "").strip() or "local"
+    name = _chosen.get("name") or os.environ.get(executor.ENV_EXECUTOR, "").strip() or "local"
     if name not in executor.EXECUTORS:
         raise ValueError(f"{executor.ENV_EXECUTOR} must be one of {', '.join(executor.EXECUTORS)}; got {name!r}")
     return name
@@ -63,8 +64,9 @@ def configured_executor() -> executor.Executor:
 
 
 def use_executor(name: str, chosen: executor.Executor) -> None:
-    """Make `chosen` this process's executor `name` (a Ray worker's or CLI's own connection to the cluster)."""
+    """Make `chosen` this process's executor, as `name` (a Ray worker's or CLI's own connection to the cluster)."""
     _configured[name] = chosen
+    _chosen["name"] = name
 
 
 def executor_problem(store: Registry, *, queued: bool) -> str | None:

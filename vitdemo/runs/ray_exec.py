@@ -21,6 +21,7 @@ replaces the SIGTERM handler off the main thread). What the web server knows of 
 from __future__ import annotations
 
 import queue as stdqueue
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -43,7 +44,12 @@ from vitdemo.runs.store import Registry, Run
 
 REFRESH_EVERY_S = 5.0  # how often the cluster's devices are read again (and published)
 RECONNECT_EVERY_S = 10.0  # how often a worker that lost the cluster tries again
-READ_GRACE_S = 3.0  # after a cancel, the task's last events get this long to arrive
+READ_GRACE_S = 3.0
+PROBE_TIMEOUT_S = 3.0  # how long a connection to the cluster's head may take before it counts as unreachable
+GCS_PORT, CLIENT_PORT = (
+    6379,
+    10001,
+)  # Ray's defaults: `ray start --head` and the Ray Client server  # after a cancel, the task's last events get this long to arrive
 CPU_LABEL = "CPU"
 DIED = (
     "the Ray worker that trained this run died (its node was lost, or the process was killed or ran out of "
@@ -58,6 +64,8 @@ def connect(address: str = "", **local: Any) -> None:
     when nobody answers there."""
     if ray.is_initialized():
         return
+    if address:
+        probe(address)  # ray.init itself retries an unreachable address for minutes
     package = str(REPO_ROOT / "vitdemo")
     runtime_env = {"py_modules": [package], "excludes": ["__pycache__"]}  # the code travels: no shared disk
     try:
@@ -72,6 +80,21 @@ def connect(address: str = "", **local: Any) -> None:
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         text = " ".join(str(exc).split())[:200]
         raise ConnectionError(f"no Ray cluster answers at {address or 'this machine'} ({text})") from exc
+
+
+def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """A TCP connection to the cluster's head ('host:port', 'ray://host:port'; 'auto' is not probed), so that an
+    unreachable cluster is one sentence within seconds. ConnectionError when nobody listens there."""
+    if address == "auto":
+        return
+    rest = address.removeprefix("ray://")
+    host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    default = CLIENT_PORT if address.startswith("ray://") else GCS_PORT
+    try:
+        with socket.create_connection((host or rest, int(port or default)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(f"no Ray cluster answers at {address} ({exc})") from exc
 
 
 # -- devices -----------------------------------------------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""The Train page with the Ray executor configured, as the web server sees it (it never talks to Ray): a cluster the
+worker cannot reach is one sentence and the queued run waits; where a run trains (node, device) is shown; without
+Ray the page says what to install. And the sweep view: its plots, its trials, "use the best settings"."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apptest import open_page, texts
+
+from vitdemo.config import LinearConfig, TrainConfig
+from vitdemo.runs import cluster, queue
+from vitdemo.runs.people import CLI
+from vitdemo.runs.store import Registry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY = TrainConfig(model=LinearConfig(), epochs=2, batch_size=100, train_subset=300, val_size=200, device="cpu")
+
+
+def shown(at: Any, kind: str) -> list[str]:
+    """What the page shows, as read (literal text is escaped for markdown)."""
+    return [html.unescape(t) for t in texts(at, kind)]
+
+
+@pytest.fixture
+def on_ray_env(shipped_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """The app's environment with VITDEMO_EXECUTOR=ray and a cluster address where nobody listens."""
+    reg = shipped_env(tmp_path / "no-shipped")
+    monkeypatch.setenv("VITDEMO_EXECUTOR", "ray")
+    monkeypatch.setenv("VITDEMO_RAY_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setattr(queue, "_configured", {})
+    return reg
+
+
+def test_an_unreachable_cluster_is_a_sentence_on_the_train_page_and_queued_runs_wait(
+    on_ray_env: Registry, monkeypatch: pytest.MonkeyPatch, worker_starts: list
+) -> None:
+    pytest.importorskip("ray", reason="the Ray worker needs Ray: pip install -r requirements-ray.txt")
+    run_id = queue.submit(on_ray_env, TINY, CLI)
+    assert worker_starts  # the queue woke the Ray worker (here only recorded): the page itself starts nothing
+    worker = subprocess.Popen(  # the Ray worker, which keeps trying while a run is queued
+        [sys.executable, "-m", "vitdemo", "worker", "--home", str(on_ray_env.home), "--idle-exit", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT, env={**os.environ, "VITDEMO_THREADS": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while cluster.read_state(on_ray_env) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.5)  # a while longer: it claims nothing meanwhile
+        assert worker.poll() is None  # still waiting for the cluster, not crashed
+    finally:
+        worker.terminate()
+        worker.wait(10)
+    state = cluster.read_state(on_ray_env)
+    assert state is not None and not state.connected and "127.0.0.1:1" in state.message
+    assert on_ray_env.get_run(run_id).status == "queued"  # it waits for the cluster
+
+    running = on_ray_env.create_run(
+        name="elsewhere", kind="linear", dataset="mnist", config=TINY.to_dict(), status="running", device="cpu",
+        worker_pid=os.getpid(), heartbeat=time.time(),
+        progress={"step": 1, "total_steps": 6, "where": "node 10.0.0.7 · GPU 0"},
+    )  # fmt: skip
+    at = open_page("train")
+    assert any(
+        "The training cluster cannot be reached (no Ray cluster answers at 127.0.0.1:1" in w
+        for w in shown(at, "warning")
+    )
+    frame = next(d.value for d in at.dataframe if "place" in d.value.columns)
+    assert "node 10.0.0.7 · GPU 0" in list(frame["device"])  # the class queue says where each run trains
+    assert any("Ray cluster (not connected yet)" in c for c in shown(at, "caption"))
+    del running
+
+    monkeypatch.setattr(cluster, "ray_installed", lambda: False)  # a server without the extra step
+    at.run()
+    assert any("Ray is not installed on this server: install it with `pip install -r requirements-ray.txt`" in w
+               for w in shown(at, "warning"))  # fmt: skip
+
+
+def test_the_sweep_view_plots_the_trials_and_hands_over_the_best_settings(
+    shipped_env: Any, tmp_path: Path, worker_starts: list
+) -> None:
+    pytest.importorskip("optuna", reason="sweeps need Optuna: pip install -r requirements-ray.txt")
+    from vitdemo.sweeps import record
+    from vitdemo.sweeps.space import Param, SweepSpec
+
+    reg = shipped_env(tmp_path / "no-shipped")
+    spec = SweepSpec(TINY, (Param("lr", 1e-4, 1e-1, log=True), Param("epochs", 1, 4, integer=True)), budget=4)
+    sweep_id = record.create_sweep(reg, spec, owner=CLI.owner, owner_name=CLI.name, teacher=True, name="by hand")
+    start, ids = time.time(), []
+    for n, (lr, epochs, acc) in enumerate([(1e-3, 2, 0.8), (3e-2, 3, 0.9), (1e-4, 1, 0.3), (5e-2, 4, 0.85)]):
+        config = dataclasses.replace(TINY, lr=lr, epochs=epochs)
+        run_id = reg.create_run(name=f"trial {n}", kind="linear", dataset="mnist", config=config.to_dict(),
+                                status="done", device="cpu", val_acc=acc, test_acc=acc, train_time_s=2.0,
+                                finished_at=start + n, owner=CLI.owner)  # fmt: skip
+        record.add_trial(reg, sweep_id, run_id, n, {"lr": lr, "epochs": epochs})
+        ids.append(run_id)
+    best = ids[1]  # 90%
+    at = open_page("train")
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any('"parcoords"' in s for s in specs) and any('"bar"' in s for s in specs)  # settings, importance
+    assert any("4 of 4 trials asked, 4 done, 0 stopped early" in c for c in shown(at, "caption"))
+    at.button(key="sw_use_best").click().run()
+    assert any(f"settings of run #{best} (the sweep's best)" in i for i in shown(at, "info"))
+    assert at.session_state["tf_lr"] == pytest.approx(3e-2) and at.session_state["tf_epochs"] == 3
