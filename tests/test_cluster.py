@@ -110,3 +110,34 @@ def test_the_sweep_view_plots_the_trials_and_hands_over_the_best_settings(
     at.button(key="sw_use_best").click().run()
     assert any(f"settings of run #{best} (the sweep's best)" in i for i in shown(at, "info"))
     assert at.session_state["tf_lr"] == pytest.approx(3e-2) and at.session_state["tf_epochs"] == 3
+
+
+def test_a_sweeps_settings_are_read_from_one_line_each_and_bad_ones_are_a_sentence() -> None:
+    from vitdemo.config import ConfigError, ViTConfig
+    from vitdemo.sweeps.space import Param, SweepSpec, apply, parse_param
+
+    assert parse_param("lr=1e-4..1e-2:log") == Param("lr", 1e-4, 1e-2, log=True)
+    assert parse_param("model.depth=2..6") == Param("model.depth", 2.0, 6.0, integer=True)
+    assert parse_param("model.patch_size=4,7") == Param("model.patch_size", choices=(4, 7))
+    vit = TrainConfig(model=ViTConfig())
+    tried = apply(vit, {"lr": 0.01, "model.depth": 3.0, "epochs": 2.4})
+    assert tried.lr == 0.01 and tried.model.depth == 3 and tried.epochs == 2 and isinstance(tried.epochs, int)
+    for bad, says in (("lr", "NAME=LOW..HIGH"), ("lr=a..b", "must be numbers"), ("lr=0..1:log", "above 0"),
+                      ("model.width=1..4", "no setting 'width'"), ("device=1,2", "cannot vary device")):  # fmt: skip
+        with pytest.raises(ConfigError, match=says):
+            SweepSpec(vit, (parse_param(bad),)).validate()
+
+
+def test_the_clusters_devices_follow_its_alive_nodes() -> None:
+    ray_exec = pytest.importorskip("vitdemo.runs.ray_exec")
+    gb = 2**30
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 16.0, "memory": 64 * gb}},
+        {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 2.0, "memory": 32 * gb, "accelerator_type:H100": 1.0}},
+        {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0, "memory": 512 * gb}},  # a dead node offers nothing
+    ]
+    cpu, gpu = ray_exec.cluster_devices(nodes)
+    assert (cpu.kind, cpu.runs_at_once, cpu.memory_bytes, cpu.threads) == ("cpu", 24, 32 * gb, 1)
+    assert cpu.label == "Ray cluster: 2 nodes, 24 CPUs"
+    assert (gpu.kind, gpu.runs_at_once, gpu.label) == ("cuda", 8, "2 GPUs (H100)")  # a quarter of a GPU a run
+    assert ray_exec.cluster_devices(nodes[2:]) == ()  # nothing alive: no room, queued runs wait
