@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from apptest import open_page, texts
 
+from vitdemo import families
 from vitdemo.config import LinearConfig, TrainConfig
 from vitdemo.runs import cluster, queue
 from vitdemo.runs.people import CLI
@@ -106,6 +107,7 @@ def test_the_sweep_view_plots_the_trials_and_hands_over_the_best_settings(
     at = open_page("train")
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert any('"parcoords"' in s for s in specs) and any('"bar"' in s for s in specs)  # settings, importance
+    assert any('"scatter"' in s for s in specs)  # the best so far against time
     assert any("4 of 4 trials asked, 4 done, 0 stopped early" in c for c in shown(at, "caption"))
     at.button(key="sw_use_best").click().run()
     assert any(f"settings of run #{best} (the sweep's best)" in i for i in shown(at, "info"))
@@ -141,3 +143,27 @@ def test_the_clusters_devices_follow_its_alive_nodes() -> None:
     assert cpu.label == "Ray cluster: 2 nodes, 24 CPUs"
     assert (gpu.kind, gpu.runs_at_once, gpu.label) == ("cuda", 8, "2 GPUs (H100)")  # a quarter of a GPU a run
     assert ray_exec.cluster_devices(nodes[2:]) == ()  # nothing alive: no room, queued runs wait
+
+
+def test_only_its_owner_or_the_teacher_stops_a_sweep_and_a_blocked_name_starts_none(reg: Registry) -> None:
+    pytest.importorskip("optuna", reason="sweeps need Optuna: pip install -r requirements-ray.txt")
+    from vitdemo.runs.people import Actor, NotAllowed
+    from vitdemo.sweeps import drive, record
+    from vitdemo.sweeps.space import Param, SweepSpec
+
+    spec = SweepSpec(TINY, (Param("lr", 1e-4, 1e-1, log=True),), budget=3)
+    blocked = Actor("person:9", "Bo", blocked=True)
+    with pytest.raises(NotAllowed, match="blocked"):
+        drive.launch(reg, spec, blocked)  # refused before anything is recorded or started
+    assert record.list_sweeps(reg) == []
+    sweep_id = record.create_sweep(reg, spec, owner="person:1", owner_name="Ana", teacher=False, name="Ana's")
+    with pytest.raises(NotAllowed, match="owner or the teacher"):
+        drive.stop(reg, sweep_id, Actor("person:2", "Ben"))
+    drive.stop(reg, sweep_id, Actor("person:1", "Ana"))
+    assert record.get_sweep(reg, sweep_id).stop_requested
+    assert drive.advance(reg, sweep_id, parallel=1).over  # stopped before any trial: nothing is queued
+
+
+@pytest.mark.parametrize("fam", families.families(), ids=lambda f: f.kind)
+def test_every_family_asks_a_cluster_for_a_sensible_share(fam: families.Family) -> None:
+    assert fam.ray_cpus >= 1 and 0 < fam.gpu_share <= 1
