@@ -167,3 +167,25 @@ def test_only_its_owner_or_the_teacher_stops_a_sweep_and_a_blocked_name_starts_n
 @pytest.mark.parametrize("fam", families.families(), ids=lambda f: f.kind)
 def test_every_family_asks_a_cluster_for_a_sensible_share(fam: families.Family) -> None:
     assert fam.ray_cpus >= 1 and 0 < fam.gpu_share <= 1
+
+
+def test_the_queue_checks_runs_against_the_devices_the_cluster_published(
+    on_ray_env: Registry, worker_starts: list
+) -> None:
+    """The web server never asks Ray: admission, estimates and the device list come from what the worker
+    published (here a cluster with a 1 GB GPU and 8 CPU slots)."""
+    from vitdemo.config import ConfigError, ViTConfig
+    from vitdemo.runs.executor import Device
+    from vitdemo.runs.store import OverLimit
+
+    cpu = Device("cpu", "cpu", "Ray cluster: 2 nodes, 8 CPUs", 64 * 2**30, threads=1, runs_at_once=8)
+    gpu = Device("cuda", "cuda", "1 GPUs (T4)", 2**30, runs_at_once=4)
+    cluster.publish(on_ray_env, cluster.ClusterState(True, devices=(cpu, gpu), nodes=2))
+    assert queue.available_devices() == ["cpu", "cuda"] and queue.configured_executor().capacity("cpu") == 8
+    assert queue.time_estimator().threads == 1  # a run's speed there: one core each
+    big = TrainConfig(model=ViTConfig(embed_dim=1024, depth=8, num_heads=8), device="cuda")
+    with pytest.raises(OverLimit, match="the server's cuda has 1.0 GB"):
+        queue.submit(on_ray_env, big, CLI)
+    cluster.publish(on_ray_env, cluster.ClusterState(False, "connection refused"))
+    with pytest.raises(ConfigError, match="no CUDA"):  # out of reach: only the CPU it surely has
+        queue.submit(on_ray_env, dataclasses.replace(TINY, device="cuda"), CLI)

@@ -185,3 +185,21 @@ def test_the_command_line_trains_on_the_cluster_and_resumes_there_from_the_bytes
     resumed = next(r for r in reg.list_runs() if r.id != first.id)
     assert resumed.status == "done" and resumed.config["resume"].endswith(f"run-{first.id}.resume.safetensors")
     assert [e["epoch"] for e in reg.epochs(resumed.id)] == [1, 2]  # epoch 1 carried over, epoch 2 trained there
+
+
+def test_a_pretrain_run_sends_its_encoder_back(reg: Registry, on_ray: ray_exec.RayExecutor) -> None:
+    """A pretrain-then-fine-tune run makes two files on its node: both come back as bytes."""
+    from vitdemo.config import CNNConfig
+    from vitdemo.runconfig import PretrainConfig, PretrainRun
+
+    fine_tune = dataclasses.replace(TINY, model=CNNConfig(width=4, depth=1), epochs=1, labels=100)
+    run_id = queue.submit(reg, PretrainRun("simclr", PretrainConfig(epochs=1, batch_size=64), fine_tune), CLI)
+    worker.work(reg, on_ray, "cpu", idle_exit_s=0.5)
+    run = reg.get_run(run_id)
+    assert run.status == "done", run.error
+    made = sorted(p.name for p in reg.checkpoint_dir.iterdir())
+    assert made == [
+        f"run-{run_id}-encoder.safetensors",
+        f"run-{run_id}.resume.safetensors",
+        f"run-{run_id}.safetensors",
+    ]
