@@ -84,7 +84,9 @@ def problem(registry: Registry, *, queued: bool) -> str | None:
     state = read_state(registry)
     if state is not None and not state.connected:
         return f"The training cluster cannot be reached ({state.message}): queued runs wait until it is back."
-    if queued and (state is None or state.stale()):
+    if queued and state is None:
+        return "The training cluster's worker is starting: queued runs wait until it has connected."
+    if queued and state is not None and state.stale():
         return "The training cluster's worker has not reported for a while: queued runs wait until it does."
     return None
 
