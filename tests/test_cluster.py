@@ -189,3 +189,27 @@ def test_the_queue_checks_runs_against_the_devices_the_cluster_published(
     cluster.publish(on_ray_env, cluster.ClusterState(False, "connection refused"))
     with pytest.raises(ConfigError, match="no CUDA"):  # out of reach: only the CPU it surely has
         queue.submit(on_ray_env, dataclasses.replace(TINY, device="cuda"), CLI)
+
+
+def test_a_driver_step_prunes_a_running_trial_below_the_median_and_fills_the_free_slot(reg: Registry) -> None:
+    """One step, on runs as the registry holds them: two finished trials reached 90% at epoch 1, a running one is
+    at 10% there: it is stopped (its cancel requested) and marked pruned, and a new trial is queued in its place."""
+    pytest.importorskip("optuna", reason="sweeps need Optuna: pip install -r requirements-ray.txt")
+    from vitdemo.sweeps import drive, record
+    from vitdemo.sweeps.space import Param, SweepSpec
+
+    spec = SweepSpec(TINY, (Param("lr", 1e-6, 1e-1, log=True),), budget=4, parallel=1)
+    sweep_id = record.create_sweep(reg, spec, owner=CLI.owner, owner_name=CLI.name, teacher=True, name="s")
+    for n, (status, acc) in enumerate([("done", 0.9), ("done", 0.92), ("running", 0.1)]):
+        run_id = reg.create_run(name=f"t{n}", kind="linear", dataset="mnist", config=TINY.to_dict(), status=status,
+                                device="cpu", val_acc=acc if status == "done" else None, train_time_s=1.0,
+                                owner=CLI.owner, worker_pid=os.getpid(), heartbeat=time.time())  # fmt: skip
+        reg.add_epoch(run_id, {"epoch": 1, "val_acc": acc})
+        record.add_trial(reg, sweep_id, run_id, n, {"lr": 1e-2 if acc > 0.5 else 1e-6})
+    step = drive.advance(reg, sweep_id)
+    assert step.pruned == (run_id,) and reg.get_run(run_id).cancel_requested and not step.over
+    assert step.queued == ()  # its slot frees once the worker has stopped it
+    reg.transition(run_id, "cancelled", only_from=("running",))
+    step = drive.advance(reg, sweep_id)
+    assert len(step.queued) == 1 and reg.get_run(step.queued[0]).status == "queued"  # the 4th and last trial
+    assert [t.pruned for t in drive.load_trials(reg, sweep_id)] == [False, False, True, False]
