@@ -1,5 +1,4 @@
-"""The Ray executor against a real local Ray instance (2 CPUs, a small object store, loopback only; one per test
-session): runs train as Ray tasks and are recorded by the worker with their checkpoint and resume file, two at
+"""The Ray executor against a real local Ray instance (2 CPUs, a small object store; one for the module): runs train as Ray tasks and are recorded by the worker with their checkpoint and resume file, two at
 once, a cancel ends the task's process within seconds, a killed task fails its run with a sentence, and the
 web server's import graph never reaches Ray (tests/test_import_graph.py). No mocks of Ray."""
 
