@@ -1,6 +1,8 @@
-"""The Ray executor against a real local Ray instance (2 CPUs, a small object store; one for the module): runs train as Ray tasks and are recorded by the worker with their checkpoint and resume file, two at
-once, a cancel ends the task's process within seconds, a killed task fails its run with a sentence, and the
-web server's import graph never reaches Ray (tests/test_import_graph.py). No mocks of Ray."""
+"""The Ray executor against a real local Ray instance (2 CPUs, a small object store; one for the module): runs
+train as Ray tasks and are recorded by the worker with their checkpoint and resume file, two at once, a cancel
+ends the task's process within seconds, a killed task fails its run with a sentence, a tiny sweep prunes, and
+the command line trains and resumes there. The web server's import graph never reaches Ray
+(tests/test_import_graph.py). No mocks of Ray."""
 
 from __future__ import annotations
 
