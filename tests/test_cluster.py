@@ -213,3 +213,19 @@ def test_a_driver_step_prunes_a_running_trial_below_the_median_and_fills_the_fre
     step = drive.advance(reg, sweep_id)
     assert len(step.queued) == 1 and reg.get_run(step.queued[0]).status == "queued"  # the 4th and last trial
     assert [t.pruned for t in drive.load_trials(reg, sweep_id)] == [False, False, True, False]
+
+
+def test_without_ray_and_optuna_the_train_page_works_and_says_what_to_install(
+    on_ray_env: Registry, monkeypatch: pytest.MonkeyPatch, worker_starts: list
+) -> None:
+    """The extra step not taken: neither can be imported (as on a laptop that installed requirements.txt only)."""
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, find_spec finds nothing
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    queue.submit(on_ray_env, TINY, CLI)  # a run is queued as today; it waits for a Ray worker
+    assert worker_starts == []  # none is started: it could not import Ray
+    at = open_page("train")
+    assert any("Ray is not installed on this server: install it with `pip install -r requirements-ray.txt`" in w
+               for w in shown(at, "warning"))  # fmt: skip
+    assert any(
+        "Sweeps need Optuna: install it with `pip install -r requirements-ray.txt`" in i for i in shown(at, "info")
+    )

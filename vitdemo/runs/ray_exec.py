@@ -98,7 +98,9 @@ def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
 
 
 # -- devices -----------------------------------------------------------------------------------------------------
-def cluster_devices(nodes: Sequence[Mapping[str, Any]], cpus_per_run: float = 1.0, gpu_share: float = 0.25) -> tuple[Device, ...]:  # fmt: skip
+def cluster_devices(
+    nodes: Sequence[Mapping[str, Any]], cpus_per_run: float = 1.0, gpu_share: float = 0.25
+) -> tuple[Device, ...]:
     """The cluster's devices as the queue's admission sees them, from `ray.nodes()`: one 'cpu' device (the
     smallest node's memory: a run must fit wherever it lands; as many runs at once as the nodes' cores hold,
     `cpus_per_run` each) and, with GPUs, one 'cuda' device (`gpu_share` of a GPU a run). Pure."""
@@ -317,7 +319,9 @@ def executor_for(registry: Registry, address: str | None = None, data_dir: str |
     return chosen
 
 
-def run_worker(registry: Registry, device: str = "cpu", *, data_dir: str | None = None, idle_exit_s: float = 300.0) -> int:  # fmt: skip
+def run_worker(
+    registry: Registry, device: str = "cpu", *, data_dir: str | None = None, idle_exit_s: float = 300.0
+) -> int:
     """`python -m vitdemo worker` with VITDEMO_EXECUTOR=ray: claim the queued runs of `device`'s kind and train
     them on the cluster, as many at once as it holds (vitdemo.runs.local.run_worker's lock and loop)."""
     from vitdemo.runs.local import run_worker as run_locked

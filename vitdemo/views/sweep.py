@@ -5,13 +5,15 @@ mattered most (vitdemo.sweeps.report.SweepSummary)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from vitdemo.sweeps.report import SweepSummary
 from vitdemo.sweeps.space import GOALS, Param
+
+if TYPE_CHECKING:  # a summary is made only where Optuna is installed (vitdemo.sweeps.report): never imported here
+    from vitdemo.sweeps.report import SweepSummary
 
 ORANGE = "#e8710a"
 
