@@ -121,30 +121,38 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--overhead-runs", type=int, default=4)
     p.add_argument("--ray-cpus", type=int, default=2, help="the local Ray instance's workers (CPUs)")
+    p.add_argument("--parts", default="queue,overhead,sweep", help="which figures: queue, overhead, sweep")
     p.add_argument("--json", help="also write the figures here")
     a = p.parse_args()
     data_dir = os.environ.get("VITDEMO_DATA_DIR")
     from vitdemo.runs import ray_exec
 
+    parts = set(a.parts.split(","))
     figures: dict[str, object] = {"load_before": os.getloadavg()}
     local = LocalExecutor(data_dir)
-    figures["local_queue"] = queued_runs(local, a.runs, "local")
-    print(f"local executor: {a.runs} runs in {figures['local_queue']['wall_s']:.1f} s = "
-          f"{figures['local_queue']['runs_per_hour']:.0f} runs/hour", flush=True)  # fmt: skip
-    figures["local_first_step_s"] = first_step_s(local, a.overhead_runs, "local")
-    print(f"local executor, start to first step: {figures['local_first_step_s']}", flush=True)
-
-    ray_exec.connect("", num_cpus=a.ray_cpus, object_store_memory=200 * 2**20)
     remote = ray_exec.RayExecutor("", data_dir)
-    figures["ray_first_step_s"] = first_step_s(remote, a.overhead_runs, "ray")  # the first includes starting a worker
-    print(f"Ray, submit to first step: {figures['ray_first_step_s']}", flush=True)
-    figures["ray_queue"] = queued_runs(remote, a.runs, "ray")
-    print(f"Ray ({a.ray_cpus} workers): {a.runs} runs in {figures['ray_queue']['wall_s']:.1f} s = "
-          f"{figures['ray_queue']['runs_per_hour']:.0f} runs/hour", flush=True)  # fmt: skip
-    figures["sweep_sequential_local"] = sweep(local, a.trials, 1, "local")
-    print(f"sweep, sequential (local): {figures['sweep_sequential_local']}", flush=True)
-    figures["sweep_parallel_ray"] = sweep(remote, a.trials, 0, "ray")
-    print(f"sweep, parallel (Ray): {figures['sweep_parallel_ray']}", flush=True)
+
+    def ray_up() -> None:  # started before its first figure, after the local executor's (a no-op once up)
+        ray_exec.connect("", num_cpus=a.ray_cpus, object_store_memory=200 * 2**20)
+
+    if "queue" in parts:
+        figures["local_queue"] = queued_runs(local, a.runs, "local")
+        ray_up()
+        figures["ray_queue"] = queued_runs(remote, a.runs, "ray")
+        for name in ("local_queue", "ray_queue"):
+            print(f"{name}: {a.runs} runs in {figures[name]['wall_s']:.1f} s = "
+                  f"{figures[name]['runs_per_hour']:.0f} runs/hour", flush=True)  # fmt: skip
+    if "overhead" in parts:
+        figures["local_first_step_s"] = first_step_s(local, a.overhead_runs, "local")
+        ray_up()
+        figures["ray_first_step_s"] = first_step_s(remote, a.overhead_runs, "ray")  # a new worker's first is slow
+        print(f"start to first step: local {figures['local_first_step_s']}, Ray {figures['ray_first_step_s']}")
+    if "sweep" in parts:
+        figures["sweep_sequential_local"] = sweep(local, a.trials, 1, "local")
+        print(f"sweep, sequential (local): {figures['sweep_sequential_local']}", flush=True)
+        ray_up()
+        figures["sweep_parallel_ray"] = sweep(remote, a.trials, 0, "ray")
+        print(f"sweep, parallel (Ray): {figures['sweep_parallel_ray']}", flush=True)
     figures["load_after"] = os.getloadavg()
     print(f"load average before {figures['load_before']}, after {figures['load_after']}")
     if a.json:

@@ -268,7 +268,9 @@ class RayExecutor:
                 connect(self.address)
             nodes = ray.nodes()
             self._devices = cluster_devices(nodes)
-            state = ClusterState(True, "", self.address, sum(bool(n.get("Alive")) for n in nodes), self._devices)
+            alive = sum(bool(n.get("Alive")) for n in nodes)
+            why = "" if self._devices else f"none of its {len(nodes)} nodes is alive"
+            state = ClusterState(bool(self._devices), why, self.address, alive, self._devices)
         except (ConnectionError, rex.RayError, RuntimeError) as exc:
             self._devices = ()
             state = ClusterState(False, " ".join(str(exc).split())[:300], self.address)

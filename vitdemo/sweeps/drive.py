@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vitdemo.config import ConfigError
 from vitdemo.runs import queue
 from vitdemo.runs.people import Actor, NotAllowed
 from vitdemo.runs.store import OverLimit, Registry, RunNotFound
@@ -53,11 +54,15 @@ def load_trials(reg: Registry, sweep_id: int) -> list[Trial]:
 
 
 def slots(sweep: record.Sweep) -> int:
-    """Trials at once: the spec's, else what the queue's executor trains at once on the base run's device."""
+    """Trials at once: the spec's, else what the queue's executor trains at once on the base run's device (0 while
+    it offers none)."""
     if sweep.spec.parallel:
         return sweep.spec.parallel
     offered = queue.offered_devices()
-    kind = queue.resolve_device(sweep.spec.base.device, offered)
+    try:
+        kind = queue.resolve_device(sweep.spec.base.device, offered)
+    except ConfigError:  # the cluster offers no such device now (out of reach, no node alive): wait for it
+        return 0
     return max(1, sum(d.runs_at_once for d in offered if d.kind == kind))
 
 
