@@ -69,7 +69,7 @@ def test_an_unreachable_cluster_is_a_sentence_on_the_train_page_and_queued_runs_
         worker_pid=os.getpid(), heartbeat=time.time(),
         progress={"step": 1, "total_steps": 6, "where": "node 10.0.0.7 · GPU 0"},
     )  # fmt: skip
-    at = open_page("train")
+    at = open_page("train", expert=True)
     assert any(
         "The training cluster cannot be reached (no Ray cluster answers at 127.0.0.1:1" in w
         for w in shown(at, "warning")
@@ -104,7 +104,7 @@ def test_the_sweep_view_plots_the_trials_and_hands_over_the_best_settings(
         record.add_trial(reg, sweep_id, run_id, n, {"lr": lr, "epochs": epochs})
         ids.append(run_id)
     best = ids[1]  # 90%
-    at = open_page("train")
+    at = open_page("train", expert=True)
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert any('"parcoords"' in s for s in specs) and any('"bar"' in s for s in specs)  # settings, importance
     assert any('"scatter"' in s for s in specs)  # the best so far against time
@@ -223,7 +223,7 @@ def test_without_ray_and_optuna_the_train_page_works_and_says_what_to_install(
     monkeypatch.setitem(sys.modules, "optuna", None)
     queue.submit(on_ray_env, TINY, CLI)  # a run is queued as today; it waits for a Ray worker
     assert worker_starts == []  # none is started: it could not import Ray
-    at = open_page("train")
+    at = open_page("train", expert=True)
     assert any("Ray is not installed on this server: install it with `pip install -r requirements-ray.txt`" in w
                for w in shown(at, "warning"))  # fmt: skip
     assert any(

@@ -15,6 +15,7 @@ from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.executor import RAY_INSTALL
 from vitdemo.runs.people import Actor
 from vitdemo.runs.store import Registry
+from vitdemo.ui import view as view_mode
 from vitdemo.views import charts, forms
 from vitdemo.views import sweep as view
 
@@ -26,7 +27,10 @@ def optuna_installed() -> bool:
 
 
 def sweep_panel(reg: Registry, config: RunConfig | None, actor: Actor | None) -> None:
-    """An expander under the form: start a sweep of the form's run, and look at the sweeps there are."""
+    """An expander under the form: start a sweep of the form's run, and look at the sweeps there are. The Expert
+    view's only (samplers, pruning and ranges are its words; the Simple view trains one run at a time)."""
+    if view_mode.simple():
+        return
     with st.expander("Try many settings (sweep)", icon=":material/tune:"):
         if not optuna_installed():
             st.info(f"Sweeps need Optuna: install it with `{RAY_INSTALL}` and start the app again.")
