@@ -44,12 +44,10 @@ from vitdemo.runs.store import Registry, Run
 
 REFRESH_EVERY_S = 5.0  # how often the cluster's devices are read again (and published)
 RECONNECT_EVERY_S = 10.0  # how often a worker that lost the cluster tries again
-READ_GRACE_S = 3.0
+READ_GRACE_S = 3.0  # after a cancel, the task's last events get this long to arrive
 PROBE_TIMEOUT_S = 3.0  # how long a connection to the cluster's head may take before it counts as unreachable
-GCS_PORT, CLIENT_PORT = (
-    6379,
-    10001,
-)  # Ray's defaults: `ray start --head` and the Ray Client server  # after a cancel, the task's last events get this long to arrive
+GCS_PORT = 6379  # Ray's default for `ray start --head`
+CLIENT_PORT = 10001  # and for the Ray Client server (ray://)
 CPU_LABEL = "CPU"
 DIED = (
     "the Ray worker that trained this run died (its node was lost, or the process was killed or ran out of "
