@@ -71,5 +71,5 @@ def test_the_class_queue_shows_when_each_run_starts(tmp_home: Path, tmp_path: Pa
     assert not at.exception, [e.value for e in at.exception]
     table = frame_with(at, "starts").set_index("id")
     assert table.loc[first, "starts"] == "next"
-    assert re.fullmatch(r"in about \d+ s", table.loc[mine, "starts"])  # after the first run's estimated time
+    assert re.fullmatch(r"in about \d+ (s|min)", table.loc[mine, "starts"])  # after the first run's estimated time
     assert [m for m in texts(at, "markdown") if "2nd in line** · starts in about" in m]

@@ -14,7 +14,6 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from PIL import Image
 
-from vitdemo.explain.readable import shown_map
 from vitdemo.preprocess.pipeline import Preprocessed
 from vitdemo.views.colors import colorscale
 
@@ -90,7 +89,10 @@ def fit_offset(centered: np.ndarray, fit: np.ndarray) -> tuple[int, int]:
 
 
 def shown_heat(kind: str, heat: np.ndarray) -> np.ndarray:
-    """A model's (28, 28) map as the pages show it (vitdemo.explain.readable: gradient maps made readable)."""
+    """A model's (28, 28) map as the pages show it (vitdemo.explain.readable: gradient maps made readable).
+    Imported here: the tables and charts that import this module must not load torch."""
+    from vitdemo.explain.readable import shown_map
+
     return shown_map(kind, heat)
 
 
