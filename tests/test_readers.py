@@ -43,18 +43,20 @@ def test_teacher_forcing_shifts_the_digits_behind_bos_and_ends_with_eos() -> Non
     assert inputs.tolist()[1] == [BOS, 7] + [PAD] * 7 and targets.tolist()[1] == [7, EOS] + [PAD] * 7
 
 
-def test_beam_of_one_is_greedy_and_a_wider_beam_ranks_its_numbers(t10k: Split) -> None:
+def test_the_beam_ranks_its_numbers_and_finds_no_less_likely_one_than_greedy(t10k: Split) -> None:
+    """An untrained captioner: greedy writes 8 digits where stopping early is likelier; the beam keeps that number
+    (an end token just outside the beam still finishes a number), so its best is at least as likely."""
     torch.manual_seed(1)
     model = build_model(TINY_CAPTIONER).eval()
     x = to_input(make_numbers(t10k, 3, seed=0).images)
     texts, conf, tokens = greedy(model, x)
     for i in range(3):
-        (best, p), *_ = beam_search(model, x[i : i + 1], beam=1)
-        assert best == texts[i] and p == pytest.approx(float(conf[i]), rel=1e-4)
-        ranked = beam_search(model, x[i : i + 1], beam=4)
-        probs = [q for _, q in ranked]
-        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
-        assert ranked[0][1] >= float(conf[i]) - 1e-6  # a beam never finds a less likely best than greedy
+        for beam in (1, 4):
+            ranked = beam_search(model, x[i : i + 1], beam=beam)
+            probs = [q for _, q in ranked]
+            assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6 and len(ranked) <= beam
+            assert probs[0] >= float(conf[i]) * (1 - 1e-4)
+            assert all(set(t) <= set("0123456789") and 1 <= len(t) <= 8 for t, _ in ranked)
     assert (tokens[:, 0] == BOS).all() and ((tokens == EOS).sum(1) == 1).all()
 
 
@@ -65,7 +67,7 @@ def test_cross_attention_is_one_map_per_written_token_per_layer_and_head(t10k: S
     tokens = tokens[:, : int((tokens[0] != PAD).sum())]  # BOS, digits, EOS
     heads = cross_attention(model, x, tokens)
     steps = tokens.shape[1] - 1
-    assert heads.shape == (2, 2, steps, 4, 20)
+    assert heads.shape == (2, 2, steps, 1, 40)  # whole-height strips
     assert torch.allclose(heads.sum((-2, -1)), torch.ones(2, 2, steps), atol=1e-5)  # softmax over the patches
     maps = combined_attention(heads, (CANVAS_H, CANVAS_W))
     assert maps.shape == (steps, CANVAS_H, CANVAS_W) and float(maps.min()) >= 0 and float(maps.max()) <= 1

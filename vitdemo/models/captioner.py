@@ -97,7 +97,8 @@ class Captioner(nn.Module):
         self.config = config
         d, (gh, gw) = config.embed_dim, config.grid
         kw = {"dim": d, "num_heads": config.num_heads, "mlp_ratio": config.mlp_ratio, "dropout": config.dropout}
-        self.patch_embed = nn.Conv2d(config.in_chans, d, config.patch_px, stride=config.patch_px)
+        patch = (config.patch_h, config.patch_px)
+        self.patch_embed = nn.Conv2d(config.in_chans, d, patch, stride=patch)
         self.pos_embed = nn.Parameter(torch.randn(1, gh * gw, d) * 0.02)
         self.blocks = nn.ModuleList(Block(**kw) for _ in range(config.depth))
         self.norm = nn.LayerNorm(d)
