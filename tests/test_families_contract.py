@@ -117,6 +117,7 @@ def test_a_reader_trains_one_tiny_step_saves_loads_and_reads(fam: Family, tmp_pa
     assert x.shape == (4, 1, CANVAS_H, CANVAS_W)
     model = build_model(config.model)
     assert families.parameters(config.model) == count_parameters(model) and families.forward_macs(config.model) > 0
+    assert admission.train_images(config) == 55000 // 4  # the Train page's estimate counts a reader's numbers
     optimizer = optimizer_for(model, config)
     before = [p.detach().clone() for p in model.parameters()]
     model.train()
