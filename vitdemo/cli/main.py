@@ -328,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="test accuracy, macro F1 and confusion matrix of a run or checkpoint")
     p.add_argument("ref", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--drawn", action="store_true", help="a number reader: also 500 numbers of drawn digits")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--json", action="store_true")
     _add_common(p)

@@ -85,15 +85,18 @@ def evaluate_reader_cli(loaded: Any, a: argparse.Namespace) -> int:
     """`evaluate` on a reader: the fixed test numbers (t10k's digits, 250 of each length 1..8)."""
     from vitdemo.data import load_raw
     from vitdemo.numbers.evaluate import detector_as_classifier, evaluate_reader
-    from vitdemo.numbers.splits import test_numbers
+    from vitdemo.numbers.splits import drawn_numbers, test_numbers
     from vitdemo.training.loop import resolve_device
 
     report = evaluate_reader(loaded.model, test_numbers(a.data_dir), resolve_device(a.device))
+    drawn = evaluate_reader(loaded.model, drawn_numbers(), resolve_device(a.device)) if a.drawn else None
     single = None
     if loaded.kind == "detector":
         single = detector_as_classifier(loaded.model, load_raw("mnist", train=False, data_dir=a.data_dir))
     if a.json:
-        print(json.dumps({"checkpoint": str(loaded.path), **report.to_dict(), "single_digit": single}))
+        drawn_acc = None if drawn is None else drawn.accuracy
+        print(json.dumps({"checkpoint": str(loaded.path), **report.to_dict(), "single_digit": single,
+                          "drawn_accuracy": drawn_acc}))  # fmt: skip
         return 0
     print(f"{loaded.path}  ({loaded.kind}, {loaded.num_params:,} parameters, {report.n} test numbers of 1-8 digits)")
     print(f"whole-number accuracy {report.accuracy:.2%}   character error rate {report.cer:.2%}")
@@ -103,6 +106,8 @@ def evaluate_reader_cli(loaded: Any, a: argparse.Namespace) -> int:
     if single is not None:
         print(f"as a single-digit classifier on t10k: accuracy {single['accuracy']:.2%}  "
               f"macro F1 {single['macro_f1']:.4f}  loss {single['loss']:.4f}")  # fmt: skip
+    if drawn is not None:
+        print(f"drawn numbers (the stroke generator's held-out writers, 500): {drawn.accuracy:.2%}")
     print("commonest mistakes  " + ", ".join(f"{m} ({n})" for m, n in report.mistakes))
     return 0
 

@@ -52,3 +52,25 @@ def test_numbers(
 ) -> Numbers:
     """`n` numbers written with t10k's digits only (the evaluation's, with the default seed)."""
     return make_numbers(load_raw("mnist", train=False, data_dir=data_dir), n, seed, style)
+
+
+DRAWN_SEED = 1  # the drawn-digit generator's held-out writers (vitdemo.synth.drawn: seed 0 is the check set)
+
+
+def drawn_numbers(n: int = 500, per_class: int = 30, seed: int = DRAWN_SEED) -> Numbers:
+    """`n` numbers written with the project's own drawn digits (vitdemo.synth.drawn, writers of `seed`): each
+    drawing goes through the app's digit preprocessing to MNIST's 28x28 form, then into numbers like MNIST's."""
+    import numpy as np
+    import torch
+
+    from vitdemo.preprocess.pipeline import preprocess
+    from vitdemo.synth.drawn import drawn_digits
+
+    images, labels = [], []
+    for image, label in drawn_digits(per_class, seed):
+        pre = preprocess(image)
+        if pre.image is not None:
+            images.append(np.round(pre.image * 255).astype(np.uint8))
+            labels.append(label)
+    pool = Split(torch.from_numpy(np.stack(images)), torch.tensor(labels))
+    return make_numbers(pool, n, seed)
