@@ -81,35 +81,42 @@ def score_texts(truths: list[str], reads: list[str], top: int = 10) -> ReaderRep
     )
 
 
-def detection_map(model: nn.Module, x: torch.Tensor, numbers: Numbers, batch_size: int = 128) -> tuple[float, float]:
-    """COCO mAP@0.5 and mAP@0.5:0.95 of the detector's raw detections (every box torchvision keeps, scored)."""
+@torch.no_grad()
+def detect_and_map(
+    model: nn.Module, x: torch.Tensor, numbers: Numbers, batch_size: int = 128
+) -> tuple[list[Reading], float, float]:
+    """One pass of the detector: its readings, and COCO mAP@0.5 and mAP@0.5:0.95 of its raw detections (every
+    box torchvision keeps, scored, before the reading's threshold)."""
     from torchmetrics.detection import MeanAveragePrecision
 
+    from vitdemo.numbers.read import box_reading, kept_boxes
+
     metric = MeanAveragePrecision(iou_type="bbox", backend="faster_coco_eval")
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            preds = model(x[i : i + batch_size])
-            part = numbers.subset(slice(i, i + batch_size))
-            target = [
-                {"boxes": b[: int(n)].cpu(), "labels": d[: int(n)].cpu() + 1}
-                for d, n, b in zip(part.digits, part.lengths, part.boxes, strict=True)
-            ]
-            metric.update([{k: v.cpu() for k, v in p.items()} for p in preds], target)
+    readings: list[Reading] = []
+    for i in range(0, len(x), batch_size):
+        preds = [{k: v.cpu() for k, v in p.items()} for p in model(x[i : i + batch_size])]
+        readings += [box_reading(kept_boxes(p, model.config.score_threshold)) for p in preds]
+        part = numbers.subset(slice(i, i + batch_size))
+        target = [
+            {"boxes": b[: int(n)].cpu(), "labels": d[: int(n)].cpu() + 1}
+            for d, n, b in zip(part.digits, part.lengths, part.boxes, strict=True)
+        ]
+        metric.update(preds, target)
     result = metric.compute()
-    return float(result["map_50"]), float(result["map"])
+    return readings, float(result["map_50"]), float(result["map"])
 
 
 def evaluate_reader(model: nn.Module, numbers: Numbers, device: torch.device | str = "cpu") -> ReaderReport:
     """Read every number (greedy for the captioner) and score it; the detector's mAP too."""
     model = model.to(device).eval()
     x = to_input(numbers.images).to(device)  # (N, 1, H, W)
-    start = time.perf_counter()
-    readings: list[Reading] = read_batch(model, x)
-    seconds = time.perf_counter() - start
-    report = score_texts(numbers.texts(), [r.text for r in readings])
-    extra: dict[str, Any] = {"seconds": seconds}
+    start, extra = time.perf_counter(), {}
     if model.config.kind == "detector":
-        extra["map50"], extra["map"] = detection_map(model, x, numbers.to(device))
+        readings, extra["map50"], extra["map"] = detect_and_map(model, x, numbers.to(device))
+    else:
+        readings = read_batch(model, x)
+    extra["seconds"] = time.perf_counter() - start
+    report = score_texts(numbers.texts(), [r.text for r in readings])
     return ReaderReport(**{**asdict(report), **extra})
 
 

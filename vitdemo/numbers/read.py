@@ -134,26 +134,26 @@ def detect(model: nn.Module, x: torch.Tensor, threshold: float | None = None) ->
     """Each image's digits (B of them): torchvision's detections (already suppressed per class) above the score
     `threshold` (default: the model's), then across classes (two labels on one digit: the surer one), left to
     right by the box's centre."""
+    threshold = model.config.score_threshold if threshold is None else threshold
+    return [kept_boxes(det, threshold) for det in model(x)]
+
+
+def kept_boxes(det: dict[str, torch.Tensor], threshold: float) -> tuple[Box, ...]:
+    """One image's torchvision detections -> its digits: above `threshold`, one box per place, left to right."""
     from torchvision.ops import nms
 
-    threshold = model.config.score_threshold if threshold is None else threshold
-    out = []
-    for det in model(x):
-        keep = det["scores"] >= threshold
-        boxes, labels, scores = det["boxes"][keep], det["labels"][keep], det["scores"][keep]
-        kept = nms(boxes, scores, OVERLAP_IOU)
-        boxes, labels, scores = boxes[kept], labels[kept], scores[kept]
-        order = ((boxes[:, 0] + boxes[:, 2]) / 2).argsort()
-        out.append(
-            tuple(
-                (*(round(float(v), 1) for v in boxes[i]), int(labels[i]) - 1, round(float(scores[i]), 4))
-                for i in order.tolist()
-            )
-        )
-    return out
+    keep = det["scores"] >= threshold
+    boxes, labels, scores = det["boxes"][keep], det["labels"][keep], det["scores"][keep]
+    kept = nms(boxes, scores, OVERLAP_IOU)
+    boxes, labels, scores = boxes[kept], labels[kept], scores[kept]
+    order = ((boxes[:, 0] + boxes[:, 2]) / 2).argsort()
+    return tuple(
+        (*(round(float(v), 1) for v in boxes[i]), int(labels[i]) - 1, round(float(scores[i]), 4))
+        for i in order.tolist()
+    )
 
 
-def _box_reading(boxes: tuple[Box, ...]) -> Reading:
+def box_reading(boxes: tuple[Box, ...]) -> Reading:
     confidence = float(torch.tensor([b[5] for b in boxes]).prod()) if boxes else 0.0
     return Reading("".join(str(b[4]) for b in boxes), confidence, boxes)
 
@@ -166,7 +166,7 @@ def read_batch(model: nn.Module, x: torch.Tensor, *, beam: int = 0, batch_size: 
     for i in range(0, len(x), batch_size):
         part = x[i : i + batch_size]
         if kind == "detector":
-            readings += [_box_reading(b) for b in detect(model, part)]
+            readings += [box_reading(b) for b in detect(model, part)]
             continue
         texts, conf, _ = greedy(model, part)
         for j, (text, c) in enumerate(zip(texts, conf.tolist(), strict=True)):
