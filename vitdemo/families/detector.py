@@ -23,8 +23,9 @@ class DetectorConfig:
     # channels of the backbone's first stage (two more stages double it); 32: about 0.3 M backbone weights
     width: int = setting(32, "backbone width", minimum=8, step=8, help="channels of the first backbone stage")
     rep_dim: int = setting(128, "box head size", minimum=32, step=32, help="the box head's hidden layer")
-    # a box with a lower score is not read (after non-maximum suppression)
-    score_threshold: float = setting(0.5, "score threshold", minimum=0.05, step=0.05, help="boxes read above it")
+    # a box with a lower score is not read (after non-maximum suppression); 0.4: best of 0.2-0.6 on the shipped
+    # detector's validation numbers (61.4% whole numbers; 57.6% at 0.5, 57.2% at 0.2)
+    score_threshold: float = setting(0.4, "score threshold", minimum=0.05, step=0.05, help="boxes read above it")
 
     def validate(self) -> None:
         check(8 <= self.width <= 128, "width must be between 8 and 128")
