@@ -60,7 +60,8 @@ def image_input() -> np.ndarray | None:
     if mode == "Draw":
         st.caption("Write a number of 1 to 8 digits on the wide canvas (mouse, pen or finger).")
         try:
-            return draw_number_canvas(f"read_canvas_{st.session_state.get('read_generation', 0)}")
+            with st.container(key="vd_wide"):  # the client script leaves its size alone (it squares the others)
+                return draw_number_canvas(f"read_canvas_{st.session_state.get('read_generation', 0)}")
         except canvas_input.CanvasRefused as exc:
             st.warning(exc.public, icon=":material/block:")
             return None
