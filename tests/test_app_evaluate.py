@@ -20,6 +20,7 @@ from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_raw
 from vitdemo.evaluate import score_checkpoint
 from vitdemo.runs.store import Registry
+from vitdemo.views import words
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 180  # scores 10,000 test images, then blanks and restores 100 of them 15 times each
@@ -37,8 +38,9 @@ def env(shipped_env: Any, shipped: Path) -> Registry:
     return shipped_env(shipped)
 
 
-def open_evaluate() -> AppTest:
-    return open_page("evaluate", timeout=TIMEOUT_S)
+def open_evaluate(expert: bool = True) -> AppTest:
+    """The Evaluate page, in the Expert view unless asked (these tests check its technical figures)."""
+    return open_page("evaluate", timeout=TIMEOUT_S, expert=expert)
 
 
 def test_reliability_diagram_and_calibration_error(env: Registry, shipped: Path) -> None:
@@ -78,7 +80,14 @@ def test_trust_section_runs_on_request_and_is_kept_per_file_version(env: Registr
 
     checkpoint = shipped / "cnn_mnist.safetensors"
     stamp = time.time() + 5
-    os.utime(checkpoint, (stamp, stamp))  # a new file version: checked again only when asked
+    os.utime(checkpoint, (stamp, stamp))  # touched, the same weights: the report kept on disk still holds
+    touched = open_evaluate()
+    assert any("deletion" in s for s in plotly_specs(touched))
+    assert list((env.home / "cache").glob("trust-*.json"))  # kept as JSON, keyed by the file's content
+
+    for stored in (env.home / "cache").glob("trust-*.json"):
+        stored.unlink()  # as for a file with other weights: checked again only when asked
+    os.utime(checkpoint, (stamp + 5, stamp + 5))
     changed = open_evaluate()
     assert not any("deletion" in s for s in plotly_specs(changed))
     assert any(b.key == f"trust_run_{run.id}" for b in changed.button)
@@ -176,3 +185,13 @@ def test_the_family_filter_narrows_the_runs(env: Registry, shipped: Path, tiny_l
     assert at.selectbox(key="eval_run").value == logreg  # the one classic run, scored on the test split
     assert {m.label for m in at.metric} >= {"Test accuracy", "Macro F1"}
     assert any("a scikit-learn baseline has none here" in c for c in texts(at, "caption"))  # no trust checks
+
+
+def test_a_student_reads_the_evaluate_page_in_plain_words(env: Registry, shipped: Path) -> None:
+    at = open_evaluate(expert=False)
+    labels = {m.label for m in at.metric}
+    assert {words.say("evaluate", "accuracy"), words.say("evaluate", "size")} <= labels
+    assert not labels & {"Test accuracy", "Macro F1", "Parameters"}  # no method names or parameter counts
+    shown = " ".join(texts(at, "caption"))
+    assert words.say("evaluate", "trust_offer") in shown and words.say("evaluate", "calibration") in shown
+    assert not [w for w in ("AUC", "Petsiuk", "calibration error", "deletion") if w in shown]
