@@ -8,6 +8,7 @@ shell.page_setup()
 pages = [
     st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:", default=True),
     st.Page("app_pages/present.py", title="Present", icon=":material/co_present:"),
+    st.Page("app_pages/read.py", title="Read a number", icon=":material/pin:"),
     st.Page("app_pages/lab.py", title="Robustness lab", icon=":material/tune:"),
     st.Page("app_pages/race.py", title="Race", icon=":material/sprint:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),

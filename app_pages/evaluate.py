@@ -7,6 +7,7 @@ from vitdemo.explain.opinions import is_classic_file
 from vitdemo.ui import classset as classset_ui
 from vitdemo.ui import compare, evaluate, shell, widgets
 from vitdemo.ui.view import pick
+from vitdemo.views import read as read_views
 from vitdemo.views.words import say
 
 VIEWS = {"one": ":material/search: One run", "compare": ":material/compare: Compare runs"}
@@ -14,6 +15,10 @@ VIEWS = {"one": ":material/search: One run", "compare": ":material/compare: Comp
 with shell.stop_on_failure():
     runs = evaluate.evaluable_runs()
     st.markdown("## Evaluate a model on the test set")
+    readers = evaluate.reader_runs()
+    if readers:
+        with st.expander(f"Number readers ({len(readers)}): whole numbers read, a table of their own"):
+            st.dataframe(read_views.reader_rows(readers), hide_index=True)
     if not runs:
         st.info("No finished run yet: train one on the Train page (shipped baselines appear here by themselves).")
         st.stop()

@@ -19,7 +19,7 @@ from vitdemo import families
 from vitdemo.checkpoints import HEADER_KEY, CheckpointMeta, load_checkpoint, make_meta, save_checkpoint
 from vitdemo.cli.main import build_parser, config_from_args
 from vitdemo.config import ConfigError, TrainConfig
-from vitdemo.data import normalization
+from vitdemo.data import Split, normalization
 from vitdemo.explain.inference import explain_one
 from vitdemo.explain.maps import explain_prediction
 from vitdemo.families.spec import Family, settings
@@ -30,7 +30,9 @@ from vitdemo.shipped import train_command
 from vitdemo.training.loop import make_learner, train_step
 from vitdemo.views import forms, names
 
-FAMILIES = families.families()
+ALL = families.families()
+FAMILIES = [f for f in ALL if f.task == "classify"]  # the digit classifiers; the number readers: tests/test_readers.py
+READERS = [f for f in ALL if f.task == "read"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MEAN, STD = normalization("mnist")
 
@@ -52,6 +54,8 @@ def test_the_registry_finds_every_family_in_the_ladder_order() -> None:
     assert ladder == ["linear", "mlp", "cnn", "vit", "transfer"]  # a new family finds its own place among them
     for fam in FAMILIES:
         assert fam.config.kind == fam.kind and fam.task == "classify"
+    assert [f.kind for f in READERS] == ["captioner", "detector"]  # the second task: a whole number, read
+    for fam in ALL:
         assert names.kind_name(fam.kind) == fam.name and names.family_of(fam.kind) == fam.family
 
 
@@ -94,7 +98,46 @@ def test_trains_one_tiny_step_saves_loads_and_explains(fam: Family, tmp_path: Pa
     assert pred.heat is not None and abs(float(pred.probs.sum()) - 1) < 1e-5
 
 
-@pytest.mark.parametrize("fam", FAMILIES, ids=lambda f: f.kind)
+@pytest.mark.parametrize("fam", READERS, ids=lambda f: f.kind)
+def test_a_reader_trains_one_tiny_step_saves_loads_and_reads(fam: Family, tmp_path: Path) -> None:
+    """The second task's contract: a reader learns from written numbers, saves a self-describing checkpoint of
+    task "read", loads it to the same answers, reads every image and explains its reading."""
+    from vitdemo.numbers import CANVAS_H, CANVAS_W
+    from vitdemo.numbers.read import read_batch, to_input
+    from vitdemo.numbers.synth import make_numbers
+    from vitdemo.numbers.train import optimizer_for, reader_loss
+
+    torch.manual_seed(0)
+    config = TrainConfig(model=small(fam), batch_size=4, device="cpu")
+    assert config.task == "read" and families.task_of(fam.kind) == "read"
+    config.validate()
+    pool = Split(torch.randint(0, 256, (16, 28, 28), dtype=torch.uint8), torch.arange(16) % 10)
+    batch = make_numbers(pool, 4, seed=0)
+    x = to_input(batch.images)  # (4, 1, 32, 160)
+    assert x.shape == (4, 1, CANVAS_H, CANVAS_W)
+    model = build_model(config.model)
+    assert families.parameters(config.model) == count_parameters(model) and families.forward_macs(config.model) > 0
+    assert admission.train_images(config) == 55000 // 4  # the Train page's estimate counts a reader's numbers
+    optimizer = optimizer_for(model, config)
+    before = [p.detach().clone() for p in model.parameters()]
+    model.train()
+    loss = reader_loss(model, x, batch)
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)), "no weight changed"
+
+    path = save_checkpoint(tmp_path / f"{fam.kind}.safetensors", model, make_meta(config.model, "mnist"))
+    loaded = load_checkpoint(path)
+    assert loaded.meta.model_config == config.model and loaded.meta.task == "read"
+    model.eval()
+    readings = read_batch(loaded.model, x)
+    assert [r.text for r in readings] == [r.text for r in read_batch(model, x)]
+    assert len(readings) == 4 and all(0.0 <= r.confidence <= 1.0 for r in readings)
+    assert all(set(r.text) <= set("0123456789") and len(r.text) <= 8 for r in readings)
+
+
+@pytest.mark.parametrize("fam", ALL, ids=lambda f: f.kind)
 def test_round_trips_through_the_cli_flags_and_the_shipped_command(fam: Family) -> None:
     config = TrainConfig(model=small(fam), epochs=2, lr=3e-3, seed=5, train_subset=500, name="a run")
     command = train_command(config.to_dict(), "out.safetensors")
@@ -108,7 +151,7 @@ def test_round_trips_through_the_cli_flags_and_the_shipped_command(fam: Family) 
     }
 
 
-@pytest.mark.parametrize("fam", FAMILIES, ids=lambda f: f.kind)
+@pytest.mark.parametrize("fam", ALL, ids=lambda f: f.kind)
 def test_round_trips_through_the_train_form(fam: Family) -> None:
     config = TrainConfig(model=small(fam), epochs=3, batch_size=64)
     values = forms.values_from_config(config)
@@ -130,7 +173,7 @@ def test_the_registry_forms_and_flags_load_no_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     torch_loaded, count, _ = proc.stdout.split()
-    assert torch_loaded == "False" and int(count) == len(FAMILIES)
+    assert torch_loaded == "False" and int(count) == len(ALL)
 
 
 def test_an_unknown_kind_is_refused_with_a_sentence_never_read_as_a_vit() -> None:

@@ -83,7 +83,16 @@ def test_display_names_of_models_and_families() -> None:
     assert model_name("transfer", transfer) == "ResNet-18" and model_name("transfer", {}) == "Transfer"
     assert model_name("classic", {"kind": "knn"}) == "k-nearest neighbours"
     assert kind_name("logreg") == "Logistic regression" and kind_name("vit") == "ViT" and kind_name("x") == "x"
-    assert [family_name(f) for f in FAMILIES] == ["Classic", "Linear", "MLP", "CNN", "ViT", "Transfer", "Pretrained"]
+    assert [family_name(f) for f in FAMILIES] == [
+        "Classic",
+        "Linear",
+        "MLP",
+        "CNN",
+        "ViT",
+        "Transfer",
+        "Number readers",
+        "Pretrained",
+    ]
     assert family_name("other") == "Other"
 
 

@@ -102,7 +102,10 @@ def test_memory_estimate_grows_with_batch_and_model() -> None:
         ({"model_kind": "cnn", "cnn_width": 2}, ["CNN width must be between 4 and 256."]),
         ({"model_kind": "cnn", "cnn_depth": 4}, ["CNN depth must be 1, 2 or 3 (28 px halves at most 3 times)."]),
         ({"name": "x" * 101}, ["Run name must be at most 100 characters."]),
-        ({"model_kind": "boosting"}, ["Model kind must be one of vit, cnn, linear, mlp, transfer, classic,"]),
+        (
+            {"model_kind": "boosting"},
+            ["Model kind must be one of vit, cnn, linear, mlp, transfer, captioner, detector, classic,"],
+        ),
         ({"model_kind": "mlp", "mlp_hidden": "256,x"}, ["Hidden layers must be layer sizes like 256,128, not"]),
         ({"model_kind": "mlp", "mlp_hidden": "4"}, ["Every layer in hidden layers must have 8 to 4096 units."]),
         (

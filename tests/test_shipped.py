@@ -21,10 +21,13 @@ from vitdemo.shipped import (
     DRAWN_PER_CLASS,
     classic_command,
     command_block,
+    is_reader_file,
+    measure_reader,
     measure_test_accuracy,
     parse_table,
     percent,
     pretrain_command,
+    reader_row,
     reproduce_commands,
     train_command,
 )
@@ -32,7 +35,9 @@ from vitdemo.synth.drawn import drawn_accuracy
 
 SHIPPED_DIR = shipped_dir()  # $VITDEMO_CHECKPOINTS, else the repository's checkpoints/
 ENCODERS = sorted(e.path for e in encoders(SHIPPED_DIR))
-SHIPPED = [p for p in sorted(SHIPPED_DIR.glob("*.safetensors")) if p not in ENCODERS]  # the networks
+NETWORKS = [p for p in sorted(SHIPPED_DIR.glob("*.safetensors")) if p not in ENCODERS]
+READERS = [p for p in NETWORKS if is_reader_file(p)]  # number readers: whole-number accuracy, their own table
+SHIPPED = [p for p in NETWORKS if p not in READERS]  # the digit classifiers
 CLASSIC = sorted(SHIPPED_DIR.glob("*.skops"))
 README_TEXT = (SHIPPED_DIR / "README.md").read_text() if (SHIPPED_DIR / "README.md").exists() else ""
 TABLE = parse_table(README_TEXT)
@@ -41,7 +46,7 @@ CLASSIC_FLOORS = {"logreg": 0.90, "svm": 0.97, "forest": 0.93}  # on the first 2
 
 
 def test_mnist_models_are_shipped() -> None:
-    names = {p.name for p in [*SHIPPED, *CLASSIC, *ENCODERS]}
+    names = {p.name for p in [*SHIPPED, *CLASSIC, *ENCODERS, *READERS]}
     assert {"vit_mnist.safetensors", "cnn_mnist.safetensors"} <= names
     assert set(TABLE) == names, "checkpoints/README.md must list every shipped file"
     assert all(p.stat().st_size <= MAX_BYTES for p in SHIPPED_DIR.iterdir() if p.name != "README.md")
@@ -66,7 +71,16 @@ def test_mnist_models_read_drawn_digits(kind: str) -> None:
     assert acc >= 0.90, f"{kind} reads only {acc:.1%} of drawn digits"
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", READERS, ids=lambda p: p.stem)
+def test_a_shipped_reader_is_documented_with_the_figures_its_run_measured(path: Path) -> None:
+    """A reader's figures come from its run's scoring on the fixed test numbers (re-measuring the detector's
+    12,000 images here would take minutes: `python -m vitdemo evaluate FILE` does it)."""
+    row = TABLE[path.name]
+    assert path.stat().st_size <= 10 * 1024 * 1024
+    assert "| " + " | ".join(row.values()) + " |" == reader_row(measure_reader(path))
+
+
+@pytest.mark.parametrize("path", [*SHIPPED, *READERS], ids=lambda p: p.stem)
 def test_documented_command_reproduces_the_stored_config(path: Path) -> None:
     """The command written under each checkpoint parses back to exactly the settings it was trained with (a
     fine-tune's `init` is stored relative to the repository; the command line makes it absolute)."""

@@ -28,7 +28,7 @@ from torch.overrides import TorchFunctionMode
 from vitdemo import families
 from vitdemo.config import ConfigError, ModelConfig, model_config_from_dict
 from vitdemo.data import DATASET_INFO, class_names, normalization
-from vitdemo.families.spec import CLASSIFY
+from vitdemo.families.spec import CLASSIFY, READ
 from vitdemo.models import build_model, count_parameters
 
 FORMAT = "vitdemo-checkpoint"
@@ -168,9 +168,16 @@ def check_meta(meta: CheckpointMeta) -> None:
     )
     cfg = meta.model_config
     _check_field_types(cfg)
-    _check(
-        cfg.image_size == IMAGE_SIZE, f"image_size is {cfg.image_size}; vitdemo models take {IMAGE_SIZE}x{IMAGE_SIZE}"
-    )
+    if meta.task == READ:  # a reader's image is a number's canvas
+        from vitdemo.numbers import CANVAS_H, CANVAS_W
+
+        size = (cfg.image_size, getattr(cfg, "canvas_width", None))
+        _check(size == (CANVAS_H, CANVAS_W), f"its canvas is {size}; vitdemo readers take {CANVAS_H}x{CANVAS_W}")
+    else:
+        _check(
+            cfg.image_size == IMAGE_SIZE,
+            f"image_size is {cfg.image_size}; vitdemo models take {IMAGE_SIZE}x{IMAGE_SIZE}",
+        )
     _check(cfg.in_chans == IN_CHANS, f"in_chans is {cfg.in_chans}; vitdemo images have {IN_CHANS} channel")
     _check(
         cfg.num_classes == len(meta.classes),

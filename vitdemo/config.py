@@ -97,6 +97,12 @@ class TrainConfig:
     resume: str = ""  # a resume file (vitdemo.training.resume): continue that run from its last saved epoch
     task: str = CLASSIFY  # what the model does (its family's task): stored so that readers live beside classifiers
 
+    def __post_init__(self) -> None:
+        """A reader's run is a "read" run without being told: the default task follows the model's family."""
+        kind = getattr(self.model, "kind", None)
+        if self.task == CLASSIFY and families.is_kind(kind) and families.task_of(kind) != CLASSIFY:
+            object.__setattr__(self, "task", families.task_of(kind))
+
     def validate(self) -> None:
         self.model.validate()
         _check(self.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}")

@@ -305,6 +305,52 @@ def encoder_row(f: EncoderFigures) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+# -- number readers ----------------------------------------------------------------------------------------
+READER_COLUMNS = ("file", "reader", "params", "val acc", "test acc", "CER", "mAP@0.5", "mAP@0.5:0.95",
+                  "single-digit acc", "size", "train time", "device")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReaderFigures:
+    """A shipped reader's figures, as its run measured them on the fixed test numbers (vitdemo.numbers.evaluate:
+    2,000 numbers of 1-8 t10k digits); `python -m vitdemo evaluate FILE` measures them again."""
+
+    file: str
+    reader: str
+    params: int
+    metrics: dict[str, Any]
+    size_kb: float
+    command: str
+
+
+def is_reader_file(path: Path) -> bool:
+    from vitdemo.checkpoints import read_meta
+
+    return read_meta(path).task == "read"
+
+
+def measure_reader(path: Path) -> ReaderFigures:
+    loaded = load_checkpoint(path)
+    return ReaderFigures(path.name, loaded.kind, loaded.num_params, dict(loaded.meta.metrics),
+                         path.stat().st_size / 1024, reproduce_commands(loaded.meta, f"checkpoints/{path.name}"))  # fmt: skip
+
+
+def reader_row(f: ReaderFigures) -> str:
+    m = f.metrics
+
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{float(v):.2%}"
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{float(v):.4f}"
+
+    single = (m.get("single_digit") or {}).get("accuracy")
+    cells = [f"`{f.file}`", f.reader, f"{f.params:,}", pct(m.get("val_acc")), pct(m.get("test_acc")), pct(m.get("cer")),
+             num(m.get("map50")), num(m.get("map")), pct(single), f"{f.size_kb:,.0f} KB",
+             f"{float(m.get('train_time_s', 0)) / 60:.1f} min", str(m.get("device", ""))]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
 def _table(columns: tuple[str, ...], rows: list[str]) -> list[str]:
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
 
@@ -314,6 +360,7 @@ def write_readme(
     path: Path,
     classic: Sequence[ClassicFigures] = (),
     encoders: Sequence[EncoderFigures] = (),
+    readers: Sequence[ReaderFigures] = (),
 ) -> None:
     """Everything after the README's `<!-- figures -->` marker: one table and the commands per family."""
     intro = path.read_text().split("<!-- figures -->")[0] if path.exists() else "# Shipped checkpoints\n\n"
@@ -334,8 +381,11 @@ def write_readme(
     if encoders:
         lines += ["", "## Pretrained encoders (no head: not listed as runs, offered as the start of a fine-tune)", ""]
         lines += _table(ENCODER_COLUMNS, [encoder_row(f) for f in encoders])
+    if readers:
+        lines += ["", "## Number readers (test acc: whole numbers read exactly, 2,000 numbers of 1-8 t10k digits)", ""]
+        lines += _table(READER_COLUMNS, [reader_row(f) for f in readers])
     lines += ["", "## Commands", ""]
-    lines += [command_block(f.file, f.command) for f in [*figures, *classic, *encoders]]
+    lines += [command_block(f.file, f.command) for f in [*figures, *classic, *encoders, *readers]]
     path.write_text("\n".join(lines))
 
 
@@ -349,12 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     folder = shipped_dir(a.dir)
     encoder_files = {e.path for e in encoders(folder)}
     networks = [p for p in sorted(folder.glob("*.safetensors")) if p not in encoder_files]
-    figures = [measure(p, a.data_dir) for p in networks]
+    readers = [measure_reader(p) for p in networks if is_reader_file(p)]
+    figures = [measure(p, a.data_dir) for p in networks if not is_reader_file(p)]
     classic = [measure_classic(p, a.data_dir) for p in sorted(folder.glob("*.skops"))]
     pretrained = [measure_encoder(p) for p in sorted(encoder_files)]
     for row in [*map(table_row, figures), *map(classic_row, classic), *map(encoder_row, pretrained)]:
         print(row)
-    write_readme(figures, folder / "README.md", classic, pretrained)
+    write_readme(figures, folder / "README.md", classic, pretrained, readers)
     return 0
 
 

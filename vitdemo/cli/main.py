@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vitdemo import paths
+from vitdemo.cli.refs import file_error as _file_error
+from vitdemo.cli.refs import resolve_model_ref
 from vitdemo.config import MODEL_CONFIGS, ConfigError, TrainConfig
 from vitdemo.runs.dbfile import RegistryBusy, RegistryError, RegistryUnavailable
 from vitdemo.runs.store import Registry
@@ -177,8 +179,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     if run.status != "done" or result is None:
         print(f"run #{run_id} {run.status}: {run.error or ''}", file=sys.stderr)
         return 1
+    f1 = f"{run.macro_f1:.4f}" if run.macro_f1 is not None else "-"  # a captioner has none
     print(
-        f"run #{run_id} done: val {run.val_acc:.4%}  test {run.test_acc:.4%}  macro-F1 {run.macro_f1:.4f}  "
+        f"run #{run_id} done: val {run.val_acc:.4%}  test {run.test_acc:.4%}  macro-F1 {f1}  "
         f"{run.train_time_s:.1f} s on {run.device}  checkpoint {run.checkpoint}"
     )
     if a.out:
@@ -188,19 +191,6 @@ def cmd_train(a: argparse.Namespace) -> int:
         shutil.copyfile(run.checkpoint, a.out)
         print(f"copied to {a.out}")
     return 0
-
-
-def resolve_model_ref(ref: str, registry: Registry) -> Path:
-    """A run id ('7' or '#7') or a checkpoint path -> checkpoint path."""
-    if Path(ref).is_file():
-        return Path(ref)
-    key = ref.lstrip("#")
-    if key.isdigit():
-        run = registry.get_run(int(key))
-        if not run.checkpoint:
-            raise ValueError(f"run #{key} has no checkpoint (status: {run.status})")
-        return Path(run.checkpoint)
-    raise ValueError(f"{ref!r} is neither a checkpoint file nor a run id")
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
@@ -216,6 +206,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
         return evaluate_classic(path, a)
     loaded = load_checkpoint(path)
+    if loaded.meta.task == "read":  # a number reader: its own test numbers and metrics
+        from vitdemo.cli.read import evaluate_reader_cli
+
+        return evaluate_reader_cli(loaded, a)
     report = score_checkpoint(loaded, data_dir=a.data_dir, device=resolve_device(a.device)).report
     if a.json:
         print(json.dumps({"checkpoint": str(loaded.path), **report.to_dict()}))
@@ -250,19 +244,6 @@ def cmd_predict(a: argparse.Namespace) -> int:
         for line in lines:
             print(line)
     return 2 if failed else 0
-
-
-def _file_error(exc: Exception) -> str:
-    """One sentence for a file that could not be answered."""
-    if isinstance(exc, FileNotFoundError):
-        return "no such file."
-    if isinstance(exc, IsADirectoryError):
-        return "is a folder, not an image file."
-    if isinstance(exc, OSError):
-        return f"could not be read ({exc.strerror or exc})."
-    if isinstance(exc, ValueError):
-        return str(exc)
-    return f"could not be processed ({type(exc).__name__}: {exc})."
 
 
 def _predict_file(file: str, models: dict, *, as_json: bool) -> list[str]:
@@ -371,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="test accuracy, macro F1 and confusion matrix of a run or checkpoint")
     p.add_argument("ref", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--drawn", action="store_true", help="a number reader: also 500 numbers of drawn digits")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--json", action="store_true")
     _add_common(p)
@@ -408,8 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     from vitdemo.cli.classset import add_parsers as add_classset_parsers
     from vitdemo.cli.data import add_parsers as add_data_parsers
     from vitdemo.cli.families import add_parsers
+    from vitdemo.cli.read import add_parsers as add_read_parsers
 
     add_parsers(sub)
+    add_read_parsers(sub)
     from vitdemo.cli.sweep import add_parser as add_sweep_parser
 
     def sweep_flags(p: argparse.ArgumentParser) -> None:

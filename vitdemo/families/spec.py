@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-TASKS = ("classify",)  # what a model does with its input: one 28x28 image -> class logits ("read" comes next)
+TASKS = ("classify", "read")  # classify: one 28x28 image -> class logits; read: a wide number image -> its digits
 CLASSIFY = "classify"
+READ = "read"
+EXPLAINERS = ("rollout", "gradients", "attention", "boxes")  # a reader shows its cross-attention or its boxes
 SETTING = "vitdemo"  # the dataclass field metadata key
 
 
@@ -88,7 +90,7 @@ class Family:
     group: str = ""  # the Leaderboard's family filter (default: the kind)
     form_label: str = ""  # the Train form's first choice (default: the name)
     task: str = CLASSIFY
-    explainer: str = "gradients"  # how a prediction is explained: "rollout" (attention) or "gradients"
+    explainer: str = "gradients"  # how a prediction is explained: "rollout" (attention), "gradients", ... EXPLAINERS
     explanation: str = "integrated gradients"  # what the explanation is called
     caption: str = ""  # one sentence under the explanation: what it shows and how to read it
     blurb: str = ""  # one sentence under the family's form fields
@@ -106,7 +108,7 @@ class Family:
 
     def __post_init__(self) -> None:
         check(self.task in TASKS, f"family {self.kind}: task must be one of {', '.join(TASKS)}")
-        check(self.explainer in ("rollout", "gradients"), f"family {self.kind}: unknown explainer {self.explainer!r}")
+        check(self.explainer in EXPLAINERS, f"family {self.kind}: unknown explainer {self.explainer!r}")
         check(getattr(self.config, "kind", None) == self.kind, f"family {self.kind}: its config's kind differs")
         check(":" in self.builder, f"family {self.kind}: builder must be 'module:callable'")
 

@@ -65,12 +65,17 @@ def train_flops_per_image(model: ModelConfig) -> float:
     return families.train_flops_per_image(model)
 
 
+READ_NUMBERS_PER_DIGIT = 0.25  # vitdemo.numbers.train.NUMBERS_PER_DIGIT (that module imports torch)
+
+
 def train_images(config: TrainConfig | ClassicRun) -> int:
     """The labelled images a run trains on per epoch: the training split (or its quick subset), or the run's
     label budget when it has one."""
     available = max(TRAIN_IMAGES - config.val_size, 0)
     images = min(config.train_subset, available) if config.train_subset else available
     labels = getattr(config, "labels", 0)
+    if getattr(config, "task", "classify") == "read":  # a reader's epoch: numbers written from its digits
+        return max(1, int(images * READ_NUMBERS_PER_DIGIT))
     return min(labels, images) if labels else images
 
 

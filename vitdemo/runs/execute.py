@@ -29,6 +29,7 @@ from vitdemo.checkpoints import make_meta, save_checkpoint
 from vitdemo.config import TrainConfig
 from vitdemo.data import DatasetSplits
 from vitdemo.evaluate import predict_logits, score_model
+from vitdemo.families.spec import READ
 from vitdemo.metrics import Scores
 from vitdemo.runconfig import run_family
 from vitdemo.runs import events
@@ -208,6 +209,12 @@ def _train_run(
         encoder.append(_made(runfiles.path(checkpoint_dir, run.id, runfiles.ENCODER), send_files))
     else:
         config = TrainConfig.from_dict(run.config)
+    if config.task == READ:  # a number reader: its own data, loop and scores (vitdemo.runs.execute_readers)
+        from vitdemo.runs.execute_readers import train_reader_run
+
+        callbacks = (EventCallback(emit), *extra_callbacks)
+        return train_reader_run(run, config, checkpoint_dir, emit, callbacks, data_dir=data_dir,
+                                should_stop=should_stop, send_files=send_files)  # fmt: skip
     data = load_data(config, data_dir)  # the validation split follows config.split_seed
     watch = WatchCallback(emit, Watcher(data.test, data.mean, data.std, num_classes=len(data.classes)))
     result = train(

@@ -77,6 +77,7 @@
   const fitCanvas = (host) => {
     const root = host.shadowRoot;
     if (pressed || !root || !root.querySelector(".dc-root")) return;
+    if (host.closest(".st-key-vd_wide")) return; // the Read page's wide canvas keeps its own 4:1 size
     if (!root.querySelector("style[data-vitdemo]")) {
       const style = document.createElement("style");
       style.dataset.vitdemo = "1";

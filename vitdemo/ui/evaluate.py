@@ -33,7 +33,7 @@ from vitdemo.ui.shell import data_dir, load_model, registry, test_split
 from vitdemo.views import charts, display, trust_charts
 from vitdemo.views.colors import overlay
 from vitdemo.views.messages import data_error_text, hide_folders
-from vitdemo.views.names import explanation_name
+from vitdemo.views.names import explanation_name, is_reader
 from vitdemo.views.words import say
 
 GALLERY_PX = 112  # 4x the 28 px input
@@ -77,7 +77,14 @@ def evaluable_runs() -> list[Run]:
     """Finished runs with a checkpoint, shipped baselines included, best first."""
     reg = registry()
     sync_baselines(reg, shipped_dir())
-    return [r for r in reg.leaderboard() if r.checkpoint]
+    return [r for r in reg.leaderboard() if r.checkpoint and not is_reader(r.kind)]  # readers: their own table
+
+
+def reader_runs() -> list[Run]:
+    """Finished number readers (shipped ones included), best whole-number accuracy first."""
+    reg = registry()
+    sync_baselines(reg, shipped_dir())
+    return [r for r in reg.leaderboard() if is_reader(r.kind)]
 
 
 def _classic_scores(path: str) -> Scores | Unscored:

@@ -19,7 +19,15 @@ from vitdemo.ui.shell import STORE_ERRORS, Selection, load_model, registry
 from vitdemo.views import charts, display
 from vitdemo.views.colors import overlay
 from vitdemo.views.messages import hide_folders
-from vitdemo.views.names import CLASSIC_KINDS, DATASETS_SHORT, dataset_name, family_name, family_of, kind_name
+from vitdemo.views.names import (
+    CLASSIC_KINDS,
+    DATASETS_SHORT,
+    dataset_name,
+    family_name,
+    family_of,
+    is_reader,
+    kind_name,
+)
 from vitdemo.views.opinions import TEMPLATE_CAPTION, class_captions, opinion_html, template_images
 
 PER_ROW = 3  # opinion cards side by side
@@ -66,7 +74,7 @@ def sources(dataset: str, home: str, ckpt_dir: str) -> tuple[list[Source], str |
     found = [
         Source(f"run:{r.id}", charts.run_title(r), r.checkpoint, family_of(r.kind, r.config), r.test_acc)
         for r in runs
-        if r.checkpoint and Path(r.checkpoint).is_file()
+        if r.checkpoint and Path(r.checkpoint).is_file() and not is_reader(r.kind)  # a reader reads no lone digit
     ]
     known = {str(Path(s.path).resolve()) for s in found}
     return found + shipped_classic_sources(Path(ckpt_dir), dataset, known), problem

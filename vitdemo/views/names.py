@@ -26,9 +26,10 @@ KIND_NAMES = {  # every model kind (and transfer architecture) -> the name shown
     **CLASSIC_NAMES,
     **ARCH_NAMES,
 }
+GROUP_NAMES = {"reader": "Number readers"}  # a family of several kinds (its `group`) -> the name shown
 FAMILIES = {  # family -> the name shown, in the order of the ladder from pixels to pretrained encoders
     "classic": "Classic",
-    **{f.family: f.name for f in families.families()},
+    **{f.family: GROUP_NAMES.get(f.family, f.name) for f in families.families()},
     "pretrained": "Pretrained",
 }
 FAMILY_HELP = (
@@ -86,7 +87,14 @@ def family_of(kind: str, config: Mapping[str, Any] | None = None) -> str:
         return "pretrained"
     if precise in TRANSFER_ARCHS or kind == "transfer":
         return "transfer"
+    if families.is_kind(kind):  # a kind in a family of several (the number readers)
+        return families.get(kind).family
     return kind if kind in FAMILIES else OTHER_FAMILY
+
+
+def is_reader(kind: str) -> bool:
+    """Whether runs of `kind` read whole numbers (their metrics are not a classifier's: a table of their own)."""
+    return families.is_kind(kind) and families.task_of(kind) != "classify"
 
 
 def family_name(family: str) -> str:

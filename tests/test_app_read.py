@@ -1,0 +1,88 @@
+"""The "Read a number" page under AppTest, with tiny untrained readers as the shipped ones (the page's wiring, not
+their accuracy): a drawn number gets both readers' answers and their explanations; what is not a number gets one
+sentence; a random test number is read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest.mock import patch
+
+import numpy as np
+import pytest
+import torch
+from apptest import TIMEOUT_S, texts
+from streamlit.testing.v1 import AppTest
+
+from vitdemo.checkpoints import make_meta, save_checkpoint
+from vitdemo.data import load_raw
+from vitdemo.families.captioner import CaptionerConfig
+from vitdemo.families.detector import DetectorConfig
+from vitdemo.models import build_model
+from vitdemo.numbers.analyze import SHIPPED
+from vitdemo.numbers.synth import make_numbers
+from vitdemo.preprocess.number import EMPTY, TOO_LONG
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def readers_env(shipped_env, tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path / "shipped"
+    for kind, config in (("captioner", CaptionerConfig(embed_dim=32, depth=1, decoder_depth=1, num_heads=2)),
+                         ("detector", DetectorConfig(width=8, rep_dim=32))):  # fmt: skip
+        save_checkpoint(folder / SHIPPED[kind], build_model(config).eval(), make_meta(config, "mnist"))
+    shipped_env(folder)
+    return folder
+
+
+def drawn(images: np.ndarray) -> np.ndarray:
+    """A number as the wide canvas sends it: (200, 800, 4) RGBA, white ink on black."""
+    from PIL import Image
+
+    grey = np.asarray(Image.fromarray(images).resize((800, 160)))
+    rgba = np.zeros((200, 800, 4), np.uint8)
+    rgba[20:180, :, :3] = grey[..., None]
+    rgba[..., 3] = 255
+    return rgba
+
+
+def open_read(canvas: np.ndarray | None, mode: str = "Draw") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    with patch("vitdemo.ui.read.draw_number_canvas", return_value=canvas):
+        at.run()
+        at.switch_page("app_pages/read.py").run()
+        if mode != "Draw":
+            at.radio(key="read_mode").set_value(mode).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_drawn_number_is_read_by_both_readers_with_their_explanations(readers_env: Path) -> None:
+    number = make_numbers(load_raw("mnist", train=False), 1, seed=4)
+    at = open_read(drawn(number.images[0].numpy()))
+    headings = " ".join(texts(at, "markdown"))
+    assert "Detector (the CNN way)" in headings and "Captioner (the ViT way)" in headings
+    captions = [c for image in at.image for c in image.captions]
+    assert any(c.startswith("Each box") for c in captions)
+    assert any(c.startswith("Cross-attention") for c in captions)
+    assert "canvas" in captions  # the preprocessing strip ends with what the readers see
+
+
+def test_what_is_not_a_number_gets_one_sentence(readers_env: Path) -> None:
+    at = open_read(None)
+    assert any("Write a number of 1 to 8 digits" in t for t in texts(at, "info"))
+    blank = np.zeros((200, 800, 4), np.uint8)
+    blank[..., 3] = 255
+    assert EMPTY in texts(open_read(blank), "info")
+    row = np.zeros((200, 800, 4), np.uint8)
+    row[..., 3] = 255
+    for x in range(4, 796, 16):  # fifty strokes in one row
+        row[95:105, x : x + 3, :3] = 255
+    assert TOO_LONG in texts(open_read(row), "info")
+
+
+def test_a_random_test_number_is_read_and_its_truth_shown(readers_env: Path) -> None:
+    at = open_read(None, mode="Random test number")
+    assert any("the true number is" in c for c in texts(at, "caption"))
+    assert "Detector (the CNN way)" in " ".join(texts(at, "markdown"))

@@ -1,0 +1,131 @@
+"""The readers' pieces with tiny models: teacher forcing's tokens, greedy and beam decoding, the cross-attention a
+page shows, a whole (tiny) training run through the normal path, and `python -m vitdemo read`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vitdemo.checkpoints import make_meta, save_checkpoint
+from vitdemo.config import TrainConfig
+from vitdemo.data import Split, load_raw
+from vitdemo.families.captioner import CaptionerConfig
+from vitdemo.families.detector import DetectorConfig
+from vitdemo.models import build_model
+from vitdemo.models.captioner import BOS, EOS, PAD, teacher_tokens
+from vitdemo.numbers import CANVAS_H, CANVAS_W
+from vitdemo.numbers.read import beam_search, combined_attention, cross_attention, greedy, to_input
+from vitdemo.numbers.splits import NumberData
+from vitdemo.numbers.synth import make_numbers
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY_CAPTIONER = CaptionerConfig(embed_dim=32, depth=1, decoder_depth=1, num_heads=2)
+TINY_DETECTOR = DetectorConfig(width=8, rep_dim=32)
+
+
+@pytest.fixture(scope="module")
+def t10k() -> Split:
+    return load_raw("mnist", train=False)
+
+
+def test_teacher_forcing_shifts_the_digits_behind_bos_and_ends_with_eos() -> None:
+    digits = torch.tensor([[2, 0, 2, 6, -1, -1, -1, -1], [7, -1, -1, -1, -1, -1, -1, -1]])
+    inputs, targets = teacher_tokens(digits, torch.tensor([4, 1]))
+    assert inputs.tolist()[0] == [BOS, 2, 0, 2, 6] + [PAD] * 4
+    assert targets.tolist()[0] == [2, 0, 2, 6, EOS] + [PAD] * 4
+    assert inputs.tolist()[1] == [BOS, 7] + [PAD] * 7 and targets.tolist()[1] == [7, EOS] + [PAD] * 7
+
+
+def test_the_beam_ranks_its_numbers_and_finds_no_less_likely_one_than_greedy(t10k: Split) -> None:
+    """An untrained captioner: greedy writes 8 digits where stopping early is likelier; the beam keeps that number
+    (an end token just outside the beam still finishes a number), so its best is at least as likely."""
+    torch.manual_seed(1)
+    model = build_model(TINY_CAPTIONER).eval()
+    x = to_input(make_numbers(t10k, 3, seed=0).images)
+    texts, conf, tokens = greedy(model, x)
+    for i in range(3):
+        for beam in (1, 4):
+            ranked = beam_search(model, x[i : i + 1], beam=beam)
+            probs = [q for _, q in ranked]
+            assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6 and len(ranked) <= beam
+            assert probs[0] >= float(conf[i]) * (1 - 1e-4)
+            assert all(set(t) <= set("0123456789") and 1 <= len(t) <= 8 for t, _ in ranked)
+    assert (tokens[:, 0] == BOS).all() and ((tokens == EOS).sum(1) == 1).all()
+
+
+def test_cross_attention_is_one_map_per_written_token_per_layer_and_head(t10k: Split) -> None:
+    model = build_model(CaptionerConfig(embed_dim=32, depth=1, decoder_depth=2, num_heads=2)).eval()
+    x = to_input(make_numbers(t10k, 1, seed=5).images)
+    _, _, tokens = greedy(model, x)
+    tokens = tokens[:, : int((tokens[0] != PAD).sum())]  # BOS, digits, EOS
+    heads = cross_attention(model, x, tokens)
+    steps = tokens.shape[1] - 1
+    assert heads.shape == (2, 2, steps, 1, 40)  # whole-height strips
+    assert torch.allclose(heads.sum((-2, -1)), torch.ones(2, 2, steps), atol=1e-5)  # softmax over the patches
+    maps = combined_attention(heads, (CANVAS_H, CANVAS_W))
+    assert maps.shape == (steps, CANVAS_H, CANVAS_W) and float(maps.min()) >= 0 and float(maps.max()) <= 1
+
+
+@pytest.mark.parametrize("config", [TINY_CAPTIONER, TINY_DETECTOR], ids=["captioner", "detector"])
+def test_a_tiny_reader_trains_through_the_normal_path(config, t10k: Split, tmp_path: Path) -> None:
+    """`execute` (the worker's and the CLI's path) trains, scores and saves a reader's run."""
+    from vitdemo.numbers.train import train_reader
+    from vitdemo.runs.execute_readers import reader_metrics
+
+    pool = Split(t10k.images[:200], t10k.labels[:200])
+    data = NumberData(pool, make_numbers(pool, 8, 1), make_numbers(pool, 8, 2))
+    config = TrainConfig(model=config, epochs=1, batch_size=8, lr=1e-3, device="cpu", warmup_epochs=0)
+    seen = []
+
+    class Watch:
+        def on_train_start(self, *args) -> None: ...
+        def on_step(self, info) -> None:
+            seen.append(info.loss)
+
+        def on_step_weights(self, info, model) -> None: ...
+        def on_epoch(self, info) -> None:
+            seen.append(info)
+
+        def on_epoch_weights(self, info, model) -> None: ...
+
+    result = train_reader(config, (Watch(),), data=data)
+    assert len(seen) == 8 and np.isfinite(seen[:-1]).all()  # 200 digits / 4 = 50 numbers: 7 steps of 8, an epoch
+    assert result.history[0].val_acc == result.val_acc and 0 <= result.val_acc <= 1
+    metrics = reader_metrics(result, data, digits=Split(pool.images[:20], pool.labels[:20]))
+    assert metrics["test_numbers"] == 8 and metrics["cer"] >= 0
+    if config.model.kind == "detector":
+        assert 0 <= metrics["map50"] <= 1 and 0 <= metrics["single_digit"]["accuracy"] <= 1
+
+
+def test_read_answers_each_image_and_reader_and_refuses_a_bad_file(t10k: Split, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    files = {}
+    for kind, config in (("captioner", TINY_CAPTIONER), ("detector", TINY_DETECTOR)):
+        model = build_model(config).eval()
+        files[kind] = save_checkpoint(tmp_path / f"{kind}.safetensors", model, make_meta(config, "mnist"))
+    number = make_numbers(t10k, 1, seed=3)
+    good = tmp_path / "number.png"
+    Image.fromarray(255 - number.images[0].numpy()).resize((CANVAS_W * 4, CANVAS_H * 4)).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    cmd = [sys.executable, "-m", "vitdemo", "read", str(good), str(bad), "--json", "--beam", "2"]
+    cmd += ["--captioner", str(files["captioner"]), "--detector", str(files["detector"])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"{bad}: The file is not an image (or not a format Pillow can read)."]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(r["file"], r.get("reader")) for r in rows] == [(str(good), "captioner"), (str(good), "detector"),
+                                                           (str(bad), None)]  # fmt: skip
+    cap, det = rows[0], rows[1]
+    assert set(cap["text"]) <= set("0123456789") and 0 <= cap["confidence"] <= 1
+    assert len(cap["alternatives"]) <= 2 and isinstance(det["boxes"], list)
+    for x0, y0, x1, y1, digit, score in det["boxes"]:
+        assert 0 <= x0 <= x1 <= CANVAS_W * 4 and 0 <= y0 <= y1 <= CANVAS_H * 4
+        assert 0 <= digit <= 9 and 0 <= score <= 1
