@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from vitdemo.ui import shell
+from vitdemo.ui import lesson, shell
 
 shell.page_setup()
 pages = [
@@ -18,4 +18,7 @@ pages = [
 ]
 page = st.navigation(pages)
 shell.sidebar()
+with st.sidebar:
+    lesson.sidebar()  # the Simple/Expert switch; the lesson's step for the teacher
+lesson.banner()  # the teacher's current step, on every page
 page.run()

@@ -15,7 +15,7 @@ with shell.stop_on_failure():
     left, right = st.columns([1.25, 2], gap="medium")
     with left:
         source = draw.image_input(selection.dataset)
-    analysis = draw.run_analysis(source.image, models, head_fusion, discard_ratio)
+    analysis = draw.run_analysis(source.image, models, head_fusion, discard_ratio, dataset=source.dataset)
     predictions = analysis.predictions if analysis is not None else {}
 
     with right:

@@ -6,6 +6,8 @@ import streamlit as st
 from vitdemo.explain.opinions import is_classic_file
 from vitdemo.ui import classset as classset_ui
 from vitdemo.ui import compare, evaluate, shell, widgets
+from vitdemo.ui.view import pick
+from vitdemo.views.words import say
 
 VIEWS = {"one": ":material/search: One run", "compare": ":material/compare: Compare runs"}
 
@@ -42,7 +44,12 @@ with shell.stop_on_failure():
     left, right = st.columns([1.25, 1], gap="large")
     with left:
         st.markdown("### Confusion matrix")
-        st.caption("Rows: the true class; columns: the prediction. Click a cell to see its test images.")
+        st.caption(
+            pick(
+                say("evaluate", "matrix"),
+                "Rows: the true class; columns: the prediction. Click a cell to see its test images.",
+            )
+        )
         cell = evaluate.confusion_picker(res, key=f"cm_{run.id}")
     with right:
         st.markdown("### Per class")
@@ -57,4 +64,9 @@ with shell.stop_on_failure():
     evaluate.trust_section(res)
     st.markdown("### Is its confidence honest?")
     evaluate.calibration_section([res], key=f"reliability_{run.id}")
-    st.caption("To put this run beside others (curves, confusion matrices, calibration), choose Compare runs above.")
+    st.caption(
+        pick(
+            say("evaluate", "compare_hint"),
+            "To put this run beside others (curves, confusion matrices, calibration), choose Compare runs above.",
+        )
+    )

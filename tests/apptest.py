@@ -20,9 +20,12 @@ APP = str(REPO_ROOT / "app.py")
 TIMEOUT_S = 90  # the first run imports torch and loads both models; a busy 2-core CI box is slow
 
 
-def open_page(page: str | None = None, *, timeout: float = TIMEOUT_S) -> AppTest:
-    """The app, run once (the Draw page), then switched to app_pages/`page`.py; fails on any exception shown."""
+def open_page(page: str | None = None, *, timeout: float = TIMEOUT_S, expert: bool = False) -> AppTest:
+    """The app, run once (the Draw page), then switched to app_pages/`page`.py; fails on any exception shown.
+    `expert`: in the Expert view (every figure and technical name; a student starts in the Simple view)."""
     at = AppTest.from_file(APP, default_timeout=timeout)
+    if expert:
+        at.session_state["view_expert"] = True
     at.run()
     if page is not None:
         at.switch_page(f"app_pages/{page}.py").run()

@@ -18,7 +18,7 @@ from vitdemo.runs.store import Registry
 from vitdemo.ui import shell
 from vitdemo.ui.draw import CanvasValue
 from vitdemo.ui.draw import draw_canvas as REAL_CANVAS
-from vitdemo.views import display
+from vitdemo.views import display, words
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = [
@@ -72,9 +72,16 @@ class FakeCanvas:
         self.sent[key] = CanvasValue(objects, stroke_image([o["points"] for o in objects]))
 
 
+def expert_app() -> AppTest:
+    """The app in the Expert view (the sidebar's switch on): every figure and technical name."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.session_state["view_expert"] = True
+    return at
+
+
 def run_app(canvas: np.ndarray | FakeCanvas | None, at: AppTest | None = None) -> AppTest:
     """Run (or rerun) the app with the canvas showing `canvas`: one fixed drawing, nothing (None) or a FakeCanvas."""
-    at = at or AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at = at if at is not None else AppTest.from_file(APP, default_timeout=TIMEOUT_S)  # not `or`: a new one is falsy
     fake = canvas if isinstance(canvas, FakeCanvas) else FakeCanvas(canvas)
     with patch("vitdemo.ui.draw.draw_canvas", side_effect=fake):
         at.run()
@@ -92,7 +99,7 @@ def image_captions(at: AppTest) -> list[str]:
 
 @pytest.mark.parametrize("digit", ["1", "7"])
 def test_drawn_digit_is_predicted_and_explained(draw_env: Path, mnist_checkpoints: Path, digit: str) -> None:
-    at = run_app(stroke_image(DIGIT_STROKES[digit]))
+    at = run_app(stroke_image(DIGIT_STROKES[digit]), expert_app())
     assert predictions(at) == {"ViT": digit, "CNN": digit}
     captions = image_captions(at)
     assert captions.count("on the model input") == 2  # rollout and Grad-CAM
@@ -119,7 +126,7 @@ def test_rollout_controls_sit_beside_the_map_in_plain_words_and_are_kept(
     draw_env: Path, mnist_checkpoints: Path
 ) -> None:
     image = stroke_image(DIGIT_STROKES["7"])
-    at = run_app(image)
+    at = run_app(image, expert_app())
     heads, ignore = at.button_group(key=ROLLOUT_HEADS), at.slider(key=ROLLOUT_IGNORE)
     assert heads.label == "Combine heads by" and "Head fusion" in heads.help  # the technical name in the help
     assert ignore.label == "Ignore the weakest links of attention" and "Discard ratio" in ignore.help
@@ -441,3 +448,54 @@ def test_heat_on_input_lands_on_the_strokes() -> None:
     assert on_drawing.shape == ink.shape
     assert on_drawing[ink].mean() > 0.5  # hot where the drawing has ink...
     assert on_drawing[~ink].mean() < 0.05  # ...and cold elsewhere
+
+
+# -- issue 24: the Simple view, and the small bugs -----------------------------------------------------------------
+EXPERT_ONLY = ("Server time", " params", "class token", "Attention rollout", "Integrated gradients", "calibrated")
+
+
+def page_text(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info") for e in at.get(kind))
+
+
+def test_the_simple_view_shows_both_answers_and_maps_in_plain_words(draw_env: Path, mnist_checkpoints: Path) -> None:
+    at = run_app(stroke_image(DIGIT_STROKES["7"]))  # a student's first visit: the Simple view
+    assert predictions(at) == {"ViT": "7", "CNN": "7"}
+    assert image_captions(at).count("on the model input") == 2  # both maps are still there
+    text = page_text(at)
+    assert [w for w in EXPERT_ONLY if w in text] == []  # no timings, sizes or method names
+    assert words.say("draw", "vit_map") in text and words.say("draw", "cnn_map") in text
+    assert not [b for b in at.button_group if b.key == ROLLOUT_HEADS]  # the rollout's settings: Expert only
+    at.toggle(key="view_expert").set_value(True)
+    text = page_text(run_app(stroke_image(DIGIT_STROKES["7"]), at))
+    assert "Server time" in text and " params" in text and "class token" in text  # everything, in Expert
+
+
+def test_combine_heads_still_shows_its_choice_after_draw_then_test(draw_env: Path, mnist_checkpoints: Path) -> None:
+    """The bug: after Draw -> Test no option was selected. The control moved on the page, so the browser drew it
+    anew from what the server sent, which no longer carried the value (only the first run set it)."""
+    at = run_app(stroke_image(DIGIT_STROKES["7"]), expert_app())
+    at.button_group(key="input_mode").set_value("test")
+    at = run_app(None, at)
+    heads = at.button_group(key=ROLLOUT_HEADS)
+    assert heads.value == "mean"
+    assert heads.proto.set_value and list(heads.proto.raw_values) == ["average"]  # what the browser shows
+    assert at.slider(key=ROLLOUT_IGNORE).proto.set_value
+
+
+def test_fashion_test_images_go_to_the_models_as_they_are(draw_env: Path, checkpoints_dir: Path) -> None:
+    """The bug: some Fashion-MNIST test images (a coat fills its square) were refused as "not a handwritten
+    digit", so Test mode asked to draw a digit instead of answering."""
+    if not (checkpoints_dir / "vit_fashion.safetensors").is_file():
+        pytest.skip("needs the shipped Fashion-MNIST checkpoints")
+    from vitdemo.data import load_raw
+
+    split = load_raw("fashion", train=False, data_dir=os.environ["VITDEMO_DATA_DIR"])
+    refused = next(i for i in range(len(split)) if preprocess(split.images[i].numpy()).empty)  # index 12 or so
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.session_state["dataset"] = "fashion"
+    at.session_state["test_index_fashion"] = refused
+    at.session_state["input_mode"] = "test"
+    at = run_app(None, at)
+    assert set(predictions(at)) == {"ViT", "CNN"}
+    assert not [i.value for i in at.info if "digit" in i.value]

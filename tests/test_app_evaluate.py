@@ -20,6 +20,7 @@ from vitdemo.config import CNNConfig, TrainConfig
 from vitdemo.data import load_raw
 from vitdemo.evaluate import score_checkpoint
 from vitdemo.runs.store import Registry
+from vitdemo.views import words
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 180  # scores 10,000 test images, then blanks and restores 100 of them 15 times each
@@ -37,8 +38,9 @@ def env(shipped_env: Any, shipped: Path) -> Registry:
     return shipped_env(shipped)
 
 
-def open_evaluate() -> AppTest:
-    return open_page("evaluate", timeout=TIMEOUT_S)
+def open_evaluate(expert: bool = True) -> AppTest:
+    """The Evaluate page, in the Expert view unless asked (these tests check its technical figures)."""
+    return open_page("evaluate", timeout=TIMEOUT_S, expert=expert)
 
 
 def test_reliability_diagram_and_calibration_error(env: Registry, shipped: Path) -> None:
@@ -176,3 +178,13 @@ def test_the_family_filter_narrows_the_runs(env: Registry, shipped: Path, tiny_l
     assert at.selectbox(key="eval_run").value == logreg  # the one classic run, scored on the test split
     assert {m.label for m in at.metric} >= {"Test accuracy", "Macro F1"}
     assert any("a scikit-learn baseline has none here" in c for c in texts(at, "caption"))  # no trust checks
+
+
+def test_a_student_reads_the_evaluate_page_in_plain_words(env: Registry, shipped: Path) -> None:
+    at = open_evaluate(expert=False)
+    labels = {m.label for m in at.metric}
+    assert {words.say("evaluate", "accuracy"), words.say("evaluate", "size")} <= labels
+    assert not labels & {"Test accuracy", "Macro F1", "Parameters"}  # no method names or parameter counts
+    shown = " ".join(texts(at, "caption"))
+    assert words.say("evaluate", "trust_offer") in shown and words.say("evaluate", "calibration") in shown
+    assert not [w for w in ("AUC", "Petsiuk", "calibration error", "deletion") if w in shown]

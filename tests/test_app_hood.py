@@ -19,6 +19,7 @@ from vitdemo.checkpoints import load_checkpoint
 from vitdemo.data import load_raw
 from vitdemo.explain.hood import neighbour_similarity, position_similarity
 from vitdemo.ui.hood import DRAW_KEY
+from vitdemo.views import words
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 180  # loads both models and builds a dozen figures on a busy 2-core machine
@@ -59,7 +60,9 @@ def chart_specs(at: AppTest) -> dict[str, str]:
 
 
 def test_the_page_shows_every_map_with_a_colour_scale_for_a_test_image(hood_app: str, mnist_checkpoints: Path) -> None:
-    at = run(AppTest.from_file(hood_app, default_timeout=TIMEOUT_S))
+    at = AppTest.from_file(hood_app, default_timeout=TIMEOUT_S)
+    at.session_state["view_expert"] = True  # the Expert view's technical captions; the Simple view's below
+    at = run(at)
     assert at.button_group(key="hood_source").value == "test"  # no drawing in this session
     (what,) = [c for c in texts(at, "caption") if c.startswith("Looking inside both models with")]
     match = re.search(r"test image #(\d+), labelled (\d)", what)
@@ -84,6 +87,11 @@ def test_the_page_shows_every_map_with_a_colour_scale_for_a_test_image(hood_app:
     loaded = load_checkpoint(mnist_checkpoints / "vit_mnist.safetensors")
     near, far = neighbour_similarity(position_similarity(loaded.model))
     assert {m.label: m.value for m in at.metric}["Neighbours alike"] == f"{round(near, 2) + 0.0:+.2f}"
+
+    at.session_state["view_expert"] = False  # a student's Simple view: the same figures, plain captions
+    captions = texts(run(at), "caption")
+    assert {words.say("hood", k) for k in ("cls_caption", "patch_maps", "positions", "features")} <= set(captions)
+    assert not [c for c in captions if "token" in c or "embedding" in c or "convolution" in c]
 
     assert at.session_state["hood_test_index_mnist"] == index
     at.button(key="hood_next_test").click()

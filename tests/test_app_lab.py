@@ -94,7 +94,7 @@ def test_the_last_drawing_is_offered_first(lab_env: Path, mnist_checkpoints: Pat
 
 
 def test_the_sweep_is_measured_when_asked_then_kept_for_every_visitor(tiny_checkpoints: Path) -> None:
-    at = open_lab()
+    at = open_lab(view_expert=True)  # the Expert view: the sweep's passes and seconds under it
     assert len(at.get("plotly_chart")) == 2  # the probability bars only
     at.button(key="lab_sweep").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -109,6 +109,7 @@ def test_the_sweep_is_measured_when_asked_then_kept_for_every_visitor(tiny_check
     again = open_lab()  # a new visitor: the process has measured these files already
     assert len(again.get("plotly_chart")) == 3
     assert not any(b.key == "lab_sweep" for b in again.button)
+    assert not any("model passes" in c.value for c in again.caption)  # a student's Simple view: no such figures
 
 
 def test_without_checkpoints_the_page_says_what_to_do(lab_env: Path, tmp_path: Path, monkeypatch) -> None:

@@ -16,7 +16,7 @@ from vitdemo.config import TrainConfig, TransferConfig, ViTConfig
 from vitdemo.data import load_raw
 from vitdemo.models.classic import ClassicConfig, fit_classic, load_classic, save_classic, score_classic
 from vitdemo.runs.store import Registry
-from vitdemo.views import label_budget
+from vitdemo.views import label_budget, words
 
 TIMEOUT_S = 90
 
@@ -60,8 +60,9 @@ def family_runs(env: Registry, tiny_logreg: Path) -> dict[str, int]:
     return ids
 
 
-def open_leaderboard() -> AppTest:
-    return open_page("leaderboard", timeout=TIMEOUT_S)
+def open_leaderboard(expert: bool = True) -> AppTest:
+    """The Leaderboard, in the Expert view unless asked (these tests check its technical figures)."""
+    return open_page("leaderboard", timeout=TIMEOUT_S, expert=expert)
 
 
 def test_the_table_shows_and_filters_families(family_runs: dict[str, int]) -> None:
@@ -128,3 +129,6 @@ def test_without_results_the_study_says_how_to_make_them(env: Registry, family_r
     at = open_leaderboard()
     assert any("scripts/compare_label_budget.py --json" in c.value for c in at.caption)
     assert not any("labelled training images" in c.proto.spec for c in at.get("plotly_chart"))
+    student = open_leaderboard(expert=False)  # a student's Simple view: no command, no file name
+    assert words.say("leaderboard", "budget_missing") in [c.value for c in student.caption]
+    assert not [c.value for c in student.caption if "scripts/" in c.value or ".json" in c.value]

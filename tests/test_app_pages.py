@@ -85,7 +85,7 @@ def test_pages_run_on_an_empty_registry(page: str, tmp_home: Path, tmp_path: Pat
 
 
 def test_train_page_shows_the_estimate(env: Registry, worker_starts) -> None:
-    at = open_page("train")
+    at = open_page("train", expert=True)
     metrics = {m.label: m.value for m in at.metric}
     expected = forms.estimate(forms.config_from_values(forms.start_values()))  # the quick lesson CNN
     assert metrics["Parameters"] == f"{expected.num_params:,}"
@@ -164,8 +164,8 @@ def test_train_page_shows_the_loss_every_second_and_the_watched_digits(env: Regi
         progress = {"epoch": 1, "step": step, "total_steps": 120, "images_per_s": 900.0, "eta_s": 60.0}
         points.add_point(env, run_id, point, progress={**progress, "points": step})
     points.set_watch(env, run_id, _watch(list(range(10)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 4], step=20))
-    at = open_page("train")
-    assert learning.why_more_epochs() in texts(at, "caption")  # beside the presets
+    at = open_page("train", expert=True)
+    assert learning.why_more_epochs() in texts(at, "caption")  # beside the presets (the Expert view's)
     digits = _digits(at)
     assert len(digits) == 10 and digits[9] == "a 9, read as 4 (50%)" and digits[0] == "a 0, read as 0 (50%)"
     assert learning.watch_caption(WatchRow.from_dict(env.live().watches[run_id])) in texts(at, "caption")
@@ -280,7 +280,7 @@ def test_leaderboard_overlays_curves_and_copies_settings(env: Registry, shipped:
 
 
 def test_evaluate_shows_accuracy_confusion_matrix_and_cells(env: Registry, shipped: Path, worker_starts) -> None:
-    at = open_page("evaluate")
+    at = open_page("evaluate", expert=True)
     baseline = next(r for r in env.list_runs() if r.baseline)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{baseline.test_acc:.2%}"  # recomputed here, equal to the stored one

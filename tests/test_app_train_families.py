@@ -35,7 +35,8 @@ def env(tmp_home: Path, tmp_path: Path, data_dir: Path, monkeypatch: pytest.Monk
 
 
 def open_train() -> AppTest:
-    return open_page("train")
+    """The Train page in the Expert view: these tests check the sizes and settings it shows."""
+    return open_page("train", expert=True)
 
 
 def queued(reg: Registry) -> list:

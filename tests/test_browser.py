@@ -19,6 +19,8 @@ from browser import (
     wait_idle,
 )
 
+from vitdemo.views import words
+
 pytestmark = pytest.mark.browser
 
 PROMPT = "Draw a digit on the black canvas"
@@ -39,7 +41,8 @@ def test_drawing_with_the_mouse_gets_both_predictions(app_page: Any, mnist_check
     assert read_prediction(page, "CNN") == "7"
     wait_idle(page)
     assert page.get_by_text("on the drawing").count() == 2  # rollout and Grad-CAM overlays
-    assert page.get_by_text("Server time").is_visible()
+    assert page.get_by_text(words.say("draw", "cnn_map")).is_visible()  # a student's Simple view: plain words...
+    assert page.get_by_text("Server time").count() == 0  # ...and no timings
 
     page.get_by_role("button", name="Clear").click()
     page.get_by_text(PROMPT).wait_for()

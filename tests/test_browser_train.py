@@ -66,6 +66,8 @@ def test_a_bookmarked_page_opens_inside_the_app_on_a_fresh_server(chromium_brows
 def test_train_a_quick_run_and_find_it_on_the_leaderboard(app_page: Any, app_env: dict[str, str]) -> None:
     page = app_page
     go_to(page, "Train")
+    page.get_by_text("Expert view", exact=True).click()  # every setting in view (Simple folds them away)
+    helpers.wait_idle(page)
     page.get_by_text("ViT", exact=True).first.click()  # the form opens on the CNN of the quick lesson preset
     helpers.wait_idle(page)
     page.get_by_role("button", name="Preset: fast demo").click()

@@ -163,7 +163,7 @@ def explain_one(
 
 
 def analyze(
-    image: np.ndarray | bytes,
+    image: np.ndarray | bytes | Preprocessed,
     models: dict[str, LoadedModel],
     *,
     explain: bool = True,
@@ -171,10 +171,14 @@ def analyze(
     discard_ratio: float = 0.0,
     cache: AnswerCache | None = ANSWERS,
 ) -> Analysis:
-    """Preprocess once, then predict (and explain) with every model. Empty drawings get no prediction. A model's
+    """Preprocess once, then predict (and explain) with every model. Empty drawings get no prediction. An input
+    already prepared (`Preprocessed`, e.g. `pipeline.dataset_image` for a test image) is used as it is. A model's
     answer to an input it answered before comes from `cache` (None: always run the models)."""
     t0 = time.perf_counter()
-    pre = cache.preprocessed(image) if cache is not None else preprocess(image)
+    if isinstance(image, Preprocessed):
+        pre = image
+    else:
+        pre = cache.preprocessed(image) if cache is not None else preprocess(image)
     timings = {"preprocess": (time.perf_counter() - t0) * 1e3}
     predictions: dict[str, Prediction] = {}
     if pre.empty or pre.image is None:

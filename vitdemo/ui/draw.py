@@ -13,13 +13,15 @@ from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import DataError, class_names
 from vitdemo.explain.inference import Analysis, Prediction, analyze
 from vitdemo.preprocess import canvas as canvas_input
-from vitdemo.preprocess.pipeline import load_image
+from vitdemo.preprocess.pipeline import dataset_image, load_image
+from vitdemo.ui import view
 from vitdemo.ui.shell import CANVAS_PX, LAST_INPUT_KEY, model_caption, test_split
 from vitdemo.views import display
 from vitdemo.views.colors import colorize, overlay
 from vitdemo.views.messages import data_error_text
 from vitdemo.views.names import EXPLANATIONS, KINDS, confidence_note, dataset_name, explanation_caption, kind_name
 from vitdemo.views.sketch import CanvasObjects, Sketchbook
+from vitdemo.views.words import say
 
 LAYER_PX = 104  # a per-layer attention map on the Draw page
 BRUSH_PX = 20  # about 2 px after the 280 -> 20 px fit: a typical MNIST stroke
@@ -32,6 +34,7 @@ class InputImage:
     image: np.ndarray | None  # what goes to preprocessing; None: nothing drawn or uploaded yet
     truth: str | None = None  # the true class name, for dataset test images
     hint: str = ""  # what to ask for while there is no image
+    dataset: bool = False  # a dataset's own 28x28 image: the models' input as it is (no drawing checks)
 
 
 # --- input -----------------------------------------------------------------------------------------
@@ -212,7 +215,7 @@ def _test_input(dataset: str) -> InputImage:
         split = test_split(dataset)
     except DataError as exc:
         st.warning(data_error_text(exc), icon=":material/dataset:")
-        return InputImage(None)
+        return InputImage(None, hint=say("draw", "no_test_images"))  # not "Draw a digit": this is Test mode
     key = f"test_index_{dataset}"
     if key not in st.session_state:
         _new_test_index(key, len(split))
@@ -228,7 +231,7 @@ def _test_input(dataset: str) -> InputImage:
         args=(key, len(split)),
         key="next_test",
     )
-    return InputImage(split.images[index].numpy(), truth)
+    return InputImage(split.images[index].numpy(), truth, dataset=True)
 
 
 # --- the rollout's settings: in plain words, beside the ViT's map ------------------------------------------
@@ -261,8 +264,11 @@ def rollout_settings() -> tuple[str, float]:
 def rollout_controls() -> None:
     """The rollout's two settings in plain words (the technical names in their help), drawn beside its map."""
     fusion, ignore = st.session_state.get(_ROLLOUT_KEPT, ("mean", 0.0))
-    st.session_state.setdefault(FUSION_KEY, fusion)  # back as they were when the map was last shown
-    st.session_state.setdefault(IGNORE_KEY, ignore)
+    # Set through the Session State API on every run, not only when missing: the widgets then send the browser
+    # their value each time. Else a control the browser draws anew (its place moved: Draw -> Test) shows its
+    # empty default, no option selected, while the server still uses the last one.
+    st.session_state[FUSION_KEY] = st.session_state.get(FUSION_KEY, fusion)
+    st.session_state[IGNORE_KEY] = st.session_state.get(IGNORE_KEY, ignore)
     with st.container(horizontal=True, gap="medium", key="vd_rollout_controls"):
         st.segmented_control(
             "Combine heads by", list(HEAD_FUSIONS), format_func=HEAD_FUSIONS.get, required=True, key=FUSION_KEY,
@@ -275,14 +281,21 @@ def rollout_controls() -> None:
 
 
 def run_analysis(
-    image: np.ndarray | None, models: dict[str, LoadedModel], head_fusion: str = "mean", discard_ratio: float = 0.0
+    image: np.ndarray | None,
+    models: dict[str, LoadedModel],
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    *,
+    dataset: bool = False,
 ) -> Analysis | None:
     """analyze() for the page: None when there is no image, an st.error for one that cannot be read. The model
-    input it made is left in the session for the Robustness lab and Under the hood (`shell.LAST_INPUT_KEY`)."""
+    input it made is left in the session for the Robustness lab and Under the hood (`shell.LAST_INPUT_KEY`).
+    `dataset`: the image is a dataset's own 28x28 input (`InputImage.dataset`), given to the models as it is."""
     if image is None:
         return None
     try:
-        analysis = analyze(image, models, head_fusion=head_fusion, discard_ratio=discard_ratio)  # type: ignore[arg-type]
+        given = dataset_image(image) if dataset else image
+        analysis = analyze(given, models, head_fusion=head_fusion, discard_ratio=discard_ratio)  # type: ignore[arg-type]
     except ValueError as exc:
         st.error(f"That image could not be used: {exc}")
         return None
@@ -313,8 +326,17 @@ def prediction_panel(
     fig = display.probability_figure(prediction.probs, prediction.classes)
     st.plotly_chart(fig, config={"displayModeBar": False, "staticPlot": True}, key=f"probs_{kind}", theme=None)
     if loaded is not None:
-        st.caption(confidence_note(loaded.meta.temperature != 1.0))
-        st.caption(model_caption(loaded))
+        calibrated = loaded.meta.temperature != 1.0
+        st.caption(
+            view.pick(say("draw", "calibrated" if calibrated else "not_calibrated"), confidence_note(calibrated))
+        )
+        st.caption(model_caption(loaded) if view.expert() else simple_caption(loaded))
+
+
+def simple_caption(loaded: LoadedModel) -> str:
+    """The Simple view's line under a model's bars: how often it was right, without its size."""
+    acc = loaded.meta.metrics.get("test_acc")
+    return say("draw", "model_score", score=f"{acc:.0%}") if isinstance(acc, float) else ""
 
 
 def _verdict(label: str, truth: str | None) -> str:
@@ -332,7 +354,9 @@ def empty_prompt(analysis: Analysis | None, source: InputImage) -> None:
 
 
 def timings(analysis: Analysis) -> None:
-    """The server-side time of this analysis, small."""
+    """The server-side time of this analysis, small; only in the Expert view."""
+    if not view.expert():
+        return
     named = {kind_name(name): ms for name, ms in analysis.timings_ms.items()}
     st.caption(f"Server time: {display.timing_text(named)}")
 
@@ -352,10 +376,10 @@ def _image_row(images: list[tuple[str, np.ndarray]], width: int, gap: str | None
 
 def explanation_panel(kind: str, prediction: Prediction, analysis: Analysis) -> None:
     """The model's explanation overlaid on its 28x28 input and on the drawing; the ViT's layers as small maps."""
-    st.markdown(f"#### {KINDS[kind]} · {EXPLANATIONS[kind]}")
-    st.caption(explanation_caption(kind))
+    st.markdown(f"#### {KINDS[kind]} · {view.pick(say('draw', 'map_title'), EXPLANATIONS[kind])}")
+    st.caption(view.pick(say("draw", "vit_map" if kind == "vit" else "cnn_map"), explanation_caption(kind)))
     if prediction.heat is None:
-        st.caption("No explanation for this model.")
+        st.caption(view.pick(say("draw", "no_map"), "No explanation for this model."))
         return
     pre = analysis.pre
     images = [("on the model input", display.upscale(overlay(pre.image, prediction.heat, 0.5), 168))]
@@ -365,10 +389,10 @@ def explanation_panel(kind: str, prediction: Prediction, analysis: Analysis) -> 
         images.append(("on the drawing", display.pad_square(display.upscale(overlay(drawing, on_drawing, 0.5), 168))))
     _image_row(images, 168)
     st.html(display.colour_scale_html(2 * 168))
-    if kind == "vit":
+    if kind == "vit" and view.expert():  # the rollout's settings: technical, Expert only
         rollout_controls()
     if prediction.layer_maps is not None:
-        st.caption("What the class token attends to in each layer (brighter: more).")
+        st.caption(view.pick(say("draw", "layers"), "What the class token attends to in each layer (brighter: more)."))
         # three 104 px maps a row: readable from the back of a room, two rows in a half-width column at 1280 px
         maps = [(f"layer {i + 1}", display.upscale(colorize(m), LAYER_PX)) for i, m in enumerate(prediction.layer_maps)]
         for start in range(0, len(maps), 3):

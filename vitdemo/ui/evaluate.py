@@ -25,11 +25,13 @@ from vitdemo.metrics import EvalReport, Scores
 from vitdemo.paths import shipped_dir
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.store import Run
+from vitdemo.ui import view
 from vitdemo.ui.shell import data_dir, load_model, registry, test_split
 from vitdemo.views import charts, display, trust_charts
 from vitdemo.views.colors import overlay
 from vitdemo.views.messages import data_error_text, hide_folders
 from vitdemo.views.names import explanation_name
+from vitdemo.views.words import say
 
 GALLERY_PX = 112  # 4x the 28 px input
 
@@ -118,10 +120,28 @@ def test_results(run: Run) -> TestResults | None:
 
 def metrics_row(res: TestResults) -> None:
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Test accuracy", f"{res.report.accuracy:.2%}")
-    c2.metric("Macro F1", f"{res.report.macro_f1:.4f}")
-    c3.metric(f"Errors (of {len(res.labels):,})", f"{len(res.report.misclassified):,}")
-    c4.metric("Parameters", f"{res.run.num_params:,}" if res.run.num_params else "-")
+    simple, n = view.simple(), len(res.labels)
+    c1.metric(say("evaluate", "accuracy") if simple else "Test accuracy", f"{res.report.accuracy:.2%}")
+    c2.metric(
+        say("evaluate", "score") if simple else "Macro F1", f"{res.report.macro_f1:.4f}",
+        help=view.tip(say("evaluate", "score_help"), "Macro F1: the mean of the ten classes' F1 scores."),
+    )  # fmt: skip
+    c3.metric(say("evaluate", "errors", count=f"{n:,}") if simple else f"Errors (of {n:,})",
+              f"{len(res.report.misclassified):,}")  # fmt: skip
+    if simple:  # no parameter counts in the Simple view: its size in words, the count in the tooltip
+        count = f"{res.run.num_params:,} parameters" if res.run.num_params else "not counted"
+        c4.metric(
+            say("evaluate", "size"), _size_word(res.run.num_params), help=view.tip(say("evaluate", "size_help"), count)
+        )
+    else:
+        c4.metric("Parameters", f"{res.run.num_params:,}" if res.run.num_params else "-")
+
+
+def _size_word(num_params: int | None) -> str:
+    """A model's size in one word for the Simple view (a CNN of about 200,000 parameters is 'medium')."""
+    if not num_params:
+        return "-"
+    return "small" if num_params < 50_000 else "medium" if num_params < 1_000_000 else "large"
 
 
 def per_class_table(res: TestResults) -> None:
@@ -148,6 +168,7 @@ def confusion_picker(res: TestResults, key: str) -> tuple[int, int]:
         st.session_state[last_key] = clicked
         if clicked is not None:
             st.session_state[true_key], st.session_state[pred_key] = clicked
+            st.session_state[_SCROLL_KEY] = clicked  # its images are below the fold: scroll there once
     cell = (st.session_state[true_key], st.session_state[pred_key])
     fig = charts.confusion_figure(cm, res.classes, selected=cell)
     st.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points", config={"displayModeBar": False})
@@ -169,8 +190,32 @@ def explanation_overlays(run: Run, images: np.ndarray) -> list[np.ndarray]:
     return [display.upscale(overlay(img, h.numpy(), 0.45), GALLERY_PX) for img, h in zip(images, heat, strict=True)]
 
 
+_SCROLL_KEY = "_vd_scroll_to_cell"  # the cell just clicked on the chart: the page scrolls to its images once
+GALLERY_KEY = "vd_cell_gallery"
+# Runs in the page (st.html with JavaScript, as vitdemo/ui/client.js): the gallery is drawn after this element,
+# so it waits for it (up to 3 s), then scrolls its heading to the top of the window.
+SCROLL_JS = """(() => { const t0 = Date.now(); const go = () => {
+  const el = window.parent.document.querySelector('.st-key-%s') || document.querySelector('.st-key-%s');
+  if (el) { el.scrollIntoView({behavior: 'smooth', block: 'start'}); return; }
+  if (Date.now() - t0 < 3000) setTimeout(go, 100); }; setTimeout(go, 50); })();"""
+
+
+def scroll_script(cell: tuple[int, int]) -> str:
+    """The page's one-shot scroll to the gallery of `cell` (its number makes each click's element new)."""
+    js = SCROLL_JS % (GALLERY_KEY, GALLERY_KEY)
+    return f'<div class="vd-client" data-cell="{int(cell[0])}-{int(cell[1])}"></div><script>{js}</script>'
+
+
 def cell_gallery(res: TestResults, cell: tuple[int, int], limit: int = 12) -> None:
-    """The test images of one confusion cell, most confident first, with the explanation overlay."""
+    """The test images of one confusion cell, most confident first, with the explanation overlay; after a click
+    on the chart, the page scrolls down to them."""
+    with st.container(key=GALLERY_KEY):
+        _cell_gallery(res, cell, limit)
+    if st.session_state.pop(_SCROLL_KEY, None) == cell:
+        st.html(scroll_script(cell), unsafe_allow_javascript=True)
+
+
+def _cell_gallery(res: TestResults, cell: tuple[int, int], limit: int) -> None:
     t, p = cell
     idx = charts.cell_examples(res.labels, res.probs, t, p, limit)
     total = int(res.report.confusion[t, p])
@@ -189,6 +234,7 @@ def cell_gallery(res: TestResults, cell: tuple[int, int], limit: int = 12) -> No
     captions = [charts.image_caption(res.classes[t], res.classes[p], float(res.probs[i, p])) for i in idx]
     st.image(shown, caption=captions, width=GALLERY_PX, output_format="PNG")  # PNG: crisp pixels
     note = f" Overlay: the model's {explained} for its prediction (bright: mattered more)." if explained else ""
+    note = (" " + say("evaluate", "gallery_overlay") if explained else "") if view.simple() else note
     st.caption(f"Showing {len(idx)} of {total:,}, the most confident predictions first.{note}")
 
 
@@ -250,9 +296,12 @@ def trust_section(res: TestResults) -> None:
         offer = st.empty()  # the offer goes once the checks have run
         with offer.container():
             st.caption(
-                f"Checks the {explained} on {TRUST_IMAGES} test images: blanking the pixels it marks first should "
-                "make the model lose its answer faster than blanking random ones. Takes from seconds to a minute "
-                "on a CPU."
+                view.pick(
+                    say("evaluate", "trust_offer"),
+                    f"Checks the {explained} on {TRUST_IMAGES} test images: blanking the pixels it marks first "
+                    "should make the model lose its answer faster than blanking random ones. Takes from seconds to "
+                    "a minute on a CPU.",
+                )
             )
             clicked = st.button("Run the checks", icon=":material/fact_check:", key=f"trust_run_{run.id}")
         if not clicked:
@@ -267,34 +316,44 @@ def trust_section(res: TestResults) -> None:
     fig = trust_charts.trust_figure(report, explanation=explained)
     st.plotly_chart(fig, key=f"trust_curves_{run.id}", config={"displayModeBar": False})
     st.caption(
-        "How to read it: the faster the orange curve falls on the left (low deletion AUC) and the faster it rises "
-        "on the right (high insertion AUC), the better the map points at the pixels the model really uses; it "
-        "should beat the random map clearly, and the centre blob too."
+        view.pick(
+            say("evaluate", "trust_read"),
+            "How to read it: the faster the orange curve falls on the left (low deletion AUC) and the faster it "
+            "rises on the right (high insertion AUC), the better the map points at the pixels the model really "
+            "uses; it should beat the random map clearly, and the centre blob too.",
+        )
     )
     fmt = st.column_config.NumberColumn
-    st.dataframe(
-        trust_charts.trust_frame(report),
-        hide_index=True,
-        column_config={
-            "deletion AUC": fmt(format="%.3f", help="Area under the deletion curve: lower is better."),
-            "insertion AUC": fmt(format="%.3f", help="Area under the insertion curve: higher is better."),
-            "background share": fmt(format="%.2f", help="Share of the map's weight on empty background."),
-        },
-    )
+    if view.expert():  # the AUC table: Expert only
+        st.dataframe(
+            trust_charts.trust_frame(report),
+            hide_index=True,
+            column_config={
+                "deletion AUC": fmt(format="%.3f", help="Area under the deletion curve: lower is better."),
+                "insertion AUC": fmt(format="%.3f", help="Area under the insertion curve: higher is better."),
+                "background share": fmt(format="%.2f", help="Share of the map's weight on empty background."),
+            },
+        )
     left, right = st.columns([1, 3], gap="medium")
     left.metric(
         "Same as untrained?",
         f"{report.rank_correlation_on_ink:+.2f}",
-        help="Spearman rank correlation, on the ink, between this map and the map of a randomly initialised model "
-        "of the same configuration, averaged over the images: near 0 means the map depends on what the model "
-        f"learned, near 1 that it only shows the input. Over the whole image: {report.rank_correlation:+.2f} (a map "
-        "that is 0 on every blank pixel shares that with any model).",
+        help=view.tip(
+            say("evaluate", "untrained_help"),
+            "Spearman rank correlation, on the ink, between this map and the map of a randomly initialised model "
+            "of the same configuration, averaged over the images: near 0 means the map depends on what the model "
+            f"learned, near 1 that it only shows the input. Over the whole image: {report.rank_correlation:+.2f} "
+            "(a map that is 0 on every blank pixel shares that with any model).",
+        ),
     )
     right.caption(
-        "The map of an untrained model of the same size should rank the pixels differently (a score near 0): "
-        f"otherwise the map shows the input, not what was learned. {report.n_images} seeded test images, "
-        f"{len(report.fractions) - 1} steps, computed in {report.seconds:.1f} s on this server, once per checkpoint "
-        "file. Petsiuk et al. 2018 (deletion, insertion); Adebayo et al. 2018 (randomised model)."
+        view.pick(
+            say("evaluate", "trust_untrained"),
+            "The map of an untrained model of the same size should rank the pixels differently (a score near 0): "
+            f"otherwise the map shows the input, not what was learned. {report.n_images} seeded test images, "
+            f"{len(report.fractions) - 1} steps, computed in {report.seconds:.1f} s on this server, once per "
+            "checkpoint file. Petsiuk et al. 2018 (deletion, insertion); Adebayo et al. 2018 (randomised model).",
+        )
     )
 
 
@@ -307,12 +366,18 @@ def calibration_section(results: list[TestResults], key: str) -> None:
         column.metric(
             f"Calibration error {name}",
             f"{rel.ece:.2%}",
-            help="Expected calibration error: the gap between the confidence the model states and how often it is "
-            "right, averaged over 15 confidence bins weighted by how many predictions fall in each.",
+            help=view.tip(
+                say("evaluate", "calibration_help"),
+                "Expected calibration error: the gap between the confidence the model states and how often it is "
+                "right, averaged over 15 confidence bins weighted by how many predictions fall in each.",
+            ),
         )
     fig = trust_charts.reliability_figure(curves)
     st.plotly_chart(fig, key=key, config={"displayModeBar": False})
     st.caption(
-        "Each bar is the share of right answers among the predictions made with that confidence: bars on the "
-        "dashed diagonal mean that when the model says 90% it is right 9 times in 10 (a small calibration error)."
+        view.pick(
+            say("evaluate", "calibration"),
+            "Each bar is the share of right answers among the predictions made with that confidence: bars on the "
+            "dashed diagonal mean that when the model says 90% it is right 9 times in 10 (a small calibration error).",
+        )
     )

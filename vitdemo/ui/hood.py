@@ -23,12 +23,13 @@ from vitdemo.explain.hood import (
 )
 from vitdemo.explain.lens import PROBE_IMAGES, Lens, cnn_lens, fit_probes, vit_lens
 from vitdemo.preprocess.pipeline import normalize, preprocess
-from vitdemo.ui import shell
+from vitdemo.ui import shell, view
 from vitdemo.ui.shell import test_split
 from vitdemo.views import display, hood_charts
 from vitdemo.views.hood_charts import DIVERGING
 from vitdemo.views.messages import data_error_text
 from vitdemo.views.names import dataset_name
+from vitdemo.views.words import say
 
 DRAW_KEY = shell.LAST_INPUT_KEY  # the Draw page leaves its last (28, 28) float input in [0, 1] here
 SOURCES = {"drawing": "Your last drawing", "test": "A test image", "upload": "Upload an image"}
@@ -136,7 +137,10 @@ def _patch_picker(image: np.ndarray, grid: int) -> tuple[int, int]:
     picked = (int(st.session_state[row_key]), int(st.session_state[col_key]))
     fig = hood_charts.patch_grid_figure(image, grid, picked, height=INPUT_PX)
     st.plotly_chart(fig, key="hood_grid", on_select="rerun", selection_mode="points", config=CHART, width="content")
-    st.slider("Row", 0, grid - 1, key=row_key, help="Row of the query patch (the token whose attention is shown).")
+    st.slider(
+        "Row", 0, grid - 1, key=row_key,
+        help=view.tip(say("hood", "row_help"), "Row of the query patch (the token whose attention is shown)."),
+    )  # fmt: skip
     st.slider("Column", 0, grid - 1, key=col_key, help="Column of the query patch.")
     return int(st.session_state[row_key]), int(st.session_state[col_key])
 
@@ -156,9 +160,12 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
     L, H = attn.shape[:2]
     st.markdown(f"The ViT {_prediction(loaded, x)}.")
     st.caption(
-        f"It cuts the image into {cfg.grid * cfg.grid} patches of {cfg.patch_size}x{cfg.patch_size} pixels (the "
-        f"blue grid) and turns each into a token; {L} layers of {H} attention heads then let every token gather "
-        "information from the others. Click a patch (or move the sliders) to see where it looks."
+        view.pick(
+            say("hood", "vit_intro", count=cfg.grid * cfg.grid),
+            f"It cuts the image into {cfg.grid * cfg.grid} patches of {cfg.patch_size}x{cfg.patch_size} pixels (the "
+            f"blue grid) and turns each into a token; {L} layers of {H} attention heads then let every token gather "
+            "information from the others. Click a patch (or move the sliders) to see where it looks.",
+        )
     )
     left, right = st.columns([1, 2.4], gap="medium")
     with left:
@@ -173,8 +180,11 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
         )  # fmt: skip
         st.plotly_chart(fig, key="hood_patch_attention", config=CHART)
         st.caption(
-            f"Each small map is one layer (column L1 to L{L}) and one attention head (row): the brighter a patch, "
-            "the more of its attention the green patch takes from there; the top row averages the heads."
+            view.pick(
+                say("hood", "patch_maps"),
+                f"Each small map is one layer (column L1 to L{L}) and one attention head (row): the brighter a "
+                "patch, the more of its attention the green patch takes from there; the top row averages the heads.",
+            )
         )
     _class_token(attn, H)
     _lens("ViT", vit_lens(loaded.model, x), loaded)
@@ -182,12 +192,13 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
 
 
 def _class_token(attn: torch.Tensor, heads: int) -> None:
-    st.markdown("#### Where the class token looks, layer by layer")
+    st.markdown(f"#### {view.pick(say('hood', 'cls_title'), 'Where the class token looks, layer by layer')}")
     options = list(range(-1, heads))
     head = st.segmented_control(
         "Heads", options, format_func=lambda h: "all heads (mean)" if h < 0 else f"head {h + 1}", default=-1,
         required=True, key="hood_cls_head",
-        help="Which attention head of each layer to show; 'all heads' averages them (head fusion: mean).",
+        help=view.tip(say("hood", "heads_help"), "Which attention head of each layer to show; 'all heads' "
+        "averages them (head fusion: mean)."),
     )  # fmt: skip
     cls = class_token_attention(attn)  # (L, heads, g, g)
     maps = cls.mean(dim=1) if head is None or head < 0 else cls[:, int(head)]  # (L, g, g)
@@ -204,8 +215,12 @@ def _class_token(attn: torch.Tensor, heads: int) -> None:
     fig.update_layout(annotations=_tile_titles(labels, cols, maps.shape[1]))
     st.plotly_chart(fig, key="hood_cls", config=CHART)
     st.caption(
-        "The class token is the extra token the answer is read from: each map shows, for one layer, what share of "
-        "its attention goes to each patch of the input (read left to right, top to bottom: layer 1 to the last)."
+        view.pick(
+            say("hood", "cls_caption"),
+            "The class token is the extra token the answer is read from: each map shows, for one layer, what share "
+            "of its attention goes to each patch of the input (read left to right, top to bottom: layer 1 to the "
+            "last).",
+        )
     )
 
 
@@ -231,20 +246,26 @@ def _positions(loaded: LoadedModel) -> None:
     names = [f"patch row {i // g}, column {i % g}" for i in range(g * g)]
     text, m1, m2 = st.columns([3, 1, 1], gap="medium")
     text.caption(
-        f"Each of the {g * g} small squares belongs to one patch position and shows how alike its learned "
-        "position embedding is to every other position's (red: alike, blue: opposite). Nobody told the model "
-        f"that the patches form a {g}x{g} grid, yet it learned it: each square is reddest around its own place."
+        view.pick(
+            say("hood", "positions"),
+            f"Each of the {g * g} small squares belongs to one patch position and shows how alike its learned "
+            "position embedding is to every other position's (red: alike, blue: opposite). Nobody told the model "
+            f"that the patches form a {g}x{g} grid, yet it learned it: each square is reddest around its own place.",
+        )
     )
     m1.metric(
         "Neighbours alike",
         f"{round(near, 2) + 0.0:+.2f}",  # + 0.0: no "-0.00"
-        help="Mean cosine similarity of the position embeddings of patches that touch (side by side or one "
-        "above the other).",
+        help=view.tip(
+            say("hood", "near_help"),
+            "Mean cosine similarity of the position embeddings of patches that touch (side by side or one "
+            "above the other).",
+        ),
     )
     m2.metric(
         "Other pairs",
         f"{round(far, 2) + 0.0:+.2f}",
-        help="Mean cosine similarity of every pair of positions that do not touch.",
+        help=view.tip(say("hood", "far_help"), "Mean cosine similarity of every pair of positions that do not touch."),
     )
     fig = hood_charts.mosaic_figure(
         sim.numpy(), cols=g, colorbar="cosine similarity", colorscale=DIVERGING, zmin=-1.0, zmax=1.0,
@@ -267,13 +288,13 @@ def cnn_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
     picture.image(display.upscale(image, 112), caption="the input (28x28)", width=112, output_format="PNG")
     stage = layer.radio(
         "Layer", list(range(len(stages))), format_func=labels.__getitem__, key="hood_stage",
-        help="The output of each stage: two 3x3 convolutions with batch norm and ReLU, before the max-pooling "
-        "that halves the resolution for the next stage.",
+        help=view.tip(say("hood", "stage_help"), "The output of each stage: two 3x3 convolutions with "
+        "batch norm and ReLU, before the max-pooling that halves the resolution for the next stage."),
     )  # fmt: skip
     count = amount.select_slider(
         "Maps shown", [8, 16, 32, 64], value=16, key="hood_channels",
-        help="How many channels (filters) of the stage to show, those whose response varies most over the image "
-        "first (by spatial standard deviation).",
+        help=view.tip(say("hood", "count_help"), "How many channels (filters) of the stage to show, those "
+        "whose response varies most over the image first (by spatial standard deviation)."),
     )  # fmt: skip
     index = int(stage or 0)
     acts = stages[index]
@@ -286,8 +307,11 @@ def cnn_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
     )  # fmt: skip
     st.plotly_chart(fig, key="hood_features", config=CHART)
     st.caption(
-        "Each square is what one filter of this stage found in the input (bright: a strong response); early "
-        "stages answer to strokes and edges at full resolution, later ones to larger parts on a coarser grid."
+        view.pick(
+            say("hood", "features"),
+            "Each square is what one filter of this stage found in the input (bright: a strong response); early "
+            "stages answer to strokes and edges at full resolution, later ones to larger parts on a coarser grid.",
+        )
     )
     probes = _probes(str(loaded.path or ""), loaded)
     if probes is not None:
@@ -327,8 +351,11 @@ def _filters(loaded: LoadedModel) -> None:
     bound = float(filters.abs().max()) or 1.0
     k = filters.shape[-1]
     st.caption(
-        f"The {len(filters)} filters the first layer slides over the image, {k}x{k} pixels each: red weights add "
-        "the pixel under them, blue ones subtract it, so red beside blue finds an edge."
+        view.pick(
+            say("hood", "filters"),
+            f"The {len(filters)} filters the first layer slides over the image, {k}x{k} pixels each: red weights "
+            "add the pixel under them, blue ones subtract it, so red beside blue finds an edge.",
+        )
     )
     cols = 16
     fig = hood_charts.mosaic_figure(

@@ -12,11 +12,12 @@ import streamlit as st
 from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import DataError, class_names
 from vitdemo.explain.robustness import CHANGES, Settings, SweepResult, predict_changed, sweep
-from vitdemo.ui import draw, shell
+from vitdemo.ui import draw, shell, view
 from vitdemo.views import display
 from vitdemo.views import robustness as views
 from vitdemo.views.messages import data_error_text
 from vitdemo.views.names import KINDS, dataset_name
+from vitdemo.views.words import say
 
 SWEEP_N = 1000  # test images per value
 SWEEP_SEED = 0  # picks them: the same images for every model and every visit
@@ -179,8 +180,11 @@ def sweep_section(dataset: str, models: dict[str, LoadedModel]) -> None:
     if key not in _measured() and not st.session_state.get("lab_sweep_asked"):
         values = sum(len(c.values) for c in CHANGES)
         st.caption(
-            f"Both models on the same {SWEEP_N:,} test images, changed in {values} ways: a minute or two on a CPU "
-            "(one batched pass per change and model), then kept for everyone until a model file changes."
+            view.pick(
+                say("lab", "sweep_offer", count=f"{SWEEP_N:,}"),
+                f"Both models on the same {SWEEP_N:,} test images, changed in {values} ways: a minute or two on a "
+                "CPU (one batched pass per change and model), then kept for everyone until a model file changes.",
+            )
         )
         st.button("Measure how accuracy falls", icon=":material/monitoring:", on_click=_request, key="lab_sweep")
         return
@@ -193,8 +197,9 @@ def sweep_section(dataset: str, models: dict[str, LoadedModel]) -> None:
     _measured().add(key)
     st.markdown(views.summary_sentence(result))
     st.plotly_chart(views.sweep_figure(result), key="lab_sweep_figure", config={"displayModeBar": False})
-    st.caption(
-        f"{result.n:,} test images (seed {result.seed}) · {result.forwards} model passes in batches of "
-        f"{result.batch_size} · "
-        f"measured in {result.seconds:.1f} s on this server"
-    )
+    if view.expert():  # seeds, passes and seconds: the Expert view's
+        st.caption(
+            f"{result.n:,} test images (seed {result.seed}) · {result.forwards} model passes in batches of "
+            f"{result.batch_size} · "
+            f"measured in {result.seconds:.1f} s on this server"
+        )

@@ -19,12 +19,13 @@ from vitdemo.runs import queue
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.store import STATUSES, Registry, Run
-from vitdemo.ui import people
+from vitdemo.ui import people, view
 from vitdemo.ui.shell import registry
 from vitdemo.ui.train import prefill_form
 from vitdemo.ui.widgets import family_picker
 from vitdemo.views import charts, forms, label_budget, standings
 from vitdemo.views.names import DATASETS_SHORT, KINDS, family_name
+from vitdemo.views.words import say
 
 _NOTICE = "_runs_notice"  # a message that must survive one st.rerun (e.g. after a delete)
 COLUMN_CONFIG = {
@@ -34,6 +35,7 @@ COLUMN_CONFIG = {
     "date": st.column_config.DatetimeColumn("date", format="YYYY-MM-DD HH:mm"),
     "shipped": st.column_config.CheckboxColumn("shipped", help="a baseline that ships with the app"),
 }
+EXPERT_COLUMNS = ("parameters", "macro F1", "training time (s)", "device")  # shown in the Expert view only
 RACE_COLUMNS = {"validation accuracy": st.column_config.NumberColumn("validation accuracy", format="percent")}
 
 
@@ -68,7 +70,8 @@ def leaderboard_filters(frame: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
 
 def leaderboard_table(frame: pd.DataFrame) -> None:
     """The runs, sortable by clicking a column header, and the CSV of what is shown."""
-    st.dataframe(frame, hide_index=True, column_config=COLUMN_CONFIG, key="lb_table")
+    order = None if view.expert() else [c for c in frame.columns if c not in EXPERT_COLUMNS]
+    st.dataframe(frame, hide_index=True, column_config=COLUMN_CONFIG, column_order=order, key="lb_table")
     st.download_button(
         "Export CSV", charts.leaderboard_csv(frame), file_name="vitdemo-leaderboard.csv", mime="text/csv",
         icon=":material/download:", on_click="ignore", key="lb_csv",
@@ -150,30 +153,44 @@ def label_budget_section() -> None:
     path = shipped_dir() / label_budget.FILE_NAME
     if not path.is_file():
         st.caption(
-            "No label-budget results ship with this copy of the app yet: scripts/compare_label_budget.py --json "
-            f"writes them to {label_budget.FILE_NAME} beside the shipped models."
+            view.pick(
+                say("leaderboard", "budget_missing"),
+                "No label-budget results ship with this copy of the app yet: scripts/compare_label_budget.py "
+                f"--json writes them to {label_budget.FILE_NAME} beside the shipped models.",
+            )
         )
         return
     try:
         rows, note = label_budget.read_results(path)
     except label_budget.BudgetFileError as exc:
-        st.warning(f"The label-budget results cannot be shown: {exc}. Write them again with the script.")
+        st.warning(
+            view.pick(
+                say("leaderboard", "budget_broken"),
+                f"The label-budget results cannot be shown: {exc}. Write them again with the script.",
+            )
+        )
         return
     if not rows:
         st.caption("The label-budget results file holds no runs yet.")
         return
     st.caption(
-        "How much does pretraining without labels help? Each model is trained on only 100, 600, 6,000 or all the "
-        "labelled training images; the dashed lines start from an encoder pretrained on the unlabelled images "
-        "(MAE for the ViT, SimCLR for the CNN)."
+        view.pick(
+            say("leaderboard", "budget_caption"),
+            "How much does pretraining without labels help? Each model is trained on only 100, 600, 6,000 or all "
+            "the labelled training images; the dashed lines start from an encoder pretrained on the unlabelled "
+            "images (MAE for the ViT, SimCLR for the CNN).",
+        )
     )
     st.plotly_chart(label_budget.budget_figure(rows), key="lb_budget", config={"displayModeBar": False})
     for line in label_budget.budget_caveat(rows):  # a line that falls for want of training, said under the chart
         st.info(charts.literal_markdown(line), icon=":material/lightbulb:")
-    for line in label_budget.budget_summary(rows):
+    for line in label_budget.budget_summary(rows) if view.expert() else []:  # method names: Expert only
         st.markdown(f"- {charts.literal_markdown(line)}")
-    st.dataframe(label_budget.budget_frame(rows), hide_index=True, column_config=BUDGET_COLUMNS, key="lb_budget_table")
-    if note:
+    if view.expert():  # losses, F1 and seconds: the Expert view's
+        st.dataframe(
+            label_budget.budget_frame(rows), hide_index=True, column_config=BUDGET_COLUMNS, key="lb_budget_table"
+        )
+    if note and view.expert():
         st.caption(charts.literal_markdown(note))
 
 

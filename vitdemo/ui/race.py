@@ -25,11 +25,13 @@ from vitdemo.race.state import RaceView
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.ui import people, race_knobs
 from vitdemo.ui.shell import data_dir, registry, stop_on_failure
+from vitdemo.ui.view import simple as simple_view
 from vitdemo.ui.watching import watched_images
 from vitdemo.views import learning
 from vitdemo.views import race as views
 from vitdemo.views.colors import MODEL_COLORS
 from vitdemo.views.names import KINDS
+from vitdemo.views.words import say
 
 RACE_EVERY_S = 1.0  # the live fragment's refresh: a knob turn or a new point shows within a second
 WATCH_EVERY_S = 2.0  # ... on a student's device watching the class race: 30 of them cost the race half as much
@@ -337,6 +339,9 @@ def _present_strip() -> None:
 
 def explainer() -> None:
     with st.expander("How the race works", icon=":material/help:"):
+        if simple_view():
+            st.markdown(say("race", "explainer"))
+            return
         st.markdown(
             "Both models train at the same time on the same images, in the same order, with the same knobs, on "
             "one core of this server, taking turns so that each gets the same compute time. The top panel is the "

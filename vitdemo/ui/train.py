@@ -23,14 +23,16 @@ from vitdemo.runs.dbfile import RegistryError
 from vitdemo.runs.limits import counted_epochs, limit_problems
 from vitdemo.runs.people import OWNER_LABELS, Actor, NotAllowed
 from vitdemo.runs.store import LiveRuns, Registry, Run
-from vitdemo.ui import people
+from vitdemo.ui import people, view
 from vitdemo.ui import train_form as train_form_widgets
 from vitdemo.ui.shell import data_dir, registry, stop_on_failure
 from vitdemo.ui.train_resume import resume_controls
+from vitdemo.ui.waits import expected_starts
 from vitdemo.ui.watching import watch_row
-from vitdemo.views import charts, forms, learning
+from vitdemo.views import charts, estimates, forms, learning
 from vitdemo.views.messages import dataset_missing, hide_folders
 from vitdemo.views.names import DATASETS
+from vitdemo.views.words import say
 
 FORM_PREFIX = "tf_"  # the Train form's widget keys: "tf_" + a name from forms.KEYS
 _FORM_SAVED = "_train_form_values"  # the form outside widget state (Streamlit drops that on other pages)
@@ -110,7 +112,8 @@ def preset_buttons() -> None:
             f"Preset: {name}", key=f"preset_{name.replace(' ', '_')}", on_click=_apply_preset, args=(name,),
             help=PRESET_HELP.get(name), width="stretch",
         )  # fmt: skip
-    st.caption(learning.why_more_epochs())
+    if view.expert():  # convolutions and inductive bias: the Expert view's
+        st.caption(learning.why_more_epochs())
 
 
 def device_label(device: str, devices: list[str]) -> str:
@@ -151,8 +154,22 @@ def _training_fields(devices: list[str]) -> None:
         c3.number_input("Quick subset (training images, 0 = all)", min_value=0, step=1000, key=k + "train_subset")
         c1.text_input("Run name (optional)", key=k + "name", max_chars=100)
         return
-    c2.number_input("Epochs", min_value=1, step=1, key=k + "epochs")
+    c2.number_input("Epochs", min_value=1, step=1, key=k + "epochs", help="How many times it sees every picture.")
+    if view.simple():  # the rest, with their technical names, folded away (still sent with the run)
+        c3.text_input("Run name (optional)", key=k + "name", max_chars=100)
+        with st.expander("More settings", icon=":material/tune:"):
+            st.caption(say("train", "more_settings"))
+            _more_fields(devices, *st.columns(3))
+        return
     c3.number_input("Batch size", min_value=1, step=32, key=k + "batch_size")
+    _more_fields(devices, c1, c2, c3, name=True)
+
+
+def _more_fields(devices: list[str], c1, c2, c3, *, name: bool = False) -> None:
+    """The training settings past the dataset and the epochs (in the Simple view: inside 'More settings')."""
+    k = FORM_PREFIX
+    if not name:
+        c3.number_input("Batch size", min_value=1, step=32, key=k + "batch_size")
     c1.number_input("Learning rate", min_value=0.0, step=0.0005, format="%.4f", key=k + "lr", help="peak, AdamW")
     c2.number_input("Weight decay", min_value=0.0, step=0.01, format="%.3f", key=k + "weight_decay")
     c3.selectbox("Schedule", list(SCHEDULES), key=k + "schedule")
@@ -165,12 +182,16 @@ def _training_fields(devices: list[str]) -> None:
         help="Train on only this many images: a run in seconds instead of minutes.",
     )  # fmt: skip
     train_form_widgets.label_budget_field(c3)
-    c1.text_input("Run name (optional)", key=k + "name", max_chars=100)
+    if name:
+        c1.text_input("Run name (optional)", key=k + "name", max_chars=100)
     c2.selectbox(
         "Extra training images", ["", CLASS_SET], key=k + "extra_data",
         format_func=lambda v: "the class set's drawings" if v else "none",
-        help="Also train on the drawings the class submitted (each shown 20 times an epoch), as they are when the "
-        "run is queued; validation and test stay the dataset's. Start from a shipped model to fine-tune it.",
+        help=view.tip(
+            say("train", "extra_help"),
+            "Also train on the drawings the class submitted (each shown 20 times an epoch), as they are when the "
+            "run is queued; validation and test stay the dataset's. Start from a shipped model to fine-tune it.",
+        ),
     )  # fmt: skip
 
 
@@ -178,7 +199,12 @@ def train_form(devices: list[str]) -> forms.FormValues:
     """The Train form's widgets (plain widgets, not st.form, so the estimate follows every change)."""
     st.radio("Model", list(forms.FAMILIES), format_func=forms.FAMILIES.get, key=FORM_PREFIX + "model_kind",
              horizontal=True)  # fmt: skip
-    _model_fields()
+    if view.simple():  # the model's own settings carry technical names: folded away in the Simple view
+        with st.expander("Model settings", icon=":material/settings:"):
+            st.caption(say("train", "more_settings"))
+            _model_fields()
+    else:
+        _model_fields()
     st.markdown("**Training**")
     _training_fields(devices)
     recipe = st.session_state.get(FORM_PREFIX + "recipe")
@@ -245,9 +271,10 @@ def estimate_panel(
     c1, c2 = st.columns(2)
     time_slot = c1.empty()
     time_slot.metric("Time", "…", help="timing a few training steps on this server")
-    c2.metric("Memory", memory, help="an upper bound while training")
-    c1.metric("Parameters", params)
-    st.caption(" · ".join(lines))
+    if view.expert():  # sizes and steps: the Expert view's
+        c2.metric("Memory", memory, help="an upper bound while training")
+        c1.metric("Parameters", params)
+        st.caption(" · ".join(lines))
     warnings = st.container()
 
     def finish() -> None:
@@ -339,7 +366,8 @@ def _live_view() -> None:
             st.warning("The teacher has paused the queue: queued runs wait until it resumes.", icon=":material/pause:")
         _your_runs(reg, live, actor)
         st.markdown("#### Class queue")
-        shown = ["place", "name", "by", "progress"] + (["device"] if len({r.device for r in live.active}) > 1 else [])
+        shown = ["place", "name", "by", "starts", "progress"]
+        shown += ["device"] if len({r.device for r in live.active}) > 1 else []
         st.dataframe(
             _queue_table(live), hide_index=True, column_config=QUEUE_COLUMNS, column_order=shown, key="class_queue"
         )
@@ -354,6 +382,9 @@ def _live_view() -> None:
 QUEUE_COLUMNS = {
     "place": st.column_config.TextColumn("place", help="training, or the place in the queue (1 starts next)"),
     "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100),
+    "starts": st.column_config.TextColumn(
+        "starts", help="When it should start, from the time estimates of the runs ahead of it on its device"
+    ),  # fmt: skip
 }
 
 
@@ -364,6 +395,8 @@ def _queue_table(live: LiveRuns):
         return cached[1]
     names = {**OWNER_LABELS, **live.names}
     frame = charts.queue_frame(live.active, names)
+    starts = expected_starts(live.active)
+    frame["starts"] = [estimates.start_text(starts[i]) if i in starts else "now" for i in frame["id"]]
     st.session_state[_LIVE_CACHE] = (live.version, frame)
     return frame
 
@@ -377,13 +410,17 @@ def _your_runs(reg: Registry, live: LiveRuns, actor: Actor | None) -> None:
     if not mine:
         return
     st.markdown("#### Your runs" if actor is None or not actor.teacher else "#### Training now")
-    places = charts.queue_places(live.active)
+    places, starts = charts.queue_places(live.active), expected_starts(live.active)
     for run in sorted(mine, key=lambda r: r.id):
         if run.status == "running":
             run_panel(reg, run, live.watches.get(run.id))
             continue
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
-        c1.markdown(f"{charts.literal_markdown(charts.run_title(run))}: **{_ordinal(places.get(run.id, 0))} in line**")
+        when = estimates.start_text(starts.get(run.id))
+        c1.markdown(
+            f"{charts.literal_markdown(charts.run_title(run))}: **{_ordinal(places.get(run.id, 0))} in line**"
+            + (f" · starts {when}" if when != "-" else "")
+        )
         c2.button("Cancel", key=f"cancel_{run.id}", on_click=_cancel, args=(run.id,), icon=":material/cancel:")
 
 
