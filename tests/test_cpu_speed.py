@@ -42,3 +42,21 @@ def test_a_cpu_step_under_bf16_autocast_trains(monkeypatch) -> None:
         loss, logits = train_step(learner, images, torch.arange(8), 1e-3)
         assert torch.isfinite(loss) and loss.dtype == torch.float32
         assert (logits.dtype == torch.bfloat16) is autocast  # the CNN's forward ran in bf16, the ViT's did not
+
+
+def test_a_cnn_trains_channels_last_on_a_cpu_and_saves_an_ordinary_checkpoint(tmp_path) -> None:
+    from vitdemo.checkpoints import load_checkpoint, make_meta, save_checkpoint
+
+    assert cpu_speed.channels_last_on(CPU, "cnn") and not cpu_speed.channels_last_on(CPU, "vit")
+    assert not cpu_speed.channels_last_on(CUDA, "cnn")  # not measured there: left as it was
+    torch.manual_seed(0)
+    config = TrainConfig(model=CNNConfig(width=4, depth=2), batch_size=8, device="cpu", augment=0)
+    learner = make_learner(config, CPU, 0.1307, 0.3081)
+    conv = learner.model.stages[1][0][0].weight  # (8, 4, 3, 3)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    loss, _ = train_step(learner, torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8), torch.arange(8), 1e-3)
+    assert torch.isfinite(loss)
+    path = save_checkpoint(tmp_path / "cnn.safetensors", learner.model, make_meta(config.model, "mnist"))
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(load_checkpoint(path).model(x), learner.model.eval()(x), atol=1e-5)

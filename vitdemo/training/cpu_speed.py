@@ -6,6 +6,7 @@ machines of that time); on a processor without bf16 units (AVX2 only, as most la
 every step is slower (`python scripts/cpu_recipe_ablation.py` prints this machine's table). So autocast is on for a
 family only where both hold: the processor has bf16 matrix units (probed from /proc/cpuinfo, none elsewhere) and
 BF16_STEP_SPEEDUP says the family's step is faster with them. CUDA keeps its own rule (`TrainConfig.amp`).
+Channels-last memory is the same kind of decision (`channels_last_on`), measured on any CPU, so not probed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import torch
 # a family not listed is not sped up, so it trains in float32).
 BF16_STEP_SPEEDUP: dict[str, float] = {"cnn": 1.47, "vit": 0.33}
 WORTH_IT = 1.1  # a speed-up below this is within the noise of these machines: float32 stays
+# A training step with channels-last weights and inputs relative to contiguous ones, on a CPU (oneDNN's convolutions
+# prefer NHWC): 1.57x for the bench's CNN on the 2-core AVX2 development machine (scripts/cpu_recipe_ablation.py).
+# Only convolutional families gain; a ViT has one conv (its patch embedding) and was not measured faster.
+CHANNELS_LAST_STEP_SPEEDUP: dict[str, float] = {"cnn": 1.57}
 
 
 @cache
@@ -56,3 +61,8 @@ def autocast_on(device: torch.device, kind: str, amp: bool) -> bool:
     if device.type == "cuda":
         return amp
     return amp and device.type == "cpu" and cpu_autocast(kind)
+
+
+def channels_last_on(device: torch.device, kind: str) -> bool:
+    """Whether a `kind` model trains with channels-last weights and inputs: on a CPU where it measured faster."""
+    return device.type == "cpu" and CHANNELS_LAST_STEP_SPEEDUP.get(kind, 0.0) >= WORTH_IT

@@ -26,7 +26,7 @@ from vitdemo.evaluate import mean_loss, predict_logits
 from vitdemo.models import build_model, count_parameters, head_of
 from vitdemo.synth.styles import style_split
 from vitdemo.training.augment import augment, mix_in, random_stroke_width
-from vitdemo.training.cpu_speed import autocast_on
+from vitdemo.training.cpu_speed import autocast_on, channels_last_on
 from vitdemo.training.distill import distillation_loss, load_teacher, teacher_of
 from vitdemo.training.learner import Learner
 from vitdemo.training.resume import ResumeState, apply_state, capture_state, check_fits, load_state, save_state
@@ -216,6 +216,8 @@ def make_learner(
     for a resumed run, whose weights come from its file), move it to `device`, give its trainable parameters an
     AdamW and render its synthetic styles."""
     model = prepare_model(config, build_model(config.model), load=load).to(device)
+    if channels_last_on(device, config.model.kind):
+        model = model.to(memory_format=torch.channels_last)  # 1.57x a CNN step on CPU (training.cpu_speed)
     trainable = [p for p in model.parameters() if p.requires_grad]  # a probe or a frozen backbone: the head only
     decay = [p for p in trainable if p.ndim >= 2]  # no decay on biases, norms, tokens... (ndim < 2)
     no_decay = [p for p in trainable if p.ndim < 2]
@@ -252,6 +254,8 @@ def train_step(learner: Learner, images: torch.Tensor, labels: torch.Tensor, lr:
     x = to_input(images, learner.mean, learner.std)  # (B + k, 1, 28, 28)
     x = random_stroke_width(x, c.stroke_aug, -learner.mean / learner.std, learner.generator)
     x = augment(x, c.augment, learner.generator, hflip=c.hflip or c.dataset == "fashion", elastic=c.elastic)
+    if channels_last_on(learner.device, c.model.kind):
+        x = x.contiguous(memory_format=torch.channels_last)
     with _autocast(learner.device, c.amp, c.model.kind):
         if learner.teacher is None:
             logits = learner.forward(x)  # (B + k, C)
