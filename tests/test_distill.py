@@ -130,3 +130,16 @@ def test_the_train_form_offers_finished_cnn_runs_and_the_shipped_cnn(tmp_path: P
     cnn = forms.config_from_values({**values, "model_kind": "cnn"}, encoders={})
     assert not hasattr(cnn.model, "teacher")
     assert "not on this server" in teachers.teacher_label("/gone/9.safetensors", choices)
+
+
+def test_a_teacher_is_written_into_the_reproduce_command_and_parsed_back() -> None:
+    import shlex
+
+    from vitdemo.cli.main import build_parser, config_from_args
+    from vitdemo.shipped import train_command
+
+    config = TrainConfig(model=dataclasses.replace(TINY_VIT, teacher="shipped"), epochs=2, name="taught")
+    command = train_command(config.to_dict(), "out.safetensors")
+    assert "--teacher shipped" in command and "--teacher" not in train_command(TrainConfig().to_dict(), "x")
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    assert dataclasses.replace(config_from_args(args), device=config.device) == config
