@@ -3,6 +3,7 @@
 import streamlit as st
 
 from vitdemo.ui import classroom, people, shell, train
+from vitdemo.ui import sweep as sweep_ui
 from vitdemo.views import forms
 
 with shell.stop_on_failure():
@@ -29,4 +30,5 @@ with shell.stop_on_failure():
         ):
             train.launch(reg, values, devices, actor)
         train.live_runs()  # your runs, the class queue and your latest result, refreshed in a fragment
+        sweep_ui.sweep_panel(reg, config, actor)  # try many settings of the form's run
     finish_estimate()  # last: timing a new model on the device takes a second or two

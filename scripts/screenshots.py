@@ -1,7 +1,7 @@
-"""Screenshot the Draw and Present pages after drawing a digit, at the sizes a classroom meets: a projector
-(1280x720, 1920x1080), a tablet in portrait (820x1180) and a phone (390x844).
+"""Screenshot the Draw and Present pages after drawing a digit (and Evaluate as it opens), at the sizes a classroom
+meets: a projector (1280x720, 1920x1080), a tablet in portrait (820x1180) and a phone (390x844).
 
-    python scripts/screenshots.py                          # -> artifacts/{draw,present}_{W}x{H}.png
+    python scripts/screenshots.py                          # -> artifacts/{draw,present,evaluate}_{W}x{H}.png
     python scripts/screenshots.py --dataset fashion --digit 1 --sizes 1280x720
     python scripts/screenshots.py --pages present --clears 2  # two earlier drawings as thumbnails
 
@@ -29,7 +29,8 @@ from vitdemo import paths  # noqa: E402
 
 SIZES = ["1280x720", "1920x1080", "820x1180", "390x844"]
 TOUCH_BELOW_PX = 1200  # narrower windows are tablets and phones: a touch screen, drawn on with a finger
-PAGES = {"draw": "", "present": "present"}  # page -> URL path
+PAGES = {"draw": "", "present": "present", "evaluate": "evaluate"}  # page -> URL path
+DRAWN = ("draw", "present")  # the pages a digit is drawn on before the picture
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -47,6 +48,11 @@ def shoot(chromium: Any, url: str, page_name: str, size: tuple[int, int], args: 
         page.set_default_timeout(60_000)
         page.goto(f"{url}/{PAGES[page_name]}")
         browser.wait_for_app(page)
+        if page_name not in DRAWN:
+            page.wait_for_timeout(800)  # the sidebar's slide, where it goes
+            out = Path(args.out_dir) / f"{page_name}_{width}x{height}.png"
+            page.screenshot(path=str(out))
+            return f"{out.name}"
         browser.canvas(page)  # settled: sized, and the sidebar gone where it goes
         if args.dataset == "fashion":
             browser.choose_dataset(page, "Fashion-MNIST")
@@ -68,6 +74,37 @@ def shoot(chromium: Any, url: str, page_name: str, size: tuple[int, int], args: 
         context.close()
 
 
+def busy_class(home: str) -> None:
+    """A lesson in full swing in `home`: a run training now (this process stands in for its worker, so the strip
+    shows while the pictures are taken) with its ten watched answers, and eight drawings on the class wall."""
+    import os
+
+    from vitdemo.classset import store as classset
+    from vitdemo.classset.store import Answer, ClassSet
+    from vitdemo.config import TrainConfig
+    from vitdemo.runs import points
+    from vitdemo.runs.people import Actor
+    from vitdemo.runs.store import Registry
+    from vitdemo.training.watch import WatchRow
+
+    reg = Registry(home)
+    run_id = reg.create_run(
+        name="cnn for the class", kind="cnn", dataset="mnist", config=TrainConfig(epochs=3).to_dict(),
+        status="running", device="cpu", worker_pid=os.getpid(), heartbeat=time.time(), started_at=time.time(),
+        progress={"epoch": 2, "step": 50, "total_steps": 120, "loss": 0.4321},
+    )  # fmt: skip
+    probs = (0.999, 0.5, 0.07, 1.0, 0.0, 0.004, 0.995, 0.5, 0.12, 0.88)
+    row = WatchRow(tuple(range(10)), tuple(range(10)), (0, 7, 2, 3, 4, 5, 6, 1, 8, 9), probs, step=50, epoch=1.25)
+    points.set_watch(reg, run_id, row.to_dict())
+    store = ClassSet(home, max_per_minute=100)
+    for i in range(8):
+        digit = "7" if i % 2 else "1"
+        image = browser.stroke_image(browser.DIGIT_STROKES[digit], width=12 + 2 * i)
+        truth = int(digit)
+        answers = [Answer("vit", "v", truth if i % 3 else 4, 0.7), Answer("cnn", "c", truth if i % 4 else 2, 0.9)]
+        classset.submit(store, image, truth, Actor(f"person:{i}", f"Student {i}"), answers, dataset="mnist")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", default=str(ROOT / "artifacts"))
@@ -76,6 +113,9 @@ def main() -> int:
     parser.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
     parser.add_argument("--sizes", nargs="+", default=SIZES, help="WxH, e.g. 1280x720")
     parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=list(PAGES))
+    parser.add_argument(
+        "--busy", action="store_true", help="a run training now and eight class drawings on the wall (Present)"
+    )
     parser.add_argument(
         "--address", default="127.0.0.1", help="what the server listens on; 0.0.0.0 shows Present as in class"
     )
@@ -87,6 +127,8 @@ def main() -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vitdemo-shot-") as home:
         env = {paths.ENV_HOME: home}
+        if args.busy:
+            busy_class(home)
         shared = browser.REPO_ROOT.parent / "shared" / "data"  # the team's layout; else vitdemo.paths decides
         if not os.environ.get(paths.ENV_DATA_DIR) and shared.is_dir():
             env[paths.ENV_DATA_DIR] = str(shared)

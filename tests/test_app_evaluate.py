@@ -80,7 +80,14 @@ def test_trust_section_runs_on_request_and_is_kept_per_file_version(env: Registr
 
     checkpoint = shipped / "cnn_mnist.safetensors"
     stamp = time.time() + 5
-    os.utime(checkpoint, (stamp, stamp))  # a new file version: checked again only when asked
+    os.utime(checkpoint, (stamp, stamp))  # touched, the same weights: the report kept on disk still holds
+    touched = open_evaluate()
+    assert any("deletion" in s for s in plotly_specs(touched))
+    assert list((env.home / "cache").glob("trust-*.json"))  # kept as JSON, keyed by the file's content
+
+    for stored in (env.home / "cache").glob("trust-*.json"):
+        stored.unlink()  # as for a file with other weights: checked again only when asked
+    os.utime(checkpoint, (stamp + 5, stamp + 5))
     changed = open_evaluate()
     assert not any("deletion" in s for s in plotly_specs(changed))
     assert any(b.key == f"trust_run_{run.id}" for b in changed.button)

@@ -161,3 +161,23 @@ def test_groups_and_counts(store: ClassSet) -> None:
     assert [s.id for s in classset.fooled(subs, ["vit"])] == [b.id, a.id]
     assert [s.id for s in classset.fooled(subs, ["vit", "cnn"])] == [b.id]
     assert not c.fooled("cnn")  # no CNN answer: not fooled
+
+
+def test_the_class_wall_reads_the_newest_and_counts_who_was_fooled(store: ClassSet) -> None:
+    from vitdemo.views import classset as views
+
+    assert store.fooled_counts("mnist") == {"": 0} and store.latest("mnist", 8) == []
+    assert views.wall_text(store.fooled_counts("mnist")).startswith("No class drawings yet")
+    a = classset.submit(store, SEVEN, 7, ANA, FOOLED_VIT)
+    b = classset.submit(store, ONE, 1, BEN, [Answer("vit", "v", 7, 0.6), Answer("cnn", "c", 7, 0.7)])
+    c = classset.submit(store, OTHER_ONE, 1, ANA, [Answer("vit", "v", 1, 0.9)])
+    classset.submit(store, SEVENS[0], 7, BEN, FOOLED_VIT, dataset="fashion")  # another dataset: not on this wall
+    assert [s.id for s in store.latest("mnist", 2)] == [c.id, b.id]
+    counts = store.fooled_counts("mnist")
+    assert counts == {"": 3, "vit": 2, "cnn": 1}
+    assert views.wall_text(counts) == "3 drawings · fooled the ViT 2 · the CNN 1"
+    tile = views.wall_tile_html(None, a)
+    assert 'class="vd-wrong">ViT ✗' in tile and 'class="vd-right">CNN ✓' in tile and "a 7: ViT read 1" in tile
+    assert "CNN" not in views.wall_tile_html(None, c)  # no CNN answer: no mark
+    html = views.wall_html("<b>x</b>", [tile])
+    assert "&lt;b&gt;x" in html and html.count('class="vd-wall-tile"') == 1

@@ -42,6 +42,7 @@ EVERY_EVENT = [
     events.Point({"step": 3, "epoch": 1, "at_epoch": 0.3, "loss": 0.5, "lr": 1e-3, "elapsed_s": 1.0}, {"step": 3}, 50),
     events.Epoch({"epoch": 1, "train_loss": 0.4, "val_acc": 0.9}),
     events.Watch({"indices": [1, 2], "labels": [0, 1], "preds": [0, 0], "probs": [0.9, 0.6], "step": 3}),
+    events.Saved(events.RunFile("run-3.resume.safetensors", b"\x00state\n")),
     events.Result(
         {"test_acc": 0.91},
         events.RunFile("run-3.safetensors", b"\x00weights\n"),
@@ -102,6 +103,20 @@ def test_a_remote_result_sends_its_bytes_and_may_only_name_its_own_files(reg: Re
         assert reg.get_run(other).status == "failed" and "not a file of run" in reg.get_run(other).error
     assert Path(reg.get_run(mine).checkpoint).read_bytes() == b"weights"
     assert not (reg.home / "registry.sqlite").read_bytes().startswith(b"x") and not (reg.home / "notes.txt").exists()
+
+
+def test_a_remote_resume_file_is_written_only_under_its_own_name(reg: Registry) -> None:
+    """A remote trainer sends its resume file after each epoch (so a run stopped on a node can be resumed here);
+    any other name, or another run's resume file, is ignored and the run trains on."""
+    run_id = queue.start_run(reg, TINY, 42)
+    recorder = record.Recorder(reg, run_id, 42)
+    recorder(events.Saved(events.RunFile(f"run-{run_id}.resume.safetensors", b"epoch 1")))
+    recorder(events.Saved(events.RunFile(f"run-{run_id}.resume.safetensors", b"epoch 2")))
+    for name in (f"run-{run_id + 1}.resume.safetensors", "../registry.sqlite", f"run-{run_id}.safetensors"):
+        recorder(events.Saved(events.RunFile(name, b"x")))
+    assert sorted(p.name for p in reg.checkpoint_dir.iterdir()) == [f"run-{run_id}.resume.safetensors"]
+    assert state_path(reg.checkpoint_dir, run_id).read_bytes() == b"epoch 2"
+    assert reg.get_run(run_id).status == "running" and recorder.outcome is None
 
 
 # -- the end of a run: one conditional UPDATE --------------------------------------------------------------------

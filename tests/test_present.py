@@ -267,3 +267,19 @@ def test_lan_address_sends_nothing() -> None:
         join.lan_address(probe=listener.getsockname())
         with pytest.raises(TimeoutError):
             listener.recvfrom(64)
+
+
+def test_the_class_wall_shows_the_newest_drawings_and_who_was_fooled(draw_env: Path) -> None:
+    from vitdemo.classset import store as classset
+    from vitdemo.classset.store import Answer, ClassSet
+    from vitdemo.runs.people import Actor
+
+    at = _present(FakeCanvas())
+    assert "No class drawings yet" in _html(at)
+    seven = stroke_image(DIGIT_STROKES["7"])
+    fooled = [Answer("vit", "v", 1, 0.8), Answer("cnn", "c", 7, 0.99)]
+    classset.submit(ClassSet(draw_env), seven, 7, Actor("person:1", "Ana"), fooled, dataset="mnist")
+    at = run_app(FakeCanvas(), at)  # the wall's fragment reads the set's version: a new drawing, a new wall
+    wall = _html(at)
+    assert "1 drawing · fooled the ViT 1 · the CNN 0" in wall and wall.count('class="vd-wall-tile"') == 1
+    assert 'src="data:image/png;base64,' in wall.split('class="vd-wall-tile"')[1]  # the drawing itself

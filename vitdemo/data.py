@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -138,9 +140,30 @@ def _short_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+# (dataset, train) -> the split, for a training that was handed its data rather than a folder (a Ray task gets
+# the images from the cluster's object store: vitdemo.runs.ray_exec); a context variable, so it holds only
+# inside `provided_splits` and only for the code it wraps
+_PROVIDED: ContextVar[Mapping[tuple[str, bool], Split] | None] = ContextVar("vitdemo_provided_splits", default=None)
+
+
+@contextmanager
+def provided_splits(splits: Mapping[tuple[str, bool], Split]) -> Iterator[None]:
+    """While it lasts, `load_raw(dataset, train)` returns `splits[(dataset, train)]` where there is one."""
+    token = _PROVIDED.set(dict(splits))
+    try:
+        yield
+    finally:
+        _PROVIDED.reset(token)
+
+
 def load_raw(dataset: str, train: bool, data_dir: str | os.PathLike | None = None) -> Split:
-    """One split as uint8 tensors, read with torchvision; downloads only when the files are missing."""
+    """One split as uint8 tensors, read with torchvision; downloads only when the files are missing (a split
+    handed over with `provided_splits` is returned as it is)."""
     import torch
+
+    given = (_PROVIDED.get() or {}).get((dataset, train))
+    if given is not None:
+        return given
     import torchvision.datasets as tvd  # imported here: the app's Draw page does not need it
 
     root = raw_dir(dataset, data_dir).parent.parent

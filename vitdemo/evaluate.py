@@ -8,6 +8,7 @@ a loaded checkpoint with its own normalisation and classes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -34,15 +35,20 @@ def predict_logits(
     device: torch.device | str = "cpu",
     batch_size: int = 1000,
     amp: bool = False,
+    progress: Callable[[float], None] | None = None,
 ) -> torch.Tensor:
-    """Logits (N, C) as float32 on the CPU for a whole split, in eval mode (bf16 autocast on CUDA if `amp`)."""
+    """Logits (N, C) as float32 on the CPU for a whole split, in eval mode (bf16 autocast on CUDA if `amp`).
+    `progress` hears the share of the split done after each batch."""
     device = torch.device(device)
     model.eval()
-    outs = []
+    outs, done = [], 0
     for images, _ in batches(split, batch_size, shuffle=False):
         x = to_input(images.to(device), mean, std)  # (B, 1, 28, 28)
         with _autocast(device, amp):
             outs.append(model(x).float().cpu())  # (B, C)
+        done += len(images)
+        if progress is not None:
+            progress(done / max(len(split), 1))
     return torch.cat(outs) if outs else torch.zeros(0, num_classes)
 
 
@@ -62,11 +68,20 @@ def score_model(
     batch_size: int = 1000,
     amp: bool = False,
     temperature: float = 1.0,
+    progress: Callable[[float], None] | None = None,
 ) -> Scores:
     """Everything a page or a report needs about `model` on `split`; `temperature` calibrates the probabilities
     (vitdemo.calibration), the loss stays that of the raw logits."""
     logits = predict_logits(
-        model, split, mean, std, num_classes=num_classes, device=device, batch_size=batch_size, amp=amp
+        model,
+        split,
+        mean,
+        std,
+        num_classes=num_classes,
+        device=device,
+        batch_size=batch_size,
+        amp=amp,
+        progress=progress,
     )  # (N, C)
     labels = split.labels.cpu().numpy().astype(np.int64)
     probs = torch.softmax(logits / temperature, dim=-1).numpy().astype(np.float32)
@@ -81,6 +96,7 @@ def score_checkpoint(
     data_dir: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
     batch_size: int = 1000,
+    progress: Callable[[float], None] | None = None,
 ) -> Scores:
     """A loaded checkpoint on `split` (default: its dataset's test split), with its own statistics and classes."""
     meta = loaded.meta
@@ -96,4 +112,5 @@ def score_checkpoint(
         device=device,
         batch_size=batch_size,
         temperature=meta.temperature,
+        progress=progress,
     )

@@ -230,6 +230,27 @@ class ClassSet:
                 raise SubmissionNotFound(submission_id)
             return _submission(row, _answers(db, [int(submission_id)]).get(int(submission_id), ()))
 
+    def latest(self, dataset: str, limit: int) -> list[Submission]:
+        """The newest `limit` submissions of `dataset`, newest first: one indexed read, for the live class wall."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT * FROM submissions WHERE dataset = ? ORDER BY id DESC LIMIT ?", (dataset, int(limit))
+            ).fetchall()
+            answers = _answers(db, [int(r["id"]) for r in rows])
+        return [_submission(r, answers.get(int(r["id"]), ())) for r in rows]
+
+    def fooled_counts(self, dataset: str) -> dict[str, int]:
+        """'' -> how many submissions of `dataset`, and kind -> how many of them fooled that model (its answer at
+        submit time was wrong): one aggregate query."""
+        with self.reading() as db:
+            total = db.execute("SELECT COUNT(*) FROM submissions WHERE dataset = ?", (dataset,)).fetchone()[0]
+            rows = db.execute(
+                "SELECT a.kind, COUNT(*) FROM answers a JOIN submissions s ON s.id = a.submission_id "
+                "WHERE s.dataset = ? AND a.label != s.label GROUP BY a.kind",
+                (dataset,),
+            ).fetchall()
+        return {"": int(total), **{str(kind): int(n) for kind, n in rows}}
+
     def count(self, dataset: str | None = None) -> int:
         where, args = _where(dataset=dataset)
         with self.reading() as db:

@@ -41,6 +41,9 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     add_model_flags(p)
     add_train_flags(p)
     p.add_argument("--out", help="also copy the checkpoint to this path (e.g. checkpoints/vit_mnist.safetensors)")
+    from vitdemo.cli.remote import add_executor_flags
+
+    add_executor_flags(p)
     p.add_argument(
         "--resume",
         metavar="RUN",
@@ -152,6 +155,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     from vitdemo.runs.queue import start_run
 
     registry = Registry(a.home)
+    remote = None
+    if (a.executor or "local") == "ray":  # before the run is made: its device is checked against the cluster's
+        from vitdemo.cli.remote import ray_executor
+
+        remote = ray_executor(registry, a.ray_address, a.data_dir)
     config = resume_config_from_args(a, registry) if a.resume else _with_teacher_file(config_from_args(a), registry)
     config.validate()
     if not config.resume:  # a resumed run's weights come from its resume file, not from --init or --weights
@@ -161,7 +169,15 @@ def cmd_train(a: argparse.Namespace) -> int:
         config = freeze_config(config, a.home)  # the class set as it is now: the run is reproducible
     run_id = start_run(registry, config, os.getpid())  # created running and ours: no worker can claim it
     try:
-        result = _train_recorded(registry, run_id, config, a.data_dir)
+        if remote is not None:
+            from vitdemo.runs.ray_exec import execute_remote
+            from vitdemo.training.resume import saved_history
+
+            for row in saved_history(config.resume) if config.resume else ():
+                registry.add_epoch(run_id, row)  # its curves start with the epochs it continues
+            result = execute_remote(registry, registry.get_run(run_id), remote)  # recorded here, trained there
+        else:
+            result = _train_recorded(registry, run_id, config, a.data_dir)
     except KeyboardInterrupt:
         registry.transition(run_id, "cancelled", only_from=("running",), finished_at=time.time())
         print(f"\nrun #{run_id} cancelled", file=sys.stderr)
@@ -338,6 +354,14 @@ def cmd_worker(a: argparse.Namespace) -> int:
         from vitdemo.runs.execute import execute_claimed
 
         return execute_claimed(registry, a.execute, data_dir=a.data_dir)
+    from vitdemo.runs.queue import executor_name
+
+    if executor_name() == "ray":  # VITDEMO_EXECUTOR=ray: the runs train on the cluster at $VITDEMO_RAY_ADDRESS
+        from vitdemo.cli.remote import ray_worker
+
+        n = ray_worker(registry, a.device, data_dir=a.data_dir, idle_exit_s=a.idle_exit)
+        print(f"worker done: {n} runs")
+        return 0
     from vitdemo.runs.local import run_worker
 
     n = run_worker(registry, a.device, data_dir=a.data_dir, idle_exit_s=a.idle_exit)
@@ -395,6 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
     from vitdemo.cli.families import add_parsers
 
     add_parsers(sub)
+    from vitdemo.cli.sweep import add_parser as add_sweep_parser
+
+    def sweep_flags(p: argparse.ArgumentParser) -> None:
+        _add_common(p)
+        _add_train_flags(p)
+
+    add_sweep_parser(sub, sweep_flags, config_from_args)
     add_classset_parsers(sub)
     add_data_parsers(sub)
 

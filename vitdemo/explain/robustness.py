@@ -224,12 +224,13 @@ def sweep(
     *,
     changes: tuple[Change, ...] = CHANGES,
     batch_size: int = BATCH,
+    progress: Callable[[float], None] | None = None,
 ) -> SweepResult:
     """Every model's accuracy on `n` fixed images of `split` at every value of every change.
 
     Each value is one transform of all `n` images at once, then one pass of each model over them in batches of
     `batch_size`, on the device the models are on (CPU or GPU alike), with each model's own normalisation and
-    its calibrated probabilities.
+    its calibrated probabilities. `progress` hears the share of the values done after each one.
     """
     t0 = time.perf_counter()
     if not models:
@@ -241,7 +242,7 @@ def sweep(
     accuracy: dict[str, dict[str, np.ndarray]] = {m: {} for m in models}
     true_prob: dict[str, dict[str, np.ndarray]] = {m: {} for m in models}
     plain_scores = {name: _score(loaded, images, labels, batch_size) for name, loaded in models.items()}
-    forwards = len(models)
+    forwards, done, total = len(models), 0, sum(len(c.values) for c in changes)
     for c in changes:
         scores: dict[str, list[tuple[float, float]]] = {m: [] for m in models}
         for value in c.values:
@@ -251,6 +252,9 @@ def sweep(
                     plain_scores[name] if changed is None else _score(loaded, changed, labels, batch_size)
                 )
             forwards += 0 if changed is None else len(models)
+            done += 1
+            if progress is not None:
+                progress(done / total)
         for name, found in scores.items():
             accuracy[name][c.name] = np.array([a for a, _ in found])  # (V,)
             true_prob[name][c.name] = np.array([p for _, p in found])  # (V,)

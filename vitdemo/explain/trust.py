@@ -31,13 +31,16 @@ from torch import Tensor, nn
 from vitdemo.checkpoints import LoadedModel, load_checkpoint
 from vitdemo.data import Split, load_raw, to_input
 from vitdemo.explain.maps import (
+    IG_STEPS,
     blank_value,
     explain_prediction,
     grad_cam,
     integrated_gradients,
 )
+from vitdemo.explain.readable import QUANTILE, SIGMA_PX, shown_maps
 from vitdemo.models import build_model
 
+Progress = Callable[[float], None]  # the share of the work done, 0..1
 Explainer = Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]  # (model, x (B, 1, H, W)) -> (logits, maps (B, H, W))
 BASELINES = ("model", "random", "centre")  # the model's own map, then the two maps it must beat
 BASELINE_NAMES = {"model": "the model's map", "random": "random map", "centre": "centre blob"}
@@ -54,11 +57,20 @@ def fixed_indices(total: int, n: int, seed: int = 0) -> Tensor:
 
 
 def model_maps(model: nn.Module, loaded: LoadedModel, x: Tensor) -> tuple[Tensor, Tensor]:
-    """The app's explanation of each prediction of `model` (the checkpoint's own, or a randomised copy):
-    (logits (B, C), maps (B, H, W) in [0, 1]). Attention rollout for a ViT, integrated gradients for a CNN."""
+    """The app's explanation of each prediction of `model` (the checkpoint's own, or a randomised copy), as the
+    pages show it: (logits (B, C), maps (B, H, W) in [0, 1]). Attention rollout for a ViT, integrated gradients
+    for a CNN (made readable by vitdemo.explain.readable: smoothed, scaled by a high quantile)."""
     meta = loaded.meta
     logits, heat, _ = explain_prediction(model, x, loaded.kind, mean=meta.mean, std=meta.std, size=x.shape[-1])
-    return logits, heat
+    return logits, shown_maps(loaded.kind, heat)
+
+
+MAP_VERSION = f"ig{IG_STEPS}-readable-s{SIGMA_PX}-q{QUANTILE}"  # what a stored report's map was; part of its key
+
+
+def report_settings(n_images: int = N_IMAGES, steps: int = STEPS, seed: int = 0) -> str:
+    """What a report of the app's own map depends on besides the model and the split (a stored report's key)."""
+    return f"images={n_images} steps={steps} seed={seed} map={MAP_VERSION}"
 
 
 def random_maps(n: int, size: int = 28, seed: int = 0) -> Tensor:
@@ -263,12 +275,22 @@ def trust_report(
     seed: int = 0,
     explain: Explainer | None = None,
     baselines: Sequence[str] = BASELINES,
+    progress: Progress | None = None,
 ) -> TrustReport:
     """Deletion and insertion curves (the model's map, a random map, the centre blob) and the randomisation
     check for `loaded` on n_images seeded test images of `split`. `explain`: another map to check
     (model, x) -> (logits, maps (B, H, W)); the app's own explanation by default. `baselines`: which maps
-    get curves ("model" alone skips the random map and the blob)."""
+    get curves ("model" alone skips the random map and the blob). `progress` hears the share done after each
+    part (the maps, each map's curves, the randomised model)."""
     t0 = time.perf_counter()
+    parts, done = len(baselines) + 2, 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done / parts)
+
     explain = explain or (lambda model, x: model_maps(model, loaded, x))
     meta, model = loaded.meta, loaded.model.eval()
     idx = fixed_indices(len(split), n_images, seed)
@@ -279,6 +301,7 @@ def trust_report(
     logits, maps = explain(model, x)  # (B, C), (B, H, W)
     classes = logits.argmax(1)  # each image's prediction: the class its map explains
     timings = {"maps": time.perf_counter() - t0}
+    tick()
     candidates = {"model": maps, "random": random_maps(B, size, seed + 1), "centre": centre_blob(B, size)}
     scores = {}
     for name in baselines:
@@ -289,11 +312,13 @@ def trust_report(
         )
         scores[name] = _scores(name, deletion, insertion, background_share(m, raw))
         timings[name] = time.perf_counter() - t
+        tick()
     t = time.perf_counter()
     _, random_model_maps = explain(randomized_model(loaded, seed), x)
     randomization = spearman(maps, random_model_maps).numpy()
     on_ink = spearman(maps, random_model_maps, raw.float() / 255.0 > INK_THRESHOLD).numpy()
     timings["randomization"] = time.perf_counter() - t
+    tick()
     fractions = step_counts(size * size, steps).double().numpy() / (size * size)
     seconds = time.perf_counter() - t0
     return TrustReport(loaded.kind, B, fractions, scores, randomization, on_ink, seconds, timings)

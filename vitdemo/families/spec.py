@@ -99,6 +99,10 @@ class Family:
     macs_per_param: Callable[[Any], float] = lambda config: 1.0  # dense layers: one multiply-add per weight
     activations: Callable[[Any], int] | None = None  # floats one image keeps for backward (None: from macs)
     probe_config: Callable[[Any], Any] = lambda config: config  # the same speed without reading a file
+    # What one run asks a Ray cluster for (vitdemo.runs.ray_exec): CPU cores on a CPU node, and the share of one
+    # GPU on a GPU node (a quarter: a small MNIST model leaves most of a GPU idle, so four share one)
+    ray_cpus: float = 1.0
+    gpu_share: float = 0.25
 
     def __post_init__(self) -> None:
         check(self.task in TASKS, f"family {self.kind}: task must be one of {', '.join(TASKS)}")

@@ -76,4 +76,6 @@ FAMILY = Family(
     # parameters: counted on the meta device; multiply-adds: a rough figure per weight, scaled by the input's area
     macs_per_param=lambda m: MACS_PER_WEIGHT_224 * (m.image_px / 224) ** 2,
     probe_config=lambda m: dataclasses.replace(m, pretrained=False, finetune="all"),  # as fast, reads no file
+    ray_cpus=2.0,  # its images are resized to image_px on the fly: a second core keeps the GPU fed
+    gpu_share=0.5,  # an ImageNet network fills half a GPU
 )

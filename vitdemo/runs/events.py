@@ -75,6 +75,15 @@ class RunFile:
 
 
 @dataclass(frozen=True)
+class Saved:
+    """A file the run saved while it trains (its resume file, at an epoch's end) with its bytes: a remote
+    trainer sends it so that a run stopped there can be resumed from the recorder's disk. A trainer that shares
+    the disk never sends one."""
+
+    file: RunFile
+
+
+@dataclass(frozen=True)
 class Result:
     """The run is done: its run columns (val_acc, test_acc, macro_f1, train_time_s, ...), its checkpoint, and any
     other file it made that must outlive it (a pretrain run's encoder)."""
@@ -98,9 +107,9 @@ class Failed:
     error: str
 
 
-Event = Started | Progress | Point | Epoch | Watch | Result | Cancelled | Failed
+Event = Started | Progress | Point | Epoch | Watch | Saved | Result | Cancelled | Failed
 _TYPES: dict[str, type] = {
-    t.__name__.lower(): t for t in (Started, Progress, Point, Epoch, Watch, Result, Cancelled, Failed)
+    t.__name__.lower(): t for t in (Started, Progress, Point, Epoch, Watch, Saved, Result, Cancelled, Failed)
 }
 
 
@@ -118,6 +127,8 @@ def encode(event: Event) -> str:
     if isinstance(event, Result):
         body["checkpoint"] = _file_to_json(event.checkpoint)
         body["others"] = [_file_to_json(f) for f in event.others]
+    if isinstance(event, Saved):
+        body["file"] = _file_to_json(event.file)
     return json.dumps({"event": type(event).__name__.lower(), **body}, allow_nan=True)
 
 
@@ -131,6 +142,8 @@ def decode(line: str) -> Event:
     if kind is Result:
         body["checkpoint"] = _file_from_json(body["checkpoint"])
         body["others"] = tuple(_file_from_json(f) for f in body.get("others", ()))
+    if kind is Saved:
+        body["file"] = _file_from_json(body["file"])
     try:
         return kind(**body)
     except TypeError as exc:

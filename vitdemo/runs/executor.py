@@ -5,8 +5,9 @@ The queue (vitdemo.runs.queue) and the store stay neutral: they know runs, never
 (vitdemo.runs.worker) claims a run, `start`s it on its executor, records the `Execution`'s events (it is the only
 writer of the registry for the runs it executes) and keeps their heartbeat. The executor of this server is
 `vitdemo.runs.queue.configured_executor()`: $VITDEMO_EXECUTOR, 'local' by default (vitdemo.runs.local: a worker
-process per device on this machine, a child process per run). Another executor (a Ray cluster, say) implements the same two protocols in
-its own module, and only that module imports its framework.
+process per device on this machine, a child process per run), or 'ray' (vitdemo.runs.ray_exec: every run a Ray
+task on the cluster at $VITDEMO_RAY_ADDRESS; it alone imports ray, and only the worker and the CLI import it: the
+web server sees the cluster as the worker publishes it, vitdemo.runs.cluster).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
     from vitdemo.runs.store import Registry, Run
 
 ENV_EXECUTOR = "VITDEMO_EXECUTOR"
-EXECUTORS = ("local",)
+ENV_RAY_ADDRESS = "VITDEMO_RAY_ADDRESS"  # a Ray cluster's address ('ray://...' or 'host:port'); none: a local one
+EXECUTORS = ("local", "ray")
+RAY_INSTALL = "pip install -r requirements-ray.txt"  # the one extra step that brings Ray and Optuna
 
 
 @dataclass(frozen=True)

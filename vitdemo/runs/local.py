@@ -29,7 +29,7 @@ from vitdemo.paths import REPO_ROOT
 from vitdemo.runs import events, worker
 from vitdemo.runs.claims import is_paused, queue_device
 from vitdemo.runs.events import Event
-from vitdemo.runs.executor import Device
+from vitdemo.runs.executor import Device, Executor
 from vitdemo.runs.record import log
 from vitdemo.runs.store import Registry, Run
 
@@ -308,13 +308,16 @@ def run_worker(
     *,
     data_dir: str | None = None,
     idle_exit_s: float = DEFAULT_IDLE_EXIT_S,
+    executor: Executor | None = None,
 ) -> int:
     """`python -m vitdemo worker`: claim and execute queued runs for `device` (vitdemo.runs.worker.work) until
-    idle for `idle_exit_s`. Returns the runs executed.
+    idle for `idle_exit_s`, on `executor` (default: this machine's child processes; the Ray worker passes its
+    cluster's). Returns the runs executed.
 
     One worker per device: the lock file `worker-<device>.lock` in the registry's home says who it is.
     """
-    executed, executor = 0, LocalExecutor(data_dir)
+    executed = 0
+    executor = executor if executor is not None else LocalExecutor(data_dir)
     registry.home.mkdir(parents=True, exist_ok=True)
     with open(_lock_path(registry, device), "a") as lock:
         if not _acquire(lock, wait_s=1.0):

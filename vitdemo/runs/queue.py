@@ -34,19 +34,50 @@ LIMITS_KEY = "limits"  # settings key: the teacher's limits (vitdemo.runs.limits
 
 
 _configured: dict[str, executor.Executor] = {}
+_chosen: dict[str, str] = {}  # "name": the executor this process chose itself (`use_executor`), over the environment
+
+
+def executor_name() -> str:
+    """$VITDEMO_EXECUTOR: 'local' (the default) or 'ray'; anything else is a ValueError that names them."""
+    name = _chosen.get("name") or os.environ.get(executor.ENV_EXECUTOR, "").strip() or "local"
+    if name not in executor.EXECUTORS:
+        raise ValueError(f"{executor.ENV_EXECUTOR} must be one of {', '.join(executor.EXECUTORS)}; got {name!r}")
+    return name
 
 
 def configured_executor() -> executor.Executor:
     """This server's executor ($VITDEMO_EXECUTOR, default 'local'), one per process. Chosen here, above the
-    executors: the local one imports the claims and the worker, never the queue."""
-    name = os.environ.get(executor.ENV_EXECUTOR, "").strip() or "local"
-    if name not in executor.EXECUTORS:
-        raise ValueError(f"{executor.ENV_EXECUTOR} must be one of {', '.join(executor.EXECUTORS)}; got {name!r}")
+    executors: the local one imports the claims and the worker, never the queue. For 'ray' it is the cluster as
+    the Ray worker published it (vitdemo.runs.cluster: this process never talks to Ray) unless the process is the
+    Ray worker or a CLI that connected (`use_executor`)."""
+    name = executor_name()
     if name not in _configured:
-        from vitdemo.runs.local import LocalExecutor
+        if name == "ray":
+            from vitdemo.runs.cluster import ClusterExecutor
 
-        _configured[name] = LocalExecutor()
+            _configured[name] = ClusterExecutor()
+        else:
+            from vitdemo.runs.local import LocalExecutor
+
+            _configured[name] = LocalExecutor()
     return _configured[name]
+
+
+def use_executor(name: str, chosen: executor.Executor) -> None:
+    """Make `chosen` this process's executor, as `name` (a Ray worker's or CLI's own connection to the cluster)."""
+    _configured[name] = chosen
+    _chosen["name"] = name
+
+
+def executor_problem(store: Registry, *, queued: bool) -> str | None:
+    """One sentence for the Train page when the configured executor cannot train runs now (a Ray cluster out of
+    reach, or Ray not installed: vitdemo.runs.cluster.problem); None for the local executor and a healthy
+    cluster."""
+    if executor_name() != "ray":
+        return None
+    from vitdemo.runs.cluster import problem
+
+    return problem(store, queued=queued)
 
 
 def offered_devices() -> tuple[Device, ...]:

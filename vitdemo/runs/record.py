@@ -72,6 +72,7 @@ class Recorder:
             events.Point: self._point,
             events.Epoch: self._epoch,
             events.Watch: self._watch,
+            events.Saved: self._saved,
             events.Result: self._result,
             events.Cancelled: self._cancelled,
             events.Failed: self._failed,
@@ -102,6 +103,17 @@ class Recorder:
 
     def _watch(self, event: events.Watch) -> None:
         best_effort(lambda: points.set_watch(self.registry, self.run_id, event.row), None)
+
+    def _saved(self, event: events.Saved) -> None:
+        """A remote trainer's resume file: written into the run's checkpoint folder (only that one file)."""
+        made = event.file
+        if made.name != runfiles.name(self.run_id, runfiles.RESUME) or made.data is None:
+            log(f"run #{self.run_id}: the training sent {made.name!r}, which is not its resume file: ignored")
+            return
+        try:
+            runfiles.write_atomically(self.registry.checkpoint_dir / made.name, made.data)
+        except OSError as exc:  # a full disk: the run trains on, it just cannot be resumed from this epoch
+            log(f"run #{self.run_id}: its resume file could not be written: {exc}")
 
     # -- how it ended ------------------------------------------------------------------------------------------
     def _place(self, made: events.RunFile) -> Path:

@@ -47,7 +47,7 @@ def work(registry: Registry, executor: Executor, device: str, *, idle_exit_s: fl
     """Claim runs for `device` while it has a free slot (`executor.capacity`), execute them, record them, and
     return the number that ended once nothing has run for `idle_exit_s`. A paused queue is claimed from by
     nobody: the worker waits."""
-    ended, idle_since, slots = 0, time.monotonic(), executor.capacity(device)
+    ended, idle_since = 0, time.monotonic()
     swept = sweep(registry, executor)
     executing: list[Executing] = []
     with Heartbeat(registry) as heartbeat:
@@ -55,6 +55,7 @@ def work(registry: Registry, executor: Executor, device: str, *, idle_exit_s: fl
             while executing or time.monotonic() - idle_since < idle_exit_s:
                 ended += _tend_all(registry, executing)
                 heartbeat.set_runs(e.run.id for e in executing if e.execution.alive())
+                slots = executor.capacity(device)  # a cluster's grows and shrinks with its nodes (0: unreachable)
                 if len(executing) >= slots or not _start_next(registry, executor, device, executing):
                     time.sleep(min(IDLE_POLL_S, CANCEL_POLL_S))
                 if executing:
@@ -83,7 +84,7 @@ def _start_next(registry: Registry, executor: Executor, device: str, executing: 
 
 def _tend_all(registry: Registry, executing: list[Executing]) -> int:
     """Record every run's new events, end those that stopped or were cancelled; returns how many ended."""
-    done = [e for e in executing if _tend(registry, e)]
+    done = [e for e in executing if tend(registry, e)]
     for e in done:
         executing.remove(e)
     return len(done)
@@ -94,7 +95,7 @@ def _record(e: Executing) -> None:
         e.recorder(event)
 
 
-def _tend(registry: Registry, e: Executing) -> bool:
+def tend(registry: Registry, e: Executing) -> bool:
     """Record what the run sent; True once it has ended (recorded as done, cancelled or failed)."""
     _record(e)
     if e.execution.ended():

@@ -58,6 +58,16 @@
     return bottom - hostBottom;
   };
 
+  // On a phone the page is one column: the answers come after the canvas, and both must fit on the screen. The
+  // room they need (--vd-answer-reserve, set by the page's CSS for narrow screens) is kept whether or not there is
+  // an answer yet, so that the canvas does not change size under the first stroke.
+  const answersBelow = (host, css) => {
+    const answers = document.querySelector(".st-key-vd_answers");
+    if (!answers || !host.closest(".st-key-vd_pad")) return 0;
+    const stacked = answers.getBoundingClientRect().top >= host.getBoundingClientRect().bottom - 1;
+    return stacked ? px(css, "--vd-answer-reserve", 0) : 0;
+  };
+
   let pressed = false; // never resize a canvas under a finger or a pressed mouse: the stroke would bend
   for (const type of ["pointerdown", "touchstart"]) document.addEventListener(type, () => (pressed = true), true);
   for (const type of ["pointerup", "pointercancel", "touchend", "touchcancel"]) {
@@ -80,7 +90,7 @@
     for (let el = host.parentElement; el; el = el.parentElement) scrolled += el.scrollTop;
     const top = host.getBoundingClientRect().top + scrolled;
     const gap = px(css, "--vd-canvas-gap", 12);
-    const byHeight = window.innerHeight - top - spaceBelow(host) - gap;
+    const byHeight = window.innerHeight - top - spaceBelow(host) - gap - answersBelow(host, css);
     const size = Math.floor(Math.max(MIN_CANVAS_PX, Math.min(px(css, "--vd-canvas-max", 280), width, byHeight)));
     const now = px(host.style, "--vd-canvas", 0);
     if (Math.abs(now - size) >= 2) host.style.setProperty("--vd-canvas", `${size}px`);

@@ -21,7 +21,7 @@ from vitdemo.views.colors import colorize, overlay
 from vitdemo.views.messages import data_error_text
 from vitdemo.views.names import EXPLANATIONS, KINDS, confidence_note, dataset_name, explanation_caption, kind_name
 from vitdemo.views.sketch import CanvasObjects, Sketchbook
-from vitdemo.views.words import say
+from vitdemo.views.words import say, share_right
 
 LAYER_PX = 104  # a per-layer attention map on the Draw page
 BRUSH_PX = 20  # about 2 px after the 280 -> 20 px fit: a typical MNIST stroke
@@ -323,8 +323,12 @@ def prediction_panel(
     label = prediction.classes[prediction.label]
     verdict = _verdict(label, truth)
     st.markdown(display.prediction_html(KINDS[kind], label, prediction.confidence, verdict), unsafe_allow_html=True)
-    fig = display.probability_figure(prediction.probs, prediction.classes)
-    st.plotly_chart(fig, config={"displayModeBar": False, "staticPlot": True}, key=f"probs_{kind}", theme=None)
+    # HTML bars, as on Present: no chart library to load for a session's first drawing, and half a phone's width
+    st.html(
+        display.probability_bars_html(
+            prediction.probs, prediction.classes, title=f"{KINDS[kind]}: probability of each class"
+        )
+    )
     if loaded is not None:
         calibrated = loaded.meta.temperature != 1.0
         st.caption(
@@ -336,7 +340,7 @@ def prediction_panel(
 def simple_caption(loaded: LoadedModel) -> str:
     """The Simple view's line under a model's bars: how often it was right, without its size."""
     acc = loaded.meta.metrics.get("test_acc")
-    return say("draw", "model_score", score=f"{acc:.0%}") if isinstance(acc, float) else ""
+    return say("draw", "model_score", score=share_right(acc)) if isinstance(acc, float) else ""
 
 
 def _verdict(label: str, truth: str | None) -> str:
@@ -381,9 +385,9 @@ def explanation_panel(kind: str, prediction: Prediction, analysis: Analysis) -> 
     if prediction.heat is None:
         st.caption(view.pick(say("draw", "no_map"), "No explanation for this model."))
         return
-    pre = analysis.pre
-    images = [("on the model input", display.upscale(overlay(pre.image, prediction.heat, 0.5), 168))]
-    on_drawing = display.heat_on_input(prediction.heat, pre)
+    pre, heat = analysis.pre, display.shown_heat(kind, prediction.heat)
+    images = [("on the model input", display.upscale(overlay(pre.image, heat, 0.5), 168))]
+    on_drawing = display.heat_on_input(heat, pre)
     if on_drawing is not None:
         drawing = display.upscale(pre.stages["input"], max(on_drawing.shape))  # the same shape as on_drawing
         images.append(("on the drawing", display.pad_square(display.upscale(overlay(drawing, on_drawing, 0.5), 168))))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from vitdemo.data import DataError, MissingData, class_names, to_input
 from vitdemo.evaluate import score_checkpoint
 from vitdemo.explain.maps import explain_prediction
 from vitdemo.explain.opinions import is_classic_file
-from vitdemo.explain.trust import TrustReport, trust_report
+from vitdemo.explain.readable import shown_maps
+from vitdemo.explain.trust import TrustReport, report_settings, trust_report
 from vitdemo.metrics import EvalReport, Scores
 from vitdemo.paths import shipped_dir
+from vitdemo.results import cache as results_cache
 from vitdemo.runs.baselines import sync_baselines
 from vitdemo.runs.store import Run
 from vitdemo.ui import view
@@ -34,6 +37,8 @@ from vitdemo.views.names import explanation_name
 from vitdemo.views.words import say
 
 GALLERY_PX = 112  # 4x the 28 px input
+SCORE_ENTRIES = 16  # test-set scores kept in memory per server process (about 0.4 MB each)
+Progress = Callable[[float], None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,17 +91,77 @@ def _classic_scores(path: str) -> Scores | Unscored:
     return score_classic(fitted, test_split(fitted.dataset))
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _test_scores(path: str, mtime_ns: int, data: str) -> Scores | Unscored:
-    """A model file on its dataset's test split, once per file version (and data folder)."""
-    del mtime_ns, data  # part of the cache key only
+def _score_file(path: str, dataset: str, progress: Progress) -> Scores | Unscored:
+    """A model file on its dataset's test split: from the disk cache (vitdemo.results.cache) when it was scored
+    before, by this server or shipped with the app; else computed (`progress` hears how far) and kept there.
+    `dataset`: its run's (a checkpoint's own header decides for a network)."""
     if is_classic_file(path):
-        return _classic_scores(path)
+        compute = lambda: _classic_scores(path)  # noqa: E731
+    else:
+        try:
+            loaded = load_checkpoint(path)  # a private copy: no lock shared with the Draw page's explanations
+        except CheckpointError as exc:
+            return Unscored(hide_folders(str(exc), path))
+        dataset = loaded.meta.dataset
+        compute = lambda: score_checkpoint(loaded, test_split(dataset), progress=progress)  # noqa: E731
+    labels = test_split(dataset).labels.numpy().astype(np.int64)  # (N,)
+    found: list[Unscored] = []
+
+    def computed() -> Scores:
+        scores = compute()
+        if isinstance(scores, Unscored):
+            found.append(scores)
+            raise _NotScored
+        return scores
+
     try:
-        loaded = load_checkpoint(path)  # a private copy: no lock shared with the Draw page's explanations
-    except CheckpointError as exc:
-        return Unscored(hide_folders(str(exc), path))
-    return score_checkpoint(loaded, test_split(loaded.meta.dataset))
+        return results_cache.cached_scores(path, labels, computed, _result_folders())
+    except _NotScored:
+        return found[0]
+
+
+class _NotScored(Exception):
+    """A classic file that could not be loaded: nothing to keep."""
+
+
+def _result_folders() -> list[Path]:
+    return list(results_cache.places())
+
+
+@dataclass
+class _ScoreStore:
+    """Test-set scores by file version, shared by every session of the process (the disk keeps them longer)."""
+
+    lock: threading.Lock
+    scores: OrderedDict[tuple[str, int, str], Scores | Unscored]
+
+
+@st.cache_resource(show_spinner=False)
+def _score_store() -> _ScoreStore:
+    return _ScoreStore(threading.Lock(), OrderedDict())
+
+
+def _test_scores(path: str, mtime_ns: int, data: str, dataset: str, label: str) -> Scores | Unscored:
+    """A model file on its dataset's test split, once per file version (and data folder) in this process; a
+    progress bar while it is computed (the disk cache makes that once per model file)."""
+    key, store = (path, mtime_ns, data), _score_store()
+    slot = st.empty()  # always: the page keeps one shape whether or not the scores were ready (else, after a run
+    # that showed the bar, every later element moves up a place and the page jumps when the rerun ends)
+    found = store.scores.get(key)
+    if found is not None:
+        return found
+    bar = slot.progress(0.0, text=label)
+    try:
+        with store.lock:  # one scoring at a time: a second session asking for the same file waits for it
+            found = store.scores.get(key)
+            if found is None:
+                found = _score_file(path, dataset, lambda done: bar.progress(min(1.0, done), text=label))
+                store.scores[key] = found
+                while len(store.scores) > SCORE_ENTRIES:
+                    store.scores.popitem(last=False)
+    finally:
+        slot.empty()
+    return found
 
 
 def test_results(run: Run) -> TestResults | None:
@@ -105,8 +170,8 @@ def test_results(run: Run) -> TestResults | None:
     try:
         if not run.checkpoint or not path.is_file():
             raise CheckpointError(f"checkpoint not found: {path.name}")
-        with st.spinner(f"Classifying the test images with run #{run.id}…"):
-            scores = _test_scores(str(path.resolve()), path.stat().st_mtime_ns, data_dir())
+        label = f"Classifying the test images with run #{run.id}…"
+        scores = _test_scores(str(path.resolve()), path.stat().st_mtime_ns, data_dir(), run.dataset, label)
         if isinstance(scores, Unscored):
             raise CheckpointError(scores.message)
     except MissingData as exc:
@@ -187,6 +252,7 @@ def explanation_overlays(run: Run, images: np.ndarray) -> list[np.ndarray]:
     x = to_input(torch.from_numpy(np.ascontiguousarray(images)), loaded.meta.mean, loaded.meta.std)  # (K, 1, 28, 28)
     # every explanation is safe on a model shared by every session (no hooks, no state)
     _, heat, _ = explain_prediction(loaded.model, x, loaded.kind, mean=loaded.meta.mean, std=loaded.meta.std)
+    heat = shown_maps(loaded.kind, heat)  # as Draw shows it (vitdemo.explain.readable)
     return [display.upscale(overlay(img, h.numpy(), 0.45), GALLERY_PX) for img, h in zip(images, heat, strict=True)]
 
 
@@ -240,7 +306,7 @@ def _cell_gallery(res: TestResults, cell: tuple[int, int], limit: int) -> None:
 
 # --- can you trust this map? ---------------------------------------------------------------------------------
 TRUST_ENTRIES = 16  # reports kept per server process (a few KB each)
-TRUST_IMAGES = 100  # the page checks 100 seeded test images (AUCs within ~0.02 of 200), half the CLI's time
+TRUST_IMAGES = results_cache.PAGE_TRUST_IMAGES  # the page's checks: 100 seeded test images
 
 
 @dataclass
@@ -261,22 +327,41 @@ def _trust_key(run: Run) -> tuple[str, int, str]:
     return str(path.resolve()), path.stat().st_mtime_ns, data_dir()
 
 
+def _disk_key(run: Run) -> str:
+    """The run's trust report's key in the disk cache (vitdemo.results.cache)."""
+    labels = test_split(run.dataset).labels
+    return results_cache.trust_key(run.checkpoint or "", labels, report_settings(n_images=TRUST_IMAGES))
+
+
 def cached_trust_report(run: Run) -> TrustReport | None:
-    """The run's trust report if this checkpoint file version was checked before (by any session)."""
+    """The run's trust report if this checkpoint file version was checked before: by any session of this server,
+    kept on disk by an earlier one, or shipped with the app."""
     try:
-        return _trust_store().reports.get(_trust_key(run))
-    except OSError:
+        key, store = _trust_key(run), _trust_store()
+        found = store.reports.get(key)
+        if found is None:
+            found = results_cache.read_trust(_result_folders(), _disk_key(run))
+            if found is not None:
+                store.reports[key] = found
+        return found
+    except (OSError, DataError):
         return None
 
 
-def compute_trust_report(run: Run, n_images: int = TRUST_IMAGES) -> TrustReport:
-    """Check the run's explanation on n_images seeded test images, once per checkpoint file version.
-    One check at a time per process: a second session asking for the same file waits for the first."""
+def compute_trust_report(run: Run, n_images: int = TRUST_IMAGES, progress: Progress | None = None) -> TrustReport:
+    """Check the run's explanation on n_images seeded test images, once per checkpoint file version (then kept on
+    disk). One check at a time per process: a second session asking for the same file waits for the first."""
     key, store = _trust_key(run), _trust_store()
     with store.lock:
         found = store.reports.get(key)
         if found is None:
-            found = trust_report(load_model(key[0]), test_split(run.dataset), n_images=n_images)
+            split = test_split(run.dataset)
+            disk_key = results_cache.trust_key(key[0], split.labels, report_settings(n_images=n_images))
+
+            def compute() -> TrustReport:
+                return trust_report(load_model(key[0]), split, n_images=n_images, progress=progress)
+
+            found = results_cache.cached_trust(disk_key, compute, _result_folders())
             store.reports[key] = found
             while len(store.reports) > TRUST_ENTRIES:
                 store.reports.popitem(last=False)
@@ -307,12 +392,15 @@ def trust_section(res: TestResults) -> None:
         if not clicked:
             return
         offer.empty()
+        label = f"Blanking and restoring pixels of {TRUST_IMAGES} test images with run #{run.id}…"
+        bar = st.progress(0.0, text=label)
         try:
-            with st.spinner(f"Blanking and restoring pixels of {TRUST_IMAGES} test images with run #{run.id}…"):
-                report = compute_trust_report(run)
+            report = compute_trust_report(run, progress=lambda done: bar.progress(min(1.0, done), text=label))
         except (CheckpointError, DataError, OSError) as exc:
             st.error(f"The checks could not run: {hide_folders(str(exc), run.checkpoint or '')}")
             return
+        finally:
+            bar.empty()
     fig = trust_charts.trust_figure(report, explanation=explained)
     st.plotly_chart(fig, key=f"trust_curves_{run.id}", config={"displayModeBar": False})
     st.caption(

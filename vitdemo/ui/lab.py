@@ -151,17 +151,29 @@ def _files(models: dict[str, LoadedModel]) -> tuple[tuple[str, str, int], ...]:
     return tuple(found)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _cached_sweep(files: tuple[tuple[str, str, int], ...], dataset: str, data: str, n: int, seed: int) -> SweepResult:
-    del data  # part of the cache key only: shell.test_split reads the same folder
-    models = {kind: shell.load_model(path) for kind, path, _ in files}
-    return sweep(models, shell.test_split(dataset), n=n, seed=seed)
-
-
 @st.cache_resource(show_spinner=False)
-def _measured() -> set[tuple]:
-    """The sweep keys this server process has measured, so a page can show them without asking first."""
-    return set()
+def _measured() -> dict[tuple, SweepResult]:
+    """The sweeps this server process has measured, by key, so a page shows them without asking first."""
+    return {}
+
+
+def _cached_sweep(files: tuple[tuple[str, str, int], ...], dataset: str, data: str, n: int, seed: int) -> SweepResult:
+    """The sweep of these model files, measured once per process with a progress bar (about a minute on a CPU)."""
+    key = (files, dataset, data, n, seed)
+    found = _measured().get(key)
+    if found is not None:
+        return found
+    label = f"Scoring both models on {n:,} changed test images..."
+    bar = st.progress(0.0, text=label)
+    try:
+        models = {kind: shell.load_model(path) for kind, path, _ in files}
+        found = sweep(models, shell.test_split(dataset), n=n, seed=seed, progress=lambda f: bar.progress(f, text=label))
+    finally:
+        bar.empty()
+    if len(_measured()) >= 8:  # a few files' worth: each result is small
+        _measured().pop(next(iter(_measured())))
+    _measured()[key] = found
+    return found
 
 
 def _request() -> None:
@@ -189,12 +201,10 @@ def sweep_section(dataset: str, models: dict[str, LoadedModel]) -> None:
         st.button("Measure how accuracy falls", icon=":material/monitoring:", on_click=_request, key="lab_sweep")
         return
     try:
-        with st.spinner(f"Scoring both models on {SWEEP_N:,} changed test images..."):
-            result = _cached_sweep(*key)
+        result = _cached_sweep(*key)
     except DataError as exc:
         st.warning(data_error_text(exc), icon=":material/dataset:")
         return
-    _measured().add(key)
     st.markdown(views.summary_sentence(result))
     st.plotly_chart(views.sweep_figure(result), key="lab_sweep_figure", config={"displayModeBar": False})
     if view.expert():  # seeds, passes and seconds: the Expert view's

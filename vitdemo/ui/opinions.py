@@ -154,7 +154,7 @@ def opinion_card(source: Source, opinion: Opinion, analysis: Analysis, truth: st
         st.image(images, caption=class_captions(p.classes, p.probs), width=images[0].shape[1])
         st.caption(TEMPLATE_CAPTION)
     elif p.heat is not None and analysis.pre.image is not None:
-        shown = display.upscale(overlay(analysis.pre.image, p.heat, 0.5), MAP_PX)
+        shown = display.upscale(overlay(analysis.pre.image, display.shown_heat(p.kind, p.heat), 0.5), MAP_PX)
         st.image(shown, caption=opinion.explanation, width=MAP_PX)
         st.caption("Bright: mattered more to its answer.")
     else:

@@ -11,9 +11,11 @@ from vitdemo.explain.inference import Analysis, Prediction
 from vitdemo.runs import milestones as run_race
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.training.watch import WatchRow
+from vitdemo.ui import classset as classset_ui
 from vitdemo.ui import draw
 from vitdemo.ui.shell import registry, stop_on_failure
 from vitdemo.ui.watching import watch_row
+from vitdemo.views import classset as classset_views
 from vitdemo.views import display, join, learning, standings
 from vitdemo.views.charts import literal_markdown
 from vitdemo.views.colors import overlay
@@ -22,6 +24,8 @@ from vitdemo.views.names import EXPLANATIONS, KINDS
 _SHOW_JOIN = "vd_show_join"
 _SHOW_LEARN = "vd_show_learn"
 LEARN_EVERY_S = 2.0  # the strip's refresh: one live query, even while no run trains
+WALL_EVERY_S = 3.0  # the class wall's refresh: one read of the class set's version number
+WALL_TILES = 8  # the newest drawings on the wall
 MAP_PX = 280  # the overlays' own size; CSS scales them to the screen
 
 # Sizes are in --vd-u: 1% of the height of the largest 16:9 screen that fits the window, so 1280x720 and
@@ -41,22 +45,23 @@ CSS = """
 }
 .st-key-vd_present .vd-conf {font-size: calc(2.7 * var(--vd-u)); margin: calc(0.8 * var(--vd-u)) 0 calc(0.6 * var(--vd-u)) 0;}
 .st-key-vd_present .vd-wait {font-size: calc(3.2 * var(--vd-u)); font-weight: 600; opacity: 0.8; margin: 0;}
-.vd-bars {
-  display: grid; grid-template-columns: max-content 1fr 2.6em; align-items: center;
-  column-gap: 0.6em; row-gap: 0.22em; font-size: calc(2.45 * var(--vd-u, 7.2px)); line-height: 1.1;
-}
-.vd-bar {display: contents;}
-.vd-bar-name {white-space: nowrap; text-align: right;}
-.vd-bar-track {height: 0.8em; background: #262b36; border-radius: 0.2em; overflow: hidden;}
-.vd-bar-fill {display: block; height: 100%; background: #5b6477;}
-.vd-bar-pct {text-align: right; font-variant-numeric: tabular-nums; opacity: 0.85;}
-.vd-top .vd-bar-name, .vd-top .vd-bar-pct {color: #ff7a45; font-weight: 700; opacity: 1;}
-.vd-top .vd-bar-fill {background: #ff7a45;}
 .vd-map {margin: 0; width: min(100%, calc(33 * var(--vd-u, 7.2px)));}
 .vd-map img {display: block; width: 100%; height: auto; border-radius: 4px;}
 .vd-scale {display: flex; align-items: center; gap: 0.5em; margin-top: 0.35em; font-size: calc(2.2 * var(--vd-u, 7.2px));}
 .vd-scale-bar {flex: 1; height: 0.75em; border-radius: 0.2em;}
 .vd-maptitle {font-size: calc(2.5 * var(--vd-u)); font-weight: 600; margin: 0 0 0.3em 0; white-space: nowrap;}
+.vd-answer-row {display: flex; gap: calc(1.6 * var(--vd-u, 7.2px)); align-items: flex-start;}
+.vd-answer-row .vd-bars {flex: 1 1 0; min-width: 0;}
+.vd-answer-row .vd-look {flex: 0 1 auto; width: min(58%, calc(27 * var(--vd-u, 7.2px)));}
+.vd-answer-row .vd-map {width: 100%;}
+.vd-wall-text {font-size: calc(2.3 * var(--vd-u, 7.2px)); font-weight: 600; margin: 0 0 0.35em 0;}
+.vd-wall-row {display: grid; grid-template-columns: repeat(8, minmax(0, 1fr)); gap: calc(0.8 * var(--vd-u, 7.2px));}
+.vd-wall-tile {margin: 0; text-align: center; font-size: calc(1.8 * var(--vd-u, 7.2px)); line-height: 1.15; min-width: 0;}
+.vd-wall-tile img, .vd-wall-missing {
+  display: block; width: 100%; max-width: calc(6.5 * var(--vd-u, 7.2px)); aspect-ratio: 1; margin: 0 auto;
+  image-rendering: pixelated; border: 1px solid #3a4150; border-radius: 3px; box-sizing: border-box;
+}
+.vd-wall-tile figcaption span {white-space: nowrap;}
 .vd-join {display: flex; gap: 0.9rem; align-items: center; padding-bottom: 1rem;}  /* markdown's -1rem */
 .vd-join-qr {flex: 0 0 auto; width: calc(18 * var(--vd-u)); line-height: 0;}
 .vd-join-qr svg {width: 100%; height: auto; border-radius: 4px;}
@@ -68,7 +73,9 @@ CSS = """
   .st-key-vd_present [data-testid="stColumn"]:has(.st-key-vd_pad) {flex: 1 1 100% !important; width: 100% !important;}
   .st-key-vd_present .st-key-vd_pad {align-items: center;}  /* the canvas, its buttons and the join panel centred */
   .st-key-vd_present .st-key-vd_pad_buttons {margin: 0 auto;}
-  .st-key-vd_present .st-key-vd_gallery, .st-key-vd_present .vd-join {justify-content: center;}
+  .st-key-vd_present .st-key-vd_gallery, .st-key-vd_present .st-key-vd_present_more, .st-key-vd_present .vd-join {
+    justify-content: center;
+  }
 }
 @media (max-width: 639.98px) { .st-key-vd_present {--vd-u: 7.5px;} }
 </style>
@@ -163,24 +170,29 @@ def model_panel(kind: str, prediction: Prediction | None, analysis: Analysis | N
     label = prediction.classes[prediction.label]
     st.markdown(display.prediction_html(KINDS[kind], label, prediction.confidence), unsafe_allow_html=True)
     title = f"{KINDS[kind]}: probability of each class"
-    st.html(display.probability_bars_html(prediction.probs, prediction.classes, title=title))
+    bars = display.probability_bars_html(prediction.probs, prediction.classes, title=title)
     heat = explanation_image(prediction, analysis)
+    looked = ""
     if heat is not None:
         name = f"{KINDS[kind]} · {EXPLANATIONS[kind]}"
-        st.html(f'<p class="vd-maptitle">Where it looked</p>{display.heat_map_html(heat, title=name)}')
-    if kind == "vit":  # its two settings beside its map, folded away: the projector has no room to spare
-        with st.popover("Map settings", icon=":material/tune:"):
-            draw.rollout_controls()
+        looked = f'<div class="vd-look"><p class="vd-maptitle">Where it looked</p>{display.heat_map_html(heat, title=name)}</div>'
+    st.html(f'<div class="vd-answer-row">{bars}{looked}</div>')  # the bars beside the map: the wall fits below
+
+
+def map_settings() -> None:
+    """The ViT map's two settings, folded into a button under the canvas: the projector has no room to spare."""
+    with st.popover("Map settings", icon=":material/tune:", help="How the ViT's map is made"):
+        draw.rollout_controls()
 
 
 def explanation_image(prediction: Prediction, analysis: Analysis) -> np.ndarray | None:
     """The explanation on the drawing itself (on the 28x28 model input when it cannot be placed there)."""
     if prediction.heat is None:
         return None
-    pre = analysis.pre
-    on_drawing = display.heat_on_input(prediction.heat, pre)
+    pre, heat = analysis.pre, display.shown_heat(prediction.kind, prediction.heat)
+    on_drawing = display.heat_on_input(heat, pre)
     if on_drawing is None:
-        return display.upscale(overlay(pre.image, prediction.heat, 0.5), MAP_PX)
+        return display.upscale(overlay(pre.image, heat, 0.5), MAP_PX)
     drawing = display.upscale(pre.stages["input"], max(on_drawing.shape))  # the same shape as on_drawing
     return display.pad_square(display.upscale(overlay(drawing, on_drawing, 0.5), MAP_PX))
 
@@ -195,3 +207,35 @@ def race_board(dataset: str) -> None:
             st.caption(f"Fastest to {standings.milestone_label(run_race.TARGET)} {standings.device_label(device)}")
             frame = standings.standings_frame(finishes[:5])[["place", "who", "model", "time"]]
             st.dataframe(frame, hide_index=True)
+
+
+def class_wall(dataset: str) -> None:
+    """The live class wall: how many drawings the class submitted and how many fooled each model, over the newest
+    ones; refreshed every WALL_EVERY_S seconds in a fragment, which reads one number (the set's version) unless
+    something was submitted or deleted."""
+    st.fragment(_class_wall, run_every=WALL_EVERY_S)(dataset)
+
+
+def _class_wall(dataset: str) -> None:
+    with stop_on_failure():
+        cs = classset_ui.store()
+        try:
+            version = cs.version()
+        except RegistryError:  # busy or damaged: the projector shows no error for a wall it can do without
+            return
+        st.html(_wall_html(str(cs.home), dataset, version))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _wall_html(home: str, dataset: str, version: int) -> str:
+    """The wall for one version of the class set (built again only when the set changes)."""
+    del home, version  # part of the cache key only
+    cs = classset_ui.store()
+    tiles = []
+    for sub in cs.latest(dataset, WALL_TILES):
+        try:
+            uri = display.png_data_uri(cs.input_image(sub))  # (28, 28) uint8
+        except (OSError, ValueError):
+            uri = None
+        tiles.append(classset_views.wall_tile_html(uri, sub))
+    return classset_views.wall_html(classset_views.wall_text(cs.fooled_counts(dataset)), tiles)

@@ -56,6 +56,18 @@ h1, h2, h3 {letter-spacing: -0.01em;}
 .vd-truth b {white-space: nowrap;}
 .vd-right {color: #4ade80; font-weight: 700;}
 .vd-wrong {color: #f87171; font-weight: 700;}
+/* the probability bars (vitdemo.views.display.probability_bars_html): Draw, the lab, Present (sized in --vd-u) */
+.vd-bars {
+  display: grid; grid-template-columns: max-content 1fr 2.6em; align-items: center;
+  column-gap: 0.6em; row-gap: 0.22em; font-size: calc(2.45 * var(--vd-u, 6.5px)); line-height: 1.1;
+}
+.vd-bar {display: contents;}
+.vd-bar-name {white-space: nowrap; text-align: right;}
+.vd-bar-track {height: 0.8em; background: #262b36; border-radius: 0.2em; overflow: hidden;}
+.vd-bar-fill {display: block; height: 100%; background: #5b6477;}
+.vd-bar-pct {text-align: right; font-variant-numeric: tabular-nums; opacity: 0.85;}
+.vd-top .vd-bar-name, .vd-top .vd-bar-pct {color: #ff7a45; font-weight: 700; opacity: 1;}
+.vd-top .vd-bar-fill {background: #ff7a45;}
 .st-key-vd_pad {--vd-canvas-max: clamp(280px, 36vh, 440px);}
 @media (pointer: coarse) { .st-key-vd_pad {--vd-canvas-max: 400px;} }
 .st-key-vd_pad_buttons {width: 100%; max-width: max(var(--vd-canvas, 280px), 17rem);}
@@ -63,6 +75,24 @@ h1, h2, h3 {letter-spacing: -0.01em;}
 .st-key-vd_pad_buttons button p {font-size: 1.15rem; font-weight: 600;}
 .st-key-vd_gallery [data-testid="stImage"] img {border: 1px solid #3a4150; border-radius: 4px;}
 .st-key-vd_gallery button {min-height: 2.2rem; padding: 0 0.4rem;}
+/* Rows of small tiles (the watched digits, the class wall) in a narrow column: two rows of five (four) rather than
+   percentages and names running into the next tile. */
+[data-testid="stElementContainer"]:has(.vd-watch, .vd-wall) {container-type: inline-size;}
+@container (max-width: 420px) {
+  .vd-watch {grid-template-columns: repeat(5, minmax(0, 1fr)) !important;}
+  .vd-wall-row {grid-template-columns: repeat(4, minmax(0, 1fr)) !important;}
+}
+/* A phone: the two answers side by side right under the canvas, both on screen with it (client.js keeps
+   --vd-answer-reserve free below the canvas for them, from the canvas's bottom to the answers' big label). */
+@media (max-width: 640px) {
+  [data-testid="stMainBlockContainer"] {padding-top: 1.6rem;}
+  h2 {font-size: 1.5rem !important; padding-top: 0.25rem !important;}
+  .st-key-vd_pad {--vd-answer-reserve: 10.5rem;}
+  .st-key-vd_answers [data-testid="stHorizontalBlock"] {flex-wrap: nowrap; gap: 0.75rem;}
+  .st-key-vd_answers [data-testid="stColumn"] {min-width: 0 !important;}
+  .st-key-vd_answers .vd-pred {font-size: 1.15rem;}
+  .st-key-vd_answers .vd-conf {font-size: 1rem; margin: 0.2rem 0;}
+}
 @media (max-width: 1199.98px) {
   [data-testid="stMainBlockContainer"] {padding-left: 1.25rem; padding-right: 1.25rem;}
 }

@@ -127,14 +127,16 @@ def server_devices_caption(devices: list[str]) -> str:
     executor describes its devices."""
     offered = queue.offered_devices()
     parts = [d.label for d in offered if d.kind == "cpu"][:1]
+    cpu = next((d for d in offered if d.kind == "cpu"), None)
     gpu = next((d for d in offered if d.kind == "cuda"), None)
     if gpu is not None and "cuda" in devices:
         parts.append(f"CUDA ({gpu.label})")
     gpus = f"; on each GPU up to {gpu.runs_at_once} at once" if gpu is not None and "cuda" in devices else ""
+    cpus = f"Up to {cpu.runs_at_once} runs at once on the CPUs" if cpu is not None and cpu.runs_at_once > 1 else ""
     return (
         "This server trains on: "
         + " and ".join(parts)
-        + f". One run at a time on the CPU{gpus}; others wait in the queue."
+        + f". {cpus or 'One run at a time on the CPU'}{gpus}; others wait in the queue."
     )
 
 
@@ -364,10 +366,14 @@ def _live_view() -> None:
             st.error(charts.literal_markdown(problem), icon=":material/error:")
         if live.paused:
             st.warning("The teacher has paused the queue: queued runs wait until it resumes.", icon=":material/pause:")
+        unreachable = queue.executor_problem(reg, queued=bool(queued))
+        if unreachable:  # a Ray cluster out of reach: said once, here, and the queue waits for it
+            st.warning(charts.literal_markdown(unreachable), icon=":material/cloud_off:")
         _your_runs(reg, live, actor)
         st.markdown("#### Class queue")
+        placed = any(charts.where_of(r) for r in live.active)  # a cluster says which node trains each run
         shown = ["place", "name", "by", "starts", "progress"]
-        shown += ["device"] if len({r.device for r in live.active}) > 1 else []
+        shown += ["device"] if len({r.device for r in live.active}) > 1 or placed else []
         st.dataframe(
             _queue_table(live), hide_index=True, column_config=QUEUE_COLUMNS, column_order=shown, key="class_queue"
         )
@@ -431,11 +437,11 @@ def _ordinal(n: int) -> str:
 def _teacher_cancel(live: LiveRuns) -> None:
     """The teacher can cancel anyone's run."""
     by_id = {r.id: r for r in live.active}
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    picked = c1.selectbox("Cancel a run (teacher)", list(by_id), format_func=lambda i: charts.run_title(by_id[i]),
-                          key="teacher_cancel_pick")  # fmt: skip
-    if picked is not None:
-        c2.button("Cancel it", key="teacher_cancel", on_click=_cancel, args=(picked,), icon=":material/cancel:")
+    with st.container(horizontal=True, vertical_alignment="bottom", key="vd_teacher_cancel"):  # the button never cut
+        picked = st.selectbox("Cancel a run (teacher)", list(by_id), format_func=lambda i: charts.run_title(by_id[i]),
+                              key="teacher_cancel_pick")  # fmt: skip
+        if picked is not None:
+            st.button("Cancel it", key="teacher_cancel", on_click=_cancel, args=(picked,), icon=":material/cancel:")
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -453,6 +459,8 @@ def _run_status(run: Run) -> None:
     if run.status == "running":
         fraction, text = charts.progress_of(run)
         st.progress(fraction, text=text)
+        if charts.where_of(run):
+            st.caption(f"Training on {charts.literal_markdown(charts.where_of(run))}")
         if run.cancel_requested:
             st.caption("Cancelling: the run stops within a second or two.")
         else:

@@ -172,6 +172,11 @@ def queue_places(runs: Sequence[Run]) -> dict[int, int]:
     return places
 
 
+def where_of(run: Run) -> str:
+    """Where a run trains as its executor said ('node 10.0.0.5 · GPU 0' on a Ray cluster; '' otherwise)."""
+    return str((run.progress or {}).get("where") or "") if run.status == "running" else ""
+
+
 def queue_frame(runs: Sequence[Run], names: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Queued and running runs in the order the workers take them (columns QUEUE_COLUMNS): `place` ('training',
     or '1', '2'... in its device's queue), and `by`, the owner's name (`names`: owner -> name)."""
@@ -186,7 +191,7 @@ def queue_frame(runs: Sequence[Run], names: Mapping[str, str] | None = None) -> 
                 "by": (names or {}).get(r.owner, r.owner),
                 "status": r.status,
                 "progress": round(100 * fraction),
-                "device": r.device,
+                "device": where_of(r) or r.device,  # a cluster's node and device, else the device
             }
         )
     return pd.DataFrame(rows, columns=list(QUEUE_COLUMNS))

@@ -5,6 +5,7 @@ carry them as plain cells, and a page that puts one in markdown passes it throug
 from __future__ import annotations
 
 from collections.abc import Sequence
+from html import escape
 
 import pandas as pd
 
@@ -116,3 +117,38 @@ def scores_frame(rows: Sequence[ClassScore]) -> pd.DataFrame:
     ]
     columns = ["run", "name", "model", "shipped", "class-set accuracy", "drawings", "test accuracy", "note"]
     return pd.DataFrame(data, columns=columns)
+
+
+# --- the live class wall (Present) ---------------------------------------------------------------------------
+def wall_text(counts: dict[str, int], kinds: Sequence[str] = tuple(KINDS)) -> str:
+    """'12 drawings · fooled the ViT 7 · the CNN 4' from ClassSet.fooled_counts; plain text."""
+    total = counts.get("", 0)
+    if not total:
+        return "No class drawings yet: draw a digit, then Stump the model."
+    fooled_ = " · ".join(
+        f"{'fooled the' if i == 0 else 'the'} {kind_name(k)} {counts.get(k, 0)}" for i, k in enumerate(kinds)
+    )
+    return f"{total} drawing{'s' if total != 1 else ''} · {fooled_}"
+
+
+def wall_tile_html(uri: str | None, sub: Submission, kinds: Sequence[str] = tuple(KINDS)) -> str:
+    """One drawing of the class wall: its 28x28 input, its true label, and a mark per model (✗ fooled it)."""
+    marks = " ".join(
+        f'<span class="{"vd-wrong" if sub.fooled(k) else "vd-right"}">{kind_name(k)}{" ✗" if sub.fooled(k) else " ✓"}</span>'
+        for k in kinds
+        if sub.answer(k) is not None
+    )
+    said = "; ".join(f"{kind_name(k)} read {a.label}" for k in kinds if (a := sub.answer(k)) is not None)
+    image = f'<img src="{uri}" alt="">' if uri else '<div class="vd-wall-missing"></div>'
+    return (
+        f'<figure class="vd-wall-tile" aria-label="{escape(f"a {sub.label}: {said}" if said else f"a {sub.label}")}">'
+        f"{image}<figcaption><b>{sub.label}</b> {marks}</figcaption></figure>"
+    )
+
+
+def wall_html(text: str, tiles: Sequence[str]) -> str:
+    """The wall: its line of counts over a row of the newest drawings (escaped text; tiles from wall_tile_html)."""
+    return (
+        f'<div class="vd-wall" role="group" aria-label="class wall"><p class="vd-wall-text">{escape(text)}</p>'
+        f'<div class="vd-wall-row">{"".join(tiles)}</div></div>'
+    )

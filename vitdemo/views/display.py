@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from PIL import Image
 
+from vitdemo.explain.readable import shown_map
 from vitdemo.preprocess.pipeline import Preprocessed
 from vitdemo.views.colors import colorscale
 
@@ -86,6 +87,11 @@ def fit_offset(centered: np.ndarray, fit: np.ndarray) -> tuple[int, int]:
     err = np.abs(windows - fit).sum(axis=(2, 3))  # (28-h+1, 28-w+1)
     top, left = np.unravel_index(int(err.argmin()), err.shape)
     return int(top), int(left)
+
+
+def shown_heat(kind: str, heat: np.ndarray) -> np.ndarray:
+    """A model's (28, 28) map as the pages show it (vitdemo.explain.readable: gradient maps made readable)."""
+    return shown_map(kind, heat)
 
 
 def heat_on_input(heat: np.ndarray, pre: Preprocessed, max_side: int = 280) -> np.ndarray | None:

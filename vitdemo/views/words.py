@@ -96,6 +96,14 @@ def say(page: str, key: str, **values: object) -> str:
     return text.format(**values) if values else text
 
 
+def share_right(acc: float) -> str:
+    """A test accuracy as a student reads it: one decimal, never rounded up to a perfect score that the model
+    did not reach (0.9956 -> '99.5%', 1.0 -> '100%')."""
+    if acc >= 1.0:
+        return "100%"
+    return f"{int(round(acc * 1000, 6)) / 10:.1f}%"  # round first: 0.57 * 1000 is 569.999...
+
+
 def all_sentences() -> dict[str, list[str]]:
     """Every Simple sentence by page, placeholders filled with typical values (for the readability test)."""
     sample = {"score": "98%", "count": "1,000"}

@@ -1,0 +1,156 @@
+"""Every page at the sizes a classroom meets, in a real browser: nothing wider than the screen (no sideways
+scrolling), no button label cut short, and on a phone the canvas and both answers on one screen.
+
+One `streamlit run app.py` and one headless Chromium for the module; one browser tab per screen size, which
+draws a digit on Draw and then visits every page through the sidebar (the same session, so the drawing is on
+Present, the lab and Under the hood too). Phones and tablets get a touch screen and draw with a finger."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import (
+    canvas,
+    draw_digit,
+    draw_stroke,
+    go_to_page,
+    inside_viewport,
+    read_predictions,
+    set_sidebar,
+    touch_stroke,
+    wait_for_app,
+    wait_idle,
+)
+
+from vitdemo.config import TrainConfig
+from vitdemo.runs import points
+from vitdemo.runs.store import Registry
+from vitdemo.training.watch import WatchRow
+
+pytestmark = pytest.mark.browser
+
+SIZES = [(390, 844), (820, 1180), (1280, 720)]  # 1920x1080 is in scripts/screenshots.py: it passed, and costs 30 s
+PAGES = ["Present", "Robustness lab", "Race", "Train", "Evaluate", "Leaderboard", "Class set", "Under the hood"]
+
+# Everything on the page wider than the screen, or reaching past its left or right edge, that nothing scrolls or
+# clips inside the screen (a wide table scrolls in its own frame: that is fine); and every visible button whose
+# label is cut short (an ellipsis, or text wider than the button). The collapsed sidebar waits off screen.
+OVERFLOW_JS = """() => {
+  const vw = document.documentElement.clientWidth;
+  const describe = (el) => {
+    const id = el.getAttribute("data-testid") || "";
+    const key = [...el.classList].find((c) => c.startsWith("st-key-")) || "";
+    const text = (el.innerText || el.getAttribute("aria-label") || "").trim().replace(/\\s+/g, " ").slice(0, 40);
+    return `${el.tagName.toLowerCase()}${id ? "[" + id + "]" : ""}${key ? "." + key : ""} "${text}"`;
+  };
+  const sidebar = document.querySelector('[data-testid="stSidebar"]');
+  const sidebarShut = !sidebar || sidebar.getBoundingClientRect().right <= 1;
+  const contained = (el) => {
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      const ox = getComputedStyle(a).overflowX;
+      if (ox !== "visible") {
+        const r = a.getBoundingClientRect();
+        if (r.left >= -1 && r.right <= vw + 1) return true;
+      }
+    }
+    return false;
+  };
+  const wide = [];
+  for (const el of document.querySelectorAll('[data-testid="stApp"] *')) {
+    if (sidebarShut && sidebar && sidebar.contains(el)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    if (r.right <= vw + 1 && r.left >= -1) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden" || style.position === "fixed") continue;
+    if (!contained(el)) wide.push(`${describe(el)} ${Math.round(r.left)}..${Math.round(r.right)}`);
+  }
+  const scroller = [document.scrollingElement, ...document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]')];
+  const scrolls = scroller.filter((el) => el && el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== "hidden").map(describe);
+  const cut = [];
+  for (const button of document.querySelectorAll("button")) {
+    const r = button.getBoundingClientRect();
+    if (r.width === 0 || (sidebarShut && sidebar && sidebar.contains(button))) continue;
+    for (const t of button.querySelectorAll("p, span, div")) {
+      if (t.getBoundingClientRect().width <= 2) continue;  // hidden on purpose (an icon-only button's name)
+      if (t.innerText.trim() && t.scrollWidth > t.clientWidth + 1
+          && getComputedStyle(t).overflow !== "visible") {
+        cut.push(describe(button));
+        break;
+      }
+    }
+  }
+  const spill = [];  // a watched digit's or a wall tile's text reaching past its own tile: it runs into the next
+  for (const tile of document.querySelectorAll(".vd-watch-digit, .vd-wall-tile")) {
+    const r = tile.getBoundingClientRect();
+    if (r.width === 0) continue;
+    for (const t of tile.querySelectorAll("span, b")) {
+      const q = t.getBoundingClientRect();
+      if (q.width > 0 && (q.left < r.left - 1 || q.right > r.right + 1)) spill.push(describe(tile));
+    }
+  }
+  return {wide: wide.slice(0, 8), scrolls, cut, spill: spill.slice(0, 8)};
+}"""
+
+
+def _check(page: Any, where: str) -> None:
+    found = page.evaluate(OVERFLOW_JS)
+    assert not found["scrolls"], f"{where}: the page scrolls sideways ({found['scrolls']})"
+    assert not found["wide"], f"{where}: wider than the screen: {found['wide']}"
+    assert not found["cut"], f"{where}: button labels cut short: {found['cut']}"
+    assert not found["spill"], f"{where}: text running out of its tile: {found['spill']}"
+
+
+@pytest.fixture(scope="module")
+def training_run(app_env: dict[str, str]) -> int:
+    """A run training now (this process stands in for its worker), with its answers on the ten watched images:
+    Train and Present show it, with its percentages (and the teacher's cancel button)."""
+    reg = Registry(app_env["VITDEMO_HOME"])
+    run_id = reg.create_run(
+        name="a long run name to see where it breaks", kind="vit", dataset="mnist",
+        config=TrainConfig(epochs=3).to_dict(), status="running", device="cpu", worker_pid=os.getpid(),
+        heartbeat=time.time(), started_at=time.time(),
+        progress={"epoch": 2, "step": 50, "total_steps": 120, "loss": 0.4321},
+    )  # fmt: skip
+    probs = (0.999, 0.5, 0.07, 1.0, 0.0, 0.004, 0.995, 0.5, 0.12, 0.88)  # the widest percentages: "100%", "<1%"
+    row = WatchRow(tuple(range(10)), tuple(range(10)), (0, 7, 2, 3, 4, 5, 6, 1, 8, 9), probs, step=50, epoch=1.25)
+    points.set_watch(reg, run_id, row.to_dict())
+    return run_id
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_no_page_is_wider_than_the_screen_and_a_phone_shows_canvas_and_answers(
+    chromium_browser: Any, app_url: str, mnist_checkpoints: Path, training_run: int, size: tuple[int, int]
+) -> None:
+    width, height = size
+    touch = width < 1200
+    context = chromium_browser.new_context(viewport={"width": width, "height": height}, has_touch=touch)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    t0 = time.perf_counter()
+    try:
+        page.goto(app_url)
+        wait_for_app(page)
+        draw_digit(page, "7", touch_stroke if touch else draw_stroke)
+        assert read_predictions(page) == {"ViT": "7", "CNN": "7"}
+        wait_idle(page)
+        if width < 640:  # a phone: the canvas and both answers on the screen at once, without scrolling
+            assert inside_viewport(page, canvas(page).bounding_box()), "the canvas is not wholly on screen"
+            for box in [loc.bounding_box() for loc in page.locator(".vd-predbox").all()]:
+                assert inside_viewport(page, box), f"an answer at {box} is below the fold of a {size} phone"
+        _check(page, f"Draw at {width}x{height}")
+        for title in PAGES:
+            go_to_page(page, title)
+            if width < 1200:
+                set_sidebar(page, False)  # as a phone or tablet shows it: the sidebar is over the page
+            if title == "Train":  # the teacher (a loopback server) sees the run, and "Cancel it" beside it
+                page.get_by_role("button", name="Cancel it").wait_for()  # the live part comes last
+                wait_idle(page)
+            _check(page, f"{title} at {width}x{height}")
+    finally:
+        context.close()
+    print(f"{width}x{height}: {len(PAGES) + 1} pages in {time.perf_counter() - t0:.1f} s")
