@@ -101,3 +101,18 @@ def test_the_seed_recipe_preset_picks_the_published_vit(env: Registry, worker_st
     at.button(key="start_training").click().run()
     (run,) = queued(env)
     assert TrainConfig.from_dict(run.config) == dataclasses.replace(SEED_VIT, name="")
+
+
+def test_a_vit_learns_from_the_shipped_cnn_when_asked(env: Registry) -> None:
+    """The ViT's "Learn from a teacher": the shipped CNN is offered (finished CNN runs too), the sentence on why shows
+    once one is picked, and the queued run's ViT names its teacher."""
+    at = open_train()
+    at.radio(key="tf_model_kind").set_value("vit").run()
+    teacher = at.selectbox(key="tf_teacher")
+    assert teacher.value == "" and "shipped" in teacher.options[1].lower()
+    teacher.set_value("shipped").run()
+    assert not at.error and not at.exception
+    assert any("locality" in c.value for c in at.caption)
+    at.button(key="start_training").click().run()
+    (run,) = queued(env)
+    assert run.config["model"]["kind"] == "vit" and run.config["model"]["teacher"] == "shipped"

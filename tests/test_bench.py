@@ -39,7 +39,9 @@ def test_quick_bench_prints_latency_pipeline_and_reference_figures(data_dir: Pat
     assert len(re.findall(r"training throughput +[\d,]+ images/s", out)) == 2
     assert len(re.findall(r"inference, 1 image +median +[\d.]+ ms +p95 +[\d.]+ ms", out)) == 2
     assert re.search(r"attention rollout +median", out) and re.search(r"integrated gradients +median", out)
-    assert re.search(r"Draw page pipeline .*median +[\d.]+ ms", out)
+    assert re.search(r"Draw page pipeline for the models above .*median +[\d.]+ ms", out)
+    assert re.search(r"Draw page pipeline for the shipped checkpoints .*median +[\d.]+ ms", out)
+    assert len(re.findall(r"the same drawing again \(a rerun of the page; answers cached\): +median", out)) == 2
     assert re.search(r"features: .*bf16 autocast .*; compile off; \d+ threads", out)
     assert re.search(r"reference: pytorch/examples mnist .*\nfirst epoch +[\d.]+ s, [\d,]+ images/s, test", out)
     assert len(re.findall(r"images/s \(batch \d+\) \([\d.]+x the reference\)", out)) == 2

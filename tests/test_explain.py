@@ -23,6 +23,7 @@ from vitdemo.explain.maps import (
     fuse_heads,
     grad_cam,
     ig_attributions,
+    ig_with_logits,
     integrated_gradients,
     layer_maps,
     rollout,
@@ -358,6 +359,37 @@ def test_integrated_gradients_add_up_to_the_score_difference(cnn: nn.Module) -> 
             cnn(x).gather(1, classes[:, None])[:, 0] - cnn(torch.full_like(x, blank)).gather(1, classes[:, None])[:, 0]
         )
     assert torch.allclose(attr.sum((1, 2, 3)), gap, rtol=0.05, atol=0.05), (attr.sum((1, 2, 3)), gap)
+
+
+def test_one_pass_integrated_gradients_equal_the_step_wise_sum(cnn: nn.Module) -> None:
+    """The app's IG (the images ride in the batch of their paths: one forward, one backward) gives the logits of a
+    separate forward and the attributions of a separate pass per step, summed; completeness holds for both."""
+    torch.manual_seed(0)
+    cnn.eval()
+    x, blank, steps = torch.randn(3, 1, 28, 28), -0.4242, 8
+    with torch.no_grad():
+        expected_logits = cnn(x)  # (3, 10)
+    classes = expected_logits.argmax(1)
+    per_step = torch.zeros_like(x)
+    for k in range(steps):  # the integral, one path point at a time
+        point = (blank + (k + 0.5) / steps * (x - blank)).requires_grad_(True)
+        (g,) = torch.autograd.grad(cnn(point).gather(1, classes[:, None]).sum(), point)
+        per_step += g / steps
+    logits, attr = ig_with_logits(cnn, x, None, baseline=blank, steps=steps)
+    assert torch.allclose(logits, expected_logits, atol=1e-5)
+    assert torch.allclose(attr, per_step * (x - blank), atol=1e-5)
+    assert torch.allclose(attr, ig_attributions(cnn, x, classes, baseline=blank, steps=steps), atol=1e-6)
+    _, other = ig_with_logits(cnn, x, torch.tensor([1, 2, 3]), baseline=blank, steps=steps)  # one class per image
+    assert torch.allclose(
+        other, ig_attributions(cnn, x, torch.tensor([1, 2, 3]), baseline=blank, steps=steps), atol=1e-6
+    )
+    with torch.no_grad():
+        gap = (
+            expected_logits.gather(1, classes[:, None])[:, 0]
+            - cnn(torch.full_like(x, blank)).gather(1, classes[:, None])[:, 0]
+        )
+    _, fine = ig_with_logits(cnn, x, None, baseline=blank, steps=128)
+    assert torch.allclose(fine.sum((1, 2, 3)), gap, rtol=0.05, atol=0.05)  # completeness
 
 
 def test_integrated_gradients_leave_the_model_as_it_was_and_chunk_like_one_pass(cnn: nn.Module, monkeypatch) -> None:

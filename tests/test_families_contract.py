@@ -143,12 +143,12 @@ def test_round_trips_through_the_cli_flags_and_the_shipped_command(fam: Family) 
     command = train_command(config.to_dict(), "out.safetensors")
     args = build_parser().parse_args(shlex.split(command)[3:])
     assert dataclasses.replace(config_from_args(args), device=config.device) == config
-    # the command writes the model's shape out: every setting's flag (a switch only when it is flipped)
+    # the command writes the model's shape out: every setting's flag (a switch only when it is flipped, an optional
+    # text setting such as a ViT's teacher only when it is set)
     flags = {flag.split()[0] for flag in command_flags(config.model, every=True)}
-    shown = [(f, s) for f, s in settings(fam.config) if s.cli]
-    assert flags == {
-        flag_of(f, s) for f, s in shown if value_type(f) is not bool or getattr(config.model, f.name) != f.default
-    }
+    shown = [(f, s) for f, s in settings(fam.config) if s.cli and getattr(config.model, f.name) != f.default or
+             (s.cli and value_type(f) is not bool and f.default != "")]  # fmt: skip
+    assert flags == {flag_of(f, s) for f, s in shown}
 
 
 @pytest.mark.parametrize("fam", ALL, ids=lambda f: f.kind)

@@ -52,7 +52,9 @@ def test_token_and_patch_attention_read_the_right_rows() -> None:
     with pytest.raises(ValueError, match="out of range"):
         token_attention(attn, 5)
     with pytest.raises(ValueError, match="square grid"):
-        grid_of(torch.zeros(1, 1, 6, 6))
+        grid_of(torch.zeros(1, 1, 7, 7))  # neither 1 + g*g nor 1 + g*g + 1 (a distilled ViT's token after them)
+    distilled = torch.arange(6.0).expand(1, 1, 6, 6)  # class token, 2x2 patches, distillation token
+    assert grid_of(distilled) == 2 and token_attention(distilled, 0)[0, 0].tolist() == [[1.0, 2.0], [3.0, 4.0]]
 
 
 def test_with_head_mean_puts_the_mean_first() -> None:

@@ -56,6 +56,8 @@ class CheckpointMeta:
     name: str = ""
     temperature: float = 1.0  # calibrated probabilities are softmax(logits / temperature); see vitdemo.calibration
     task: str = CLASSIFY  # what the model does (its family's task); files from before the field are classifiers
+    # a distilled ViT's teacher (vitdemo.training.distill.teacher_identity): setting, file, sha256, name, test_acc
+    teacher: dict[str, Any] | None = None
 
     def to_header(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class CheckpointMeta:
             "name": self.name,
             "temperature": self.temperature,
             "task": self.task,
+            **({"teacher": self.teacher} if self.teacher else {}),
         }
 
     @classmethod
@@ -96,6 +99,7 @@ class CheckpointMeta:
             name=header.get("name", ""),
             temperature=float(header.get("temperature", 1.0)),  # files from before calibration: 1.0
             task=task,
+            teacher=header["teacher"] if isinstance(header.get("teacher"), dict) else None,
         )
 
 
@@ -126,12 +130,13 @@ def make_meta(
     train_config: dict[str, Any] | None = None,
     name: str = "",
     temperature: float = 1.0,
+    teacher: dict[str, Any] | None = None,
 ) -> CheckpointMeta:
     mean, std = normalization(dataset)
     classes = class_names(dataset)
     task = families.task_of(model_config.kind)
     return CheckpointMeta(
-        model_config, dataset, mean, std, classes, metrics or {}, train_config, name, temperature, task
+        model_config, dataset, mean, std, classes, metrics or {}, train_config, name, temperature, task, teacher
     )
 
 

@@ -197,6 +197,8 @@ def default_run_name(config: TrainConfig) -> str:
         name += "-init"
     if config.extra_data:
         name += "-class"
+    if getattr(m, "teacher", ""):
+        name += "-teacher"  # a ViT that learned from a CNN (vitdemo.training.distill)
     return name + ("-probe" if config.probe else "")
 
 

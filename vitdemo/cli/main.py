@@ -89,6 +89,15 @@ def _check_start_files(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, init_method=init_method(meta.metrics))
 
 
+def _with_teacher_file(config: TrainConfig, registry: Registry) -> TrainConfig:
+    """`--teacher 7` (a CNN run) or a file -> its checkpoint's absolute path; "shipped" and none stay as given."""
+    teacher = getattr(config.model, "teacher", "")
+    if not teacher or teacher == "shipped":
+        return config
+    path = resolve_model_ref(teacher, registry).expanduser().resolve()
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, teacher=str(path)))
+
+
 def resume_file(ref: str, registry: Registry) -> Path:
     """A run id ('7' or '#7') or a resume file path -> the resume file (it must exist)."""
     from vitdemo.training.resume import ResumeError, state_path
@@ -153,7 +162,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         from vitdemo.cli.remote import ray_executor
 
         remote = ray_executor(registry, a.ray_address, a.data_dir)
-    config = resume_config_from_args(a, registry) if a.resume else config_from_args(a)
+    config = resume_config_from_args(a, registry) if a.resume else _with_teacher_file(config_from_args(a), registry)
     config.validate()
     if not config.resume:  # a resumed run's weights come from its resume file, not from --init or --weights
         config = _check_start_files(config)

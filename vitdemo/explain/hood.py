@@ -33,10 +33,11 @@ def vit_attention(model: nn.Module, x: Tensor) -> Tensor:
 def grid_of(attn: Tensor) -> int:
     """The side of the patch grid of (..., T, T) attention with T = 1 + grid**2."""
     tokens = attn.shape[-1]
-    grid = math.isqrt(tokens - 1)
-    if grid * grid != tokens - 1:
-        raise ValueError(f"{tokens} tokens are not 1 class token plus a square grid of patches")
-    return grid
+    for extra in (1, 2):  # a class token, and a distillation token (last) in a ViT trained with a teacher
+        grid = math.isqrt(tokens - extra)
+        if grid * grid == tokens - extra:
+            return grid
+    raise ValueError(f"{tokens} tokens are not 1 class token plus a square grid of patches")
 
 
 def token_attention(attn: Tensor, token: int) -> Tensor:
@@ -46,7 +47,7 @@ def token_attention(attn: Tensor, token: int) -> Tensor:
     if not 0 <= token < attn.shape[-1]:
         raise ValueError(f"token {token} is out of range 0..{attn.shape[-1] - 1}")
     L, H = attn.shape[:2]
-    return attn[:, :, token, 1:].reshape(L, H, g, g)
+    return attn[:, :, token, 1 : 1 + g * g].reshape(L, H, g, g)  # a distillation token (last) is left out too
 
 
 def patch_attention(attn: Tensor, row: int, col: int) -> Tensor:

@@ -42,13 +42,11 @@ class Lens:
 def vit_lens(model: nn.Module, x: Tensor) -> Lens:
     """The class token after each block of a ViT, through its final norm and head. x (1, C, H, W)."""
     with eval_mode(model):
-        tokens = model.patch_embed(x).flatten(2).transpose(1, 2)  # (1, N, D)
-        cls = model.cls_token.expand(tokens.shape[0], -1, -1)
-        h = torch.cat([cls, tokens], dim=1) + model.pos_embed  # (1, T, D)
+        h = model.embed(x)  # (1, T, D)
         rows = []
         for block in model.blocks:
             h, _ = block(h)
-            rows.append(model.head(model.norm(h)[:, 0]))  # (1, C)
+            rows.append(model.forward_head(model.norm(h)))  # (1, C): both heads averaged for a distilled ViT
     probs = F.softmax(torch.cat(rows), dim=-1).numpy()  # (L, C)
     return Lens(probs, tuple(f"after block {i + 1}" for i in range(len(rows))))
 

@@ -336,7 +336,7 @@ def cnn_candidates(loaded: LoadedModel) -> dict[str, Explainer]:
             label = f"{method}, stage {stage + 1} ({side}x{side})"
             found[label] = partial(_cam, stages=(stage,), method=method)
     found[f"layercam, stages 1-{depth} averaged"] = partial(_cam, stages=tuple(range(depth)), method="layercam")
-    for steps in (4, 8, 16, 32):
+    for steps in (4, 8, 12, 16, 32):
         found[f"integrated gradients, {steps} steps"] = partial(_ig, baseline=blank, steps=steps)
     return found
 

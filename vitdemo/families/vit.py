@@ -7,6 +7,8 @@ from typing import Literal
 
 from vitdemo.families.spec import Family, check, setting
 
+SHIPPED_TEACHER = "shipped"  # ViTConfig.teacher: the shipped CNN of the run's dataset (vitdemo.paths)
+
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -23,6 +25,12 @@ class ViTConfig:
     num_heads: int = setting(4, "heads", minimum=1, step=1, help="must divide the embedding dim")
     mlp_ratio: float = setting(2.0, "MLP ratio", minimum=0.5, step=0.5)  # small models train faster on CPU narrower
     dropout: float = setting(0.0, "ViT dropout", minimum=0.0, step=0.05)  # augmentation regularises short runs
+    # DeiT's hard-label distillation (vitdemo.training.distill): a CNN checkpoint the ViT learns from through a second
+    # token, "shipped" (the shipped CNN of the run's dataset) or a file; "" = none. It changes the network (one more
+    # token and head), so it is a model setting; the checkpoint header names the teacher it was trained with.
+    teacher: str = setting(
+        "", "teacher", form=False, help="learn from a CNN (DeiT distillation): 'shipped', a CNN run id or a checkpoint"
+    )
 
     def validate(self) -> None:
         check(self.patch_size in (4, 7, 14), "patch_size must be 4, 7 or 14 (it must divide 28)")
@@ -35,6 +43,14 @@ class ViTConfig:
         check(1 <= self.depth <= 24, "depth must be between 1 and 24")
         check(0.5 <= self.mlp_ratio <= 8, "mlp_ratio must be between 0.5 and 8")
         check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
+        ok = isinstance(self.teacher, str) and len(self.teacher) <= 1000
+        check(ok and (self.teacher in ("", SHIPPED_TEACHER) or self.teacher.endswith(".safetensors")),
+              f"teacher must be '' (none), '{SHIPPED_TEACHER}' or a CNN checkpoint (.safetensors)")  # fmt: skip
+
+    @property
+    def distilled(self) -> bool:
+        """A distillation token and head: the network of a ViT trained with a teacher."""
+        return bool(self.teacher)
 
     @property
     def grid(self) -> int:
@@ -48,12 +64,13 @@ def parameters(m: ViTConfig) -> int:
     tokens = d + (m.grid**2 + 1) * d  # class token and learned positions
     block = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * h + h) + (h * d + d)  # ln, qkv, proj, ln, mlp
     head = 2 * d + d * m.num_classes + m.num_classes  # final norm and linear head
-    return embed + tokens + m.depth * block + head
+    dist = d + d * m.num_classes + m.num_classes if m.teacher else 0  # the distillation token and its head
+    return embed + tokens + m.depth * block + head + dist
 
 
 def forward_macs(m: ViTConfig) -> int:
     """One image's forward multiply-adds (matrix products only)."""
-    t, d, h = m.grid**2 + 1, m.embed_dim, int(m.embed_dim * m.mlp_ratio)
+    t, d, h = m.grid**2 + 1 + bool(m.teacher), m.embed_dim, int(m.embed_dim * m.mlp_ratio)
     embed = m.grid**2 * m.in_chans * m.patch_size**2 * d
     block = 4 * t * d * d + 2 * t * t * d + 2 * t * d * h  # qkv + proj, scores + weighted sum, mlp
     return embed + m.depth * block + d * m.num_classes
@@ -61,7 +78,7 @@ def forward_macs(m: ViTConfig) -> int:
 
 def activation_floats(m: ViTConfig) -> int:
     """Floats one image keeps for the backward pass (a rough count of the saved tensors)."""
-    t, d, h = m.grid**2 + 1, m.embed_dim, int(m.embed_dim * m.mlp_ratio)
+    t, d, h = m.grid**2 + 1 + bool(m.teacher), m.embed_dim, int(m.embed_dim * m.mlp_ratio)
     per_block = t * (10 * d + 3 * h) + 2 * m.num_heads * t * t  # ln/qkv/proj/residuals, mlp, attention
     return 28 * 28 * 2 + m.depth * per_block
 

@@ -70,6 +70,8 @@ def command_flags(config: Any, *, every: bool = False) -> list[str]:
         value, default = getattr(config, f.name), _default(f)
         if not (s.cli and s.command) or (not every and not s.always and value == default):
             continue
+        if value == default == "":  # an optional setting left empty (a ViT without a teacher) is no part of a shape
+            continue
         if isinstance(value, bool):
             if value != default:
                 out.append(flag_of(f, s))

@@ -1,4 +1,10 @@
-"""A small Vision Transformer written out in PyTorch (pre-norm blocks, class token, learned positions)."""
+"""A small Vision Transformer written out in PyTorch (pre-norm blocks, class token, learned positions).
+
+With a teacher (`ViTConfig.teacher`), DeiT's distillation token (Touvron et al. 2021, facebookresearch/deit
+`models.py`): a second learned token after the patches, read by a second head that is trained on a CNN teacher's
+answers (vitdemo.training.distill); in eval both heads are averaged, in training `both_heads=True` returns both.
+The token sits last, so the patches stay at positions 1..N for every reader of the attention.
+"""
 
 from __future__ import annotations
 
@@ -73,14 +79,26 @@ class ViT(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, config.num_classes)
+        # DeiT: a distillation token (its place is fixed, so it needs no position of its own) and its head
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.teacher else None
+        self.head_dist = nn.Linear(dim, config.num_classes) if config.teacher else None
         self.apply(_init_weights)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if self.dist_token is not None:
+            nn.init.trunc_normal_(self.dist_token, std=0.02)
 
-    def forward_features(self, x: torch.Tensor, return_attn: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the tokens the first block reads: (B, T, D), T = 1 + N (+ 1 distillation token)."""
         x = self.patch_embed(x)  # (B, D, g, g)
         x = x.flatten(2).transpose(1, 2)  # (B, N, D), patches in row-major order
         cls = self.cls_token.expand(x.shape[0], -1, -1)
-        x = self.pos_drop(torch.cat([cls, x], dim=1) + self.pos_embed)  # (B, T=N+1, D)
+        x = self.pos_drop(torch.cat([cls, x], dim=1) + self.pos_embed)  # (B, N+1, D)
+        if self.dist_token is not None:
+            x = torch.cat([x, self.dist_token.expand(x.shape[0], -1, -1)], dim=1)  # (B, N+2, D)
+        return x
+
+    def forward_features(self, x: torch.Tensor, return_attn: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = self.embed(x)  # (B, T, D)
         attns: list[torch.Tensor] = []
         for block in self.blocks:
             x, weights = block(x, return_attn)
@@ -88,13 +106,25 @@ class ViT(nn.Module):
                 attns.append(weights)  # (B, nh, T, T)
         return self.norm(x), attns
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x[:, 0])  # class token -> (B, num_classes)
+    def forward_head(
+        self, x: torch.Tensor, both_heads: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Normed tokens (B, T, D) -> logits (B, num_classes) from the class token; with a distillation token, the
+        mean of both heads, or both (class head, distillation head) with `both_heads` (training)."""
+        logits = self.head(x[:, 0])  # (B, num_classes)
+        if self.head_dist is None:
+            return (logits, logits) if both_heads else logits
+        dist = self.head_dist(x[:, -1])  # (B, num_classes), from the distillation token
+        return (logits, dist) if both_heads else (logits + dist) / 2
 
     def forward(
-        self, x: torch.Tensor, return_attn: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        self, x: torch.Tensor, return_attn: bool = False, both_heads: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """(B, C, H, W) -> logits (B, num_classes); `return_attn`: (logits, per-layer attention); `both_heads`:
+        (class head's logits, distillation head's logits), the same tensor twice without a teacher."""
         features, attns = self.forward_features(x, return_attn)
+        if both_heads:
+            return self.forward_head(features, both_heads=True)
         logits = self.forward_head(features)
         return (logits, attns) if return_attn else logits
 

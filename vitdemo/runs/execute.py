@@ -186,6 +186,7 @@ def _save(
         train_config=config.to_dict(),
         name=run.name,
         temperature=temperature,
+        teacher=result.teacher,
     )
     return save_checkpoint(runfiles.path(checkpoint_dir, run.id), result.model, meta)
 

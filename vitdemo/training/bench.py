@@ -11,7 +11,6 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,9 +19,10 @@ from vitdemo.checkpoints import LoadedModel, make_meta
 from vitdemo.config import CNNConfig, TrainConfig, ViTConfig
 from vitdemo.data import normalization
 from vitdemo.evaluate import score_model
-from vitdemo.explain.inference import analyze
+from vitdemo.explain.inference import AnswerCache, analyze
 from vitdemo.explain.maps import attention_rollout, explain_cnn
 from vitdemo.models import build_model, count_parameters
+from vitdemo.training.cpu_speed import autocast_on, cpu_features, has_bf16_units
 from vitdemo.training.loop import Callback, EpochInfo, load_data, make_learner, resolve_device, train, train_step
 from vitdemo.training.reference import ReferenceEpoch, reference_first_epoch
 
@@ -111,20 +111,15 @@ def synthetic_drawing(size: int = 280) -> np.ndarray:
     return np.asarray(img)
 
 
-def cpu_features() -> dict[str, bool]:
-    """The processor's matrix units that bf16 can use (Linux's /proc/cpuinfo flags; empty elsewhere)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return {}
-    return {"AVX-512": "avx512f" in flags, "AVX-512 BF16": "avx512_bf16" in flags, "AMX bf16": "amx_bf16" in flags}
-
-
 def features_line(dev: torch.device, config: TrainConfig) -> str:
-    """What this run of the bench used: the device's features, bf16 autocast, torch.compile, the threads."""
+    """What this run of the bench used: the device's features, bf16 autocast per family, torch.compile, the threads."""
     found = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu_features().items()) or "unknown"
-    bf16 = "on" if config.amp and dev.type == "cuda" else "off (the trainer's bf16 autocast is for CUDA)"
-    return f"features: {found}; bf16 autocast {bf16}; compile {'on' if config.compile else 'off'}; {torch.get_num_threads()} threads"
+    per_family = ", ".join(f"{k} {'on' if autocast_on(dev, k, config.amp) else 'off'}" for k in RECIPES)
+    why = "" if dev.type == "cuda" or has_bf16_units() else " (no bf16 units on this CPU)"
+    return (
+        f"features: {found}; bf16 autocast {per_family}{why}; compile {'on' if config.compile else 'off'}; "
+        f"{torch.get_num_threads()} threads"
+    )
 
 
 def ratio(value: float | None, reference: float | None) -> str:
@@ -191,6 +186,32 @@ def run_bench(
                 f"time to {goal:.1%} val   {when} (epoch {t.epoch}/{config.epochs}, val {t.val_acc:.2%}, "
                 f"test {t.test_acc:.2%}, {t.train_time_s:.1f} s of training)"
             )
+    print()
+    pipeline_figures("the models above", loaded)
+    shipped = shipped_models()
+    if shipped:
+        pipeline_figures("the shipped checkpoints", shipped)
+
+
+def shipped_models() -> dict[str, LoadedModel]:
+    """The shipped MNIST ViT and CNN, which the Draw page runs (empty when they are not there)."""
+    from vitdemo.checkpoints import load_checkpoint
+    from vitdemo.paths import shipped_dir
+
+    files = {kind: shipped_dir() / f"{kind}_mnist.safetensors" for kind in ("vit", "cnn")}
+    return (
+        {kind: load_checkpoint(f) for kind, f in files.items() if f.is_file()}
+        if all(f.is_file() for f in files.values())
+        else {}
+    )
+
+
+def pipeline_figures(what: str, loaded: dict[str, LoadedModel]) -> None:
+    """The Draw page's pipeline for a new drawing (no cached answers), and for a rerun of the page on the same one."""
     drawing = synthetic_drawing()
-    ms = time_calls(lambda: analyze(drawing, loaded), torch.device("cpu"), warmup=3, n=30)
-    print(f"\nDraw page pipeline (preprocess + 2 predictions + 2 explanations, CPU): {summary(ms)}")
+    cpu = torch.device("cpu")
+    ms = time_calls(lambda: analyze(drawing, loaded, cache=None), cpu, warmup=3, n=30)
+    print(f"Draw page pipeline for {what} (preprocess + 2 predictions + 2 explanations, CPU): {summary(ms)}")
+    cache = AnswerCache()
+    rerun = time_calls(lambda: analyze(drawing, loaded, cache=cache), cpu, warmup=1, n=30)
+    print(f"  the same drawing again (a rerun of the page; answers cached): {summary(rerun)}")

@@ -25,3 +25,5 @@ class Learner:
     device: torch.device
     generator: torch.Generator | None = None  # shuffling and augmentation; None uses torch's global RNG
     styles: Split | None = None  # synthetic handwriting styles mixed into every batch (`styles_ratio`), on device
+    teacher: nn.Module | None = None  # a frozen CNN a distilled ViT learns from (vitdemo.training.distill), on device
+    teacher_identity: dict | None = None  # what the checkpoint header says of it

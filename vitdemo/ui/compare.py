@@ -11,7 +11,7 @@ import streamlit as st
 from vitdemo.runs.store import Registry, Run
 from vitdemo.ui.evaluate import TestResults, calibration_section, test_results
 from vitdemo.ui.shell import test_split
-from vitdemo.views import charts, compare, display
+from vitdemo.views import charts, compare, display, teachers
 from vitdemo.views.names import dataset_name
 
 MAX_RUNS = len(charts.PALETTE)  # one colour each on the curves chart
@@ -61,6 +61,20 @@ def curves_chart(reg: Registry, runs: list[Run], key: str) -> None:
         st.plotly_chart(charts.overlay_figure(curves, metric), key=key, config={"displayModeBar": False})
     if without:
         st.caption(f"No training curves for {', '.join(without)}: classic models are fitted in one go, without epochs.")
+
+
+def teacher_curves(reg: Registry, runs: list[Run], key: str) -> None:
+    """The ViT runs' validation accuracy against training time, with a teacher and without, once any ViT of these
+    runs learned from one (the newest runs, one colour each)."""
+    has_curves = reg.runs_with_curves()
+    vits = [r for r in runs if r.kind == "vit" and r.id in has_curves and not r.config.get("init")]
+    if not any(teachers.has_teacher(r.config) for r in vits):
+        return
+    st.markdown("#### ViTs with and without a teacher")
+    shown = vits[-MAX_RUNS:]
+    curves = {charts.run_title(r): (teachers.has_teacher(r.config), reg.epochs(r.id)) for r in shown}
+    st.plotly_chart(teachers.teacher_figure(curves), key=key, config={"displayModeBar": False})
+    st.caption(teachers.WHY + " Compare the curves at the same number of seconds.")
 
 
 def confusion_grid(results: list[TestResults], key: str) -> None:
@@ -124,6 +138,7 @@ def scored(runs: list[Run]) -> dict[int, TestResults]:
 def evaluate_comparison(reg: Registry, runs: list[Run], dataset: str) -> None:
     """The Evaluate page's comparison: every picked run of the sidebar's dataset scored on its test split."""
     runs = [r for r in runs if r.dataset == dataset]
+    teacher_curves(reg, runs, key=f"eval_teacher_{dataset}")
     picked = pick_runs(runs, f"eval_compare_{dataset}", dataset, label=f"Runs to compare ({dataset_name(dataset)})")
     if not picked:
         st.info("Pick runs to compare: the dataset is chosen in the sidebar.")

@@ -143,6 +143,8 @@ def server_devices_caption(devices: list[str]) -> str:
 def _model_fields(kind: str | None = None) -> None:
     """The model settings of the chosen family (`kind`: a ViT's or a CNN's, for an encoder a run pretrains)."""
     train_form_widgets.family_fields(kind or st.session_state[FORM_PREFIX + "model_kind"], _model_fields)
+    if kind is None and st.session_state[FORM_PREFIX + "model_kind"] == "vit":
+        train_form_widgets.teacher_field(open_registry().list_runs(status="done", kind="cnn"))
 
 
 def _training_fields(devices: list[str]) -> None:

@@ -17,7 +17,7 @@ from vitdemo.config import ARCHS
 from vitdemo.families import vocab
 from vitdemo.families.spec import Setting
 from vitdemo.runconfig import PRETRAIN_METHODS
-from vitdemo.views import forms
+from vitdemo.views import forms, teachers
 from vitdemo.views.names import kind_name
 
 FORM_PREFIX = "tf_"
@@ -133,6 +133,19 @@ def family_fields(kind: str, model_fields: Callable[[str], None]) -> None:
         _classic_fields()
     else:
         model_widgets(kind)
+
+
+def teacher_field(cnn_runs: list) -> None:
+    """A ViT's "learn from a teacher": none, the shipped CNN or a finished CNN run of the form's dataset (DeiT
+    distillation, vitdemo.training.distill), with the sentence on why it helps."""
+    key = FORM_PREFIX + forms.TEACHER_KEY
+    choices = teachers.teacher_choices(cnn_runs, str(st.session_state.get(FORM_PREFIX + "dataset") or "mnist"))
+    current = str(st.session_state.get(key) or "")
+    options = [*choices, *([current] if current not in choices else [])]  # a stored run's teacher stays visible
+    st.selectbox("Learn from a teacher", options, key=key, format_func=lambda v: teachers.teacher_label(v, choices),
+                 help="DeiT's distillation token: a second token trained to give a CNN's answers")  # fmt: skip
+    if st.session_state.get(key):
+        st.caption(teachers.WHY)
 
 
 def label_budget_field(column) -> None:

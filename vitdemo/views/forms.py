@@ -63,6 +63,7 @@ MODEL_FIELDS: dict[str, tuple[str, str]] = {
 CLASSIC_FIELDS = ("logreg_c", "svm_c", "pca_components", "n_neighbors", "n_estimators", "max_depth")
 MODEL_FIELDS |= {"classic_kind": ("classic", "kind"), **{k: ("classic", k) for k in CLASSIC_FIELDS}}
 FINETUNE_FIELDS: tuple[str, ...] = ("encoder", "probe", "pretrain_epochs")
+TEACHER_KEY = "teacher"  # a ViT's teacher (vitdemo.views.teachers): '', 'shipped' or a CNN run's checkpoint
 TRAIN_FIELDS: tuple[str, ...] = tuple(vocab.form_fields(TrainConfig))  # extra_data "class": frozen when queued
 _CONFIGS: dict[str, type] = {**families.model_configs(), "classic": ClassicConfig}
 FIELD_TYPES: dict[str, type] = {  # form key -> the type of its value (the hidden layers' text box holds a tuple)
@@ -70,7 +71,7 @@ FIELD_TYPES: dict[str, type] = {  # form key -> the type of its value (the hidde
     **{key: _field_type(TrainConfig, key) for key in TRAIN_FIELDS},
     "pretrain_epochs": int,
 }
-KEYS: tuple[str, ...] = ("model_kind", "recipe", *MODEL_FIELDS, *FINETUNE_FIELDS, *TRAIN_FIELDS)
+KEYS: tuple[str, ...] = ("model_kind", "recipe", *MODEL_FIELDS, *FINETUNE_FIELDS, TEACHER_KEY, *TRAIN_FIELDS)
 
 # What a config error calls a field -> what the form calls it (the messages name the widgets the user sees): the
 # form keys, the training settings' names, and per family its own settings' names (translated only in that
@@ -281,6 +282,7 @@ def values_from_config(config: RunConfig | dict[str, Any]) -> FormValues:
         config = run_config_from_dict(config)
     models = _model_defaults()
     values: FormValues = {"recipe": "", "encoder": "", "probe": False, "pretrain_epochs": PretrainConfig().epochs}
+    values[TEACHER_KEY] = ""
     train = TrainConfig()
     if isinstance(config, ClassicRun):
         models["classic"] = config.model
@@ -291,6 +293,7 @@ def values_from_config(config: RunConfig | dict[str, Any]) -> FormValues:
         train = config.train if isinstance(config, PretrainRun) else config
         models[train.model.kind] = train.model
         values["model_kind"] = train.model.kind
+        values[TEACHER_KEY] = getattr(train.model, "teacher", "")
         if isinstance(config, PretrainRun):
             values.update(model_kind="finetune", encoder=NEW_ENCODER + config.method)
             values["pretrain_epochs"] = config.pretrain.epochs
@@ -360,6 +363,8 @@ def _build(values: FormValues, encoders: Mapping[str, EncoderChoice]) -> tuple[R
     if family == "finetune":
         return _finetune(coerced, encoders)
     model = _model(coerced, family)
+    if family == "vit":  # a ViT trained from scratch may learn from a CNN (never a fine-tune's encoder)
+        model = dataclasses.replace(model, teacher=str(coerced[TEACHER_KEY] or ""))
     return _checked(_train(coerced, model), model)
 
 
