@@ -81,3 +81,22 @@ def test_a_trust_report_round_trips_through_json(tmp_path: Path) -> None:
     assert np.allclose(back.randomization, report.randomization) and back.rank_correlation == pytest.approx(0.3)
     (tmp_path / f"{key}.json").write_text('{"kind": "cnn"}')  # foreign: read as missing
     assert cache.read_trust([tmp_path], key) is None
+
+
+def test_the_shipped_results_match_todays_maps(data_dir: Path) -> None:
+    """The shipped trust reports are keyed by the map's version (IG steps, smoothing): a change of the map that
+    leaves them stale would make every fresh checkout recompute them (the IG steps went 16 -> 12 and they did).
+    Rebuild them with `python -m vitdemo.results`."""
+    from vitdemo import paths
+    from vitdemo.data import load_raw
+    from vitdemo.explain.trust import report_settings
+    from vitdemo.results.__main__ import DEFAULT_FILES
+
+    if not (data_dir / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").exists():
+        pytest.skip(f"MNIST not found under {data_dir}")
+    labels = load_raw("mnist", train=False, data_dir=data_dir).labels
+    folder = paths.shipped_dir() / cache.SHIPPED_FOLDER
+    settings = report_settings(n_images=cache.PAGE_TRUST_IMAGES)
+    for name in DEFAULT_FILES:
+        file = paths.shipped_dir() / name
+        assert cache.read_trust([folder], cache.trust_key(file, labels, settings)) is not None, name
