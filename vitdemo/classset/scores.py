@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitdemo import paths
+from vitdemo import families, paths
 from vitdemo.classset.data import ClassSplit, as_split
 from vitdemo.classset.store import ClassSet
 from vitdemo.runconfig import ENCODER_TAG
@@ -46,18 +46,25 @@ class ClassScore:
 
 
 def candidates(registry: Registry, dataset: str, shipped_dir: str | os.PathLike | None = None) -> list[Candidate]:
-    """Finished runs of `dataset` with a checkpoint file, then shipped checkpoints the registry does not list."""
+    """Finished runs of `dataset` with a checkpoint file, then shipped checkpoints the registry does not list.
+    Classifiers only: a number reader reads a wide picture, not one 28x28 digit."""
     found: dict[Path, Candidate] = {}
     for run in registry.list_runs(status="done", dataset=dataset):
         path = Path(run.checkpoint).resolve() if run.checkpoint else None
-        if path is not None and path.is_file():
+        if path is not None and path.is_file() and _classifies(run.kind):
             found[path] = Candidate(run.name, run.kind, path, run.id, run.baseline, run.test_acc)
     for path, meta in read_headers(paths.shipped_dir(shipped_dir)):
         path = path.resolve()
-        if meta.dataset == dataset and path not in found and not meta.metrics.get(ENCODER_TAG):  # no head yet
+        if meta.dataset != dataset or path in found or not _classifies(meta.model_config.kind):
+            continue
+        if not meta.metrics.get(ENCODER_TAG):  # an encoder has no head yet
             test_acc = meta.metrics.get("test_acc")
             found[path] = Candidate(meta.name or path.stem, meta.model_config.kind, path, None, True, test_acc)
     return list(found.values())
+
+
+def _classifies(kind: str) -> bool:
+    return families.task_of(kind) == families.CLASSIFY
 
 
 def _cached(store: ClassSet, dataset: str, version: int) -> dict[str, tuple[int, int, int]]:
