@@ -21,9 +21,9 @@ with shell.stop_on_failure():
         left, right = st.columns(2, gap="large")
         with left:
             if "detector" in answer.readings:
-                read.detector_panel(answer)
+                read.detector_panel(answer, models.get("detector"))
         with right:
             if "captioner" in answer.readings:
-                read.captioner_panel(answer)
+                read.captioner_panel(answer, models.get("captioner"))
     st.markdown("### What the readers see")
     read.stages(answer)

@@ -93,18 +93,27 @@ def _random_number() -> np.ndarray | None:
     return number.images[0].numpy()
 
 
-def detector_panel(answer: NumberAnswer) -> None:
+def skill(loaded: LoadedModel | None) -> None:
+    """How well this reader reads yet (its checkpoint's test figures), under its answer."""
+    said = views.skill_sentence(loaded.meta.metrics) if loaded is not None else ""
+    if said:
+        st.caption(said)
+
+
+def detector_panel(answer: NumberAnswer, loaded: LoadedModel | None = None) -> None:
     reading = answer.readings["detector"]
     st.markdown(f"### {NAMES['detector']}: **{reading.text or '—'}**")
+    skill(loaded)
     st.caption(f"confidence {reading.confidence:.1%} (the product of its boxes' scores)")
     picture = views.boxes_picture(answer)
     if picture is not None:
         st.image(picture, caption="Each box: the digit found there and its score; read left to right.")
 
 
-def captioner_panel(answer: NumberAnswer) -> None:
+def captioner_panel(answer: NumberAnswer, loaded: LoadedModel | None = None) -> None:
     reading = answer.readings["captioner"]
     st.markdown(f"### {NAMES['captioner']}: **{reading.text or '—'}**")
+    skill(loaded)
     st.caption(f"confidence {reading.confidence:.1%} (the probability of the whole number it wrote)")
     rows = views.beam_rows(answer)
     if rows:

@@ -4,6 +4,7 @@ own (their metrics are not a classifier's)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -11,9 +12,25 @@ from PIL import Image, ImageDraw
 
 from vitdemo.numbers.analyze import NumberAnswer
 from vitdemo.views.colors import overlay
+from vitdemo.views.words import share_right
 
 BOX_COLOUR = (64, 200, 255)  # the CNN's side is blue on every page
 SCALE = 4  # the 32x160 canvas shown at 128x640
+
+
+STILL_LEARNING = 0.9  # below this share of whole test numbers read right, a reader says it is still learning
+
+
+def skill_sentence(metrics: Mapping[str, Any]) -> str:
+    """How well a reader reads, from its checkpoint's test figures, so a class knows what to expect of it:
+    'On 2,000 test numbers it read 61.2% exactly right. It is still learning: ...'. '' without figures."""
+    acc, n = metrics.get("test_acc"), metrics.get("test_numbers")
+    if not isinstance(acc, float) or not isinstance(n, int):
+        return ""
+    said = f"On {n:,} test numbers it read {share_right(acc)} exactly right."
+    if acc < STILL_LEARNING:
+        said += " It is still learning: expect mistakes, or train it longer on the Train page."
+    return said
 
 
 def _upscaled(image: np.ndarray, scale: int = SCALE) -> Image.Image:
