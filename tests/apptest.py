@@ -33,6 +33,23 @@ def open_page(page: str | None = None, *, timeout: float = TIMEOUT_S, expert: bo
     return at
 
 
+def open_as(page: str, token: str | None = None, secrets: dict | None = None, password: str | None = None) -> AppTest:
+    """A new browser session (a reload, with `token` in the address as ?who=...), the teacher's `password` typed
+    into the sidebar of the first page (AppTest keeps app.py's sidebar in its tree after the first run only, so
+    the password and the click go in one run)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    if token:
+        at.query_params["who"] = token
+    at.secrets.update(secrets or {})
+    at.run()
+    if password is not None:
+        at.text_input(key="teacher_pw").input(password)
+        at.button(key="teacher_unlock").click().run()
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def texts(at: AppTest, kind: str) -> list[str]:
     """The values of every element of one kind ("markdown", "caption", "warning"...) as strings."""
     return [str(e.value) for e in getattr(at, kind)]

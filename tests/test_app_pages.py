@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apptest import open_page, texts, train_shipped_cnn
+from apptest import open_as, open_page, texts, train_shipped_cnn
 from streamlit.testing.v1 import AppTest
 
 from vitdemo import units
@@ -341,23 +341,6 @@ def test_evaluate_names_a_broken_checkpoint_without_its_folder(env: Registry, sh
 
 
 # -- a class: identities, the teacher, limits --------------------------------------------------------------
-def open_as(page: str, token: str | None = None, secrets: dict | None = None, password: str | None = None) -> AppTest:
-    """A new browser session (a reload, with `token` in the address as ?who=...), the teacher's `password` typed
-    into the sidebar of the first page (AppTest keeps app.py's sidebar in its tree after the first run only, so
-    the password and the click go in one run)."""
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
-    if token:
-        at.query_params["who"] = token
-    at.secrets.update(secrets or {})
-    at.run()
-    if password is not None:
-        at.text_input(key="teacher_pw").input(password)
-        at.button(key="teacher_unlock").click().run()
-    at.switch_page(f"app_pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def queue_cnn(at: AppTest, name: str) -> Run:
     at.button(key="preset_fast_demo").click().run()
     at.radio(key="tf_model_kind").set_value("cnn").run()

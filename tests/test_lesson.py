@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apptest import texts
+from apptest import open_as, texts
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.lesson import state, steps
@@ -16,9 +16,7 @@ from vitdemo.runs.people import Actor, NotAllowed
 from vitdemo.runs.store import Registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-APP = str(REPO_ROOT / "app.py")
 TEACHER = Actor("person:999", "Ms Smith", teacher=True)
-TIMEOUT_S = 90
 
 
 def test_the_path_runs_draw_look_fool_race_compare_with_one_sentence_a_step() -> None:
@@ -65,24 +63,13 @@ def class_app(tmp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     return Registry(tmp_home)
 
 
-def open_app(page: str, password: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.run()
-    if password is not None:
-        at.text_input(key="teacher_pw").input(password)
-        at.button(key="teacher_unlock").click().run()
-    at.switch_page(f"app_pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def banner(at: AppTest) -> list[str]:
     return [m for m in texts(at, "markdown") if m.startswith("**Step ")]
 
 
 @pytest.mark.parametrize("page", ["classset", "leaderboard", "train"])
 def test_every_students_page_shows_the_teachers_step_with_a_link(class_app: Registry, page: str) -> None:
-    at = open_app(page)
+    at = open_as(page)
     assert banner(at) == []  # no lesson running: no banner
     state.set_step(class_app, "race", TEACHER)
     at.run()  # the banner's fragment reads the step again (in a browser: every few seconds)
@@ -95,23 +82,23 @@ def test_every_students_page_shows_the_teachers_step_with_a_link(class_app: Regi
 
 def test_the_teachers_next_moves_every_student_on(class_app: Registry) -> None:
     state.set_step(class_app, "draw", TEACHER)
-    teacher = open_app("classset", password="s3cret")
+    teacher = open_as("classset", password="s3cret")
     assert [e for e in teacher.sidebar.expander if "Lesson" in e.label]
     teacher.button(key="lesson_next").click().run()
     assert not teacher.exception, [e.value for e in teacher.exception]
     assert state.current_step(class_app) == steps.BY_KEY["look"]
-    student = open_app("leaderboard")
+    student = open_as("leaderboard")
     assert banner(student) == [f"**{steps.banner_text(steps.BY_KEY['look'])}**"]
     teacher.selectbox(key="lesson_pick").set_value("compare").run()  # or straight to a step from the sidebar
     assert state.current_step(class_app) == steps.BY_KEY["compare"]
     teacher.radio(key="lesson_view").set_value("expert").run()
     assert state.class_view(class_app) == "expert"
-    fresh = open_app("classset")
+    fresh = open_as("classset")
     assert fresh.toggle(key="view_expert").value is True  # a new session starts in the class's view
 
 
 def test_students_start_in_the_simple_view_and_switch_to_expert(class_app: Registry) -> None:
-    at = open_app("train")
+    at = open_as("train")
     assert at.toggle(key="view_expert").value is False
     assert not [m for m in at.metric if m.label == "Parameters"]  # no parameter counts in the Simple view
     assert [e for e in at.expander if e.label == "More settings"]  # the technical settings folded away

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vitdemo import paths
-from vitdemo.cli.refs import file_error as _file_error
-from vitdemo.cli.refs import resolve_model_ref
+from vitdemo.cli.refs import answer_files, resolve_model_ref
 from vitdemo.config import MODEL_CONFIGS, ConfigError, TrainConfig
 from vitdemo.runs.dbfile import RegistryBusy, RegistryError, RegistryUnavailable
 from vitdemo.runs.store import Registry
@@ -239,20 +238,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     for kind, ref in {"vit": a.vit, "cnn": a.cnn}.items():
         path = resolve_model_ref(ref, registry) if ref else paths.shipped_dir() / f"{kind}_{a.dataset}.safetensors"
         models[kind] = load_checkpoint(path)
-    failed = 0
-    for file in a.images:
-        try:
-            lines = _predict_file(file, models, as_json=a.json)
-        except Exception as exc:  # one bad file must not stop the others; never a traceback
-            failed += 1
-            message = _file_error(exc)
-            print(f"{file}: {message}", file=sys.stderr)
-            if a.json:
-                print(json.dumps({"file": file, "error": message}))
-            continue
-        for line in lines:
-            print(line)
-    return 2 if failed else 0
+    return answer_files(a.images, lambda file: _predict_file(file, models, as_json=a.json), as_json=a.json)
 
 
 def _predict_file(file: str, models: dict, *, as_json: bool) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +61,10 @@ def lines_for(file: str, readers: dict[str, Any], *, as_json: bool, beam: int) -
 
 
 def cmd_read(a: argparse.Namespace) -> int:
-    from vitdemo.cli.refs import file_error
+    from vitdemo.cli.refs import answer_files
 
     readers = _readers(a)
-    failed = 0
-    for file in a.images:
-        try:
-            lines = lines_for(file, readers, as_json=a.json, beam=a.beam)
-        except Exception as exc:  # one bad file must not stop the others; never a traceback
-            failed += 1
-            message = file_error(exc)
-            print(f"{file}: {message}", file=sys.stderr)
-            if a.json:
-                print(json.dumps({"file": file, "error": message}))
-            continue
-        for line in lines:
-            print(line)
-    return 2 if failed else 0
+    return answer_files(a.images, lambda file: lines_for(file, readers, as_json=a.json, beam=a.beam), as_json=a.json)
 
 
 def evaluate_reader_cli(loaded: Any, a: argparse.Namespace) -> int:

@@ -1,7 +1,11 @@
-"""What the verbs share: a model named by run id or file, and one sentence for a file that could not be answered."""
+"""What the verbs share: a model named by run id or file, one sentence for a file that could not be answered, and
+the loop of the verbs that answer a list of files (`predict`, `read`)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vitdemo.runs.store import Registry
@@ -31,3 +35,22 @@ def file_error(exc: Exception) -> str:
     if isinstance(exc, ValueError):
         return str(exc)
     return f"could not be processed ({type(exc).__name__}: {exc})."
+
+
+def answer_files(files: Sequence[str], lines_for: Callable[[str], list[str]], *, as_json: bool) -> int:
+    """Print `lines_for(file)` for each file; a file that cannot be answered is one line on stderr (and an error
+    object with --json) and does not stop the others. Exit status: 2 if any failed, else 0."""
+    failed = 0
+    for file in files:
+        try:
+            lines = lines_for(file)
+        except Exception as exc:  # one bad file must not stop the others; never a traceback
+            failed += 1
+            message = file_error(exc)
+            print(f"{file}: {message}", file=sys.stderr)
+            if as_json:
+                print(json.dumps({"file": file, "error": message}))
+            continue
+        for line in lines:
+            print(line)
+    return 2 if failed else 0

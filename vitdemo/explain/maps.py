@@ -231,16 +231,22 @@ IG_CHUNK = 256  # interpolated images per forward and backward pass: bounds the 
 BLANK_ATOL = 1e-5  # a pixel this close to the blank value is blank (float rounding; one grey level is ~0.013)
 
 
+def _ig_path(x: Tensor, baseline: float, steps: int) -> tuple[Tensor, Tensor]:
+    """The midpoints alphas (S,) of the straight path from the blank image, and x's step delta (B, C, H, W) from
+    it, with blank pixels exactly 0."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps  # (S,) midpoints in (0, 1)
+    delta = x.detach() - baseline  # (B, C, H, W)
+    return alphas, torch.where(delta.abs() < BLANK_ATOL, torch.zeros_like(delta), delta)
+
+
 def ig_attributions(model: nn.Module, x: Tensor, classes: Tensor, *, baseline: float, steps: int) -> Tensor:
     """Integrated-gradients attributions (B, C, H, W) of x (B, C, H, W) to the scores of classes (B,): (x - baseline)
     times the score's gradient averaged over `steps` images on the straight path from the blank image (midpoint
     rule). They add up to about score(x) - score(blank) (exactly for a model linear in x). Grad must be enabled."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
     B = x.shape[0]
-    alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps  # (S,) midpoints in (0, 1)
-    delta = x.detach() - baseline  # (B, C, H, W)
-    delta = torch.where(delta.abs() < BLANK_ATOL, torch.zeros_like(delta), delta)  # blank pixels: exactly 0
+    alphas, delta = _ig_path(x, baseline, steps)  # (S,), (B, C, H, W)
     total = torch.zeros_like(delta)
     per_chunk = max(1, IG_CHUNK // steps)  # images whose whole path fits in one pass
     for i in range(0, B, per_chunk):
@@ -260,12 +266,8 @@ def ig_with_logits(
     `target` (None: each image's prediction) from one forward and one backward pass: each image rides in the same
     batch as its path (images are independent in eval mode), so its prediction costs no pass of its own. Equal to
     `ig_attributions` with the predicted classes (tests/test_explain.py). Eval mode and grad enabled."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
     B = x.shape[0]
-    alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps  # (S,) midpoints in (0, 1)
-    delta = x.detach() - baseline  # (B, C, H, W)
-    delta = torch.where(delta.abs() < BLANK_ATOL, torch.zeros_like(delta), delta)  # blank pixels: exactly 0
+    alphas, delta = _ig_path(x, baseline, steps)  # (S,), (B, C, H, W)
     total, logits = torch.zeros_like(delta), []
     per_chunk = max(1, IG_CHUNK // (steps + 1))  # images whose path and own row fit in one pass
     for i in range(0, B, per_chunk):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import queue
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,11 @@ def decode(line: str) -> Event:
         return kind(**body)
     except TypeError as exc:
         raise ValueError(f"not a {kind.__name__} event: {line[:200]!r}") from exc
+
+
+def drain(pending: queue.SimpleQueue[Event]) -> list[Event]:
+    """Every event waiting in `pending`, at once (never waits for more): an `Execution.poll`."""
+    out = []
+    while not pending.empty():
+        out.append(pending.get_nowait())
+    return out

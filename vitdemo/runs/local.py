@@ -146,10 +146,7 @@ class ChildRun:
                     log(f"training process {self.proc.pid}: {exc}")
 
     def poll(self) -> list[Event]:
-        out = []
-        while not self._events.empty():
-            out.append(self._events.get_nowait())
-        return out
+        return events.drain(self._events)
 
     def ended(self) -> bool:
         if self.proc.poll() is None:

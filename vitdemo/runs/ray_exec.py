@@ -218,10 +218,7 @@ class RayRun:
         return event
 
     def poll(self) -> list[Event]:
-        out = []
-        while not self._events.empty():
-            out.append(self._events.get_nowait())
-        return out
+        return events.drain(self._events)
 
     def ended(self) -> bool:
         return self._done.is_set() and self._events.empty()
