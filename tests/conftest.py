@@ -20,6 +20,9 @@ configure_threads()  # as every entry point does: $VITDEMO_THREADS, else every c
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
+# Every test reads the shared data, never a download: code that is given no data folder (load_raw("mnist") in a
+# test module, a CLI run in a subprocess) finds it through $VITDEMO_DATA_DIR, set here when the caller did not.
+os.environ.setdefault("VITDEMO_DATA_DIR", str(REPO_ROOT.parent / "shared" / "data"))
 
 
 def _skip_or_fail(reason: str) -> None:
