@@ -5,7 +5,7 @@ import streamlit as st
 
 from vitdemo.explain.opinions import is_classic_file
 from vitdemo.ui import classset as classset_ui
-from vitdemo.ui import compare, evaluate, shell, widgets
+from vitdemo.ui import compare, evaluate, misread, shell, widgets
 from vitdemo.ui.view import pick
 from vitdemo.views import read as read_views
 from vitdemo.views.words import say
@@ -19,6 +19,8 @@ with shell.stop_on_failure():
     if readers:
         with st.expander(f"Number readers ({len(readers)}): whole numbers read, a table of their own"):
             st.dataframe(read_views.reader_rows(readers), hide_index=True)
+            if st.toggle("Show the numbers a reader gets wrong", key="misread_on"):  # reading them takes seconds
+                misread.misread_gallery(readers)
     if not runs:
         st.info("No finished run yet: train one on the Train page (shipped baselines appear here by themselves).")
         st.stop()

@@ -10,11 +10,12 @@ with shell.stop_on_failure():
     models, problems = read.readers()
     for problem in problems.values():
         st.warning(problem, icon=":material/warning:")
-    image = read.image_input()
-    if image is None:
+    picked = read.image_input()
+    if picked is None:
         st.info("Write a number of 1 to 8 digits, upload a photo of one, or pick a random test number.")
         st.stop()
-    answer = read_image(image, models)
+    image, prepared = picked
+    answer = read_image(image, models, prepared=prepared)
     if answer.message:
         st.info(answer.message, icon=":material/info:")
     if answer.readings:

@@ -102,3 +102,21 @@ def test_a_reader_says_how_well_it_reads_yet() -> None:
     )
     assert "still learning" in skill_sentence({"test_acc": 0.6125, "test_numbers": 2000})
     assert skill_sentence({}) == "" and skill_sentence({"test_acc": "n/a", "test_numbers": 5}) == ""
+
+
+def test_evaluate_shows_the_numbers_a_reader_misreads_and_explains_one(readers_env: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.run()
+    at.switch_page("app_pages/evaluate.py").run()
+    assert not [c for c in texts(at, "caption") if c.startswith("It misread")]  # read only when asked: seconds
+    at.toggle(key="misread_on").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    for kind, heading in (("captioner", "### Captioner (the ViT way)"), ("detector", "### Detector (the CNN way)")):
+        run = next(r for r in at.selectbox(key="misread_run").options if f"({kind})" in r)
+        at.selectbox(key="misread_run").set_value(run).run()
+        assert not at.exception, [e.value for e in at.exception]
+        said = [c for c in texts(at, "caption") if c.startswith("It misread")]
+        assert said and " of 96 test numbers" in said[0]  # untrained: it gets (nearly) all of them wrong
+        picked = at.selectbox(key="misread_pick")
+        assert picked.value.truth != picked.value.wrote and picked.options[0].startswith("wrote ")
+        assert any(m.startswith(heading) for m in texts(at, "markdown"))  # the picked number, explained

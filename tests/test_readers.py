@@ -147,3 +147,32 @@ def test_read_answers_each_image_and_reader_and_refuses_a_bad_file(t10k: Split, 
     for x0, y0, x1, y1, digit, score in det["boxes"]:
         assert 0 <= x0 <= x1 <= CANVAS_W * 4 and 0 <= y0 <= y1 <= CANVAS_H * 4
         assert 0 <= digit <= 9 and 0 <= score <= 1
+
+
+def test_the_gallery_lists_each_misread_number_least_sure_first(t10k: Split) -> None:
+    from vitdemo.numbers.gallery import GALLERY_BATCH, misreads
+
+    numbers = make_numbers(Split(t10k.images[:300], t10k.labels[:300]), 20, seed=5)
+    torch.manual_seed(0)
+    parts: list[tuple[int, int]] = []
+    wrong = misreads(build_model(TINY_CAPTIONER), numbers, lambda done, total: parts.append((done, total)))
+    assert parts == [(min(i + GALLERY_BATCH, 20), 20) for i in range(0, 20, GALLERY_BATCH)]
+    assert wrong and [m.confidence for m in wrong] == sorted(m.confidence for m in wrong)
+    texts = numbers.texts()
+    assert all(m.truth == texts[m.index] and m.wrote != m.truth for m in wrong)  # untrained: wrong, and says so
+
+
+def test_test_numbers_are_read_as_they_are_not_refused_as_drawings(t10k: Split) -> None:
+    # The Read page's random test number and the misread gallery sent test numbers through the drawings'
+    # checks, which refused 3 of the first 5 as "not handwriting".
+    from vitdemo.checkpoints import LoadedModel
+    from vitdemo.numbers.analyze import read_image
+    from vitdemo.preprocess.number import preprocess_number
+
+    numbers = make_numbers(t10k, 10, seed=0x7E57)
+    reader = {"captioner": LoadedModel(build_model(TINY_CAPTIONER).eval(), make_meta(TINY_CAPTIONER, "mnist"))}
+    images = [img.numpy() for img in numbers.images]
+    assert any(preprocess_number(img).image is None for img in images)  # what happened to them
+    answers = [read_image(img, reader, beam=0, prepared=True) for img in images]
+    assert all("captioner" in a.readings and a.pre.image.shape == (CANVAS_H, CANVAS_W) for a in answers)
+    assert np.allclose(answers[0].pre.image * 255, images[0])  # as it is

@@ -14,7 +14,7 @@ import torch
 
 from vitdemo import paths
 from vitdemo.numbers.read import Reading, combined_attention, cross_attention, greedy, read_batch
-from vitdemo.preprocess.number import NumberInput, preprocess_number
+from vitdemo.preprocess.number import NumberInput, prepared_number, preprocess_number
 
 READERS = ("captioner", "detector")
 SHIPPED = {"captioner": "captioner_numbers.safetensors", "detector": "detector_numbers.safetensors"}
@@ -50,9 +50,12 @@ def shipped_path(reader: str, folder: str | os.PathLike | None = None) -> Path:
     return paths.shipped_dir(folder) / SHIPPED[reader]
 
 
-def read_image(image: np.ndarray | bytes, readers: dict, *, beam: int = 4, explain: bool = True) -> NumberAnswer:
-    """Read one image with each of `readers` (name -> vitdemo.checkpoints.LoadedModel)."""
-    pre = preprocess_number(image)
+def read_image(
+    image: np.ndarray | bytes, readers: dict, *, beam: int = 4, explain: bool = True, prepared: bool = False
+) -> NumberAnswer:
+    """Read one image with each of `readers` (name -> vitdemo.checkpoints.LoadedModel); `prepared`: the image is
+    a test number, already in the readers' form (read as it is, not preprocessed as a drawing)."""
+    pre = prepared_number(image) if prepared else preprocess_number(image)
     if pre.image is None:
         return NumberAnswer(pre, message=pre.message)
     x = torch.from_numpy(pre.image)[None, None]  # (1, 1, H, W)

@@ -54,14 +54,16 @@ def readers() -> tuple[dict[str, LoadedModel], dict[str, str]]:
     return found, problems
 
 
-def image_input() -> np.ndarray | None:
-    """The number to read: drawn, uploaded, or a random test number (t10k's digits only)."""
+def image_input() -> tuple[np.ndarray, bool] | None:
+    """The number to read (drawn, uploaded, or a random test number from t10k's digits) and whether it is already
+    in the readers' form (a test number: read as it is)."""
     mode = st.radio("Input", ["Draw", "Upload", "Random test number"], horizontal=True, key="read_mode")
     if mode == "Draw":
         st.caption("Write a number of 1 to 8 digits on the wide canvas (mouse, pen or finger).")
         try:
             with st.container(key="vd_wide"):  # the client script leaves its size alone (it squares the others)
-                return draw_number_canvas(f"read_canvas_{st.session_state.get('read_generation', 0)}")
+                drawn = draw_number_canvas(f"read_canvas_{st.session_state.get('read_generation', 0)}")
+            return None if drawn is None else (drawn, False)
         except canvas_input.CanvasRefused as exc:
             st.warning(exc.public, icon=":material/block:")
             return None
@@ -71,11 +73,12 @@ def image_input() -> np.ndarray | None:
         if file is None:
             return None
         try:
-            return load_image(file.getvalue())
+            return load_image(file.getvalue()), False
         except ValueError as exc:
             st.error(f"{file.name}: {exc}")
             return None
-    return _random_number()
+    number = _random_number()
+    return None if number is None else (number, True)
 
 
 def _random_number() -> np.ndarray | None:
