@@ -77,7 +77,7 @@
   const fitCanvas = (host) => {
     const root = host.shadowRoot;
     if (pressed || !root || !root.querySelector(".dc-root")) return;
-    if (host.closest(".st-key-vd_wide")) return; // the Read page's wide canvas keeps its own 4:1 size
+    if (host.closest(".st-key-vd_wide")) return fitWide(host, root); // the Read page's: 4:1, as wide as fits
     if (!root.querySelector("style[data-vitdemo]")) {
       const style = document.createElement("style");
       style.dataset.vitdemo = "1";
@@ -99,6 +99,25 @@
     const value = host.style.getPropertyValue("--vd-canvas");
     if (pad && pad.style.getPropertyValue("--vd-canvas") !== value) pad.style.setProperty("--vd-canvas", value);
     showWhenPlaced(host, root.querySelector(".dc-root"));
+  };
+
+  // The Read page's wide canvas keeps its 4:1 shape and its 800x200 bitmap, scaled down to its column's width
+  // (a phone's 390 px screen, a tablet's column): Fabric maps pointers through the CSS scale, as for the others.
+  const WIDE_CSS = `
+    .dc-toolbar { display: none !important; }
+    .dc-container, .dc-container .canvas-container, .dc-container canvas {
+      width: var(--vd-wide, 800px) !important; height: calc(var(--vd-wide, 800px) / 4) !important;
+    }`;
+  const fitWide = (host, root) => {
+    if (!root.querySelector("style[data-vitdemo]")) {
+      const style = document.createElement("style");
+      style.dataset.vitdemo = "1";
+      style.textContent = WIDE_CSS;
+      root.appendChild(style);
+    }
+    const block = host.closest('[data-testid="stVerticalBlock"]');
+    const width = Math.floor(Math.min(800, block ? block.clientWidth : window.innerWidth));
+    if (Math.abs(px(host.style, "--vd-wide", 0) - width) >= 2) host.style.setProperty("--vd-wide", `${width}px`);
   };
 
   const hostSeen = new WeakMap(); // canvas host -> when update() first saw it
