@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-PAGES = ["draw", "hood", "evaluate", "leaderboard", "train", "lab", "race", "classset"]
+PAGES = ["draw", "present", "hood", "evaluate", "leaderboard", "train", "lab", "race", "classset", "read"]
 KINDS = ("markdown", "caption", "info", "warning", "error", "success")
 _MARKUP = re.compile(r"<[^>]+>|[*_`#]|:material/\w+:|\[([^\]]*)\]\([^)]*\)")
 
