@@ -125,6 +125,17 @@ def watch_caption(row: WatchRow) -> str:
     return f"{when}: {row.right} of {len(row.labels)} right; {how}."
 
 
+def plain_watch_caption(row: WatchRow) -> str:
+    """watch_caption in the Simple view's words: rounds through the pictures, no probabilities' kind."""
+    if row.step == 0:
+        return say("train", "watch_before", right=row.right, count=len(row.labels))
+    e = row.epoch
+    rounds = (
+        f"{int(e)} round{'s' if e != 1 else ''}" if e == int(e) else f"{e:.1f} rounds" if e >= 0.1 else "a few steps"
+    )
+    return say("train", "watch_after", rounds=rounds, right=row.right, count=len(row.labels))
+
+
 def _epochs_text(epochs: float) -> str:
     if epochs == int(epochs):
         return f"{int(epochs)} epoch{'s' if epochs != 1 else ''}"
