@@ -41,7 +41,7 @@ def page_sentences(page: str, expert: bool) -> list[str]:
     if page == "draw":
         at.button_group(key="input_mode").set_value("test").run()
     found = [str(e.value) for kind in KINDS for e in at.get(kind)]
-    found += [str(w.help) for kind in ("slider", "selectbox", "radio", "button_group", "metric") for w in at.get(kind)
+    found += [str(w.help) for kind in ("slider", "select_slider", "selectbox", "radio", "button_group", "metric", "toggle") for w in at.get(kind)
               if getattr(w, "help", None)]  # fmt: skip
     return [t for t in (plain(f) for f in found) if len(t.split()) >= 3]
 
