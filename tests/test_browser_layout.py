@@ -40,7 +40,8 @@ pytestmark = pytest.mark.browser
 
 SCREENS = [((390, 844), (820, 1180)), ((1280, 720), (1920, 1080))]  # one tab each: touch, then mouse
 TOUCH_BELOW_PX = 1200  # narrower windows are phones and tablets (the sidebar starts closed there too)
-PAGES = ["Present", "Robustness lab", "Race", "Train", "Evaluate", "Leaderboard", "Class set", "Under the hood"]
+PAGES = ["Present", "Read a number", "Robustness lab", "Race", "Train", "Evaluate", "Leaderboard", "Class set",
+         "Under the hood"]  # fmt: skip
 
 # Everything on the page wider than the screen, or reaching past its left or right edge, that nothing scrolls or
 # clips inside the screen (a wide table scrolls in its own frame: that is fine); and every visible button whose
@@ -125,6 +126,10 @@ OVERFLOW_JS = """() => {
 
 
 def _check(page: Any, where: str) -> None:
+    width = page.viewport_size["width"]
+    for box in [c.bounding_box() for c in page.locator("canvas.upper-canvas").all()]:  # in the canvas's shadow root
+        if box and box["width"] > 0:  # the Read page's wide canvas ran past a phone's edge, clipped, unseen
+            assert box["x"] >= -1 and box["x"] + box["width"] <= width + 1, f"{where}: a canvas at {box} is cut off"
     found = page.evaluate(OVERFLOW_JS)
     assert not found["scrolls"], f"{where}: the page scrolls sideways ({found['scrolls']})"
     assert not found["wide"], f"{where}: wider than the screen: {found['wide']}"

@@ -74,10 +74,35 @@
     document.addEventListener(type, () => (pressed = false), true);
   }
 
+  // The Read page's wide canvas (4:1) keeps its shape and shrinks to its column on a narrow screen, never
+  // growing past its own size: it ran past the right edge of a phone or a tablet (seen on the screenshots).
+  const WIDE_CSS = `
+    .dc-toolbar { display: none !important; }
+    .dc-container, .dc-container .canvas-container, .dc-container canvas {
+      width: var(--vd-wide-w) !important; height: var(--vd-wide-h) !important;
+    }`;
+  const fitWide = (host, root) => {
+    const lower = root.querySelector("canvas.lower-canvas");
+    const w0 = lower ? parseFloat(lower.style.width) : NaN, h0 = lower ? parseFloat(lower.style.height) : NaN;
+    if (!(w0 > 0 && h0 > 0)) return; // Fabric's own size, in CSS pixels, is on the canvas's style
+    const block = host.closest('[data-testid="stVerticalBlock"]');
+    const w = Math.floor(Math.min(w0, block ? block.clientWidth : window.innerWidth));
+    if (Math.abs(px(host.style, "--vd-wide-w", 0) - w) >= 2) {
+      host.style.setProperty("--vd-wide-w", `${w}px`);
+      host.style.setProperty("--vd-wide-h", `${Math.round((w * h0) / w0)}px`);
+    }
+    if (!root.querySelector("style[data-vitdemo]")) {
+      const style = document.createElement("style");
+      style.dataset.vitdemo = "1";
+      style.textContent = WIDE_CSS;
+      root.appendChild(style);
+    }
+  };
+
   const fitCanvas = (host) => {
     const root = host.shadowRoot;
     if (pressed || !root || !root.querySelector(".dc-root")) return;
-    if (host.closest(".st-key-vd_wide")) return; // the Read page's wide canvas keeps its own 4:1 size
+    if (host.closest(".st-key-vd_wide")) return fitWide(host, root); // the Read page's: 4:1, as wide as it may be
     if (!root.querySelector("style[data-vitdemo]")) {
       const style = document.createElement("style");
       style.dataset.vitdemo = "1";
