@@ -52,19 +52,12 @@ def _page_height(page: Any) -> int:
 
 
 def _play_race(page: Any) -> None:
-    """Play the class race for RACE_PLAY_S seconds, turn the learning rate up (a mark on the chart), pause."""
+    """Play the class race for RACE_PLAY_S seconds, then pause it (its curves stay for every later picture)."""
     play = page.get_by_role("button", name="Play")
     if not play.count():
         return
     play.first.click()
-    page.wait_for_timeout(RACE_PLAY_S * 500)
-    slider = page.locator(".st-key-race_lr [role='slider']")
-    if slider.count():
-        slider.first.focus()
-        for _ in range(3):  # three notches: x10
-            page.keyboard.press("ArrowRight")
-        browser.wait_idle(page)
-    page.wait_for_timeout(RACE_PLAY_S * 500)
+    page.wait_for_timeout(RACE_PLAY_S * 1000)
     pause = page.get_by_role("button", name="Pause")
     if pause.count():
         pause.first.click()
