@@ -50,7 +50,7 @@ with shell.stop_on_failure():
 
     left, right = st.columns([1.25, 1], gap="large")
     with left:
-        st.markdown("### Confusion matrix")
+        st.markdown(f"### {pick(say('evaluate', 'matrix_title'), 'Confusion matrix')}")
         st.caption(
             pick(
                 say("evaluate", "matrix"),
@@ -59,7 +59,7 @@ with shell.stop_on_failure():
         )
         cell = evaluate.confusion_picker(res, key=f"cm_{run.id}")
     with right:
-        st.markdown("### Per class")
+        st.markdown(f"### {pick(say('evaluate', 'per_class_title'), 'Per class')}")
         evaluate.per_class_table(res)
     evaluate.cell_gallery(res, cell)
 

@@ -3,6 +3,8 @@
 import streamlit as st
 
 from vitdemo.ui import hood, shell
+from vitdemo.ui.view import pick
+from vitdemo.views.words import say
 
 with shell.stop_on_failure():
     selection = shell.selection()
@@ -12,7 +14,12 @@ with shell.stop_on_failure():
     if image is None:
         st.stop()
     st.caption(f"Looking inside both models with {what}.")
-    vit_tab, cnn_tab = st.tabs(["ViT: patches and attention", "CNN: feature maps and filters"])
+    vit_tab, cnn_tab = st.tabs(
+        [
+            pick(say("hood", "vit_tab"), "ViT: patches and attention"),
+            pick(say("hood", "cnn_tab"), "CNN: feature maps and filters"),
+        ]
+    )
     with vit_tab:
         hood.vit_section(models.get("vit"), problems.get("vit"), image)
     with cnn_tab:

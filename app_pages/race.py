@@ -5,7 +5,7 @@ import streamlit as st
 from vitdemo.ui import people, race, race_knobs, shell
 
 with shell.stop_on_failure():
-    title, choice, toggle = st.columns([4, 2, 1.4], vertical_alignment="center")
+    title, choice, toggle = st.columns([4, 1.8, 1.8], vertical_alignment="center")  # "Present mode" whole at 820
     with toggle:
         present = race.present_toggle()
     title.markdown("#### ViT vs CNN: a training race" if present else "## ViT vs CNN: a training race")

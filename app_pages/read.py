@@ -4,9 +4,12 @@ import streamlit as st
 
 from vitdemo.numbers.analyze import read_image
 from vitdemo.ui import read, shell
+from vitdemo.ui.view import pick
+from vitdemo.views.words import say
 
 with shell.stop_on_failure():
-    st.markdown("## Read a number · a Faster R-CNN that boxes each digit beside a ViT that writes what it sees")
+    technical = "Read a number · a Faster R-CNN that boxes each digit beside a ViT that writes what it sees"
+    st.markdown(f"## {pick(say('read', 'title'), technical)}")
     models, problems = read.readers()
     for problem in problems.values():
         st.warning(problem, icon=":material/warning:")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-PAGES = ["draw", "hood", "evaluate", "leaderboard", "train", "lab", "race", "classset"]
+PAGES = ["draw", "present", "hood", "evaluate", "leaderboard", "train", "lab", "race", "classset", "read"]
 KINDS = ("markdown", "caption", "info", "warning", "error", "success")
 _MARKUP = re.compile(r"<[^>]+>|[*_`#]|:material/\w+:|\[([^\]]*)\]\([^)]*\)")
 
@@ -41,7 +41,7 @@ def page_sentences(page: str, expert: bool) -> list[str]:
     if page == "draw":
         at.button_group(key="input_mode").set_value("test").run()
     found = [str(e.value) for kind in KINDS for e in at.get(kind)]
-    found += [str(w.help) for kind in ("slider", "selectbox", "radio", "button_group", "metric") for w in at.get(kind)
+    found += [str(w.help) for kind in ("slider", "select_slider", "selectbox", "radio", "button_group", "metric", "toggle") for w in at.get(kind)
               if getattr(w, "help", None)]  # fmt: skip
     return [t for t in (plain(f) for f in found) if len(t.split()) >= 3]
 

@@ -195,3 +195,8 @@ def test_a_student_reads_the_evaluate_page_in_plain_words(env: Registry, shipped
     shown = " ".join(texts(at, "caption"))
     assert words.say("evaluate", "trust_offer") in shown and words.say("evaluate", "calibration") in shown
     assert not [w for w in ("AUC", "Petsiuk", "calibration error", "deletion") if w in shown]
+    headings = " ".join(texts(at, "markdown"))  # seen on the screenshots: the matrix and the table kept their names
+    assert "Confusion matrix" not in headings and words.say("evaluate", "matrix_title") in headings
+    (table,) = [d for d in at.dataframe if "precision" in d.value.columns]
+    columns = json.dumps(table.proto.columns)  # each column's Simple label, its technical name in the help
+    assert words.say("evaluate", "col_precision") in columns and "In technical words: precision" in columns

@@ -102,11 +102,11 @@ def test_the_page_shows_every_map_with_a_colour_scale_for_a_test_image(hood_app:
 
 def test_controls_pick_the_patch_the_head_and_the_stage(hood_app: str) -> None:
     at = run(AppTest.from_file(hood_app, default_timeout=TIMEOUT_S))
-    assert "#### Where patch (row 3, column 3) looks" in texts(at, "markdown")  # the middle one first
+    assert "#### Where the square in row 3, column 3 looks" in texts(at, "markdown")  # the middle one first
     at.slider(key="hood_patch_row").set_value(1)
     at.slider(key="hood_patch_col").set_value(5)
     run(at)
-    assert "#### Where patch (row 1, column 5) looks" in texts(at, "markdown")
+    assert "#### Where the square in row 1, column 5 looks" in texts(at, "markdown")  # the Simple view's words
     before = chart_specs(at)["hood_cls"]
     at.button_group(key="hood_cls_head").set_value(2)
     run(at)

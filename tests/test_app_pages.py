@@ -203,7 +203,7 @@ def test_train_page_shows_a_finished_runs_result(env: Registry, shipped: Path, w
     points.set_watch(env, run_id, _watch(list(range(10)), list(range(10)), calibrated=True, step=80))
     at = open_page("train")
     assert len(_digits(at)) == 10
-    assert any(text.startswith("After 2 epochs: 10 of 10 right; calibrated") for text in texts(at, "caption"))
+    assert "After 2 rounds through the pictures: 10 of 10 right." in texts(at, "caption")  # the Simple view
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == "50.00%" and metrics["Macro F1"] == "0.4500"
     assert "Done: trained in 3.0 s on cpu." in texts(at, "success")

@@ -55,19 +55,33 @@ def html_of(at: AppTest, cls: str) -> list[str]:
 
 
 def test_play_shows_a_point_and_a_knob_turn_is_marked(env: Registry) -> None:
+    """In the Simple view (a student's default) in plain words, the technical names in the help; in the Expert
+    view the technical words."""
     at = open_race()
     assert "Ready" in html_of(at, "vd-race-status")[0]
     at.button(key="race_play").click().run()
     assert "Training" in html_of(at, "vd-race-status")[0]
     sides = html_of(at, '<p class="vd-race-head">')
-    assert len(sides) == 2 and all("step 0 " not in s and "step " in s for s in sides), sides
+    assert len(sides) == 2 and all("pictures seen" in s and "step " not in s for s in sides), sides
     assert all(re.search(r"(CNN|ViT) \d+\.\d%</b>", s) for s in sides)  # a trained, validated point is in
-    at.select_slider(key="race_lr").set_value(KNOBS.lr * 10).run()  # 2e-3 -> 2e-2
+    lr = at.select_slider(key="race_lr")
+    assert lr.label == "Learning speed" and "Learning rate: AdamW" in lr.help
+    lr.set_value(KNOBS.lr * 10).run()  # 2e-3 -> 2e-2
+    (note,) = at.info
+    assert note.value.startswith("**Learning speed ×10** at ") and "watch the mistakes jump" in note.value
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [a["text"] for a in spec["layout"]["annotations"]] == ["Learning speed ×10"]
+    assert spec["layout"]["yaxis"]["title"]["text"] == "mistakes"
+    at.session_state["view_expert"] = True
+    at.run()
     (note,) = at.info
     assert note.value.startswith("**lr ×10** at ") and "watch the loss jump" in note.value
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [a["text"] for a in spec["layout"]["annotations"]] == ["lr ×10"]
+    assert spec["layout"]["yaxis"]["title"]["text"] == "training loss"
     assert {t["line"]["color"] for t in spec["data"]} == {"#5b8def", "#ff7a45"}
+    assert at.select_slider(key="race_lr").label == "Learning rate"
+    assert all("step " in s for s in html_of(at, '<p class="vd-race-head">'))
     at.button(key="race_pause").click().run()
     race = race_ui.shared().current
     assert race.sync().state == "paused"
@@ -84,7 +98,7 @@ def test_a_student_watches_the_class_race_and_races_under_the_cap(
     assert [b.key for b in at.button if b.key and b.key.startswith("race_")] == []  # no Play, Step, Reset, Save
     assert not at.select_slider  # no knobs: the race's settings as a table
     (table,) = html_of(at, '<table class="vd-race-knobs">')
-    assert "<td>Learning rate</td><td><b>0.002</b></td>" in table
+    assert "<td>Learning speed</td><td><b>0.002</b></td>" in table  # the Simple view's words
     set_cap(env, RaceCap(student_races=0), CLI)
     at.segmented_control(key=race_ui.MODE_KEY).set_value("mine").run()
     assert any("switched students' own races off" in i.value for i in at.info)

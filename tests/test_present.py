@@ -237,8 +237,13 @@ def test_present_shows_the_run_training_now_and_hides_it(draw_env: Path) -> None
     points.set_watch(reg, run_id, row.to_dict())
     at = run_app(FakeCanvas(), at)
     assert _html(at).count('class="vd-watch-digit vd-right"') == 10
+    line = f"Learning now: {name} · round 2 of 3 · 10 of 10 right"  # the Simple view: no loss, no run number
+    assert line in [html.unescape(c.value) for c in at.caption]
+    at.session_state["view_expert"] = True
+    at = run_app(FakeCanvas(), at)
     line = f"Training now: #{run_id} {name} · epoch 2/3 · loss 0.432 · 10 of 10 right"
     assert line in [html.unescape(c.value) for c in at.caption]
+    at.session_state["view_expert"] = False
     at.button(key="present_learn").click()
     at = run_app(FakeCanvas(), at)
     assert 'class="vd-watch"' not in _html(at) and at.button(key="present_learn").label == "Watch it learn"

@@ -74,10 +74,35 @@
     document.addEventListener(type, () => (pressed = false), true);
   }
 
+  // The Read page's wide canvas (4:1) keeps its shape and shrinks to its column on a narrow screen, never
+  // growing past its own size: it ran past the right edge of a phone or a tablet (seen on the screenshots).
+  const WIDE_CSS = `
+    .dc-toolbar { display: none !important; }
+    .dc-container, .dc-container .canvas-container, .dc-container canvas {
+      width: var(--vd-wide-w) !important; height: var(--vd-wide-h) !important;
+    }`;
+  const fitWide = (host, root) => {
+    const lower = root.querySelector("canvas.lower-canvas");
+    const w0 = lower ? parseFloat(lower.style.width) : NaN, h0 = lower ? parseFloat(lower.style.height) : NaN;
+    if (!(w0 > 0 && h0 > 0)) return; // Fabric's own size, in CSS pixels, is on the canvas's style
+    const block = host.closest('[data-testid="stVerticalBlock"]');
+    const w = Math.floor(Math.min(w0, block ? block.clientWidth : window.innerWidth));
+    if (Math.abs(px(host.style, "--vd-wide-w", 0) - w) >= 2) {
+      host.style.setProperty("--vd-wide-w", `${w}px`);
+      host.style.setProperty("--vd-wide-h", `${Math.round((w * h0) / w0)}px`);
+    }
+    if (!root.querySelector("style[data-vitdemo]")) {
+      const style = document.createElement("style");
+      style.dataset.vitdemo = "1";
+      style.textContent = WIDE_CSS;
+      root.appendChild(style);
+    }
+  };
+
   const fitCanvas = (host) => {
     const root = host.shadowRoot;
     if (pressed || !root || !root.querySelector(".dc-root")) return;
-    if (host.closest(".st-key-vd_wide")) return fitWide(host, root); // the Read page's: 4:1, as wide as fits
+    if (host.closest(".st-key-vd_wide")) return fitWide(host, root); // the Read page's: 4:1, as wide as it may be
     if (!root.querySelector("style[data-vitdemo]")) {
       const style = document.createElement("style");
       style.dataset.vitdemo = "1";
@@ -99,25 +124,6 @@
     const value = host.style.getPropertyValue("--vd-canvas");
     if (pad && pad.style.getPropertyValue("--vd-canvas") !== value) pad.style.setProperty("--vd-canvas", value);
     showWhenPlaced(host, root.querySelector(".dc-root"));
-  };
-
-  // The Read page's wide canvas keeps its 4:1 shape and its 800x200 bitmap, scaled down to its column's width
-  // (a phone's 390 px screen, a tablet's column): Fabric maps pointers through the CSS scale, as for the others.
-  const WIDE_CSS = `
-    .dc-toolbar { display: none !important; }
-    .dc-container, .dc-container .canvas-container, .dc-container canvas {
-      width: var(--vd-wide, 800px) !important; height: calc(var(--vd-wide, 800px) / 4) !important;
-    }`;
-  const fitWide = (host, root) => {
-    if (!root.querySelector("style[data-vitdemo]")) {
-      const style = document.createElement("style");
-      style.dataset.vitdemo = "1";
-      style.textContent = WIDE_CSS;
-      root.appendChild(style);
-    }
-    const block = host.closest('[data-testid="stVerticalBlock"]');
-    const width = Math.floor(Math.min(800, block ? block.clientWidth : window.innerWidth));
-    if (Math.abs(px(host.style, "--vd-wide", 0) - width) >= 2) host.style.setProperty("--vd-wide", `${width}px`);
   };
 
   const hostSeen = new WeakMap(); // canvas host -> when update() first saw it

@@ -271,12 +271,13 @@ def rollout_controls() -> None:
     st.session_state[IGNORE_KEY] = st.session_state.get(IGNORE_KEY, ignore)
     with st.container(horizontal=True, gap="medium", key="vd_rollout_controls"):
         st.segmented_control(
-            "Combine heads by", list(HEAD_FUSIONS), format_func=HEAD_FUSIONS.get, required=True, key=FUSION_KEY,
-            help=FUSION_HELP,
+            view.pick(say("draw", "fusion_label"), "Combine heads by"), list(HEAD_FUSIONS),
+            format_func=HEAD_FUSIONS.get, required=True, key=FUSION_KEY,
+            help=view.tip(say("draw", "fusion_help"), FUSION_HELP),
         )  # fmt: skip
         st.slider(
-            "Ignore the weakest links of attention", 0.0, 0.95, step=0.05, format="percent", key=IGNORE_KEY,
-            help=IGNORE_HELP,
+            view.pick(say("draw", "ignore_label"), "Ignore the weakest links of attention"), 0.0, 0.95, step=0.05,
+            format="percent", key=IGNORE_KEY, help=view.tip(say("draw", "ignore_help"), IGNORE_HELP),
         )  # fmt: skip
 
 

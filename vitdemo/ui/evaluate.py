@@ -216,13 +216,24 @@ def _size_word(num_params: int | None) -> str:
     return "small" if num_params < 50_000 else "medium" if num_params < 1_000_000 else "large"
 
 
+PER_CLASS_WORDS = {  # column -> (its Simple label's key, its help's key)
+    "precision": ("col_precision", "help_precision"), "recall": ("col_recall", "help_recall"),
+    "F1": ("col_f1", "help_f1"), "support": ("col_support", "help_support"), "errors": ("col_errors", "help_errors"),
+}  # fmt: skip
+
+
 def per_class_table(res: TestResults) -> None:
+    """Precision, recall, F1, support and errors per class; in the Simple view in plain words, the technical
+    names in each column's help."""
     fmt = st.column_config.NumberColumn
-    st.dataframe(
-        charts.per_class_frame(res.report, res.classes),
-        hide_index=True,
-        column_config={name: fmt(format="%.3f") for name in ("precision", "recall", "F1")},
-    )
+    config = {name: fmt(format="%.3f") for name in ("precision", "recall", "F1")}
+    if view.simple():
+        for name, (label, help_key) in PER_CLASS_WORDS.items():
+            config[name] = fmt(
+                say("evaluate", label), help=view.tip(say("evaluate", help_key), name),
+                format="%.3f" if name in ("precision", "recall", "F1") else None,
+            )  # fmt: skip
+    st.dataframe(charts.per_class_frame(res.report, res.classes), hide_index=True, column_config=config)
 
 
 def confusion_picker(res: TestResults, key: str) -> tuple[int, int]:

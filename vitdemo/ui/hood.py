@@ -169,15 +169,23 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
     )
     left, right = st.columns([1, 2.4], gap="medium")
     with left:
-        st.markdown(f"#### The {cfg.grid}x{cfg.grid} patches")
+        st.markdown(
+            f"#### {view.pick(say('hood', 'grid_title', count=cfg.grid**2), f'The {cfg.grid}x{cfg.grid} patches')}"
+        )
         row, col = _patch_picker(image, cfg.grid)
     with right:
         maps = with_head_mean(patch_attention(attn, row, col)).transpose(0, 1)  # (heads + 1, L, g, g)
-        st.markdown(f"#### Where patch (row {row}, column {col}) looks")
+        technical = f"Where patch (row {row}, column {col}) looks"
+        st.markdown(f"#### {view.pick(say('hood', 'square_title', row=row, col=col), technical)}")
+        if view.simple():  # views and steps, as the Simple sentences call heads and layers
+            rows = [say("hood", "all_views"), *[say("hood", "view_n", n=h + 1) for h in range(H)]]
+            cols, bar = [say("hood", "step_n", n=i + 1) for i in range(L)], say("hood", "look_share")
+        else:
+            rows = ["all heads", *[f"head {h + 1}" for h in range(H)]]
+            cols, bar = [f"L{i + 1}" for i in range(L)], "share of its attention"
         fig = hood_charts.map_grid_figure(
-            maps.numpy(), row_labels=["all heads", *[f"head {h + 1}" for h in range(H)]],
-            col_labels=[f"L{i + 1}" for i in range(L)], colorbar="share of its attention", mark=(row, col), tile_px=80,
-        )  # fmt: skip
+            maps.numpy(), row_labels=rows, col_labels=cols, colorbar=bar, mark=(row, col), tile_px=80
+        )
         st.plotly_chart(fig, key="hood_patch_attention", config=CHART)
         st.caption(
             view.pick(
@@ -194,8 +202,15 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
 def _class_token(attn: torch.Tensor, heads: int) -> None:
     st.markdown(f"#### {view.pick(say('hood', 'cls_title'), 'Where the class token looks, layer by layer')}")
     options = list(range(-1, heads))
+    if view.simple():
+        label, name = (
+            say("hood", "views_label"),
+            lambda h: say("hood", "all_views") if h < 0 else say("hood", "view_n", n=h + 1),
+        )
+    else:
+        label, name = "Heads", lambda h: "all heads (mean)" if h < 0 else f"head {h + 1}"
     head = st.segmented_control(
-        "Heads", options, format_func=lambda h: "all heads (mean)" if h < 0 else f"head {h + 1}", default=-1,
+        label, options, format_func=name, default=-1,
         required=True, key="hood_cls_head",
         help=view.tip(say("hood", "heads_help"), "Which attention head of each layer to show; 'all heads' "
         "averages them (head fusion: mean)."),

@@ -75,7 +75,7 @@ def lab_image(dataset: str) -> LabImage | None:
     """Your last drawing (when the Draw page left one) or a random test image, as the reader picks."""
     drawing = _last_drawing()
     if drawing is not None:
-        sources = {"drawing": ":material/draw: Your drawing", "test": ":material/casino: Test image"}
+        sources = {"drawing": ":material/draw: Drawing", "test": ":material/casino: Test"}  # short: a narrow column
         source = st.segmented_control(
             "Image", list(sources), format_func=sources.get, default="drawing", required=True, key="lab_source",
             label_visibility="collapsed",

@@ -12,7 +12,7 @@ from vitdemo.runs import milestones as run_race
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.training.watch import WatchRow
 from vitdemo.ui import classset as classset_ui
-from vitdemo.ui import draw
+from vitdemo.ui import draw, view
 from vitdemo.ui.shell import registry, stop_on_failure
 from vitdemo.ui.watching import watch_row
 from vitdemo.views import classset as classset_views
@@ -20,6 +20,7 @@ from vitdemo.views import display, join, learning, standings
 from vitdemo.views.charts import literal_markdown
 from vitdemo.views.colors import overlay
 from vitdemo.views.names import EXPLANATIONS, KINDS
+from vitdemo.views.words import say
 
 _SHOW_JOIN = "vd_show_join"
 _SHOW_LEARN = "vd_show_learn"
@@ -154,7 +155,8 @@ def _learn_strip() -> None:
             if shown:
                 watched = live.watches.get(run.id)
                 row = WatchRow.from_dict(watched)
-                text.caption(literal_markdown(learning.strip_text(run, row)))
+                strip = learning.plain_strip_text if view.simple() else learning.strip_text
+                text.caption(literal_markdown(strip(run, row)))
                 watch_row(run, watched, font_size="calc(1.9 * var(--vd-u, 7.2px))", caption=False)
 
 
@@ -181,7 +183,8 @@ def model_panel(kind: str, prediction: Prediction | None, analysis: Analysis | N
 
 def map_settings() -> None:
     """The ViT map's two settings, folded into a button under the canvas: the projector has no room to spare."""
-    with st.popover("Map settings", icon=":material/tune:", help="How the ViT's map is made"):
+    technical = "The attention rollout's two settings: head fusion and discard ratio"
+    with st.popover("Map settings", icon=":material/tune:", help=view.pick(say("present", "map_settings"), technical)):
         draw.rollout_controls()
 
 

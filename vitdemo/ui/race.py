@@ -25,9 +25,10 @@ from vitdemo.race.state import RaceView
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.ui import people, race_knobs
 from vitdemo.ui.shell import data_dir, registry, stop_on_failure
+from vitdemo.ui.view import pick
 from vitdemo.ui.view import simple as simple_view
 from vitdemo.ui.watching import watched_images
-from vitdemo.views import learning
+from vitdemo.views import learning, race_words
 from vitdemo.views import race as views
 from vitdemo.views.colors import MODEL_COLORS
 from vitdemo.views.names import KINDS
@@ -180,8 +181,9 @@ def _live(where: Seat, present: bool) -> None:
             if where.control:
                 _knobs(where, view, present)
             else:  # a table, not a dozen disabled widgets: 30 devices refresh it (measured: README)
-                st.html(views.knobs_html(view))
-                st.caption("The teacher's race: you are watching it. Pick *My own race* above to steer one yourself.")
+                st.html(views.knobs_html(view, plain=simple_view()))
+                st.caption(pick(say("race", "watching"),
+                                "The teacher's race: you are watching it. Pick *My own race* above to steer one yourself."))  # fmt: skip
 
 
 def _knobs(where: Seat, view: RaceView, present: bool) -> None:
@@ -223,7 +225,8 @@ def _controls(where: Seat, view: RaceView) -> None:
             *buttons, text, axis = st.columns([1, 1, 1, 1, 2.7, 2.4], vertical_alignment="center")
         _buttons(where.race, view, buttons)
         text.markdown(status, unsafe_allow_html=True)
-    axis.segmented_control("x axis", list(views.AXES), format_func=views.AXES.get, key=AXIS_KEY, default="seconds",
+    names = race_words.axis_names() if simple_view() else views.AXES
+    axis.segmented_control("x axis", list(views.AXES), format_func=names.get, key=AXIS_KEY, default="seconds",
                            required=True, label_visibility="collapsed")  # fmt: skip
     notice = st.session_state.pop(_NOTICE, None)
     if notice:
@@ -275,10 +278,10 @@ def _save(race: Race) -> None:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _figure(race_id: int, version: int, axis: str, height: int, _view: RaceView) -> go.Figure:
-    """One chart per race version, axis and size, shared by every session that shows it."""
+def _figure(race_id: int, version: int, axis: str, height: int, plain: bool, _view: RaceView) -> go.Figure:
+    """One chart per race version, axis, size and view (Simple: `plain`), shared by every session that shows it."""
     del race_id, version  # the cache key: `_view` is not hashed
-    return views.frozen(views.race_figure(_view, axis, height=height))  # type: ignore[arg-type]
+    return views.frozen(views.race_figure(_view, axis, height=height, plain=plain))  # type: ignore[arg-type]
 
 
 def _chart(race: Race, view: RaceView, present: bool) -> None:
@@ -288,7 +291,7 @@ def _chart(race: Race, view: RaceView, present: bool) -> None:
     axis = st.session_state.get(AXIS_KEY) or "seconds"
     sizes = PRESENT_CHART_PX if present else {"": CHART_PX}
     for name, height in sizes.items():
-        fig = _figure(id(race), view.version, axis, height, view)
+        fig = _figure(id(race), view.version, axis, height, simple_view(), view)
         with st.container(key=f"vd_race_chart_{name}" if name else "vd_race_chart"):
             st.plotly_chart(fig, key=f"race_chart{name}", config={"displayModeBar": False}, width="stretch")
 
@@ -299,6 +302,7 @@ def _sides(view: RaceView) -> None:
     if not view.sides:  # still starting
         return
     classes = class_names(view.config.dataset)
+    detail = race_words.side_text if simple_view() else views.side_text
     for side, col in zip(view.sides, st.columns(len(view.sides)), strict=True):
         with col:
             acc = "–" if side.val_acc is None else f"{side.val_acc:.1%}"
@@ -306,7 +310,7 @@ def _sides(view: RaceView) -> None:
             st.html(
                 f'<p class="vd-race-head"><b style="color:{MODEL_COLORS[side.kind]}">■ {KINDS[side.kind]} {acc}</b>'
                 f"{' · ' + watched if watched else ''}</p>"
-                f'<p class="vd-race-detail">{_escape(views.side_text(side))}</p>'
+                f'<p class="vd-race-detail">{_escape(detail(side))}</p>'
             )
             if side.watch is not None:
                 uris = watched_images(view.config.dataset, side.watch.indices)
@@ -317,7 +321,8 @@ def _note(view: RaceView) -> None:
     """What to look for after the latest knob turn."""
     if view.marks:
         mark = view.marks[-1]
-        st.info(f"**{views.knob_label(mark.change)}** at {mark.t:.1f} s: {views.look_for(mark.change)}",
+        words = race_words if simple_view() else views
+        st.info(f"**{words.knob_label(mark.change)}** at {mark.t:.1f} s: {words.look_for(mark.change)}",
                 icon=":material/visibility:")  # fmt: skip
 
 

@@ -20,9 +20,12 @@ from vitdemo.race.limits import RaceCap, get_cap, set_cap
 from vitdemo.race.state import RaceView
 from vitdemo.runs.dbfile import RegistryError
 from vitdemo.ui import people
+from vitdemo.ui import view as view_mode
 from vitdemo.ui.classset import store as classset_store
 from vitdemo.ui.resources import registry
+from vitdemo.views import race_words
 from vitdemo.views.names import DATASETS_SHORT
+from vitdemo.views.words import say
 
 KEYS = {f.name: f"race_{f.name}" for f in dataclasses.fields(k.Knobs) if f.name != "extra_data"}
 CLASS_KEY = "race_class"  # the class drawings toggle (Knobs.extra_data is a snapshot's path)
@@ -97,9 +100,20 @@ def _dataset(race: Race) -> None:
     race.reset(dataclasses.replace(view.config, dataset=dataset))
 
 
+def _help(name: str, label: str) -> str | None:
+    """The knob's help: in the Simple view its plain words, then its technical name and what it does."""
+    if view_mode.expert():
+        return HELP.get(name)
+    technical = f"{label}: {HELP[name]}" if name in HELP else label
+    plain = race_words.knob_help(name)
+    return view_mode.tip(plain, technical) if plain else f"In technical words: {technical}"
+
+
 def _slider(race: Race, name: str, label: str, options: tuple, disabled: bool, fmt=str) -> None:
-    st.select_slider(label, options=options, key=KEYS[name], format_func=fmt, on_change=_turn, args=(race,),
-                     disabled=disabled, help=HELP.get(name))  # fmt: skip
+    """A knob, labelled in the session's view (the technical name in the Expert view and in the help)."""
+    st.select_slider(view_mode.pick(race_words.knob_name(name), label), options=options, key=KEYS[name],
+                     format_func=fmt, on_change=_turn, args=(race,), disabled=disabled,
+                     help=_help(name, label))  # fmt: skip
 
 
 def training_knobs(race: Race, view: RaceView, *, disabled: bool, max_images: int = 0) -> None:
@@ -120,7 +134,11 @@ def training_knobs(race: Race, view: RaceView, *, disabled: bool, max_images: in
 def setup_knobs(race: Race, view: RaceView, *, disabled: bool) -> None:
     """Architecture (each restarts its own model), dataset and the class drawings."""
     _sync(race, view)
-    st.caption("Each of these starts its own model again; the old curve stays faded.")
+    st.caption(
+        view_mode.pick(
+            say("race", "setup_caption"), "Each of these starts its own model again; the old curve stays faded."
+        )
+    )
     a, b = st.columns(2)
     with a:
         _slider(race, "vit_patch", "ViT patch size", k.VIT_PATCHES, disabled, lambda v: f"{v} px")
@@ -128,10 +146,12 @@ def setup_knobs(race: Race, view: RaceView, *, disabled: bool) -> None:
     with b:
         _slider(race, "cnn_width", "CNN width", k.CNN_WIDTHS, disabled)
         _slider(race, "cnn_depth", "CNN depth", k.CNN_DEPTHS, disabled)
-    st.segmented_control("Dataset (starts both again)", list(DATASETS_SHORT), format_func=DATASETS_SHORT.get,
-                         key=DATASET_KEY, on_change=_dataset, args=(race,), disabled=disabled, required=True)  # fmt: skip
+    label = view_mode.pick(say("race", "dataset_label"), "Dataset (starts both again)")
+    st.segmented_control(label, list(DATASETS_SHORT), format_func=DATASETS_SHORT.get, key=DATASET_KEY,
+                         on_change=_dataset, args=(race,), disabled=disabled, required=True)  # fmt: skip
+    technical = "The drawings submitted on Draw and Present join the training images (20 copies each)."
     st.toggle("Add the class's drawings", key=CLASS_KEY, on_change=_class_drawings, args=(race,), disabled=disabled,
-              help="The drawings submitted on Draw and Present join the training images (20 copies each).")  # fmt: skip
+              help=view_mode.tip(say("race", "help_extra_data"), technical))  # fmt: skip
 
 
 def expected(race: Race) -> int | None:

@@ -85,7 +85,6 @@ h1, h2, h3 {letter-spacing: -0.01em;}
 /* A phone: the two answers side by side right under the canvas, both on screen with it (client.js keeps
    --vd-answer-reserve free below the canvas for them, from the canvas's bottom to the answers' big label). */
 @media (max-width: 640px) {
-  [data-testid="stMainBlockContainer"] {padding-top: 1.6rem;}
   h2 {font-size: 1.5rem !important; padding-top: 0.25rem !important;}
   .st-key-vd_pad {--vd-answer-reserve: 10.5rem;}
   .st-key-vd_answers [data-testid="stHorizontalBlock"] {flex-wrap: nowrap; gap: 0.75rem;}
@@ -93,8 +92,8 @@ h1, h2, h3 {letter-spacing: -0.01em;}
   .st-key-vd_answers .vd-pred {font-size: 1.15rem;}
   .st-key-vd_answers .vd-conf {font-size: 1rem; margin: 0.2rem 0;}
 }
-@media (max-width: 1199.98px) {
-  [data-testid="stMainBlockContainer"] {padding-left: 1.25rem; padding-right: 1.25rem;}
+@media (max-width: 1199.98px) {  /* tablets and phones: the sidebar starts closed and the top bar is opaque */
+  [data-testid="stMainBlockContainer"] {padding: 3.75rem 1.25rem 2rem 1.25rem;}  /* the title below the bar */
 }
 </style>
 """

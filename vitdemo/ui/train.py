@@ -496,4 +496,4 @@ def run_panel(reg: Registry, run: Run, watch: dict | None = None) -> None:
         if fig is not None:
             st.plotly_chart(fig, key=f"curves_{run.id}", config={"displayModeBar": False})
         elif run.status == "running":
-            st.caption("The loss curve appears after the first second of training.")
+            st.caption(view.pick(say("train", "curve_wait"), "The loss curve appears after 1 s of training."))

@@ -8,6 +8,7 @@ import streamlit as st
 from vitdemo.data import DATASET_INFO, DataError, class_names
 from vitdemo.runs.store import Run
 from vitdemo.training.watch import WatchRow
+from vitdemo.ui import view
 from vitdemo.ui.shell import test_split
 from vitdemo.views import display, learning
 
@@ -32,5 +33,5 @@ def watch_row(run: Run, data: dict | None, *, font_size: str = "0.85rem", captio
     classes = class_names(run.dataset) if run.dataset in DATASET_INFO else ()
     st.html(learning.digit_row_html(row, classes, watched_images(run.dataset, row.indices), font_size=font_size))
     if caption:
-        st.caption(learning.watch_caption(row))
+        st.caption(learning.plain_watch_caption(row) if view.simple() else learning.watch_caption(row))
     return row

@@ -13,6 +13,7 @@ from vitdemo.runs.store import Run
 from vitdemo.training.watch import WatchRow
 from vitdemo.views.charts import curves_figure, epoch_axis
 from vitdemo.views.display import percent_text
+from vitdemo.views.words import say
 
 RIGHT_COLOR, WRONG_COLOR = "#3fb68b", "#eb5757"
 STEP_LOSS_COLOR = "#8ab4ff"  # the thin every-second loss: a light blue, opaque, that reads on the dark page
@@ -124,6 +125,17 @@ def watch_caption(row: WatchRow) -> str:
     return f"{when}: {row.right} of {len(row.labels)} right; {how}."
 
 
+def plain_watch_caption(row: WatchRow) -> str:
+    """watch_caption in the Simple view's words: rounds through the pictures, no probabilities' kind."""
+    if row.step == 0:
+        return say("train", "watch_before", right=row.right, count=len(row.labels))
+    e = row.epoch
+    rounds = (
+        f"{int(e)} round{'s' if e != 1 else ''}" if e == int(e) else f"{e:.1f} rounds" if e >= 0.1 else "a few steps"
+    )
+    return say("train", "watch_after", rounds=rounds, right=row.right, count=len(row.labels))
+
+
 def _epochs_text(epochs: float) -> str:
     if epochs == int(epochs):
         return f"{int(epochs)} epoch{'s' if epochs != 1 else ''}"
@@ -140,4 +152,16 @@ def strip_text(run: Run, row: WatchRow | None) -> str:
         parts.append(f"loss {float(progress['loss']):.3f}")
     if row is not None:
         parts.append(f"{row.right} of {len(row.labels)} right")
+    return " · ".join(parts)
+
+
+def plain_strip_text(run: Run, row: WatchRow | None) -> str:
+    """strip_text in the Simple view's words: the run's name, which round of how many, how many it gets right;
+    no loss, no step counts (plain text: the run's name is anyone's text)."""
+    progress = run.progress or {}
+    parts = [say("present", "strip", name=run.name)]
+    if progress.get("epoch") and run.epochs:
+        parts.append(say("present", "strip_round", epoch=int(progress["epoch"]), epochs=run.epochs))
+    if row is not None:
+        parts.append(say("present", "strip_right", right=row.right, count=len(row.labels)))
     return " · ".join(parts)

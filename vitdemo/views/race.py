@@ -19,6 +19,7 @@ from vitdemo.race.knobs import SIDES, Change
 from vitdemo.race.state import Mark, Point, RaceView, SideView
 from vitdemo.training.watch import WatchRow
 from vitdemo.units import format_duration
+from vitdemo.views import race_words
 from vitdemo.views.colors import MODEL_COLORS
 from vitdemo.views.names import DATASETS_SHORT, KINDS
 
@@ -185,8 +186,10 @@ def knob_rows(view: RaceView) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
-def knobs_html(view: RaceView) -> str:
-    rows = "".join(f"<tr><td>{escape(n)}</td><td><b>{escape(v)}</b></td></tr>" for n, v in knob_rows(view))
+def knobs_html(view: RaceView, *, plain: bool = False) -> str:
+    """The settings' table; `plain`: in the Simple view's words."""
+    found = race_words.knob_rows(view) if plain else knob_rows(view)
+    rows = "".join(f"<tr><td>{escape(n)}</td><td><b>{escape(v)}</b></td></tr>" for n, v in found)
     return f'<table class="vd-race-knobs">{rows}</table>'
 
 
@@ -229,9 +232,10 @@ def _mark_xs(mark: Mark, axis: Axis) -> list[tuple[float, str]]:
     return [(mark.images[SIDES.index(k)], MODEL_COLORS[k]) for k in mark.change.sides]
 
 
-def _marks(marks: Sequence[Mark], axis: Axis) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _marks(marks: Sequence[Mark], axis: Axis, plain: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Dotted lines through both panels and a label over the top one, for each knob turn (labels of turns at
-    the same moment are stacked)."""
+    the same moment are stacked); `plain`: the label and its hover text in the Simple view's words."""
+    label, sentence = (race_words.knob_label, race_words.look_for) if plain else (knob_label, look_for)
     shapes, notes, last_x, row = [], [], None, 0
     for mark in marks:
         xs = _mark_xs(mark, axis)
@@ -241,9 +245,9 @@ def _marks(marks: Sequence[Mark], axis: Axis) -> tuple[list[dict[str, Any]], lis
         x = xs[0][0]
         row = row + 1 if last_x is not None and abs(x - last_x) < 1e-9 else 0
         last_x = x
-        notes.append({"x": x, "xref": "x", "y": 1.0 - 0.075 * (row % 4), "yref": "paper", "text": knob_label(mark.change),
+        notes.append({"x": x, "xref": "x", "y": 1.0 - 0.075 * (row % 4), "yref": "paper", "text": label(mark.change),
                       "showarrow": False, "xanchor": "left", "yanchor": "top", "font": {"size": 12},
-                      "bgcolor": "rgba(14, 17, 23, 0.7)", "hovertext": look_for(mark.change)})  # fmt: skip
+                      "bgcolor": "rgba(14, 17, 23, 0.7)", "hovertext": sentence(mark.change)})  # fmt: skip
     return shapes, notes
 
 
@@ -253,15 +257,19 @@ def _x_end(view: RaceView, axis: Axis) -> float:
     return max([floor, *ends]) * 1.03
 
 
-def race_figure(view: RaceView, axis: Axis = "seconds", *, height: int = 420, font_size: int = 13) -> go.Figure:
+def race_figure(
+    view: RaceView, axis: Axis = "seconds", *, height: int = 420, font_size: int = 13, plain: bool = False
+) -> go.Figure:
     """The one chart: loss over validation accuracy for both models, knob turns marked. `height` 0 leaves the
-    height to the page (a chart that fills its box)."""
+    height to the page (a chart that fills its box); `plain`: titles and labels in the Simple view's words."""
     traces: list[dict[str, Any]] = []
     for side in view.sides:
         if side.before:
             traces += _curves(side, side.before, axis, faded=True)
         traces += _curves(side, side.points, axis, faded=False)
-    shapes, notes = _marks(view.marks, axis)
+    shapes, notes = _marks(view.marks, axis, plain)
+    loss_title, acc_title = race_words.titles() if plain else ("training loss", "validation accuracy")
+    x_title = (race_words.axis_names() if plain else AXES)[axis]
     losses = [y for t in traces if t["yaxis"] == "y" for y in t["y"]]
     top = min(MAX_LOSS, max([2.5, *losses]) * 1.05)
     end = _x_end(view, axis)
@@ -276,11 +284,11 @@ def race_figure(view: RaceView, axis: Axis = "seconds", *, height: int = 420, fo
         "hovermode": "x unified",
         "xaxis": {**axis_style, "domain": [0, 1], "anchor": "y", "range": [0, end], "showticklabels": False,
                   "matches": "x2"},
-        "yaxis": {**axis_style, "domain": [0.56, 1.0], "range": [0, top], "title": {"text": "training loss"}},
+        "yaxis": {**axis_style, "domain": [0.56, 1.0], "range": [0, top], "title": {"text": loss_title}},
         "xaxis2": {**axis_style, "domain": [0, 1], "anchor": "y2", "range": [0, end],
-                   "title": {"text": AXES[axis], "standoff": 6}},
+                   "title": {"text": x_title, "standoff": 6}},
         "yaxis2": {**axis_style, "domain": [0.0, 0.5], "range": [0, 100], "ticksuffix": "%",
-                   "title": {"text": "validation accuracy"}},
+                   "title": {"text": acc_title}},
         "shapes": shapes,
         "annotations": notes,
         "uirevision": f"{axis}",

@@ -24,6 +24,10 @@ WORDS: dict[str, dict[str, str]] = {
         "model_score": "It got {score} of the test pictures right.",
         "no_map": "This model cannot show where it looked.",
         "no_test_images": "The test pictures are not here yet. Choose Draw or Upload above.",
+        "fusion_label": "Mix the ViT's views by",
+        "fusion_help": "The ViT looks at your drawing in a few ways at once. Pick how to mix them into one map.",
+        "ignore_label": "Hide the faintest links",
+        "ignore_help": "Drop the weakest links between squares first. Higher: a sharper map of what the ViT used most.",
     },
     "hood": {
         "vit_intro": "The ViT cuts the picture into {count} small squares. Each square can look at all the others "
@@ -43,6 +47,15 @@ WORDS: dict[str, dict[str, str]] = {
         "features": "Each square shows what one of the CNN's pattern finders found in the picture. Bright means "
         "it found a lot. Early steps find lines and edges. Later steps find bigger parts.",
         "row_help": "Which row of squares to pick.",
+        "vit_tab": "ViT: the squares",
+        "cnn_tab": "CNN: the patterns",
+        "grid_title": "The picture in {count} squares",
+        "square_title": "Where the square in row {row}, column {col} looks",
+        "all_views": "all views",
+        "view_n": "view {n}",
+        "step_n": "step {n}",
+        "look_share": "how much it looks there",
+        "views_label": "Views",
         "filters": "These are the small patterns the CNN's first step looks for. Red parts add to the answer. "
         "Blue parts take away.",
     },
@@ -67,6 +80,18 @@ WORDS: dict[str, dict[str, str]] = {
         "gallery_overlay": "The colours show where the model looked. Bright means it mattered more.",
         "compare_hint": "To see this run next to others, choose Compare runs above.",
         "calibration_help": "How far the model's sureness is from how often it is right. Lower is better.",
+        "matrix_title": "Which answers it mixes up",
+        "per_class_title": "Class by class",
+        "col_precision": "right when it says it",
+        "col_recall": "found",
+        "col_f1": "score",
+        "col_support": "pictures",
+        "col_errors": "wrong",
+        "help_precision": "Of the pictures it called this class, the share that really were.",
+        "help_recall": "Of the pictures of this class, the share it found.",
+        "help_f1": "A mix of the two shares before it. 1 is perfect.",
+        "help_support": "How many test pictures show this class.",
+        "help_errors": "How many pictures of this class it got wrong.",
     },
     "leaderboard": {
         "budget_missing": "This study is not here yet. Your teacher can add it.",
@@ -82,9 +107,85 @@ WORDS: dict[str, dict[str, str]] = {
         "explainer": "Both models learn from the same pictures at the same time, and get the same time to think. "
         "The top chart shows their mistakes, which should go down. The bottom chart shows how many new "
         "pictures they get right, which should go up.",
+        # the knobs: their labels, and their help first in plain words (the technical names follow in the tooltip)
+        "knob_lr": "Learning speed",
+        "knob_batch_size": "Pictures per step",
+        "knob_weight_decay": "Keep weights small",
+        "knob_augment": "Wobble the pictures",
+        "knob_label_noise": "Wrong labels",
+        "knob_train_size": "Training pictures",
+        "knob_extra_data": "Class drawings",
+        "knob_vit_patch": "ViT square size",
+        "knob_vit_depth": "ViT layers",
+        "knob_cnn_width": "CNN pattern finders",
+        "knob_cnn_depth": "CNN layers",
+        "help_lr": "How big a step both models take each time they learn. Turn it up a lot and watch the "
+        "mistakes jump.",
+        "help_batch_size": "How many pictures the models look at before each step. More: fewer, calmer steps.",
+        "help_weight_decay": "A pull that keeps the models' numbers small, so they learn the pictures by heart less.",
+        "help_augment": "Each training picture is turned, stretched and moved a little, at random. More is wilder.",
+        "help_label_noise": "Some training pictures get the wrong name. Watch the models learn the wrong names by "
+        "heart.",
+        "help_train_size": "How many pictures both models learn from.",
+        "help_extra_data": "The drawings your class sent in join the training pictures.",
+        "setup_caption": "Each of these makes its model start again. Its old line stays, faded.",
+        "dataset_label": "Which pictures (both start again)",
+        "watching": "This is your teacher's race. You are watching it. Pick My own race above to steer one yourself.",
+        "axis_seconds": "seconds",
+        "axis_images": "pictures seen",
+        "loss_title": "mistakes",
+        "accuracy_title": "right on new pictures",
+        "side": "{images} pictures seen · {speed} a second",
+        "vit_setup": "squares of {patch} by {patch} dots, {depth} layers",
+        "cnn_setup": "{width} pattern finders, {depth} layers",
+        # what to look for after a turn (one per kind of turn)
+        "lr_up_big": "Learning speed {ratio}: watch the mistakes jump, then settle down or blow up.",
+        "lr_down_big": "Learning speed {ratio}: smaller steps. The mistakes line gets smoother and falls more slowly.",
+        "lr_up": "Learning speed {ratio}: bigger steps. The mistakes may fall faster, or jump about more.",
+        "lr_down": "Learning speed {ratio}: smaller steps, so the mistakes line gets calmer.",
+        "noise_up": "Now {tenths} in 10 training pictures have the wrong name. The mistakes go up and stay up. "
+        "At first the models still do well on new pictures. Then they do worse, as they learn the wrong names.",
+        "noise_down": "The names are put right. Watch the mistakes fall back.",
+        "size_down": "Fewer training pictures, so each one comes back more often. The mistakes dive, but the "
+        "score on new pictures stops rising: the models learn the pictures by heart. The ViT suffers more.",
+        "size_up": "More pictures to learn from. The score on new pictures climbs higher, the ViT's most.",
+        "class_on": "Your class's drawings join the training pictures. Now the models also learn how your class "
+        "writes.",
+        "class_off": "Your class's drawings leave the training pictures.",
+        "batch_up": "More pictures per step: fewer, calmer steps. The line gets smoother, but each picture "
+        "teaches less.",
+        "batch_down": "Fewer pictures per step: more steps that jump about. Each picture teaches more.",
+        "decay_up": "A stronger pull keeps the numbers small, so the mistakes stay higher.",
+        "decay_down": "A weaker pull. The models may fit the pictures more closely.",
+        "augment_on": "Every picture is now turned, stretched and moved a bit. The mistakes rise, since the "
+        "pictures got harder. The score on new pictures holds. It helps most when there are few pictures.",
+        "augment_off": "No more wobble: easier pictures, so the mistakes drop. Does the score on new pictures "
+        "go up too?",
+        "augment_more": "More wobble: harder training pictures.",
+        "augment_less": "Less wobble: easier training pictures.",
+        "patch_finer": "The ViT starts again with {count} smaller squares a picture. It sees more detail, but each "
+        "step takes longer. Its old line stays, faded.",
+        "patch_coarser": "The ViT starts again with {count} bigger squares a picture. Each step is faster, but it "
+        "sees less detail. Its old line stays, faded.",
+        "bigger": "The {name} starts again, bigger. Watch how many pictures it sees each second fall. Then "
+        "compare its new line with the faded old one on the pictures seen axis.",
+        "smaller": "The {name} starts again, smaller. Watch how many pictures it sees each second rise. Then "
+        "compare its new line with the faded old one on the pictures seen axis.",
+    },
+    "present": {
+        "strip": "Learning now: {name}",
+        "strip_round": "round {epoch} of {epochs}",
+        "strip_right": "{right} of {count} right",
+        "map_settings": "How the ViT's map is drawn.",
+    },
+    "read": {
+        "title": "Read a number · one model draws a box round each digit, another writes what it sees",
     },
     "train": {
         "more_settings": "Your teacher may ask you to change these. You can leave them as they are.",
+        "watch_before": "Before it learns: {right} of {count} right.",
+        "watch_after": "After {rounds} through the pictures: {right} of {count} right.",
+        "curve_wait": "The line of its mistakes shows after the first second.",
         "extra_help": "Also learn from the drawings your class sent in.",
     },
 }
@@ -104,7 +205,16 @@ def share_right(acc: float) -> str:
     return f"{int(round(acc * 1000, 6)) / 10:.1f}%"  # round first: 0.57 * 1000 is 569.999...
 
 
+class _Typical(dict):
+    """Typical values for the placeholders: a number where none is named here."""
+
+    def __missing__(self, key: str) -> str:
+        return "16"
+
+
+TYPICAL = _Typical(score="98%", count="1,000", name="ViT", ratio="×10", images="26,368", speed="640")
+
+
 def all_sentences() -> dict[str, list[str]]:
     """Every Simple sentence by page, placeholders filled with typical values (for the readability test)."""
-    sample = {"score": "98%", "count": "1,000"}
-    return {page: [text.format(**sample) for text in table.values()] for page, table in WORDS.items()}
+    return {page: [text.format_map(TYPICAL) for text in table.values()] for page, table in WORDS.items()}
