@@ -82,3 +82,55 @@ def test_uploading_a_png_gets_both_predictions(app_page: Any, mnist_checkpoints:
     wait_idle(page)
     assert predictions_on_page(page) == 0
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+# Marks, in the page, every element container outside the Draw fragment (the sidebar, the page's heading) that is
+# greyed out as stale (data-stale="true"): what a student sees when a stroke reruns the whole page.
+STALE_WATCH_JS = """() => {
+    window.__vdStaleOutside = [];
+    const outside = el => el.closest('[data-testid="stSidebar"]') || /ViT vs CNN/.test(el.innerText || "");
+    new MutationObserver(records => {
+        for (const r of records) {
+            const el = r.target;
+            if (el.getAttribute("data-stale") === "true" && outside(el))
+                window.__vdStaleOutside.push((el.innerText || el.className).slice(0, 60));
+        }
+    }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ["data-stale"]});
+}"""
+
+
+def run_identities(frames: list[bytes]) -> list[tuple[str, tuple[str, ...]]]:
+    """(script run id, fragment ids) of each server message that belongs to a script run, in order."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    found = []
+    for payload in frames:
+        msg = ForwardMsg.FromString(payload)
+        if msg.metadata.HasField("run") and msg.metadata.run.script_run_id:
+            found.append((msg.metadata.run.script_run_id, tuple(msg.metadata.run.fragment_ids)))
+    return found
+
+
+def test_a_stroke_reruns_only_the_drawing_not_the_page(
+    chromium_browser: Any, app_url: str, mnist_checkpoints: Path
+) -> None:
+    context = chromium_browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        frames: list[bytes] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda p: isinstance(p, bytes) and frames.append(p)))
+        page.goto(app_url)
+        wait_for_app(page)
+        assert run_identities(frames) and all(not ids for _, ids in run_identities(frames))  # the page's first run
+        page.evaluate(STALE_WATCH_JS)
+        frames.clear()
+        for stroke in DIGIT_STROKES["7"]:
+            draw_stroke(page, canvas(page).bounding_box(), stroke)
+        assert read_prediction(page, "ViT") == "7"
+        wait_idle(page)
+        runs = run_identities(frames)
+        assert runs, "no script run after the strokes"
+        assert all(ids for _, ids in runs), "a stroke reran the whole page, not only the drawing's fragment"
+        assert page.evaluate("window.__vdStaleOutside") == []  # the sidebar and the heading never greyed out
+    finally:
+        context.close()

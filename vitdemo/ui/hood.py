@@ -4,6 +4,11 @@ is in vitdemo.explain.hood, the figures in vitdemo.views.hood_charts."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
 import torch
@@ -35,6 +40,7 @@ DRAW_KEY = shell.LAST_INPUT_KEY  # the Draw page leaves its last (28, 28) float 
 SOURCES = {"drawing": "Your last drawing", "test": "A test image", "upload": "Upload an image"}
 INPUT_PX = 260
 CHART = {"displayModeBar": False}
+PROBE_ENTRIES = 4  # checkpoints whose stage probes the server keeps (a few KB each)
 
 
 # --- input -------------------------------------------------------------------------------------------------
@@ -327,22 +333,50 @@ def _lens(model: str, lens: Lens, loaded: LoadedModel) -> None:
     st.caption(hood_charts.lens_sentence(model, lens.names, lens.probs, lens.decided_at(), classes))
 
 
-@st.cache_resource(show_spinner="Fitting a small probe after each stage...", max_entries=4)
-def _fit_probes(path: str, mtime_ns: int, dataset: str, data: str, _loaded: LoadedModel) -> list | None:
-    """The stage probes of one checkpoint file version, fitted once per server on its dataset's training images."""
-    del path, mtime_ns  # the cache key: a retrained file is probed again
+@dataclass
+class _ProbeStore:
+    """Stage probes by checkpoint file version, shared by every session of the process."""
+
+    lock: threading.Lock
+    probes: OrderedDict[tuple[str, int, str, str], list | None]
+
+
+@st.cache_resource(show_spinner=False)
+def _probe_store() -> _ProbeStore:
+    return _ProbeStore(threading.Lock(), OrderedDict())
+
+
+def _fit_probes(dataset: str, data: str, loaded: LoadedModel, progress: Callable[[float], None]) -> list | None:
+    """The stage probes of one checkpoint, fitted on its dataset's training images; None without the data."""
     try:
         split = load_raw(dataset, train=True, data_dir=data)
     except DataError:
         return None
     images, labels = split.images[:PROBE_IMAGES], split.labels[:PROBE_IMAGES]
-    x = to_input(images, _loaded.meta.mean, _loaded.meta.std)  # (N, 1, 28, 28)
-    return fit_probes(_loaded.model, x, labels)
+    x = to_input(images, loaded.meta.mean, loaded.meta.std)  # (N, 1, 28, 28)
+    return fit_probes(loaded.model, x, labels, progress=progress)
 
 
 def _probes(path: str, loaded: LoadedModel) -> list | None:
+    """The stage probes of one checkpoint file version, fitted once per server (a retrained file is probed again),
+    with a progress bar while they are fitted (seconds); one fitting at a time."""
     mtime = loaded.path.stat().st_mtime_ns if loaded.path is not None and loaded.path.exists() else 0
-    return _fit_probes(path, mtime, loaded.meta.dataset, shell.data_dir(), loaded)
+    key, store = (path, mtime, loaded.meta.dataset, shell.data_dir()), _probe_store()
+    slot = st.empty()  # always: the page keeps one shape whether or not the probes were ready
+    if key in store.probes:
+        return store.probes[key]
+    label = "Fitting a small probe after each stage…"
+    bar = slot.progress(0.0, text=label)
+    try:
+        with store.lock:  # a second session asking for the same file waits for the first
+            if key not in store.probes:
+                done = lambda share: bar.progress(min(1.0, share), text=label)  # noqa: E731
+                store.probes[key] = _fit_probes(key[2], key[3], loaded, done)
+                while len(store.probes) > PROBE_ENTRIES:
+                    store.probes.popitem(last=False)
+    finally:
+        slot.empty()
+    return store.probes[key]
 
 
 def _filters(loaded: LoadedModel) -> None:
