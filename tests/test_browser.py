@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +100,29 @@ STALE_WATCH_JS = """() => {
 }"""
 
 
-def run_identities(frames: list[bytes]) -> list[tuple[str, tuple[str, ...]]]:
-    """(script run id, fragment ids) of each server message that belongs to a script run, in order."""
+def script_runs(frames: list[bytes]) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Each script run the server started, in order: its id -> (the fragments it reran, none for the whole page;
+    whether it has finished)."""
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-    found = []
+    runs: dict[str, tuple[tuple[str, ...], bool]] = {}
     for payload in frames:
         msg = ForwardMsg.FromString(payload)
-        if msg.metadata.HasField("run") and msg.metadata.run.script_run_id:
-            found.append((msg.metadata.run.script_run_id, tuple(msg.metadata.run.fragment_ids)))
-    return found
+        kind, run = msg.WhichOneof("type"), msg.metadata.run
+        if kind == "new_session":
+            runs[run.script_run_id] = (tuple(run.fragment_ids), False)
+        elif kind == "script_finished" and run.script_run_id in runs:
+            runs[run.script_run_id] = (runs[run.script_run_id][0], True)
+    return runs
+
+
+def all_finished(page: Any, frames: list[bytes], timeout_s: float = 60) -> None:
+    """Wait until every script run the server started has finished (the page's first run may still be sending
+    while the page looks settled)."""
+    deadline = time.monotonic() + timeout_s
+    while not (script_runs(frames) and all(done for _, done in script_runs(frames).values())):
+        assert time.monotonic() < deadline, "the script kept running"
+        page.wait_for_timeout(100)
 
 
 def test_a_stroke_reruns_only_the_drawing_not_the_page(
@@ -121,16 +135,17 @@ def test_a_stroke_reruns_only_the_drawing_not_the_page(
         page.on("websocket", lambda ws: ws.on("framereceived", lambda p: isinstance(p, bytes) and frames.append(p)))
         page.goto(app_url)
         wait_for_app(page)
-        assert run_identities(frames) and all(not ids for _, ids in run_identities(frames))  # the page's first run
+        all_finished(page, frames)
+        assert () in [ids for ids, _ in script_runs(frames).values()]  # the page's first run: the whole page
         page.evaluate(STALE_WATCH_JS)
         frames.clear()
         for stroke in DIGIT_STROKES["7"]:
             draw_stroke(page, canvas(page).bounding_box(), stroke)
         assert read_prediction(page, "ViT") == "7"
         wait_idle(page)
-        runs = run_identities(frames)
-        assert runs, "no script run after the strokes"
-        assert all(ids for _, ids in runs), "a stroke reran the whole page, not only the drawing's fragment"
+        all_finished(page, frames)
+        reran = [ids for ids, _ in script_runs(frames).values()]
+        assert reran and () not in reran, "a stroke reran the whole page, not only the drawing's fragment"
         assert page.evaluate("window.__vdStaleOutside") == []  # the sidebar and the heading never greyed out
     finally:
         context.close()
