@@ -16,6 +16,10 @@ import browser as browser_helpers  # noqa: E402
 
 from vitdemo.threads import configure_threads  # noqa: E402
 
+if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("VITDEMO_THREADS"):  # `pytest -n N`: the cores are
+    # shared, so each worker (and the servers and commands it starts, which inherit this) gets its share of them
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    os.environ["VITDEMO_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
 configure_threads()  # as every entry point does: $VITDEMO_THREADS, else every core
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +27,21 @@ IN_CI = bool(os.environ.get("CI"))
 # Every test reads the shared data, never a download: code that is given no data folder (load_raw("mnist") in a
 # test module, a CLI run in a subprocess) finds it through $VITDEMO_DATA_DIR, set here when the caller did not.
 os.environ.setdefault("VITDEMO_DATA_DIR", str(REPO_ROOT.parent / "shared" / "data"))
+
+
+# The modules that take longest run first: `pytest -n 2 --dist loadfile` (scripts/check) hands out whole modules in
+# collection order, and a long one handed out last leaves the other worker idle (longest-first scheduling).
+# Measured with --durations=0; the order within a module is kept (its module-scoped servers start once).
+LONGEST_FIRST = (
+    "test_bench.py", "test_cli.py", "test_worker.py", "test_browser_layout.py", "test_ray.py", "test_shipped.py",
+    "test_browser_touch.py", "test_browser_train.py", "test_cli_families.py", "test_browser_load.py",
+    "test_browser_lesson.py", "test_browser_race.py", "test_classic.py", "test_browser.py", "test_robustness.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 def _skip_or_fail(reason: str) -> None:

@@ -73,6 +73,24 @@ def test_cross_attention_is_one_map_per_written_token_per_layer_and_head(t10k: S
     assert maps.shape == (steps, CANVAS_H, CANVAS_W) and float(maps.min()) >= 0 and float(maps.max()) <= 1
 
 
+def test_the_ctc_help_trains_the_strips_and_is_not_part_of_the_model(t10k: Split) -> None:
+    from vitdemo.models.captioner import caption_loss, ctc_head
+
+    numbers = make_numbers(Split(t10k.images[:100], t10k.labels[:100]), 6, seed=1)
+    x = to_input(numbers.images)
+    torch.manual_seed(0)
+    model = build_model(TINY_CAPTIONER)  # ctc_weight 0.3 by default
+    strips = ctc_head(TINY_CAPTIONER)
+    plain = caption_loss(model, x, numbers.digits, numbers.lengths, 0.0)
+    mixed = caption_loss(model, x, numbers.digits, numbers.lengths, 0.0, strips)
+    assert torch.isfinite(mixed) and not torch.allclose(plain, mixed)
+    mixed.backward()
+    assert strips.weight.grad is not None and strips.weight.grad.abs().sum() > 0  # the strips learn digits
+    assert model.patch_embed.weight.grad.abs().sum() > 0  # and teach the encoder
+    assert not any("ctc" in name or name.startswith("strips") for name in model.state_dict())  # nothing ships
+    assert ctc_head(CaptionerConfig(ctc_weight=0.0)) is None
+
+
 @pytest.mark.parametrize("config", [TINY_CAPTIONER, TINY_DETECTOR], ids=["captioner", "detector"])
 def test_a_tiny_reader_trains_through_the_normal_path(config, t10k: Split, tmp_path: Path) -> None:
     """`execute` (the worker's and the CLI's path) trains, scores and saves a reader's run."""

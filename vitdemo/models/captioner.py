@@ -150,8 +150,29 @@ def teacher_tokens(digits: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.T
     return inputs, targets
 
 
-def caption_loss(model: Captioner, x: torch.Tensor, digits: torch.Tensor, lengths: torch.Tensor, smoothing: float):
-    """Teacher-forced cross-entropy over the written tokens (digits and EOS; padding ignored). -> () tensor."""
+def ctc_head(config: CaptionerConfig) -> nn.Linear | None:
+    """The training-only head that reads each image token as a digit or blank (10), when the config asks for it."""
+    return nn.Linear(config.embed_dim, 11) if config.ctc_weight > 0 else None
+
+
+def caption_loss(
+    model: Captioner,
+    x: torch.Tensor,
+    digits: torch.Tensor,
+    lengths: torch.Tensor,
+    smoothing: float,
+    strips: nn.Linear | None = None,
+) -> torch.Tensor:
+    """Teacher-forced cross-entropy over the written tokens (digits and EOS; padding ignored), mixed with a CTC
+    loss on the image tokens read by `strips` (ctc_head) when given. -> () tensor."""
     inputs, targets = teacher_tokens(digits, lengths)
-    logits = model(x, inputs)  # (B, S + 1, VOCAB)
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=PAD, label_smoothing=smoothing)
+    memory = model.encode(x)  # (B, N, D)
+    logits, _ = model.decode(memory, inputs)  # (B, S + 1, VOCAB)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=PAD, label_smoothing=smoothing)
+    if strips is None:
+        return loss
+    log_probs = strips(memory).float().log_softmax(-1).transpose(0, 1)  # (N, B, 11), as ctc_loss takes them
+    frames = torch.full_like(lengths, memory.shape[1])  # (B,)
+    ctc = F.ctc_loss(log_probs, digits.clamp(min=0), frames, lengths, blank=10, zero_infinity=True)
+    w = model.config.ctc_weight
+    return (1 - w) * loss + w * ctc

@@ -45,20 +45,33 @@ def style_of(config: TrainConfig) -> NumberStyle:
     return NumberStyle(styles_ratio=config.styles_ratio, stroke_aug=config.stroke_aug, elastic=config.elastic)
 
 
-def reader_loss(model: nn.Module, x: torch.Tensor, batch: Numbers, smoothing: float = 0.0) -> torch.Tensor:
-    """The reader's training loss on images x (B, 1, H, W) and their labels. -> () tensor."""
+def reader_loss(
+    model: nn.Module, x: torch.Tensor, batch: Numbers, smoothing: float = 0.0, aux: nn.Module | None = None
+) -> torch.Tensor:
+    """The reader's training loss on images x (B, 1, H, W) and their labels (with the captioner's training-only
+    CTC head `aux`, from aux_head, when it has one). -> () tensor."""
     if model.config.kind == "detector":
         from vitdemo.models.detector import detection_loss
 
         return detection_loss(model, x, batch.digits, batch.lengths, batch.boxes)
     from vitdemo.models.captioner import caption_loss
 
-    return caption_loss(model, x, batch.digits, batch.lengths, smoothing)
+    return caption_loss(model, x, batch.digits, batch.lengths, smoothing, aux)
 
 
-def optimizer_for(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def aux_head(model: nn.Module) -> nn.Module | None:
+    """A training-only head the reader's loss uses (the captioner's CTC head), or None; it is not saved."""
+    if model.config.kind != "captioner":
+        return None
+    from vitdemo.models.captioner import ctc_head
+
+    return ctc_head(model.config)
+
+
+def optimizer_for(model: nn.Module, config: TrainConfig, aux: nn.Module | None = None) -> torch.optim.Optimizer:
     """AdamW with the house's groups: no weight decay on biases, norms and embeddings' 1-d tensors."""
     params = [p for p in model.parameters() if p.requires_grad]
+    params += [] if aux is None else list(aux.parameters())
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
@@ -96,7 +109,7 @@ def validation_loss(model: nn.Module, numbers: Numbers, device: torch.device) ->
 def _train_epoch(
     model: nn.Module, optimizer: torch.optim.Optimizer, data: NumberData, config: TrainConfig, epoch: int,
     steps: int, lr_of: Callable[[int], float], progress: Progress, g: torch.Generator, styles,
-    should_stop: Callable[[], bool] | None, device: torch.device,
+    should_stop: Callable[[], bool] | None, device: torch.device, aux: nn.Module | None = None,
 ) -> tuple[float, float, float]:  # fmt: skip
     """One epoch of freshly written numbers -> (mean loss, whole-number accuracy on its last batch, last lr)."""
     style, total, lr, batch = style_of(config), 0.0, lr_of((epoch - 1) * steps), None
@@ -109,11 +122,11 @@ def _train_epoch(
         model.train()
         lengths = balanced_lengths(config.batch_size, style, g)
         batch = render_numbers(data.train, lengths, g, style, styles).to(device)
-        loss = reader_loss(model, to_input(batch.images), batch, config.label_smoothing)
+        loss = reader_loss(model, to_input(batch.images), batch, config.label_smoothing, aux)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], config.grad_clip)
         optimizer.step()
         total += float(loss.detach())
         progress.on_step(epoch, loss.detach(), lr, config.batch_size, model)
@@ -138,7 +151,9 @@ def train_reader(
                             train_subset=config.train_subset)  # fmt: skip
     g = torch.Generator().manual_seed(config.seed)
     model = build_model(config.model).to(device)
-    optimizer = optimizer_for(model, config)
+    aux = aux_head(model)  # trained beside the model, then dropped
+    aux = None if aux is None else aux.to(device)
+    optimizer = optimizer_for(model, config, aux)
     styles = style_split(config.styles_ratio, config.seed)
     steps = max(1, math.ceil(len(data.train) * NUMBERS_PER_DIGIT / config.batch_size))
     total_steps, warmup = steps * config.epochs, int(config.warmup_epochs * steps)
@@ -154,7 +169,7 @@ def train_reader(
     try:
         for epoch in range(1, config.epochs + 1):
             train_loss, train_acc, lr = _train_epoch(model, optimizer, data, config, epoch, steps, lr_of,
-                                                     progress, g, styles, should_stop, device)  # fmt: skip
+                                                     progress, g, styles, should_stop, device, aux)  # fmt: skip
             val_acc = whole_number_accuracy(model, data.val, device)
             info = EpochInfo(epoch, config.epochs, train_loss, train_acc, validation_loss(model, data.val, device),
                              val_acc, lr, progress.images_per_s(), progress.elapsed())  # fmt: skip

@@ -155,23 +155,24 @@ def run_bench(
     print(features_line(dev, RECIPES["cnn"]))
     ref = run_reference(data_dir, dev, reference_batches) if vs_reference else None
     loaded: dict[str, LoadedModel] = {}
+    n = 10 if quick else 50  # --quick: a rough look, fewer repeats of each timing
     for kind, recipe in RECIPES.items():
         recipe = replace(recipe, device=dev.type)
         model = build_model(recipe.model).to(dev).eval()
         print(f"\n== {kind}: {recipe.model}  ({count_parameters(model):,} parameters)")
-        speed = train_throughput(recipe, dev)
+        speed = train_throughput(recipe, dev, steps=3 if quick else 10)
         print(
             f"training throughput  {speed:10,.0f} images/s (batch {recipe.batch_size})"
             f"{ratio(speed, ref.images_per_s if ref else None)}"
         )
         x = torch.randn(1, 1, 28, 28, device=dev)
         with torch.inference_mode():
-            print(f"inference, 1 image   {summary(time_calls(lambda m=model, x=x: m(x), dev))}")
+            print(f"inference, 1 image   {summary(time_calls(lambda m=model, x=x: m(x), dev, n=n))}")
         if kind == "vit":
-            ms = time_calls(lambda m=model, x=x: attention_rollout(m, x), dev)
+            ms = time_calls(lambda m=model, x=x: attention_rollout(m, x), dev, n=n)
             print(f"attention rollout    {summary(ms)}")
         else:
-            ms = time_calls(lambda m=model, x=x: explain_cnn(m, x, mean=MNIST_MEAN, std=MNIST_STD), dev)
+            ms = time_calls(lambda m=model, x=x: explain_cnn(m, x, mean=MNIST_MEAN, std=MNIST_STD), dev, n=n)
             print(f"integrated gradients {summary(ms)}")
         loaded[kind] = LoadedModel(model.cpu(), make_meta(recipe.model, "mnist"))
         if not quick:
@@ -187,10 +188,10 @@ def run_bench(
                 f"test {t.test_acc:.2%}, {t.train_time_s:.1f} s of training)"
             )
     print()
-    pipeline_figures("the models above", loaded)
+    pipeline_figures("the models above", loaded, n=n)
     shipped = shipped_models()
     if shipped:
-        pipeline_figures("the shipped checkpoints", shipped)
+        pipeline_figures("the shipped checkpoints", shipped, n=n)
 
 
 def shipped_models() -> dict[str, LoadedModel]:
@@ -206,12 +207,12 @@ def shipped_models() -> dict[str, LoadedModel]:
     )
 
 
-def pipeline_figures(what: str, loaded: dict[str, LoadedModel]) -> None:
+def pipeline_figures(what: str, loaded: dict[str, LoadedModel], n: int = 30) -> None:
     """The Draw page's pipeline for a new drawing (no cached answers), and for a rerun of the page on the same one."""
     drawing = synthetic_drawing()
     cpu = torch.device("cpu")
-    ms = time_calls(lambda: analyze(drawing, loaded, cache=None), cpu, warmup=3, n=30)
+    ms = time_calls(lambda: analyze(drawing, loaded, cache=None), cpu, warmup=3, n=n)
     print(f"Draw page pipeline for {what} (preprocess + 2 predictions + 2 explanations, CPU): {summary(ms)}")
     cache = AnswerCache()
-    rerun = time_calls(lambda: analyze(drawing, loaded, cache=cache), cpu, warmup=1, n=30)
+    rerun = time_calls(lambda: analyze(drawing, loaded, cache=cache), cpu, warmup=1, n=n)
     print(f"  the same drawing again (a rerun of the page; answers cached): {summary(rerun)}")
