@@ -3,11 +3,19 @@ confusion matrices); accuracy against the label budget; reuse settings, export, 
 
 import streamlit as st
 
+from vitdemo.runs.store import Registry, Run
 from vitdemo.ui import classset as classset_ui
 from vitdemo.ui import compare, leaderboard, shell, widgets
 from vitdemo.views import charts
 from vitdemo.views import read as read_views
 from vitdemo.views.names import is_reader
+
+
+@st.fragment  # its switch and pickers rerun the comparison only: not the table, the race and the class set above
+def comparison(reg: Registry, picked: list[Run], dataset: str) -> None:
+    with shell.stop_on_failure():  # a fragment reruns on its own, outside the page's guard
+        compare.leaderboard_comparison(reg, picked, dataset)
+
 
 with shell.stop_on_failure():
     reg, runs, names = leaderboard.all_runs()
@@ -38,7 +46,7 @@ with shell.stop_on_failure():
     classset_ui.leaderboard(classset_ui.store(), shell.selection().dataset)
 
     st.markdown("### Compare runs")
-    compare.leaderboard_comparison(reg, picked, shell.selection().dataset)
+    comparison(reg, picked, shell.selection().dataset)
 
     st.markdown("### How many labels does a model need?")
     leaderboard.label_budget_section()

@@ -141,3 +141,23 @@ def test_a_bad_drawing_in_the_session_is_ignored(hood_app: str) -> None:
     run(at)
     assert at.button_group(key="hood_source").value == "test"
     assert "drawing" not in at.button_group(key="hood_source").options
+
+
+def test_a_cnn_without_shipped_probes_is_probed_once_and_kept_on_disk(
+    hood_app: str, tmp_path: Path, tmp_home: Path, data_dir: Path, mnist_checkpoints: Path, monkeypatch
+) -> None:
+    """The shipped CNN's probes ship in checkpoints/results/; another CNN's are fitted on the page (a progress
+    bar) and kept in $VITDEMO_HOME/cache/ for the next server."""
+    from apptest import train_shipped_cnn
+
+    from vitdemo.config import CNNConfig, TrainConfig
+
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    (folder / "vit_mnist.safetensors").write_bytes((mnist_checkpoints / "vit_mnist.safetensors").read_bytes())
+    config = TrainConfig(model=CNNConfig(width=4, depth=2), epochs=1, train_subset=1000, val_size=200, device="cpu")
+    train_shipped_cnn(folder, data_dir, config)  # a tiny CNN of its own: no probes for it anywhere yet
+    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(folder))
+    at = run(AppTest.from_file(hood_app, default_timeout=TIMEOUT_S))
+    assert "hood_lens_CNN" in chart_specs(at)
+    assert len(list((tmp_home / "cache").glob("probes-*.safetensors"))) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,69 @@ def test_uploading_a_png_gets_both_predictions(app_page: Any, mnist_checkpoints:
     wait_idle(page)
     assert predictions_on_page(page) == 0
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+# Marks, in the page, every element container outside the Draw fragment (the sidebar, the page's heading) that is
+# greyed out as stale (data-stale="true"): what a student sees when a stroke reruns the whole page.
+STALE_WATCH_JS = """() => {
+    window.__vdStaleOutside = [];
+    const outside = el => el.closest('[data-testid="stSidebar"]') || /ViT vs CNN/.test(el.innerText || "");
+    new MutationObserver(records => {
+        for (const r of records) {
+            const el = r.target;
+            if (el.getAttribute("data-stale") === "true" && outside(el))
+                window.__vdStaleOutside.push((el.innerText || el.className).slice(0, 60));
+        }
+    }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ["data-stale"]});
+}"""
+
+
+def script_runs(frames: list[bytes]) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Each script run the server started, in order: its id -> (the fragments it reran, none for the whole page;
+    whether it has finished)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    runs: dict[str, tuple[tuple[str, ...], bool]] = {}
+    for payload in frames:
+        msg = ForwardMsg.FromString(payload)
+        kind, run = msg.WhichOneof("type"), msg.metadata.run
+        if kind == "new_session":
+            runs[run.script_run_id] = (tuple(run.fragment_ids), False)
+        elif kind == "script_finished" and run.script_run_id in runs:
+            runs[run.script_run_id] = (runs[run.script_run_id][0], True)
+    return runs
+
+
+def all_finished(page: Any, frames: list[bytes], timeout_s: float = 60) -> None:
+    """Wait until every script run the server started has finished (the page's first run may still be sending
+    while the page looks settled)."""
+    deadline = time.monotonic() + timeout_s
+    while not (script_runs(frames) and all(done for _, done in script_runs(frames).values())):
+        assert time.monotonic() < deadline, "the script kept running"
+        page.wait_for_timeout(100)
+
+
+def test_a_stroke_reruns_only_the_drawing_not_the_page(
+    chromium_browser: Any, app_url: str, mnist_checkpoints: Path
+) -> None:
+    context = chromium_browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        frames: list[bytes] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda p: isinstance(p, bytes) and frames.append(p)))
+        page.goto(app_url)
+        wait_for_app(page)
+        all_finished(page, frames)
+        assert () in [ids for ids, _ in script_runs(frames).values()]  # the page's first run: the whole page
+        page.evaluate(STALE_WATCH_JS)
+        frames.clear()
+        for stroke in DIGIT_STROKES["7"]:
+            draw_stroke(page, canvas(page).bounding_box(), stroke)
+        assert read_prediction(page, "ViT") == "7"
+        wait_idle(page)
+        all_finished(page, frames)
+        reran = [ids for ids, _ in script_runs(frames).values()]
+        assert reran and () not in reran, "a stroke reran the whole page, not only the drawing's fragment"
+        assert page.evaluate("window.__vdStaleOutside") == []  # the sidebar and the heading never greyed out
+    finally:
+        context.close()

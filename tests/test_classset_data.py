@@ -131,7 +131,11 @@ def test_every_run_is_scored_on_the_class_set_and_cached(filled: ClassSet, mnist
     reg.create_run(name="broken", kind="cnn", dataset="mnist", config={}, status="done", checkpoint=str(broken))
 
     scored: list[str] = []
-    rows = score_table(filled, reg, shipped_dir=mnist_checkpoints, on_score=lambda c: scored.append(c.name))
+    heard: list[float] = []  # the page's progress bar
+    rows = score_table(
+        filled, reg, shipped_dir=mnist_checkpoints, on_score=lambda c: scored.append(c.name), progress=heard.append
+    )
+    assert heard == [(i + 1) / 6 for i in range(6)]  # after each model scored, the share of the six
     by_name = {r.candidate.name: r for r in rows}
     # fashion models and pretrained encoders (no trained head) are not listed; the shipped fine-tunes are
     assert set(by_name) == {"=my cnn", "broken", "cnn-mnist-d3", "vit-mnist-100", "CNN + SimCLR, 100 labels",

@@ -1,9 +1,10 @@
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from vitdemo.data import DataError, batches, load_dataset, load_raw, to_input
+from vitdemo.data import RAW_FILES, DataError, batches, load_dataset, load_raw, to_input
 from vitdemo.paths import data_root
 from vitdemo.training.augment import augment
 
@@ -19,6 +20,26 @@ def test_fashion_mnist_loads(data_dir: str) -> None:
     test = load_raw("fashion", train=False, data_dir=data_dir)
     assert test.images.shape == (10000, 28, 28)
     assert torch.bincount(test.labels).tolist() == [1000] * 10
+
+
+def test_the_files_read_as_torchvision_reads_them_and_a_damaged_one_is_one_error(data_dir: str, tmp_path: Path) -> None:
+    import torchvision.datasets as tvd  # the reference only: the app reads the files itself (no seconds of import)
+
+    for dataset, name in (("mnist", "MNIST"), ("fashion", "FashionMNIST")):
+        ours, theirs = load_raw(dataset, train=False, data_dir=data_dir), getattr(tvd, name)(data_dir, train=False)
+        assert torch.equal(ours.images, theirs.data) and torch.equal(ours.labels, theirs.targets)
+        assert ours.labels.dtype == torch.int64 and ours.images.is_contiguous()
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in RAW_FILES:
+        shutil.copyfile(data_root(data_dir) / "MNIST" / "raw" / name, raw / name)
+    labels = raw / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-10])  # cut short
+    with pytest.raises(DataError, match=r"MNIST in .* cannot be read \(t10k-labels-idx1-ubyte holds 9,990 values"):
+        load_raw("mnist", train=False, data_dir=tmp_path)
+    labels.write_bytes(b"<html>not found</html>")
+    with pytest.raises(DataError, match="not an IDX file"):
+        load_raw("mnist", train=False, data_dir=tmp_path)
 
 
 def test_split_is_seeded_and_disjoint(data_dir: str) -> None:

@@ -38,7 +38,10 @@ def test_the_vit_lens_ends_with_the_models_own_answer(shipped: dict, test_digits
 def test_cnn_probes_read_more_as_the_stages_go_deeper(shipped: dict, data_dir: Path, test_digits) -> None:
     cnn = shipped["cnn"]
     train = load_raw("mnist", train=True, data_dir=data_dir)
-    probes = fit_probes(cnn.model, to_input(train.images[:1500], cnn.meta.mean, cnn.meta.std), train.labels[:1500])
+    heard: list[float] = []  # the page's progress bar
+    x = to_input(train.images[:1500], cnn.meta.mean, cnn.meta.std)
+    probes = fit_probes(cnn.model, x, train.labels[:1500], progress=heard.append)
+    assert heard == sorted(heard) and heard[0] < 0.5 and heard[-1] == 1.0 and len(heard) >= 10
     images, labels = test_digits
     x = to_input(images, cnn.meta.mean, cnn.meta.std)
     feats = pooled_stages(cnn.model, x)

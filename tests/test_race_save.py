@@ -41,12 +41,14 @@ def test_a_saved_race_is_two_runs_with_checkpoints(tmp_home: Path, data_dir: Pat
         race.set_knobs(dataclasses.replace(KNOBS, lr=2e-2))
         race.step()
         view = race.sync()
-        ids = save_race(reg, race.export(), "home")
+        heard: list[float] = []  # the page's progress bar
+        ids = save_race(reg, race.export(), "home", progress=heard.append)
     finally:
         race.close()
         race.join(10)
     runs = [reg.get_run(i) for i in ids]
     assert [(r.kind, r.status, r.owner) for r in runs] == [("cnn", "done", "home"), ("vit", "done", "home")]
+    assert heard == sorted(heard) and heard[-1] == pytest.approx(1.0) and any(0.4 < h < 0.6 for h in heard)
     for run, side in zip(runs, view.sides, strict=True):
         assert run.test_acc is not None and run.val_acc is not None and run.config["lr"] == 2e-2
         assert run.config["train_subset"] == 500 and run.config["epochs"] == 2  # 704 images: two passes begun

@@ -33,6 +33,16 @@ def test_the_rollout_is_shown_as_computed_and_gradient_maps_made_readable() -> N
     assert readable.shown_map("cnn", heat[0].numpy()).shape == (28, 28)
 
 
+def test_the_blur_is_torchvisions_without_importing_it() -> None:
+    from torchvision.transforms.v2.functional import gaussian_blur  # here only: the app does not import it
+
+    heat = torch.rand(3, 1, 28, 28) ** 4
+    for sigma in (0.6, 1.0, 2.0):
+        kernel = 2 * -(-3 * sigma // 1) + 1
+        expected = gaussian_blur(heat, kernel_size=[int(kernel)] * 2, sigma=[sigma, sigma])
+        assert torch.allclose(readable.gaussian_blur(heat, sigma), expected, atol=1e-6)
+
+
 def test_the_cnn_map_weighs_about_as_much_as_the_vits_on_real_digits(mnist_checkpoints: Path, data_dir: Path) -> None:
     split = load_raw("mnist", train=False, data_dir=str(data_dir))
     raw = split.images[fixed_indices(len(split), 32, seed=3)]  # (32, 28, 28) uint8

@@ -83,12 +83,38 @@ def test_a_trust_report_round_trips_through_json(tmp_path: Path) -> None:
     assert cache.read_trust([tmp_path], key) is None
 
 
+def test_stage_probes_come_back_as_fitted_and_a_damaged_file_is_fitted_again(tmp_path: Path) -> None:
+    import torch
+
+    from vitdemo.explain.lens import probe_module
+
+    torch.manual_seed(0)
+    probes = [probe_module(k) for k in (4, 8)]
+    for probe in probes:
+        probe[0].running_mean.uniform_(-1, 1)
+        probe[0].running_var.uniform_(0.5, 2)
+        probe.eval()
+    model, labels = _model_file(tmp_path), np.arange(30) % 10
+    key = cache.probes_key(model, labels)
+    cache.write_probes(tmp_path / "c", key, probes)
+    back = cache.read_probes([tmp_path / "nothing", tmp_path / "c"], key)
+    assert back is not None and len(back) == 2
+    with torch.no_grad():
+        for probe, read, k in zip(probes, back, (4, 8), strict=True):
+            feats = torch.randn(5, k)  # (N, K)
+            assert torch.equal(probe(feats), read(feats))  # eval mode: the stored statistics, not the batch's
+    assert cache.probes_key(model, labels[::-1]) != key  # other training labels: another entry
+    (tmp_path / "c" / f"{key}.safetensors").write_bytes(b"broken")
+    assert cache.read_probes([tmp_path / "c"], key) is None
+
+
 def test_the_shipped_results_match_todays_maps(data_dir: Path) -> None:
     """The shipped trust reports are keyed by the map's version (IG steps, smoothing): a change of the map that
     leaves them stale would make every fresh checkout recompute them (the IG steps went 16 -> 12 and they did).
     Rebuild them with `python -m vitdemo.results`."""
     from vitdemo import paths
     from vitdemo.data import load_raw
+    from vitdemo.explain.lens import PROBE_IMAGES
     from vitdemo.explain.trust import report_settings
     from vitdemo.results.__main__ import DEFAULT_FILES
 
@@ -100,3 +126,5 @@ def test_the_shipped_results_match_todays_maps(data_dir: Path) -> None:
     for name in DEFAULT_FILES:
         file = paths.shipped_dir() / name
         assert cache.read_trust([folder], cache.trust_key(file, labels, settings)) is not None, name
+    train = load_raw("mnist", train=True, data_dir=data_dir).labels[:PROBE_IMAGES]  # Under the hood's CNN probes
+    assert cache.read_probes([folder], cache.probes_key(paths.shipped_dir() / "cnn_mnist.safetensors", train))

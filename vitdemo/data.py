@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from vitdemo.paths import ENV_DATA_DIR, data_root
 
 if TYPE_CHECKING:
@@ -156,24 +158,44 @@ def provided_splits(splits: Mapping[tuple[str, bool], Split]) -> Iterator[None]:
         _PROVIDED.reset(token)
 
 
+IDX_UBYTE = 0x08  # the IDX type code of unsigned bytes, MNIST's
+
+
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An IDX file of unsigned bytes (0, 0, 0x08, the number of dimensions, each a big-endian int32, then the
+    bytes in C order) as a uint8 array; ValueError for anything else. What torchvision's MNIST class reads, read
+    here: importing torchvision costs the first page that needs a test split seconds (it pulls in torch._dynamo)."""
+    data = path.read_bytes()
+    if len(data) < 4 + 4 * ndim or data[:4] != bytes([0, 0, IDX_UBYTE, ndim]):
+        raise ValueError(f"{path.name} is not an IDX file of unsigned bytes with {ndim} dimensions")
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != math.prod(shape):
+        raise ValueError(f"{path.name} holds {body.size:,} values, not the {math.prod(shape):,} its header says")
+    return body.reshape(shape)
+
+
 def load_raw(dataset: str, train: bool, data_dir: str | os.PathLike | None = None) -> Split:
-    """One split as uint8 tensors, read with torchvision; downloads only when the files are missing (a split
-    handed over with `provided_splits` is returned as it is)."""
+    """One split as uint8 tensors (images (N, 28, 28), labels (N,) int64), read from the *-ubyte files as
+    torchvision lays them out; downloads only when the files are missing (a split handed over with
+    `provided_splits` is returned as it is)."""
     import torch
 
     given = (_PROVIDED.get() or {}).get((dataset, train))
     if given is not None:
         return given
-    import torchvision.datasets as tvd  # imported here: the app's Draw page does not need it
-
-    root = raw_dir(dataset, data_dir).parent.parent
+    folder = raw_dir(dataset, data_dir)
     if missing_files(dataset, data_dir):
         download(dataset, data_dir)
+    prefix = "train" if train else "t10k"
     try:
-        ds = getattr(tvd, DATASET_INFO[dataset][0])(str(root), train=train, download=False)
-    except RuntimeError as exc:  # the files are there but torchvision cannot read them
-        raise DataError(f"{DATASET_INFO[dataset][0]} in {raw_dir(dataset, data_dir)} cannot be read ({exc})") from exc
-    return Split(ds.data.to(torch.uint8).contiguous(), ds.targets.to(torch.int64).contiguous())
+        images = read_idx(folder / f"{prefix}-images-idx3-ubyte", 3)  # (N, 28, 28)
+        labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte", 1)  # (N,)
+        if len(images) != len(labels) or images.shape[1:] != (28, 28):
+            raise ValueError(f"{len(images):,} images of {images.shape[1:]} pixels but {len(labels):,} labels")
+    except (OSError, ValueError) as exc:  # the files are there but cannot be read
+        raise DataError(f"{DATASET_INFO[dataset][0]} in {folder} cannot be read ({exc})") from exc
+    return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)))
 
 
 def load_dataset(

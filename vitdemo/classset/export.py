@@ -29,11 +29,11 @@ import numpy as np
 
 from vitdemo import families
 from vitdemo.classset.store import ClassSet, Submission, png_bytes
+from vitdemo.data import IDX_UBYTE  # the IDX type code of unsigned bytes; vitdemo.data reads such files
 
 IMAGES_NAME = "class-images-idx3-ubyte.gz"
 LABELS_NAME = "class-labels-idx1-ubyte.gz"
 CSV_NAME = "class-set.csv"
-IDX_UBYTE = 0x08  # the IDX type code of unsigned bytes
 README = """The class set: handwritten digits drawn by a class, with the labels their authors gave them.
 
 {images} and {labels} are in MNIST's IDX format (gzip):

@@ -128,15 +128,17 @@ def score_table(
     shipped_dir: str | os.PathLike | None = None,
     device: str = "cpu",
     on_score: Callable[[Candidate], None] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> list[ClassScore]:
     """Every candidate scored on the class set, best first; cached scores are reused while the set and the
-    checkpoint file are unchanged (`on_score` hears of each one that is computed). Empty set: every row has n 0."""
+    checkpoint file are unchanged (`on_score` hears of each one that is computed, `progress` the share of the
+    candidates done after each computed one). Empty set: every row has n 0."""
     version = store.version()
     found = candidates(registry, dataset, shipped_dir)
     data: ClassSplit | None = None
     cache = _cached(store, dataset, version)
     rows = []
-    for cand in found:
+    for i, cand in enumerate(found):
         try:
             key, mtime_ns = str(cand.checkpoint), cand.checkpoint.stat().st_mtime_ns
         except OSError:  # deleted since it was listed
@@ -152,6 +154,8 @@ def score_table(
         if row.n and not row.problem:
             _remember(store, dataset, version, key, mtime_ns, row.n, row.correct)
         rows.append(row)
+        if progress is not None:
+            progress((i + 1) / len(found))
     return rank(rows)
 
 

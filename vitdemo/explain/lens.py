@@ -8,6 +8,7 @@ them), never on the test split.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,18 +58,61 @@ def pooled_stages(model: nn.Module, x: Tensor) -> list[Tensor]:
         return [a.mean(dim=(2, 3)) for a in model.forward_stages(x)]
 
 
-def fit_probes(model: nn.Module, x: Tensor, labels: Tensor, steps: int = PROBE_STEPS) -> list[nn.Linear]:
+PROBE_SETTINGS = f"images={PROBE_IMAGES};steps={PROBE_STEPS};seed=0;lr=0.05"  # what fitted probes depend on
+
+
+def probe_module(features: int, classes: int = 10) -> nn.Sequential:
+    """A stage's probe: its pooled features (N, features) standardised, then one linear layer to the classes."""
+    return nn.Sequential(nn.BatchNorm1d(features, affine=False), nn.Linear(features, classes))
+
+
+def probe_tensors(probes: Sequence[nn.Module]) -> dict[str, Tensor]:
+    """Fitted probes as named tensors (for a safetensors file): each stage's feature statistics and its layer."""
+    found = {}
+    for i, (norm, linear) in enumerate(probes):
+        found |= {f"{i}.mean": norm.running_mean, f"{i}.var": norm.running_var}  # (K,), (K,)
+        found |= {f"{i}.weight": linear.weight, f"{i}.bias": linear.bias}  # (C, K), (C,)
+    return {k: v.detach().contiguous() for k, v in found.items()}
+
+
+def probes_from_tensors(tensors: dict[str, Tensor]) -> list[nn.Module]:
+    """probe_tensors back to probes in eval mode; KeyError or RuntimeError for tensors that are not probes."""
+    probes = []
+    for i in range(len(tensors) // 4):
+        weight = tensors[f"{i}.weight"]  # (C, K)
+        probe = probe_module(weight.shape[1], weight.shape[0])
+        probe[0].running_mean.copy_(tensors[f"{i}.mean"])
+        probe[0].running_var.copy_(tensors[f"{i}.var"])
+        probe[1].load_state_dict({"weight": weight, "bias": tensors[f"{i}.bias"]})
+        probes.append(probe.eval())
+    if not probes or len(tensors) != 4 * len(probes):
+        raise KeyError("not a set of stage probes")
+    return probes
+
+
+def fit_probes(
+    model: nn.Module,
+    x: Tensor,
+    labels: Tensor,
+    steps: int = PROBE_STEPS,
+    progress: Callable[[float], None] | None = None,
+) -> list[nn.Linear]:
     """One linear probe per stage on its pooled, standardised features (x (N, 1, 28, 28) normalised inputs,
-    labels (N,)), trained full-batch with Adam: seeded, a few seconds for 3,000 images."""
+    labels (N,)), trained full-batch with Adam: seeded, a few seconds for 3,000 images. `progress` hears the share
+    of all the stages' steps done, every 20 steps."""
     torch.manual_seed(0)
     probes = []
-    for feats in pooled_stages(model, x):  # (N, K)
-        probe = nn.Sequential(nn.BatchNorm1d(feats.shape[1], affine=False), nn.Linear(feats.shape[1], 10))
+    stages = pooled_stages(model, x)  # [(N, K_i)]
+    total = max(len(stages) * steps, 1)
+    for i, feats in enumerate(stages):  # (N, K)
+        probe = probe_module(feats.shape[1])
         opt = torch.optim.Adam(probe.parameters(), lr=0.05)
-        for _ in range(steps):
+        for step in range(steps):
             opt.zero_grad()
             F.cross_entropy(probe(feats), labels).backward()
             opt.step()
+            if progress is not None and (step + 1) % 20 == 0:
+                progress((i * steps + step + 1) / total)
         probes.append(probe.eval())
     return probes
 

@@ -3,8 +3,8 @@
 Integrated gradients (the CNN's map, vitdemo.explain.maps) is exact but sparse: a few stroke pixels carry most of
 the attribution, and min-max normalised by the single largest one the rest of the digit stays dark. Beside the
 ViT's rollout (a 7x7 grid upsampled: a broad glow) the CNN then seemed to look at nothing. Shown here:
-1. smoothed with a small Gaussian (torchvision's `gaussian_blur`), so that neighbouring evidence reads as one
-   patch of light rather than specks;
+1. smoothed with a small Gaussian (`gaussian_blur`: torchvision's, written out), so that neighbouring evidence
+   reads as one patch of light rather than specks;
 2. divided by a high quantile of its lit pixels instead of its maximum, so that a stroke's typical pixel is
    bright, not only its one strongest.
 The attention rollout is already a glow and is shown as computed. The trust checks on Evaluate
@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-from torchvision.transforms.v2.functional import gaussian_blur
 
 from vitdemo import families
 
@@ -30,13 +30,24 @@ LIT = 0.02  # a pixel below this fraction of the map's largest value is not lit 
 HALF = 0.5  # visual_weight's threshold
 
 
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Maps x (B, 1, H, W) smoothed by a Gaussian of `sigma` pixels over 2 * ceil(3 sigma) + 1 taps, the edges
+    reflected: what torchvision's `gaussian_blur` computes (tests/test_readable.py compares them), written out
+    because importing torchvision costs the first page that shows a map seconds (it pulls in torch._dynamo)."""
+    half = math.ceil(3 * sigma)
+    offsets = torch.arange(-half, half + 1, dtype=x.dtype)  # (K,)
+    taps = torch.softmax(-0.5 * (offsets / sigma) ** 2, dim=0)  # (K,), summing to 1
+    x = F.pad(x, (half, half, half, half), mode="reflect")  # (B, 1, H + 2 half, W + 2 half)
+    x = F.conv2d(x, taps.view(1, 1, 1, -1))  # along the rows: (B, 1, H + 2 half, W)
+    return F.conv2d(x, taps.view(1, 1, -1, 1))  # along the columns: (B, 1, H, W)
+
+
 def readable_maps(heat: Tensor, *, sigma: float = SIGMA_PX, quantile: float = QUANTILE) -> Tensor:
     """Sparse maps (B, H, W) >= 0 -> maps (B, H, W) in [0, 1], smoothed and scaled by a high quantile of their
     lit pixels (clipped at 1). An all-zero map stays all zero."""
     x = heat.detach().float().clamp_min(0)[:, None]  # (B, 1, H, W)
     if sigma > 0:
-        kernel = 2 * math.ceil(3 * sigma) + 1
-        x = gaussian_blur(x, kernel_size=[kernel, kernel], sigma=[sigma, sigma])
+        x = gaussian_blur(x, sigma)
     flat = x.flatten(1)  # (B, P)
     lit = flat > LIT * flat.amax(dim=1, keepdim=True)  # (B, P); nothing is lit in an all-zero map
     scale = torch.nanquantile(torch.where(lit, flat, torch.nan), quantile, dim=1, keepdim=True)  # (B, 1)

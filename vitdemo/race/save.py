@@ -25,7 +25,7 @@ from vitdemo.race.knobs import SIDES
 from vitdemo.race.sides import RaceData
 from vitdemo.race.state import Point, RaceExport, SideExport
 from vitdemo.runs import events, queue
-from vitdemo.runs.execute import deliver, describe_error
+from vitdemo.runs.execute import Progress, deliver, describe_error, part_of
 from vitdemo.runs.record import Heartbeat, Recorder
 from vitdemo.runs.store import Registry
 from vitdemo.training.loop import EpochInfo, TrainResult
@@ -68,8 +68,10 @@ def _point_event(p: Point, total: int) -> events.Point:
     return events.Point(point, progress, SAVED_POINTS * 2)
 
 
-def _val_acc(model: torch.nn.Module, data: RaceData) -> float:
-    logits = predict_logits(model, data.val_all, data.mean, data.std, num_classes=len(data.classes))  # (N, C)
+def _val_acc(model: torch.nn.Module, data: RaceData, progress: Progress | None = None) -> float:
+    logits = predict_logits(
+        model, data.val_all, data.mean, data.std, num_classes=len(data.classes), progress=progress
+    )  # (N, C)
     return (logits.argmax(1) == data.val_all.labels).float().mean().item() if len(logits) else 0.0
 
 
@@ -88,7 +90,9 @@ def _race_metrics(side: SideExport, export: RaceExport) -> dict[str, object]:
     return {"race": race}
 
 
-def _record_side(reg: Registry, run_id: int, side: SideExport, export: RaceExport) -> Recorder:
+def _record_side(
+    reg: Registry, run_id: int, side: SideExport, export: RaceExport, progress: Progress | None = None
+) -> Recorder:
     recorder = Recorder(reg, run_id, os.getpid())
     view, config, data = side.view, side.config, export.data
     trained = [p for p in view.points if p.step > 0]
@@ -102,17 +106,22 @@ def _record_side(reg: Registry, run_id: int, side: SideExport, export: RaceExpor
     if view.watch is not None:
         recorder(events.Watch(view.watch.to_dict()))
     history = [EpochInfo(epochs=config.epochs, **row) for row in rows]  # type: ignore[arg-type]
-    result = TrainResult(config, side.model, history, best_epoch=len(history), val_acc=_val_acc(side.model, data),
+    n_val, n_test = len(data.val_all), len(data.test)
+    val_share = n_val / max(2 * n_val + n_test, 1)  # the images scored: validation, then test and validation again
+    val_acc = _val_acc(side.model, data, part_of(progress, 0.0, val_share))
+    result = TrainResult(config, side.model, history, best_epoch=len(history), val_acc=val_acc,
                          train_time_s=export.view.t, device="cpu", num_params=view.params, kept="last")  # fmt: skip
     splits = DatasetSplits(data.dataset, data.pool, data.val_all, data.test, data.mean, data.std, data.classes)
     deliver(
-        reg.get_run(run_id), reg.checkpoint_dir, result, splits, recorder, extra_metrics=_race_metrics(side, export)
-    )
+        reg.get_run(run_id), reg.checkpoint_dir, result, splits, recorder, extra_metrics=_race_metrics(side, export),
+        progress=part_of(progress, val_share, 1.0 - val_share),
+    )  # fmt: skip
     return recorder
 
 
-def save_side(reg: Registry, side: SideExport, export: RaceExport, owner: str) -> int:
-    """One side as a done run owned by `owner`; its id. On any failure the run ends failed, never running."""
+def save_side(reg: Registry, side: SideExport, export: RaceExport, owner: str, progress: Progress | None = None) -> int:
+    """One side as a done run owned by `owner`; its id. On any failure the run ends failed, never running.
+    `progress` hears the share of its scoring done (seconds: 20,000 images)."""
     if side.view.steps == 0:
         raise NothingToSave(NothingToSave.public)
     name = f"race-{side.kind}-{side.config.dataset}-{model_shape(side.config.model)}-{side.view.images}img"
@@ -120,7 +129,7 @@ def save_side(reg: Registry, side: SideExport, export: RaceExport, owner: str) -
     run_id = queue.start_run(reg, config, os.getpid(), owner=owner)
     with Heartbeat(reg, [run_id]):
         try:
-            recorder = _record_side(reg, run_id, side, export)
+            recorder = _record_side(reg, run_id, side, export, progress)
         except Exception as exc:
             Recorder(reg, run_id, os.getpid())(events.Failed(describe_error(exc)))
             raise
@@ -129,8 +138,10 @@ def save_side(reg: Registry, side: SideExport, export: RaceExport, owner: str) -
     return run_id
 
 
-def save_race(reg: Registry, export: RaceExport, owner: str) -> list[int]:
-    """Both sides of an exported race (vitdemo.race.engine.Race.export) as two runs; their ids (CNN, ViT)."""
+def save_race(reg: Registry, export: RaceExport, owner: str, progress: Progress | None = None) -> list[int]:
+    """Both sides of an exported race (vitdemo.race.engine.Race.export) as two runs; their ids (CNN, ViT).
+    `progress` hears the share of the saving done (the sides one after the other)."""
     if not any(s.view.steps for s in export.sides):
         raise NothingToSave(NothingToSave.public)
-    return [save_side(reg, side, export, owner) for side in export.sides]
+    n = len(export.sides)
+    return [save_side(reg, side, export, owner, part_of(progress, i / n, 1 / n)) for i, side in enumerate(export.sides)]

@@ -1,6 +1,6 @@
-"""Write the shipped checkpoints' test-set scores and the Evaluate page's trust report into the shipped folder's
-`results/` (vitdemo.results.cache), so that a fresh checkout opens Evaluate, the Leaderboard's matrices and the
-trust checks without a wait.
+"""Write the shipped checkpoints' test-set scores and the Evaluate page's trust report (and a CNN's stage probes for
+Under the hood) into the shipped folder's `results/` (vitdemo.results.cache), so that a fresh checkout opens
+Evaluate, the Leaderboard's matrices, the trust checks and Under the hood without a wait.
 
     python -m vitdemo.results                       # vit_mnist and cnn_mnist, into checkpoints/results/
     python -m vitdemo.results checkpoints/cnn_fashion.safetensors --no-trust
@@ -15,8 +15,9 @@ from pathlib import Path
 
 from vitdemo import paths
 from vitdemo.checkpoints import load_checkpoint
-from vitdemo.data import load_raw
+from vitdemo.data import load_raw, to_input
 from vitdemo.evaluate import score_checkpoint
+from vitdemo.explain.lens import PROBE_IMAGES, fit_probes
 from vitdemo.explain.trust import report_settings, trust_report
 from vitdemo.results import cache
 
@@ -28,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", metavar="FILE", help="checkpoints (default: the shipped MNIST ViT, CNN)")
     parser.add_argument("--out", help="folder to write (default: the shipped folder's results/)")
     parser.add_argument("--data-dir", help="dataset root (default: $VITDEMO_DATA_DIR)")
-    parser.add_argument("--no-trust", action="store_true", help="scores only")
+    parser.add_argument("--no-trust", action="store_true", help="no trust report")
+    parser.add_argument("--no-probes", action="store_true", help="no stage probes (a CNN's, for Under the hood)")
     a = parser.parse_args(argv)
     shipped = paths.shipped_dir()
     out = Path(a.out) if a.out else shipped / cache.SHIPPED_FOLDER
@@ -45,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache.write_trust(out, cache.trust_key(file, split.labels, report_settings(n_images=n)), report)
             m, r = report.scores["model"], report.scores["random"]
             line += f"; deletion AUC {m.deletion_auc:.3f} (random {r.deletion_auc:.3f})"
+        if loaded.kind == "cnn" and not a.no_probes:
+            train = load_raw(loaded.meta.dataset, train=True, data_dir=a.data_dir)
+            images, labels = train.images[:PROBE_IMAGES], train.labels[:PROBE_IMAGES]
+            probes = fit_probes(loaded.model, to_input(images, loaded.meta.mean, loaded.meta.std), labels)
+            cache.write_probes(out, cache.probes_key(file, labels), probes)
+            line += f"; {len(probes)} stage probes"
         print(f"{line} ({time.perf_counter() - t0:.1f} s) -> {out}", flush=True)
     return 0
 

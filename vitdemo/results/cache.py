@@ -26,9 +26,11 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from vitdemo import paths
 from vitdemo.checkpoints import write_atomically
+from vitdemo.explain.lens import PROBE_SETTINGS, probe_tensors, probes_from_tensors
 from vitdemo.explain.trust import MapScores, TrustReport
 from vitdemo.metrics import Scores, evaluate_predictions
 
@@ -194,3 +196,28 @@ def cached_trust(key: str, compute: Callable[[], TrustReport], folders: Sequence
         with contextlib.suppress(OSError):
             write_trust(folders[-1], key, found)
     return found
+
+
+# --- stage probes (Under the hood's "when does it make up its mind?" for a CNN) ---------------------------------
+def probes_key(path: str | os.PathLike, labels: np.ndarray | torch.Tensor) -> str:
+    """`labels`: those of the training images the probes are fitted on."""
+    tail = hashlib.sha256(PROBE_SETTINGS.encode()).hexdigest()[:12]
+    return f"probes-{file_digest(path)[:32]}-{labels_digest(labels)}-{tail}-v{FORMAT}"
+
+
+def read_probes(folders: Iterable[Path], key: str) -> list[nn.Module] | None:
+    for folder in folders:
+        file = folder / f"{key}.safetensors"
+        if not file.is_file():
+            continue
+        try:
+            return probes_from_tensors(load_file(str(file)))
+        except (SafetensorError, OSError, KeyError, RuntimeError, ValueError):
+            continue  # damaged or foreign: fitted again
+    return None
+
+
+def write_probes(folder: Path, key: str, probes: Sequence[nn.Module]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = probe_tensors(probes)
+    return write_atomically(folder / f"{key}.safetensors", lambda tmp: save_file(tensors, tmp))

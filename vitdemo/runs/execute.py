@@ -46,6 +46,7 @@ PROGRESS_EVERY_S = 0.5  # how often a training sends its progress (and checks fo
 PARENT_POLL_S = 0.5  # how often a worker's child checks that its worker is still alive
 POINT_EVERY_S = 1.0  # a loss point at least this often (seconds of training), until a long run's are thinned
 Emit = Callable[[Event], None]
+Progress = Callable[[float], None]  # hears the share of a job done, 0 to 1
 
 
 class EventCallback(Callback):
@@ -138,7 +139,16 @@ def _throttled(check: Callable[[], bool], every_s: float) -> Callable[[], bool]:
     return wrapped
 
 
-def _score_test(result: TrainResult, data: DatasetSplits, config: TrainConfig) -> Scores:
+def part_of(progress: Progress | None, start: float, width: float) -> Progress | None:
+    """A progress callback for one part of a job: its share s in [0, 1] is heard as start + width * s."""
+    if progress is None:
+        return None
+    return lambda share: progress(start + width * share)
+
+
+def _score_test(
+    result: TrainResult, data: DatasetSplits, config: TrainConfig, progress: Progress | None = None
+) -> Scores:
     device = torch.device(result.device)
     scores = score_model(
         result.model.to(device),
@@ -148,17 +158,20 @@ def _score_test(result: TrainResult, data: DatasetSplits, config: TrainConfig) -
         num_classes=len(data.classes),
         device=device,
         amp=config.amp,
+        progress=progress,
     )
     result.model.cpu()
     return scores
 
 
-def _temperature(result: TrainResult, data: DatasetSplits) -> float:
+def _temperature(result: TrainResult, data: DatasetSplits, progress: Progress | None = None) -> float:
     """The calibration temperature fitted on the run's validation split (1.0 without one): every probability
     shown for this run's checkpoint is softmax(logits / T) (vitdemo.calibration)."""
     if len(data.val) == 0:
         return 1.0
-    logits = predict_logits(result.model, data.val, data.mean, data.std, num_classes=len(data.classes))  # (N, C)
+    logits = predict_logits(
+        result.model, data.val, data.mean, data.std, num_classes=len(data.classes), progress=progress
+    )  # (N, C)
     return fit_temperature(logits, data.val.labels)
 
 
@@ -235,15 +248,16 @@ def _train_run(
 def deliver(
     run: Run, checkpoint_dir: Path, result: TrainResult, data: DatasetSplits, emit: Emit, *,
     watch: WatchCallback | None = None, send_files: bool = False, others: tuple[RunFile, ...] = (),
-    extra_metrics: dict[str, Any] | None = None,
+    extra_metrics: dict[str, Any] | None = None, progress: Progress | None = None,
 ) -> None:  # fmt: skip
     """The end of a finished training, wherever it trained (a run's child, the CLI, a saved race): the kept
     weights scored on the test split, a calibration temperature fitted on the validation split, the checkpoint
     written into the run's folder (with `extra_metrics` in its header), the kept weights' watched answers (with
-    `watch`) and the Result event."""
+    `watch`) and the Result event. `progress` hears the share of the images scored (test, then validation)."""
     config = result.config
-    scores = _score_test(result, data, config)
-    temperature = _temperature(result, data)
+    test_share = len(data.test) / max(len(data.test) + len(data.val), 1)
+    scores = _score_test(result, data, config, part_of(progress, 0.0, test_share))
+    temperature = _temperature(result, data, part_of(progress, test_share, 1.0 - test_share))
     path = _save(checkpoint_dir, run, config, result, scores, temperature, extra_metrics)
     if watch is not None:
         watch.finish(result.model, result.best_epoch, temperature)

@@ -209,8 +209,13 @@ def leaderboard(cs: ClassSet, dataset: str) -> None:
     """Every finished run and shipped model scored on the class set, best first (cached until the set changes)."""
     from vitdemo.classset.scores import score_table
 
-    with st.spinner("Scoring the models on the class set..."):
-        rows = score_table(cs, registry(), dataset, shipped_dir=paths.shipped_dir())
+    slot = st.empty()  # a progress bar while models are scored (seconds: each new drawing scores them all again)
+    label = "Scoring the models on the class set…"
+    done = lambda share: slot.progress(min(1.0, share), text=label)  # noqa: E731
+    try:
+        rows = score_table(cs, registry(), dataset, shipped_dir=paths.shipped_dir(), progress=done)
+    finally:
+        slot.empty()
     message = views.scores_message(rows)
     if message:
         st.info(message, icon=":material/draw:")

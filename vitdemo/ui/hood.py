@@ -4,9 +4,15 @@ is in vitdemo.explain.hood, the figures in vitdemo.views.hood_charts."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
 import torch
+from streamlit.delta_generator import DeltaGenerator
 
 from vitdemo.checkpoints import LoadedModel
 from vitdemo.data import DataError, class_names, load_raw, to_input
@@ -23,6 +29,7 @@ from vitdemo.explain.hood import (
 )
 from vitdemo.explain.lens import PROBE_IMAGES, Lens, cnn_lens, fit_probes, vit_lens
 from vitdemo.preprocess.pipeline import normalize, preprocess
+from vitdemo.results import cache as results_cache
 from vitdemo.ui import shell, view
 from vitdemo.ui.shell import test_split
 from vitdemo.views import display, hood_charts
@@ -35,6 +42,7 @@ DRAW_KEY = shell.LAST_INPUT_KEY  # the Draw page leaves its last (28, 28) float 
 SOURCES = {"drawing": "Your last drawing", "test": "A test image", "upload": "Upload an image"}
 INPUT_PX = 260
 CHART = {"displayModeBar": False}
+PROBE_ENTRIES = 4  # checkpoints whose stage probes the server keeps (a few KB each)
 
 
 # --- input -------------------------------------------------------------------------------------------------
@@ -342,22 +350,66 @@ def _lens(model: str, lens: Lens, loaded: LoadedModel) -> None:
     st.caption(hood_charts.lens_sentence(model, lens.names, lens.probs, lens.decided_at(), classes))
 
 
-@st.cache_resource(show_spinner="Fitting a small probe after each stage...", max_entries=4)
-def _fit_probes(path: str, mtime_ns: int, dataset: str, data: str, _loaded: LoadedModel) -> list | None:
-    """The stage probes of one checkpoint file version, fitted once per server on its dataset's training images."""
-    del path, mtime_ns  # the cache key: a retrained file is probed again
+@dataclass
+class _ProbeStore:
+    """Stage probes by checkpoint file version, shared by every session of the process."""
+
+    lock: threading.Lock
+    probes: OrderedDict[tuple[str, int, str, str], list | None]
+
+
+@st.cache_resource(show_spinner=False)
+def _probe_store() -> _ProbeStore:
+    return _ProbeStore(threading.Lock(), OrderedDict())
+
+
+def _probe_images(dataset: str, data: str, loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The training images the probes are fitted on, normalised (N, 1, 28, 28), and their labels (N,)."""
     try:
         split = load_raw(dataset, train=True, data_dir=data)
     except DataError:
         return None
-    images, labels = split.images[:PROBE_IMAGES], split.labels[:PROBE_IMAGES]
-    x = to_input(images, _loaded.meta.mean, _loaded.meta.std)  # (N, 1, 28, 28)
-    return fit_probes(_loaded.model, x, labels)
+    x = to_input(split.images[:PROBE_IMAGES], loaded.meta.mean, loaded.meta.std)  # (N, 1, 28, 28)
+    return x, split.labels[:PROBE_IMAGES]
 
 
 def _probes(path: str, loaded: LoadedModel) -> list | None:
+    """The stage probes of one checkpoint file version: kept by this server, read from the disk cache (the shipped
+    CNN's ship in checkpoints/results/), or fitted here once with a progress bar (seconds) and kept on disk; one
+    fitting at a time. None without the training images."""
     mtime = loaded.path.stat().st_mtime_ns if loaded.path is not None and loaded.path.exists() else 0
-    return _fit_probes(path, mtime, loaded.meta.dataset, shell.data_dir(), loaded)
+    key, store = (path, mtime, loaded.meta.dataset, shell.data_dir()), _probe_store()
+    slot = st.empty()  # always: the page keeps one shape whether or not the probes were ready
+    if key in store.probes:
+        return store.probes[key]
+    with store.lock:  # a second session asking for the same file waits for the first
+        if key not in store.probes:
+            store.probes[key] = _read_or_fit(path, loaded, slot)
+            while len(store.probes) > PROBE_ENTRIES:
+                store.probes.popitem(last=False)
+    return store.probes[key]
+
+
+def _read_or_fit(path: str, loaded: LoadedModel, slot: DeltaGenerator) -> list | None:
+    found = _probe_images(loaded.meta.dataset, shell.data_dir(), loaded)
+    if found is None:
+        return None
+    x, labels = found
+    folders = results_cache.places()
+    disk_key = results_cache.probes_key(path, labels) if path else None
+    probes = results_cache.read_probes(folders, disk_key) if disk_key else None
+    if probes is not None:
+        return probes
+    label = "Fitting a small probe after each stage…"
+    bar = slot.progress(0.0, text=label)
+    try:
+        probes = fit_probes(loaded.model, x, labels, progress=lambda done: bar.progress(min(1.0, done), text=label))
+    finally:
+        slot.empty()
+    if disk_key:
+        with contextlib.suppress(OSError):  # a read-only home: fitted again by the next server
+            results_cache.write_probes(folders[-1], disk_key, probes)
+    return probes
 
 
 def _filters(loaded: LoadedModel) -> None:

@@ -264,15 +264,18 @@ def _save(race: Race) -> None:
         people.name_form()  # shown on every refresh until the name is given, then the save goes on
         return
     st.session_state[_SAVING] = False
+    label = "Scoring both models on the 10,000 test images and saving them…"
+    bar = st.progress(0.0, text=label)  # seconds: each model reads 20,000 images
     try:
-        with st.spinner("Scoring both models on the 10,000 test images and saving them…"):
-            ids = save_race(registry(), race.export(), actor.owner)
+        ids = save_race(registry(), race.export(), actor.owner, lambda share: bar.progress(min(1.0, share), text=label))
     except NothingToSave as exc:
         st.warning(exc.public)
         return
     except RegistryError as exc:
         st.error(exc.public, icon=":material/error:")
         return
+    finally:
+        bar.empty()
     names = " and ".join(f"#{i} ({KINDS[k]})" for i, k in zip(ids, ("cnn", "vit"), strict=True))
     st.session_state[_NOTICE] = f"Saved as runs {names}: compare them on Evaluate or the Leaderboard."
 
