@@ -25,6 +25,8 @@ def test_play_shows_a_point_the_counters_move_and_a_knob_is_marked(app_page: Any
     page = app_page
     page.goto(app_url.rstrip("/") + "/race")
     helpers.wait_for_app(page)
+    page.get_by_text("Expert view", exact=True).click()  # its step counters and knob names (Simple says pictures)
+    helpers.wait_idle(page)
     page.get_by_text(re.compile(r"^Ready")).first.wait_for(timeout=90_000)
     start = time.monotonic()
     page.get_by_role("button", name="Play").click()
