@@ -36,7 +36,8 @@ class CaptionerConfig:
     # Training only (no weights ship for it): a CTC loss on the encoder's strips, beside the decoder's, so that
     # each strip learns which digit it shows before the decoder has learned where to look (hybrid CTC/attention,
     # Watanabe et al. 2017). Measured on 2 CPU cores at equal steps (1,800 batches of 32, 400 validation numbers):
-    # whole numbers read 10.7% without it, 17.5% at 0.3, 17.0% at 0.5 (the strips alone then read 31%).
+    # whole numbers read 10.7% without it, 17.5% at 0.3, 17.0% at 0.5 (the strips alone then read 31%); the
+    # shipped captioner, 30 epochs with it, reads 86.45% (the first, 6 short epochs without it, 8.55%).
     ctc_weight: float = setting(0.3, "CTC help", minimum=0.0, step=0.1, help="0 = off; the share of the loss "
                                 "that asks each strip of the image which digit it shows")  # fmt: skip
 
