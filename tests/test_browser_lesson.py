@@ -57,7 +57,7 @@ def test_a_students_page_follows_the_teachers_steps_without_a_reload(
         state.set_step(reg, "draw", TEACHER)  # the teacher starts it (from the sidebar, or here)
         banner(student, steps.BY_KEY["draw"]).wait_for(timeout=BANNER_WAIT_S * 1000)  # by itself, no reload
         link = student.get_by_role("link", name=re.compile("Go to Draw"))
-        assert link.is_visible()
+        link.wait_for(state="visible", timeout=10_000)  # the banner's link (it may render a moment after its text)
 
         teacher.get_by_text("Teacher", exact=True).click()  # the sidebar's unlock
         teacher.get_by_label("Teacher password").fill(PASSWORD)

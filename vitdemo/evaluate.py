@@ -103,6 +103,10 @@ def score_checkpoint(
     if split is None:
         split = load_raw(meta.dataset, train=False, data_dir=data_dir)
     model = loaded.model.to(device)
+    if torch.device(device).type == "cpu" and loaded.kind == "cnn" and not model.training:
+        from vitdemo.models.cnn import fast_inference_copy
+
+        model = fast_inference_copy(model)  # the same function, 1.7x faster on a CPU
     return score_model(
         model,
         split,
