@@ -42,6 +42,11 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+    # A real browser against a real server on two loaded cores: a page may be a refresh late where a test looks.
+    # Such a test gets one more try (pytest-rerunfailures; the report lists it as RERUN): a broken page fails both.
+    for item in items:
+        if item.get_closest_marker("browser") and not item.get_closest_marker("flaky"):
+            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
 
 
 def _skip_or_fail(reason: str) -> None:
