@@ -120,3 +120,16 @@ def test_evaluate_shows_the_numbers_a_reader_misreads_and_explains_one(readers_e
         picked = at.selectbox(key="misread_pick")
         assert picked.value.truth != picked.value.wrote and picked.options[0].startswith("wrote ")
         assert any(m.startswith(heading) for m in texts(at, "markdown"))  # the picked number, explained
+
+
+def test_the_readers_table_reads_as_percentages_with_a_dash_for_what_a_reader_has_not() -> None:
+    # It showed 0.8645, "None" for the captioner's single-digit F1 and 1236.5078 seconds.
+    from types import SimpleNamespace
+
+    from vitdemo.views.read import reader_rows
+
+    captioner = SimpleNamespace(id=1, name="c", kind="captioner", test_acc=0.8645, val_acc=0.876, macro_f1=None,
+                                train_time_s=1236.5078)  # fmt: skip
+    (row,) = reader_rows([captioner])
+    assert row["whole-number accuracy"] == "86.5%" and row["validation"] == "87.6%"
+    assert row["single-digit macro F1"] == "–" and row["training"] == "20.6 min"
