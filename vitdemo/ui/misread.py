@@ -12,7 +12,7 @@ import streamlit as st
 from vitdemo.checkpoints import CheckpointError
 from vitdemo.data import DataError
 from vitdemo.numbers.analyze import read_image
-from vitdemo.numbers.gallery import GALLERY_NUMBERS, Misread, gallery_numbers, misreads
+from vitdemo.numbers.gallery import Misread, gallery_numbers, misreads
 from vitdemo.numbers.synth import Numbers
 from vitdemo.runs.store import Run
 from vitdemo.ui import read as read_ui
@@ -67,7 +67,7 @@ def misread_gallery(runs: list[Run]) -> None:
     if not wrong:
         st.success(f"It read all {len(numbers)} gallery numbers right.")
         return
-    st.caption(f"It misread {len(wrong)} of {GALLERY_NUMBERS} test numbers. The least sure first: what it wrote, "
+    st.caption(f"It misread {len(wrong)} of {len(numbers)} test numbers. The least sure first: what it wrote, "
                "then what was written.")  # fmt: skip
     shown = wrong[:SHOWN]
     st.image([_picture(numbers, m) for m in shown], caption=[_label(m) for m in shown], width=200)
