@@ -64,7 +64,8 @@ def test_trust_section_runs_on_request_and_is_kept_per_file_version(env: Registr
     at.button(key=f"trust_run_{run.id}").click().run()
     assert not at.exception and not at.error, [e.value for e in at.exception]
     curves = [s for s in vega_specs(at) if "AUC" in s]  # deletion and insertion, each map's AUCs in the legend
-    assert len(curves) == 2 and "deletion (lower" in curves[0] and "insertion (higher" in curves[1]
+    assert len(curves) == 2 and '"deletion"' in curves[0] and '"insertion"' in curves[1]
+    assert {"**Deletion (lower is better)**", "**Insertion (higher is better)**"} <= set(texts(at, "markdown"))
     assert all("centre blob" in c and "random map" in c for c in curves)
     table = at.dataframe[-1].value
     assert list(table["map"]) == ["the model's map", "random map", "centre blob"]

@@ -57,18 +57,19 @@ def curve_frame(report: TrustReport, explanation: str = "map") -> pd.DataFrame:
 
 
 def trust_chart(
-    report: TrustReport, panel: Literal["deletion", "insertion"], *, explanation: str = "map", height: int = 320
+    report: TrustReport, panel: Literal["deletion", "insertion"], *, explanation: str = "map", height: int = 400
 ) -> alt.Chart:
     """Deletion or insertion: the predicted class's mean probability against the fraction of pixels blanked or
-    put back, in the order of each map (the model's solid, in the accent). The legend carries each map's AUCs."""
-    title, x_title = CURVES[panel]
+    put back, in the order of each map (the model's solid, in the accent). The legend carries each map's AUCs.
+    No title of its own (Streamlit's frame cut it): the page writes CURVES[panel][0] above it."""
+    x_title = CURVES[panel][1]
     labels = map_labels(report, explanation)
     domain = list(labels.values())
     color = alt.Scale(domain=domain, range=[MAP_COLORS.get(k, PALETTE[0]) for k in labels])
     dash = alt.Scale(domain=domain, range=[MAP_DASH.get(k, [1, 0]) for k in labels])
     legend = alt.Legend(title=None, orient="bottom", direction="vertical", labelLimit=400)
     return (
-        alt.Chart(curve_frame(report, explanation), title=title, height=height)
+        alt.Chart(curve_frame(report, explanation), height=height)
         .mark_line(strokeWidth=3)
         .encode(
             x=alt.X("fraction:Q", title=x_title, scale=alt.Scale(domain=[0, 1]), axis=PERCENT),
@@ -124,6 +125,7 @@ def reliability_chart(curves: Mapping[str, Reliability], *, height: int = 300) -
         .encode(
             x=x, x2="hi:Q",
             y=alt.Y("accuracy:Q", title="right (accuracy)", scale=alt.Scale(domain=[0, 1]), axis=PERCENT),
+            y2=alt.datum(0),  # a bar from 0 (with x and x2 given, Vega-Lite would draw a thin mark at y)
             color=alt.Color("run:N", scale=scale, legend=legend),
             tooltip=[alt.Tooltip("run:N"), alt.Tooltip("confidence:Q", format=".1%", title="said on average"),
                      alt.Tooltip("accuracy:Q", format=".1%", title="right"), alt.Tooltip("count:Q", format=",")],
@@ -134,10 +136,10 @@ def reliability_chart(curves: Mapping[str, Reliability], *, height: int = 300) -
         .mark_line(strokeDash=[6, 4], strokeWidth=2)
         .encode(x=x, y="accuracy:Q", color=alt.Color("run:N", scale=scale, legend=legend))
     )
-    return alt.layer(diagonal, bars, height=height)
+    return alt.layer(bars, diagonal, height=height)  # the diagonal over the bars, seen across them
 
 
-def count_chart(curves: Mapping[str, Reliability], *, height: int = 120) -> alt.Chart:
+def count_chart(curves: Mapping[str, Reliability], *, height: int = 170) -> alt.Chart:
     """How many predictions fell in each confidence bin (log scale), under the reliability diagram."""
     labels, colors = _run_colors(curves)
     return (
@@ -147,7 +149,9 @@ def count_chart(curves: Mapping[str, Reliability], *, height: int = 120) -> alt.
             x=alt.X("lo:Q", title="confidence the model gave (calibrated)", scale=alt.Scale(domain=[0, 1]),
                     axis=PERCENT),
             x2="hi:Q",
-            y=alt.Y("count:Q", title="predictions", scale=alt.Scale(type="log")),
+            y=alt.Y("count:Q", title="predictions", scale=alt.Scale(type="log", domainMin=1),
+                    axis=alt.Axis(format="~s", values=[1, 10, 100, 1_000, 10_000])),
+            y2=alt.datum(1),  # from one prediction: a log scale has no 0
             color=alt.Color("run:N", scale=alt.Scale(domain=labels, range=colors), legend=None),
             tooltip=[alt.Tooltip("run:N"), alt.Tooltip("count:Q", format=",", title="predictions")],
         )
