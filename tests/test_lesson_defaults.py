@@ -25,7 +25,7 @@ def test_the_form_opens_on_the_quick_lesson_preset_with_a_cnn() -> None:
     assert values["model_kind"] == "cnn"
     assert values == forms.apply_preset({**forms.default_values(), "model_kind": "cnn"}, "quick lesson")
     config = forms.config_from_values(values)
-    assert (config.epochs, config.train_subset, config.model.width) == (2, 10_000, 8)
+    assert (config.epochs, config.train_subset, config.model.width, config.model.design) == (2, 10_000, 16, "lean")
     assert forms.config_from_values(forms.default_values()).epochs == 10  # what it opened on before: 10 full epochs
 
 

@@ -51,6 +51,32 @@ def test_cnn_returns_every_stage_in_the_graph(depth: int) -> None:
     assert torch.equal(torch.stack([a.sum() for a in model.forward_stages(x)]), torch.stack([a.sum() for a in stages]))
 
 
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_lean_cnn_pools_each_stage_and_counts_itself(depth: int) -> None:
+    """A lean stage is an unpadded conv, a pool, then norm and ReLU: 28 -> 12 -> 5 -> 1 pixels a side; the family's
+    counts (parameters, multiply-adds) are what the network has, and its fast copy answers as it does."""
+    from vitdemo.families.cnn import forward_macs, parameters
+    from vitdemo.models.cnn import fast_inference_copy
+
+    torch.manual_seed(0)
+    config = CNNConfig(width=8, depth=depth, design="lean")
+    model = build_model(config).eval()
+    x = torch.randn(3, 1, 28, 28)
+    logits, stages = model(x, return_stages=True)
+    assert [tuple(a.shape) for a in stages] == [(3, 8 * 2**i, s, s) for i, s in enumerate((12, 5, 1)[:depth])]
+    assert logits.shape == (3, 10) and torch.equal(logits, model(x))
+    assert count_parameters(model) == parameters(config)
+    assert forward_macs(config) < forward_macs(CNNConfig(width=8, depth=depth))  # why it exists
+    torch.testing.assert_close(fast_inference_copy(model)(x), logits, rtol=1e-4, atol=1e-5)
+
+
+def test_an_old_cnn_header_without_a_design_is_the_double_design() -> None:
+    config = model_config_from_dict({"kind": "cnn", "width": 16, "depth": 2, "dropout": 0.1})
+    assert config == CNNConfig(width=16, depth=2) and config.design == "double"
+    with pytest.raises(ConfigError, match="design"):
+        build_model(CNNConfig(design="deep"))
+
+
 def test_wider_cnn_has_more_parameters() -> None:
     assert count_parameters(build_model(CNNConfig(width=32))) > count_parameters(build_model(CNNConfig(width=16)))
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitdemo.config import ConfigError
+from vitdemo.families.cnn import head_inputs
 from vitdemo.models.cnn import CNN
 from vitdemo.training.augment import augment
 
@@ -96,7 +97,7 @@ def two_views(x: torch.Tensor, config: SimCLRConfig, generator: torch.Generator)
 def cnn_features(cnn: CNN, x: torch.Tensor) -> torch.Tensor:
     """The CNN without its head: (B, 1, 28, 28) -> (B, c * side * side), what the head's Linear reads."""
     for stage in cnn.stages:
-        x = cnn.pool(stage(x))  # (B, c_i, H / 2**(i+1), W / 2**(i+1))
+        x = cnn.pool(stage(x))  # (B, c_i, H / 2**(i+1), W / 2**(i+1)); a lean stage pools itself
     return x.flatten(1)
 
 
@@ -110,8 +111,7 @@ class SimCLR(nn.Module):
         self.config = config
         self.encoder = encoder
         cnn = encoder.config
-        side = cnn.image_size // 2**cnn.depth
-        features = cnn.width * 2 ** (cnn.depth - 1) * side * side  # 32 x 7 x 7 = 1568 for the default CNN
+        features = head_inputs(cnn)  # 32 x 7 x 7 = 1568 for the default CNN
         self.projector = nn.Sequential(
             nn.Linear(features, config.proj_hidden),
             nn.BatchNorm1d(config.proj_hidden),

