@@ -3,6 +3,8 @@
 
     python scripts/wait_bench.py                     # this checkout
     python scripts/wait_bench.py --root /tmp/before  # another checkout (e.g. `git archive main`), for "before"
+    python /tmp/before/scripts/wait_bench.py         # a checkout from before the matrices were tables (its own
+                                                     # copy of this script waits for plotly heatmaps instead)
 
 Prints figures, asserts nothing. Two fresh servers (`streamlit run app.py`, VITDEMO_HOME in a temporary folder, so
 nothing is cached but what the checkout ships), one headless Chromium (/usr/bin/chromium), 1280x720:
@@ -10,9 +12,9 @@ nothing is cached but what the checkout ships), one headless Chromium (/usr/bin/
    by default): seconds from the switch to the matrices. Then Draw: seconds from the mouse's release to both
    answers, for a session's first drawing, its second, and a second session's first.
 2. Evaluate (a fresh server, after one visit to Draw: its first script run imports and loads the models): seconds
-   from opening Evaluate in a new browser (nothing cached) to its confusion matrix drawn (its table's canvas painted); the same in another tab
-   of that browser (its cache holds Streamlit's chart library); then "Run the checks" (if offered: already done
-   means 0) to the checks' chart.
+   from opening Evaluate in a new browser (nothing cached) to its confusion matrix drawn (TABLE below); the same
+   in another tab of that browser (its cache holds Streamlit's JavaScript); then "Run the checks" (if offered:
+   already done means 0) to the checks' charts.
 Each time includes the browser's rendering; run it on a quiet machine, or note the load (printed).
 """
 
