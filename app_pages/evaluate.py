@@ -5,8 +5,9 @@ import streamlit as st
 
 from vitdemo.explain.opinions import is_classic_file
 from vitdemo.ui import classset as classset_ui
-from vitdemo.ui import compare, evaluate, misread, shell, widgets
+from vitdemo.ui import compare, confusion, evaluate, misread, shell, trust, widgets
 from vitdemo.ui.view import pick
+from vitdemo.views import matrix
 from vitdemo.views import read as read_views
 from vitdemo.views.words import say
 
@@ -48,29 +49,29 @@ with shell.stop_on_failure():
         st.stop()
     evaluate.metrics_row(res)
 
-    left, right = st.columns([1.25, 1], gap="large")
-    with left:
-        st.markdown(f"### {pick(say('evaluate', 'matrix_title'), 'Confusion matrix')}")
-        st.caption(
-            pick(
-                say("evaluate", "matrix"),
-                "Rows: the true class; columns: the prediction. Click a cell to see its test images.",
+    with st.container(horizontal=True, gap="large"):  # side by side where they fit (1920 px), else one below
+        with st.container(width=matrix.grid_width(res.classes)):
+            st.markdown(f"### {pick(say('evaluate', 'matrix_title'), 'Confusion matrix')}")
+            st.caption(
+                pick(
+                    say("evaluate", "matrix"),
+                    "Rows: the true class; columns: the prediction. Click a cell to see its test images.",
+                )
             )
-        )
-        cell = evaluate.confusion_picker(res, key=f"cm_{run.id}")
-    with right:
-        st.markdown(f"### {pick(say('evaluate', 'per_class_title'), 'Per class')}")
-        evaluate.per_class_table(res)
-    evaluate.cell_gallery(res, cell)
+            cell = confusion.confusion_picker(res, key=f"cm_{run.id}")
+        with st.container(width=evaluate.PER_CLASS_PX):
+            st.markdown(f"### {pick(say('evaluate', 'per_class_title'), 'Per class')}")
+            evaluate.per_class_table(res)
+    confusion.cell_gallery(res, cell)
 
     if run.checkpoint and not is_classic_file(run.checkpoint):
         st.markdown("### On the class's own handwriting")
         classset_ui.evaluation_panel(shell.load_model(run.checkpoint), key=f"cs_eval_{run.id}")
 
     st.markdown("### Can you trust this map?")
-    evaluate.trust_section(res)
+    trust.trust_section(res)
     st.markdown("### Is its confidence honest?")
-    evaluate.calibration_section([res], key=f"reliability_{run.id}")
+    trust.calibration_section([res], key=f"reliability_{run.id}")
     st.caption(
         pick(
             say("evaluate", "compare_hint"),

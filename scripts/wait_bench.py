@@ -3,6 +3,8 @@
 
     python scripts/wait_bench.py                     # this checkout
     python scripts/wait_bench.py --root /tmp/before  # another checkout (e.g. `git archive main`), for "before"
+    python /tmp/before/scripts/wait_bench.py         # a checkout from before the matrices were tables (its own
+                                                     # copy of this script waits for plotly heatmaps instead)
 
 Prints figures, asserts nothing. Two fresh servers (`streamlit run app.py`, VITDEMO_HOME in a temporary folder, so
 nothing is cached but what the checkout ships), one headless Chromium (/usr/bin/chromium), 1280x720:
@@ -10,9 +12,9 @@ nothing is cached but what the checkout ships), one headless Chromium (/usr/bin/
    by default): seconds from the switch to the matrices. Then Draw: seconds from the mouse's release to both
    answers, for a session's first drawing, its second, and a second session's first.
 2. Evaluate (a fresh server, after one visit to Draw: its first script run imports and loads the models): seconds
-   from opening Evaluate in a new browser (nothing cached) to its confusion matrix drawn; the same in another tab
-   of that browser (its cache holds Streamlit's chart library); then "Run the checks" (if offered: already done
-   means 0) to the checks' chart.
+   from opening Evaluate in a new browser (nothing cached) to its confusion matrix drawn (TABLE below); the same
+   in another tab of that browser (its cache holds Streamlit's JavaScript); then "Run the checks" (if offered:
+   already done means 0) to the checks' charts.
 Each time includes the browser's rendering; run it on a quiet machine, or note the load (printed).
 """
 
@@ -33,7 +35,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import browser  # noqa: E402
 
 TIMEOUT_MS = 180_000
-CHART = '[class*="st-key-%s"] .js-plotly-plot'  # a chart drawn, not its placeholder while the library loads
+# "Drawn": the confusion tables' data grid has painted its canvas (glide-data-grid's, data-testid
+# "data-grid-canvas"): it exists only once the grid's JavaScript has loaded and the grid is mounted, not while a
+# placeholder waits. (Until the matrices were plotly heatmaps, this was the heatmap's ".js-plotly-plot".)
+TABLE = '[class*="st-key-%s"] canvas[data-testid="data-grid-canvas"]'
 
 
 def _env(home: str) -> dict[str, str]:
@@ -76,7 +81,7 @@ def leaderboard_and_draw(chromium: Any, url: str) -> dict[str, float]:
     switch.scroll_into_view_if_needed()
     t0 = time.perf_counter()
     switch.click()
-    found["leaderboard matrices"] = _until(page, CHART % "lb_grid", t0)
+    found["leaderboard matrices"] = _until(page, TABLE % "lb_grid", t0)
     page.context.close()
 
     page = _new_page(chromium, url)
@@ -102,13 +107,13 @@ def evaluate(chromium: Any, url: str) -> dict[str, float]:
     page.set_default_timeout(TIMEOUT_MS)
     t0 = time.perf_counter()
     page.goto(f"{url}/evaluate")
-    found["evaluate: first visit"] = _until(page, CHART % "cm_", t0)
+    found["evaluate: first visit"] = _until(page, TABLE % "cm_", t0)
     browser.wait_idle(page, TIMEOUT_MS)
     again = page.context.new_page()  # another tab of the same browser: its cache holds the chart library
     again.set_default_timeout(TIMEOUT_MS)
     t0 = time.perf_counter()
     again.goto(f"{url}/evaluate")
-    found["evaluate: next tab"] = _until(again, CHART % "cm_", t0)
+    found["evaluate: next tab"] = _until(again, TABLE % "cm_", t0)
     browser.wait_idle(again, TIMEOUT_MS)
     again.close()
     button = page.get_by_role("button", name="Run the checks")

@@ -64,6 +64,11 @@ def plotly_specs(at: AppTest) -> list[str]:
     return [chart.proto.spec for chart in at.get("plotly_chart")]
 
 
+def vega_specs(at: AppTest) -> list[str]:
+    """The Vega-Lite specs of the page's st.altair_chart elements (their data travels apart, as Arrow)."""
+    return [chart.proto.spec for chart in at.get("vega_lite_chart")]
+
+
 def train_shipped_cnn(folder: Path, data_dir: Path, config: TrainConfig, *, scored: bool = False) -> Path:
     """Train `config` for real (seconds: a tiny CNN on a quick subset) and save it as the folder's shipped
     `cnn_mnist.safetensors`; `scored` adds its test accuracy, F1, size, time and curves, as a shipped file has."""

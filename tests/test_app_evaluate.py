@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apptest import open_page, plotly_specs, texts, train_shipped_cnn
+from apptest import open_page, plotly_specs, texts, train_shipped_cnn, vega_specs
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.calibration import expected_calibration_error
@@ -51,7 +51,7 @@ def test_reliability_diagram_and_calibration_error(env: Registry, shipped: Path)
     ece = expected_calibration_error(scores.probs, scores.labels)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics[f"Calibration error #{run.id}"] == f"{ece:.2%}"
-    (diagram,) = [s for s in plotly_specs(at) if "perfectly calibrated" in s]
+    (diagram,) = [s for s in vega_specs(at) if "perfectly calibrated" in s]
     assert f"#{run.id} (ECE {ece:.2%})" in diagram
     assert any(c.startswith("Each bar is the share of right answers") for c in texts(at, "caption"))
 
@@ -60,11 +60,13 @@ def test_trust_section_runs_on_request_and_is_kept_per_file_version(env: Registr
     at = open_evaluate()
     run = next(r for r in env.list_runs() if r.baseline)
     assert "### Can you trust this map?" in texts(at, "markdown")
-    assert not any("deletion" in s for s in plotly_specs(at))  # not computed on a plain visit
+    assert not any("deletion" in s for s in vega_specs(at))  # not computed on a plain visit
     at.button(key=f"trust_run_{run.id}").click().run()
     assert not at.exception and not at.error, [e.value for e in at.exception]
-    (curves,) = [s for s in plotly_specs(at) if "deletion" in s]
-    assert "insertion" in curves and "centre blob" in curves and "random map" in curves
+    curves = [s for s in vega_specs(at) if "AUC" in s]  # deletion and insertion, each map's AUCs in the legend
+    assert len(curves) == 2 and '"deletion"' in curves[0] and '"insertion"' in curves[1]
+    assert {"**Deletion (lower is better)**", "**Insertion (higher is better)**"} <= set(texts(at, "markdown"))
+    assert all("centre blob" in c and "random map" in c for c in curves)
     table = at.dataframe[-1].value
     assert list(table["map"]) == ["the model's map", "random map", "centre blob"]
     ours, rand = table.iloc[0], table.iloc[1]
@@ -74,7 +76,7 @@ def test_trust_section_runs_on_request_and_is_kept_per_file_version(env: Registr
     assert any(c.startswith("How to read it:") for c in texts(at, "caption"))
 
     again = open_evaluate()  # a new session: the report of this file version is kept
-    assert any("deletion" in s for s in plotly_specs(again)) and not any(
+    assert any("deletion" in s for s in vega_specs(again)) and not any(
         b.key == f"trust_run_{run.id}" for b in again.button
     )
 
@@ -82,14 +84,14 @@ def test_trust_section_runs_on_request_and_is_kept_per_file_version(env: Registr
     stamp = time.time() + 5
     os.utime(checkpoint, (stamp, stamp))  # touched, the same weights: the report kept on disk still holds
     touched = open_evaluate()
-    assert any("deletion" in s for s in plotly_specs(touched))
+    assert any("deletion" in s for s in vega_specs(touched))
     assert list((env.home / "cache").glob("trust-*.json"))  # kept as JSON, keyed by the file's content
 
     for stored in (env.home / "cache").glob("trust-*.json"):
         stored.unlink()  # as for a file with other weights: checked again only when asked
     os.utime(checkpoint, (stamp + 5, stamp + 5))
     changed = open_evaluate()
-    assert not any("deletion" in s for s in plotly_specs(changed))
+    assert not any("deletion" in s for s in vega_specs(changed))
     assert any(b.key == f"trust_run_{run.id}" for b in changed.button)
 
 
@@ -132,7 +134,7 @@ def test_comparing_two_runs_shows_both_calibration_curves(env: Registry, shipped
     baseline = next(r for r in env.list_runs() if r.baseline)
     other = copied_run(env, shipped, "twin")
     at = open_comparison([baseline.id, other])
-    both = [s for s in plotly_specs(at) if "perfectly calibrated" in s and f"#{other} (ECE" in s]
+    both = [s for s in vega_specs(at) if "perfectly calibrated" in s and f"#{other} (ECE" in s]
     assert len(both) == 1 and f"#{baseline.id} (ECE" in both[0]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics[f"Calibration error #{other}"] == metrics[f"Calibration error #{baseline.id}"]  # same weights
@@ -164,9 +166,8 @@ def test_three_runs_side_by_side_of_three_families(env: Registry, shipped: Path,
     assert table["test accuracy"][0] == pytest.approx(table["test accuracy"][1])  # the same weights
     assert table["calibration error"].notna().all()
 
-    figures = [json.loads(s) for s in plotly_specs(at)]
-    (grid,) = [f["data"] for f in figures if any(t["type"] == "heatmap" for t in f["data"])]  # one chart, 3 matrices
-    assert [t["type"] for t in grid] == ["heatmap"] * 3 and {t["coloraxis"] for t in grid} == {"coloraxis"}
+    grid = [d for d in at.dataframe if d.value.shape == (10, 10)]  # the three matrices, as coloured tables
+    assert len(grid) == 3 and all(d.value.to_numpy().sum() == 10_000 for d in grid)
     (curves,) = [s for s in plotly_specs(at) if "validation accuracy" in s]
     assert "twin" in curves and "pixels-logreg" not in curves  # a classic model has no epochs...
     assert any(c.startswith(f"No training curves for #{baseline.id}, #{logreg}") for c in texts(at, "caption"))

@@ -96,8 +96,10 @@ def test_runs_side_by_side_with_scores_on_request(family_runs: dict[str, int], t
     expected = score_classic(load_classic(tiny_logreg), load_raw("mnist", train=False))
     assert table["test accuracy"][0] == pytest.approx(expected.accuracy)  # measured now
     assert table["test loss"][0] == pytest.approx(expected.loss, rel=1e-5) and table["test loss"][1:].isna().all()
-    grids = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
-    assert [[t["type"] for t in g] for g in grids if g and g[0]["type"] == "heatmap"] == [["heatmap"]]  # one file
+    grids = [d for d in at.dataframe if d.value.shape == (10, 10)]  # the matrices: coloured tables, no plotly
+    assert len(grids) == 1 and grids[0].value.to_numpy().sum() == 10_000  # one file (the other has none)
+    traces = [t["type"] for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]]
+    assert traces and "heatmap" not in traces  # the curves stay plotly
 
 
 def test_the_label_budget_study_is_a_plot_and_a_table(env: Registry, family_runs: dict[str, int]) -> None:

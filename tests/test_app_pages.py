@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from apptest import open_as, open_page, texts, train_shipped_cnn
 from streamlit.testing.v1 import AppTest
@@ -285,9 +286,14 @@ def test_evaluate_shows_accuracy_confusion_matrix_and_cells(env: Registry, shipp
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{baseline.test_acc:.2%}"  # recomputed here, equal to the stored one
     assert metrics["Macro F1"] == f"{baseline.macro_f1:.4f}"
-    charts = at.get("plotly_chart")
-    assert charts and '"type":"heatmap"' in charts[0].proto.spec
-    per_class = at.dataframe[0].value
+    assert not at.get("plotly_chart")  # the first screen waits for no plotly bundle (issue 24)
+    (table,) = [d for d in at.dataframe if d.value.shape == (10, 10)]  # the confusion matrix, coloured cells
+    assert table.value.to_numpy().sum() == 10_000 and list(table.value.columns) == [str(i) for i in range(10)]
+    assert int(np.trace(table.value.to_numpy())) == 10_000 - int(metrics["Errors (of 10,000)"].replace(",", ""))
+    styles = table.proto.arrow_data.styler.styles  # CSS rules, cells of one colour grouped
+    assert styles.count("_row") == 100 and "background-color" in styles  # every cell coloured
+    assert table.proto.selection_mode  # a click on a cell picks it (the browser test clicks one)
+    per_class = next(d.value for d in at.dataframe if "support" in d.value.columns)
     assert list(per_class["class"]) == [str(i) for i in range(10)] and per_class["support"].sum() == 10_000
 
     at.selectbox(key=f"cm_{baseline.id}_true").set_value(3).run()
@@ -297,6 +303,17 @@ def test_evaluate_shows_accuracy_confusion_matrix_and_cells(env: Registry, shipp
     (gallery,) = at.get("image")
     captions = [img.caption for img in gallery.proto.imgs]
     assert 0 < len(captions) <= 12 and all(c.startswith("true 3 · predicted 3 (") for c in captions)
+    (table,) = [d for d in at.dataframe if d.value.shape == (10, 10)]
+    assert '"cells": [[3, "3"]]' in table.proto.selection_state  # the table shows the picked cell selected
+
+    # a click on the cell of true 2, predicted 7 (the browser writes the table's state so; test_browser_lesson clicks)
+    at.session_state[f"cm_{baseline.id}"] = {"selection": {"rows": [], "columns": [], "cells": [[2, "7"]]}}
+    at.run()
+    assert (at.selectbox(key=f"cm_{baseline.id}_true").value, at.selectbox(key=f"cm_{baseline.id}_pred").value) == (
+        2,
+        7,
+    )
+    assert any(m.startswith("#### True 2, predicted 7") for m in texts(at, "markdown"))
 
 
 @pytest.mark.parametrize("broken", ["not-a-database", "home-is-a-file"])

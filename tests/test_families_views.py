@@ -3,7 +3,6 @@ the comparison table and the confusion-matrix grid (vitdemo.views.compare), the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -157,36 +156,3 @@ def test_comparison_frame_measures_what_was_scored_and_keeps_what_was_stored(reg
     assert scored["parameters"] == 1234 and scored["training time (s)"] == 12.3 and scored["family"] == "CNN"
     assert stored["test accuracy"] == 0.7 and np.isnan(stored["test loss"]) and np.isnan(stored["calibration error"])
     assert stored["run"] == "=b" and stored["model"] == "Logistic regression" and stored["family"] == "Classic"
-
-
-def test_confusion_grid_has_three_per_row_and_one_colour_scale() -> None:
-    classes = [str(i) for i in range(10)]
-    mats = [np.diag(np.full(10, 100 * (i + 1))) + 1 for i in range(4)]  # (10, 10) each, the last one largest
-    titles = ["#1 a", "#2 <b>bold</b>", "#3 " + "x" * 80, "#4 d"]
-    fig = compare.confusion_grid_figure(mats, titles, classes)
-    data = json.loads(fig.to_json())
-    heat = data["data"]
-    assert [t["type"] for t in heat] == ["heatmap"] * 4
-    assert {t["coloraxis"] for t in heat} == {"coloraxis"}  # one colour scale for all
-    assert data["layout"]["coloraxis"]["cmax"] == pytest.approx(np.log1p(401))  # the largest count of any matrix
-    assert [t["xaxis"] for t in heat] == ["x", "x2", "x3", "x4"]
-    domains = [data["layout"][k]["domain"] for k in ("xaxis", "xaxis2", "xaxis3", "xaxis4")]
-    assert domains[3] == domains[0]  # the fourth starts a second row under the first
-    assert data["layout"]["yaxis4"]["domain"][1] < data["layout"]["yaxis"]["domain"][0]
-    assert np.array_equal(np.asarray(fig.data[3].text), mats[3])  # each cell shows its count
-    annotations = [a["text"] for a in data["layout"]["annotations"]]
-    assert "#2 &lt;b&gt;bold&lt;/b&gt;" in annotations  # a name is text, never HTML
-    assert any(t.startswith("#3 xxx") and t.endswith("…") and len(t) <= compare.MAX_TITLE for t in annotations)
-    assert data["layout"]["xaxis5"]["visible"] is False and data["layout"]["xaxis6"]["visible"] is False
-    assert data["layout"]["xaxis4"]["title"]["text"] == "predicted"
-    assert data["layout"]["xaxis2"]["title"]["text"] == "predicted"  # nothing under it in the second row
-    with pytest.raises(ValueError, match="one title per"):
-        compare.confusion_grid_figure(mats, titles[:2], classes)
-    with pytest.raises(ValueError, match="every matrix"):
-        compare.confusion_grid_figure([np.eye(3)], ["x"], classes)
-
-
-def test_two_matrices_fill_one_row() -> None:
-    fig = compare.confusion_grid_figure([np.eye(2, dtype=int)] * 2, ["a", "b"], ["p", "q"])
-    layout = json.loads(fig.to_json())["layout"]
-    assert "xaxis3" not in layout and layout["xaxis2"]["title"]["text"] == "predicted"

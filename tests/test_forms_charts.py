@@ -363,31 +363,6 @@ def test_curves_figure_has_train_and_val_lines() -> None:
         charts.overlay_figure({}, "f1")
 
 
-def test_confusion_figure_cells_and_selection() -> None:
-    cm = np.array([[50, 2, 0], [7, 40, 1], [0, 0, 30]])
-    fig = charts.confusion_figure(cm, ["a", "b", "c"], selected=(1, 0))
-    heat, cells = fig.data
-    assert np.array_equal(np.asarray(heat.text), cm)
-    assert np.allclose(np.asarray(heat.z), np.log1p(cm))
-    # Streamlit reads colours "#000001".."#0000ff" as placeholders for its theme: empty cells would turn pink
-    assert not any(str(color).lower().startswith("#0000") for _, color in heat.colorscale)
-    # every cell has a clickable point whose customdata is (true, predicted) and whose place is that cell
-    points = list(zip(cells.y, cells.x, map(tuple, cells.customdata), strict=True))
-    assert len(points) == 9
-    for y, x, (t, p) in points:
-        assert (y, x) == ("abc"[t], "abc"[p])
-    assert fig.layout.shapes[0].x0 == -0.5 and fig.layout.shapes[0].y0 == 0.5  # outline on true b, predicted a
-    event = {"selection": {"points": [{"x": "a", "y": "b", "customdata": [1, 0]}]}}
-    assert charts.selected_cell(event) == (1, 0)
-    assert charts.selected_cell({"selection": {"points": [{"customdata": {"1": 2, "0": 1}}]}}) == (1, 2)
-    assert charts.selected_cell({"selection": {"points": [{"x": "c", "y": "a"}]}}, ["a", "b", "c"]) == (0, 2)
-    assert charts.selected_cell({"selection": {"points": [{"x": "c", "y": "a"}]}}) is None
-    assert charts.selected_cell({"selection": {"points": []}}) is None
-    assert charts.selected_cell(None) is None
-    with pytest.raises(ValueError):
-        charts.confusion_figure(cm, ["a", "b"])
-
-
 def test_per_class_frame_and_cell_examples() -> None:
     labels = np.array([0, 0, 0, 1, 1, 2])
     probs = np.array(

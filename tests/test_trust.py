@@ -225,9 +225,9 @@ def test_maps_come_from_a_batch_not_an_image_loop(mnist_checkpoints: Path, mnist
 # --------------------------------------------------------------------------------------------------
 
 
-def test_trust_figure_and_table_show_every_map() -> None:
+def test_trust_charts_and_table_show_every_map() -> None:
     from vitdemo.explain.trust import MapScores, TrustReport
-    from vitdemo.views.trust_charts import trust_figure, trust_frame
+    from vitdemo.views.trust_charts import curve_frame, trust_chart, trust_frame
 
     curve = np.linspace(1, 0, 5)
     scores = {
@@ -238,22 +238,38 @@ def test_trust_figure_and_table_show_every_map() -> None:
     frame = trust_frame(report)
     assert list(frame["map"]) == ["the model's map", "random map", "centre blob"]
     assert list(frame["deletion AUC"]) == [0.5, 1.0, 1.5]
-    fig = trust_figure(report, explanation="integrated gradients")
-    assert len(fig.data) == 6  # deletion and insertion for each map
-    assert [t.name for t in fig.data if t.showlegend] == [
-        "integrated gradients (AUC 0.500 / 0.500)", "random map (AUC 1.000 / 0.000)", "centre blob (AUC 1.500 / -0.500)"
-    ]  # fmt: skip
+    curves = curve_frame(report, "integrated gradients")
+    assert len(curves) == 15 and list(curves["insertion"][5:10]) == list(1 - curve * 2)  # 5 steps of 3 maps
+    legend = [
+        "integrated gradients (AUC 0.500 / 0.500)",
+        "random map (AUC 1.000 / 0.000)",
+        "centre blob (AUC 1.500 / -0.500)",
+    ]
+    for panel in ("deletion", "insertion"):
+        spec = trust_chart(report, panel, explanation="integrated gradients").to_dict()
+        enc = spec["encoding"]
+        assert enc["y"]["field"] == panel and "title" not in spec  # the page writes it above (a frame cut it)
+        assert enc["color"]["scale"]["domain"] == legend and enc["color"]["scale"]["range"][0] == "#ff7a45"
+        for axis in ("x", "y"):  # 0-100%, in even steps
+            assert enc[axis]["scale"]["domain"] == [0, 1] and enc[axis]["axis"]["format"] == ".0%"
 
 
-def test_reliability_figure_has_the_diagonal_and_one_bar_set_per_run() -> None:
+def test_reliability_chart_has_the_diagonal_and_one_bar_set_per_run() -> None:
     from vitdemo.calibration import reliability_bins
-    from vitdemo.views.trust_charts import reliability_figure
+    from vitdemo.views.trust_charts import PERFECT, bin_frame, count_chart, reliability_chart
 
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
     labels = np.array([0, 1, 1, 0])
     rel = reliability_bins(probs, labels, bins=10)
-    fig = reliability_figure({"#1": rel, "#2": rel})
-    assert fig.data[0].name == "perfectly calibrated"
-    bars = [t for t in fig.data if t.type == "bar" and t.showlegend is not False]
-    assert [b.name for b in bars] == [f"#1 (ECE {rel.ece:.2%})", f"#2 (ECE {rel.ece:.2%})"]
-    assert len(bars[0].x) == int((rel.count > 0).sum())  # empty bins are left out
+    curves = {"#1": rel, "#2": rel}
+    spec = reliability_chart(curves).to_dict()
+    bars, diagonal = spec["layer"]
+    assert diagonal["mark"]["strokeDash"] and bars["mark"]["type"] == "bar"
+    names = [f"#1 (ECE {rel.ece:.2%})", f"#2 (ECE {rel.ece:.2%})"]
+    assert bars["encoding"]["color"]["scale"]["domain"] == [*names, PERFECT]
+    assert bars["encoding"]["y"]["scale"]["domain"] == [0, 1]  # accuracy: 0-100%
+    frame = bin_frame(curves)
+    assert list(frame["run"]).count(names[0]) == int((rel.count > 0).sum())  # empty bins are left out
+    first, second = frame[frame["run"] == names[0]], frame[frame["run"] == names[1]]
+    assert (first["hi"].to_numpy() <= second["lo"].to_numpy()).all()  # side by side within each bin, no overlap
+    assert count_chart(curves).to_dict()["encoding"]["y"]["scale"]["type"] == "log"

@@ -9,9 +9,11 @@ import numpy as np
 import streamlit as st
 
 from vitdemo.runs.store import Registry, Run
-from vitdemo.ui.evaluate import TestResults, calibration_section, test_results
+from vitdemo.ui.confusion import confusion_table
+from vitdemo.ui.evaluate import TestResults, test_results
 from vitdemo.ui.shell import test_split
-from vitdemo.views import charts, compare, display, teachers
+from vitdemo.ui.trust import calibration_section
+from vitdemo.views import charts, compare, display, matrix, teachers
 from vitdemo.views.names import dataset_name
 
 MAX_RUNS = len(charts.PALETTE)  # one colour each on the curves chart
@@ -78,10 +80,15 @@ def teacher_curves(reg: Registry, runs: list[Run], key: str) -> None:
 
 
 def confusion_grid(results: list[TestResults], key: str) -> None:
-    """The runs' confusion matrices, three to a row, one colour scale for all."""
-    titles = [f"#{r.run.id} {r.run.name} · {r.report.accuracy:.2%}" for r in results]
-    fig = compare.confusion_grid_figure([r.report.confusion for r in results], titles, results[0].classes)
-    st.plotly_chart(fig, key=key, config={"displayModeBar": False})
+    """The runs' confusion matrices as coloured tables on one colour scale, as many to a row as fit (one at
+    1280x720, two at 1920x1080)."""
+    top = max(int(r.report.confusion.max(initial=0)) for r in results)
+    with st.container(horizontal=True, gap="medium", key=key):
+        for res in results:
+            with st.container(width=matrix.grid_width(res.classes)):
+                title = compare.short_title(f"#{res.run.id} {res.run.name} · {res.report.accuracy:.2%}")
+                st.markdown(f"**{charts.literal_markdown(title)}**")
+                confusion_table(res.report.confusion, res.classes, key=f"{key}_{res.run.id}", top=top)
     st.caption(
         "Rows: the true class; columns: the prediction. The same colour is the same number of test images in every "
         "matrix (a log scale, so that a few mistakes show beside the thousands on the diagonal)."

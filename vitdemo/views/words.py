@@ -75,6 +75,8 @@ WORDS: dict[str, dict[str, str]] = {
         "trust_untrained": "A model that learned nothing should get a different map. A score near 0 means the map "
         "shows what the model learned.",
         "untrained_help": "Near 0 is good: the map comes from what the model learned.",
+        "trust_deletion": "Hiding the marked dots first",
+        "trust_insertion": "Putting the marked dots back first",
         "calibration": "Each bar shows how often the model was right when it was this sure. Bars on the dashed "
         "line mean that when it says 90%, it is right 9 times out of 10.",
         "gallery_overlay": "The colours show where the model looked. Bright means it mattered more.",
