@@ -77,6 +77,27 @@ def test_an_old_cnn_header_without_a_design_is_the_double_design() -> None:
         build_model(CNNConfig(design="deep"))
 
 
+@pytest.mark.parametrize("patch", [4, 7, 14])
+def test_a_conv_stem_puts_the_tokens_on_the_patch_grid(patch: int) -> None:
+    from vitdemo.families.vit import parameters
+
+    torch.manual_seed(0)
+    config = ViTConfig(patch_size=patch, depth=2, stem="conv")
+    model = build_model(config).eval()
+    logits, attns = model(torch.randn(2, 1, 28, 28), return_attn=True)
+    tokens = (28 // patch) ** 2 + 1
+    assert logits.shape == (2, 10) and attns[0].shape == (2, 4, tokens, tokens)  # rollout reads the same grid
+    assert count_parameters(model) == parameters(config)
+    assert model_config_from_dict({"kind": "vit", "patch_size": patch}).stem == "patch"  # an old header
+
+
+def test_mae_refuses_a_conv_stem() -> None:
+    from vitdemo.pretrain.mae import MAE
+
+    with pytest.raises(ConfigError, match="stem"):
+        MAE(build_model(ViTConfig(depth=1, stem="conv")))
+
+
 def test_wider_cnn_has_more_parameters() -> None:
     assert count_parameters(build_model(CNNConfig(width=32))) > count_parameters(build_model(CNNConfig(width=16)))
 

@@ -12,7 +12,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitdemo.families.vit import ViTConfig
+from vitdemo.families.vit import CONV_STEM_TO_GRID, ViTConfig
+
+
+def patch_embedding(config: ViTConfig) -> nn.Module:
+    """(B, C, 28, 28) -> (B, D, g, g): one linear map of each patch ("patch"), or a small conv stem ("conv": a 3x3
+    stride-2 conv onto 14x14 with batch norm and ReLU, then a conv onto the patch grid; vitdemo.families.vit)."""
+    dim, p = config.embed_dim, config.patch_size
+    if config.stem == "patch":
+        return nn.Conv2d(config.in_chans, dim, p, stride=p)
+    k, stride, pad = CONV_STEM_TO_GRID[p]
+    return nn.Sequential(
+        nn.Conv2d(config.in_chans, dim // 2, 3, stride=2, padding=1, bias=False),  # (B, D/2, 14, 14)
+        nn.BatchNorm2d(dim // 2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(dim // 2, dim, k, stride=stride, padding=pad),  # (B, D, g, g)
+    )
 
 
 class Attention(nn.Module):
@@ -69,7 +84,7 @@ class ViT(nn.Module):
         config.validate()
         self.config = config
         dim, n_patches = config.embed_dim, config.grid**2
-        self.patch_embed = nn.Conv2d(config.in_chans, dim, config.patch_size, stride=config.patch_size)
+        self.patch_embed = patch_embedding(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.randn(1, n_patches + 1, dim) * 0.02)
         self.pos_drop = nn.Dropout(config.dropout)

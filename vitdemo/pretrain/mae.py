@@ -96,6 +96,8 @@ class MAE(nn.Module):
         self.config = config
         self.encoder = encoder
         vit = encoder.config
+        if vit.stem != "patch":  # a conv stem lets a visible token see into its hidden neighbours
+            raise ConfigError("MAE pretraining needs a ViT whose patches are embedded on their own (stem 'patch')")
         dim, n = config.decoder_dim, vit.grid**2
         self.decoder_embed = nn.Linear(vit.embed_dim, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))

@@ -157,6 +157,7 @@ PRESETS: dict[str, FormValues] = {
         "vit_num_heads": 4,
         "vit_mlp_ratio": 2.0,
         "vit_dropout": 0.0,
+        "vit_stem": "patch",  # a pure ViT: the conv stem (90.7% where this one reads 74.7%) is the class's to try
         "cnn_width": 16,  # the lean design: 98.6% test where the double one of width 8 reached 98.2%, as fast
         "cnn_depth": 2,
         "cnn_dropout": 0.1,
@@ -180,6 +181,7 @@ PRESETS: dict[str, FormValues] = {
         "vit_num_heads": 4,
         "vit_mlp_ratio": 2.0,
         "vit_dropout": 0.0,
+        "vit_stem": "patch",
         "cnn_width": 16,
         "cnn_depth": 2,
         "cnn_dropout": 0.1,
@@ -203,6 +205,7 @@ PRESETS: dict[str, FormValues] = {
         "vit_num_heads": 4,
         "vit_mlp_ratio": 2.0,
         "vit_dropout": 0.0,
+        "vit_stem": "patch",
         "cnn_width": 32,
         "cnn_depth": 2,
         "cnn_dropout": 0.1,
