@@ -41,14 +41,15 @@ RECIPES: dict[str, TrainConfig] = {
         schedule="onecycle",
         augment=0.0,
     ),
-    # 7x7 patches (16 tokens) through a small conv stem, 4 blocks: 98.6% validation after 6 of 7 epochs
+    # 7x7 patches (16 tokens) through a small conv stem, 3 blocks, light augmentation: 98.5% validation after 7 of
+    # 8 epochs (without augmentation 98.48% after 8; with 4 blocks 98.44% after 7, in 182 s)
     "vit": TrainConfig(
-        model=ViTConfig(patch_size=7, depth=4, stem="conv"),
-        epochs=7,
+        model=ViTConfig(patch_size=7, depth=3, stem="conv"),
+        epochs=8,
         batch_size=128,
         lr=3e-3,
         warmup_epochs=0.5,
-        augment=0.0,
+        augment=0.3,
     ),
 }
 
