@@ -13,7 +13,8 @@ nothing is cached but what the checkout ships), one headless Chromium (/usr/bin/
    answers, for a session's first drawing, its second, and a second session's first.
 2. Evaluate (a fresh server, after one visit to Draw: its first script run imports and loads the models): seconds
    from opening Evaluate in a new browser (nothing cached) to its confusion matrix drawn (TABLE below); the same
-   in another tab of that browser (its cache holds Streamlit's JavaScript); then "Run the checks" (if offered:
+   in another tab of that browser (its cache holds Streamlit's JavaScript); from the menu, for a student already in
+   the app (Draw open in a new session, then Evaluate clicked in the sidebar); then "Run the checks" (if offered:
    already done means 0) to the checks' charts.
 Each time includes the browser's rendering; run it on a quiet machine, or note the load (printed).
 """
@@ -116,6 +117,12 @@ def evaluate(chromium: Any, url: str) -> dict[str, float]:
     found["evaluate: next tab"] = _until(again, TABLE % "cm_", t0)
     browser.wait_idle(again, TIMEOUT_MS)
     again.close()
+    inside = _new_page(chromium, url)  # a student already in the app (Draw open) who picks Evaluate in the menu
+    link = inside.locator('[data-testid="stSidebarNavLink"]', has_text="Evaluate").first
+    t0 = time.perf_counter()
+    link.click()
+    found["evaluate: from the menu"] = _until(inside, TABLE % "cm_", t0)
+    inside.context.close()
     button = page.get_by_role("button", name="Run the checks")
     with contextlib.suppress(PlaywrightTimeout):
         button.first.wait_for(timeout=10_000)  # the page's last part; absent when the checks are stored
