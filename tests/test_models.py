@@ -51,23 +51,60 @@ def test_cnn_returns_every_stage_in_the_graph(depth: int) -> None:
     assert torch.equal(torch.stack([a.sum() for a in model.forward_stages(x)]), torch.stack([a.sum() for a in stages]))
 
 
+def hooked_macs(model: torch.nn.Module) -> int:
+    """Multiply-adds of one 28x28 image through every conv and linear layer, counted from their outputs."""
+    total = 0
+
+    def count(module: torch.nn.Module, _: object, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            total += out[0].numel() * k
+        elif isinstance(module, torch.nn.Linear):
+            total += out[0].numel() * module.in_features
+
+    hooks = [
+        m.register_forward_hook(count) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 1, 28, 28))
+    for h in hooks:
+        h.remove()
+    return total
+
+
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_lean_cnn_pools_each_stage_and_counts_itself(depth: int) -> None:
-    """A lean stage is an unpadded conv, a pool, then norm and ReLU: 28 -> 12 -> 5 -> 1 pixels a side; the family's
-    counts (parameters, multiply-adds) are what the network has, and its fast copy answers as it does."""
-    from vitdemo.families.cnn import forward_macs, parameters
-    from vitdemo.models.cnn import fast_inference_copy
+    """A lean stage is a conv, a pool, then norm and ReLU: 28 -> 12 -> 5 -> 2 pixels a side; the family's counts
+    (parameters, multiply-adds) are what the network has; it trains on a batch of one image (a 1x1 last stage
+    would not: batch norm needs two values a channel)."""
+    from vitdemo.families.cnn import forward_macs, parameters, stage_sides
 
     torch.manual_seed(0)
     config = CNNConfig(width=8, depth=depth, design="lean")
     model = build_model(config).eval()
     x = torch.randn(3, 1, 28, 28)
     logits, stages = model(x, return_stages=True)
-    assert [tuple(a.shape) for a in stages] == [(3, 8 * 2**i, s, s) for i, s in enumerate((12, 5, 1)[:depth])]
+    assert [tuple(a.shape) for a in stages] == [(3, 8 * 2**i, s, s) for i, s in enumerate(stage_sides(config))]
+    assert stage_sides(config) == [12, 5, 2][:depth]
     assert logits.shape == (3, 10) and torch.equal(logits, model(x))
     assert count_parameters(model) == parameters(config)
+    assert forward_macs(config) == hooked_macs(model)
     assert forward_macs(config) < forward_macs(CNNConfig(width=8, depth=depth))  # why it exists
-    torch.testing.assert_close(fast_inference_copy(model)(x), logits, rtol=1e-4, atol=1e-5)
+    model.train()(torch.randn(1, 1, 28, 28)).sum().backward()  # the last batch of an epoch can hold one image
+
+
+@pytest.mark.parametrize("config", [CNNConfig(width=8, depth=d) for d in (1, 2, 3)] + [
+    ViTConfig(patch_size=p, depth=2, stem=s) for p in (4, 7, 14) for s in ("patch", "conv")])  # fmt: skip
+def test_the_families_count_the_multiply_adds_their_networks_do(config) -> None:
+    from vitdemo.families import get as family
+
+    counted = hooked_macs(build_model(config))
+    if config.kind == "cnn":
+        assert family("cnn").macs(config) == counted
+    else:  # attention's two matrix products (scores, weighted sum) have no layer for a hook to see
+        t, d = config.grid**2 + 1, config.embed_dim
+        assert family("vit").macs(config) == counted + config.depth * 2 * t * t * d
 
 
 def test_an_old_cnn_header_without_a_design_is_the_double_design() -> None:
@@ -91,11 +128,15 @@ def test_a_conv_stem_puts_the_tokens_on_the_patch_grid(patch: int) -> None:
     assert model_config_from_dict({"kind": "vit", "patch_size": patch}).stem == "patch"  # an old header
 
 
-def test_mae_refuses_a_conv_stem() -> None:
+def test_mae_refuses_a_conv_stem_before_a_run_is_queued() -> None:
     from vitdemo.pretrain.mae import MAE
+    from vitdemo.runconfig import PretrainRun
 
     with pytest.raises(ConfigError, match="stem"):
         MAE(build_model(ViTConfig(depth=1, stem="conv")))
+    with pytest.raises(ConfigError, match="stem"):  # what the Train form and the queue check
+        PretrainRun(method="mae", train=TrainConfig(model=ViTConfig(depth=1, stem="conv"))).validate()
+    PretrainRun(method="mae", train=TrainConfig(model=ViTConfig(depth=1))).validate()
 
 
 def test_wider_cnn_has_more_parameters() -> None:

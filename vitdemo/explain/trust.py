@@ -38,6 +38,7 @@ from vitdemo.explain.maps import (
     integrated_gradients,
 )
 from vitdemo.explain.readable import QUANTILE, SIGMA_PX, shown_maps
+from vitdemo.families.cnn import stage_sides
 from vitdemo.models import build_model
 
 Progress = Callable[[float], None]  # the share of the work done, 0..1
@@ -329,10 +330,11 @@ def cnn_candidates(loaded: LoadedModel) -> dict[str, Explainer]:
     """Explanations a CNN checkpoint could show, by label: Grad-CAM and its variants on each stage, and
     integrated gradients from the blank image with a few numbers of steps (the app uses explain_cnn)."""
     depth, blank = loaded.meta.model_config.depth, blank_value(loaded.meta.mean, loaded.meta.std)
+    sides = stage_sides(loaded.meta.model_config)
     found: dict[str, Explainer] = {}
     for method in ("gradcam", "gradcam++", "hirescam", "layercam"):
         for stage in range(depth):
-            side = loaded.meta.model_config.image_size // 2**stage
+            side = sides[stage]
             label = f"{method}, stage {stage + 1} ({side}x{side})"
             found[label] = partial(_cam, stages=(stage,), method=method)
     found[f"layercam, stages 1-{depth} averaged"] = partial(_cam, stages=tuple(range(depth)), method="layercam")

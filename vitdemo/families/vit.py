@@ -98,7 +98,8 @@ def activation_floats(m: ViTConfig) -> int:
     """Floats one image keeps for the backward pass (a rough count of the saved tensors)."""
     t, d, h = m.grid**2 + 1 + bool(m.teacher), m.embed_dim, int(m.embed_dim * m.mlp_ratio)
     per_block = t * (10 * d + 3 * h) + 2 * m.num_heads * t * t  # ln/qkv/proj/residuals, mlp, attention
-    return 28 * 28 * 2 + m.depth * per_block
+    stem = 3 * (d // 2) * 14 * 14 + d * m.grid**2 if m.stem == "conv" else 0  # conv, norm and ReLU at 14x14; the grid
+    return 28 * 28 * 2 + stem + m.depth * per_block
 
 
 FAMILY = Family(

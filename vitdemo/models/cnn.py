@@ -10,17 +10,20 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from vitdemo.families.cnn import LEAN_HIDDEN, LEAN_KERNELS, CNNConfig, head_inputs
+from vitdemo.families.cnn import LEAN_HIDDEN, LEAN_KERNELS, LEAN_PADDINGS, CNNConfig, map_inputs
 
 
 def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True))
 
 
-def lean_stage(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
-    """An unpadded conv, a 2x2 max-pool, then batch norm and ReLU on the pooled quarter of the pixels."""
+def lean_stage(c_in: int, c_out: int, kernel: int, padding: int) -> nn.Sequential:
+    """A conv, a 2x2 max-pool, then batch norm and ReLU on the pooled quarter of the pixels."""
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU(True)
+        nn.Conv2d(c_in, c_out, kernel, padding=padding, bias=False),
+        nn.MaxPool2d(2),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(True),
     )
 
 
@@ -36,12 +39,13 @@ def double_stages(config: CNNConfig) -> list[nn.Module]:
 
 def lean_stages(config: CNNConfig) -> list[nn.Module]:
     widths = [config.in_chans] + [config.width * 2**i for i in range(config.depth)]
-    return [lean_stage(widths[i], widths[i + 1], LEAN_KERNELS[i]) for i in range(config.depth)]
+    return [lean_stage(widths[i], widths[i + 1], LEAN_KERNELS[i], LEAN_PADDINGS[i]) for i in range(config.depth)]
 
 
 class CNN(nn.Module):
     """`depth` stages, widths doubling; "double": [conv-bn-relu x2, maxpool 2] and a flatten + linear head;
-    "lean": [unpadded conv, maxpool 2, bn, relu] and a flatten + hidden layer head (vitdemo.families.cnn)."""
+    "lean": [conv, maxpool 2, bn, relu], a neck (flatten + a hidden layer) and a linear head (vitdemo.families.cnn).
+    The head is the final linear layer alone in both, so a linear probe and a warm start treat them alike."""
 
     def __init__(self, config: CNNConfig) -> None:
         super().__init__()
@@ -49,26 +53,26 @@ class CNN(nn.Module):
         self.config = config
         lean = config.design == "lean"
         self.stages = nn.ModuleList(lean_stages(config) if lean else double_stages(config))
-        self.pool = (
-            nn.Identity() if lean else nn.MaxPool2d(2)
-        )  # between stages and before the head: a lean stage pools itself
+        self.pool = nn.Identity() if lean else nn.MaxPool2d(2)  # between stages, before the head; lean pools itself
         # Flatten rather than global-average-pool: position matters for digits and it trains much faster.
-        n, classes = head_inputs(config), config.num_classes  # 32 x 7 x 7 for the default; 32 x 5 x 5 lean
-        hidden: list[nn.Module] = [nn.Linear(n, LEAN_HIDDEN), nn.ReLU(True)] if lean else []
-        self.head = nn.Sequential(
-            nn.Flatten(), *hidden, nn.Dropout(config.dropout), nn.Linear(LEAN_HIDDEN if lean else n, classes)
+        n, classes = map_inputs(config), config.num_classes  # 32 x 7 x 7 for the default; 32 x 5 x 5 lean
+        hidden = nn.Sequential(nn.Flatten(), nn.Linear(n, LEAN_HIDDEN), nn.ReLU(True)) if lean else nn.Identity()
+        self.neck = hidden  # (B, C, h, w) -> (B, LEAN_HIDDEN) for lean; nothing for double (the head flattens)
+        self.head = nn.Sequential(  # its keys are the same as before the lean design: old checkpoints load
+            nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(LEAN_HIDDEN if lean else n, classes)
         )
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every stage's activations: a double stage's before its pooling, (B, width * 2**i, 28 / 2**i, 28 / 2**i),
-        so 28x28, 14x14 and 7x7 for three stages on 28x28 inputs; a lean stage's after it, 12x12, 5x5 and 1x1."""
-        acts = [self.stages[0](x)]  # (B, width, H, W)
+        so 28x28, 14x14 and 7x7 for three stages on 28x28 inputs; a lean stage's after it, 12x12, 5x5 and 2x2
+        (vitdemo.families.cnn.stage_sides)."""
+        acts = [self.stages[0](x)]  # (B, width, s_0, s_0)
         for stage in self.stages[1:]:
-            acts.append(stage(self.pool(acts[-1])))  # (B, width * 2**i, H / 2**i, W / 2**i)
+            acts.append(stage(self.pool(acts[-1])))  # (B, width * 2**i, s_i, s_i)
         return acts
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last stage's activations, before its pooling: (B, width * 2**(depth-1), h, w)."""
+        """The last stage's activations (B, width * 2**(depth-1), h, w), as `forward_stages` gives them."""
         return self.forward_stages(x)[-1]
 
     def forward(
@@ -78,7 +82,7 @@ class CNN(nn.Module):
         (B, K, h, w); with `return_stages`, the list of every stage's (see `forward_stages`). Both stay in the
         autograd graph (as the ViT returns its attention with `return_attn`)."""
         stages = self.forward_stages(x)
-        logits = self.head(self.pool(stages[-1]))  # (B, num_classes)
+        logits = self.head(self.neck(self.pool(stages[-1])))  # (B, num_classes)
         if return_stages:
             return logits, stages
         return (logits, stages[-1]) if return_features else logits
@@ -100,6 +104,7 @@ def fold_batch_norm(cnn: CNN) -> CNN:
 
 
 def fast_inference_copy(cnn: CNN) -> CNN:
-    """`fold_batch_norm` (a lean CNN: a copy as it is) with channels-last weights: on a CPU (AVX2, one thread) the shipped CNN reads the test set
-    1.7x faster (3.1 s -> 1.75 s for 2,000 images) and the Draw page's integrated gradients take 15% less time."""
+    """`fold_batch_norm` (a lean CNN: a copy as it is) with channels-last weights: on a CPU (AVX2, one thread) the
+    shipped CNN reads the test set 1.7x faster (3.1 s -> 1.75 s for 2,000 images) and the Draw page's integrated
+    gradients take 15% less time."""
     return fold_batch_norm(cnn).to(memory_format=torch.channels_last)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitdemo.config import ConfigError
-from vitdemo.families.cnn import head_inputs
+from vitdemo.families.cnn import feature_count
 from vitdemo.models.cnn import CNN
 from vitdemo.training.augment import augment
 
@@ -95,10 +95,11 @@ def two_views(x: torch.Tensor, config: SimCLRConfig, generator: torch.Generator)
 
 
 def cnn_features(cnn: CNN, x: torch.Tensor) -> torch.Tensor:
-    """The CNN without its head: (B, 1, 28, 28) -> (B, c * side * side), what the head's Linear reads."""
+    """The CNN without its head: (B, 1, 28, 28) -> (B, F), what the head's Linear reads (F = c * side * side, or
+    a lean CNN's hidden layer: its neck is pretrained with the stages)."""
     for stage in cnn.stages:
-        x = cnn.pool(stage(x))  # (B, c_i, H / 2**(i+1), W / 2**(i+1)); a lean stage pools itself
-    return x.flatten(1)
+        x = cnn.pool(stage(x))  # (B, c_i, s_i, s_i); a lean stage pools itself
+    return cnn.neck(x).flatten(1)
 
 
 class SimCLR(nn.Module):
@@ -111,7 +112,7 @@ class SimCLR(nn.Module):
         self.config = config
         self.encoder = encoder
         cnn = encoder.config
-        features = head_inputs(cnn)  # 32 x 7 x 7 = 1568 for the default CNN
+        features = feature_count(cnn)  # 32 x 7 x 7 = 1568 for the default CNN
         self.projector = nn.Sequential(
             nn.Linear(features, config.proj_hidden),
             nn.BatchNorm1d(config.proj_hidden),

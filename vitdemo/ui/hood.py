@@ -43,6 +43,13 @@ SOURCES = {"drawing": "Your last drawing", "test": "A test image", "upload": "Up
 INPUT_PX = 260
 CHART = {"displayModeBar": False}
 PROBE_ENTRIES = 4  # checkpoints whose stage probes the server keeps (a few KB each)
+STAGE_HELP = {  # the Expert tooltip of the CNN's stages, by design (vitdemo.families.cnn)
+    "double": "The output of each stage: two 3x3 convolutions with batch norm and ReLU, before the max-pooling that "
+    "halves the resolution for the next stage.",
+    "lean": "The output of each stage: one convolution, then the max-pooling that halves the resolution, then batch "
+    "norm and ReLU.",
+}
+CONV_STEM_NOTE = " (through a small conv stem first, so each token also sees a few pixels of its neighbours)"
 
 
 # --- input -------------------------------------------------------------------------------------------------
@@ -171,7 +178,7 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
         view.pick(
             say("hood", "vit_intro", count=cfg.grid * cfg.grid),
             f"It cuts the image into {cfg.grid * cfg.grid} patches of {cfg.patch_size}x{cfg.patch_size} pixels (the "
-            f"blue grid) and turns each into a token; {L} layers of {H} attention heads then let every token gather "
+            f"blue grid) and turns each into a token{CONV_STEM_NOTE if cfg.stem == 'conv' else ''}; {L} layers of {H} attention heads then let every token gather "
             "information from the others. Click a patch (or move the sliders) to see where it looks.",
         )
     )
@@ -311,8 +318,7 @@ def cnn_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
     picture.image(display.upscale(image, 112), caption="the input (28x28)", width=112, output_format="PNG")
     stage = layer.radio(
         "Layer", list(range(len(stages))), format_func=labels.__getitem__, key="hood_stage",
-        help=view.tip(say("hood", "stage_help"), "The output of each stage: two 3x3 convolutions with "
-        "batch norm and ReLU, before the max-pooling that halves the resolution for the next stage."),
+        help=view.tip(say("hood", "stage_help"), STAGE_HELP[loaded.meta.model_config.design]),
     )  # fmt: skip
     count = amount.select_slider(
         "Maps shown", [8, 16, 32, 64], value=16, key="hood_channels",

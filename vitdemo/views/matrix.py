@@ -125,7 +125,7 @@ def selected_cell(event: Any, classes: Sequence[str]) -> tuple[int, int] | None:
         if not isinstance(cell, Sequence) or len(cell) != 2:
             continue
         row, column = cell
-        if isinstance(row, int) and 0 <= row < len(names) and str(column) in names:
+        if type(row) is int and 0 <= row < len(names) and str(column) in names:  # not a bool, not a float
             return row, names.index(str(column))
     return None
 
