@@ -215,6 +215,20 @@ def test_every_kind_gets_a_time_estimate(model) -> None:
     assert est.seconds > admission.STARTUP_S and est.how in ("measured", "scaled")
 
 
+def test_a_lean_cnn_too_big_to_probe_is_scaled_from_a_lean_reference() -> None:
+    """A lean CNN does more per multiply-add than the double design; scaled from the double reference's rate its
+    estimate came out several times too short."""
+    probed: list[CNNConfig] = []
+
+    def probe(model, batch: int, device: str) -> float:
+        probed.append(model)
+        return 1000.0
+
+    big = TrainConfig(model=CNNConfig(width=256, depth=3, design="lean"), epochs=1)
+    rate, how = admission.Estimator(probe, threads=1).images_per_s(big, "cpu")
+    assert how == "scaled" and probed[0] == CNNConfig(width=16, depth=2, design="lean")
+
+
 def test_classic_and_pretraining_times_come_from_the_measured_constants() -> None:
     est = admission.Estimator(fixed_speed, threads=1)
     svm = est.estimate(ClassicRun(model=ClassicConfig(kind="svm"), train_subset=11_000), "cpu")

@@ -136,6 +136,7 @@ FAMILY = Family(
     caption="Integrated gradients: how much each pixel of ink adds to the predicted class, measured from a blank "
     "image (bright: adds more); chosen over Grad-CAM, whose coarse 7x7 map also painted the empty background.",
     reference=CNNConfig(width=16, depth=2),
+    reference_for=lambda m: CNNConfig(width=16, depth=2, design=m.design),  # a lean step does more per multiply-add
     shape=lambda m: f"w{m.width}x{m.depth}" + ("-lean" if m.design == "lean" else ""),
     params=parameters,
     macs=forward_macs,

@@ -95,6 +95,8 @@ class Family:
     caption: str = ""  # one sentence under the explanation: what it shows and how to read it
     blurb: str = ""  # one sentence under the family's form fields
     reference: Any = None  # a small config whose measured speed stands in for a model too big to probe
+    # the reference for a given config, where the family has designs of different speed per multiply-add
+    reference_for: Callable[[Any], Any] | None = None
     shape: Callable[[Any], str] = lambda config: ""  # a short tag of the model's shape for run names
     params: Callable[[Any], int] | None = None  # trainable parameters from the config (None: counted on meta)
     macs: Callable[[Any], int] | None = None  # one image's forward multiply-adds (None: from macs_per_param)

@@ -159,7 +159,8 @@ class Estimator:
 
     def images_per_s(self, config: TrainConfig, device: str) -> tuple[float, str]:
         """(training images/s of `config` on `device`, "measured" or "scaled")."""
-        reference = families.get(config.model.kind).reference
+        family = families.get(config.model.kind)
+        reference = family.reference_for(config.model) if family.reference_for else family.reference
         flop_rate = self._measured(reference, PROBE_BATCH, device) * train_flops_per_image(reference)
         flops = train_flops_per_image(config.model)
         batch = max(1, min(config.batch_size, train_images(config) or 1))
