@@ -1,7 +1,8 @@
 """The CNN family (the model: vitdemo.models.cnn), in two designs:
 - "double": `depth` stages of two 3x3 conv + BN + ReLU, then a 2x2 max-pool; a linear head on the flattened map;
-- "lean": `depth` stages of one unpadded conv (5x5 first, then 3x3), a 2x2 max-pool, then BN + ReLU (pooling first
-  puts the norm and the ReLU on a quarter of the pixels, LeNet's order); a hidden layer of `LEAN_HIDDEN` in the head.
+- "lean": `depth` stages of one conv (5x5 then 3x3 unpadded, a padded 3x3 third), a 2x2 max-pool, then BN + ReLU
+  (pooling first puts the norm and the ReLU on a quarter of the pixels, LeNet's order); a hidden layer of
+  `LEAN_HIDDEN` (the model's neck) before the linear head.
   Several times the double design's images/s on a CPU and 99% MNIST validation in two epochs (README, "Seconds to
   99%").
 """
@@ -14,7 +15,7 @@ from typing import Literal
 from vitdemo.families.spec import Family, check, setting
 
 DESIGNS = ("double", "lean")
-LEAN_HIDDEN = 128  # the lean head's hidden layer (256 measured no better in two epochs)
+LEAN_HIDDEN = 128  # the lean neck's hidden layer (256 measured no better in two epochs)
 LEAN_KERNELS = (5, 3, 3)  # each lean stage's conv: 28 -> 24 -> 12, 12 -> 10 -> 5, then padded: 5 -> 5 -> 2
 LEAN_PADDINGS = (0, 0, 1)  # the third is padded: an unpadded one would leave 1x1, which batch norm cannot train on
 
@@ -22,7 +23,7 @@ LEAN_PADDINGS = (0, 0, 1)  # the third is padded: an unpadded one would leave 1x
 @dataclass(frozen=True)
 class CNNConfig:
     """A plain CNN: `depth` stages, widths doubling; each stage two 3x3 conv + BN + ReLU then a 2x2 max-pool
-    ("double"), or one unpadded conv, a 2x2 max-pool, BN and ReLU ("lean")."""
+    ("double"), or one conv, a 2x2 max-pool, BN and ReLU ("lean")."""
 
     kind: Literal["cnn"] = "cnn"
     image_size: int = 28
