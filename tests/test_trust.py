@@ -252,6 +252,9 @@ def test_trust_charts_and_table_show_every_map() -> None:
         assert enc["color"]["scale"]["domain"] == legend and enc["color"]["scale"]["range"][0] == "#ff7a45"
         for axis in ("x", "y"):  # 0-100%, in even steps
             assert enc[axis]["scale"]["domain"] == [0, 1] and enc[axis]["axis"]["format"] == ".0%"
+    # the Simple view's legend: plain words, no method name and no AUC (it said "integrated gradients (AUC ...)")
+    plain = trust_chart(report, "deletion", explanation="integrated gradients", plain=True).to_dict()
+    assert plain["encoding"]["color"]["scale"]["domain"] == ["the map", "random dots", "a blob in the middle"]
 
 
 def test_reliability_chart_has_the_diagonal_and_one_bar_set_per_run() -> None:

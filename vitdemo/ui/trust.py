@@ -125,7 +125,7 @@ def trust_section(res: TestResults) -> None:
             bar.empty()
     with st.container(key=f"trust_curves_{run.id}"):
         for panel, column in zip(("deletion", "insertion"), st.columns(2), strict=True):  # stacked on a phone
-            chart = trust_charts.trust_chart(report, panel, explanation=explained)
+            chart = trust_charts.trust_chart(report, panel, explanation=explained, plain=view.simple())
             plain = say("evaluate", "trust_deletion" if panel == "deletion" else "trust_insertion")
             title = view.pick(plain, trust_charts.CURVES[panel][0].capitalize())
             column.markdown(f"**{title}**")

@@ -18,8 +18,10 @@ import pandas as pd
 from vitdemo.calibration import Reliability
 from vitdemo.explain.trust import BASELINE_NAMES, TrustReport
 from vitdemo.views.charts import PALETTE
+from vitdemo.views.words import say
 
 MAP_COLORS = {"model": "#ff7a45", "random": "#9aa3b5", "centre": "#5b8def"}  # the model's map in the accent
+PLAIN_LEGEND = {"model": "legend_model", "random": "legend_random", "centre": "legend_centre"}  # words.py keys
 MAP_DASH = {"model": [1, 0], "random": [2, 3], "centre": [8, 4]}  # solid, dotted, dashed
 PERFECT = "perfectly calibrated"
 PERFECT_COLOR = "#9aa3b5"
@@ -36,8 +38,11 @@ def trust_frame(report: TrustReport) -> pd.DataFrame:
     return frame.astype({"deletion AUC": "float64", "insertion AUC": "float64", "background share": "float64"})
 
 
-def map_labels(report: TrustReport, explanation: str = "map") -> dict[str, str]:
-    """Map key -> its legend entry, with both AUCs: 'integrated gradients (AUC 0.120 / 0.870)'."""
+def map_labels(report: TrustReport, explanation: str = "map", *, plain: bool = False) -> dict[str, str]:
+    """Map key -> its legend entry, with both AUCs: 'integrated gradients (AUC 0.120 / 0.870)'; `plain` (the
+    Simple view): the words alone, no method name and no AUC ('the map', 'random dots')."""
+    if plain:
+        return {name: say("evaluate", PLAIN_LEGEND[name]) for name in report.scores}
     return {
         name: f"{explanation if name == 'model' else BASELINE_NAMES[name]} "
         f"(AUC {scores.deletion_auc:.3f} / {scores.insertion_auc:.3f})"
@@ -45,9 +50,9 @@ def map_labels(report: TrustReport, explanation: str = "map") -> dict[str, str]:
     }
 
 
-def curve_frame(report: TrustReport, explanation: str = "map") -> pd.DataFrame:
+def curve_frame(report: TrustReport, explanation: str = "map", *, plain: bool = False) -> pd.DataFrame:
     """Long form, one row per map and step: map (its legend entry), fraction, deletion, insertion."""
-    labels = map_labels(report, explanation)
+    labels = map_labels(report, explanation, plain=plain)
     rows = [
         {"map": labels[name], "fraction": float(f), "deletion": float(d), "insertion": float(i)}
         for name, scores in report.scores.items()
@@ -57,19 +62,24 @@ def curve_frame(report: TrustReport, explanation: str = "map") -> pd.DataFrame:
 
 
 def trust_chart(
-    report: TrustReport, panel: Literal["deletion", "insertion"], *, explanation: str = "map", height: int = 400
+    report: TrustReport,
+    panel: Literal["deletion", "insertion"],
+    *,
+    explanation: str = "map",
+    plain: bool = False,
+    height: int = 400,
 ) -> alt.Chart:
     """Deletion or insertion: the predicted class's mean probability against the fraction of pixels blanked or
     put back, in the order of each map (the model's solid, in the accent). The legend carries each map's AUCs.
     No title of its own (Streamlit's frame cut it): the page writes CURVES[panel][0] above it."""
     x_title = CURVES[panel][1]
-    labels = map_labels(report, explanation)
+    labels = map_labels(report, explanation, plain=plain)
     domain = list(labels.values())
     color = alt.Scale(domain=domain, range=[MAP_COLORS.get(k, PALETTE[0]) for k in labels])
     dash = alt.Scale(domain=domain, range=[MAP_DASH.get(k, [1, 0]) for k in labels])
     legend = alt.Legend(title=None, orient="bottom", direction="vertical", labelLimit=400)
     return (
-        alt.Chart(curve_frame(report, explanation), height=height)
+        alt.Chart(curve_frame(report, explanation, plain=plain), height=height)
         .mark_line(strokeWidth=3)
         .encode(
             x=alt.X("fraction:Q", title=x_title, scale=alt.Scale(domain=[0, 1]), axis=PERCENT),

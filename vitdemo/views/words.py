@@ -76,6 +76,9 @@ WORDS: dict[str, dict[str, str]] = {
         "shows what the model learned.",
         "untrained_help": "Near 0 is good: the map comes from what the model learned.",
         "trust_deletion": "Hiding the marked dots first",
+        "legend_model": "the map",
+        "legend_random": "random dots",
+        "legend_centre": "a blob in the middle",
         "trust_insertion": "Putting the marked dots back first",
         "calibration": "Each bar shows how often the model was right when it was this sure. Bars on the dashed "
         "line mean that when it says 90%, it is right 9 times out of 10.",
