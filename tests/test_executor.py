@@ -134,7 +134,10 @@ def test_a_run_given_up_on_while_it_scores_keeps_its_result(
     def slow_scoring(*args: object):
         time.sleep(1.5)  # no step, no progress
         verdicts.append(claims.fail_orphans(reg, stale_s=1.0))  # a worker's sweep: alive, by its heartbeat
-        verdicts.append(claims.fail_orphans(reg, stale_s=0.0))  # one that gives up on everything
+        # one that gives up on everything: its cut-off a minute ahead, so a heartbeat the run's thread writes
+        # between the sweep's listing and its update (every 0.1 s here) cannot save it (with 0 s it could, and
+        # did once on a loaded machine: the sweep then failed nothing)
+        verdicts.append(claims.fail_orphans(reg, stale_s=-60.0))
         return score(*args)
 
     monkeypatch.setattr(execute, "_score_test", slow_scoring)

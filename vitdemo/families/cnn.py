@@ -47,13 +47,18 @@ class CNNConfig:
         check(self.design == "double" or lean_sides(self)[-1] >= 2, "a lean CNN of this depth leaves no pixels")
 
 
-def lean_sides(m: CNNConfig) -> list[int]:
-    """Each lean stage's output side: its conv, then a 2x2 pool (28 -> 12 -> 5 -> 2)."""
+def lean_conv_sides(m: CNNConfig) -> list[int]:
+    """Each lean stage's conv output side, before its 2x2 pool (28 -> 24, 12 -> 10, 5 -> 5)."""
     sides, side = [], m.image_size
     for i in range(m.depth):
-        side = (side - LEAN_KERNELS[i] + 1 + 2 * LEAN_PADDINGS[i]) // 2
-        sides.append(side)
+        sides.append(side - LEAN_KERNELS[i] + 1 + 2 * LEAN_PADDINGS[i])
+        side = sides[-1] // 2
     return sides
+
+
+def lean_sides(m: CNNConfig) -> list[int]:
+    """Each lean stage's output side: its conv, then a 2x2 pool (28 -> 12 -> 5 -> 2)."""
+    return [side // 2 for side in lean_conv_sides(m)]
 
 
 def stage_sides(m: CNNConfig) -> list[int]:
@@ -96,12 +101,11 @@ def parameters(m: CNNConfig) -> int:
 def forward_macs(m: CNNConfig) -> int:
     """One image's forward multiply-adds (convolutions and the head)."""
     if m.design == "lean":
-        macs, c_in, side = 0, m.in_chans, m.image_size
-        for i in range(m.depth):
-            c_out, k = m.width * 2**i, LEAN_KERNELS[i]
-            conv_side = side - k + 1 + 2 * LEAN_PADDINGS[i]
-            macs += k * k * conv_side**2 * c_in * c_out  # the conv, before its pool
-            c_in, side = c_out, conv_side // 2
+        macs, c_in = 0, m.in_chans
+        for i, conv_side in enumerate(lean_conv_sides(m)):
+            c_out = m.width * 2**i
+            macs += LEAN_KERNELS[i] ** 2 * conv_side**2 * c_in * c_out  # the conv, before its pool
+            c_in = c_out
         return macs + map_inputs(m) * LEAN_HIDDEN + LEAN_HIDDEN * m.num_classes
     macs, c_in, side = 0, m.in_chans, m.image_size
     for i in range(m.depth):
@@ -114,11 +118,10 @@ def forward_macs(m: CNNConfig) -> int:
 def activation_floats(m: CNNConfig) -> int:
     """Floats one image keeps for the backward pass: each conv's output, its batch norm's and its ReLU's."""
     if m.design == "lean":  # the conv's output, then the pooled map's three (pool, norm, ReLU)
-        floats, side = 28 * 28 * 2, m.image_size
-        for i, pooled in enumerate(lean_sides(m)):
-            c, conv_side = m.width * 2**i, side - LEAN_KERNELS[i] + 1 + 2 * LEAN_PADDINGS[i]
+        floats = 28 * 28 * 2
+        for i, conv_side in enumerate(lean_conv_sides(m)):
+            c, pooled = m.width * 2**i, conv_side // 2
             floats += c * conv_side * conv_side + 3 * c * pooled * pooled
-            side = pooled
         return floats + 2 * LEAN_HIDDEN
     floats, side = 28 * 28 * 2, m.image_size
     for i in range(m.depth):

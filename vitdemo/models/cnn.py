@@ -56,8 +56,8 @@ class CNN(nn.Module):
         self.pool = nn.Identity() if lean else nn.MaxPool2d(2)  # between stages, before the head; lean pools itself
         # Flatten rather than global-average-pool: position matters for digits and it trains much faster.
         n, classes = map_inputs(config), config.num_classes  # 32 x 7 x 7 for the default; 32 x 5 x 5 lean
-        hidden = nn.Sequential(nn.Flatten(), nn.Linear(n, LEAN_HIDDEN), nn.ReLU(True)) if lean else nn.Identity()
-        self.neck = hidden  # (B, C, h, w) -> (B, LEAN_HIDDEN) for lean; nothing for double (the head flattens)
+        # (B, C, h, w) -> (B, LEAN_HIDDEN) for lean; nothing for double (its head flattens)
+        self.neck = nn.Sequential(nn.Flatten(), nn.Linear(n, LEAN_HIDDEN), nn.ReLU(True)) if lean else nn.Identity()
         self.head = nn.Sequential(  # its keys are the same as before the lean design: old checkpoints load
             nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(LEAN_HIDDEN if lean else n, classes)
         )

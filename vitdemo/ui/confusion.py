@@ -53,20 +53,12 @@ def confusion_table(
     )  # fmt: skip
 
 
-def most_frequent_mistake(confusion: np.ndarray) -> tuple[int, int]:
-    """(true, predicted) of the largest count off the diagonal (the first cell when there is no mistake)."""
-    off = np.asarray(confusion, dtype=np.int64).copy()  # (C, C)
-    np.fill_diagonal(off, -1)
-    i, j = np.unravel_index(int(off.argmax()), off.shape)
-    return int(i), int(j)
-
-
 def confusion_picker(res: TestResults, key: str) -> tuple[int, int]:
     """The confusion table; clicking a cell (or the two selectboxes below it) picks (true, predicted). Starts on
     the most frequent mistake; the picked cell stays selected in the table."""
     true_key, pred_key, shown_key = f"{key}_true", f"{key}_pred", f"{key}_shown"
     if true_key not in st.session_state or pred_key not in st.session_state:
-        st.session_state[true_key], st.session_state[pred_key] = most_frequent_mistake(res.report.confusion)
+        st.session_state[true_key], st.session_state[pred_key] = matrix.most_frequent_mistake(res.report.confusion)
     cell = (int(st.session_state[true_key]), int(st.session_state[pred_key]))
     clicked = matrix.selected_cell(st.session_state.get(key), res.classes)  # the table's state since the last run
     if clicked is not None and clicked != st.session_state.get(shown_key):  # a click, not the cell we selected

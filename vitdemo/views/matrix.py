@@ -130,6 +130,14 @@ def selected_cell(event: Any, classes: Sequence[str]) -> tuple[int, int] | None:
     return None
 
 
+def most_frequent_mistake(confusion: np.ndarray) -> tuple[int, int]:
+    """(true, predicted) of the largest count off the diagonal (the first cell when there is no mistake)."""
+    off = np.asarray(confusion, dtype=np.int64).copy()  # (C, C)
+    np.fill_diagonal(off, -1)
+    i, j = np.unravel_index(int(off.argmax()), off.shape)
+    return int(i), int(j)
+
+
 def selection_state(cell: tuple[int, int], classes: Sequence[str]) -> Mapping[str, Any]:
     """The dataframe selection state that shows `cell` (true, predicted) selected."""
     return {"selection": {"rows": [], "columns": [], "cells": [(int(cell[0]), str(classes[cell[1]]))]}}
