@@ -36,10 +36,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import browser  # noqa: E402
 
 TIMEOUT_MS = 180_000
-# "Drawn": the confusion tables' data grid has painted its canvas (glide-data-grid's, data-testid
-# "data-grid-canvas"): it exists only once the grid's JavaScript has loaded and the grid is mounted, not while a
-# placeholder waits. (Until the matrices were plotly heatmaps, this was the heatmap's ".js-plotly-plot".)
-TABLE = '[class*="st-key-%s"] canvas[data-testid="data-grid-canvas"]'
+# "Drawn": the confusion matrix's HTML table is in the page (vitdemo.ui.confusion's component puts it there once
+# its script has run; the cells are plain HTML, so it is visible when it exists). Until the matrices were HTML
+# tables this waited for the data grid's canvas ('canvas[data-testid="data-grid-canvas"]'), and before that for
+# the plotly heatmap's ".js-plotly-plot".
+TABLE = '[class*="st-key-%s"] table.vd-cm'
 
 
 def _env(home: str) -> dict[str, str]:

@@ -4,9 +4,12 @@ the pieces into fixtures, and test modules import the helpers (conftest puts tes
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.checkpoints import make_meta, save_checkpoint
@@ -58,6 +61,19 @@ def texts(at: AppTest, kind: str) -> list[str]:
 def frame_with(at: AppTest, column: str) -> Any:
     """The page's table with `column` (AppTest does not expose a dataframe's key)."""
     return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def matrix_tables(at: AppTest) -> list[str]:
+    """The HTML of every confusion matrix on the page (vitdemo.ui.confusion's component: AppTest shows it as an
+    unknown element whose data is the table)."""
+    found = [e for e in at.main if getattr(e, "type", "") == "bidi_component" and "vd-cm" in e.proto.json]
+    return [json.loads(e.proto.json) for e in found]
+
+
+def cell_counts(table: str) -> np.ndarray:
+    """(C, C) counts read back from a matrix's HTML: its rows in order, a count per button or cell."""
+    rows = re.findall(r"<tr><th scope=\"row\".*?</tr>", table)
+    return np.array([[int(n) for n in re.findall(r">(\d+)</(?:button|td)>", row)] for row in rows], dtype=np.int64)
 
 
 def plotly_specs(at: AppTest) -> list[str]:

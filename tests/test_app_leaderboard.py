@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from apptest import open_page
+from apptest import cell_counts, matrix_tables, open_page
 from streamlit.testing.v1 import AppTest
 
 from vitdemo.config import TrainConfig, TransferConfig, ViTConfig
@@ -96,8 +96,8 @@ def test_runs_side_by_side_with_scores_on_request(family_runs: dict[str, int], t
     expected = score_classic(load_classic(tiny_logreg), load_raw("mnist", train=False))
     assert table["test accuracy"][0] == pytest.approx(expected.accuracy)  # measured now
     assert table["test loss"][0] == pytest.approx(expected.loss, rel=1e-5) and table["test loss"][1:].isna().all()
-    grids = [d for d in at.dataframe if d.value.shape == (10, 10)]  # the matrices: coloured tables, no plotly
-    assert len(grids) == 1 and grids[0].value.to_numpy().sum() == 10_000  # one file (the other has none)
+    grids = matrix_tables(at)  # the matrices: coloured tables, no plotly
+    assert len(grids) == 1 and cell_counts(grids[0]).sum() == 10_000  # one file (the other has none)
     traces = [t["type"] for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]]
     assert traces and "heatmap" not in traces  # the curves stay plotly
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from apptest import open_as, open_page, texts, train_shipped_cnn
+from apptest import cell_counts, matrix_tables, open_as, open_page, texts, train_shipped_cnn
 from streamlit.testing.v1 import AppTest
 
 from vitdemo import units
@@ -287,12 +287,12 @@ def test_evaluate_shows_accuracy_confusion_matrix_and_cells(env: Registry, shipp
     assert metrics["Test accuracy"] == f"{baseline.test_acc:.2%}"  # recomputed here, equal to the stored one
     assert metrics["Macro F1"] == f"{baseline.macro_f1:.4f}"
     assert not at.get("plotly_chart")  # the first screen waits for no plotly bundle (issue 24)
-    (table,) = [d for d in at.dataframe if d.value.shape == (10, 10)]  # the confusion matrix, coloured cells
-    assert table.value.to_numpy().sum() == 10_000 and list(table.value.columns) == [str(i) for i in range(10)]
-    assert int(np.trace(table.value.to_numpy())) == 10_000 - int(metrics["Errors (of 10,000)"].replace(",", ""))
-    styles = table.proto.arrow_data.styler.styles  # CSS rules, cells of one colour grouped
-    assert styles.count("_row") == 100 and "background-color" in styles  # every cell coloured
-    assert table.proto.selection_mode  # a click on a cell picks it (the browser test clicks one)
+    (table,) = matrix_tables(at)  # the confusion matrix: an HTML table, coloured cells, each a button
+    counts = cell_counts(table)
+    assert counts.sum() == 10_000 and counts.shape == (10, 10)
+    assert int(np.trace(counts)) == 10_000 - int(metrics["Errors (of 10,000)"].replace(",", ""))
+    assert table.count("background-color: #") == 100 and table.count('<button type="button" data-cell=') == 100
+    assert table.count('aria-pressed="true"') == 1  # the picked cell (the most frequent mistake)
     per_class = next(d.value for d in at.dataframe if "support" in d.value.columns)
     assert list(per_class["class"]) == [str(i) for i in range(10)] and per_class["support"].sum() == 10_000
 
@@ -303,17 +303,26 @@ def test_evaluate_shows_accuracy_confusion_matrix_and_cells(env: Registry, shipp
     (gallery,) = at.get("image")
     captions = [img.caption for img in gallery.proto.imgs]
     assert 0 < len(captions) <= 12 and all(c.startswith("true 3 · predicted 3 (") for c in captions)
-    (table,) = [d for d in at.dataframe if d.value.shape == (10, 10)]
-    assert '"cells": [[3, "3"]]' in table.proto.selection_state  # the table shows the picked cell selected
+    (table,) = matrix_tables(at)
+    assert 'data-cell="3-3" aria-pressed="true"' in table  # the table shows the picked cell pressed
 
-    # a click on the cell of true 2, predicted 7 (the browser writes the table's state so; test_browser_lesson clicks)
-    at.session_state[f"cm_{baseline.id}"] = {"selection": {"rows": [], "columns": [], "cells": [[2, "7"]]}}
+    # a click on the cell of true 2, predicted 7 (the browser sends the table's state so; test_browser_lesson clicks)
+    def picked() -> tuple[int, int]:
+        return at.selectbox(key=f"cm_{baseline.id}_true").value, at.selectbox(key=f"cm_{baseline.id}_pred").value
+
+    at.session_state[f"cm_{baseline.id}"] = {"cell": "2-7@1"}
     at.run()
-    assert (at.selectbox(key=f"cm_{baseline.id}_true").value, at.selectbox(key=f"cm_{baseline.id}_pred").value) == (
-        2,
-        7,
-    )
+    assert picked() == (2, 7) and 'data-cell="2-7" aria-pressed="true"' in matrix_tables(at)[0]
     assert any(m.startswith("#### True 2, predicted 7") for m in texts(at, "markdown"))
+    at.selectbox(key=f"cm_{baseline.id}_true").set_value(5).run()  # the selectboxes move away; the state stays
+    assert picked() == (5, 7)
+    at.session_state[f"cm_{baseline.id}"] = {"cell": "2-7@2"}  # a second click on the same cell: a new stamp
+    at.run()
+    assert picked() == (2, 7)
+    for bad in ("9-99@3", "2-7", "<b>@4", "2-7@" + "9" * 40, 7, ["2-7@5"]):  # from the browser: checked, ignored
+        at.session_state[f"cm_{baseline.id}"] = {"cell": bad}
+        at.run()
+        assert not at.exception and picked() == (2, 7), bad
 
 
 @pytest.mark.parametrize("broken", ["not-a-database", "home-is-a-file"])

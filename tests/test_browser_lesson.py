@@ -15,7 +15,6 @@ import pytest
 from vitdemo.lesson import state, steps
 from vitdemo.runs.people import Actor
 from vitdemo.runs.store import Registry
-from vitdemo.views import matrix
 
 pytestmark = pytest.mark.browser
 PASSWORD = "s3cret"
@@ -90,14 +89,13 @@ def test_a_confusion_cell_click_scrolls_to_its_images(chromium_browser: Any, app
         helpers.wait_idle(page, timeout_ms=120_000)
         gallery = page.locator(".st-key-vd_cell_gallery")
         assert gallery.bounding_box()["y"] > helpers.VIEWPORT["height"]  # below the fold
-        table = page.locator('[class*="st-key-cm_"] canvas[data-testid="data-grid-canvas"]').first  # the matrix
+        table = page.locator('[class*="st-key-cm_"] table.vd-cm').first  # the matrix
         table.scroll_into_view_if_needed()
         unscrolled = gallery.bounding_box()["y"]
         assert unscrolled > helpers.VIEWPORT["height"] / 2  # with the matrix in view, the images are still low
-        area, digits = table.bounding_box(), [str(i) for i in range(10)]
-        x = area["x"] + matrix.index_width(digits) + 7.5 * matrix.cell_width(digits)  # predicted 7
-        y = area["y"] + matrix.ROW_PX * 2.5  # below the header: true 1
-        page.mouse.click(x, y)  # one cell
+        cell = table.get_by_role("button", name="true 1, predicted 7:", exact=False)
+        cell.click()  # one cell
+        assert cell.get_attribute("aria-pressed") == "true"  # pressed at once, before the server answers
         page.get_by_text(re.compile(r"^True 1, predicted 7: ")).first.wait_for(timeout=60_000)  # that cell's images
         helpers.wait_idle(page, timeout_ms=60_000)
         page.wait_for_timeout(1500)  # the smooth scroll

@@ -1,12 +1,11 @@
 """Confusion matrices on the page: a run's matrix as a coloured table whose cells can be clicked (Evaluate), the
 test images of the picked cell with the model's explanation on top, and several runs' matrices on one colour scale
-(the comparisons). The tables are vitdemo.views.matrix: the data grid draws them at once, without the plotly bundle
-a heatmap waits for."""
+(the comparisons). The tables are vitdemo.views.matrix's HTML, mounted as a small component (MATRIX_JS) that
+sends a clicked cell back: the browser draws them at once, with no chart or data-grid bundle to wait for."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -30,44 +29,77 @@ from vitdemo.views.words import say
 GALLERY_PX = 112  # 4x the 28 px input
 
 
+MATRIX_CSS = """
+:host { display: block; max-width: 100%; overflow-x: auto; }
+table.vd-cm { border-collapse: separate; border-spacing: 2px; table-layout: fixed;
+  font-family: var(--st-font, "Source Sans Pro", sans-serif); font-size: 14px; font-variant-numeric: tabular-nums;
+  color: var(--st-text-color, #fafafa); }
+.vd-cm th { font-weight: 600; padding: 0 4px; height: 28px; text-align: center; white-space: nowrap; }
+.vd-cm th[scope="row"] { text-align: right; padding-right: 8px; }
+.vd-cm th.vd-corner { font-weight: 400; opacity: 0.7; }
+.vd-cm td { padding: 0; }
+.vd-cm td > button { display: block; box-sizing: border-box; width: 100%; min-width: CELL_PXpx; height: ROW_PXpx;
+  padding: 0 4px; border: 0; border-radius: 3px; font: inherit; text-align: center; }
+.vd-cm td.vd-n { box-sizing: border-box; min-width: CELL_PXpx; height: ROW_PXpx; padding: 0 4px; border-radius: 3px;
+  text-align: center; }
+.vd-cm td > button { cursor: pointer; }
+.vd-cm td > button:hover { outline: 2px solid var(--st-text-color, #fafafa); outline-offset: -2px; }
+.vd-cm td > button:focus-visible { outline: 3px solid var(--st-primary-color, #ff4b4b); outline-offset: 1px; }
+.vd-cm td > button[aria-pressed="true"] { outline: 3px solid var(--st-primary-color, #ff4b4b); outline-offset: 1px; }
+@media (max-width: 480px) {
+  table.vd-cm { font-size: 12px; border-spacing: 1px; }
+  .vd-cm td > button, .vd-cm td.vd-n { min-width: 28px; padding: 0 1px; }
+  .vd-cm th { padding: 0 2px; }
+}
+""".replace("CELL_PX", str(matrix.CELL_PX)).replace("ROW_PX", str(matrix.ROW_PX))
+# The table's HTML comes as the component's data (vitdemo.views.matrix.confusion_html, its names escaped); a click
+# on a count marks it pressed at once and sends "true-predicted@time" as the component's state (a rerun). The
+# stamp makes a second click on the same cell a new value.
+MATRIX_JS = """
+export default function (component) {
+  const { data, setStateValue, parentElement } = component;
+  let root = parentElement.querySelector(".vd-cm-root");
+  if (!root) { root = document.createElement("div"); root.className = "vd-cm-root"; parentElement.appendChild(root); }
+  if (typeof data === "string" && root.vdShown !== data) { root.innerHTML = data; root.vdShown = data; }
+  root.onclick = (event) => {
+    const cell = event.target.closest("button[data-cell]");
+    if (!cell) return;
+    root.querySelectorAll('button[aria-pressed="true"]').forEach((b) => b.setAttribute("aria-pressed", "false"));
+    cell.setAttribute("aria-pressed", "true");
+    setStateValue("cell", cell.dataset.cell + "@" + Date.now());
+  };
+}
+"""
+_matrix_component = st.components.v2.component("vitdemo_confusion_matrix", css=MATRIX_CSS, js=MATRIX_JS)
+
+
 def confusion_table(
-    confusion: np.ndarray, classes: Sequence[str], *, key: str, top: int | None = None, pickable: bool = False
-) -> None:
+    confusion: np.ndarray, classes: Sequence[str], *, key: str, top: int | None = None,
+    picked: tuple[int, int] | None = None, pickable: bool = False,
+) -> None:  # fmt: skip
     """One matrix as a coloured table (rows true, columns predicted; `top`: the largest count on a colour scale
-    shared with other tables), at its own width (vitdemo.views.matrix.grid_width); `pickable`: a click selects
-    one cell (its state under `key`)."""
-    width = matrix.cell_width(classes)
-    config: dict[str, Any] = {
-        name: st.column_config.NumberColumn(head, help=tip, format="%d", width=width, alignment="center")
-        for name, (head, tip) in matrix.column_labels(classes).items()
-    }
-    config["_index"] = st.column_config.TextColumn(
-        matrix.CORNER, help="Rows: the true class", width=matrix.index_width(classes)
-    )
-    st.dataframe(
-        matrix.confusion_styler(confusion, classes, top),
-        column_config=config, width=matrix.grid_width(classes), height=matrix.grid_height(len(classes)),
-        row_height=matrix.ROW_PX, key=key, on_select="rerun" if pickable else "ignore",
-        selection_mode="single-cell",
-        alt=f"Confusion matrix of {len(classes)} classes: rows the true class, columns the prediction",
-    )  # fmt: skip
+    shared with other tables); `pickable`: a click on a count picks that cell (read back by confusion_picker
+    from the state under `key`), `picked` shows pressed."""
+    html = matrix.confusion_html(confusion, classes, top=top, picked=picked, pickable=pickable)
+    if pickable:
+        _matrix_component(key=key, data=html, width="content", on_cell_change=lambda: None)
+    else:
+        _matrix_component(key=key, data=html, width="content")
 
 
 def confusion_picker(res: TestResults, key: str) -> tuple[int, int]:
     """The confusion table; clicking a cell (or the two selectboxes below it) picks (true, predicted). Starts on
-    the most frequent mistake; the picked cell stays selected in the table."""
-    true_key, pred_key, shown_key = f"{key}_true", f"{key}_pred", f"{key}_shown"
+    the most frequent mistake; the picked cell shows pressed in the table."""
+    true_key, pred_key, seen_key = f"{key}_true", f"{key}_pred", f"{key}_seen"
     if true_key not in st.session_state or pred_key not in st.session_state:
         st.session_state[true_key], st.session_state[pred_key] = matrix.most_frequent_mistake(res.report.confusion)
+    clicked = matrix.clicked_cell(st.session_state.get(key), len(res.classes))  # the table's state, from the browser
+    if clicked is not None and clicked[1] != st.session_state.get(seen_key):  # a new click
+        st.session_state[seen_key] = clicked[1]
+        st.session_state[true_key], st.session_state[pred_key] = clicked[0]
+        st.session_state[_SCROLL_KEY] = clicked[0]  # its images are below the fold: scroll there once
     cell = (int(st.session_state[true_key]), int(st.session_state[pred_key]))
-    clicked = matrix.selected_cell(st.session_state.get(key), res.classes)  # the table's state since the last run
-    if clicked is not None and clicked != st.session_state.get(shown_key):  # a click, not the cell we selected
-        cell = clicked
-        st.session_state[true_key], st.session_state[pred_key] = cell
-        st.session_state[_SCROLL_KEY] = cell  # its images are below the fold: scroll there once
-    st.session_state[key] = matrix.selection_state(cell, res.classes)  # the picked cell shows selected
-    st.session_state[shown_key] = cell
-    confusion_table(res.report.confusion, res.classes, key=key, pickable=True)
+    confusion_table(res.report.confusion, res.classes, key=key, picked=cell, pickable=True)
     n = len(res.classes)
     c1, c2 = st.columns(2)
     c1.selectbox("True class", list(range(n)), format_func=lambda i: res.classes[i], key=true_key)

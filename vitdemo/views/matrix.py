@@ -1,30 +1,35 @@
-"""Confusion matrices as tables the browser draws at once: a pandas Styler that colours each cell by its count
-(the explanation overlays' inferno, on a log scale so that a few mistakes show beside the thousands on the diagonal),
-for st.dataframe. No Streamlit here.
+"""Confusion matrices as coloured HTML tables the browser draws at once: each cell coloured by its count (the
+explanation overlays' inferno, on a log scale so that a few mistakes show beside the thousands on the diagonal),
+each count a button when a click on it picks (true, predicted). No Streamlit here (vitdemo.ui.confusion mounts
+the table as a small component and reads the clicks back).
 
-Why a table and not a plotly heatmap: Evaluate's first screen and the Leaderboard's matrices waited 2-6 s for
-Streamlit's plotly bundle (about 4.7 MB of JavaScript) and its drawing; the data grid draws a 10x10 table in well
-under a second, and its cell selection still lets a click on a cell pick (true, predicted).
+Why a plain table: Evaluate's first screen and the Leaderboard's matrices waited 2-6 s for Streamlit's plotly
+bundle (about 4.7 MB of JavaScript) and its drawing; the data grid (st.dataframe) that replaced it still took
+about 0.9 s from a click in the menu to its canvas, of which 0.65 s was its own JavaScript and drawing: an HTML
+table of the same counts is on screen in about 0.3 s, reflows to a phone's width, and every cell can be reached
+with the keyboard.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from html import escape
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from pandas.io.formats.style import Styler
 
 from vitdemo.views.colors import INFERNO, INFERNO_AT, contrast_ratio, hex_color
 
 CORNER = "true"  # the index column's header: rows are the true class (columns: the prediction, said in the caption)
 DARK_TEXT, LIGHT_TEXT = "#0e1117", "#fafafa"  # the dark theme's page and text colours
-ROW_PX = 32  # a cell's height in the data grid: ten rows and the header take 354 px
-CELL_PX = 50  # a count's column at its narrowest: the data grid's least (3.125rem), wide enough for "1135"
-FLOOR = 0.3  # one image's place on the colour map: a clear purple, far from the black of none
+ROW_PX = 30  # a cell's height: ten rows and the header take about 350 px
+CELL_PX = 44  # a count's cell at its narrowest: "1135" in the 14 px font with its padding
 MAX_CELL_PX = 72  # at its widest: ten of them and the index fit the 820 px of a 1280x720 screen with the sidebar
-CHAR_PX, PAD_PX = 8, 16  # about one character of the grid's 14 px font; a cell's padding, both sides
+GAP_PX = 2  # between cells (the table's border-spacing)
+FLOOR = 0.3  # one image's place on the colour map: a clear purple, far from the black of none
+CHAR_PX, PAD_PX = 8, 12  # about one character of the 14 px font; a cell's padding, both sides
+CLICK = re.compile(r"(\d{1,3})-(\d{1,3})@(\d{1,20})")  # what a click on a cell sends: "true-predicted@stamp"
 
 
 def cell_color(share: float) -> str:
@@ -59,22 +64,56 @@ def cell_styles(confusion: np.ndarray, top: int | None = None) -> np.ndarray:
     return styles
 
 
-def confusion_frame(confusion: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
-    """(C, C) counts as a frame: index the true class (named CORNER), columns the predicted class."""
+def checked_counts(confusion: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """(C, C) counts as int64, rows true and columns predicted, checked against the C unique class names."""
     cm = np.asarray(confusion, dtype=np.int64)  # (C, C)
     names = [str(c) for c in classes]
     if cm.ndim != 2 or cm.shape != (len(names), len(names)):
         raise ValueError(f"a ({len(names)}, {len(names)}) confusion matrix was expected, got {cm.shape}")
     if len(set(names)) != len(names):
         raise ValueError("class names must be unique: they name the table's columns")
-    return pd.DataFrame(cm, index=pd.Index(names, name=CORNER), columns=names)
+    return cm
 
 
-def confusion_styler(confusion: np.ndarray, classes: Sequence[str], top: int | None = None) -> Styler:
-    """The matrix as a coloured table (see cell_styles); `top` shares one colour scale between several."""
-    frame = confusion_frame(confusion, classes)
-    styles = cell_styles(frame.to_numpy(), top)
-    return frame.style.apply(lambda _: pd.DataFrame(styles, index=frame.index, columns=frame.columns), axis=None)
+def cell_label(true: str, predicted: str, count: int) -> str:
+    """What a screen reader (and the tooltip) says of one cell."""
+    return f"true {true}, predicted {predicted}: {count:,} image{'' if count == 1 else 's'}"
+
+
+def confusion_html(
+    confusion: np.ndarray, classes: Sequence[str], *, top: int | None = None,
+    picked: tuple[int, int] | None = None, pickable: bool = False,
+) -> str:  # fmt: skip
+    """The matrix as an HTML table (rows true, columns predicted), each cell coloured by cell_styles (`top`:
+    the largest count on a colour scale shared with other tables). `pickable`: each count is a button carrying
+    data-cell="true-predicted"; `picked` shows pressed. Class names are escaped; long ones are cut in the
+    header, whole in its tooltip."""
+    cm = checked_counts(confusion, classes)
+    names = [str(c) for c in classes]
+    styles = cell_styles(cm, top)
+    limit = (cell_width(names) - PAD_PX) // CHAR_PX
+    head = "".join(
+        f'<th scope="col" title="{escape("predicted " + n)}">{escape(short_header(n, limit))}</th>' for n in names
+    )
+    rows = []
+    for i, true in enumerate(names):
+        cells = []
+        for j, predicted in enumerate(names):
+            label, style, count = escape(cell_label(true, predicted, int(cm[i, j]))), styles[i, j], int(cm[i, j])
+            if pickable:
+                pressed = "true" if picked == (i, j) else "false"
+                cells.append(
+                    f'<td><button type="button" data-cell="{i}-{j}" aria-pressed="{pressed}" aria-label="{label}" '
+                    f'title="{label}" style="{style}">{count}</button></td>'
+                )
+            else:
+                cells.append(f'<td class="vd-n" title="{label}" style="{style}">{count}</td>')
+        rows.append(f'<tr><th scope="row" title="{escape("true " + true)}">{escape(true)}</th>{"".join(cells)}</tr>')
+    corner = f'<th scope="col" class="vd-corner">{CORNER}</th>'
+    return (
+        f'<table class="vd-cm" aria-label="Confusion matrix of {len(names)} classes: rows the true class, '
+        f'columns the prediction"><thead><tr>{corner}{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
 
 
 def cell_width(classes: Sequence[str]) -> int:
@@ -90,8 +129,8 @@ def index_width(classes: Sequence[str]) -> int:
 
 
 def grid_width(classes: Sequence[str]) -> int:
-    """Pixels for the whole table: the index column, a column per class, and the 2 px border."""
-    return index_width(classes) + len(classes) * cell_width(classes) + 2
+    """Pixels for the whole table: the index column, a column per class, and the gaps around each."""
+    return index_width(classes) + len(classes) * cell_width(classes) + (len(classes) + 2) * GAP_PX
 
 
 def short_header(name: str, limit: int) -> str:
@@ -99,35 +138,24 @@ def short_header(name: str, limit: int) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
-def column_labels(classes: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """Column name -> (its header, its tooltip) for the predicted-class columns."""
-    limit = (cell_width(classes) - PAD_PX) // CHAR_PX
-    return {str(c): (short_header(str(c), limit), f"predicted {c}") for c in classes}
-
-
-def grid_height(n_classes: int, row_px: int = ROW_PX) -> int:
-    """Pixels for the header and every row, so the table never scrolls (plus its 2 px border)."""
-    return (n_classes + 1) * row_px + 2
-
-
-def selected_cell(event: Any, classes: Sequence[str]) -> tuple[int, int] | None:
-    """(true, predicted) from st.dataframe's single-cell selection state on a confusion_frame, or None.
-    The state holds (row position, column name); a click on the index column selects nothing."""
+def clicked_cell(state: Any, n_classes: int) -> tuple[tuple[int, int], str] | None:
+    """((true, predicted), the click's own value) from the table's state as the browser sent it ({"cell":
+    "true-predicted@stamp"}), or None when there is no click or it is not one: the state comes from the
+    browser, so its size, shape and range are checked here. The stamp tells a new click on the cell already
+    picked (after the selectboxes moved away) from the old one."""
     try:
-        cells = event["selection"]["cells"]
-    except (KeyError, TypeError):
-        try:
-            cells = event.selection.cells
-        except AttributeError:
-            return None
-    names = [str(c) for c in classes]
-    for cell in cells or []:
-        if not isinstance(cell, Sequence) or len(cell) != 2:
-            continue
-        row, column = cell
-        if type(row) is int and 0 <= row < len(names) and str(column) in names:  # not a bool, not a float
-            return row, names.index(str(column))
-    return None
+        raw = state.get("cell") if isinstance(state, Mapping) else getattr(state, "cell", None)
+    except Exception:  # noqa: BLE001 - a widget state of any shape: not a click
+        return None
+    if not isinstance(raw, str) or len(raw) > 48:
+        return None
+    found = CLICK.fullmatch(raw)
+    if found is None:
+        return None
+    true, predicted = int(found[1]), int(found[2])
+    if not (0 <= true < n_classes and 0 <= predicted < n_classes):
+        return None
+    return (true, predicted), raw
 
 
 def most_frequent_mistake(confusion: np.ndarray) -> tuple[int, int]:
@@ -136,8 +164,3 @@ def most_frequent_mistake(confusion: np.ndarray) -> tuple[int, int]:
     np.fill_diagonal(off, -1)
     i, j = np.unravel_index(int(off.argmax()), off.shape)
     return int(i), int(j)
-
-
-def selection_state(cell: tuple[int, int], classes: Sequence[str]) -> Mapping[str, Any]:
-    """The dataframe selection state that shows `cell` (true, predicted) selected."""
-    return {"selection": {"rows": [], "columns": [], "cells": [(int(cell[0]), str(classes[cell[1]]))]}}
