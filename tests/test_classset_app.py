@@ -56,7 +56,7 @@ def test_the_teacher_sees_the_galleries_the_scores_and_deletes(env: ClassSet) ->
 
     scores = frame_with(at, "class-set accuracy")
     # every MNIST model the app has (networks, fine-tunes, scikit-learn files), each scored on the two drawings
-    assert {"cnn-mnist-d3", "vit-mnist-100", "logreg-mnist-c0.1"} <= set(scores["name"])
+    assert {"cnn-mnist-lean", "vit-mnist-100", "logreg-mnist-c0.1"} <= set(scores["name"])
     assert set(scores["drawings"]) == {2} and scores["class-set accuracy"].notna().all()
     people = frame_with(at, "who")
     assert set(people["who"]) == {NAME, "Ben"}  # plain cells

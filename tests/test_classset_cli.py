@@ -71,7 +71,7 @@ def test_list_export_freeze_score_and_delete(run_cli, tmp_path: Path, mnist_chec
     code, out, _ = run_cli("classset", "score", "--home", home, "--checkpoints", str(mnist_checkpoints), "--json")
     rows = json.loads(out)
     names = {r["name"] for r in rows}  # the shipped networks and fine-tunes; never an encoder (no trained head)
-    assert code == 0 and {"cnn-mnist-d3", "vit-mnist-100"} <= names and not any("encoder" in n for n in names)
+    assert code == 0 and {"cnn-mnist-lean", "vit-mnist-100"} <= names and not any("encoder" in n for n in names)
     assert all(r["n"] == 2 and 0.0 <= r["accuracy"] <= 1.0 for r in rows)
     assert "class set" in run_cli("classset", "score", "--home", home, "--checkpoints", str(mnist_checkpoints))[1]
 

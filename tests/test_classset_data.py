@@ -138,11 +138,11 @@ def test_every_run_is_scored_on_the_class_set_and_cached(filled: ClassSet, mnist
     assert heard == [(i + 1) / 6 for i in range(6)]  # after each model scored, the share of the six
     by_name = {r.candidate.name: r for r in rows}
     # fashion models and pretrained encoders (no trained head) are not listed; the shipped fine-tunes are
-    assert set(by_name) == {"=my cnn", "broken", "cnn-mnist-d3", "vit-mnist-100", "CNN + SimCLR, 100 labels",
+    assert set(by_name) == {"=my cnn", "broken", "cnn-mnist-lean", "vit-mnist-100", "CNN + SimCLR, 100 labels",
                             "ViT + MAE, 100 labels"}  # fmt: skip
     expected = score_checkpoint(load_checkpoint(copy), as_split(filled).split).accuracy
     assert by_name["=my cnn"].accuracy == pytest.approx(expected) and by_name["=my cnn"].n == N_TEST
-    assert by_name["=my cnn"].candidate.run_id == 1 and by_name["cnn-mnist-d3"].candidate.shipped
+    assert by_name["=my cnn"].candidate.run_id == 1 and by_name["cnn-mnist-lean"].candidate.shipped
     assert by_name["broken"].accuracy is None and "could not be loaded" in by_name["broken"].problem
     assert rows[-1].candidate.name == "broken"  # unscored last
     assert len(scored) == 6

@@ -401,14 +401,14 @@ def test_run_title_names_kind_and_dataset(registry: Registry) -> None:
 
 
 def test_the_shipped_networks_are_starting_points_for_a_class_set_fine_tune(checkpoints_dir: Path) -> None:
-    """ "Fine-tune on our handwriting": the shipped CNN (its own architecture: width 32, depth 3, not the form's
-    defaults) with the class set as extra training images; a stored run's snapshot shows as "the class set"."""
+    """ "Fine-tune on our handwriting": the shipped CNN (its own architecture: the lean design, width 32, depth 2,
+    not the form's defaults) with the class set as extra training images; a stored run's snapshot shows as "the class set"."""
     offered = forms.shipped_networks(checkpoints_dir)
     assert {"cnn_mnist.safetensors", "vit_mnist.safetensors"} <= set(offered)
     values = {**forms.default_values(), "model_kind": "finetune", "encoder": "cnn_mnist.safetensors"}
     config, messages = forms.check_values({**values, "extra_data": "class", "epochs": 2}, encoders=offered)
     assert messages == [] and config.extra_data == "class" and config.init == offered["cnn_mnist.safetensors"].path
-    assert (config.model.width, config.model.depth) == (32, 3)
+    assert (config.model.width, config.model.depth, config.model.design) == (32, 2, "lean")
     stored = dataclasses.replace(config, extra_data="/srv/home/classset/snapshots/ab12.npz")
     assert forms.values_from_config(stored)["extra_data"] == "class"
     _, messages = forms.check_values({**values, "extra_data": "class", "labels": 100}, encoders=offered)

@@ -27,6 +27,7 @@ from vitdemo.explain.hood import (
     vit_attention,
     with_head_mean,
 )
+from vitdemo.families.cnn import stage_sides
 
 
 def hand_attention(layers: int = 2, heads: int = 3, grid: int = 2) -> torch.Tensor:
@@ -153,22 +154,24 @@ def test_the_shipped_vit_learned_a_2d_grid_of_positions(mnist_checkpoints: Path)
 def test_cnn_stages_and_filters_of_the_shipped_cnn(mnist_checkpoints: Path, digit: torch.Tensor) -> None:
     loaded = load_checkpoint(mnist_checkpoints / "cnn_mnist.safetensors")
     cfg = loaded.meta.model_config
+    assert cfg.design == "lean"  # one conv a stage, pooled before its norm (issue 21)
     x = to_input(digit, loaded.meta.mean, loaded.meta.std)
     stages = cnn_stages(loaded.model, x)
-    assert [tuple(a.shape) for a in stages] == [(cfg.width * 2**i, 28 // 2**i, 28 // 2**i) for i in range(cfg.depth)]
+    assert [tuple(a.shape) for a in stages] == [(cfg.width * 2**i, s, s) for i, s in enumerate(stage_sides(cfg))]
+    assert [a.shape[-1] for a in stages] == [12, 5]  # 28 -> 24 (5x5 conv) -> 12 (pool) -> 10 (3x3) -> 5
     assert all(a.min() >= 0 and not a.requires_grad for a in stages)  # after the ReLU
     _, last = loaded.model(x, return_features=True)
     assert torch.equal(stages[-1], last[0])
-    # The first stage sees 5x5 pixels: more than 2 pixels from any ink it answers exactly as to a blank image.
+    # A first-stage pixel sees 6x6 pixels (a 2x2 pool of 5x5 convs): with no ink there, it answers as to a blank image.
     blank = cnn_stages(loaded.model, to_input(torch.zeros_like(digit), loaded.meta.mean, loaded.meta.std))[0]
     ink = (digit > 0).float()[None]  # (1, 1, 28, 28)
-    far = torch.nn.functional.max_pool2d(ink, 5, stride=1, padding=2)[0, 0] == 0  # (28, 28)
-    assert far.sum() > 300 and torch.allclose(stages[0][:, far], blank[:, far], atol=1e-5)
+    far = torch.nn.functional.max_pool2d(ink, 6, stride=2)[0, 0] == 0  # (12, 12)
+    assert far.sum() > 40 and torch.allclose(stages[0][:, far], blank[:, far], atol=1e-5)
     varied = most_varied_channels(stages[0], 8)
     assert (stages[0][varied] - blank[varied]).abs().amax() > 1.0  # and differently near the digit
     filters = first_filters(loaded.model)
-    assert filters.shape == (cfg.width, 3, 3)
-    assert torch.equal(filters, loaded.model.stages[0][0][0].weight.detach()[:, 0])
+    assert filters.shape == (cfg.width, 5, 5)
+    assert torch.equal(filters, loaded.model.stages[0][0].weight.detach()[:, 0])
 
 
 # --------------------------------------------------------------------------------------------------
