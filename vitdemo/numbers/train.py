@@ -32,6 +32,7 @@ from vitdemo.training.loop import (
     Stopped,
     TrainResult,
     lr_at,
+    prepare_model,
     resolve_device,
     seed_everything,
 )
@@ -150,7 +151,7 @@ def train_reader(
         data = load_numbers(data_dir, val_size=config.val_size, split_seed=config.split_seed,
                             train_subset=config.train_subset)  # fmt: skip
     g = torch.Generator().manual_seed(config.seed)
-    model = build_model(config.model).to(device)
+    model = prepare_model(config, build_model(config.model)).to(device)  # `init`: a reader's checkpoint to go on from
     aux = aux_head(model)  # trained beside the model, then dropped
     aux = None if aux is None else aux.to(device)
     optimizer = optimizer_for(model, config, aux)
