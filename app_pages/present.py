@@ -5,7 +5,7 @@ import streamlit as st
 
 from vitdemo.checkpoints import LoadedModel
 from vitdemo.ui import classset as classset_ui
-from vitdemo.ui import draw, present, shell
+from vitdemo.ui import draw, present, present_number, shell
 from vitdemo.ui import race as race_ui
 from vitdemo.ui.shell import Selection
 from vitdemo.views.names import KINDS
@@ -41,11 +41,16 @@ def drawing(selection: Selection, models: dict[str, LoadedModel], problems: dict
             classset_ui.submit_drawing("present", image, analysis, compact=True)
             present.map_settings()
             present.race_board(selection.dataset)
+            present_number.switch_button()
 
 
 with shell.stop_on_failure():
     selection = shell.selection()
-    models, problems = shell.load_models(selection)
     present.page_style()
+    if present_number.chosen():  # "now write the year": the two number readers instead of the digit models
+        with st.container(key="vd_present"):
+            present_number.number_view()
+        st.stop()
+    models, problems = shell.load_models(selection)
     with st.container(key="vd_present"):
         drawing(selection, models, problems)

@@ -92,6 +92,27 @@ def test_a_random_test_number_is_read_and_its_truth_shown(readers_env: Path) -> 
     assert "Detector (the CNN way)" in " ".join(texts(at, "markdown"))
 
 
+def test_present_has_a_number_mode_with_both_readers_and_back(readers_env: Path, mnist_checkpoints: Path) -> None:
+    """Present's "Whole number" button: the wide canvas and both readers on the projector's page, the join panel
+    kept; "One digit" brings the ViT and the CNN back."""
+    number = make_numbers(load_raw("mnist", train=False), 1, seed=4)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    with patch("vitdemo.ui.read.draw_number_canvas", return_value=drawn(number.images[0].numpy())):
+        at.run()
+        at.switch_page("app_pages/present.py").run()
+        assert not at.exception and at.button(key="present_number_switch").label == "Whole number"
+        at.button(key="present_number_switch").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        headings = " ".join(texts(at, "markdown"))
+        assert "Detector (the CNN way)" in headings and "Captioner (the ViT way)" in headings
+        captions = [c for image in at.image for c in image.captions]
+        assert any(c.startswith("Each box") for c in captions) and any(c.startswith("digit 1: ") for c in captions)
+        assert at.button(key="present_join") and at.button(key="present_number_clear")  # the QR stays offered
+        at.button(key="present_number_switch").click().run()  # "One digit"
+        assert not at.exception and at.button(key="present_number_switch").label == "Whole number"
+        assert "Detector (the CNN way)" not in " ".join(texts(at, "markdown"))
+
+
 def test_a_reader_says_how_well_it_reads_yet() -> None:
     # The shipped readers read 8.55% and 61.25% of test numbers right and the page did not say so: a class
     # would take their mistakes for the idea's failure.

@@ -80,3 +80,34 @@ def test_on_a_phone_the_wide_canvas_fits_the_screen_and_a_finger_draws_on_it(
         assert page.locator('[data-testid="stException"]').count() == 0
     finally:
         context.close()
+
+
+def test_present_reads_a_whole_number_on_the_projector(
+    chromium_browser: Any, app_url: str, reader_checkpoints: Path
+) -> None:
+    """Present's "Whole number": at 1280x720 the wide canvas, the join panel and both readers' answers share one
+    screen, and a number drawn there is read by both."""
+    context = chromium_browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(app_url.rstrip("/") + "/present")
+        wait_for_app(page)
+        canvas(page)  # the digit canvas first
+        page.get_by_role("button", name="Whole number").click()
+        page.get_by_text("Write a number of 1 to 8 digits on the wide canvas").wait_for()
+        surface = canvas(page)
+        box = surface.bounding_box()
+        assert abs(box["width"] / box["height"] - 4) < 0.1 and box["width"] >= 600, box  # wide, and large
+        for cell, stroke in enumerate([ONE, SEVEN, ONE]):
+            draw_stroke(page, box, in_cell(stroke, cell + 1))
+        for name in ("Detector (the CNN way):", "Captioner (the ViT way):"):
+            answer = page.get_by_text(name).first
+            answer.wait_for(timeout=60_000)
+            assert inside_viewport(page, answer.bounding_box()), name  # no scrolling to see the answers
+        wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.get_by_role("button", name="One digit").click()
+        page.get_by_role("button", name="Whole number").wait_for()  # the ViT and the CNN are back
+    finally:
+        context.close()
