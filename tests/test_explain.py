@@ -348,6 +348,21 @@ def test_integrated_gradients_are_exact_for_a_linear_model() -> None:
         ig_attributions(LinearOnPixels(), x, torch.tensor([0, 1]), baseline=0.0, steps=0)
 
 
+def test_a_lean_cnn_is_explained_with_fewer_integrated_gradients_steps(monkeypatch) -> None:
+    """The lean design's map takes 4 steps (as good on the trust checks, a third of the passes); the double keeps 12."""
+    from vitdemo.explain import maps
+
+    lean, double = build_model(CNNConfig(design="lean")).eval(), build_model(CNNConfig(design="double")).eval()
+    assert maps.ig_steps(lean) == maps.IG_STEPS_BY_DESIGN["lean"] == 4 and maps.ig_steps(double) == maps.IG_STEPS == 12
+    assert maps.ig_steps(LinearOnPixels()) == maps.IG_STEPS  # a model without a design
+    seen = []
+    real = maps.ig_with_logits
+    monkeypatch.setattr(maps, "ig_with_logits", lambda *a, **k: seen.append(k["steps"]) or real(*a, **k))
+    for model in (lean, double):
+        maps.explain_cnn(model, torch.randn(1, 1, 28, 28), mean=0.13, std=0.31)
+    assert seen == [4, 12]
+
+
 def test_integrated_gradients_add_up_to_the_score_difference(cnn: nn.Module) -> None:
     """Completeness (Sundararajan et al. 2017): the attributions sum to score(x) - score(blank)."""
     x = torch.randn(3, 1, 28, 28)

@@ -32,6 +32,7 @@ from vitdemo.checkpoints import LoadedModel, load_checkpoint
 from vitdemo.data import Split, load_raw, to_input
 from vitdemo.explain.maps import (
     IG_STEPS,
+    IG_STEPS_BY_DESIGN,
     blank_value,
     explain_prediction,
     grad_cam,
@@ -66,7 +67,8 @@ def model_maps(model: nn.Module, loaded: LoadedModel, x: Tensor) -> tuple[Tensor
     return logits, shown_maps(loaded.kind, heat)
 
 
-MAP_VERSION = f"ig{IG_STEPS}-readable-s{SIGMA_PX}-q{QUANTILE}"  # what a stored report's map was; part of its key
+# what a stored report's map was; part of its key
+MAP_VERSION = f"ig{IG_STEPS}-lean{IG_STEPS_BY_DESIGN['lean']}-readable-s{SIGMA_PX}-q{QUANTILE}"
 
 
 def report_settings(n_images: int = N_IMAGES, steps: int = STEPS, seed: int = 0) -> str:
