@@ -11,6 +11,7 @@ import pytest
 from measure import center_of_mass
 from PIL import Image, ImageDraw
 
+from vitdemo.preprocess import pipeline
 from vitdemo.preprocess.pipeline import (
     MNIST_MEAN,
     MNIST_STD,
@@ -333,3 +334,26 @@ def test_normalize_gives_a_standardised_batch_of_one():
     assert y.min().item() == pytest.approx(-1.0)
     with pytest.raises(ValueError):
         normalize(np.zeros((1, 28, 28)))
+
+
+@pytest.mark.parametrize("shape", [(280, 280), (37, 90), (3, 5), (1, 1), (41, 41)])
+def test_the_frame_is_the_border_pixels_in_row_major_order(shape: tuple[int, int]) -> None:
+    """`_frame` slices out what a border mask would pick, in the same order (a large photo's border is subsampled
+    by taking every n-th of them, so the order matters)."""
+    gray = np.random.default_rng(0).random(shape).astype(np.float32)
+    h, w = shape
+    k = max(1, min(h, w) // 20)
+    mask = np.ones(shape, dtype=bool)
+    mask[k:-k, k:-k] = False
+    assert np.array_equal(pipeline._frame(gray), gray[mask])
+
+
+def test_the_pieces_of_a_large_mask_are_counted_on_its_blocks() -> None:
+    """A mask over 128 px is counted on f x f blocks: two strokes with a one-pixel gap are one piece there."""
+    mask = np.zeros((300, 200), dtype=bool)
+    mask[10:290, 50:53] = True
+    mask[10:290, 54:57] = True  # a 1 px gap: within one 3x3 block (f = 3)
+    mask[150:153, 150:160] = True  # a third piece, far off
+    mask[5, 5] = True  # and a speck
+    assert pipeline._largest_pieces(mask, 3) == 1.0  # at most 3 pieces on the blocks
+    assert pipeline._largest_pieces(mask, 2) < 1.0  # the speck is a piece of its own

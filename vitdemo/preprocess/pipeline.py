@@ -144,18 +144,20 @@ def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     if alpha.min() >= 1.0:
         return gray
     weight = float(alpha.sum())
-    stroke = float((gray * alpha).sum()) / weight if weight > 0 else 1.0  # mean stroke brightness
-    background = 0.0 if stroke >= 0.5 else 1.0
-    return gray * alpha + background * (1.0 - alpha)
+    covered = gray * alpha  # (H, W)
+    stroke = float(covered.sum()) / weight if weight > 0 else 1.0  # mean stroke brightness
+    return covered if stroke >= 0.5 else covered + (1.0 - alpha)  # over black, or over white
 
 
-def _frame(shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) mask of the outer frame, about 5% of the shorter side wide (at least 1 px)."""
-    h, w = shape
+def _frame(gray: np.ndarray) -> np.ndarray:
+    """The pixels of an (H, W) image's outer frame, about 5% of the shorter side wide (at least 1 px), in row-major
+    order (as a mask would pick them), by slices: a mask of the whole image cost a tenth of a canvas's preprocessing."""
+    h, w = gray.shape
     k = max(1, min(h, w) // 20)
-    frame = np.ones((h, w), dtype=bool)
-    frame[k:-k, k:-k] = False
-    return frame
+    if h <= 2 * k or w <= 2 * k:
+        return gray.ravel()
+    sides = np.concatenate([gray[k:-k, :k], gray[k:-k, -k:]], axis=1)  # (H - 2k, 2k): left then right, row by row
+    return np.concatenate([gray[:k].ravel(), sides.ravel(), gray[-k:].ravel()])
 
 
 def _is_dark_on_light(gray: np.ndarray) -> bool:
@@ -166,7 +168,7 @@ def _is_dark_on_light(gray: np.ndarray) -> bool:
     A canvas's or MNIST's background is one exact level over far more of the border than that.
     """
     lo, hi = float(gray.min()), float(gray.max())
-    frame = gray[_frame(gray.shape)]
+    frame = _frame(gray)
     step = max(1, frame.size // 50_000)  # a large photo's border: a sample is enough
     return float(np.percentile(frame[::step], 60)) > (lo + hi) / 2
 
@@ -343,7 +345,7 @@ def _strokes(ink: np.ndarray, threshold: float) -> np.ndarray:
     reach = max(1, math.ceil(stroke_width(strong[top:bottom, left:right]) / 2))
     top, left = max(top - reach, 0), max(left - reach, 0)
     bottom, right = min(bottom + reach, h), min(right + reach, w)
-    grown = _dilate(strong[top:bottom, left:right].astype(np.float32), reach)  # (h'+2r, w'+2r)
+    grown = _dilate(strong[top:bottom, left:right], reach)  # (h'+2r, w'+2r) bool: a quarter of the bytes of floats
     near = grown[reach:-reach, reach:-reach] > 0  # (h', w')
     mask[top:bottom, left:right] = near & (ink[top:bottom, left:right] >= threshold)
     return mask
@@ -368,10 +370,14 @@ def _largest_pieces(mask: np.ndarray, k: int) -> float:
     from scipy import ndimage  # here: only a digit candidate pays for the import
 
     f = math.ceil(max(mask.shape) / 128)
-    if f > 1:
+    if f > 1:  # f x f blocks by strided slices: numpy's any() over the axes of a reshape took 0.35 ms of 3 here
         h, w = mask.shape
         padded = np.pad(mask, ((0, -h % f), (0, -w % f)))
-        mask = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).any(axis=(1, 3))
+        blocks = np.zeros((padded.shape[0] // f, padded.shape[1] // f), dtype=bool)
+        for dy in range(f):
+            for dx in range(f):
+                blocks |= padded[dy::f, dx::f]
+        mask = blocks
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n <= k:
         return 1.0
@@ -405,7 +411,8 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def _dilate(x: np.ndarray, radius: int) -> np.ndarray:
-    """Grey dilation of (H, W) by a (2r+1) square: a max filter built from O(log r) shifted maxima."""
+    """Grey (or, for a bool mask, binary) dilation of (H, W) by a (2r+1) square: a max filter built from O(log r)
+    shifted maxima."""
     size = 2 * radius + 1
     out = np.pad(x, 2 * radius)  # (H+4r, W+4r), zeros outside
     for axis in (0, 1):
