@@ -126,6 +126,11 @@ def latency_ms(loaded: LoadedModel, n: int = 50) -> float:
     return statistics.median(times)
 
 
+def total_train_time_s(metrics: dict[str, Any]) -> float:
+    """A file's training time: a fine-tune's own plus that of the version it started from (BASE_KEY's run)."""
+    return float(metrics.get("train_time_s", float("nan"))) + float(metrics.get("base_train_time_s", 0.0))
+
+
 def measure(path: Path, data_dir: str | None, pair: LoadedModel | None = None) -> ShippedFigures:
     from vitdemo.synth.drawn import drawn_accuracy
 
@@ -143,9 +148,7 @@ def measure(path: Path, data_dir: str | None, pair: LoadedModel | None = None) -
         drawn_acc=drawn,
         size_kb=path.stat().st_size / 1024,
         latency_ms=latency_ms(loaded),
-        # a fine-tune's time includes the training of the version it started from
-        train_time_s=float(meta.metrics.get("train_time_s", float("nan")))
-        + float(meta.metrics.get("base_train_time_s", 0.0)),
+        train_time_s=total_train_time_s(meta.metrics),
         device=str(meta.metrics.get("device", "?")),
         seed=int(cfg.get("seed", 0)),
         command=reproduce_commands(meta, f"checkpoints/{path.name}"),
@@ -347,7 +350,7 @@ def reader_row(f: ReaderFigures) -> str:
     single = (m.get("single_digit") or {}).get("accuracy")
     cells = [f"`{f.file}`", f.reader, f"{f.params:,}", pct(m.get("val_acc")), pct(m.get("test_acc")), pct(m.get("cer")),
              num(m.get("map50")), num(m.get("map")), pct(single), f"{f.size_kb:,.0f} KB",
-             f"{float(m.get('train_time_s', 0)) / 60:.1f} min", str(m.get("device", ""))]  # fmt: skip
+             f"{total_train_time_s(m) / 60:.1f} min", str(m.get("device", ""))]  # fmt: skip
     return "| " + " | ".join(cells) + " |"
 
 
