@@ -30,6 +30,12 @@ def patch_embedding(config: ViTConfig) -> nn.Module:
     )
 
 
+def _dropout(p: float) -> nn.Module:
+    """Dropout, or nothing at all when p is 0 (the shipped ViTs): the Draw page's forward pass is a few hundred
+    microseconds of module calls, and a dropout of 0 is one per block that does nothing. No weights either way."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with two paths: fused (fast, no weights) and explicit (returns weights)."""
 
@@ -48,12 +54,13 @@ class Attention(nn.Module):
         if need_weights:
             scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)  # (B, nh, T, T)
             weights = scores.softmax(dim=-1)
-            out = F.dropout(weights, drop, self.training) @ v  # (B, nh, T, hs)
+            out = (F.dropout(weights, drop, self.training) if drop > 0 else weights) @ v  # (B, nh, T, hs)
         else:
             weights = None
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         out = out.transpose(1, 2).reshape(B, T, C)
-        return F.dropout(self.proj(out), drop, self.training), weights
+        out = self.proj(out)
+        return (F.dropout(out, drop, self.training) if drop > 0 else out), weights
 
 
 class Block(nn.Module):
@@ -66,7 +73,7 @@ class Block(nn.Module):
         self.attn = Attention(dim=dim, num_heads=num_heads, dropout=dropout)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(
-            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
+            nn.Linear(dim, hidden), nn.GELU(), _dropout(dropout), nn.Linear(hidden, dim), _dropout(dropout)
         )
 
     def forward(self, x: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -87,7 +94,7 @@ class ViT(nn.Module):
         self.patch_embed = patch_embedding(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.randn(1, n_patches + 1, dim) * 0.02)
-        self.pos_drop = nn.Dropout(config.dropout)
+        self.pos_drop = _dropout(config.dropout)
         self.blocks = nn.ModuleList(
             Block(dim=dim, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio, dropout=config.dropout)
             for _ in range(config.depth)

@@ -134,7 +134,7 @@ def _to_unit_float(a: np.ndarray) -> np.ndarray:
         return a.astype(np.float32)
     if np.issubdtype(a.dtype, np.integer):  # 0..255, except 16-bit images
         x = a.astype(np.float32) / (65535.0 if a.dtype == np.uint16 else 255.0)
-        return np.clip(x, 0.0, 1.0)
+        return x if a.dtype in (np.uint8, np.uint16) else np.clip(x, 0.0, 1.0)  # unsigned: already in [0, 1]
     x = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     return x / 255.0 if x.max() > 1.0 else x  # floats above 1 are taken to be 0..255
 
