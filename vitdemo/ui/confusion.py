@@ -39,10 +39,9 @@ table.vd-cm { border-collapse: separate; border-spacing: 2px; table-layout: fixe
 .vd-cm th.vd-corner { font-weight: 400; opacity: 0.7; }
 .vd-cm td { padding: 0; }
 .vd-cm td > button { display: block; box-sizing: border-box; width: 100%; min-width: CELL_PXpx; height: ROW_PXpx;
-  padding: 0 4px; border: 0; border-radius: 3px; font: inherit; text-align: center; }
+  padding: 0 4px; border: 0; border-radius: 3px; font: inherit; text-align: center; cursor: pointer; }
 .vd-cm td.vd-n { box-sizing: border-box; min-width: CELL_PXpx; height: ROW_PXpx; padding: 0 4px; border-radius: 3px;
   text-align: center; }
-.vd-cm td > button { cursor: pointer; }
 .vd-cm td > button:hover { outline: 2px solid var(--st-text-color, #fafafa); outline-offset: -2px; }
 .vd-cm td > button:focus-visible { outline: 3px solid var(--st-primary-color, #ff4b4b); outline-offset: 1px; }
 .vd-cm td > button[aria-pressed="true"] { outline: 3px solid var(--st-primary-color, #ff4b4b); outline-offset: 1px; }
