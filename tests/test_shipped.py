@@ -81,6 +81,17 @@ def test_a_shipped_reader_is_documented_with_the_figures_its_run_measured(path: 
     assert "| " + " | ".join(row.values()) + " |" == reader_row(measure_reader(path))
 
 
+def test_a_file_trained_in_several_sittings_lists_each_command_oldest_first() -> None:
+    first = dataclasses.asdict(TrainConfig(model=CNNConfig(), epochs=3))
+    second = {**first, "epochs": 5, "init": "checkpoints/x.safetensors"}
+    third = {**first, "epochs": 7, "init": "checkpoints/x.safetensors"}
+    meta = dataclasses.replace(read_meta(SHIPPED_DIR / "cnn_mnist.safetensors"), train_config=third,
+                               metrics={"base_train_config": [first, second]})  # fmt: skip
+    lines = reproduce_commands(meta, "checkpoints/x.safetensors").splitlines()
+    assert [line.split("--epochs ")[1].split()[0] for line in lines] == ["3", "5", "7"]
+    assert "--init" not in lines[0] and all("--init checkpoints/x.safetensors" in line for line in lines[1:])
+
+
 def test_a_fine_tunes_training_time_includes_its_base_version() -> None:
     # The captioner's row said 16.5 min: the fine-tune's own minutes, not the 20.6 of the version it went on from.
     assert total_train_time_s({"train_time_s": 990.0, "base_train_time_s": 1236.0}) == 2226.0

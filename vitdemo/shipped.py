@@ -203,10 +203,12 @@ def command_block(file: str, command: str) -> str:
 
 def reproduce_commands(meta: CheckpointMeta, out: str) -> str:
     """The commands, one a line, that make a shipped network again: its training; for a fine-tune of an earlier
-    version of the same file (its `init` is `out` itself), first the training of that version (BASE_KEY)."""
+    version of the same file (its `init` is `out` itself), first the training of that version (BASE_KEY: one
+    config, or a list of them for a file trained in several sittings, the oldest first)."""
     cfg = meta.train_config or {}
     base = meta.metrics.get(BASE_KEY)
-    return "\n".join([*([train_command(base, out)] if base else []), *([train_command(cfg, out)] if cfg else [])])
+    bases = base if isinstance(base, list) else [base] if base else []  # several sittings: the oldest first
+    return "\n".join([*(train_command(b, out) for b in bases), *([train_command(cfg, out)] if cfg else [])])
 
 
 # -- scikit-learn baselines and pretrained encoders ------------------------------------------------------
