@@ -80,10 +80,8 @@ def confusion_table(
     shared with other tables); `pickable`: a click on a count picks that cell (read back by confusion_picker
     from the state under `key`), `picked` shows pressed."""
     html = matrix.confusion_html(confusion, classes, top=top, picked=picked, pickable=pickable)
-    if pickable:
-        _matrix_component(key=key, data=html, width="content", on_cell_change=lambda: None)
-    else:
-        _matrix_component(key=key, data=html, width="content")
+    clicks = {"on_cell_change": lambda: None} if pickable else {}  # a click reruns the page: its cell is picked
+    _matrix_component(key=key, data=html, width="content", **clicks)
 
 
 def confusion_picker(res: TestResults, key: str) -> tuple[int, int]:

@@ -178,7 +178,8 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
         view.pick(
             say("hood", "vit_intro", count=cfg.grid * cfg.grid),
             f"It cuts the image into {cfg.grid * cfg.grid} patches of {cfg.patch_size}x{cfg.patch_size} pixels (the "
-            f"blue grid) and turns each into a token{CONV_STEM_NOTE if cfg.stem == 'conv' else ''}; {L} layers of {H} attention heads then let every token gather "
+            f"blue grid) and turns each into a token{CONV_STEM_NOTE if cfg.stem == 'conv' else ''}; {L} layers of "
+            f"{H} attention heads then let every token gather "
             "information from the others. Click a patch (or move the sliders) to see where it looks.",
         )
     )

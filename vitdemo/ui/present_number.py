@@ -5,11 +5,9 @@ random test number, the beam, the preprocessing stages); the logic is vitdemo.nu
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from vitdemo.numbers.analyze import NumberAnswer, read_image
-from vitdemo.preprocess import canvas as canvas_input
 from vitdemo.ui import present, shell
 from vitdemo.ui import read as read_ui
 from vitdemo.views import read as views
@@ -46,9 +44,11 @@ def _clear() -> None:
 def number_view() -> None:
     with shell.stop_on_failure():
         models, problems = read_ui.readers()
-        pad, side = st.columns([2.3, 1], gap="medium")
+        pad, side = st.columns(
+            [1.4, 1], gap="medium"
+        )  # the join panel keeps its QR and address side by side on a tablet
         with pad:
-            drawn = _canvas()
+            drawn = read_ui.wide_canvas(f"present_number_{st.session_state.get(_GENERATION, 0)}")
             with st.container(horizontal=True, gap="small", key="vd_present_number_buttons"):
                 st.button("Clear", icon=":material/ink_eraser:", key="present_number_clear", on_click=_clear)
                 switch_button()
@@ -70,16 +70,6 @@ def number_view() -> None:
         with right:
             if "captioner" in answer.readings:
                 _captioner(answer)
-
-
-def _canvas() -> np.ndarray | None:
-    """The wide canvas (its own 4:1 shape, shrunk to the column); a refused canvas state is a sentence."""
-    try:
-        with st.container(key="vd_wide"):  # the client script keeps its 4:1 shape
-            return read_ui.draw_number_canvas(f"present_number_{st.session_state.get(_GENERATION, 0)}")
-    except canvas_input.CanvasRefused as exc:
-        st.warning(exc.public, icon=":material/block:")
-        return None
 
 
 def _detector(answer: NumberAnswer) -> None:

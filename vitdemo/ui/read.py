@@ -41,6 +41,17 @@ def draw_number_canvas(key: str) -> np.ndarray | None:
         raise canvas_input.CanvasRefused("The canvas sent something that is not a drawing: it was not used.") from None
 
 
+def wide_canvas(key: str) -> np.ndarray | None:
+    """The wide canvas in its 4:1 box (the client script keeps that shape; it squares the other canvases): the
+    drawing, or None; a canvas state no real canvas sends is a sentence on the page, not a failure."""
+    try:
+        with st.container(key="vd_wide"):
+            return draw_number_canvas(key)
+    except canvas_input.CanvasRefused as exc:
+        st.warning(exc.public, icon=":material/block:")
+        return None
+
+
 def readers() -> tuple[dict[str, LoadedModel], dict[str, str]]:
     """The shipped readers, loaded once per server; a missing or broken file is a sentence, not a failure."""
     found, problems = {}, {}
@@ -60,13 +71,8 @@ def image_input() -> tuple[np.ndarray, bool] | None:
     mode = st.radio("Input", ["Draw", "Upload", "Random test number"], horizontal=True, key="read_mode")
     if mode == "Draw":
         st.caption("Write a number of 1 to 8 digits on the wide canvas (mouse, pen or finger).")
-        try:
-            with st.container(key="vd_wide"):  # the client script leaves its size alone (it squares the others)
-                drawn = draw_number_canvas(f"read_canvas_{st.session_state.get('read_generation', 0)}")
-            return None if drawn is None else (drawn, False)
-        except canvas_input.CanvasRefused as exc:
-            st.warning(exc.public, icon=":material/block:")
-            return None
+        drawn = wide_canvas(f"read_canvas_{st.session_state.get('read_generation', 0)}")
+        return None if drawn is None else (drawn, False)
     if mode == "Upload":
         file = st.file_uploader("A photo or scan of a written number (PNG or JPG)", type=["png", "jpg", "jpeg"],
                                 key="read_upload")  # fmt: skip

@@ -143,10 +143,7 @@ def clicked_cell(state: Any, n_classes: int) -> tuple[tuple[int, int], str] | No
     "true-predicted@stamp"}), or None when there is no click or it is not one: the state comes from the
     browser, so its size, shape and range are checked here. The stamp tells a new click on the cell already
     picked (after the selectboxes moved away) from the old one."""
-    try:
-        raw = state.get("cell") if isinstance(state, Mapping) else getattr(state, "cell", None)
-    except Exception:  # noqa: BLE001 - a widget state of any shape: not a click
-        return None
+    raw = state.get("cell") if isinstance(state, Mapping) else None  # a component's state is a dict
     if not isinstance(raw, str) or len(raw) > 48:
         return None
     found = CLICK.fullmatch(raw)
