@@ -85,6 +85,21 @@ def test_a_step_with_a_teacher_trains_the_student_on_the_teachers_answers(tmp_pa
     assert all(p.grad is None for p in learner.teacher.parameters())
 
 
+def test_on_a_cpu_the_teacher_is_the_folded_channels_last_copy_with_the_same_answers(tmp_path: Path) -> None:
+    teacher_file = _cnn_file(tmp_path)
+    config = TrainConfig(model=dataclasses.replace(TINY_VIT, teacher=str(teacher_file)), device="cpu")
+    teacher, _ = load_teacher(config, torch.device("cpu"))
+    original = load_checkpoint(teacher_file).model.eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in teacher.modules())  # folded into the convs
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in original.modules())
+    conv = next(m for m in teacher.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any(p.requires_grad for p in teacher.parameters())
+    x = torch.randn(6, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(teacher(x), original(x), atol=1e-4)
+
+
 def test_a_run_with_a_teacher_names_it_in_its_checkpoint_header(tmp_path: Path, data_dir: Path) -> None:
     teacher_file = _cnn_file(tmp_path)
     model = dataclasses.replace(TINY_VIT, teacher=str(teacher_file))
