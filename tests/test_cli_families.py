@@ -188,6 +188,11 @@ def test_an_init_of_another_kind_is_refused_before_a_run_is_recorded(
     path = save_checkpoint(tmp_path / "cnn.safetensors", build_model(cnn), make_meta(cnn, "mnist"))
     assert main(["train", "--model", "vit", "--init", str(path), "--home", str(tmp_path / "home")]) == 2
     assert "--init holds a cnn model but this run trains a vit" in capsys.readouterr().err
+    from vitdemo.cli.main import _check_start_files
+    from vitdemo.families.detector import DetectorConfig
+
+    detector = TrainConfig(model=DetectorConfig(width=4), init=str(path))  # a reader borrows a digit CNN's layers
+    assert _check_start_files(detector).init_method == "supervised"
 
 
 def test_a_run_records_whether_its_init_is_an_encoder_or_a_classifier(tmp_path: Path) -> None:

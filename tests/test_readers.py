@@ -141,6 +141,42 @@ def test_a_reader_starts_from_its_init_checkpoint(t10k: Split, tmp_path: Path) -
     assert not all(torch.allclose(fresh[k], v, atol=1e-6) for k, v in start.state_dict().items())  # without: new ones
 
 
+def test_a_reader_borrows_the_layers_it_shares_with_a_digit_model(tmp_path: Path) -> None:
+    """The detector's backbone from a double CNN's first two stages (its third stage is narrower: new), the
+    captioner's encoder blocks from a ViT's first blocks (its patches are strips: new); a lean CNN lends nothing."""
+    from vitdemo.checkpoints import CheckpointError
+    from vitdemo.config import CNNConfig, ViTConfig
+    from vitdemo.training.warmstart import init_from_checkpoint
+
+    torch.manual_seed(0)
+    cnn = build_model(CNNConfig(width=8, depth=3, design="double"))
+    cnn_file = save_checkpoint(tmp_path / "cnn.safetensors", cnn, make_meta(cnn.config, "mnist"))
+    detector = build_model(TINY_DETECTOR)
+    before = {k: v.clone() for k, v in detector.state_dict().items()}
+    taken = init_from_checkpoint(detector, cnn_file, dataset="mnist")
+    after, theirs = detector.state_dict(), cnn.state_dict()
+    assert len([k for k in taken if k.endswith("weight") and after[k].dim() == 4]) == 4  # 4 convs of 5
+    assert torch.equal(after["net.backbone.10.weight"], theirs["stages.1.1.0.weight"])
+    assert torch.equal(after["net.backbone.14.weight"], before["net.backbone.14.weight"])  # 16 -> 16: theirs 16 -> 32
+    assert all(torch.equal(after[k], before[k]) for k in after if not k.startswith("net.backbone."))
+
+    vit = build_model(ViTConfig(embed_dim=32, depth=3, num_heads=2))
+    vit_file = save_checkpoint(tmp_path / "vit.safetensors", vit, make_meta(vit.config, "mnist"))
+    captioner = build_model(TINY_CAPTIONER)
+    patches = captioner.state_dict()["patch_embed.weight"].clone()
+    taken = init_from_checkpoint(captioner, vit_file, dataset="mnist")
+    assert taken and all(k.startswith("blocks.0.") for k in taken)  # its one block, from theirs
+    assert torch.equal(captioner.state_dict()["blocks.0.mlp.3.weight"], vit.state_dict()["blocks.0.mlp.3.weight"])
+    assert torch.equal(captioner.state_dict()["patch_embed.weight"], patches)
+
+    lean = build_model(CNNConfig(width=8, depth=2, design="lean"))
+    lean_file = save_checkpoint(tmp_path / "lean.safetensors", lean, make_meta(lean.config, "mnist"))
+    with pytest.raises(CheckpointError, match="no layer of the shape"):
+        init_from_checkpoint(build_model(TINY_DETECTOR), lean_file)
+    with pytest.raises(CheckpointError, match="holds a vit model, not a detector"):
+        init_from_checkpoint(build_model(TINY_DETECTOR), vit_file)
+
+
 def test_read_answers_each_image_and_reader_and_refuses_a_bad_file(t10k: Split, tmp_path: Path) -> None:
     torch.manual_seed(0)
     files = {}

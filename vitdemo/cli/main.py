@@ -81,9 +81,11 @@ def _check_start_files(config: TrainConfig) -> TrainConfig:
         return config
     from vitdemo.checkpoints import read_meta
     from vitdemo.runconfig import init_method
+    from vitdemo.training.warmstart import BORROWS
 
     meta = read_meta(config.init)
-    if meta.model_config.kind != config.model.kind:
+    borrows = (config.model.kind, meta.model_config.kind) in BORROWS  # a reader from a digit model
+    if meta.model_config.kind != config.model.kind and not borrows:
         raise ConfigError(f"--init holds a {meta.model_config.kind} model but this run trains a {config.model.kind}")
     return dataclasses.replace(config, init_method=init_method(meta.metrics))
 

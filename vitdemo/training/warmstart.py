@@ -1,16 +1,40 @@
 """Where a run's weights start when its config names a checkpoint (`TrainConfig.init`): a pretrained encoder's
-body, or a trained classifier to fine-tune (its head too when it was trained on the same dataset)."""
+body, or a trained classifier to fine-tune (its head too when it was trained on the same dataset), or, for a number
+reader, the layers it shares with a digit model of another kind (`BORROWS`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from torch import nn
+from torch import Tensor, nn
 
 from vitdemo.checkpoints import CheckpointError, load_checkpoint
 from vitdemo.models import is_head_key
 from vitdemo.runconfig import ENCODER_TAG
+
+# A number reader may start from a digit model: (reader, digit model) -> (the reader's prefix, the digit model's).
+# The detector's backbone is the double CNN's first stages (3x3 conv, batch norm, ReLU, twice a stage), the
+# captioner's encoder is the house ViT's blocks: their tensors pair up in order, as far as their shapes agree.
+BORROWS: dict[tuple[str, str], tuple[str, str]] = {
+    ("detector", "cnn"): ("net.backbone.", "stages."),
+    ("captioner", "vit"): ("blocks.", "blocks."),
+}
+
+
+def borrowed(target: dict[str, Tensor], source: dict[str, Tensor], into: str, frm: str) -> dict[str, Tensor]:
+    """`target`'s tensors under the prefix `into` paired in order with `source`'s under `frm`, up to the first pair
+    whose shapes differ (a wider layer, another kind of layer): {target key: source tensor}. The two state dicts
+    list a stage's tensors in the same order (conv weight, then its batch norm's; a block's norms, attention,
+    MLP), so the pairs are the same layers."""
+    mine = [k for k in target if k.startswith(into)]
+    theirs = [k for k in source if k.startswith(frm)]
+    out: dict[str, Tensor] = {}
+    for key, their_key in zip(mine, theirs, strict=False):
+        if target[key].shape != source[their_key].shape:
+            break
+        out[key] = source[their_key]
+    return out
 
 
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: str | None = None) -> list[str]:
@@ -20,10 +44,14 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: 
     that is right 99.6% of the time, not from a random head that first has to relearn the ten classes).
 
     The checkpoint must hold the same kind of model, with every such tensor at the same shape (its own head may
-    differ: another dataset, a pretrained encoder's untrained head). Returns the names copied.
+    differ: another dataset, a pretrained encoder's untrained head); a number reader may also start from a digit
+    model it shares layers with (`BORROWS`: the detector from a double CNN, the captioner from a ViT), and takes
+    only those. Returns the names copied.
     """
     loaded = load_checkpoint(path)
     name, kind = Path(path).name, getattr(getattr(model, "config", None), "kind", "")
+    if (kind, loaded.kind) in BORROWS:
+        return _borrow(model, loaded.model.state_dict(), name, *BORROWS[kind, loaded.kind])
     if loaded.kind != kind:
         raise CheckpointError(f"init checkpoint {name} holds a {loaded.kind} model, not a {kind}")
     source = loaded.model.state_dict()
@@ -43,3 +71,14 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: 
         body |= head
     model.load_state_dict({k: source[k] for k in body}, strict=False)
     return list(body)
+
+
+def _borrow(model: nn.Module, source: dict[str, Tensor], name: str, into: str, frm: str) -> list[str]:
+    """Copy what `borrowed` pairs; nothing at all is a CheckpointError (a lean CNN's 5x5 first conv, a ViT of
+    another width)."""
+    taken = borrowed(model.state_dict(), source, into, frm)
+    if not taken:
+        kind = getattr(getattr(model, "config", None), "kind", "")
+        raise CheckpointError(f"init checkpoint {name} has no layer of the shape this {kind}'s first layers have")
+    model.load_state_dict(taken, strict=False)
+    return list(taken)
