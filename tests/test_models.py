@@ -95,7 +95,7 @@ def test_lean_cnn_pools_each_stage_and_counts_itself(depth: int) -> None:
 
 
 @pytest.mark.parametrize("config", [CNNConfig(width=8, depth=d) for d in (1, 2, 3)] + [
-    ViTConfig(patch_size=p, depth=2, stem=s) for p in (4, 7, 14) for s in ("patch", "conv")])  # fmt: skip
+    ViTConfig(patch_size=p, depth=2, stem=s) for p in (4, 7, 14) for s in ("patch", "conv", "cnn")])  # fmt: skip
 def test_the_families_count_the_multiply_adds_their_networks_do(config) -> None:
     from vitdemo.families import get as family
 
@@ -114,12 +114,13 @@ def test_an_old_cnn_header_without_a_design_is_the_double_design() -> None:
         build_model(CNNConfig(design="deep"))
 
 
+@pytest.mark.parametrize("stem", ["conv", "cnn"])
 @pytest.mark.parametrize("patch", [4, 7, 14])
-def test_a_conv_stem_puts_the_tokens_on_the_patch_grid(patch: int) -> None:
+def test_a_conv_stem_puts_the_tokens_on_the_patch_grid(patch: int, stem: str) -> None:
     from vitdemo.families.vit import parameters
 
     torch.manual_seed(0)
-    config = ViTConfig(patch_size=patch, depth=2, stem="conv")
+    config = ViTConfig(patch_size=patch, depth=2, stem=stem)
     model = build_model(config).eval()
     logits, attns = model(torch.randn(2, 1, 28, 28), return_attn=True)
     tokens = (28 // patch) ** 2 + 1

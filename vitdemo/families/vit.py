@@ -7,10 +7,12 @@ from typing import Literal
 
 from vitdemo.families.spec import Family, check, setting
 
-STEMS = ("patch", "conv")
+STEMS = ("patch", "conv", "cnn")
 # The conv stem's second conv (kernel, stride, padding), from its first conv's 14x14 map to the patch grid:
 # 14 -> 7 (4x4 patches), 14 -> 4 (7x7 patches), 14 -> 2 (14x14 patches)
 CONV_STEM_TO_GRID = {4: (3, 2, 1), 7: (5, 4, 2), 14: (7, 7, 0)}
+# The CNN stem's last conv, from the 7x7 map its two pooled stages leave to the patch grid: 7 -> 7, 4 or 2
+CNN_STEM_TO_GRID = {4: (1, 1, 0), 7: (3, 2, 1), 14: (3, 4, 1)}
 SHIPPED_TEACHER = "shipped"  # ViTConfig.teacher: the shipped CNN of the run's dataset (vitdemo.paths)
 
 
@@ -33,9 +35,14 @@ class ViTConfig:
     # convolutional stem (3x3 stride-2 conv, batch norm, ReLU, then a conv onto the patch grid; Xiao et al. 2021,
     # "Early convolutions help transformers see better"): neighbouring patches share pixels, which a short run on
     # a CPU needs (98.6% MNIST validation in 2.3 minutes on 2 cores, README "Speed")
+    # "cnn": two CNN stages first (3x3 conv, 2x2 max-pool, batch norm, ReLU, twice: 28 -> 14 -> 7, pooled first as
+    # in the lean CNN), then a conv onto the patch grid: the hybrid of the original ViT paper (Dosovitskiy et al.
+    # 2021, a ResNet's stages before the transformer) and of compact convolutional transformers (Hassani et al.
+    # 2021): the transformer reads features of strokes and textures, not pixels (Fashion-MNIST, README "Speed")
     stem: str = setting(
-        "patch", "ViT stem", choices=STEMS, shown=("patches", "small conv stem"),
-        help="patch: each patch mapped on its own; conv: a small conv stem first (learns faster)",
+        "patch", "ViT stem", choices=STEMS, shown=("patches", "small conv stem", "two CNN stages"),
+        help="patch: each patch mapped on its own; conv: a small conv stem first (learns faster); "
+        "cnn: two CNN stages first (a hybrid)",
     )  # fmt: skip
     # DeiT's hard-label distillation (vitdemo.training.distill): a CNN checkpoint the ViT learns from through a second
     # token, "shipped" (the shipped CNN of the run's dataset) or a file; "" = none. It changes the network (one more
@@ -56,6 +63,7 @@ class ViTConfig:
         check(0.5 <= self.mlp_ratio <= 8, "mlp_ratio must be between 0.5 and 8")
         check(0.0 <= self.dropout < 0.9, "dropout must be in [0, 0.9)")
         check(self.stem in STEMS, f"stem must be one of {', '.join(STEMS)}")
+        check(self.stem != "cnn" or self.embed_dim % 4 == 0, "the CNN stem needs an embedding dim divisible by 4")
         ok = isinstance(self.teacher, str) and len(self.teacher) <= 1000
         check(ok and (self.teacher in ("", SHIPPED_TEACHER) or self.teacher.endswith(".safetensors")),
               f"teacher must be '' (none), '{SHIPPED_TEACHER}' or a CNN checkpoint (.safetensors)")  # fmt: skip
@@ -77,6 +85,9 @@ def parameters(m: ViTConfig) -> int:
     if m.stem == "conv":  # 3x3 conv (no bias) + batch norm, then the conv onto the grid, with bias
         k = CONV_STEM_TO_GRID[m.patch_size][0]
         embed = 9 * m.in_chans * (d // 2) + 2 * (d // 2) + k * k * (d // 2) * d + d
+    if m.stem == "cnn":  # two 3x3 convs (no bias) with batch norm, then the conv onto the grid, with bias
+        q, k = d // 4, CNN_STEM_TO_GRID[m.patch_size][0]
+        embed = 9 * m.in_chans * q + 2 * q + 9 * q * (d // 2) + 2 * (d // 2) + k * k * (d // 2) * d + d
     tokens = d + (m.grid**2 + 1) * d  # class token and learned positions
     block = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * h + h) + (h * d + d)  # ln, qkv, proj, ln, mlp
     head = 2 * d + d * m.num_classes + m.num_classes  # final norm and linear head
@@ -90,6 +101,9 @@ def forward_macs(m: ViTConfig) -> int:
     embed = m.grid**2 * m.in_chans * m.patch_size**2 * d
     if m.stem == "conv":  # 3x3 stride 2 onto 14x14, then onto the grid
         embed = 14 * 14 * 9 * m.in_chans * (d // 2) + m.grid**2 * CONV_STEM_TO_GRID[m.patch_size][0] ** 2 * (d // 2) * d
+    if m.stem == "cnn":  # 3x3 at 28x28, 3x3 at 14x14 (each then pooled), then onto the grid
+        q, k = d // 4, CNN_STEM_TO_GRID[m.patch_size][0]
+        embed = 28 * 28 * 9 * m.in_chans * q + 14 * 14 * 9 * q * (d // 2) + m.grid**2 * k * k * (d // 2) * d
     block = 4 * t * d * d + 2 * t * t * d + 2 * t * d * h  # qkv + proj, scores + weighted sum, mlp
     return embed + m.depth * block + d * m.num_classes
 
@@ -99,6 +113,8 @@ def activation_floats(m: ViTConfig) -> int:
     t, d, h = m.grid**2 + 1 + bool(m.teacher), m.embed_dim, int(m.embed_dim * m.mlp_ratio)
     per_block = t * (10 * d + 3 * h) + 2 * m.num_heads * t * t  # ln/qkv/proj/residuals, mlp, attention
     stem = 3 * (d // 2) * 14 * 14 + d * m.grid**2 if m.stem == "conv" else 0  # conv, norm and ReLU at 14x14; the grid
+    if m.stem == "cnn":  # each stage: its conv, then pool, norm and ReLU at a quarter of the pixels; the grid
+        stem = (d // 4) * (28 * 28 + 3 * 14 * 14) + (d // 2) * (14 * 14 + 3 * 7 * 7) + d * m.grid**2
     return 28 * 28 * 2 + stem + m.depth * per_block
 
 
@@ -113,7 +129,7 @@ FAMILY = Family(
     caption="Attention rollout: how much each 4x4 patch reached the class token the answer is read from, "
     "through all the layers (bright: looked at more).",
     reference=ViTConfig(patch_size=7, embed_dim=48, depth=3, num_heads=4, mlp_ratio=2.0),
-    shape=lambda m: f"p{m.patch_size}-d{m.embed_dim}x{m.depth}" + ("-conv" if m.stem == "conv" else ""),
+    shape=lambda m: f"p{m.patch_size}-d{m.embed_dim}x{m.depth}" + ("" if m.stem == "patch" else f"-{m.stem}"),
     params=parameters,
     macs=forward_macs,
     activations=activation_floats,

@@ -12,15 +12,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitdemo.families.vit import CONV_STEM_TO_GRID, ViTConfig
+from vitdemo.families.vit import CNN_STEM_TO_GRID, CONV_STEM_TO_GRID, ViTConfig
 
 
 def patch_embedding(config: ViTConfig) -> nn.Module:
-    """(B, C, 28, 28) -> (B, D, g, g): one linear map of each patch ("patch"), or a small conv stem ("conv": a 3x3
-    stride-2 conv onto 14x14 with batch norm and ReLU, then a conv onto the patch grid; vitdemo.families.vit)."""
+    """(B, C, 28, 28) -> (B, D, g, g): one linear map of each patch ("patch"), a small conv stem ("conv": a 3x3
+    stride-2 conv onto 14x14 with batch norm and ReLU, then a conv onto the patch grid), or two CNN stages ("cnn":
+    3x3 conv, max-pool, batch norm, ReLU, twice, then a conv onto the grid; vitdemo.families.vit)."""
     dim, p = config.embed_dim, config.patch_size
     if config.stem == "patch":
         return nn.Conv2d(config.in_chans, dim, p, stride=p)
+    if config.stem == "cnn":
+        q, h = dim // 4, dim // 2
+        k, stride, pad = CNN_STEM_TO_GRID[p]
+        return nn.Sequential(
+            nn.Conv2d(config.in_chans, q, 3, padding=1, bias=False),  # (B, D/4, 28, 28)
+            nn.MaxPool2d(2), nn.BatchNorm2d(q), nn.ReLU(inplace=True),  # (B, D/4, 14, 14): pooled first, as lean CNNs
+            nn.Conv2d(q, h, 3, padding=1, bias=False),  # (B, D/2, 14, 14)
+            nn.MaxPool2d(2), nn.BatchNorm2d(h), nn.ReLU(inplace=True),  # (B, D/2, 7, 7)
+            nn.Conv2d(h, dim, k, stride=stride, padding=pad),  # (B, D, g, g)
+        )  # fmt: skip
     k, stride, pad = CONV_STEM_TO_GRID[p]
     return nn.Sequential(
         nn.Conv2d(config.in_chans, dim // 2, 3, stride=2, padding=1, bias=False),  # (B, D/2, 14, 14)

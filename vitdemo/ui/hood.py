@@ -49,7 +49,10 @@ STAGE_HELP = {  # the Expert tooltip of the CNN's stages, by design (vitdemo.fam
     "lean": "The output of each stage: one convolution, then the max-pooling that halves the resolution, then batch "
     "norm and ReLU.",
 }
-CONV_STEM_NOTE = " (through a small conv stem first, so each token also sees a few pixels of its neighbours)"
+STEM_NOTES = {
+    "conv": " (through a small conv stem first, so each token also sees a few pixels of its neighbours)",
+    "cnn": " (through two CNN stages first, so each token carries the strokes and textures around it)",
+}
 
 
 # --- input -------------------------------------------------------------------------------------------------
@@ -178,7 +181,7 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
         view.pick(
             say("hood", "vit_intro", count=cfg.grid * cfg.grid),
             f"It cuts the image into {cfg.grid * cfg.grid} patches of {cfg.patch_size}x{cfg.patch_size} pixels (the "
-            f"blue grid) and turns each into a token{CONV_STEM_NOTE if cfg.stem == 'conv' else ''}; {L} layers of "
+            f"blue grid) and turns each into a token{STEM_NOTES.get(cfg.stem, '')}; {L} layers of "
             f"{H} attention heads then let every token gather "
             "information from the others. Click a patch (or move the sliders) to see where it looks.",
         )
