@@ -18,6 +18,7 @@ from vitdemo.pretrain import ENCODER_TAG, is_pretrained_encoder
 from vitdemo.runs.baselines import encoders, sync_baselines
 from vitdemo.runs.store import Registry
 from vitdemo.shipped import (
+    BASE_KEY,
     DRAWN_PER_CLASS,
     classic_command,
     command_block,
@@ -92,6 +93,19 @@ def test_a_file_trained_in_several_sittings_lists_each_command_oldest_first() ->
     assert "--init" not in lines[0] and all("--init checkpoints/x.safetensors" in line for line in lines[1:])
 
 
+def test_a_sitting_that_resumed_the_run_before_it_is_written_as_a_resume() -> None:
+    """Its settings are the run's own (a resumed run keeps them); a full command would train from scratch."""
+    first = dataclasses.asdict(TrainConfig(model=CNNConfig(), epochs=26))
+    second = {**first, "epochs": 40, "resume": "run-5.resume.safetensors"}
+    meta = dataclasses.replace(read_meta(SHIPPED_DIR / "cnn_mnist.safetensors"), train_config=second,
+                               metrics={"base_train_config": first})  # fmt: skip
+    lines = reproduce_commands(meta, "checkpoints/x.safetensors").splitlines()
+    assert "--epochs 26" in lines[0] and "--resume" not in lines[0]
+    assert lines[1] == "python -m vitdemo train --resume RUN --epochs 40 --out checkpoints/x.safetensors"
+    args = build_parser().parse_args(shlex.split(lines[1])[3:])
+    assert (args.resume, args.epochs, args.out) == ("RUN", 40, "checkpoints/x.safetensors")
+
+
 def test_a_fine_tunes_training_time_includes_its_base_version() -> None:
     # The captioner's row said 16.5 min: the fine-tune's own minutes, not the 20.6 of the version it went on from.
     assert total_train_time_s({"train_time_s": 990.0, "base_train_time_s": 1236.0}) == 2226.0
@@ -109,6 +123,12 @@ def test_documented_command_reproduces_the_stored_config(path: Path) -> None:
     command = commands.splitlines()[-1]  # a fine-tune of the file's earlier version: its base's command first
     assert command == train_command(trained_with, f"checkpoints/{path.name}")
     stored = TrainConfig.from_dict(trained_with)
+    if stored.resume:  # a sitting that resumed the run of the line before it: the same settings, a longer schedule
+        base = meta.metrics[BASE_KEY]
+        before = TrainConfig.from_dict(base[-1] if isinstance(base, list) else base)
+        assert stored == dataclasses.replace(before, epochs=stored.epochs, resume=stored.resume)
+        assert stored.epochs > before.epochs and f"--resume RUN --epochs {stored.epochs}" in command
+        return
     args = build_parser().parse_args(shlex.split(command)[3:])
     parsed = _check_start_files(config_from_args(args))  # as `train` does: it reads init_method off init's header
     if stored.init:

@@ -71,11 +71,17 @@ def model_flags(m: ModelConfig) -> list[str]:
     return command_flags(m, every=True)
 
 
+RESUMED_RUN = "RUN"  # a resumed sitting's command names the run before it so: the id `train` printed for that run
+
+
 def train_command(config: dict[str, Any], out: str) -> str:
     """The `python -m vitdemo train` command line that reproduces a stored TrainConfig: the model and its shape
     written out, the settings a reader looks for (Setting.always), then every other that differs from its
-    default (so commands written before a setting existed stay as they were)."""
+    default (so commands written before a setting existed stay as they were). A sitting that resumed the run
+    before it (`resume` set) changed only its length: `--resume RUN --epochs N`."""
     c = TrainConfig.from_dict(config)
+    if c.resume:
+        return f"python -m vitdemo train --resume {RESUMED_RUN} --epochs {c.epochs} --out {out}"
     return " ".join(
         ["python -m vitdemo train", f"--model {c.model.kind}", *model_flags(c.model), *command_flags(c), f"--out {out}"]
     )
