@@ -191,8 +191,15 @@ def test_an_init_of_another_kind_is_refused_before_a_run_is_recorded(
     from vitdemo.cli.main import _check_start_files
     from vitdemo.families.detector import DetectorConfig
 
-    detector = TrainConfig(model=DetectorConfig(width=4), init=str(path))  # a reader borrows a digit CNN's layers
+    cnn8 = CNNConfig(width=8)
+    path = save_checkpoint(tmp_path / "cnn8.safetensors", build_model(cnn8), make_meta(cnn8, "mnist"))
+    detector = TrainConfig(model=DetectorConfig(width=8), init=str(path))  # a reader borrows a digit CNN's layers
     assert _check_start_files(detector).init_method == "supervised"
+    lean = CNNConfig(width=8, design="lean")  # its 5x5 first conv fits no backbone layer
+    lean_file = save_checkpoint(tmp_path / "lean.safetensors", build_model(lean), make_meta(lean, "mnist"))
+    args = ["train", "--model", "detector", "--init", str(lean_file), "--home", str(tmp_path / "home")]
+    assert main(args) == 2 and "has no layer of the shape" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "registry.sqlite").exists() or Registry(tmp_path / "home").list_runs() == []
 
 
 def test_a_run_records_whether_its_init_is_an_encoder_or_a_classifier(tmp_path: Path) -> None:

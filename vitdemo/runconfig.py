@@ -139,7 +139,9 @@ class PretrainRun:
         _check(self.train.model.kind == kind, f"{self.method} pretrains a {kind}, not a {self.train.model.kind}")
         _check(not self.train.init, "a run that pretrains its own encoder starts from it: init must be empty")
         stem = getattr(self.train.model, "stem", "patch")  # MAE hides patches: a conv stem would let tokens see them
-        _check(self.method != "mae" or stem == "patch", f"MAE pretraining needs the ViT's plain patch stem, not '{stem}'")
+        _check(
+            self.method != "mae" or stem == "patch", f"MAE pretraining needs the ViT's plain patch stem, not '{stem}'"
+        )
         self.pretrain.validate()
         self.with_encoder(NEW_ENCODER).validate()
 

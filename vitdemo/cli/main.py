@@ -87,6 +87,15 @@ def _check_start_files(config: TrainConfig) -> TrainConfig:
     borrows = (config.model.kind, meta.model_config.kind) in BORROWS  # a reader from a digit model
     if meta.model_config.kind != config.model.kind and not borrows:
         raise ConfigError(f"--init holds a {meta.model_config.kind} model but this run trains a {config.model.kind}")
+    if borrows:  # what a reader can take from a digit model shows only in their layers: try it on a new model now
+        from vitdemo.checkpoints import CheckpointError
+        from vitdemo.models import build_model
+        from vitdemo.training.warmstart import init_from_checkpoint
+
+        try:
+            init_from_checkpoint(build_model(config.model), config.init)
+        except CheckpointError as exc:
+            raise ConfigError(str(exc)) from None
     return dataclasses.replace(config, init_method=init_method(meta.metrics))
 
 
