@@ -18,10 +18,10 @@ from vitdemo.pretrain import ENCODER_TAG, is_pretrained_encoder
 from vitdemo.runs.baselines import encoders, sync_baselines
 from vitdemo.runs.store import Registry
 from vitdemo.shipped import (
-    BASE_KEY,
     DRAWN_PER_CLASS,
     classic_command,
     command_block,
+    earlier_sittings,
     is_reader_file,
     measure_reader,
     measure_test_accuracy,
@@ -124,8 +124,7 @@ def test_documented_command_reproduces_the_stored_config(path: Path) -> None:
     assert command == train_command(trained_with, f"checkpoints/{path.name}")
     stored = TrainConfig.from_dict(trained_with)
     if stored.resume:  # a sitting that resumed the run of the line before it: the same settings, a longer schedule
-        base = meta.metrics[BASE_KEY]
-        before = TrainConfig.from_dict(base[-1] if isinstance(base, list) else base)
+        before = TrainConfig.from_dict(earlier_sittings(meta.metrics)[-1])
         assert stored == dataclasses.replace(before, epochs=stored.epochs, resume=stored.resume)
         assert stored.epochs > before.epochs and f"--resume RUN --epochs {stored.epochs}" in command
         return

@@ -207,13 +207,18 @@ def command_block(file: str, command: str) -> str:
     return f"`{file}`:\n\n```bash\n{lines}\n```\n"
 
 
+def earlier_sittings(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The train configs of the sittings before a file's last (BASE_KEY: one config, or a list of them for a file
+    trained in several sittings), the oldest first; none for a file trained in one go."""
+    base = metrics.get(BASE_KEY)
+    return base if isinstance(base, list) else [base] if base else []
+
+
 def reproduce_commands(meta: CheckpointMeta, out: str) -> str:
     """The commands, one a line, that make a shipped network again: its training; for a fine-tune of an earlier
-    version of the same file (its `init` is `out` itself), first the training of that version (BASE_KEY: one
-    config, or a list of them for a file trained in several sittings, the oldest first)."""
+    version of the same file (its `init` is `out` itself) or a resumed run, first the earlier sittings'."""
     cfg = meta.train_config or {}
-    base = meta.metrics.get(BASE_KEY)
-    bases = base if isinstance(base, list) else [base] if base else []  # several sittings: the oldest first
+    bases = earlier_sittings(meta.metrics)
     return "\n".join([*(train_command(b, out) for b in bases), *([train_command(cfg, out)] if cfg else [])])
 
 

@@ -51,7 +51,7 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: 
     loaded = load_checkpoint(path)
     name, kind = Path(path).name, getattr(getattr(model, "config", None), "kind", "")
     if (kind, loaded.kind) in BORROWS:
-        return _borrow(model, loaded.model.state_dict(), name, *BORROWS[kind, loaded.kind])
+        return _borrow(model, loaded.model.state_dict(), name, kind, *BORROWS[kind, loaded.kind])
     if loaded.kind != kind:
         raise CheckpointError(f"init checkpoint {name} holds a {loaded.kind} model, not a {kind}")
     source = loaded.model.state_dict()
@@ -73,12 +73,11 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: 
     return list(body)
 
 
-def _borrow(model: nn.Module, source: dict[str, Tensor], name: str, into: str, frm: str) -> list[str]:
-    """Copy what `borrowed` pairs; nothing at all is a CheckpointError (a lean CNN's 5x5 first conv, a ViT of
-    another width)."""
+def _borrow(model: nn.Module, source: dict[str, Tensor], name: str, kind: str, into: str, frm: str) -> list[str]:
+    """Copy what `borrowed` pairs into `model` (a `kind` reader) from checkpoint `name`; nothing at all is a
+    CheckpointError (a lean CNN's 5x5 first conv, a ViT of another width)."""
     taken = borrowed(model.state_dict(), source, into, frm)
     if not taken:
-        kind = getattr(getattr(model, "config", None), "kind", "")
         raise CheckpointError(f"init checkpoint {name} has no layer of the shape this {kind}'s first layers have")
     model.load_state_dict(taken, strict=False)
     return list(taken)
