@@ -158,3 +158,27 @@ def test_a_teacher_is_written_into_the_reproduce_command_and_parsed_back() -> No
     assert "--teacher shipped" in command and "--teacher" not in train_command(TrainConfig().to_dict(), "x")
     args = build_parser().parse_args(shlex.split(command)[3:])
     assert dataclasses.replace(config_from_args(args), device=config.device) == config
+
+
+def test_a_taught_vit_started_from_an_untaught_one_first_gives_its_answers(tmp_path: Path) -> None:
+    """A fine-tune under a teacher from a shipped untaught ViT: the distillation token starts as the class token's
+    input and its head as the class head, so both heads give the same answers, near the checkpoint's (the class
+    token also sees its twin now); before, the init was refused, the file lacking 'dist_token'. Another dataset's
+    classes: both heads start new."""
+    from vitdemo.training.warmstart import init_from_checkpoint
+
+    torch.manual_seed(0)
+    untaught = build_model(TINY_VIT).eval()
+    path = save_checkpoint(tmp_path / "vit.safetensors", untaught, make_meta(TINY_VIT, "mnist", name="vit"))
+    taught = build_model(dataclasses.replace(TINY_VIT, teacher="shipped")).eval()
+    copied = init_from_checkpoint(taught, path, dataset="mnist")
+    assert {"dist_token", "head_dist.weight", "head_dist.bias"} <= set(copied)
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        head, dist = taught(x, both_heads=True)  # (4, 10) each
+        before, fresh = untaught(x), build_model(dataclasses.replace(TINY_VIT, teacher="shipped")).eval()(x)
+    assert torch.allclose(dist, head, atol=1e-5)
+    assert (head - before).abs().mean() < 0.2 * (fresh - before).abs().mean()
+    other = build_model(dataclasses.replace(TINY_VIT, teacher="shipped"))
+    copied = init_from_checkpoint(other, path, dataset="fashion")
+    assert "dist_token" in copied and not any(k.startswith(("head.", "head_dist.")) for k in copied)

@@ -119,3 +119,13 @@ def test_the_race_speaks_plainly_in_the_simple_view() -> None:
     layout = race_views.race_figure(view, "images", plain=True).to_dict()["layout"]
     titles = [layout[axis]["title"]["text"] for axis in ("yaxis", "xaxis2", "yaxis2")]
     assert titles == ["mistakes", "pictures seen", "right on new pictures"], titles
+
+
+def test_under_the_hood_says_a_hybrid_vit_finds_patterns_before_it_cuts() -> None:
+    """The shipped Fashion-MNIST ViT runs two CNN stages before its 16 squares: the Simple view said it 'cuts the
+    picture into 16 small squares', which a teacher showing its pattern maps would have to correct."""
+    from vitdemo.ui.hood import vit_intro
+
+    hybrid, plain = vit_intro("cnn", 16), vit_intro("patch", 49)
+    assert hybrid.startswith("This ViT first finds small patterns") and "16 squares" in hybrid
+    assert plain.startswith("The ViT cuts the picture into 49 small squares") and vit_intro("conv", 49) == plain

@@ -14,6 +14,7 @@ from vitdemo import families
 from vitdemo.families.spec import ModelConfig
 
 HEAD = "head"  # every model's classifier module, and the prefix of its state_dict keys
+DIST_HEAD = "head_dist"  # a taught ViT's second classifier (DeiT's distillation head): a head as well
 
 
 def build_model(config: ModelConfig) -> nn.Module:
@@ -30,8 +31,8 @@ def head_of(model: nn.Module) -> nn.Module:
 
 
 def is_head_key(name: str) -> bool:
-    """Whether a state_dict key belongs to the head."""
-    return name == HEAD or name.startswith(f"{HEAD}.")
+    """Whether a state_dict key belongs to a head (the classifier, or a taught ViT's distillation head)."""
+    return any(name == head or name.startswith(f"{head}.") for head in (HEAD, DIST_HEAD))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -46,7 +46,7 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: 
     The checkpoint must hold the same kind of model, with every such tensor at the same shape (its own head may
     differ: another dataset, a pretrained encoder's untrained head); a number reader may also start from a digit
     model it shares layers with (`BORROWS`: the detector from a double CNN, the captioner from a ViT), and takes
-    only those. Returns the names copied.
+    only those; a taught ViT may start from an untaught one (`as_taught`). Returns the names copied.
     """
     loaded = load_checkpoint(path)
     name, kind = Path(path).name, getattr(getattr(model, "config", None), "kind", "")
@@ -54,7 +54,7 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: 
         return _borrow(model, loaded.model.state_dict(), name, kind, *BORROWS[kind, loaded.kind])
     if loaded.kind != kind:
         raise CheckpointError(f"init checkpoint {name} holds a {loaded.kind} model, not a {kind}")
-    source = loaded.model.state_dict()
+    source = as_taught(loaded.model.state_dict(), model.state_dict())
     body = {k: v for k, v in model.state_dict().items() if not is_head_key(k)}
     if not body:
         raise CheckpointError(f"a {kind} model has no weights outside its head: init {name} has nothing to give")
@@ -71,6 +71,18 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: 
         body |= head
     model.load_state_dict({k: source[k] for k in body}, strict=False)
     return list(body)
+
+
+def as_taught(source: dict[str, Tensor], target: dict[str, Tensor]) -> dict[str, Tensor]:
+    """`source` ready for a taught ViT (`target` has DeiT's distillation token) when it comes from an untaught one:
+    the distillation token starts as the class token's input (the class token plus its position) and the
+    distillation head as the class head, so both heads first give the same answers, near the checkpoint's (the
+    class token now also attends to its twin), and the teacher pulls from there. Any other pair is returned as it is."""
+    if "dist_token" not in target or "dist_token" in source or "cls_token" not in source:
+        return source
+    out = dict(source, dist_token=source["cls_token"] + source["pos_embed"][:, :1])  # (1, 1, D)
+    out.update({f"head_dist.{k[5:]}": v for k, v in source.items() if k.startswith("head.")})
+    return out
 
 
 def _borrow(model: nn.Module, source: dict[str, Tensor], name: str, kind: str, into: str, frm: str) -> list[str]:

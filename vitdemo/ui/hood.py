@@ -55,6 +55,12 @@ STEM_NOTES = {
 }
 
 
+def vit_intro(stem: str, squares: int) -> str:
+    """Under the hood's first sentence on a ViT: a hybrid (`stem` "cnn", two CNN stages before its squares) is
+    said to find small patterns first, as the shipped Fashion-MNIST ViT does; the others cut the picture itself."""
+    return say("hood", "vit_intro_cnn" if stem == "cnn" else "vit_intro", count=squares)
+
+
 # --- input -------------------------------------------------------------------------------------------------
 def _last_drawing() -> np.ndarray | None:
     """The Draw page's last model input, if this session has one and it is a (28, 28) image."""
@@ -179,7 +185,7 @@ def vit_section(loaded: LoadedModel | None, problem: str | None, image: np.ndarr
     st.markdown(f"The ViT {_prediction(loaded, x)}.")
     st.caption(
         view.pick(
-            say("hood", "vit_intro", count=cfg.grid * cfg.grid),
+            vit_intro(cfg.stem, cfg.grid * cfg.grid),
             f"It cuts the image into {cfg.grid * cfg.grid} patches of {cfg.patch_size}x{cfg.patch_size} pixels (the "
             f"blue grid) and turns each into a token{STEM_NOTES.get(cfg.stem, '')}; {L} layers of "
             f"{H} attention heads then let every token gather "

@@ -32,6 +32,9 @@ WORDS: dict[str, dict[str, str]] = {
     "hood": {
         "vit_intro": "The ViT cuts the picture into {count} small squares. Each square can look at all the others "
         "to find clues. Click a square to see where it looks.",
+        "vit_intro_cnn": "This ViT first finds small patterns, the way the CNN does. Then it cuts what it found "
+        "into {count} squares. Each square can look at all the others to find clues. Click a square to see where "
+        "it looks.",
         "patch_maps": "Each small map is one step of the ViT. The brighter a square, the more the green square "
         "looks there. The top row mixes all of its views.",
         "cls_title": "Where the ViT looks before it answers, step by step",
