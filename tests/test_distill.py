@@ -182,3 +182,19 @@ def test_a_taught_vit_started_from_an_untaught_one_first_gives_its_answers(tmp_p
     other = build_model(dataclasses.replace(TINY_VIT, teacher="shipped"))
     copied = init_from_checkpoint(other, path, dataset="fashion")
     assert "dist_token" in copied and not any(k.startswith(("head.", "head_dist.")) for k in copied)
+
+
+def test_a_missing_teacher_is_refused_when_the_run_is_queued_and_not_offered(tmp_path: Path, reg, monkeypatch) -> None:
+    """A server without the shipped CNN of a dataset queued a taught ViT that could only fail in the worker, and
+    the Train form offered that teacher."""
+    from vitdemo.runs import queue
+    from vitdemo.runs.people import Actor
+
+    monkeypatch.setenv("VITDEMO_CHECKPOINTS", str(tmp_path))  # no shipped CNN here
+    student = Actor("person:1", "Ana")
+    taught = TrainConfig(model=dataclasses.replace(TINY_VIT, teacher="shipped"), epochs=1, device="cpu")
+    with pytest.raises(ConfigError, match="teacher checkpoint cnn_mnist.safetensors was not found"):
+        queue.submit(reg, taught, student)
+    assert reg.list_runs() == [] and "shipped" not in teachers.teacher_choices([], "mnist", shipped=False)
+    _cnn_file(tmp_path, name="cnn_mnist.safetensors")  # the file is there now: queued
+    assert reg.get_run(queue.submit(reg, taught, student)).status == "queued"

@@ -118,6 +118,11 @@ def _run_fields(config: RunConfig, offered: Sequence[Device]) -> dict[str, Any]:
     config.validate()
     device = resolve_device(config.device, offered)
     trained = config.train if isinstance(config, PretrainRun) else config
+    if isinstance(trained, TrainConfig):
+        from vitdemo.training.distill import missing_teacher  # torch: imported when a run is queued, not before
+
+        if problem := missing_teacher(trained):
+            raise ConfigError(problem)
     return {
         "name": run_name(config),
         "kind": model_kind(config),

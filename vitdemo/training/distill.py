@@ -44,6 +44,15 @@ def teacher_path(teacher: str, dataset: str) -> Path:
     return Path(teacher)
 
 
+def missing_teacher(config: TrainConfig) -> str | None:
+    """The run's teacher file when this machine lacks it, as one sentence; None without a teacher or with its
+    file here. Checked when a run is queued (a student hears it at once, not from a failed run) and again by
+    the trainer."""
+    teacher = teacher_of(config)
+    path = teacher_path(teacher, config.dataset) if teacher else None
+    return None if path is None or path.is_file() else f"the teacher checkpoint {path.name} was not found"
+
+
 def load_teacher(config: TrainConfig, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """The frozen teacher network on `device`, in eval mode (on a CPU its folded, channels-last copy: a step of a
     distilled ViT reads the teacher every batch), and its identity for the checkpoint header. A teacher
@@ -51,9 +60,9 @@ def load_teacher(config: TrainConfig, device: torch.device) -> tuple[nn.Module, 
     from vitdemo.checkpoints import CheckpointError, load_checkpoint
     from vitdemo.data import normalization
 
+    if problem := missing_teacher(config):
+        raise ConfigError(problem)
     path = teacher_path(teacher_of(config), config.dataset)
-    if not path.is_file():
-        raise ConfigError(f"the teacher checkpoint {path.name} was not found")
     try:
         loaded = load_checkpoint(path)
     except (CheckpointError, OSError, ValueError) as exc:

@@ -138,8 +138,11 @@ def family_fields(kind: str, model_fields: Callable[[str], None]) -> None:
 def teacher_field(cnn_runs: list) -> None:
     """A ViT's "learn from a teacher": none, the shipped CNN or a finished CNN run of the form's dataset (DeiT
     distillation, vitdemo.training.distill), with the sentence on why it helps."""
-    key = FORM_PREFIX + forms.TEACHER_KEY
-    choices = teachers.teacher_choices(cnn_runs, str(st.session_state.get(FORM_PREFIX + "dataset") or "mnist"))
+    from vitdemo.training.distill import teacher_path
+
+    key, dataset = FORM_PREFIX + forms.TEACHER_KEY, str(st.session_state.get(FORM_PREFIX + "dataset") or "mnist")
+    shipped = teacher_path(teachers.SHIPPED_TEACHER, dataset).is_file()
+    choices = teachers.teacher_choices(cnn_runs, dataset, shipped=shipped)
     current = str(st.session_state.get(key) or "")
     options = [*choices, *([current] if current not in choices else [])]  # a stored run's teacher stays visible
     st.selectbox("Learn from a teacher", options, key=key, format_func=lambda v: teachers.teacher_label(v, choices),

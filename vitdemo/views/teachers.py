@@ -19,12 +19,13 @@ WHY = (
 )
 
 
-def teacher_choices(runs: Iterable[Any], dataset: str) -> dict[str, str]:
+def teacher_choices(runs: Iterable[Any], dataset: str, shipped: bool = True) -> dict[str, str]:
     """The teachers a ViT on `dataset` may learn from: value -> label. Values are what `ViTConfig.teacher` holds: ''
-    (none), 'shipped' (the shipped CNN), or a finished CNN run's checkpoint file. `runs`: the registry's runs
-    (vitdemo.runs.store.Run), any order; shipped baselines are the 'shipped' choice, not listed again."""
+    (none), 'shipped' (the shipped CNN, offered when `shipped`: its file is on the server), or a finished CNN
+    run's checkpoint file. `runs`: the registry's runs (vitdemo.runs.store.Run), any order; shipped baselines are
+    the 'shipped' choice, not listed again."""
     short = DATASETS_SHORT.get(dataset, dataset)
-    choices = {NO_TEACHER: "no teacher", SHIPPED_TEACHER: f"the shipped CNN ({short})"}
+    choices = {NO_TEACHER: "no teacher", **({SHIPPED_TEACHER: f"the shipped CNN ({short})"} if shipped else {})}
     for run in sorted(runs, key=lambda r: -(r.test_acc or 0.0)):
         ok = run.status == "done" and not run.baseline and run.checkpoint and run.config.get("dataset") == dataset
         if ok and run.config.get("model", {}).get("kind") == "cnn":
