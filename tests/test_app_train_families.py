@@ -5,6 +5,7 @@ form shows (no worker starts: conftest's worker_starts)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -104,11 +105,15 @@ def test_the_seed_recipe_preset_picks_the_published_vit(env: Registry, worker_st
 
 
 def test_a_vit_learns_from_the_shipped_cnn_when_asked(env: Registry) -> None:
-    """The ViT's "Learn from a teacher": the shipped CNN is offered (finished CNN runs too), the sentence on why shows
-    once one is picked, and the queued run's ViT names its teacher."""
+    """The ViT's "Learn from a teacher": the shipped CNN is offered where its file is (finished CNN runs too), the
+    sentence on why shows once one is picked, and the queued run's ViT names its teacher."""
     at = open_train()
     at.radio(key="tf_model_kind").set_value("vit").run()
-    teacher = at.selectbox(key="tf_teacher")
+    assert at.selectbox(key="tf_teacher").options == ["no teacher"]  # this server has no shipped MNIST CNN yet
+    shipped = Path(os.environ["VITDEMO_CHECKPOINTS"])
+    save_checkpoint(shipped / "cnn_mnist.safetensors", build_model(CNNConfig(width=4, depth=1)),
+                    make_meta(CNNConfig(width=4, depth=1), "mnist", name="tiny CNN"))  # fmt: skip
+    teacher = at.run().selectbox(key="tf_teacher")
     assert teacher.value == "" and "shipped" in teacher.options[1].lower()
     teacher.set_value("shipped").run()
     assert not at.error and not at.exception
