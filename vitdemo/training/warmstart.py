@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from vitdemo.checkpoints import CheckpointError, load_checkpoint
-from vitdemo.models import is_head_key
+from vitdemo.models import DIST_HEAD, HEAD, is_head_key
 from vitdemo.runconfig import ENCODER_TAG
 
 # A number reader may start from a digit model: (reader, digit model) -> (the reader's prefix, the digit model's).
@@ -54,8 +54,9 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: 
         return _borrow(model, loaded.model.state_dict(), name, kind, *BORROWS[kind, loaded.kind])
     if loaded.kind != kind:
         raise CheckpointError(f"init checkpoint {name} holds a {loaded.kind} model, not a {kind}")
-    source = as_taught(loaded.model.state_dict(), model.state_dict())
-    body = {k: v for k, v in model.state_dict().items() if not is_head_key(k)}
+    mine = model.state_dict()
+    source = as_taught(loaded.model.state_dict(), mine)
+    body = {k: v for k, v in mine.items() if not is_head_key(k)}
     if not body:
         raise CheckpointError(f"a {kind} model has no weights outside its head: init {name} has nothing to give")
     for key, tensor in body.items():
@@ -66,7 +67,7 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike, *, dataset: 
                 f"{list(tensor.shape)} here"
             )
     keep_head = dataset is not None and loaded.meta.dataset == dataset and not loaded.meta.metrics.get(ENCODER_TAG)
-    head = {k: v for k, v in model.state_dict().items() if is_head_key(k)}
+    head = {k: v for k, v in mine.items() if is_head_key(k)}
     if keep_head and all(k in source and source[k].shape == v.shape for k, v in head.items()):
         body |= head
     model.load_state_dict({k: source[k] for k in body}, strict=False)
@@ -81,7 +82,7 @@ def as_taught(source: dict[str, Tensor], target: dict[str, Tensor]) -> dict[str,
     if "dist_token" not in target or "dist_token" in source or "cls_token" not in source:
         return source
     out = dict(source, dist_token=source["cls_token"] + source["pos_embed"][:, :1])  # (1, 1, D)
-    out.update({f"head_dist.{k[5:]}": v for k, v in source.items() if k.startswith("head.")})
+    out.update({f"{DIST_HEAD}.{k[len(HEAD) + 1 :]}": v for k, v in source.items() if k.startswith(f"{HEAD}.")})
     return out
 
 
