@@ -16,7 +16,9 @@ from vitdemo.views.forms import PRESETS
 pytestmark = pytest.mark.browser
 
 RUN_NAME = "browser-quick-run"
-QUICK_SUBSET = 2000  # with the "fast demo" preset: seconds of training on a CPU
+QUICK_SUBSET = (
+    6000  # "fast demo": a few seconds of steps, so the live view (1 s refresh) shows some; 2,000 could end unseen
+)
 EPOCHS = PRESETS["fast demo"]["epochs"]
 STEPS = EPOCHS * -(-QUICK_SUBSET // PRESETS["fast demo"]["batch_size"])
 
